@@ -1,0 +1,58 @@
+"""Deterministic test messages for the benchmarks.
+
+Every generator builds its load from here, so Kotakpos and the peers see the same bytes.
+Bodies are plain words (so SEARCH TEXT has real text to scan) with CRLF line endings and no
+line starting with a dot (so SMTP dot-stuffing never changes sizes between servers).
+"""
+
+import random
+
+DOMAIN = "bench.test"
+# A word that appears in exactly one message out of NEEDLE_EVERY, for SEARCH TEXT.
+NEEDLE = "zebrafinch"
+NEEDLE_EVERY = 100
+
+_WORDS = (
+    "invoice meeting agenda budget report quarter office printer coffee schedule project "
+    "customer delivery contract review draft summary holiday payment reminder update "
+    "question answer minutes notes travel supplier order shipment account balance"
+).split()
+
+
+def make_message(index: int, size: int, sender: str = f"loadgen@{DOMAIN}",
+                 rcpt: str = f"user@{DOMAIN}", needle: bool | None = None) -> bytes:
+    """One RFC 5322 message of about `size` bytes (within a line), CRLF endings.
+
+    `needle` forces the search word in or out; by default every NEEDLE_EVERY-th message has it.
+    """
+    rnd = random.Random(index)
+    if needle is None:
+        needle = index % NEEDLE_EVERY == 0
+    head = (
+        f"From: Load Generator <{sender}>\r\n"
+        f"To: <{rcpt}>\r\n"
+        f"Subject: bench message {index} {rnd.choice(_WORDS)}\r\n"
+        f"Date: Mon, 02 Nov 2026 10:{index // 60 % 60:02d}:{index % 60:02d} +0000\r\n"
+        f"Message-ID: <bench.{index}.{size}@{DOMAIN}>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n"
+        "\r\n"
+    ).encode()
+    lines = []
+    total = len(head)
+    if needle:
+        line = f"this message mentions the {NEEDLE} once\r\n".encode()
+        lines.append(line)
+        total += len(line)
+    while total < size:
+        line = (" ".join(rnd.choice(_WORDS) for _ in range(11)) + "\r\n").encode()
+        lines.append(line)
+        total += len(line)
+    return head + b"".join(lines)
+
+
+def mailbox_messages(count: int, seed_size: int = 4096):
+    """The bulk-loaded mailbox: `count` messages with sizes varying around seed_size."""
+    for i in range(count):
+        size = seed_size // 2 + (i * 7919) % seed_size  # 2 KiB .. 6 KiB, spread evenly
+        yield i, make_message(i, size)
