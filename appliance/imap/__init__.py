@@ -1,0 +1,16 @@
+"""IMAP4rev1 server (RFC 3501) with the extensions real clients rely on.
+
+The package follows the house shape for protocols:
+
+- ``parse.py``: the tokenizer and ``parse_command`` (complete command bytes with
+  literals inlined → a command object); no sockets, no store.
+- ``commands/``: the command classes, one module per state in which they are legal
+  (``any``, ``nonauth``, ``auth``, ``selected``), so the file layout mirrors RFC 3501 §6.
+- ``search.py`` / ``fetch.py``: the two sub-grammars big enough for their own module
+  (SEARCH keys, FETCH attributes).
+- ``reader.py``: reads one whole command from a Connection, answering ``{n}`` with a
+  continuation only after checking ``n`` against the current literal limit.
+- ``replies.py``: named responses and the single writer of tagged/untagged lines.
+- ``session.py``: the state machine.
+- ``utf7.py``: the modified UTF-7 codec of mailbox names (RFC 3501 §5.1.3).
+"""

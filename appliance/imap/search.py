@@ -1,0 +1,156 @@
+"""SEARCH criteria (RFC 3501 §6.4.4, RFC 4731 ESEARCH, RFC 7162 MODSEQ) as a key tree.
+
+The tree is made of ``Key`` leaves and ``And``/``Or``/``Not`` nodes. String
+arguments stay bytes: the CHARSET of the command says how to read them, and
+the session checks the charset before evaluating.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.imap.parse import MAX_MODSEQ, Cursor, SequenceSet
+
+# key name → argument kind (RFC 3501 §9 search-key)
+_KEYS: dict[str, str] = {
+    "ALL": "", "ANSWERED": "", "DELETED": "", "DRAFT": "", "FLAGGED": "", "NEW": "",
+    "OLD": "", "RECENT": "", "SEEN": "", "UNANSWERED": "", "UNDELETED": "", "UNDRAFT": "",
+    "UNFLAGGED": "", "UNSEEN": "",
+    "BCC": "string", "BODY": "string", "CC": "string", "FROM": "string",
+    "SUBJECT": "string", "TEXT": "string", "TO": "string",
+    "BEFORE": "date", "ON": "date", "SINCE": "date",
+    "SENTBEFORE": "date", "SENTON": "date", "SENTSINCE": "date",
+    "KEYWORD": "flag", "UNKEYWORD": "flag",
+    "LARGER": "number", "SMALLER": "number",
+    "UID": "seqset",
+    "HEADER": "header", "MODSEQ": "modseq",
+}
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+
+
+@dataclass(frozen=True)
+class Key:
+    """A leaf: ``name`` as in the RFC ("SEQ" for a bare sequence set)."""
+
+    name: str
+    arg: object = None  # bytes, date, str flag, int, SequenceSet, (field, value)
+
+
+@dataclass(frozen=True)
+class And:
+    keys: tuple
+
+
+@dataclass(frozen=True)
+class Or:
+    left: object
+    right: object
+
+
+@dataclass(frozen=True)
+class Not:
+    key: object
+
+
+@dataclass(frozen=True)
+class SearchProgram:
+    """Everything after SEARCH: RETURN options, CHARSET and the criteria (an And)."""
+
+    criteria: And
+    charset: str | None = None
+    returns: frozenset[str] | None = None  # None: classic SEARCH reply; set: ESEARCH
+
+
+def _key(cursor: Cursor):
+    # search-key = ... / sequence-set / "(" search-key *(SP search-key) ")"
+    first = cursor.peek()
+    if first == b"(":
+        return And(tuple(cursor.paren_list(lambda: _key(cursor), allow_empty=False)))
+    if first.isdigit() or first == b"*":
+        return Key("SEQ", cursor.sequence_set())
+    name = cursor.keyword()
+    if name == "NOT":
+        cursor.sp()
+        cursor.enter()  # NOT and OR nest without parentheses; bound them too
+        key = _key(cursor)
+        cursor.depth -= 1
+        return Not(key)
+    if name == "OR":
+        cursor.enter()
+        cursor.sp()
+        left = _key(cursor)
+        cursor.sp()
+        right = _key(cursor)
+        cursor.depth -= 1
+        return Or(left, right)
+    kind = _KEYS.get(name)
+    if kind is None:
+        raise cursor.error(f"unknown search key {name}")
+    if kind == "":
+        return Key(name)
+    cursor.sp()
+    if kind == "string":
+        return Key(name, cursor.astring())
+    if kind == "date":
+        return Key(name, cursor.date())
+    if kind == "flag":
+        flag = cursor.flag()
+        return Key(name, flag)
+    if kind == "number":
+        return Key(name, cursor.number())
+    if kind == "seqset":
+        return Key(name, cursor.sequence_set())
+    if kind == "header":
+        field = cursor.astring()
+        cursor.sp()
+        return Key(name, (field.decode("ascii", "replace"), cursor.astring()))
+    # MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer (RFC 7162 §3.1.5);
+    # we keep one mod-sequence per message, so the entry is read and ignored
+    if cursor.peek() == b'"':
+        cursor.quoted()
+        cursor.sp()
+        entry_type = cursor.keyword()
+        if entry_type not in ("PRIV", "SHARED", "ALL"):
+            raise cursor.error("bad MODSEQ entry type")
+        cursor.sp()
+    return Key(name, cursor.number(MAX_MODSEQ))
+
+
+def parse_search(cursor: Cursor) -> SearchProgram:
+    """search = "SEARCH" [search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key)"""
+    returns = None
+    charset = None
+    keys = []
+    cursor.sp()
+    if cursor.maybe(b"RETURN "):
+        opts = set()
+
+        def option():
+            name = cursor.keyword()
+            if name not in RETURN_OPTIONS:
+                raise cursor.error(f"unknown search return option {name}")
+            opts.add(name)
+
+        cursor.paren_list(option)
+        # RFC 4731 §3.1: RETURN () means RETURN (ALL)
+        returns = frozenset(opts or {"ALL"})
+        cursor.sp()
+    if cursor.maybe(b"CHARSET "):
+        charset = cursor.astring().decode("ascii", "replace").upper()
+        cursor.sp()
+    keys.append(_key(cursor))
+    while not cursor.at_end():
+        cursor.sp()
+        keys.append(_key(cursor))
+    return SearchProgram(And(tuple(keys)), charset, returns)
+
+
+def uses_modseq(node) -> bool:
+    """True when MODSEQ appears anywhere (RFC 7162 §3.1.5: the reply then carries MODSEQ)."""
+    if isinstance(node, Key):
+        return node.name == "MODSEQ"
+    if isinstance(node, And):
+        return any(uses_modseq(k) for k in node.keys)
+    if isinstance(node, Or):
+        return uses_modseq(node.left) or uses_modseq(node.right)
+    return uses_modseq(node.key)
