@@ -1,0 +1,36 @@
+"""MIME analysis: a message is parsed once, at arrival, and never again.
+
+The store calls `analyze(raw)` when a message is delivered or appended and keeps the
+returned `MessageInfo` (as JSON) beside the raw bytes. IMAP FETCH (ENVELOPE, BODY,
+BODYSTRUCTURE, BODY[section], BINARY), SEARCH, POP3 and the TUI work from that record
+and from byte offsets into the raw message, so no request re-parses MIME.
+
+The package is pure (no sockets, no SQL) and every function takes bytes and returns
+bytes or plain data. Malformed MIME never raises; nesting depth and part count are
+bounded (structure.MAX_DEPTH, structure.MAX_PARTS) and content past the bounds is
+opaque. Boundaries are found with bytes.find; the stdlib `email` package is used only
+to decode header words and dates, never to build message trees of large bodies.
+
+Modules: `headers` (fields, encoded words, parameters, addresses), `structure` (the
+Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections` (BODY[...] and
+BINARY[...] cuts), `info` (analyze and the stored record).
+"""
+
+from .headers import header_fields
+from .info import MessageInfo, analyze, normalize_crlf
+from .sections import UnknownEncoding, decoded, find_part, section
+from .structure import MAX_DEPTH, MAX_PARTS, Part
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PARTS",
+    "MessageInfo",
+    "Part",
+    "UnknownEncoding",
+    "analyze",
+    "decoded",
+    "find_part",
+    "header_fields",
+    "normalize_crlf",
+    "section",
+]

@@ -1,0 +1,412 @@
+"""Header fields: splitting, unfolding, RFC 2047 decoding, MIME parameters, addresses.
+
+Everything here works on raw bytes or on their lossless latin-1 decoding, so that the
+exact header bytes (8-bit included) can be given back to IMAP clients unchanged.
+Nothing here raises on malformed input.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import decode_header
+
+_FOLD = re.compile(rb"\r\n|\r|\n")
+_WSP = b" \t"
+
+
+def raw_fields(header: bytes) -> list[tuple[str, bytes]]:
+    """Split a header block into fields, keeping each field's exact bytes.
+
+    Returns (name, field) pairs: `name` as written (latin-1), `field` the whole field
+    including continuation lines and line terminators. Lines that are no header field
+    (no colon, or a name with spaces or control characters) are skipped, as is a
+    continuation line with no field before it. A blank line ends the header.
+    """
+    fields: list[tuple[str, bytes]] = []
+    name: str | None = None
+    pieces: list[bytes] = []
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                pieces.append(line)
+            continue
+        if name is not None:
+            fields.append((name, b"".join(pieces)))
+            name = None
+        if not line.rstrip(b"\r\n"):
+            break
+        colon = line.find(b":")
+        candidate = line[:colon].rstrip(_WSP) if colon > 0 else b""
+        # RFC 5322 §3.6.8: field-name = 1*ftext (printable US-ASCII except colon)
+        if candidate and all(33 <= c <= 126 for c in candidate):
+            name = candidate.decode("ascii")
+            pieces = [line]
+    if name is not None:
+        fields.append((name, b"".join(pieces)))
+    return fields
+
+
+def header_fields(header: bytes) -> list[tuple[str, bytes]]:
+    """(name, unfolded value) pairs of a header block, in order.
+
+    The value is the raw bytes after the colon with line breaks removed (RFC 5322 §2.2.3
+    unfolding) and surrounding whitespace stripped; encoded words stay encoded.
+    """
+    out = []
+    for name, field in raw_fields(header):
+        value = field[field.index(b":") + 1:]
+        out.append((name, _FOLD.sub(b"", value).strip(b" \t")))
+    return out
+
+
+def first(fields: list[tuple[str, bytes]], name: str) -> bytes | None:
+    """The value of the first field called `name` (case-insensitive), or None."""
+    name = name.lower()
+    for field_name, value in fields:
+        if field_name.lower() == name:
+            return value
+    return None
+
+
+def to_text(value: bytes) -> str:
+    """Bytes of a header or body as text: UTF-8 when valid, else latin-1 (never fails)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def decode_words(value: bytes) -> str:
+    """Decode a header value for display and search: 8-bit bytes and RFC 2047 words."""
+    text = to_text(value)
+    if "=?" not in text:
+        return text
+    try:
+        chunks = decode_header(text)
+    except (HeaderParseError, ValueError):
+        return text
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None:
+            # decode_header hands back the plain stretches encoded this way
+            out.append(chunk.decode("raw-unicode-escape", "replace"))
+        else:
+            out.append(decode_charset(chunk, charset.split("*")[0]))
+    return "".join(out)
+
+
+def decode_charset(data: bytes, charset: str) -> str:
+    """Decode `data` in a declared charset; unknown or mislabelled ASCII falls back."""
+    charset = charset.strip().lower() or "us-ascii"
+    if charset in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
+        # 8-bit text labelled ASCII is nearly always UTF-8 or latin-1
+        return to_text(data)
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return to_text(data)
+
+
+# --- MIME parameters (RFC 2045 §5.1, RFC 2231) ------------------------------------------
+
+_TSPECIALS = '()<>@,;:\\"/[]?='
+
+
+def _skip_cfws(s: str, i: int) -> int:
+    """Index of the first character at or after i that is neither whitespace nor comment."""
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":
+            i = _comment_end(s, i)
+        else:
+            break
+    return i
+
+
+def _comment_end(s: str, i: int) -> int:
+    """Index just past the (possibly nested) comment starting at s[i] == '('."""
+    depth = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+def _quoted(s: str, i: int) -> tuple[str, int]:
+    """Unescaped content of the quoted string at s[i] == '"', and the index after it."""
+    out = []
+    i += 1
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n:
+            out.append(s[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    return "".join(out), n
+
+
+def _token(s: str, i: int, stop: str = _TSPECIALS) -> tuple[str, int]:
+    j = i
+    n = len(s)
+    while j < n and s[j] not in stop and s[j] not in " \t\r\n" and s[j] >= " ":
+        j += 1
+    return s[i:j], j
+
+
+def parse_mime_value(value: str) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type or Content-Disposition value into its head and parameters.
+
+    The head is e.g. "text/plain" or "attachment" (lowercase; "" when unreadable).
+    Parameter names are lowercased; the first occurrence wins; RFC 2231 continuations
+    (name*0, name*1*) are joined, and a name whose value carries RFC 2231 encoding keeps
+    its trailing '*' (as Dovecot shows it in BODYSTRUCTURE).
+    """
+    head, i = _token(value, _skip_cfws(value, 0))
+    i = _skip_cfws(value, i)
+    if value[i:i + 1] == "/":
+        sub, i = _token(value, _skip_cfws(value, i + 1))
+        head = head + "/" + sub
+    raw_params: list[tuple[str, str]] = []
+    n = len(value)
+    while i < n:
+        semi = value.find(";", i)
+        if semi < 0:
+            break
+        i = _skip_cfws(value, semi + 1)
+        name, i = _token(value, i)
+        i = _skip_cfws(value, i)
+        if not name or value[i:i + 1] != "=":
+            continue
+        i = _skip_cfws(value, i + 1)
+        if value[i:i + 1] == '"':
+            val, i = _quoted(value, i)
+        else:
+            val, i = _token(value, i, stop=';" \t')
+        raw_params.append((name.lower(), val))
+    return head.lower(), _join_rfc2231(raw_params)
+
+
+_SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$")
+
+
+def _join_rfc2231(raw_params: list[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    sections: dict[str, list[tuple[int, str, bool]]] = {}
+    order: list[str] = []
+    for name, val in raw_params:
+        m = _SECTION.match(name)
+        if m:
+            base = m.group(1)
+            if base not in sections:
+                sections[base] = []
+                order.append(base)
+            sections[base].append((int(m.group(2)), val, bool(m.group(3))))
+        elif name not in params:
+            params[name] = val
+            order.append(name)
+    joined: dict[str, str] = {}
+    for name in order:
+        if name in sections:
+            parts = sorted(sections[name], key=lambda p: p[0])
+            key = name + "*" if parts[0][2] else name
+            joined.setdefault(key, "".join(p[1] for p in parts))
+        else:
+            joined.setdefault(name, params[name])
+    return joined
+
+
+def param_text(params: dict[str, str], name: str) -> str | None:
+    """A parameter's decoded value: RFC 2231 (name*) or RFC 2047 (name) forms."""
+    extended = params.get(name + "*")
+    if extended is not None:
+        charset, _, rest = extended.partition("'")
+        if not rest:
+            return urllib.parse.unquote(extended, errors="replace")
+        _, _, encoded = rest.partition("'")
+        try:
+            return urllib.parse.unquote(encoded, encoding=charset or "us-ascii", errors="replace")
+        except LookupError:
+            return urllib.parse.unquote(encoded, encoding="latin-1")
+    plain = params.get(name)
+    if plain is None:
+        return None
+    return decode_words(plain.encode("latin-1"))
+
+
+# --- addresses (RFC 5322 §3.4) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    """One entry of an address list, shaped like an IMAP ENVELOPE address.
+
+    A group start has `mailbox` = group name and `host` None; a group end has all None
+    (RFC 3501 §7.4.2). Strings are latin-1 decodings of the raw header bytes.
+    """
+
+    name: str | None  # display name (phrase or trailing comment), raw encoded words kept
+    route: str | None  # obsolete source route, e.g. "@relay"
+    mailbox: str | None  # local part, or the group name at a group start
+    host: str | None  # domain; "" for an address without one; None marks a group
+
+    @property
+    def is_group_start(self) -> bool:
+        return self.host is None and self.mailbox is not None
+
+    @property
+    def is_group_end(self) -> bool:
+        return self.host is None and self.mailbox is None
+
+
+_ADDR_SPECIALS = "<>,:;@"
+
+
+def _address_tokens(s: str) -> list[tuple[str, str]]:
+    """Tokens of an address list: ('s', special), ('q', quoted), ('c', comment), ('a', atom)."""
+    tokens = []
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == '"':
+            text, i = _quoted(s, i)
+            tokens.append(("q", text))
+        elif c == "(":
+            end = _comment_end(s, i)
+            tokens.append(("c", s[i + 1:end - 1].strip()))
+            i = end
+        elif c == "[":
+            end = s.find("]", i)
+            end = n if end < 0 else end + 1
+            tokens.append(("a", s[i:end]))
+            i = end
+        elif c in _ADDR_SPECIALS:
+            tokens.append(("s", c))
+            i += 1
+        else:
+            j = i
+            while j < n and s[j] not in _ADDR_SPECIALS and s[j] not in ' \t\r\n"([':
+                j += 1
+            tokens.append(("a", s[i:j]))
+            i = j
+    return tokens
+
+
+def _spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str, str]:
+    """(route, mailbox, host) of the tokens of an addr-spec, possibly with a route."""
+    route = None
+    if tokens and tokens[0] == ("s", "@"):
+        colon = next((k for k, t in enumerate(tokens) if t == ("s", ":")), -1)
+        if colon > 0:
+            route = "".join(t for _, t in tokens[:colon])
+            tokens = tokens[colon + 1:]
+    at = max((k for k, t in enumerate(tokens) if t == ("s", "@")), default=-1)
+    if at < 0:
+        return route, "".join(t for _, t in tokens), ""
+    return route, "".join(t for _, t in tokens[:at]), "".join(t for _, t in tokens[at + 1:])
+
+
+def parse_addresses(value: bytes) -> list[Address]:
+    """Parse an address-list header value into IMAP envelope addresses.
+
+    Lenient: whatever looks like an address is kept, garbage is dropped, an unclosed
+    group is closed. A display name comes from the phrase, or else from a comment.
+    """
+    tokens = _address_tokens(value.decode("latin-1"))
+    out: list[Address] = []
+    phrase: list[tuple[str, str]] = []
+    comment: str | None = None
+    in_group = False
+    done = False  # an angle address ended this entry; ignore the rest up to ',' or ';'
+
+    def finish() -> None:
+        nonlocal phrase, comment, done
+        if phrase and not done:
+            route, mailbox, host = _spec(phrase)
+            if mailbox or host:
+                out.append(Address(comment or None, route, mailbox, host))
+        phrase, comment, done = [], None, False
+
+    k = 0
+    while k < len(tokens):
+        kind, text = tokens[k]
+        if kind == "c":
+            comment = text or comment
+        elif kind == "s" and text == "<":
+            end = next((j for j in range(k + 1, len(tokens)) if tokens[j] == ("s", ">")), len(tokens))
+            inner = [t for t in tokens[k + 1:end] if t[0] != "c"]
+            name = " ".join(t for _, t in phrase) or None
+            if not done and inner:
+                route, mailbox, host = _spec(inner)
+                out.append(Address(name, route, mailbox, host))
+            phrase, comment, done = [], None, True
+            k = end
+        elif kind == "s" and text == ":" and not in_group and not done and phrase:
+            out.append(Address(None, None, " ".join(t for _, t in phrase), None))
+            phrase, comment = [], None
+            in_group = True
+        elif kind == "s" and text == ",":
+            finish()
+        elif kind == "s" and text == ";" and in_group:
+            finish()
+            out.append(Address(None, None, None, None))
+            in_group = False
+        elif not done:
+            phrase.append((kind, text))
+        k += 1
+    finish()
+    if in_group:
+        out.append(Address(None, None, None, None))
+    return out
+
+
+def display_addresses(value: bytes) -> str:
+    """Decoded, readable form of an address list, e.g. 'Alice <a@x.org>, b@y.org'."""
+    items = []
+    group: list[str] | None = None
+    group_name = ""
+    for addr in parse_addresses(value):
+        if addr.is_group_start:
+            group, group_name = [], decode_words((addr.mailbox or "").encode("latin-1"))
+            continue
+        if addr.is_group_end:
+            if group is not None:
+                items.append(f"{group_name}: {', '.join(group)};")
+            group = None
+            continue
+        spec = addr.mailbox or ""
+        if addr.host:
+            spec += "@" + addr.host
+        if addr.name:
+            text = f"{decode_words(addr.name.encode('latin-1'))} <{spec}>"
+        else:
+            text = spec
+        (group if group is not None else items).append(text)
+    if not items and value:
+        return decode_words(value)
+    return ", ".join(items)

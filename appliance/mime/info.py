@@ -1,0 +1,154 @@
+"""analyze(): everything IMAP, POP3, SEARCH and the TUI need from a message, in one pass."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from .headers import decode_charset, decode_words, display_addresses, first, header_fields, to_text
+from .imapformat import body_structure, envelope
+from .sections import UnknownEncoding, transfer_decode
+from .structure import Part, parse_structure
+
+SEARCH_TEXT_LIMIT = 1_000_000  # characters of body text kept for SEARCH BODY/TEXT
+
+_JSON_VERSION = 1
+
+
+@dataclass
+class MessageInfo:
+    """The parsed form of one message, computed once at arrival and stored beside it.
+
+    The three IMAP renderings carry their outer parentheses, ready to follow the FETCH
+    item name (b"ENVELOPE " + info.envelope). Text fields are decoded for display and
+    search: RFC 2047 words, 8-bit UTF-8 (latin-1 when not valid UTF-8).
+    """
+
+    envelope: bytes  # IMAP ENVELOPE (RFC 3501 §7.4.2), rendered
+    body: bytes  # IMAP BODY: BODYSTRUCTURE without extension data
+    bodystructure: bytes  # IMAP BODYSTRUCTURE with extension data
+    root: Part  # the MIME tree, as offsets into the raw message
+    subject: str  # decoded Subject ("" when absent)
+    from_: str  # decoded From, e.g. "Alice <a@x.org>"
+    to: str  # decoded To
+    cc: str  # decoded Cc
+    date: datetime | None  # the Date header (SENTBEFORE/SENTON/SENTSINCE); None when absent or unreadable
+    message_id: str  # Message-ID as written, e.g. "<id@host>"
+    search_text: str  # decoded text of the text/* parts, at most SEARCH_TEXT_LIMIT characters
+    header_search: str  # decoded, unfolded top-level header, one "Name: value\n" per field
+
+    def to_json(self) -> str:
+        """Serialise for storage; MessageInfo.from_json(info.to_json()) == info."""
+        return json.dumps({
+            "v": _JSON_VERSION,
+            "envelope": self.envelope.decode("latin-1"),
+            "body": self.body.decode("latin-1"),
+            "bodystructure": self.bodystructure.decode("latin-1"),
+            "root": self.root.to_dict(),
+            "subject": self.subject,
+            "from": self.from_,
+            "to": self.to,
+            "cc": self.cc,
+            "date": self.date.isoformat() if self.date is not None else None,
+            "message_id": self.message_id,
+            "search_text": self.search_text,
+            "header_search": self.header_search,
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> MessageInfo:
+        d = json.loads(text)
+        if d.get("v") != _JSON_VERSION:
+            raise ValueError(f"unknown MessageInfo version {d.get('v')!r}")
+        return cls(
+            envelope=d["envelope"].encode("latin-1"),
+            body=d["body"].encode("latin-1"),
+            bodystructure=d["bodystructure"].encode("latin-1"),
+            root=Part.from_dict(d["root"]),
+            subject=d["subject"],
+            from_=d["from"],
+            to=d["to"],
+            cc=d["cc"],
+            date=datetime.fromisoformat(d["date"]) if d["date"] is not None else None,
+            message_id=d["message_id"],
+            search_text=d["search_text"],
+            header_search=d["header_search"],
+        )
+
+
+def normalize_crlf(raw: bytes) -> bytes:
+    """Make every line end in CRLF: bare LF and bare CR become CRLF."""
+    if raw.count(b"\r") == raw.count(b"\n") == raw.count(b"\r\n"):
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def analyze(raw: bytes) -> MessageInfo:
+    """Parse a message (CRLF line endings) once, for storage. Never raises on bad MIME."""
+    root = parse_structure(raw)
+    header = raw[root.header_start:root.body_start]
+    fields = header_fields(header)
+
+    def decoded(name: str) -> str:
+        value = first(fields, name)
+        return "" if value is None else decode_words(value)
+
+    def addresses(name: str) -> str:
+        value = first(fields, name)
+        return "" if value is None else display_addresses(value)
+
+    return MessageInfo(
+        envelope=envelope(header),
+        body=b"(" + body_structure(raw, root, extended=False) + b")",
+        bodystructure=b"(" + body_structure(raw, root, extended=True) + b")",
+        root=root,
+        subject=decoded("subject"),
+        from_=addresses("from"),
+        to=addresses("to"),
+        cc=addresses("cc"),
+        date=_date(first(fields, "date")),
+        message_id=to_text(first(fields, "message-id") or b""),
+        search_text=_search_text(raw, root),
+        header_search="".join(f"{name}: {decode_words(value)}\n" for name, value in fields),
+    )
+
+
+def _date(value: bytes | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.decode("latin-1"))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _search_text(raw: bytes, root: Part) -> str:
+    """Decoded text of every text/* part, in order, up to SEARCH_TEXT_LIMIT characters."""
+    out: list[str] = []
+    budget = SEARCH_TEXT_LIMIT
+    stack = [root]
+    while stack and budget > 0:
+        part = stack.pop()
+        if part.children:
+            stack.extend(reversed(part.children))
+        elif part.message is not None:
+            stack.append(part.message)
+        elif part.maintype == "text":
+            body = raw[part.body_start:part.body_end]
+            try:
+                body = transfer_decode(body, part.encoding)
+            except UnknownEncoding:
+                pass  # search the bytes as they are
+            text = decode_charset(body[:budget * 4], part.params.get("charset", "us-ascii"))
+            if part.subtype == "html":
+                text = html.unescape(_TAG.sub(" ", text))
+            out.append(text[:budget])
+            budget -= len(out[-1]) + 1
+    return "\n".join(out)

@@ -1,0 +1,207 @@
+"""The MIME tree of a message as byte offsets into its raw bytes (RFC 2045, RFC 2046).
+
+The parser looks only at headers and boundary lines: bodies are never copied or decoded
+here, boundaries are found with bytes.find. Limits keep hostile messages cheap: a part
+nested deeper than MAX_DEPTH, or beyond MAX_PARTS parts in all, is not looked into; a
+multipart or message part cut off that way becomes an opaque application/octet-stream,
+as Dovecot does. Input must have CRLF line endings (see normalize_crlf).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .headers import header_fields, parse_mime_value
+
+MAX_DEPTH = 32  # parts nested deeper than this are opaque
+MAX_PARTS = 2000  # parts beyond this count are not parsed
+
+_CTE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.+")
+
+
+@dataclass
+class Part:
+    """One MIME entity: its place in the raw message and its Content-* headers.
+
+    Offsets satisfy header_start <= body_start <= body_end <= len(raw). The header runs
+    from header_start to body_start and includes the blank line that ends it; the body
+    of a part inside a multipart excludes the CRLF that precedes the next boundary.
+    String fields hold the raw header bytes decoded as latin-1 (lossless), so IMAP can
+    give them back byte for byte.
+    """
+
+    header_start: int  # offset of the first header byte
+    body_start: int  # offset of the first body byte (= end of header incl. blank line)
+    body_end: int  # offset one past the last body byte
+    maintype: str = "text"  # lowercase; RFC 2045 default text/plain
+    subtype: str = "plain"
+    params: dict[str, str] = field(default_factory=dict)  # Content-Type parameters, names lowercase; text/* always has a charset
+    encoding: str = "7bit"  # Content-Transfer-Encoding, lowercase; 7bit when absent or malformed
+    content_id: str | None = None  # Content-ID value
+    description: str | None = None  # Content-Description value (raw, may hold encoded words)
+    md5: str | None = None  # Content-MD5 value
+    disposition: str | None = None  # Content-Disposition type, lowercase ("inline", "attachment")
+    disposition_params: dict[str, str] = field(default_factory=dict)  # its parameters
+    language: list[str] = field(default_factory=list)  # Content-Language tags
+    location: str | None = None  # Content-Location value
+    lines: int = 0  # CRLF count of the body, for text/* and message/rfc822 parts
+    children: list[Part] = field(default_factory=list)  # sub-parts of a multipart
+    message: Part | None = None  # the encapsulated message of a message/rfc822 part
+    opaque: bool = False  # True when the limits stopped parsing this multipart/message part
+
+    @property
+    def size(self) -> int:
+        """Octets of the body, as IMAP reports it."""
+        return self.body_end - self.body_start
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.maintype == "multipart"
+
+    def to_dict(self) -> dict:
+        d = {name: getattr(self, name) for name in _SCALARS}
+        d["children"] = [child.to_dict() for child in self.children]
+        d["message"] = self.message.to_dict() if self.message is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Part:
+        part = cls(**{name: d[name] for name in _SCALARS})
+        part.children = [cls.from_dict(child) for child in d["children"]]
+        part.message = cls.from_dict(d["message"]) if d["message"] is not None else None
+        return part
+
+
+_SCALARS = (
+    "header_start", "body_start", "body_end", "maintype", "subtype", "params", "encoding",
+    "content_id", "description", "md5", "disposition", "disposition_params", "language",
+    "location", "lines", "opaque",
+)
+
+
+def parse_structure(raw: bytes) -> Part:
+    """Parse the MIME tree of a whole message. Never raises."""
+    return _Parser(raw).part(0, len(raw), 0, ("text", "plain"))
+
+
+class _Parser:
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.count = 0  # parts created so far, against MAX_PARTS
+
+    def part(self, start: int, end: int, depth: int, default: tuple[str, str]) -> Part:
+        """Parse the entity occupying raw[start:end]."""
+        self.count += 1
+        raw = self.raw
+        body_start = _header_end(raw, start, end)
+        part = Part(start, body_start, end)
+        _read_content_headers(part, header_fields(raw[start:body_start]), default)
+        nested = part.is_multipart or (part.maintype == "message" and part.subtype in ("rfc822", "global"))
+        if nested and (depth >= MAX_DEPTH or self.count >= MAX_PARTS):
+            # RFC 2046 gives no limit; we stop looking inside, Dovecot-style
+            part.maintype, part.subtype, part.opaque = "application", "octet-stream", True
+        elif part.is_multipart:
+            child_default = ("message", "rfc822") if part.subtype == "digest" else ("text", "plain")
+            part.children = self.multipart(part, depth, child_default)
+        elif nested:
+            part.message = self.part(body_start, end, depth + 1, ("text", "plain"))
+        if part.maintype == "text" or part.message is not None:
+            part.lines = raw.count(b"\r\n", body_start, end)
+        return part
+
+    def multipart(self, part: Part, depth: int, default: tuple[str, str]) -> list[Part]:
+        """Split a multipart body at its boundary lines (RFC 2046 §5.1.1)."""
+        boundary = part.params.get("boundary")
+        if not boundary or part.body_start == part.body_end:
+            return []
+        raw = self.raw
+        end = part.body_end
+        delimiter = b"\r\n--" + boundary.encode("latin-1")
+        # The CRLF of the blank line after the header lets a boundary on the first body
+        # line be found like any other ("the CRLF preceding the boundary delimiter line
+        # is conceptually attached to the boundary").
+        pos = part.body_start - 2
+        children: list[Part] = []
+        child_start = -1  # start of the part being collected; -1 in preamble/epilogue
+        while self.count < MAX_PARTS:
+            at = raw.find(delimiter, pos, end)
+            if at < 0:
+                break
+            after = at + len(delimiter)
+            closing = raw.startswith(b"--", after, end)
+            rest = after + 2 if closing else after
+            eol = raw.find(b"\r\n", rest, end)
+            line_end = end if eol < 0 else eol
+            if raw[rest:line_end].strip(b" \t"):
+                pos = after  # a longer string that starts like the boundary
+                continue
+            if child_start >= 0:
+                children.append(self.part(min(child_start, at), at, depth + 1, default))
+            if closing or eol < 0:
+                child_start = -1
+                break
+            child_start = eol + 2
+            pos = eol  # an empty part: its end CRLF is also this line's end
+        if child_start >= 0 and self.count < MAX_PARTS:
+            # no closing delimiter: the last part runs to the end
+            children.append(self.part(child_start, end, depth + 1, default))
+        return children
+
+
+def _header_end(raw: bytes, start: int, end: int) -> int:
+    """Offset just past the blank line ending the header at raw[start:end], or end."""
+    if raw.startswith(b"\r\n", start, end):
+        return start + 2
+    blank = raw.find(b"\r\n\r\n", start, end)
+    return end if blank < 0 else blank + 4
+
+
+def _read_content_headers(part: Part, fields: list[tuple[str, bytes]], default: tuple[str, str]) -> None:
+    content: dict[str, bytes] = {}
+    for name, value in fields:
+        key = name.lower()
+        if key.startswith("content-") and key not in content:
+            content[key] = value
+
+    def text(key: str) -> str | None:
+        value = content.get(key)
+        return None if value is None else value.decode("latin-1")
+
+    part.maintype, part.subtype = default
+    ctype = text("content-type")
+    if ctype is not None:
+        head, params = parse_mime_value(ctype)
+        maintype, _, subtype = head.partition("/")
+        if maintype and subtype:
+            part.maintype, part.subtype, part.params = maintype, subtype, params
+    if part.maintype == "text" and "charset" not in part.params:
+        part.params = {"charset": "us-ascii", **part.params}
+    cte = (text("content-transfer-encoding") or "").strip().lower()
+    if cte and set(cte) <= _CTE_CHARS:
+        part.encoding = cte
+    part.content_id = text("content-id")
+    part.description = text("content-description")
+    part.md5 = text("content-md5")
+    part.location = text("content-location")
+    disposition = text("content-disposition")
+    if disposition is not None:
+        head, params = parse_mime_value(disposition)
+        if head:
+            part.disposition, part.disposition_params = head, params
+    language = text("content-language")
+    if language is not None:
+        part.language = [tag.strip() for tag in _strip_comments(language).split(",") if tag.strip()]
+
+
+def _strip_comments(value: str) -> str:
+    out = []
+    depth = 0
+    for c in value:
+        if c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(c)
+    return "".join(out)
+
