@@ -1,0 +1,124 @@
+"""Logins for every protocol, with one shared defence against guessing.
+
+Each failed login is answered more slowly than the last, both per client address and per
+account (so an account guessed from many addresses slows down too). An address that
+keeps failing is refused for ``auth.block_seconds``; loopback and trusted networks — a
+webmail on the same box — are never blocked wholesale, only slowed per account. Nothing
+here ever logs or stores a password.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from appliance.net.addresses import Networks, is_loopback
+
+log = logging.getLogger("kotakpos.auth")
+
+FIRST_DELAY = 0.1   # seconds after the first failure; doubles with each further one
+FORGET_AFTER = 3600.0  # failures older than this no longer count
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    blocked_until: float = 0.0
+
+
+class Authenticator:
+    def __init__(self, store, auth_config, sleep=time.sleep):
+        self.store = store
+        self.config = auth_config
+        self.trusted = Networks(auth_config.trusted_networks)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._by_ip: dict[str, _Failures] = {}
+        self._by_account: dict[str, _Failures] = {}
+
+    # -- policy questions the protocols ask ----------------------------------------------
+
+    def plaintext_allowed(self, conn) -> bool:
+        """Passwords only inside TLS, unless the config allows plaintext from trusted networks."""
+        if conn.is_tls:
+            return True
+        return self.config.allow_plaintext and (conn.is_loopback or self.trusted.contains(conn.peer_ip))
+
+    def is_trusted(self, ip: str) -> bool:
+        return is_loopback(ip) or self.trusted.contains(ip)
+
+    def blocked(self, conn) -> bool:
+        """True while the client's address is refused for having failed too often."""
+        return self.is_blocked(conn.peer_ip)
+
+    def is_blocked(self, ip: str) -> bool:
+        with self._lock:
+            entry = self._by_ip.get(ip)
+            return bool(entry and entry.blocked_until > time.time())
+
+    # -- logging in ------------------------------------------------------------------------
+
+    def login(self, address: str, password: str, conn):
+        """The user if the password is right, else None (after a growing delay)."""
+        ip = conn.peer_ip
+        if self.is_blocked(ip):
+            log.info("auth refused ip=%s user=%s: address blocked", ip, address)
+            return None
+        user = self.store.verify_password(address, password) if address and password else None
+        if user is not None:
+            with self._lock:
+                self._by_ip.pop(ip, None)
+                self._by_account.pop(user.address.lower(), None)
+            log.info("auth ok ip=%s user=%s listener=%s", ip, user.address, conn.info.listener)
+            return user
+        delay = self._record_failure(ip, address.lower())
+        log.info("auth failed ip=%s user=%s listener=%s delay=%.1fs", ip, address, conn.info.listener, delay)
+        self._sleep(delay)
+        return None
+
+    def _record_failure(self, ip: str, account: str) -> float:
+        now = time.time()
+        with self._lock:
+            by_ip = self._fresh(self._by_ip, ip, now)
+            by_account = self._fresh(self._by_account, account, now)
+            by_ip.count += 1
+            by_account.count += 1
+            by_ip.last = by_account.last = now
+            if by_ip.count >= self.config.block_after and not self.is_trusted(ip):
+                by_ip.blocked_until = now + self.config.block_seconds
+                log.warning("blocking ip=%s for %ds after %d failed logins", ip, self.config.block_seconds, by_ip.count)
+            # A trusted address is slowed only by the account's own failures.
+            count = by_account.count if self.is_trusted(ip) else max(by_ip.count, by_account.count)
+        return min(self.config.fail_delay_max, FIRST_DELAY * 2 ** (count - 1))
+
+    @staticmethod
+    def _fresh(table: dict, key: str, now: float) -> _Failures:
+        entry = table.get(key)
+        if entry is None or (now - entry.last > FORGET_AFTER and entry.blocked_until < now):
+            entry = table[key] = _Failures()
+        return entry
+
+    # -- administration -----------------------------------------------------------------
+
+    def blocked_addresses(self) -> list[dict]:
+        now = time.time()
+        with self._lock:
+            return [{"ip": ip, "failures": f.count, "until": f.blocked_until}
+                    for ip, f in sorted(self._by_ip.items()) if f.blocked_until > now]
+
+    def failing_addresses(self) -> list[dict]:
+        with self._lock:
+            return [{"ip": ip, "failures": f.count, "until": f.blocked_until} for ip, f in sorted(self._by_ip.items())]
+
+    def block(self, ip: str, seconds: float) -> None:
+        with self._lock:
+            entry = self._by_ip.setdefault(ip, _Failures())
+            entry.blocked_until = time.time() + seconds
+            entry.last = time.time()
+
+    def unblock(self, ip: str) -> bool:
+        with self._lock:
+            return self._by_ip.pop(ip, None) is not None

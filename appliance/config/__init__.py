@@ -1,0 +1,129 @@
+"""Configuration: one TOML file plus built-in defaults, validated into a frozen ``Config``.
+
+A file holds only the settings it changes; everything else keeps its default. An
+unknown or ill-typed setting is an error that names the key and the file's line, so a
+typo never silently falls back to a default. This is the only package that reads the
+config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+
+from appliance.config.schema import Config
+
+__all__ = ["Config", "ConfigError", "load", "sample_text", "with_overrides"]
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file, line and key."""
+
+
+def load(path: Path | None) -> Config:
+    """Read ``path`` (if it exists) over the defaults."""
+    if path is None or not path.exists():
+        return Config()
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return _build(Config, data, (), text, path)
+
+
+def with_overrides(config: Config, **sections: dict) -> Config:
+    """A copy of ``config`` with some fields replaced: ``with_overrides(c, server={"listen": [...]})``."""
+    changes = {name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(config, **changes)
+
+
+def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{path}:{_line_of(text, where, key)}: unknown setting '{'.'.join(where + (key,))}'")
+        f = fields[key]
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}:{_line_of(text, where, key)}: '{key}' must be a table [{key}]")
+            values[key] = _build(type(default), value, where + (key,), text, path)
+        else:
+            values[key] = _checked(value, default, where + (key,), text, path)
+    return cls(**values)
+
+
+def _checked(value, default, key_path, text, path):
+    expected = type(default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if ok and expected is list:
+        ok = all(isinstance(v, str) for v in value)
+    if ok and expected is dict:
+        ok = all(isinstance(v, str) for v in value.values())
+    if not ok:
+        line = _line_of(text, key_path[:-1], key_path[-1])
+        raise ConfigError(
+            f"{path}:{line}: '{'.'.join(key_path)}' must be {_type_name(expected)}, not {value!r}"
+        )
+    return value
+
+
+def _type_name(t) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list of strings", dict: "a table of strings"}[t]
+
+
+def _line_of(text: str, section: tuple[str, ...], key: str) -> int:
+    """The 1-based line where ``key`` is set inside ``[section]`` (0 when not found)."""
+    current: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"\s*\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = tuple(part.strip().strip('"') for part in header.group(1).split("."))
+            if current == section + (key,):
+                return number
+            continue
+        assignment = re.match(r"\s*\"?([A-Za-z0-9_.\-]+)\"?\s*=", line)
+        if assignment:
+            dotted = tuple(current) + tuple(assignment.group(1).split("."))
+            if dotted == section + (key,):
+                return number
+    return 0
+
+
+def sample_text() -> str:
+    """The commented kotakpos.toml written on first start: every setting with its default."""
+    lines = [
+        "# Kotakpos configuration. Every setting is listed with its default, commented out.",
+        "# Uncomment and change only what you need; the rest keeps its default.",
+        "",
+    ]
+    for section in dataclasses.fields(Config):
+        lines.append(f"[{section.name}]")
+        defaults = section.default_factory()
+        for f in dataclasses.fields(defaults):
+            lines.append(f"# {f.metadata['doc']}")
+            value = getattr(defaults, f.name)
+            if isinstance(value, dict):
+                lines.append(f"# [{section.name}.{f.name}]")
+                lines.append('# "example.org" = "mx.example.org:25"')
+            else:
+                lines.append(f"# {f.name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,103 @@
+"""The configuration schema: every setting, its default and what it means.
+
+Each section is a frozen dataclass; each field carries its documentation in
+``metadata["doc"]``. The loader validates a TOML file against these classes, and the
+commented sample ``kotakpos.toml`` is generated from them, so the documentation and the
+code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+
+def setting(default, doc: str, **kw):
+    """A config field with its documentation (mutable defaults are copied per instance)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc}, **kw)
+    return field(default=default, metadata={"doc": doc}, **kw)
+
+
+@dataclass(frozen=True)
+class ServerSection:
+    hostname: str = setting(socket.gethostname(), "Name this server gives itself in greetings, Received headers and its TLS certificate.")
+    listen: list = setting([""], "Addresses to listen on; \"\" means every address (IPv6 and IPv4).")
+    port_offset: int = setting(0, "Added to every port, so an unprivileged user can run the server (10000 gives 10025, 10143, ...).")
+    max_connections: int = setting(2000, "Connections served at once across all listeners; past it a new client gets its protocol's 'too busy' reply.")
+    max_connections_per_ip: int = setting(50, "Connections at once from one address (trusted networks and loopback are exempt).")
+    shutdown_grace: float = setting(10.0, "Seconds that transactions in flight may take to finish when the server is asked to stop.")
+    log_file: str = setting("", "Also write the log to this file (relative to the data folder); \"\" logs to stderr only.")
+    log_level: str = setting("info", "One of debug, info, warning, error.")
+
+
+@dataclass(frozen=True)
+class PortsSection:
+    smtp: int = setting(25, "Inbound mail from other servers (MX).")
+    submission: int = setting(587, "Mail submission by users, STARTTLS then AUTH.")
+    smtps: int = setting(465, "Mail submission over implicit TLS.")
+    pop3: int = setting(110, "POP3, STLS available.")
+    pop3s: int = setting(995, "POP3 over implicit TLS.")
+    imap: int = setting(143, "IMAP, STARTTLS available.")
+    imaps: int = setting(993, "IMAP over implicit TLS.")
+
+
+@dataclass(frozen=True)
+class TlsSection:
+    cert_file: str = setting("tls/cert.pem", "Certificate chain (PEM), relative to the data folder. A self-signed one is made on first start.")
+    key_file: str = setting("tls/key.pem", "Private key (PEM), relative to the data folder; must not be readable by others.")
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    message_size: int = setting(26214400, "Largest message accepted, in bytes (SMTP SIZE, IMAP APPEND).")
+    idle_timeout_unauthenticated: float = setting(60.0, "Seconds an IMAP or POP3 client may stay silent before it logs in.")
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    allow_plaintext: bool = setting(False, "Allow passwords over connections without TLS from trusted networks (a webmail on the same LAN). Never for the internet.")
+    trusted_networks: list = setting([], "Networks (CIDR) that may relay without authentication and are never blocked wholesale, e.g. [\"192.168.1.0/24\"].")
+    fail_delay_max: float = setting(5.0, "Longest delay, in seconds, before answering a failed login; each failure from an address doubles it.")
+    block_after: int = setting(10, "Failed logins from one address before it is refused for a while.")
+    block_seconds: int = setting(900, "How long an address that kept failing is refused.")
+
+
+@dataclass(frozen=True)
+class SmtpSection:
+    max_recipients: int = setting(100, "Recipients per message.")
+    max_messages_per_session: int = setting(1000, "Messages per connection.")
+    max_errors: int = setting(10, "Bad commands before the server answers 421 and closes.")
+
+
+@dataclass(frozen=True)
+class Pop3Section:
+    idle_timeout: float = setting(600.0, "Seconds a logged-in POP3 client may stay silent (RFC 1939: at least 10 minutes).")
+    max_errors: int = setting(10, "Bad commands before the session is closed.")
+    deleted_to_trash: bool = setting(False, "Move messages deleted by POP3 into Trash instead of erasing them.")
+
+
+@dataclass(frozen=True)
+class ImapSection:
+    idle_timeout: float = setting(1800.0, "Seconds a logged-in IMAP client may stay silent (RFC 3501: at least 30 minutes).")
+    max_errors: int = setting(20, "Bad commands in a row before the session is closed.")
+
+
+@dataclass(frozen=True)
+class MtaSection:
+    routes: dict = setting({}, "Static routes, like Postfix's transport map: domain = \"host:port\".")
+    smarthost: str = setting("", "Relay all outbound mail through this host:port (an ISP's server) instead of looking up MX records.")
+    resolver: str = setting("", "DNS server address for MX lookups; \"\" uses the system's resolvers.")
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSection = field(default_factory=ServerSection)
+    ports: PortsSection = field(default_factory=PortsSection)
+    tls: TlsSection = field(default_factory=TlsSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    auth: AuthSection = field(default_factory=AuthSection)
+    smtp: SmtpSection = field(default_factory=SmtpSection)
+    pop3: Pop3Section = field(default_factory=Pop3Section)
+    imap: ImapSection = field(default_factory=ImapSection)
+    mta: MtaSection = field(default_factory=MtaSection)

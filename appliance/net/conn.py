@@ -1,0 +1,199 @@
+"""One client connection: a buffered reader with hard limits, a buffered writer, TLS upgrade.
+
+A ``Connection`` is owned by the one thread serving that client. Reads never buffer more
+than the caller's limit; writes are collected and sent by ``flush()`` so a pipelined batch
+of replies leaves in one packet.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+
+from appliance.net.registry import SessionInfo
+
+RECV_SIZE = 65536
+
+
+class ConnectionClosed(Exception):
+    """The peer went away (or the server closed the connection)."""
+
+
+class IdleTimeout(Exception):
+    """The peer sent nothing for ``conn.timeout`` seconds."""
+
+
+class LineTooLong(Exception):
+    """A line passed the caller's limit; the rest of it has been read and dropped."""
+
+
+class Connection:
+    def __init__(self, sock: socket.socket, info: SessionInfo, tls_context_source, is_loopback: bool):
+        self.sock = sock
+        self.info = info
+        self.peer_ip = info.peer_ip
+        self.peer_port = info.peer_port
+        self.local_port = info.local_port
+        self.is_loopback = is_loopback
+        self.is_tls = False
+        self.timeout = 300.0            # seconds of silence before IdleTimeout; sessions set their own
+        self.stopping = False           # set when the server shuts down: read_command_line then ends the session
+        self._tls_context_source = tls_context_source
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        self._waiting_for_command = False
+        self._lock = threading.Lock()   # guards close() against a concurrent kick
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        self.sock.settimeout(self.timeout)
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (socket.timeout, TimeoutError):
+            raise IdleTimeout() from None
+        except ssl.SSLError as e:
+            raise ConnectionClosed(str(e)) from None
+        except OSError as e:
+            raise ConnectionClosed(str(e)) from None
+        if not data:
+            raise ConnectionClosed()
+        self.info.bytes_in += len(data)
+        self._buf += data
+
+    def read_line(self, limit: int) -> bytes:
+        """One line with its terminator (LF or CRLF), at most ``limit`` bytes long.
+
+        Raises LineTooLong after reading and dropping the rest of an overlong line.
+        """
+        scanned = 0
+        while True:
+            end = self._buf.find(b"\n", scanned)
+            if end >= 0:
+                if end + 1 > limit:
+                    del self._buf[:end + 1]
+                    raise LineTooLong()
+                line = bytes(self._buf[:end + 1])
+                del self._buf[:end + 1]
+                return line
+            if len(self._buf) > limit:
+                self._buf.clear()
+                self._discard_rest_of_line()
+                raise LineTooLong()
+            scanned = len(self._buf)
+            self._fill()
+
+    def read_command_line(self, limit: int) -> bytes:
+        """Like read_line, for the next command: the one place a session may be ended for shutdown.
+
+        While blocked here the session is between commands, so a server that is stopping
+        may close it without cutting a transaction in half.
+        """
+        if self.stopping and b"\n" not in self._buf:
+            raise ConnectionClosed("server stopping")
+        self._waiting_for_command = True
+        try:
+            return self.read_line(limit)
+        finally:
+            self._waiting_for_command = False
+
+    def _discard_rest_of_line(self) -> None:
+        while True:
+            self._fill()
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                del self._buf[:end + 1]
+                return
+            self._buf.clear()
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            self._fill()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def read_some(self) -> bytes:
+        """Whatever is buffered, or the next chunk from the socket."""
+        if not self._buf:
+            self._fill()
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def unread(self, data: bytes) -> None:
+        """Give back bytes taken by read_some that belong to what follows."""
+        if data:
+            self._buf[:0] = data
+
+    def has_buffered_line(self) -> bool:
+        return b"\n" in self._buf
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+
+    def flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self.sock.settimeout(max(self.timeout, 30.0))
+        try:
+            self.sock.sendall(data)
+        except (OSError, ssl.SSLError) as e:
+            raise ConnectionClosed(str(e)) from None
+        self.info.bytes_out += len(data)
+
+    # -- TLS ---------------------------------------------------------------------------
+
+    def start_tls(self, handshake_timeout: float = 30.0) -> None:
+        """Flush, drop every byte received before the handshake, and become a TLS server.
+
+        Dropping the buffer is what stops STARTTLS command injection: nothing the client
+        sent in plaintext after STARTTLS may be read as if it came over TLS.
+        """
+        self.flush()
+        self._buf.clear()
+        context: ssl.SSLContext = self._tls_context_source()
+        self.sock.settimeout(handshake_timeout)
+        try:
+            self.sock = context.wrap_socket(self.sock, server_side=True)
+        except (OSError, ssl.SSLError) as e:
+            raise ConnectionClosed(f"TLS handshake failed: {e}") from None
+        self.is_tls = True
+        self.info.tls = self.sock.version() or "TLS"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def note_command(self, text: str) -> None:
+        """Record the last command for the live views; callers remove secrets first."""
+        self.info.last_command = text[:200]
+        self.info.last_active = time.time()
+        self.info.commands += 1
+
+    @property
+    def waiting_for_command(self) -> bool:
+        return self._waiting_for_command and not self._buf
+
+    def abort(self) -> None:
+        """Cut the connection from another thread (kick, shutdown): the owner's read fails."""
+        with self._lock:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.flush()
+            except ConnectionClosed:
+                pass
+            try:
+                self.sock.close()
+            except OSError:
+                pass

@@ -1,0 +1,204 @@
+"""Listeners and the thread-per-connection server.
+
+Each listener owns a bound socket and an accept thread. Every accepted client gets its
+own thread (small stack) running the protocol's session class. The server enforces the
+connection limits before a session starts, answering with the protocol's own "too busy"
+reply, and on shutdown ends sessions between commands first and the rest after a grace
+period.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from appliance.net.addresses import is_loopback, plain_ip
+from appliance.net.conn import Connection, ConnectionClosed, IdleTimeout
+from appliance.net.registry import SessionRegistry
+
+log = logging.getLogger("kotakpos.net")
+
+THREAD_STACK_SIZE = 512 * 1024
+
+
+class BindError(Exception):
+    """A port that cannot be bound; the message names the port, the reason and the fix."""
+
+
+@dataclass
+class Listener:
+    name: str                  # smtp, submission, smtps, pop3, pop3s, imap, imaps
+    session_class: type        # called as session_class(conn, ctx, name); has BUSY_REPLY
+    implicit_tls: bool
+    sockets: list
+    addresses: list            # (host, port) actually bound, for the ready line and the admin API
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+
+def bind(host: str, port: int, name: str) -> list[socket.socket]:
+    """Bind ``host:port`` ("" = every address, dual-stack when the box has IPv6)."""
+    try:
+        if host == "":
+            try:
+                sock = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=512)
+            except (OSError, ValueError) as e:
+                if getattr(e, "errno", None) in (errno.EACCES, errno.EADDRINUSE):
+                    raise
+                sock = socket.create_server(("0.0.0.0", port), backlog=512)
+            return [sock]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [socket.create_server((host, port), family=family, backlog=512)]
+    except OSError as e:
+        where = f"{host or '*'}:{port}"
+        if e.errno == errno.EACCES:
+            hint = ("ports below 1024 need root or the CAP_NET_BIND_SERVICE capability "
+                    "(the systemd unit grants it); or run with --port-offset 10000")
+        elif e.errno == errno.EADDRINUSE:
+            hint = "another program (another mail server?) uses it; stop it, or run with --port-offset 10000"
+        elif e.errno == errno.EADDRNOTAVAIL:
+            hint = "this machine has no such address; check --listen"
+        else:
+            hint = "check --listen and --port-offset"
+        raise BindError(f"cannot listen on {where} for {name}: {e.strerror}; {hint}") from None
+
+
+class ConnectionServer:
+    def __init__(self, ctx, registry: SessionRegistry, tls_source, max_connections: int,
+                 max_per_ip: int, exempt_from_ip_limit):
+        self.ctx = ctx
+        self.registry = registry
+        self.tls_source = tls_source
+        self.max_connections = max_connections
+        self.max_per_ip = max_per_ip
+        self.exempt_from_ip_limit = exempt_from_ip_limit
+        self.listeners: list[Listener] = []
+        self._per_ip: dict[str, int] = {}
+        self._active = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def add(self, name: str, hosts: list[str], port: int, session_class: type, implicit_tls: bool) -> Listener:
+        sockets = []
+        try:
+            for host in hosts:
+                sockets.extend(bind(host, port, name))
+        except BindError:
+            for s in sockets:
+                s.close()
+            raise
+        addresses = [s.getsockname()[:2] for s in sockets]
+        listener = Listener(name, session_class, implicit_tls, sockets, addresses)
+        self.listeners.append(listener)
+        return listener
+
+    def start(self) -> None:
+        threading.stack_size(THREAD_STACK_SIZE)
+        for listener in self.listeners:
+            for sock in listener.sockets:
+                t = threading.Thread(target=self._accept_loop, args=(listener, sock), name=f"accept-{listener.name}",
+                                     daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _accept_loop(self, listener: Listener, sock: socket.socket) -> None:
+        while not self._stopping:
+            try:
+                client, address = sock.accept()
+            except OSError:
+                if self._stopping:
+                    return
+                time.sleep(0.05)  # e.g. EMFILE: breathe instead of spinning
+                continue
+            ip = plain_ip(address[0])
+            if not self._admit(ip):
+                self._refuse(client, listener)
+                continue
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            info = self.registry.open(listener.name, ip, address[1], sock.getsockname()[1])
+            conn = Connection(client, info, self.tls_source, is_loopback(ip))
+            try:
+                threading.Thread(target=self._serve, args=(listener, conn), name=f"{listener.name}-{info.id}",
+                                 daemon=True).start()
+            except RuntimeError:  # cannot start a thread: treat as too busy
+                self._release(ip)
+                self._refuse(client, listener)
+
+    def _admit(self, ip: str) -> bool:
+        with self._lock:
+            if self._active >= self.max_connections:
+                return False
+            count = self._per_ip.get(ip, 0)
+            if count >= self.max_per_ip and not self.exempt_from_ip_limit(ip):
+                return False
+            self._active += 1
+            self._per_ip[ip] = count + 1
+            return True
+
+    def _release(self, ip: str) -> None:
+        with self._lock:
+            self._active -= 1
+            left = self._per_ip.get(ip, 1) - 1
+            if left:
+                self._per_ip[ip] = left
+            else:
+                self._per_ip.pop(ip, None)
+
+    def _refuse(self, client: socket.socket, listener: Listener) -> None:
+        log.info("refused %s connection: too many connections", listener.name)
+        try:
+            client.settimeout(1.0)
+            if not listener.implicit_tls:
+                client.sendall(listener.session_class.BUSY_REPLY)
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def _serve(self, listener: Listener, conn: Connection) -> None:
+        info = conn.info
+        self.registry.add(info, conn)
+        log.info("session %d open %s from %s:%d", info.id, listener.name, info.peer_ip, info.peer_port)
+        try:
+            if listener.implicit_tls:
+                conn.start_tls()
+            listener.session_class(conn, self.ctx, listener.name).run()
+        except (ConnectionClosed, IdleTimeout, OSError):
+            pass
+        except Exception:
+            log.exception("session %d (%s) failed", info.id, listener.name)
+        finally:
+            conn.close()
+            self.registry.remove(info)
+            self._release(info.peer_ip)
+            log.info("session %d closed %s user=%s in=%d out=%d", info.id, listener.name, info.user or "-",
+                     info.bytes_in, info.bytes_out)
+
+    def stop(self, grace: float) -> None:
+        """Stop accepting; end idle sessions now and busy ones when done or after ``grace`` seconds."""
+        self._stopping = True
+        for listener in self.listeners:
+            for sock in listener.sockets:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        deadline = time.monotonic() + grace
+        while self.registry.count() and time.monotonic() < deadline:
+            for conn in self.registry.connections():
+                conn.stopping = True
+                if conn.waiting_for_command:
+                    conn.abort()
+            time.sleep(0.05)
+        for conn in self.registry.connections():
+            conn.abort()
+        end = time.monotonic() + 2.0
+        while self.registry.count() and time.monotonic() < end:
+            time.sleep(0.02)

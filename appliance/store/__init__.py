@@ -1,0 +1,88 @@
+"""The store: every byte of mail and every account, in one SQLite file.
+
+This is the only package that holds SQL. Protocols call the narrow API of ``Store``,
+named after mailbox operations; each write is one transaction, committed and fsynced
+before the call returns (group commit in ``db``), and change events go out after commit
+(``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
+``accounts``, ``mailboxes``, ``messages``, ``queue`` — so each file reads on its own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from appliance.store import migrations
+from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
+from appliance.store.db import Database
+from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StoreError
+from appliance.store.events import AccountsChanged, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
+from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
+from appliance.store.messages import DeliveryResult, MessagesMixin
+from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow, Parsed, QueueEntry, QueueRow,
+                                    Resolution, User)
+from appliance.store.queue import QueueMixin
+
+__all__ = [
+    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded",
+    "User", "Mailbox", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
+    "QueueEntry", "QueueRow", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
+    "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
+]
+
+DB_NAME = "kotakpos.sqlite"
+
+
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin):
+    """The message store. Thread-safe: share one instance across all sessions."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        migrations.migrate(self.path)
+        self.bus = EventBus()
+        self.db = Database(self.path, self.bus.publish)
+
+    @classmethod
+    def in_folder(cls, data_dir: Path | str) -> "Store":
+        return cls(Path(data_dir) / DB_NAME)
+
+    def subscribe(self, user_id: int | None = None) -> Subscription:
+        """Change events after commit: one user's mailbox events, or everything (None)."""
+        return self.bus.subscribe(user_id)
+
+    def counts(self) -> dict:
+        """Totals for status views."""
+        with self.db.reader() as conn:
+            one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+            return {
+                "domains": one("SELECT count(*) FROM domains"),
+                "users": one("SELECT count(*) FROM users"),
+                "aliases": one("SELECT count(DISTINCT alias) FROM aliases"),
+                "messages": one("SELECT count(*) FROM messages"),
+                "blobs": one("SELECT count(*) FROM blobs"),
+                "queue": one("SELECT count(*) FROM queue"),
+                "quarantine": one("SELECT count(*) FROM quarantine"),
+                "bytes": self.path.stat().st_size if self.path.exists() else 0,
+            }
+
+    def backup(self, target: Path | str) -> None:
+        """A consistent copy of the live database (SQLite's online backup API)."""
+        target = Path(target)
+        tmp = target.with_name(target.name + ".partial")
+        tmp.unlink(missing_ok=True)
+        dest = sqlite3.connect(str(tmp))
+        try:
+            with self.db.reader() as conn:
+                conn.backup(dest)
+            dest.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dest.close()
+        tmp.replace(target)
+
+    def integrity_check(self) -> str:
+        with self.db.reader() as conn:
+            return conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,336 @@
+"""Messages: durable delivery, append, flags, expunge, copy, move, search.
+
+A message's bytes live once in ``blobs`` (by SHA-256, reference-counted); each mailbox
+that holds it has a ``messages`` row with its own UID, flags and modseq. The MIME
+analysis (``appliance.mime.analyze``) runs once, in the caller's thread, before the write
+job, so the writer thread only inserts rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from appliance import mime
+from appliance.store.errors import NotFound, QuotaExceeded
+from appliance.store.events import MailboxChanged, QueueChanged
+from appliance.store.models import Delivery, MessageRow, Parsed, QueueEntry
+
+SEEN, DELETED = "\\Seen", "\\Deleted"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    uids: dict[int, tuple[int, int]]   # user_id -> (mailbox_id, uid)
+    queue_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A message analysed outside the writer: its bytes, hash and parsed forms."""
+
+    raw: bytes
+    sha256: bytes
+    info: "mime.MessageInfo"
+
+
+def prepare(raw: bytes) -> _Prepared:
+    raw = mime.normalize_crlf(raw)
+    return _Prepared(raw, hashlib.sha256(raw).digest(), mime.analyze(raw))
+
+
+def format_flags(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def parse_flags(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+def _row(r) -> MessageRow:
+    return MessageRow(uid=r["uid"], flags=parse_flags(r["flags"]), size=r["size"],
+                      internaldate=r["internaldate"], modseq=r["modseq"], blob_id=r["blob_id"])
+
+
+class MessagesMixin:
+    # -- writing -----------------------------------------------------------------------
+
+    def deliver(self, raw: bytes, deliveries: Sequence[Delivery], queue: Sequence[QueueEntry] = (),
+                internaldate: float | None = None) -> DeliveryResult:
+        """Store one message for local recipients and queue it for remote ones, atomically.
+
+        Returns once the transaction is committed and fsynced: the caller may then
+        acknowledge the message (SMTP 250). One blob serves every recipient.
+        """
+        prepared = prepare(raw)
+        when = internaldate or time.time()
+
+        def job(tx):
+            blob_id = self._put_blob(tx, prepared, len(deliveries) + len(queue))
+            uids = {}
+            for d in deliveries:
+                mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
+                uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
+                                                                     len(prepared.raw), d.flags, when))
+            queue_ids = tuple(self._enqueue(tx, blob_id, entry, when) for entry in queue)
+            if queue_ids:
+                tx.emit(QueueChanged("queued", queue_ids))
+            return DeliveryResult(uids, queue_ids)
+
+        return self.db.write(job)
+
+    def append(self, user_id: int, mailbox_id: int, raw: bytes, flags: Iterable[str] = (),
+               internaldate: float | None = None) -> tuple[int, int]:
+        """RFC 3501 §6.3.11: add a message to a mailbox; returns (uidvalidity, uid) once durable.
+
+        Raises QuotaExceeded when the user's quota would be passed, NotFound for a gone mailbox.
+        """
+        prepared = prepare(raw)
+        when = internaldate or time.time()
+        user = self.get_user_by_id(user_id)
+        if user and user.quota and self.usage(user_id) + len(prepared.raw) > user.quota:
+            raise QuotaExceeded("quota exceeded")
+
+        def job(tx):
+            mb = tx.execute("SELECT uidvalidity FROM mailboxes WHERE id = ? AND user_id = ?",
+                            (mailbox_id, user_id)).fetchone()
+            if not mb:
+                raise NotFound("no such mailbox")
+            blob_id = self._put_blob(tx, prepared, 1)
+            uid = self._insert_message(tx, user_id, mailbox_id, blob_id, len(prepared.raw), flags, when)
+            return mb["uidvalidity"], uid
+
+        return self.db.write(job)
+
+    def store_flags(self, mailbox_id: int, uids: Iterable[int], mode: str, flags: Iterable[str],
+                    unchanged_since: int | None = None) -> tuple[list[MessageRow], list[int]]:
+        """RFC 3501 §6.4.6 / RFC 7162 §3.1.3: change flags; mode is "set", "add" or "remove".
+
+        Returns (rows whose flags changed, with their new modseq; UIDs refused because their
+        modseq is above ``unchanged_since``).
+        """
+        wanted = set(flags)
+        uid_list = sorted(set(uids))
+
+        def job(tx):
+            mb = tx.execute("SELECT user_id, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if not mb:
+                raise NotFound("no such mailbox")
+            changed, refused = [], []
+            modseq = mb["highestmodseq"]
+            for chunk in _chunks(uid_list, 500):
+                rows = tx.execute(f"SELECT * FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})",
+                                  (mailbox_id, *chunk)).fetchall()
+                for r in rows:
+                    if unchanged_since is not None and r["modseq"] > unchanged_since:
+                        refused.append(r["uid"])
+                        continue
+                    old = parse_flags(r["flags"])
+                    new = wanted if mode == "set" else (old | wanted if mode == "add" else old - wanted)
+                    if new == old:
+                        continue
+                    modseq += 1
+                    tx.execute("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?", (format_flags(new), modseq, r["id"]))
+                    changed.append(MessageRow(r["uid"], frozenset(new), r["size"], r["internaldate"], modseq, r["blob_id"]))
+            if changed:
+                tx.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
+                tx.emit(MailboxChanged("flags", mb["user_id"], mailbox_id, tuple(r.uid for r in changed), modseq))
+            return changed, refused
+
+        return self.db.write(job)
+
+    def expunge(self, mailbox_id: int, uids: Iterable[int] | None = None) -> list[int]:
+        """RFC 3501 §6.4.3 (and UID EXPUNGE, RFC 4315): remove \\Deleted messages; returns their UIDs."""
+        only = None if uids is None else set(uids)
+
+        def job(tx):
+            rows = tx.execute("SELECT uid, flags FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)).fetchall()
+            doomed = [r["uid"] for r in rows if DELETED in parse_flags(r["flags"]) and (only is None or r["uid"] in only)]
+            return self._remove(tx, mailbox_id, doomed)
+
+        return self.db.write(job)
+
+    def delete_messages(self, mailbox_id: int, uids: Iterable[int]) -> list[int]:
+        """Remove these messages whatever their flags (POP3 QUIT); returns the UIDs removed."""
+        doomed = sorted(set(uids))
+        return self.db.write(lambda tx: self._remove(tx, mailbox_id, doomed))
+
+    def copy(self, src_mailbox_id: int, uids: Iterable[int], dst_mailbox_id: int) -> list[tuple[int, int]]:
+        """RFC 3501 §6.4.7 / RFC 4315 COPYUID: returns (source UID, new UID) pairs once durable."""
+        return self.db.write(lambda tx: self._copy(tx, src_mailbox_id, sorted(set(uids)), dst_mailbox_id))
+
+    def move(self, src_mailbox_id: int, uids: Iterable[int], dst_mailbox_id: int) -> list[tuple[int, int]]:
+        """RFC 6851: copy then expunge from the source, in one transaction."""
+        uid_list = sorted(set(uids))
+
+        def job(tx):
+            pairs = self._copy(tx, src_mailbox_id, uid_list, dst_mailbox_id)
+            self._remove(tx, src_mailbox_id, [src for src, _ in pairs])
+            return pairs
+
+        return self.db.write(job)
+
+    def claim_recent(self, mailbox_id: int) -> set[int]:
+        """The UIDs that are \\Recent for the session selecting now; no later session sees them so."""
+        def job(tx):
+            uids = {r["uid"] for r in tx.execute("SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1", (mailbox_id,))}
+            if uids:
+                tx.execute("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1", (mailbox_id,))
+            return uids
+
+        return self.db.write(job)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def list_messages(self, mailbox_id: int) -> list[MessageRow]:
+        """Every message of a mailbox in UID order."""
+        with self.db.reader() as conn:
+            rows = conn.execute("SELECT uid, flags, size, internaldate, modseq, blob_id FROM messages"
+                                " WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)).fetchall()
+        return [_row(r) for r in rows]
+
+    def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
+        """RFC 7162: messages whose modseq is above ``modseq``."""
+        with self.db.reader() as conn:
+            rows = conn.execute("SELECT uid, flags, size, internaldate, modseq, blob_id FROM messages"
+                                " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)).fetchall()
+        return [_row(r) for r in rows]
+
+    def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """RFC 7162 QRESYNC: UIDs expunged after ``modseq``."""
+        with self.db.reader() as conn:
+            return [r["uid"] for r in conn.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq))]
+
+    def get_raw(self, blob_id: int) -> bytes:
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        if not row:
+            raise NotFound("message is gone")
+        return row["data"]
+
+    def get_parsed(self, blob_ids: Iterable[int]) -> dict[int, Parsed]:
+        """The pre-rendered ENVELOPE/BODY/BODYSTRUCTURE and analysis of each blob."""
+        result = {}
+        with self.db.reader() as conn:
+            for chunk in _chunks(sorted(set(blob_ids)), 500):
+                for r in conn.execute(f"SELECT * FROM parsed WHERE blob_id IN ({','.join('?' * len(chunk))})", chunk):
+                    result[r["blob_id"]] = Parsed(r["envelope"], r["body"], r["bodystructure"], r["info"])
+        return result
+
+    def get_info(self, blob_id: int) -> "mime.MessageInfo":
+        parsed = self.get_parsed([blob_id]).get(blob_id)
+        if parsed is None:
+            raise NotFound("message is gone")
+        return mime.MessageInfo.from_json(parsed.info_json)
+
+    def search_text(self, mailbox_id: int, needle: str, where: str = "text") -> set[int]:
+        """UIDs whose text contains ``needle``, case-insensitively (IMAP SEARCH TEXT/BODY).
+
+        ``where`` is "text" (headers and body), "body" or "headers".
+        """
+        columns = {"text": ("headers", "body"), "body": ("body",), "headers": ("headers",)}[where]
+        with self.db.reader() as conn:
+            if len(needle) >= 3:
+                phrase = '"' + needle.replace('"', '""') + '"'
+                query = "{" + " ".join(columns) + "}: " + phrase
+                blobs = "SELECT rowid FROM search WHERE search MATCH ?"
+                params = (query,)
+            else:
+                like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                blobs = "SELECT rowid FROM search WHERE " + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns)
+                params = (like,) * len(columns)
+            rows = conn.execute(f"SELECT uid FROM messages WHERE mailbox_id = ? AND blob_id IN ({blobs})",
+                                (mailbox_id, *params)).fetchall()
+        return {r["uid"] for r in rows}
+
+    # -- shared steps inside a write job ------------------------------------------------
+
+    def _put_blob(self, tx, prepared: _Prepared, references: int) -> int:
+        row = tx.execute("SELECT id FROM blobs WHERE sha256 = ?", (prepared.sha256,)).fetchone()
+        if row:
+            tx.execute("UPDATE blobs SET refcount = refcount + ? WHERE id = ?", (references, row["id"]))
+            return row["id"]
+        info = prepared.info
+        blob_id = tx.execute("INSERT INTO blobs(sha256, size, refcount, data) VALUES (?,?,?,?)",
+                             (prepared.sha256, len(prepared.raw), references, prepared.raw)).lastrowid
+        tx.execute("INSERT INTO parsed(blob_id, envelope, body, bodystructure, info) VALUES (?,?,?,?,?)",
+                   (blob_id, info.envelope, info.body, info.bodystructure, info.to_json()))
+        tx.execute("INSERT INTO search(rowid, headers, body) VALUES (?,?,?)", (blob_id, info.header_search, info.search_text))
+        return blob_id
+
+    def _release_blobs(self, tx, blob_ids: Iterable[int]) -> None:
+        counts: dict[int, int] = {}
+        for b in blob_ids:
+            counts[b] = counts.get(b, 0) + 1
+        for blob_id, n in counts.items():
+            tx.execute("UPDATE blobs SET refcount = refcount - ? WHERE id = ?", (n, blob_id))
+            left = tx.execute("SELECT refcount FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+            if left and left["refcount"] <= 0:
+                tx.execute("DELETE FROM search WHERE rowid = ?", (blob_id,))
+                tx.execute("DELETE FROM parsed WHERE blob_id = ?", (blob_id,))
+                tx.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+
+    def _target_mailbox(self, tx, user_id: int, name: str) -> int:
+        row = tx.execute("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)).fetchone()
+        if row is None:
+            row = tx.execute("SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'", (user_id,)).fetchone()
+        if row is None:
+            raise NotFound("the recipient has no INBOX")
+        return row["id"]
+
+    def _insert_message(self, tx, user_id: int, mailbox_id: int, blob_id: int, size: int,
+                        flags: Iterable[str], internaldate: float) -> int:
+        mb = tx.execute("UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
+                        " WHERE id = ? RETURNING uidnext - 1 AS uid, highestmodseq", (mailbox_id,)).fetchone()
+        tx.execute("INSERT INTO messages(mailbox_id, uid, blob_id, flags, internaldate, size, modseq, recent)"
+                   " VALUES (?,?,?,?,?,?,?,1)",
+                   (mailbox_id, mb["uid"], blob_id, format_flags(flags), internaldate, size, mb["highestmodseq"]))
+        tx.emit(MailboxChanged("exists", user_id, mailbox_id, (mb["uid"],), mb["highestmodseq"]))
+        return mb["uid"]
+
+    def _remove(self, tx, mailbox_id: int, uids: list[int]) -> list[int]:
+        if not uids:
+            return []
+        mb = tx.execute("SELECT user_id, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        if not mb:
+            raise NotFound("no such mailbox")
+        modseq = mb["highestmodseq"] + 1
+        removed, blob_ids = [], []
+        for chunk in _chunks(uids, 500):
+            for r in tx.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})"
+                                " RETURNING uid, blob_id", (mailbox_id, *chunk)).fetchall():
+                removed.append(r["uid"])
+                blob_ids.append(r["blob_id"])
+        if not removed:
+            return []
+        removed.sort()
+        tx.executemany("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?,?,?)",
+                       [(mailbox_id, uid, modseq) for uid in removed])
+        tx.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
+        self._release_blobs(tx, blob_ids)
+        tx.emit(MailboxChanged("expunge", mb["user_id"], mailbox_id, tuple(removed), modseq))
+        return removed
+
+    def _copy(self, tx, src: int, uids: list[int], dst: int) -> list[tuple[int, int]]:
+        src_mb = tx.execute("SELECT user_id FROM mailboxes WHERE id = ?", (src,)).fetchone()
+        dst_mb = tx.execute("SELECT user_id FROM mailboxes WHERE id = ?", (dst,)).fetchone()
+        if not src_mb or not dst_mb or src_mb["user_id"] != dst_mb["user_id"]:
+            raise NotFound("no such mailbox")
+        pairs = []
+        for chunk in _chunks(uids, 500):
+            rows = tx.execute(f"SELECT * FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})"
+                              " ORDER BY uid", (src, *chunk)).fetchall()
+            for r in rows:
+                tx.execute("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?", (r["blob_id"],))
+                new_uid = self._insert_message(tx, dst_mb["user_id"], dst, r["blob_id"], r["size"],
+                                               parse_flags(r["flags"]), r["internaldate"])
+                pairs.append((r["uid"], new_uid))
+        return pairs
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

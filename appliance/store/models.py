@@ -1,0 +1,110 @@
+"""Plain records the store hands out. They carry data only; no SQL, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The folders every new user gets, with their RFC 6154 special-use attributes.
+DEFAULT_MAILBOXES = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    address: str
+    quota: int        # bytes; 0 means unlimited
+    created: float
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: int
+    user_id: int
+    name: str         # full hierarchical name with "/" as delimiter; "INBOX" is always upper case
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    messages: int
+    recent: int
+    unseen: int
+    deleted: int
+    size: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """One message in one mailbox."""
+
+    uid: int
+    flags: frozenset[str]
+    size: int
+    internaldate: float
+    modseq: int
+    blob_id: int
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The pre-rendered IMAP forms and the analysis JSON of one blob (see appliance.mime)."""
+
+    envelope: bytes
+    body: bytes
+    bodystructure: bytes
+    info_json: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where mail for one address goes: local users and/or external forwarding targets."""
+
+    users: tuple[User, ...]
+    external: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One local recipient of a delivery: into ``mailbox`` (INBOX if it does not exist)."""
+
+    user_id: int
+    mailbox: str = "INBOX"
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One remote recipient to relay."""
+
+    sender: str
+    recipient: str
+    dsn: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    sender: str
+    recipient: str
+    domain: str
+    created: float
+    attempts: int
+    next_attempt: float
+    last_error: str
+    state: str
+    size: int
+    blob_id: int
+    dsn: str
