@@ -68,6 +68,10 @@ class SmtpSection:
     max_recipients: int = setting(100, "Recipients per message.")
     max_messages_per_session: int = setting(1000, "Messages per connection.")
     max_errors: int = setting(10, "Bad commands before the server answers 421 and closes.")
+    command_line_limit: int = setting(2048, "Longest command line accepted (RFC 5321 asks for 512; clients sometimes send more).")
+    command_timeout: float = setting(300.0, "Seconds to wait for the next command (RFC 5321 §4.5.3.2.7: 5 minutes).")
+    data_timeout: float = setting(180.0, "Seconds to wait for each block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).")
+    bare_newline: str = setting("reject", "Bare CR or LF inside a message: \"reject\" refuses it with 550 5.5.2; \"normalize\" turns it into CRLF. Only <CRLF>.<CRLF> ever ends a message.")
 
 
 @dataclass(frozen=True)

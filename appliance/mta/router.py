@@ -1,0 +1,108 @@
+"""Routing: which recipients are local, which are relayed, and handing a message over.
+
+The SMTP server asks ``route`` at RCPT time (so an unknown local user is refused with
+550 5.1.1 there, never bounced later) and calls ``accept`` once the message is read.
+``accept`` is the one place where an accepted message becomes durable: local copies and
+relay-queue rows are written in ONE store transaction (``Store.deliver``), so a crash can
+neither lose the message nor store it twice.
+
+The relay decision (who may send to remote domains) is the SMTP session's policy; this
+module only says where an address leads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Sequence
+
+from appliance.store import Delivery, DeliveryResult, QueueEntry, Store, User
+
+
+class Kind(Enum):
+    LOCAL = "local"  # a local domain, and the address reaches someone (user, alias, catch-all)
+    REMOTE = "remote"  # not one of our domains: relay through the queue
+    UNKNOWN = "unknown"  # one of our domains, but nobody by that name
+
+
+@dataclass(frozen=True)
+class Route:
+    address: str  # the recipient as routed (domain lower-cased)
+    kind: Kind
+    users: tuple[User, ...] = ()  # local mailboxes it reaches (after aliases)
+    external: tuple[str, ...] = ()  # addresses to relay to: the recipient itself, or forwarding targets
+
+
+def route(store: Store, recipients: Sequence[str]) -> list[Route]:
+    """Route each recipient address. Aliases, lists and the catch-all are followed by
+    ``store.resolve``; a domain that is not ours is remote as a whole."""
+    routes = []
+    for address in recipients:
+        domain = address.rpartition("@")[2]
+        if not store.is_local_domain(domain):
+            routes.append(Route(address, Kind.REMOTE, external=(address,)))
+            continue
+        resolution = store.resolve(address)
+        if resolution is None:
+            routes.append(Route(address, Kind.UNKNOWN))
+        else:
+            routes.append(Route(address, Kind.LOCAL, resolution.users, resolution.external))
+    return routes
+
+
+@dataclass(frozen=True)
+class Recipient:
+    route: Route
+    notify: frozenset[str] | None = None  # DSN NOTIFY (RFC 3461 §4.1), None when not given
+    orcpt: tuple[str, str] | None = None  # DSN ORCPT (addr-type, address)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the SMTP transaction said about one message, beside its bytes."""
+
+    sender: str  # reverse-path; "" is the null sender of bounces
+    recipients: tuple[Recipient, ...]
+    message_id: str  # our id for this message ("queued as"), also in the Received header
+    body: str = "7BIT"  # BODY= of MAIL FROM
+    smtputf8: bool = False
+    ret: str | None = None  # DSN RET (FULL/HDRS)
+    envid: str | None = None  # DSN ENVID
+    authenticated_as: str = ""  # the submitting user's address, "" for unauthenticated mail
+    dsn: dict = field(default_factory=dict)  # envelope-wide DSN fields, for queue rows
+
+
+def _dsn(envelope: Envelope, r: Recipient) -> dict:
+    dsn = {"envid": envelope.envid, "ret": envelope.ret, "message_id": envelope.message_id}
+    if r.notify is not None:
+        dsn["notify"] = sorted(r.notify)
+    if r.orcpt is not None:
+        dsn["orcpt"] = list(r.orcpt)
+    return {k: v for k, v in dsn.items() if v is not None}
+
+
+def accept(ctx, envelope: Envelope, raw: bytes) -> DeliveryResult:
+    """Make an accepted message durable: local mailboxes and relay queue in one transaction.
+
+    ``raw`` is the message as received plus our trace header(s). Local copies get a
+    Return-Path (RFC 5321 §4.4: added at final delivery). Local and queued copies share
+    one blob, so a queued copy carries that Return-Path too; the outbound client removes
+    a leading Return-Path before relaying (RFC 5321 §4.4: relays must not pass it on).
+
+    Returns only after commit and fsync: the caller may then answer 250.
+    """
+    users: dict[int, User] = {}
+    queue: dict[str, QueueEntry] = {}
+    for r in envelope.recipients:
+        for user in r.route.users:
+            users.setdefault(user.id, user)
+        for target in r.route.external:
+            queue.setdefault(target.lower(), QueueEntry(envelope.sender, target, _dsn(envelope, r)))
+
+    # The MDA filter pipeline (issue 7: spam, virus, rules, receipts) belongs here, between
+    # routing and the store: it sees the envelope, the local users and ``raw``, and may
+    # reject, quarantine or add headers before anything is written.
+    deliveries = [Delivery(user_id) for user_id in users]
+    if deliveries:
+        raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n" + raw
+    return ctx.store.deliver(raw, deliveries, list(queue.values()))
