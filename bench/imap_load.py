@@ -1,0 +1,238 @@
+"""IMAP on a big mailbox, and many idle clients.
+
+On a user whose INBOX holds the bulk-loaded mailbox (10,000 messages by default):
+- LOGIN+SELECT: connect, LOGIN, SELECT INBOX (median of several);
+- `UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)`: what a client does to list a folder;
+- full-body FETCH: `UID FETCH a:b BODY.PEEK[]` in batches of 500, MB/s;
+- `UID SEARCH TEXT <word>`: a word that is in 1 message of 100 (the answer count is checked).
+Then IDLE: `connections` clients log in (spread over a few users), SELECT INBOX and IDLE; we
+record the server's resident memory, deliver one message to all those users at once (LMTP for
+Dovecot, SMTP for Kotakpos: the entry point whose acknowledgement means committed), and time
+how long each idler waits for its `* n EXISTS`, counted from that acknowledgement.
+
+    python -m bench.imap_load --imap-port 1143 --user u0@bench.test:pw
+"""
+
+import argparse
+import json
+import selectors
+import smtplib
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.messages import NEEDLE, NEEDLE_EVERY, make_message
+from bench.peers import memory_kib
+from bench.wire import Imap, ProtocolError, Target, percentiles
+
+
+def _median_time(fn, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.monotonic()
+        result = fn()
+        times.append(time.monotonic() - t0)
+    return statistics.median(times), result
+
+
+def mailbox_figures(target: Target, address: str, repeat: int = 5, time_limit: float = 60.0) -> list[dict]:
+    password = target.password(address)
+    rows = []
+
+    def login_select() -> int:
+        c = Imap(target.host, target.imap_port)
+        try:
+            c.login(address, password)
+            for line in c.command("SELECT INBOX"):
+                if line.endswith(b"EXISTS\r\n"):
+                    return int(line.split()[1])
+            raise ProtocolError("SELECT without EXISTS")
+        finally:
+            c.logout()
+
+    login_select()  # warm-up: Dovecot builds its index on the first SELECT of a Maildir
+    secs, exists = _median_time(login_select, repeat)
+    rows.append({"case": "LOGIN+SELECT", "ms": round(secs * 1000, 2), "messages": exists})
+
+    c = Imap(target.host, target.imap_port)
+    try:
+        c.login(address, password)
+        c.command("SELECT INBOX")
+
+        def fetch_meta() -> int:
+            count = 0
+
+            def seen(line: bytes) -> None:
+                nonlocal count
+                count += b" FETCH " in line
+            c.command("UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)", on_untagged=seen)
+            return count
+
+        fetch_meta()  # warm-up: Dovecot fills its cache file with envelopes on first request
+        secs, fetched = _median_time(fetch_meta, repeat)
+        rows.append({"case": "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)", "ms": round(secs * 1000, 1),
+                     "messages": fetched})
+
+        uids = []
+        for line in c.command("UID SEARCH ALL"):
+            if line.startswith(b"* SEARCH"):
+                uids = [int(u) for u in line.split()[2:]]
+        batch = 500
+        deadline = time.monotonic() + time_limit
+        before, bodies, t0 = c.received, 0, time.monotonic()
+
+        def body_seen(line: bytes) -> None:
+            nonlocal bodies
+            bodies += b" FETCH " in line[:40]
+        for i in range(0, len(uids), batch):
+            if time.monotonic() > deadline:
+                break
+            c.command(f"UID FETCH {uids[i]}:{uids[min(i + batch, len(uids)) - 1]} BODY.PEEK[]",
+                      on_untagged=body_seen)
+        secs = time.monotonic() - t0
+        nbytes = c.received - before
+        rows.append({"case": "full-body FETCH", "mb_per_s": round(nbytes / secs / 1e6, 2),
+                     "msgs_per_s": round(bodies / secs, 1), "messages": bodies})
+
+        def search() -> int:
+            for line in c.command(f"UID SEARCH TEXT {NEEDLE}"):
+                if line.startswith(b"* SEARCH"):
+                    return len(line.split()) - 2
+            return 0
+        secs, hits = _median_time(search, max(1, repeat // 2))
+        rows.append({"case": "UID SEARCH TEXT", "ms": round(secs * 1000, 1), "messages": hits,
+                     "expected": -(-exists // NEEDLE_EVERY)})
+    finally:
+        c.logout()
+    for r in rows:
+        print(f"  imap {target.name:16} {r}", flush=True)
+    return rows
+
+
+def deliver_one(target: Target, rcpts: list[str]) -> float:
+    """Deliver one message to every rcpt in one transaction; the monotonic time of the ack."""
+    raw = make_message(999_999, 2048, needle=False)
+    if target.deliver_proto == "lmtp":
+        client = smtplib.LMTP(target.host, target.deliver_port, timeout=60)
+    else:
+        client = smtplib.SMTP(target.host, target.deliver_port, timeout=60)
+    with client:
+        client.ehlo_or_helo_if_needed()
+        client.mail("loadgen@bench.test")
+        for rcpt in rcpts:
+            code, text = client.rcpt(rcpt)
+            if code != 250:
+                raise ProtocolError(f"RCPT {rcpt}: {code} {text!r}")
+        code, text = client.data(raw)
+        # LMTP answers DATA once per recipient (RFC 2033 §4.2); smtplib reads only the first.
+        replies = [code] + [client.getreply()[0] for _ in rcpts[1:]] if target.deliver_proto == "lmtp" else [code]
+        ack = time.monotonic()
+    if any(c != 250 for c in replies):
+        raise ProtocolError(f"delivery refused: {replies}")
+    return ack
+
+
+def idle_figures(target: Target, addresses: list[str], connections: int = 1000,
+                 timeout: float = 60.0) -> dict:
+    """Memory with `connections` idlers and the delay until each hears of one delivery."""
+    mem_before = memory_kib(target.server_pid) if target.server_pid else None
+
+    def open_idler(i: int) -> Imap:
+        address = addresses[i % len(addresses)]
+        c = Imap(target.host, target.imap_port, timeout=timeout)
+        c.login(address, target.password(address))
+        c.command("SELECT INBOX")
+        c.send(b"idle IDLE\r\n")
+        line = c.readline()
+        if not line.startswith(b"+"):
+            raise ProtocolError(f"IDLE: {line!r}")
+        return c
+
+    idlers: list[Imap] = []
+    errors: list[str] = []
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        for fut in [pool.submit(open_idler, i) for i in range(connections)]:
+            try:
+                idlers.append(fut.result())
+            except (ProtocolError, OSError) as exc:
+                errors.append(repr(exc)[:200])
+    setup_s = time.monotonic() - t0
+    time.sleep(1.0)  # let the server settle before reading its memory
+    mem_idle = memory_kib(target.server_pid) if target.server_pid else None
+
+    sel = selectors.DefaultSelector()
+    for c in idlers:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    pending = set(idlers)
+    delays: list[float] = []
+    ack = deliver_one(target, addresses)
+    deadline = ack + timeout
+    while pending and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            c = key.data
+            if c not in pending:
+                continue
+            try:
+                c._fill()
+            except (ProtocolError, OSError):
+                pending.discard(c)
+                sel.unregister(c.sock)
+                continue
+            if b"EXISTS" in c.buf:
+                # Told before we even read the ack counts as no delay at all.
+                delays.append(max(0.0, time.monotonic() - ack))
+                pending.discard(c)
+                sel.unregister(c.sock)
+    for c in idlers:
+        try:
+            c.send(b"DONE\r\nz LOGOUT\r\n")
+        except OSError:
+            pass
+        c.close()
+    sel.close()
+    row = {
+        "case": f"{connections} IDLE connections",
+        "connected": len(idlers),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "setup_s": round(setup_s, 1),
+        "told": len(delays),
+        "not_told": len(idlers) - len(delays),
+        "push_p50_ms": percentiles(delays)["p50_ms"],
+        "push_p99_ms": percentiles(delays)["p99_ms"],
+        "push_max_ms": percentiles(delays)["max_ms"],
+        "server_rss_mb": round(mem_idle["rss_kib"] / 1024, 1) if mem_idle else None,
+        "server_pss_mb": round(mem_idle["pss_kib"] / 1024, 1) if mem_idle and mem_idle["pss_kib"] else None,
+        "server_rss_before_mb": round(mem_before["rss_kib"] / 1024, 1) if mem_before else None,
+        "server_processes": mem_idle["processes"] if mem_idle else None,
+    }
+    print(f"  imap {target.name:16} {row}", flush=True)
+    return row
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--imap-port", type=int, required=True)
+    ap.add_argument("--user", required=True, help="ADDRESS:PASSWORD of the big mailbox")
+    ap.add_argument("--idle-user", action="append", default=[], help="ADDRESS:PASSWORD for idlers")
+    ap.add_argument("--deliver", help="lmtp:PORT or smtp:PORT for the IDLE push test")
+    ap.add_argument("--server-pid", type=int)
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--name", default="target")
+    args = ap.parse_args(argv)
+    big = tuple(args.user.split(":", 1))
+    idle = [tuple(u.split(":", 1)) for u in args.idle_user]
+    target = Target(args.name, args.host, imap_port=args.imap_port, users=[big, *idle],
+                    server_pid=args.server_pid)
+    rows = mailbox_figures(target, big[0])
+    if idle and args.deliver:
+        target.deliver_proto, port = args.deliver.split(":")
+        target.deliver_port = int(port)
+        rows.append(idle_figures(target, [u for u, _ in idle], args.connections))
+    print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
