@@ -68,17 +68,7 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin):
 
     def backup(self, target: Path | str) -> None:
         """A consistent copy of the live database (SQLite's online backup API)."""
-        target = Path(target)
-        tmp = target.with_name(target.name + ".partial")
-        tmp.unlink(missing_ok=True)
-        dest = sqlite3.connect(str(tmp))
-        try:
-            with self.db.reader() as conn:
-                conn.backup(dest)
-            dest.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            dest.close()
-        tmp.replace(target)
+        backup_database(self.path, target)
 
     def integrity_check(self) -> str:
         with self.db.reader() as conn:
@@ -86,3 +76,19 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin):
 
     def close(self) -> None:
         self.db.close()
+
+
+def backup_database(source: Path | str, target: Path | str) -> None:
+    """A consistent copy of a store file that may be in use (used when no Store is open here)."""
+    src = sqlite3.connect(str(source))
+    target = Path(target)
+    tmp = target.with_name(target.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    dest = sqlite3.connect(str(tmp))
+    try:
+        src.backup(dest)
+        dest.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dest.close()
+        src.close()
+    tmp.replace(target)

@@ -1,0 +1,252 @@
+"""The admin API: everything an administrator can see and do, as plain Python calls.
+
+The CLI and the TUI use exactly this API — in-process (``kotakpos serve --tui``, or the
+CLI when no server runs) or through ``AdminClient`` over the Unix socket. Every method
+takes and returns JSON-friendly values. Methods that need a running server (sessions,
+listeners) raise ``AdminError`` when the API only wraps a store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from appliance import __version__
+from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QueueChanged, Store, StoreError
+from appliance.store.events import EventBus
+
+
+class AdminError(Exception):
+    """A refused admin operation; the message is fit to show as is."""
+
+
+def _event_dict(event) -> dict:
+    if isinstance(event, MailboxChanged):
+        return {"type": "mailbox", "kind": event.kind, "user_id": event.user_id, "mailbox_id": event.mailbox_id,
+                "count": len(event.uids)}
+    if isinstance(event, QueueChanged):
+        return {"type": "queue", "kind": event.kind, "ids": list(event.ids)}
+    if isinstance(event, AccountsChanged):
+        return {"type": "accounts", "kind": event.kind, "name": event.name}
+    if isinstance(event, Overflowed):
+        return {"type": "overflow"}
+    return event if isinstance(event, dict) else {"type": "other", "repr": repr(event)}
+
+
+class AdminAPI:
+    # The methods the socket exposes (and AdminClient mirrors).
+    PUBLIC = frozenset({
+        "version", "status", "listeners", "sessions", "kick", "blocked", "block", "unblock",
+        "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
+        "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
+        "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete",
+    })
+
+    def __init__(self, server=None, store: Store | None = None):
+        self.server = server
+        self.store: Store = store if store is not None else server.ctx.store
+        self._bus = EventBus()
+        self._store_sub = self.store.subscribe()
+        self._closed = threading.Event()
+        self._pump = threading.Thread(target=self._forward_store_events, name="admin-events", daemon=True)
+        self._pump.start()
+        self._unsubscribe_registry = None
+        if server is not None:
+            self._unsubscribe_registry = server.ctx.registry.on_change(
+                lambda kind, info: self._bus.publish([{"type": "session", "kind": kind, "session": info.to_dict()}]))
+
+    def _forward_store_events(self) -> None:
+        while not self._closed.is_set():
+            event = self._store_sub.get(timeout=0.5)
+            if event is not None:
+                self._bus.publish([_event_dict(event)] + [_event_dict(e) for e in self._store_sub.drain()])
+
+    def subscribe(self):
+        """Live events (sessions opening/closing, mailbox, queue and account changes)."""
+        return self._bus.subscribe(None)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._store_sub.close()
+        if self._unsubscribe_registry:
+            self._unsubscribe_registry()
+
+    def _ctx(self):
+        if self.server is None or self.server.ctx is None:
+            raise AdminError("no server is running")
+        return self.server.ctx
+
+    # -- the server ------------------------------------------------------------------------
+
+    def version(self) -> str:
+        return __version__
+
+    def status(self) -> dict:
+        ctx = self._ctx()
+        sessions = ctx.registry.list()
+        by_protocol: dict[str, int] = {}
+        for s in sessions:
+            by_protocol[s.protocol] = by_protocol.get(s.protocol, 0) + 1
+        with ctx.stats_lock:
+            stats = dict(ctx.stats)
+        return {
+            "version": __version__,
+            "hostname": ctx.hostname,
+            "pid": __import__("os").getpid(),
+            "uptime": time.time() - ctx.started,
+            "data_dir": str(ctx.data_dir),
+            "listeners": self.listeners(),
+            "sessions": len(sessions),
+            "sessions_by_protocol": by_protocol,
+            "counts": self.store.counts(),
+            "queue": self.store.queue_stats(),
+            "stats": stats,
+            "blocked": len(ctx.auth.blocked_addresses()),
+            "tls_expiry": ctx.tls.expiry().isoformat(),
+        }
+
+    def listeners(self) -> list[dict]:
+        self._ctx()
+        return [{"name": l.name, "addresses": [f"{h}:{p}" for h, p in l.addresses], "implicit_tls": l.implicit_tls,
+                 "state": "listening"} for l in self.server.connections.listeners]
+
+    def sessions(self) -> list[dict]:
+        return [s.to_dict() for s in self._ctx().registry.list()]
+
+    def kick(self, session_id: int) -> bool:
+        if not self._ctx().registry.kick(int(session_id)):
+            raise AdminError(f"no session {session_id}")
+        return True
+
+    def blocked(self) -> list[dict]:
+        return self._ctx().auth.failing_addresses()
+
+    def block(self, ip: str, seconds: float = 3600) -> bool:
+        self._ctx().auth.block(ip, float(seconds))
+        return True
+
+    def unblock(self, ip: str) -> bool:
+        if not self._ctx().auth.unblock(ip):
+            raise AdminError(f"{ip} is not blocked")
+        return True
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def domains(self) -> list[str]:
+        return self.store.list_domains()
+
+    def add_domain(self, name: str) -> str:
+        return self._store_call(self.store.add_domain, name)
+
+    def delete_domain(self, name: str) -> bool:
+        self._store_call(self.store.delete_domain, name)
+        return True
+
+    def users(self) -> list[dict]:
+        return [{"address": u.address, "quota": u.quota, "used": used, "created": u.created}
+                for u, used in self.store.list_users()]
+
+    def add_user(self, address: str, password: str, quota: int = 0) -> dict:
+        user = self._store_call(self.store.add_user, address, password, int(quota))
+        return {"address": user.address, "quota": user.quota}
+
+    def delete_user(self, address: str) -> bool:
+        self._store_call(self.store.delete_user, address)
+        return True
+
+    def set_password(self, address: str, password: str) -> bool:
+        self._store_call(self.store.set_password, address, password)
+        return True
+
+    def set_quota(self, address: str, quota: int) -> bool:
+        self._store_call(self.store.set_quota, address, int(quota))
+        return True
+
+    def aliases(self) -> dict[str, list[str]]:
+        return self.store.list_aliases()
+
+    def add_alias(self, alias: str, targets: list[str]) -> bool:
+        self._store_call(self.store.add_alias, alias, list(targets))
+        return True
+
+    def delete_alias(self, alias: str, targets: list[str] | None = None) -> bool:
+        self._store_call(self.store.delete_alias, alias, list(targets) if targets else None)
+        return True
+
+    # -- mailboxes ---------------------------------------------------------------------------
+
+    def _user(self, address: str):
+        user = self.store.get_user(address)
+        if user is None:
+            raise AdminError(f"no user {address}")
+        return user
+
+    def _mailbox(self, address: str, name: str):
+        user = self._user(address)
+        mailbox = self.store.get_mailbox(user.id, name)
+        if mailbox is None:
+            raise AdminError(f"{address} has no mailbox {name}")
+        return user, mailbox
+
+    def mailboxes(self, address: str) -> list[dict]:
+        user = self._user(address)
+        result = []
+        for mb in self.store.list_mailboxes(user.id):
+            st = self.store.mailbox_status(mb.id)
+            result.append({"name": mb.name, "special_use": mb.special_use, "messages": st.messages,
+                           "unseen": st.unseen, "size": st.size})
+        return result
+
+    def messages(self, address: str, mailbox: str, limit: int = 500, offset: int = 0) -> list[dict]:
+        """Newest first: from, subject, date, size, flags."""
+        import json
+        _, mb = self._mailbox(address, mailbox)
+        rows = list(reversed(self.store.list_messages(mb.id)))[int(offset):int(offset) + int(limit)]
+        parsed = self.store.get_parsed(r.blob_id for r in rows)
+        result = []
+        for r in rows:
+            info = json.loads(parsed[r.blob_id].info_json) if r.blob_id in parsed else {}
+            result.append({"uid": r.uid, "from": info.get("from_", ""), "subject": info.get("subject", ""),
+                           "date": r.internaldate, "size": r.size, "flags": sorted(r.flags)})
+        return result
+
+    def message(self, address: str, mailbox: str, uid: int) -> str:
+        """The message as text (decoded leniently), for reading in the TUI."""
+        _, mb = self._mailbox(address, mailbox)
+        row = next((r for r in self.store.list_messages(mb.id) if r.uid == int(uid)), None)
+        if row is None:
+            raise AdminError(f"no message {uid} in {mailbox}")
+        return self.store.get_raw(row.blob_id).decode("utf-8", "replace")
+
+    def delete_message(self, address: str, mailbox: str, uid: int) -> bool:
+        _, mb = self._mailbox(address, mailbox)
+        if not self.store.delete_messages(mb.id, [int(uid)]):
+            raise AdminError(f"no message {uid} in {mailbox}")
+        return True
+
+    # -- queue -------------------------------------------------------------------------------
+
+    def queue(self, limit: int = 10000) -> list[dict]:
+        return [q.__dict__ for q in self.store.list_queue(int(limit))]
+
+    def queue_entry(self, queue_id: int) -> dict:
+        return self._store_call(self.store.queue_entry, int(queue_id)).__dict__
+
+    def queue_retry(self, ids: list[int]) -> int:
+        return self.store.retry_queue(int(i) for i in ids)
+
+    def queue_hold(self, ids: list[int]) -> int:
+        return self.store.hold_queue(int(i) for i in ids)
+
+    def queue_release(self, ids: list[int]) -> int:
+        return self.store.release_queue(int(i) for i in ids)
+
+    def queue_delete(self, ids: list[int]) -> int:
+        return self.store.delete_queue(int(i) for i in ids)
+
+    @staticmethod
+    def _store_call(fn, *args):
+        try:
+            return fn(*args)
+        except StoreError as e:
+            raise AdminError(str(e)) from None

@@ -1,0 +1,78 @@
+"""``AdminClient``: the admin API of a running server, reached over its Unix socket.
+
+It has the same methods as ``AdminAPI`` (``client.sessions()``, ``client.kick(7)`` …), so
+the CLI and the TUI do not care whether the server runs in their own process.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import socket
+import threading
+from pathlib import Path
+
+from appliance.admin.api import AdminAPI, AdminError
+
+
+class ServerNotRunning(AdminError):
+    pass
+
+
+class AdminClient:
+    def __init__(self, path: Path, timeout: float = 30.0):
+        self.path = Path(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(str(self.path))
+        except OSError:
+            self._sock.close()
+            raise ServerNotRunning(f"no Kotakpos server is running (nothing answers at {self.path})") from None
+        self._reader = self._sock.makefile("rb")
+        self.greeting = json.loads(self._reader.readline())
+        self._ids = 0
+        self._lock = threading.Lock()
+
+    def call(self, method: str, **params):
+        with self._lock:
+            self._ids += 1
+            self._sock.sendall(json.dumps({"id": self._ids, "method": method, "params": params}).encode() + b"\n")
+            line = self._reader.readline()
+        if not line:
+            raise ServerNotRunning("the server closed the admin connection")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise AdminError(reply["error"])
+        return reply["result"]
+
+    def __getattr__(self, name: str):
+        if name not in AdminAPI.PUBLIC:
+            raise AttributeError(name)
+        signature = inspect.signature(getattr(AdminAPI, name))
+
+        def method(*args, **kwargs):
+            bound = signature.bind(None, *args, **kwargs)
+            return self.call(name, **{k: v for k, v in bound.arguments.items() if k != "self"})
+
+        return method
+
+    def events(self):
+        """Yield live events; uses its own connection, so calls can go on beside it."""
+        other = AdminClient(self.path, timeout=None)
+        try:
+            other._sock.sendall(json.dumps({"id": 1, "method": "subscribe"}).encode() + b"\n")
+            json.loads(other._reader.readline())
+            while True:
+                line = other._reader.readline()
+                if not line:
+                    return
+                yield json.loads(line)["event"]
+        finally:
+            other.close()
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,268 @@
+"""The whole server: wires config, store, TLS, auth, listeners and the admin socket.
+
+``Server(data_dir, ...)`` prepares the data folder on first start (config sample,
+self-signed certificate, store), binds every listener, serves until stopped, and stops
+cleanly: no new connections, transactions in flight finish within a bound, the store is
+closed. The listener table below says which session class speaks on which port.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance import config as config_module
+from appliance.auth import Authenticator
+from appliance.config import Config
+from appliance.net import ConnectionServer, SessionRegistry
+from appliance.net.tls import TlsContexts, ensure_certificate
+from appliance.store import Store
+
+log = logging.getLogger("kotakpos")
+
+LOCK_NAME = "kotakpos.lock"
+ADMIN_SOCKET = "admin.sock"
+
+
+class Unavailable:
+    """Answers with a protocol's 'service not available' greeting and closes."""
+
+    GREETINGS = {
+        "smtp": b"421 4.3.2 Service not available\r\n",
+        "pop3": b"-ERR [SYS/TEMP] Service not available\r\n",
+        "imap": b"* BYE Service not available\r\n",
+    }
+
+    def __init__(self, conn, ctx, listener):
+        self.conn, self.listener = conn, listener
+
+    def run(self):
+        self.conn.write(self.GREETINGS[self.conn.info.protocol])
+        self.conn.flush()
+
+
+class SmtpUnavailable(Unavailable):
+    BUSY_REPLY = Unavailable.GREETINGS["smtp"]
+
+
+class Pop3Unavailable(Unavailable):
+    BUSY_REPLY = Unavailable.GREETINGS["pop3"]
+
+
+class ImapUnavailable(Unavailable):
+    BUSY_REPLY = Unavailable.GREETINGS["imap"]
+
+
+def _session_classes() -> dict[str, tuple[type, bool]]:
+    """listener name -> (session class, implicit TLS). Imported late: protocols import this module."""
+    from appliance.smtp.session import SmtpSession
+    from appliance.imap.session import ImapSession
+    return {
+        "smtp": (SmtpSession, False),
+        "submission": (SmtpSession, False),
+        "smtps": (SmtpSession, True),
+        "pop3": (Pop3Unavailable, False),
+        "pop3s": (Pop3Unavailable, True),
+        "imap": (ImapSession, False),
+        "imaps": (ImapSession, True),
+    }
+
+
+@dataclass
+class ServerContext:
+    """What every session may use. One instance per server, shared by all threads."""
+
+    config: Config
+    store: Store
+    auth: Authenticator
+    tls: TlsContexts
+    registry: SessionRegistry
+    hostname: str
+    data_dir: Path
+    log: logging.Logger = log
+    started: float = field(default_factory=time.time)
+    stats: dict = field(default_factory=dict)   # counters for status views: name -> int
+    stats_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.stats_lock:
+            self.stats[name] = self.stats.get(name, 0) + n
+
+
+class DataFolderInUse(Exception):
+    pass
+
+
+def resolve_paths(data: str | os.PathLike | None, config_file: str | os.PathLike | None) -> tuple[Path, Path]:
+    """The data folder and config file from options, environment and defaults."""
+    data_dir = Path(data or os.environ.get("KOTAKPOS_DATA") or "kotakpos-data").absolute()
+    cfg = config_file or os.environ.get("KOTAKPOS_CONFIG")
+    return data_dir, (Path(cfg).absolute() if cfg else data_dir / "kotakpos.toml")
+
+
+def load_config(data_dir: Path, config_path: Path, write_sample: bool = False) -> Config:
+    if write_sample and not config_path.exists() and config_path.parent == data_dir:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(config_module.sample_text(), encoding="utf-8")
+    return config_module.load(config_path)
+
+
+def open_store(data_dir: Path) -> Store:
+    return Store.in_folder(data_dir)
+
+
+def lock_data_folder(data_dir: Path):
+    """An exclusive lock on the data folder, held while a server runs (restore checks it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataFolderInUse(f"{data_dir} is in use by a running Kotakpos server") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def folder_in_use(data_dir: Path) -> bool:
+    path = data_dir / LOCK_NAME
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+class Server:
+    def __init__(self, data_dir: Path, config: Config):
+        self.data_dir = data_dir
+        self.config = config
+        self._lock_handle = None
+        self._stopped = threading.Event()
+        self.ctx: ServerContext | None = None
+        self.connections: ConnectionServer | None = None
+        self.admin = None
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Prepare the data folder, bind every listener and start serving. Raises BindError."""
+        cfg = self.config
+        self._lock_handle = lock_data_folder(self.data_dir)
+        try:
+            self._start(cfg)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _start(self, cfg: Config) -> None:
+        cert = self.data_dir / cfg.tls.cert_file
+        key = self.data_dir / cfg.tls.key_file
+        if ensure_certificate(cert, key, cfg.server.hostname):
+            log.info("created a self-signed certificate for %s in %s", cfg.server.hostname, cert)
+        tls = TlsContexts(cert, key)
+        store = open_store(self.data_dir)
+        registry = SessionRegistry()
+        auth = Authenticator(store, cfg.auth)
+        self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
+                                 hostname=cfg.server.hostname, data_dir=self.data_dir)
+        self.connections = ConnectionServer(
+            self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
+            exempt_from_ip_limit=auth.is_trusted)
+        try:
+            for name, (session_class, implicit_tls) in _session_classes().items():
+                port = getattr(cfg.ports, name) + cfg.server.port_offset
+                self.connections.add(name, cfg.server.listen, port, session_class, implicit_tls)
+        except BaseException:
+            for listener in self.connections.listeners:
+                for s in listener.sockets:
+                    s.close()
+            store.close()
+            raise
+        from appliance.admin.server import AdminSocketServer
+        from appliance.admin.api import AdminAPI
+        self.admin = AdminAPI(self)
+        self.admin_socket = AdminSocketServer(self.admin, self.data_dir / ADMIN_SOCKET)
+        self.admin_socket.start()
+        self.connections.start()
+        addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
+        log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
+
+    def port(self, name: str) -> int:
+        return next(l.port for l in self.connections.listeners if l.name == name)
+
+    # -- run and stop --------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Block until SIGTERM/SIGINT (or ``stop()``); SIGHUP reloads the TLS certificate."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
+            signal.signal(signal.SIGINT, lambda *_: self._stopped.set())
+            signal.signal(signal.SIGHUP, lambda *_: self.reload_tls())
+        while not self._stopped.wait(0.5):
+            pass
+        self.stop()
+
+    def reload_tls(self) -> None:
+        try:
+            self.ctx.tls.reload()
+            log.info("reloaded TLS certificate %s", self.ctx.tls.cert_path)
+        except Exception as e:
+            log.error("TLS reload failed, keeping the old certificate: %s", e)
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    def stop(self) -> None:
+        if self.connections is None:
+            return
+        log.info("stopping: no new connections, %d session(s) finishing", self.ctx.registry.count())
+        self.connections.stop(self.config.server.shutdown_grace)
+        if self.admin is not None:
+            self.admin_socket.stop()
+            self.admin.close()
+        self.ctx.store.close()
+        self.connections = None
+        self._release_lock()
+        log.info("stopped")
+
+    def _release_lock(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+
+def _format(address) -> str:
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def setup_logging(level: str = "info", log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger("kotakpos")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in handlers:
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.propagate = False

@@ -1,0 +1,198 @@
+"""The store against a temp-file SQLite database: accounts, UIDs, blobs, events, concurrency."""
+
+import threading
+
+import pytest
+
+from appliance.store import AlreadyExists, Delivery, InvalidName, NotFound, QueueEntry, Store, StoreError
+
+MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nThe quick brown fox.\r\n"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.in_folder(tmp_path)
+    s.add_domain("example.org")
+    yield s
+    s.close()
+
+
+def test_new_user_gets_special_use_folders(store):
+    user = store.add_user("alice@example.org", "pw")
+    folders = {m.name: m.special_use for m in store.list_mailboxes(user.id)}
+    assert folders == {"INBOX": None, "Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash",
+                       "Junk": "\\Junk", "Archive": "\\Archive"}
+
+
+def test_account_errors_change_nothing(store):
+    store.add_user("alice@example.org", "pw")
+    with pytest.raises(AlreadyExists):
+        store.add_user("ALICE@example.org", "pw")
+    with pytest.raises(NotFound):
+        store.add_user("bob@elsewhere.org", "pw")
+    with pytest.raises(InvalidName):
+        store.add_user("not an address", "pw")
+    store.add_alias("a@example.org", ["b@example.org"])
+    with pytest.raises(StoreError, match="loop"):
+        store.add_alias("b@example.org", ["a@example.org"])
+    assert store.list_aliases() == {"a@example.org": ["b@example.org"]}
+    assert [u.address for u, _ in store.list_users()] == ["alice@example.org"]
+
+
+def test_password_is_hashed_and_checked(store):
+    store.add_user("alice@example.org", "s3cret")
+    with store.db.reader() as conn:
+        stored = conn.execute("SELECT password FROM users").fetchone()[0]
+    assert "s3cret" not in stored and stored.startswith("scrypt$")
+    assert store.verify_password("Alice@Example.org", "s3cret").address == "alice@example.org"
+    assert store.verify_password("alice@example.org", "wrong") is None
+    assert store.verify_password("nobody@example.org", "s3cret") is None
+
+
+def test_aliases_lists_and_catch_all_resolve(store):
+    alice = store.add_user("alice@example.org", "pw")
+    bob = store.add_user("bob@example.org", "pw")
+    store.add_alias("team@example.org", ["alice@example.org", "bob@example.org", "friend@remote.net"])
+    team = store.resolve("TEAM@example.org")
+    assert {u.id for u in team.users} == {alice.id, bob.id} and team.external == ("friend@remote.net",)
+    assert store.resolve("stranger@example.org") is None
+    store.add_alias("@example.org", ["alice@example.org"])
+    assert [u.id for u in store.resolve("stranger@example.org").users] == [alice.id]
+
+
+def test_identical_bytes_are_stored_once_and_freed_with_the_last_reference(store):
+    users = [store.add_user(f"u{i}@example.org", "pw") for i in range(20)]
+    store.deliver(MSG, [Delivery(u.id) for u in users])
+    assert store.counts()["blobs"] == 1 and store.counts()["messages"] == 20
+    for u in users[:19]:
+        inbox = store.get_mailbox(u.id, "INBOX")
+        store.delete_messages(inbox.id, [1])
+    assert store.counts()["blobs"] == 1
+    last = store.get_mailbox(users[19].id, "INBOX")
+    store.delete_messages(last.id, [1])
+    assert store.counts()["blobs"] == 0
+    assert store.search_text(last.id, "quick") == set()
+
+
+def test_uids_ascend_and_are_never_reused(tmp_path):
+    store = Store.in_folder(tmp_path)
+    store.add_domain("example.org")
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    for n in range(3):
+        store.deliver(MSG + b"%d" % n, [Delivery(user.id)])
+    store.store_flags(inbox.id, [3], "add", ["\\Deleted"])
+    assert store.expunge(inbox.id) == [3]
+    store.close()
+    store = Store.in_folder(tmp_path)  # a restart must not hand out UID 3 again
+    store.deliver(MSG + b"again", [Delivery(user.id)])
+    assert [m.uid for m in store.list_messages(inbox.id)] == [1, 2, 4]
+    assert store.vanished_since(inbox.id, 0) == [3]
+    store.close()
+
+
+def test_copy_move_and_flags_keep_modseq_growing(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    archive = store.get_mailbox(user.id, "Archive")
+    store.deliver(MSG, [Delivery(user.id)])
+    before = store.mailbox_status(inbox.id).highestmodseq
+    changed, refused = store.store_flags(inbox.id, [1], "add", ["\\Seen", "$Work"])
+    assert changed[0].flags == {"\\Seen", "$Work"} and changed[0].modseq > before and refused == []
+    _, refused = store.store_flags(inbox.id, [1], "set", [], unchanged_since=before)
+    assert refused == [1]
+    assert store.copy(inbox.id, [1], archive.id) == [(1, 1)]
+    assert store.move(inbox.id, [1], archive.id) == [(1, 2)]
+    assert store.list_messages(inbox.id) == []
+    assert [m.flags for m in store.list_messages(archive.id)] == [{"\\Seen", "$Work"}] * 2
+
+
+def test_mailbox_create_rename_delete(store):
+    user = store.add_user("alice@example.org", "pw")
+    store.create_mailbox(user.id, "Projects/2026/Q1")
+    names = {m.name for m in store.list_mailboxes(user.id)}
+    assert {"Projects", "Projects/2026", "Projects/2026/Q1"} <= names
+    q1 = store.get_mailbox(user.id, "Projects/2026/Q1")
+    store.rename_mailbox(user.id, "Projects", "Work")
+    assert store.get_mailbox(user.id, "Work/2026/Q1").uidvalidity == q1.uidvalidity
+    with pytest.raises(StoreError):
+        store.delete_mailbox(user.id, "INBOX")
+    store.delete_mailbox(user.id, "Work/2026/Q1")
+    assert store.get_mailbox(user.id, "Work/2026/Q1") is None
+    store.create_mailbox(user.id, "Work/2026/Q1")
+    assert store.get_mailbox(user.id, "Work/2026/Q1").uidvalidity != q1.uidvalidity
+
+
+def test_events_arrive_after_commit_for_the_right_user(store):
+    alice = store.add_user("alice@example.org", "pw")
+    bob = store.add_user("bob@example.org", "pw")
+    with store.subscribe(alice.id) as sub:
+        store.deliver(MSG, [Delivery(bob.id)])
+        store.deliver(MSG, [Delivery(alice.id)])
+        event = sub.get(timeout=2)
+        assert event.kind == "exists" and event.user_id == alice.id and event.uids == (1,)
+        # the message is readable by the time the event arrives
+        assert len(store.list_messages(event.mailbox_id)) == 1
+        assert sub.get(timeout=0.2) is None
+
+
+def test_delivery_and_queue_in_one_transaction(store):
+    alice = store.add_user("alice@example.org", "pw")
+    result = store.deliver(MSG, [Delivery(alice.id)], [QueueEntry("alice@example.org", "x@remote.net")])
+    assert len(result.queue_ids) == 1
+    row = store.queue_entry(result.queue_ids[0])
+    assert row.domain == "remote.net" and row.state == "queued"
+    assert store.counts()["blobs"] == 1
+
+
+def test_concurrent_writers_and_readers_share_commits(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    errors = []
+    commits_before = store.db.commits
+
+    def writer(n):
+        try:
+            for i in range(40):
+                store.deliver(b"Subject: %d-%d\r\n\r\nbody\r\n" % (n, i), [Delivery(user.id)])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def reader():
+        try:
+            for _ in range(100):
+                uids = [m.uid for m in store.list_messages(inbox.id)]
+                assert uids == sorted(uids) and len(set(uids)) == len(uids)
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)] + \
+              [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [m.uid for m in store.list_messages(inbox.id)] == list(range(1, 641))
+    assert store.db.commits - commits_before < 640  # group commit: fewer fsyncs than messages
+    assert store.integrity_check() == "ok"
+
+
+def test_failed_job_does_not_undo_its_neighbours(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    results = []
+
+    def good():
+        results.append(store.deliver(MSG, [Delivery(user.id)]))
+
+    def bad():
+        with pytest.raises(NotFound):
+            store.append(user.id, 99999, MSG)
+
+    threads = [threading.Thread(target=f) for f in (good, bad, good, bad, good)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.list_messages(inbox.id)) == 3
