@@ -38,7 +38,9 @@ class CommandReader:
         literal_total = 0
         tag = None
         while True:
-            line = self.conn.read_line(self.line_limit)
+            # Only the first line is "between commands", where shutdown may end us.
+            line = (self.conn.read_line(self.line_limit) if parts
+                    else self.conn.read_command_line(self.line_limit))
             if tag is None:
                 tag = split_tag(line)
             parts.append(line)

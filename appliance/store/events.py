@@ -49,6 +49,7 @@ class Subscription:
         self.user_id = user_id
         self._queue: queue.Queue = queue.Queue(maxsize)
         self.overflowed = False
+        self.notify = None  # optional callable run after each event is queued (IMAP IDLE wakes on it)
 
     def get(self, timeout: float | None = None):
         """The next event, or None when ``timeout`` passes first."""
@@ -77,6 +78,8 @@ class Subscription:
                     self._queue.put_nowait(Overflowed())
                 except (queue.Empty, queue.Full):
                     pass
+        if self.notify is not None:
+            self.notify()
 
     def close(self) -> None:
         self._bus._remove(self)

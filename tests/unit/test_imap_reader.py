@@ -20,6 +20,8 @@ class ScriptedConn:
         line, self.data = self.data[:end], self.data[end:]
         return line
 
+    read_command_line = read_line
+
     def read_exact(self, n: int) -> bytes:
         self.sent_before_read.append(self.written)
         chunk, self.data = self.data[:n], self.data[n:]

@@ -1,0 +1,1056 @@
+"""The IMAP session: one state machine per connection (RFC 3501 §3, §6).
+
+The legal verbs of each state are data (``LEGAL``), derived from the command
+modules, and checked in one gate (``dispatch``). Each verb has a ``cmd_VERB``
+handler. Changes made elsewhere (delivery, other sessions, POP3) reach the
+selected mailbox through ``sync``: store events mark the mailbox dirty, and the
+store's modseq-ordered change log says exactly what changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import os
+import re
+import select
+import threading
+from dataclasses import dataclass, field
+
+from appliance import mime
+from appliance.auth.sasl import SaslError, decode_plain
+from appliance.imap import replies, utf7
+from appliance.imap.commands import any as any_cmds
+from appliance.imap.commands import auth as auth_cmds
+from appliance.imap.commands import nonauth as nonauth_cmds
+from appliance.imap.commands import selected as selected_cmds
+from appliance.imap.errors import (CommandSyntaxError, CommandTooLong, ImapError, LiteralTooBig, ServerError,
+                                   UserError)
+from appliance.imap.fetch import FetchAtt
+from appliance.imap.matcher import Candidate, Context, matches, needs_headers
+from appliance.imap.parse import InvalidCommand, SequenceSet, parse_command
+from appliance.imap.reader import CommandReader
+from appliance.imap.replies import Atom
+from appliance.imap.search import uses_modseq
+from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
+from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StoreError
+from appliance.store.events import MailboxChanged, Overflowed
+
+log = logging.getLogger("kotakpos.imap")
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+
+
+def _verbs(module) -> frozenset[str]:
+    return frozenset(cls.VERB for cls in module.COMMANDS)
+
+
+# RFC 3501 §3 and §6: which commands each state accepts. ENABLE is for the
+# authenticated state only (RFC 5161 §3.1).
+LEGAL: dict[State, frozenset[str]] = {
+    State.NOT_AUTHENTICATED: _verbs(any_cmds) | _verbs(nonauth_cmds),
+    State.AUTHENTICATED: _verbs(any_cmds) | _verbs(auth_cmds),
+    State.SELECTED: _verbs(any_cmds) | (_verbs(auth_cmds) - {"ENABLE"}) | _verbs(selected_cmds),
+}
+
+LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
+COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
+PRELOGIN_LITERAL_LIMIT = 4096
+FLUSH_EVERY = 500  # FETCH responses buffered before a flush  # before login only LOGIN needs a literal
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
+NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+
+BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
+AUTHED_CAPS = BASE_CAPS + (
+    "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
+    "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
+    "STATUS=SIZE",
+)
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC"})
+
+
+class MailboxGone(Exception):
+    """The selected mailbox was deleted by another session: we say BYE (as Dovecot does)."""
+
+
+@dataclass
+class Selection:
+    """The selected mailbox as this client knows it; replaced as a whole by SELECT."""
+
+    mailbox_id: int  # set by SELECT; every selected command reads it
+    name: str  # for logs
+    uidvalidity: int
+    read_only: bool  # EXAMINE: nothing may change flags or expunge
+    uids: list[int]  # sequence number n is uids[n-1], exactly as the client was told
+    flags: dict[int, frozenset[str]]  # last flags the client was told, by UID
+    recent: set[int]  # UIDs that are \Recent for this session
+    modseq: int  # every change up to this modseq has been looked at by sync
+    gone: set[int] = field(default_factory=set)  # expunged in the store, not yet told
+    _seq: dict[int, int] | None = None  # UID -> sequence number, rebuilt after changes
+
+    def seq_of(self, uid: int) -> int:
+        if self._seq is None:
+            self._seq = {u: i + 1 for i, u in enumerate(self.uids)}
+        return self._seq[uid]
+
+    def renumbered(self) -> None:
+        self._seq = None
+
+
+class Waker:
+    """A pipe that store events write to, so IDLE can wait on the socket and mail at once.
+
+    ``wake`` runs in the publishing thread; the lock keeps it from writing to a
+    descriptor number that ``close`` has already given back to the system.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def wake(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                os.write(self.write_fd, b"!")
+            except BlockingIOError:
+                pass  # the pipe is full: already awake
+
+    def clear(self) -> None:
+        try:
+            while os.read(self.read_fd, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            os.close(self.read_fd)
+            os.close(self.write_fd)
+
+
+class ImapSession:
+    BUSY_REPLY = replies.BYE_TOO_BUSY
+
+    def __init__(self, conn, ctx, listener: str) -> None:
+        # connection lifetime
+        self.conn = conn
+        self.ctx = ctx
+        self.store = ctx.store
+        self.listener = listener  # "imap" (STARTTLS offered) or "imaps"
+        self.state = State.NOT_AUTHENTICATED
+        self.user = None  # store User, set by LOGIN/AUTHENTICATE
+        self.events = None  # store Subscription for this user's mailboxes, opened at login
+        self.enabled: set[str] = set()  # ENABLEd extensions (CONDSTORE, QRESYNC)
+        self.condstore = False  # CONDSTORE in use: FETCH responses carry MODSEQ
+        self.errors = 0  # bad commands in a row
+        self.reader = CommandReader(conn, LINE_LIMIT, COMMAND_LIMIT)
+        # mailbox lifetime: replaced by SELECT/EXAMINE, dropped by CLOSE/UNSELECT
+        self.selected: Selection | None = None
+        self.verb = ""  # the verb being answered (decides whether EXPUNGE may be sent)
+
+    # -- main loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.conn.timeout = self.ctx.config.limits.idle_timeout_unauthenticated
+        self._set_state(State.NOT_AUTHENTICATED)
+        self.send(replies.ok(None, f"{self.ctx.hostname} Kotakpos IMAP ready", self._capability_code()))
+        self.conn.flush()
+        try:
+            while self.step():
+                if not self.conn.has_buffered_line():
+                    self.conn.flush()
+        except IdleTimeout:
+            self.send(replies.BYE_TIMEOUT)
+        finally:
+            if self.events is not None:
+                self.events.close()
+            try:
+                self.conn.flush()
+            except ConnectionClosed:
+                pass
+
+    def step(self) -> bool:
+        """Read and answer one command; False once the session must end."""
+        try:
+            data = self.reader.read(self._literal_limit())
+        except LineTooLong:
+            self.send(replies.BAD_LINE_TOO_LONG)
+            return self._count_error()
+        except CommandTooLong as exc:
+            self.send(replies.bad(exc.tag, "Command too long"))
+            return self._count_error()
+        except LiteralTooBig as exc:
+            if exc.synchronising:
+                # RFC 7888 §4: refusing before "+" means the client will not send it
+                self.send(replies.no(exc.tag, "Literal too big", "TOOBIG"))
+                return self._count_error()
+            self.send(replies.bad(exc.tag, "Literal too big", "TOOBIG"))
+            self.send(replies.BYE_LITERAL_TOO_BIG)
+            return False
+        command = parse_command(data)
+        self._note(command, data)
+        return self.dispatch(command)
+
+    def dispatch(self, command) -> bool:
+        """The one gate: wrong state is NO, unknown or malformed is BAD."""
+        tag = command.tag
+        verb = command.verb
+        if verb is not None and not getattr(command, "unknown", False) and verb not in LEGAL[self.state]:
+            self.send(replies.no(tag, f"{verb} is not allowed in the {self.state.value} state"))
+            return self._count_error()
+        if isinstance(command, InvalidCommand):
+            self.send(replies.bad(tag, "Unknown command" if command.unknown else f"Syntax error: {command.reason}"))
+            return self._count_error()
+        self.errors = 0
+        self.verb = verb
+        handler = self._handlers[verb]
+        try:
+            result = handler(self, command)
+        except ImapError as exc:
+            self._sync_quietly()
+            self.send(replies.response(tag, exc.status, exc.text, exc.code))
+            return True
+        except MailboxGone:
+            self.send(replies.bye("Selected mailbox was deleted"))
+            return False
+        except (ConnectionClosed, IdleTimeout):
+            raise
+        except Exception:
+            log.exception("imap %s failed user=%s", verb, self.user.address if self.user else "-")
+            error = ServerError()
+            self.send(replies.response(tag, error.status, error.text, error.code))
+            return True
+        return result is not False
+
+    def _count_error(self) -> bool:
+        self.errors += 1
+        if self.errors >= self.ctx.config.imap.max_errors:
+            self.send(replies.BYE_TOO_MANY_ERRORS)
+            return False
+        return True
+
+    def _literal_limit(self) -> int:
+        if self.state is State.NOT_AUTHENTICATED:
+            return PRELOGIN_LITERAL_LIMIT
+        return self.ctx.config.limits.message_size
+
+    def _note(self, command, data: bytes) -> None:
+        """Record the command for live views, never with a password in it."""
+        verb = command.verb or "?"
+        if verb in ("LOGIN", "AUTHENTICATE"):
+            text = verb
+        else:
+            text = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+            text = text.split(" ", 1)[1] if " " in text else text
+        self.conn.note_command(text)
+
+    def send(self, data: bytes) -> None:
+        self.conn.write(data)
+
+    def ok(self, command, text: str, code: str | None = None) -> None:
+        """The tagged OK, preceded by whatever changes the client may now be told."""
+        self.sync(self.verb not in NO_EXPUNGE_DURING)
+        self.send(replies.ok(command.tag, text, code))
+
+    def _set_state(self, state: State) -> None:
+        self.state = state
+        self.conn.info.state = state.value
+
+    # -- capabilities ----------------------------------------------------------------
+
+    def _capabilities(self) -> tuple[str, ...]:
+        if self.state is not State.NOT_AUTHENTICATED:
+            return AUTHED_CAPS
+        caps = BASE_CAPS
+        if not self.conn.is_tls and self.listener == "imap":
+            caps += ("STARTTLS",)
+        if self.ctx.auth.plaintext_allowed(self.conn):
+            caps += ("AUTH=PLAIN",)
+        else:
+            caps += ("LOGINDISABLED",)
+        return caps
+
+    def _capability_code(self) -> str:
+        return "CAPABILITY " + " ".join(self._capabilities())
+
+    # -- any state (RFC 3501 §6.1) ---------------------------------------------------
+
+    def cmd_CAPABILITY(self, cmd) -> None:
+        self.send(b"* CAPABILITY " + " ".join(self._capabilities()).encode("ascii") + b"\r\n")
+        self.ok(cmd, "CAPABILITY completed")
+
+    def cmd_NOOP(self, cmd) -> None:
+        self.ok(cmd, "NOOP completed")
+
+    def cmd_LOGOUT(self, cmd) -> bool:
+        self.send(replies.BYE_LOGOUT)
+        self.send(replies.ok(cmd.tag, "LOGOUT completed"))
+        return False
+
+    def cmd_ID(self, cmd) -> None:
+        # RFC 2971: what the client says about itself goes to the log only
+        if cmd.params:
+            log.info("imap id peer=%s %s", self.conn.peer_ip,
+                     " ".join(f"{k}={v}" for k, v in cmd.params[:10]))
+        self.send(replies.data(Atom(b"ID"), ["name", "Kotakpos"]))
+        self.ok(cmd, "ID completed")
+
+    # -- not authenticated (RFC 3501 §6.2) -------------------------------------------
+
+    def cmd_STARTTLS(self, cmd) -> None:
+        if self.conn.is_tls or self.listener != "imap":
+            raise CommandSyntaxError("Already using TLS")
+        self.send(replies.ok(cmd.tag, "Begin TLS negotiation now"))
+        # start_tls flushes, then drops every byte the client pipelined after STARTTLS
+        self.conn.start_tls()
+
+    def _require_plaintext_allowed(self) -> None:
+        if not self.ctx.auth.plaintext_allowed(self.conn):
+            raise UserError("Use STARTTLS first: passwords are only accepted over TLS", "PRIVACYREQUIRED")
+
+    def cmd_LOGIN(self, cmd) -> None:
+        self._require_plaintext_allowed()
+        self._log_in(cmd, cmd.user.decode("utf-8", "replace"), cmd.password.decode("utf-8", "replace"))
+
+    def cmd_AUTHENTICATE(self, cmd) -> None:
+        if cmd.mechanism != "PLAIN":
+            raise UserError("Only AUTHENTICATE PLAIN is supported", "CANNOT")
+        self._require_plaintext_allowed()
+        response = cmd.initial
+        if response is None:
+            # RFC 3501 §6.2.2: an empty challenge, then one line of base64 (or "*" to cancel)
+            self.send(replies.CONTINUE_SASL)
+            self.conn.flush()
+            response = self.conn.read_line(LINE_LIMIT).rstrip(b"\r\n")
+            if response == b"*":
+                raise CommandSyntaxError("Authentication cancelled")
+        if response == b"=":
+            response = b""
+        try:
+            authzid, authcid, password = decode_plain(response)
+        except SaslError as exc:
+            raise CommandSyntaxError("Invalid SASL PLAIN response") from exc
+        if authzid and authzid.lower() != authcid.lower():
+            raise UserError("Acting as another user is not allowed", "AUTHORIZATIONFAILED")
+        self._log_in(cmd, authcid, password)
+
+    def _log_in(self, cmd, address: str, password: str) -> None:
+        if self.ctx.auth.blocked(self.conn):
+            raise UserError("Too many failed logins, try again later", "UNAVAILABLE")
+        user = self.ctx.auth.login(address, password, self.conn)
+        if user is None:
+            raise UserError("Invalid credentials", "AUTHENTICATIONFAILED")
+        self.user = user
+        self.conn.info.user = user.address
+        self.conn.timeout = self.ctx.config.imap.idle_timeout
+        self.events = self.store.subscribe(user.id)
+        self._set_state(State.AUTHENTICATED)
+        self.send(replies.ok(cmd.tag, "Logged in", self._capability_code()))
+
+    # -- authenticated: mailboxes (RFC 3501 §6.3) -----------------------------------
+
+    def _mailbox(self, name: str):
+        """The user's own mailbox called ``name``, or NO [NONEXISTENT]."""
+        mailbox = self.store.get_mailbox(self.user.id, name)
+        if mailbox is None:
+            raise UserError(f"No mailbox {name}", "NONEXISTENT")
+        return mailbox
+
+    def cmd_SELECT(self, cmd) -> None:
+        if self.selected is not None:
+            # RFC 7162 §3.2.11: a client using QRESYNC is told where the old mailbox ends
+            self.selected = None
+            self._set_state(State.AUTHENTICATED)
+            if "QRESYNC" in self.enabled:
+                self.send(replies.ok(None, "Previous mailbox closed", "CLOSED"))
+        if cmd.qresync is not None and "QRESYNC" not in self.enabled:
+            raise CommandSyntaxError("QRESYNC must be enabled first")
+        mailbox = self._mailbox(cmd.mailbox)
+        if cmd.condstore or cmd.qresync is not None:
+            self.condstore = True
+        self._drain_events()
+        rows = self.store.list_messages(mailbox.id)
+        status_modseq = max([mailbox.highestmodseq] + [r.modseq for r in rows])
+        recent = set() if cmd.READ_ONLY else self.store.claim_recent(mailbox.id)
+        sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
+                        [r.uid for r in rows], {r.uid: r.flags for r in rows}, recent, status_modseq)
+        keywords = sorted({f for r in rows for f in r.flags if not f.startswith("\\")})
+        flags = list(SYSTEM_FLAGS) + keywords
+        self.send(b"* FLAGS " + replies.flags(flags) + b"\r\n")
+        permanent = Atom(b"()") if cmd.READ_ONLY else replies.flags(flags + ["\\*"])
+        self.send(replies.ok(None, "Flags permitted", "PERMANENTFLAGS " + permanent.decode()))
+        self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(rows), len(recent)))
+        unseen = next((i + 1 for i, r in enumerate(rows) if "\\Seen" not in r.flags), None)
+        if unseen is not None:
+            self.send(replies.ok(None, "First unseen", f"UNSEEN {unseen}"))
+        self.send(replies.ok(None, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
+        self.send(replies.ok(None, "Predicted next UID", f"UIDNEXT {mailbox.uidnext}"))
+        self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {status_modseq}"))
+        self.selected = sel
+        self._set_state(State.SELECTED)
+        if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
+            self._qresync(cmd.qresync, rows)
+        self.ok(cmd, "EXAMINE completed" if cmd.READ_ONLY else "SELECT completed",
+                "READ-ONLY" if cmd.READ_ONLY else "READ-WRITE")
+
+    cmd_EXAMINE = cmd_SELECT
+
+    def _qresync(self, params, rows) -> None:
+        """RFC 7162 §3.2.5.2: tell what vanished and what changed since the client's modseq."""
+        sel = self.selected
+        vanished = self.store.vanished_since(sel.mailbox_id, params.modseq)
+        if params.known_uids is not None:
+            largest = max([sel.uids[-1]] if sel.uids else [0] + vanished)
+            vanished = [u for u in vanished if params.known_uids.contains(u, largest)]
+        if vanished:
+            self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(vanished) + b"\r\n")
+        for row in rows:
+            if row.modseq > params.modseq:
+                self.send(self._fetch_flags_line(sel.seq_of(row.uid), row.uid, row.flags, row.modseq))
+
+    def cmd_CREATE(self, cmd) -> None:
+        name = self._new_name(cmd.mailbox)
+        try:
+            self.store.create_mailbox(self.user.id, name)
+        except AlreadyExists as exc:
+            raise UserError("Mailbox already exists", "ALREADYEXISTS") from exc
+        except InvalidName as exc:
+            raise UserError(str(exc), "CANNOT") from exc
+        self.ok(cmd, "CREATE completed")
+
+    def _new_name(self, name: str) -> str:
+        """A name the user may create: inside their own tree, no namespace prefixes or wildcards.
+
+        A trailing "/" only says the client plans children (RFC 3501 §6.3.3).
+        """
+        name = name.rstrip("/") if name.endswith("/") and name != "/" else name
+        if name.startswith(("#", "~", "/")) or "*" in name or "%" in name:
+            raise UserError("Mailbox names may not start with #, ~ or / nor contain * or %", "CANNOT")
+        if name == "INBOX":
+            raise UserError("INBOX already exists", "ALREADYEXISTS")
+        return name
+
+    def cmd_DELETE(self, cmd) -> None:
+        if cmd.mailbox == "INBOX":
+            raise UserError("INBOX cannot be deleted", "CANNOT")
+        mailbox = self._mailbox(cmd.mailbox)
+        if self.selected is not None and self.selected.mailbox_id == mailbox.id:
+            self.selected = None
+            self._set_state(State.AUTHENTICATED)
+        prefix = mailbox.name + "/"
+        if any(m.name.startswith(prefix) for m in self.store.list_mailboxes(self.user.id)):
+            # RFC 3501 §6.3.4: we do not keep \Noselect parents, so a parent stays while it has children
+            raise UserError("Mailbox has children; delete them first", "INUSE")
+        self.store.delete_mailbox(self.user.id, mailbox.name)
+        self.ok(cmd, "DELETE completed")
+
+    def cmd_RENAME(self, cmd) -> None:
+        source = self._mailbox(cmd.old)
+        target = self._new_name(cmd.new)
+        try:
+            self.store.rename_mailbox(self.user.id, source.name, target)
+        except AlreadyExists as exc:
+            raise UserError("Target mailbox already exists", "ALREADYEXISTS") from exc
+        except InvalidName as exc:
+            raise UserError(str(exc), "CANNOT") from exc
+        self.ok(cmd, "RENAME completed")
+
+    def cmd_SUBSCRIBE(self, cmd) -> None:
+        self._mailbox(cmd.mailbox)
+        self.store.set_subscribed(self.user.id, cmd.mailbox, True)
+        self.ok(cmd, "SUBSCRIBE completed")
+
+    def cmd_UNSUBSCRIBE(self, cmd) -> None:
+        try:
+            self.store.set_subscribed(self.user.id, cmd.mailbox, False)
+        except InvalidName as exc:
+            raise UserError(str(exc), "NONEXISTENT") from exc
+        self.ok(cmd, "UNSUBSCRIBE completed")
+
+    def cmd_LIST(self, cmd) -> None:
+        if not cmd.extended and cmd.patterns == ("",):
+            # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and root
+            self.send(b'* LIST (\\Noselect) "/" ""\r\n')
+            self.ok(cmd, "LIST completed")
+            return
+        mailboxes = {m.name: m for m in self.store.list_mailboxes(self.user.id)}
+        subscribed = self.store.subscriptions(self.user.id)
+        patterns = [_list_regex(cmd.reference, p) for p in cmd.patterns]
+        want_subscribed = "SUBSCRIBED" in cmd.selection
+        show_subscribed = want_subscribed or "SUBSCRIBED" in cmd.returns
+        only_special = "SPECIAL-USE" in cmd.selection
+        recursive = "RECURSIVEMATCH" in cmd.selection
+        names = set(mailboxes) | (subscribed if want_subscribed else set())
+
+        def selected_by_options(name: str) -> bool:
+            if want_subscribed and name not in subscribed:
+                return False
+            if only_special and not (name in mailboxes and mailboxes[name].special_use):
+                return False
+            return True
+
+        for name in sorted(names, key=lambda n: (n != "INBOX", n)):
+            if not any(p.fullmatch(name) for p in patterns):
+                continue
+            childinfo = False
+            if not selected_by_options(name):
+                # RFC 5258 §3.5: RECURSIVEMATCH also lists parents of matching children
+                prefix = name + "/"
+                if not (recursive and any(n.startswith(prefix) and selected_by_options(n) for n in names)):
+                    continue
+                childinfo = True
+            attrs = []
+            mailbox = mailboxes.get(name)
+            if mailbox is None:
+                attrs.append("\\NonExistent")
+            else:
+                prefix = name + "/"
+                attrs.append("\\HasChildren" if any(n.startswith(prefix) for n in mailboxes) else "\\HasNoChildren")
+                if mailbox.special_use:
+                    attrs.append(mailbox.special_use)
+            if show_subscribed and name in subscribed:
+                attrs.append("\\Subscribed")
+            line = b"* LIST " + replies.flags(attrs) + b' "/" ' + replies.quote(utf7.encode(name))
+            if childinfo:
+                line += b' ("CHILDINFO" ("SUBSCRIBED"))' if want_subscribed else b""
+            self.send(line + b"\r\n")
+            if "STATUS" in cmd.returns and mailbox is not None:
+                self._send_status(mailbox, cmd.status_items)
+        self.ok(cmd, "LIST completed")
+
+    def cmd_LSUB(self, cmd) -> None:
+        subscribed = self.store.subscriptions(self.user.id)
+        existing = {m.name for m in self.store.list_mailboxes(self.user.id)}
+        pattern = _list_regex(cmd.reference, cmd.pattern)
+        for name in sorted(subscribed):
+            if pattern.fullmatch(name):
+                attrs = Atom(b"()") if name in existing else Atom(b"(\\Noselect)")
+                self.send(b"* LSUB " + attrs + b' "/" ' + replies.quote(utf7.encode(name)) + b"\r\n")
+        self.ok(cmd, "LSUB completed")
+
+    def _send_status(self, mailbox, items) -> None:
+        status = self.store.mailbox_status(mailbox.id)
+        values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
+                  "UIDVALIDITY": status.uidvalidity, "UNSEEN": status.unseen,
+                  "HIGHESTMODSEQ": status.highestmodseq, "SIZE": status.size}
+        pairs = []
+        for item in items:
+            pairs += [Atom(item.encode("ascii")), values[item]]
+        self.send(replies.data(Atom(b"STATUS"), utf7.encode(mailbox.name), pairs))
+
+    def cmd_STATUS(self, cmd) -> None:
+        self._send_status(self._mailbox(cmd.mailbox), cmd.items)
+        self.ok(cmd, "STATUS completed")
+
+    def cmd_APPEND(self, cmd) -> None:
+        mailbox = self.store.get_mailbox(self.user.id, cmd.mailbox)
+        if mailbox is None:
+            raise UserError(f"No mailbox {cmd.mailbox}", "TRYCREATE")
+        if not cmd.message:
+            raise UserError("Empty message")
+        flags = [f for f in cmd.flags if f != "\\Recent"]
+        when = cmd.date.timestamp() if cmd.date else None
+        try:
+            uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when)
+        except QuotaExceeded as exc:
+            raise UserError("Quota exceeded", "OVERQUOTA") from exc
+        self.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {uid}")
+
+    def cmd_NAMESPACE(self, cmd) -> None:
+        # RFC 2342: one personal namespace, no prefix, "/" as delimiter; no others
+        self.send(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+        self.ok(cmd, "NAMESPACE completed")
+
+    def cmd_ENABLE(self, cmd) -> None:
+        newly = []
+        for name in cmd.capabilities:
+            if name in ENABLEABLE and name not in self.enabled:
+                self.enabled.add(name)
+                newly.append(name)
+        if "QRESYNC" in self.enabled and "CONDSTORE" not in self.enabled:
+            self.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
+        self.condstore = self.condstore or bool(self.enabled)
+        self.send(b"* ENABLED" + b"".join(b" " + n.encode("ascii") for n in newly) + b"\r\n")
+        self.ok(cmd, "ENABLE completed")
+
+    def _quota_line(self) -> bytes | None:
+        user = self.store.get_user_by_id(self.user.id)
+        if not user or not user.quota:
+            return None
+        used = self.store.usage(self.user.id)
+        # RFC 9208 §5.1: STORAGE is counted in units of 1024 octets
+        return b'* QUOTA "" (STORAGE %d %d)\r\n' % ((used + 1023) // 1024, user.quota // 1024)
+
+    def cmd_GETQUOTAROOT(self, cmd) -> None:
+        self._mailbox(cmd.mailbox)
+        line = self._quota_line()
+        name = replies.quote(utf7.encode(cmd.mailbox))
+        self.send(b"* QUOTAROOT " + name + (b' ""' if line else b"") + b"\r\n")
+        if line:
+            self.send(line)
+        self.ok(cmd, "GETQUOTAROOT completed")
+
+    def cmd_GETQUOTA(self, cmd) -> None:
+        line = self._quota_line()
+        if cmd.root != "" or line is None:
+            raise UserError("No such quota root", "NONEXISTENT")
+        self.send(line)
+        self.ok(cmd, "GETQUOTA completed")
+
+    def cmd_IDLE(self, cmd) -> None:
+        """RFC 2177: push changes until the client says DONE."""
+        self.send(replies.CONTINUE_IDLE)
+        self.sync(True)
+        self.conn.flush()
+        waker = Waker()
+        self.events.notify = waker.wake
+        try:
+            while not self.conn.has_buffered_line():
+                if self._wait(waker):
+                    break
+                waker.clear()
+                self.sync(True)
+                self.conn.flush()
+        finally:
+            self.events.notify = None
+            waker.close()
+        line = self.conn.read_line(LINE_LIMIT)
+        if line.rstrip(b"\r\n").upper() != b"DONE":
+            raise CommandSyntaxError("Expected DONE")
+        self.ok(cmd, "IDLE terminated")
+
+    def _wait(self, waker: Waker) -> bool:
+        """Block until the client sends something (True) or a store event arrives (False)."""
+        sock = self.conn.sock
+        if getattr(sock, "pending", None) and sock.pending():
+            return True  # TLS has decrypted bytes that select cannot see
+        readable, _, _ = select.select([sock, waker.read_fd], [], [], self.conn.timeout)
+        if not readable:
+            raise IdleTimeout()
+        return sock in readable
+
+    # -- selected state (RFC 3501 §6.4) ----------------------------------------------
+
+    def cmd_CHECK(self, cmd) -> None:
+        self.ok(cmd, "CHECK completed")  # every write is already durable
+
+    def cmd_CLOSE(self, cmd) -> None:
+        sel = self.selected
+        if not sel.read_only:
+            # RFC 3501 §6.4.2: expunge silently, no EXPUNGE responses
+            self.store.expunge(sel.mailbox_id)
+        self.selected = None
+        self._set_state(State.AUTHENTICATED)
+        self.send(replies.ok(cmd.tag, "CLOSE completed"))
+
+    def cmd_UNSELECT(self, cmd) -> None:
+        self.selected = None
+        self._set_state(State.AUTHENTICATED)
+        self.send(replies.ok(cmd.tag, "UNSELECT completed"))
+
+    def _writable(self) -> Selection:
+        if self.selected.read_only:
+            raise UserError("Mailbox is read-only", "READ-ONLY")
+        return self.selected
+
+    def cmd_EXPUNGE(self, cmd) -> None:
+        self.store.expunge(self._writable().mailbox_id)
+        self.ok(cmd, "EXPUNGE completed")
+
+    def cmd_UID_EXPUNGE(self, cmd) -> None:
+        sel = self._writable()
+        self.store.expunge(sel.mailbox_id, self._resolve(cmd.uids, uid=True))
+        self.ok(cmd, "UID EXPUNGE completed")
+
+    def _resolve(self, messages: SequenceSet, uid: bool) -> list[int]:
+        """The UIDs a sequence set names, in ascending order.
+
+        Sequence numbers beyond the mailbox are an error (RFC 9051 §6.4.4 asks for BAD);
+        UIDs that do not exist are simply not there (RFC 3501 §6.4.8).
+        """
+        sel = self.selected
+        if uid:
+            largest = sel.uids[-1] if sel.uids else 0
+            ranges = messages.resolve(largest)
+            out = [u for u in sel.uids if any(lo <= u <= hi for lo, hi in ranges)]
+        else:
+            count = len(sel.uids)
+            ranges = messages.resolve(count)
+            if any(hi > count for _, hi in ranges):
+                raise CommandSyntaxError("Invalid message sequence number")
+            picked = set()
+            for lo, hi in ranges:
+                picked.update(range(lo, hi + 1))
+            out = [sel.uids[n - 1] for n in sorted(picked)]
+        return [u for u in out if u not in sel.gone]
+
+    # FETCH ----------------------------------------------------------------------
+
+    def cmd_FETCH(self, cmd) -> None:
+        sel = self.selected
+        uids = self._resolve(cmd.messages, cmd.UID)
+        atts = list(cmd.atts)
+        names = {a.name for a in atts}
+        if cmd.changedsince is not None or "MODSEQ" in names:
+            self.condstore = True
+        rows = {r.uid: r for r in self.store.list_messages(sel.mailbox_id)} if uids else {}
+        uids = [u for u in uids if u in rows]
+        if cmd.changedsince is not None:
+            uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
+            if cmd.vanished:
+                largest = sel.uids[-1] if sel.uids else 0
+                gone = [u for u in self.store.vanished_since(sel.mailbox_id, cmd.changedsince)
+                        if cmd.messages.contains(u, largest)]
+                if gone:
+                    self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
+        # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
+        if not sel.read_only and any(a.sets_seen for a in atts):
+            unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
+            if unseen:
+                changed, _ = self.store.store_flags(sel.mailbox_id, unseen, "add", ["\\Seen"])
+                for row in changed:
+                    rows[row.uid] = row
+                if "FLAGS" not in names:
+                    atts.append(_FLAGS_ATT)
+        if cmd.UID and "UID" not in names:
+            atts.insert(0, _UID_ATT)
+        if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
+            atts.append(_MODSEQ_ATT)
+        parsed = {}
+        if names & {"ENVELOPE", "BODY", "BODYSTRUCTURE"} or any(a.section is not None for a in atts):
+            parsed = self.store.get_parsed(rows[u].blob_id for u in uids)
+        sent = 0
+        for uid in uids:
+            row = rows[uid]
+            items = self._fetch_items(row, atts, parsed.get(row.blob_id))
+            self.send(b"* %d FETCH (" % sel.seq_of(uid) + b" ".join(items) + b")\r\n")
+            sel.flags[uid] = row.flags
+            sent += 1
+            if sent % FLUSH_EVERY == 0:
+                self.conn.flush()  # keep memory flat on a FETCH 1:* of a big mailbox
+        self.ok(cmd, "FETCH completed")
+
+    cmd_UID_FETCH = cmd_FETCH
+
+    def _fetch_items(self, row, atts, parsed) -> list[bytes]:
+        out = []
+        raw = None
+        info = None
+        for att in atts:
+            name = att.name
+            key = att.response_key()
+            if name == "UID":
+                out.append(b"UID %d" % row.uid)
+            elif name == "FLAGS":
+                out.append(b"FLAGS " + replies.flags(self._flags_for(row)))
+            elif name == "INTERNALDATE":
+                when = dt.datetime.fromtimestamp(row.internaldate, dt.timezone.utc)
+                out.append(b"INTERNALDATE " + replies.internaldate(when))
+            elif name == "RFC822.SIZE":
+                out.append(b"RFC822.SIZE %d" % row.size)
+            elif name == "MODSEQ":
+                out.append(b"MODSEQ (%d)" % row.modseq)
+            elif name == "ENVELOPE":
+                out.append(b"ENVELOPE " + parsed.envelope)
+            elif name == "BODYSTRUCTURE":
+                out.append(b"BODYSTRUCTURE " + parsed.bodystructure)
+            elif name == "BODY" and att.section is None:
+                out.append(b"BODY " + parsed.body)
+            else:
+                if raw is None:
+                    raw = self.store.get_raw(row.blob_id)
+                    info = mime.MessageInfo.from_json(parsed.info_json)
+                out.append(key + b" " + self._section_value(att, raw, info))
+        return out
+
+    def _section_value(self, att, raw: bytes, info) -> bytes:
+        name = att.name
+        if name == "RFC822":
+            return replies.literal(raw)
+        if name == "RFC822.HEADER":
+            return replies.literal(mime.section(raw, info, (), "HEADER"))
+        if name == "RFC822.TEXT":
+            return replies.literal(mime.section(raw, info, (), "TEXT"))
+        section = att.section
+        if name == "BODY":
+            data = mime.section(raw, info, section.part, section.text, list(section.fields))
+        else:
+            try:
+                data = mime.decoded(raw, info, section.part)
+            except mime.UnknownEncoding as exc:
+                # RFC 3516 §4.3: the server cannot decode this part
+                raise UserError("Unknown content transfer encoding", "UNKNOWN-CTE") from exc
+            if name == "BINARY.SIZE":
+                return b"%d" % len(data)
+        if att.partial is not None:
+            origin, count = att.partial
+            data = data[origin:origin + count]
+        if name == "BINARY" and b"\x00" in data:
+            return b"~" + replies.literal(data)  # RFC 3516 literal8
+        return replies.literal(data)
+
+    def _flags_for(self, row) -> list[str]:
+        flags = sorted(row.flags)
+        if self.selected is not None and row.uid in self.selected.recent:
+            flags.append("\\Recent")
+        return flags
+
+    def _fetch_flags_line(self, seq: int, uid: int, flags, modseq: int) -> bytes:
+        """The unsolicited FETCH that reports a flag change (with MODSEQ under CONDSTORE)."""
+        shown = sorted(flags) + (["\\Recent"] if uid in self.selected.recent else [])
+        line = b"* %d FETCH (UID %d FLAGS " % (seq, uid) + replies.flags(shown)
+        if self.condstore:
+            line += b" MODSEQ (%d)" % modseq
+        return line + b")\r\n"
+
+    # STORE ----------------------------------------------------------------------
+
+    def cmd_STORE(self, cmd) -> None:
+        sel = self._writable()
+        uids = self._resolve(cmd.messages, cmd.UID)
+        if cmd.unchangedsince is not None:
+            self.condstore = True
+        mode = {"": "set", "+": "add", "-": "remove"}[cmd.mode]
+        changed, refused = self.store.store_flags(sel.mailbox_id, uids, mode, cmd.flags, cmd.unchangedsince)
+        changed_by_uid = {row.uid: row for row in changed}
+        for uid in uids:
+            if uid in refused:
+                continue
+            row = changed_by_uid.get(uid)
+            if row is not None:
+                sel.flags[uid] = row.flags
+            if cmd.silent:
+                # RFC 7162 §3.1.3: under CONDSTORE even .SILENT reports the new MODSEQ
+                if self.condstore and row is not None:
+                    self.send(b"* %d FETCH (UID %d MODSEQ (%d))\r\n" % (sel.seq_of(uid), uid, row.modseq))
+                continue
+            flags = row.flags if row is not None else sel.flags[uid]
+            recent = ["\\Recent"] if uid in sel.recent else []
+            line = b"* %d FETCH (FLAGS " % sel.seq_of(uid) + replies.flags(sorted(flags) + recent)
+            line += b" UID %d" % uid
+            if self.condstore and row is not None:
+                line += b" MODSEQ (%d)" % row.modseq
+            self.send(line + b")\r\n")
+        code = None
+        if refused:
+            numbers = refused if cmd.UID else [sel.seq_of(u) for u in refused]
+            code = "MODIFIED " + replies.sequence_set(numbers).decode()
+        self.ok(cmd, "STORE completed", code)
+
+    cmd_UID_STORE = cmd_STORE
+
+    # COPY / MOVE ----------------------------------------------------------------
+
+    def _target(self, name: str):
+        mailbox = self.store.get_mailbox(self.user.id, name)
+        if mailbox is None:
+            raise UserError(f"No mailbox {name}", "TRYCREATE")
+        return mailbox
+
+    def cmd_COPY(self, cmd) -> None:
+        sel = self.selected
+        uids = self._resolve(cmd.messages, cmd.UID)
+        target = self._target(cmd.mailbox)
+        pairs = self.store.copy(sel.mailbox_id, uids, target.id)
+        self.ok(cmd, "COPY completed", _copyuid(target.uidvalidity, pairs))
+
+    cmd_UID_COPY = cmd_COPY
+
+    def cmd_MOVE(self, cmd) -> None:
+        sel = self._writable()
+        uids = self._resolve(cmd.messages, cmd.UID)
+        target = self._target(cmd.mailbox)
+        if target.id == sel.mailbox_id:
+            raise UserError("Source and target are the same mailbox", "CANNOT")
+        pairs = self.store.move(sel.mailbox_id, uids, target.id)
+        # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
+        code = _copyuid(target.uidvalidity, pairs)
+        if code:
+            self.send(replies.ok(None, "Moved", code))
+        self.ok(cmd, "MOVE completed")
+
+    cmd_UID_MOVE = cmd_MOVE
+
+    # SEARCH ---------------------------------------------------------------------
+
+    def cmd_SEARCH(self, cmd) -> None:
+        sel = self.selected
+        program = cmd.program
+        if program.charset not in (None, "UTF-8", "US-ASCII"):
+            raise UserError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+        with_modseq = uses_modseq(program.criteria)
+        if with_modseq:
+            self.condstore = True
+        rows = self.store.list_messages(sel.mailbox_id)
+        live = {u for u in sel.uids if u not in sel.gone}
+        rows = [r for r in rows if r.uid in live]
+        infos = {}
+        if needs_headers(program.criteria) and rows:
+            parsed = self.store.get_parsed(r.blob_id for r in rows)
+            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
+        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
+                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
+        hits = []
+        for row in rows:
+            candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
+                                  row.modseq, row.uid in sel.recent, infos.get(row.blob_id))
+            if matches(program.criteria, candidate, ctx):
+                hits.append(row)
+        numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
+        top_modseq = max((r.modseq for r in hits), default=0)
+        if program.returns is None:
+            line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
+            if with_modseq and hits:
+                line += b" (MODSEQ %d)" % top_modseq
+            self.send(line + b"\r\n")
+        else:
+            # RFC 4731 §3.1: ESEARCH with the requested results only
+            line = b'* ESEARCH (TAG ' + replies.quote(cmd.tag) + b")"
+            if cmd.UID:
+                line += b" UID"
+            if numbers:
+                if "MIN" in program.returns:
+                    line += b" MIN %d" % min(numbers)
+                if "MAX" in program.returns:
+                    line += b" MAX %d" % max(numbers)
+                if "ALL" in program.returns:
+                    line += b" ALL " + replies.sequence_set(numbers)
+            if "COUNT" in program.returns:
+                line += b" COUNT %d" % len(numbers)
+            if with_modseq and hits:
+                line += b" MODSEQ %d" % top_modseq
+            self.send(line + b"\r\n")
+        self.ok(cmd, "SEARCH completed")
+
+    cmd_UID_SEARCH = cmd_SEARCH
+
+    # -- keeping the selected mailbox in step with the store -------------------------
+
+    def _drain_events(self) -> bool:
+        """Take waiting store events; True when the selected mailbox may have changed."""
+        if self.events is None:
+            return False
+        dirty = False
+        sel = self.selected
+        for event in self.events.drain():
+            if isinstance(event, Overflowed):
+                self.events.overflowed = False
+                dirty = True
+            elif isinstance(event, MailboxChanged) and sel is not None and event.mailbox_id == sel.mailbox_id:
+                if event.kind == "deleted":
+                    raise MailboxGone()
+                dirty = True
+        return dirty
+
+    def _sync_quietly(self) -> None:
+        """Sync after a failed command, where a sync error must not hide the real answer."""
+        try:
+            self.sync(self.verb not in NO_EXPUNGE_DURING)
+        except (StoreError, MailboxGone):
+            pass
+
+    def sync(self, allow_expunge: bool) -> None:
+        """Tell the client what changed in the selected mailbox since it last heard.
+
+        Flag changes and new messages are always reported; expunges only when
+        ``allow_expunge`` (RFC 3501 §7.4.1), otherwise they wait in ``gone``.
+        """
+        dirty = self._drain_events()
+        sel = self.selected
+        if sel is None or not (dirty or (allow_expunge and sel.gone)):
+            return
+        if dirty:
+            mailbox = self.store.get_mailbox_by_id(sel.mailbox_id)
+            if mailbox is None:
+                raise MailboxGone()
+            # Everything committed up to this modseq is visible to the reads below;
+            # anything later is read again next time, which the checks make harmless.
+            horizon = mailbox.highestmodseq
+            known = set(sel.flags)
+            sel.gone.update(u for u in self.store.vanished_since(sel.mailbox_id, sel.modseq) if u in known)
+            new_rows = []
+            for row in self.store.changed_since(sel.mailbox_id, sel.modseq):
+                if row.uid in known:
+                    if row.uid not in sel.gone and row.flags != sel.flags[row.uid]:
+                        sel.flags[row.uid] = row.flags
+                        self.send(self._fetch_flags_line(sel.seq_of(row.uid), row.uid, row.flags, row.modseq))
+                elif not sel.uids or row.uid > sel.uids[-1]:
+                    new_rows.append(row)
+            sel.modseq = max(sel.modseq, horizon)
+        else:
+            new_rows = []
+        if allow_expunge and sel.gone:
+            self._report_expunges(sel)
+        if new_rows:
+            for row in new_rows:
+                sel.uids.append(row.uid)
+                sel.flags[row.uid] = row.flags
+            sel.renumbered()
+            if not sel.read_only:
+                sel.recent |= self.store.claim_recent(sel.mailbox_id)
+            self.send(b"* %d EXISTS\r\n" % len(sel.uids))
+            self.send(b"* %d RECENT\r\n" % len(sel.recent))
+
+    def _report_expunges(self, sel: Selection) -> None:
+        gone = sorted(sel.gone)
+        if "QRESYNC" in self.enabled:
+            self.send(b"* VANISHED " + replies.sequence_set(gone) + b"\r\n")
+        else:
+            # highest first, so each number is still right when the client reads it
+            for uid in reversed(gone):
+                self.send(b"* %d EXPUNGE\r\n" % sel.seq_of(uid))
+        doomed = set(gone)
+        sel.uids = [u for u in sel.uids if u not in doomed]
+        for uid in gone:
+            sel.flags.pop(uid, None)
+        sel.recent -= doomed
+        sel.gone.clear()
+        sel.renumbered()
+
+
+def _copyuid(uidvalidity: int, pairs) -> str | None:
+    """RFC 4315 §3: COPYUID uidvalidity source-uids target-uids (same order)."""
+    if not pairs:
+        return None
+    src = ",".join(str(s) for s, _ in pairs)
+    dst = ",".join(str(d) for _, d in pairs)
+    return f"COPYUID {uidvalidity} {src} {dst}"
+
+
+def _list_regex(reference: str, pattern: str):
+    """RFC 3501 §6.3.8: "*" matches anything, "%" anything but the delimiter."""
+    full = pattern if not reference or pattern.startswith("/") else reference + pattern
+    pieces = []
+    for ch in full:
+        if ch == "*":
+            pieces.append(".*")
+        elif ch == "%":
+            pieces.append("[^/]*")
+        else:
+            pieces.append(re.escape(ch))
+    regex = "".join(pieces)
+    if full.upper().startswith("INBOX"):
+        regex = "(?i:INBOX)" + "".join(pieces[5:])
+    return re.compile(regex, re.DOTALL)
+
+
+_FLAGS_ATT = FetchAtt("FLAGS")
+_UID_ATT = FetchAtt("UID")
+_MODSEQ_ATT = FetchAtt("MODSEQ")
+
+ImapSession._handlers = {
+    verb: getattr(ImapSession, "cmd_" + verb.replace(" ", "_"))
+    for verbs in LEGAL.values() for verb in verbs
+}
