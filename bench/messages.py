@@ -51,8 +51,12 @@ def make_message(index: int, size: int, sender: str = f"loadgen@{DOMAIN}",
     return head + b"".join(lines)
 
 
-def mailbox_messages(count: int, seed_size: int = 4096):
-    """The bulk-loaded mailbox: `count` messages with sizes varying around seed_size."""
+def mailbox_messages(count: int, seed_size: int = 4096, owner: str = f"user@{DOMAIN}"):
+    """The bulk-loaded mailbox: `count` messages with sizes varying around seed_size.
+
+    `owner` goes into the To header, so every user's mailbox holds its own bytes (no server
+    gets to share one copy between users where a real office would not).
+    """
     for i in range(count):
         size = seed_size // 2 + (i * 7919) % seed_size  # 2 KiB .. 6 KiB, spread evenly
-        yield i, make_message(i, size)
+        yield i, make_message(i, size, rcpt=owner)
