@@ -209,7 +209,7 @@ class ImapSession:
         verb = command.verb
         if verb is not None and not getattr(command, "unknown", False) and verb not in LEGAL[self.state]:
             self.send(replies.no(tag, f"{verb} is not allowed in the {self.state.value} state"))
-            return self._count_error()
+            return True
         if isinstance(command, InvalidCommand):
             self.send(replies.bad(tag, "Unknown command" if command.unknown else f"Syntax error: {command.reason}"))
             return self._count_error()
