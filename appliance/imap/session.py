@@ -438,6 +438,8 @@ class ImapSession:
         name = name.rstrip("/") if name.endswith("/") and name != "/" else name
         if name.startswith(("#", "~", "/")) or "*" in name or "%" in name:
             raise UserError("Mailbox names may not start with #, ~ or / nor contain * or %", "CANNOT")
+        if any(level in (".", "..") for level in name.split("/")):
+            raise UserError("Mailbox name levels may not be . or ..", "CANNOT")
         if name == "INBOX":
             raise UserError("INBOX already exists", "ALREADYEXISTS")
         return name
