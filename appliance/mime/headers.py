@@ -7,6 +7,7 @@ Nothing here raises on malformed input.
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -14,39 +15,37 @@ from email.errors import HeaderParseError
 from email.header import decode_header
 
 _FOLD = re.compile(rb"\r\n|\r|\n")
-_WSP = b" \t"
+
+
+_LINE_REST = rb"[^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*"
+# RFC 5322 §3.6.8: field-name = 1*ftext (printable US-ASCII except colon); then the
+# value with its continuation lines
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:(" + _LINE_REST + rb")")
+_NOT_A_FIELD = re.compile(_LINE_REST)
+
+
+def _fields(header: bytes) -> list[re.Match]:
+    """Matches of _FIELD for each field of the header; lines that are no field (no
+    colon, a name with spaces or control characters) are skipped with their
+    continuation lines. A blank line ends the header."""
+    found = []
+    pos, end = 0, len(header)
+    while pos < end:
+        m = _FIELD.match(header, pos)
+        if m is None:
+            if header[pos] in b"\r\n":
+                break
+            m = _NOT_A_FIELD.match(header, pos)
+        else:
+            found.append(m)
+        pos = m.end()
+    return found
 
 
 def raw_fields(header: bytes) -> list[tuple[str, bytes]]:
-    """Split a header block into fields, keeping each field's exact bytes.
-
-    Returns (name, field) pairs: `name` as written (latin-1), `field` the whole field
-    including continuation lines and line terminators. Lines that are no header field
-    (no colon, or a name with spaces or control characters) are skipped, as is a
-    continuation line with no field before it. A blank line ends the header.
-    """
-    fields: list[tuple[str, bytes]] = []
-    name: str | None = None
-    pieces: list[bytes] = []
-    for line in header.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                pieces.append(line)
-            continue
-        if name is not None:
-            fields.append((name, b"".join(pieces)))
-            name = None
-        if not line.rstrip(b"\r\n"):
-            break
-        colon = line.find(b":")
-        candidate = line[:colon].rstrip(_WSP) if colon > 0 else b""
-        # RFC 5322 §3.6.8: field-name = 1*ftext (printable US-ASCII except colon)
-        if candidate and all(33 <= c <= 126 for c in candidate):
-            name = candidate.decode("ascii")
-            pieces = [line]
-    if name is not None:
-        fields.append((name, b"".join(pieces)))
-    return fields
+    """(name, field) pairs of a header block, each field's exact bytes: name as
+    written (ASCII), field including continuation lines and line terminators."""
+    return [(m.group(1).decode("ascii"), m.group()) for m in _fields(header)]
 
 
 def header_fields(header: bytes) -> list[tuple[str, bytes]]:
@@ -56,19 +55,20 @@ def header_fields(header: bytes) -> list[tuple[str, bytes]]:
     unfolding) and surrounding whitespace stripped; encoded words stay encoded.
     """
     out = []
-    for name, field in raw_fields(header):
-        value = field[field.index(b":") + 1:]
-        out.append((name, _FOLD.sub(b"", value).strip(b" \t")))
+    for m in _fields(header):
+        value = m.group(2).rstrip(b"\r\n")
+        if b"\n" in value or b"\r" in value:
+            value = _FOLD.sub(b"", value)
+        out.append((m.group(1).decode("ascii"), value.strip(b" \t")))
     return out
 
 
-def first(fields: list[tuple[str, bytes]], name: str) -> bytes | None:
-    """The value of the first field called `name` (case-insensitive), or None."""
-    name = name.lower()
-    for field_name, value in fields:
-        if field_name.lower() == name:
-            return value
-    return None
+def first_values(fields: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """Lowercased field name -> value of its first occurrence."""
+    values: dict[str, bytes] = {}
+    for name, value in fields:
+        values.setdefault(name.lower(), value)
+    return values
 
 
 def to_text(value: bytes) -> str:
@@ -79,8 +79,13 @@ def to_text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_words(value: bytes) -> str:
-    """Decode a header value for display and search: 8-bit bytes and RFC 2047 words."""
+    """Decode a header value for display and search: 8-bit bytes and RFC 2047 words.
+
+    Cached: analyze() decodes Subject and the address names twice (display and
+    header search), and mailing lists repeat them across messages.
+    """
     text = to_text(value)
     if "=?" not in text:
         return text
@@ -113,9 +118,6 @@ def decode_charset(data: bytes, charset: str) -> str:
 
 
 # --- MIME parameters (RFC 2045 §5.1, RFC 2231) ------------------------------------------
-
-_TSPECIALS = '()<>@,;:\\"/[]?='
-
 
 def _skip_cfws(s: str, i: int) -> int:
     """Index of the first character at or after i that is neither whitespace nor comment."""
@@ -150,30 +152,23 @@ def _comment_end(s: str, i: int) -> int:
     return n
 
 
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"?', re.S)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+# RFC 2045 §5.1: token := 1*<any (US-ASCII) CHAR except SPACE, CTLs, or tspecials>
+_MIME_TOKEN = re.compile(r'[^\x00-\x20()<>@,;:\\"/\[\]?=\x7f]*')
+_BARE_VALUE = re.compile(r'[^\x00-\x20;"\x7f]*')  # lenient: what senders put unquoted
+
+
 def _quoted(s: str, i: int) -> tuple[str, int]:
     """Unescaped content of the quoted string at s[i] == '"', and the index after it."""
-    out = []
-    i += 1
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n:
-            out.append(s[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            return "".join(out), i + 1
-        out.append(c)
-        i += 1
-    return "".join(out), n
+    m = _QUOTED.match(s, i)
+    text = m.group(1)
+    return (_ESCAPE.sub(r"\1", text) if "\\" in text else text), m.end()
 
 
-def _token(s: str, i: int, stop: str = _TSPECIALS) -> tuple[str, int]:
-    j = i
-    n = len(s)
-    while j < n and s[j] not in stop and s[j] not in " \t\r\n" and s[j] >= " ":
-        j += 1
-    return s[i:j], j
+def _token(s: str, i: int, pattern: re.Pattern = _MIME_TOKEN) -> tuple[str, int]:
+    m = pattern.match(s, i)
+    return m.group(), m.end()
 
 
 def parse_mime_value(value: str) -> tuple[str, dict[str, str]]:
@@ -204,7 +199,7 @@ def parse_mime_value(value: str) -> tuple[str, dict[str, str]]:
         if value[i:i + 1] == '"':
             val, i = _quoted(value, i)
         else:
-            val, i = _token(value, i, stop=';" \t')
+            val, i = _token(value, i, _BARE_VALUE)
         raw_params.append((name.lower(), val))
     return head.lower(), _join_rfc2231(raw_params)
 
@@ -281,7 +276,8 @@ class Address:
         return self.host is None and self.mailbox is None
 
 
-_ADDR_SPECIALS = "<>,:;@"
+# quoted string (closing quote optional), domain literal, special, or atom
+_ADDR_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\[[^\]]*\]?)|([<>,:;@])|([^ \t\r\n<>,:;@"(\[]+)', re.S)
 
 
 def _address_tokens(s: str) -> list[tuple[str, str]]:
@@ -293,27 +289,20 @@ def _address_tokens(s: str) -> list[tuple[str, str]]:
         c = s[i]
         if c in " \t\r\n":
             i += 1
-        elif c == '"':
-            text, i = _quoted(s, i)
-            tokens.append(("q", text))
         elif c == "(":
             end = _comment_end(s, i)
             tokens.append(("c", s[i + 1:end - 1].strip()))
             i = end
-        elif c == "[":
-            end = s.find("]", i)
-            end = n if end < 0 else end + 1
-            tokens.append(("a", s[i:end]))
-            i = end
-        elif c in _ADDR_SPECIALS:
-            tokens.append(("s", c))
-            i += 1
         else:
-            j = i
-            while j < n and s[j] not in _ADDR_SPECIALS and s[j] not in ' \t\r\n"([':
-                j += 1
-            tokens.append(("a", s[i:j]))
-            i = j
+            m = _ADDR_TOKEN.match(s, i)
+            quoted, literal, special, atom = m.groups()
+            if quoted is not None:
+                tokens.append(("q", _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted))
+            elif special is not None:
+                tokens.append(("s", special))
+            else:
+                tokens.append(("a", literal or atom))
+            i = m.end()
     return tokens
 
 
@@ -331,11 +320,14 @@ def _spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str, str]:
     return route, "".join(t for _, t in tokens[:at]), "".join(t for _, t in tokens[at + 1:])
 
 
-def parse_addresses(value: bytes) -> list[Address]:
+@functools.lru_cache(maxsize=512)
+def parse_addresses(value: bytes) -> tuple[Address, ...]:
     """Parse an address-list header value into IMAP envelope addresses.
 
     Lenient: whatever looks like an address is kept, garbage is dropped, an unclosed
     group is closed. A display name comes from the phrase, or else from a comment.
+    Cached: one message asks for From up to four times (ENVELOPE from, sender and
+    reply-to defaults, display), and the same senders recur across messages.
     """
     tokens = _address_tokens(value.decode("latin-1"))
     out: list[Address] = []
@@ -382,7 +374,7 @@ def parse_addresses(value: bytes) -> list[Address]:
     finish()
     if in_group:
         out.append(Address(None, None, None, None))
-    return out
+    return tuple(out)
 
 
 def display_addresses(value: bytes) -> str:

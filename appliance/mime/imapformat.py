@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .headers import Address, first, header_fields, parse_addresses
+from .headers import Address, first_values, header_fields, parse_addresses
 from .structure import Part
 
 NIL = b"NIL"
@@ -26,11 +26,13 @@ def nstring(value: bytes | str | None) -> bytes:
     """RFC 3501 nstring: NIL, a quoted string, or a literal when quoting cannot carry it."""
     if value is None:
         return NIL
-    if isinstance(value, str):
+    if value.__class__ is str:
         value = value.encode("latin-1")
     if _NEEDS_LITERAL.search(value):
         return b"{%d}\r\n" % len(value) + value
-    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if b"\\" in value or b'"' in value:
+        value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'"' + value + b'"'
 
 
 def _address(addr: Address) -> bytes:
@@ -46,31 +48,31 @@ def _address_list(value: bytes | None) -> bytes:
     return b"(" + b"".join(_address(a) for a in addresses) + b")"
 
 
-def envelope(header: bytes) -> bytes:
-    """ENVELOPE of a message, given its header block (RFC 3501 §7.4.2)."""
-    fields = header_fields(header)
-    sender_default = first(fields, "from")
+def envelope(fields: list[tuple[str, bytes]]) -> bytes:
+    """ENVELOPE of a message, given its header_fields() (RFC 3501 §7.4.2)."""
+    values = first_values(fields)
+    sender = values.get("from")
 
     def addresses(name: str) -> bytes:
-        value = first(fields, name)
+        value = values.get(name)
         # "If the Sender or Reply-To lines are absent ... or are present but empty, the
         # server sets the corresponding member of the envelope to be the same value as
         # the from member"
-        if name in ("sender", "reply-to") and not value:
-            value = sender_default
+        if not value and name in ("sender", "reply-to"):
+            value = sender
         return _address_list(value)
 
     items = [
-        nstring(first(fields, "date")),
-        nstring(first(fields, "subject")),
+        nstring(values.get("date")),
+        nstring(values.get("subject")),
         addresses("from"),
         addresses("sender"),
         addresses("reply-to"),
         addresses("to"),
         addresses("cc"),
         addresses("bcc"),
-        nstring(first(fields, "in-reply-to")),
-        nstring(first(fields, "message-id")),
+        nstring(values.get("in-reply-to")),
+        nstring(values.get("message-id")),
     ]
     return b"(" + b" ".join(items) + b")"
 
@@ -93,33 +95,39 @@ def _language(part: Part) -> bytes:
     return b"(" + b" ".join(nstring(tag) for tag in part.language) + b")"
 
 
-def body_structure(raw: bytes, part: Part, extended: bool) -> bytes:
-    """BODYSTRUCTURE (extended=True) or BODY (extended=False) of `part`, without the
-    outer parentheses, e.g. b'"text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1'.
+def body_structures(raw: bytes, part: Part) -> tuple[bytes, bytes]:
+    """BODY and BODYSTRUCTURE of `part`, without the outer parentheses.
+
+    Both are built in one walk, since BODY is BODYSTRUCTURE without extension data:
+    e.g. (b'"text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1',
+          b'"text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL').
     """
     if part.is_multipart:
-        # RFC 3501: body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
-        bodies = [body_structure(raw, child, extended) for child in part.children] or [_EMPTY_BODY + (b" NIL NIL NIL NIL" if extended else b"")]
-        out = b"".join(b"(" + body + b")" for body in bodies) + b" " + nstring(part.subtype)
-        if extended:
-            # body-ext-mpart = body-fld-param [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
-            out += b" " + b" ".join([_params(part.params), _disposition(part), _language(part), nstring(part.location)])
-        return out
+        # body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
+        pairs = [body_structures(raw, child) for child in part.children] or [(_EMPTY_BODY, _EMPTY_BODY + b" NIL NIL NIL NIL")]
+        subtype = b" " + nstring(part.subtype)
+        body = b"".join([b"(" + b + b")" for b, _ in pairs]) + subtype
+        structure = b"".join([b"(" + x + b")" for _, x in pairs]) + subtype
+        # body-ext-mpart = body-fld-param [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
+        extension = [_params(part.params), _disposition(part), _language(part), nstring(part.location)]
+        return body, structure + b" " + b" ".join(extension)
     # body-type-1part = (body-type-basic / body-type-msg / body-type-text) [SP body-ext-1part]
-    items = [
+    fields = b" ".join([
         nstring(part.maintype), nstring(part.subtype), _params(part.params),
         nstring(part.content_id), nstring(part.description), nstring(part.encoding),
         b"%d" % part.size,
-    ]
+    ])
+    body = structure = fields
     if part.message is not None:
         # body-type-msg = media-message SP body-fields SP envelope SP body SP body-fld-lines
         message = part.message
-        items.append(envelope(raw[message.header_start:message.body_start]))
-        items.append(b"(" + body_structure(raw, message, extended) + b")")
-        items.append(b"%d" % part.lines)
+        env = envelope(header_fields(raw[message.header_start:message.body_start]))
+        inner_body, inner_structure = body_structures(raw, message)
+        lines = b"%d" % part.lines
+        body = b"%s %s (%s) %s" % (fields, env, inner_body, lines)
+        structure = b"%s %s (%s) %s" % (fields, env, inner_structure, lines)
     elif part.maintype == "text":
-        items.append(b"%d" % part.lines)
-    if extended:
-        # body-ext-1part = body-fld-md5 [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
-        items += [nstring(part.md5), _disposition(part), _language(part), nstring(part.location)]
-    return b" ".join(items)
+        body = structure = b"%s %d" % (fields, part.lines)
+    # body-ext-1part = body-fld-md5 [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
+    extension = [nstring(part.md5), _disposition(part), _language(part), nstring(part.location)]
+    return body, structure + b" " + b" ".join(extension)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from .headers import decode_charset, decode_words, display_addresses, first, header_fields, to_text
-from .imapformat import body_structure, envelope
+from .headers import decode_charset, decode_words, display_addresses, first_values, header_fields, to_text
+from .imapformat import body_structures, envelope
 from .sections import UnknownEncoding, transfer_decode
 from .structure import Part, parse_structure
 
@@ -90,28 +90,25 @@ def normalize_crlf(raw: bytes) -> bytes:
 def analyze(raw: bytes) -> MessageInfo:
     """Parse a message (CRLF line endings) once, for storage. Never raises on bad MIME."""
     root = parse_structure(raw)
-    header = raw[root.header_start:root.body_start]
-    fields = header_fields(header)
-
-    def decoded(name: str) -> str:
-        value = first(fields, name)
-        return "" if value is None else decode_words(value)
+    fields = header_fields(raw[root.header_start:root.body_start])
+    values = first_values(fields)
+    body, structure = body_structures(raw, root)
 
     def addresses(name: str) -> str:
-        value = first(fields, name)
+        value = values.get(name)
         return "" if value is None else display_addresses(value)
 
     return MessageInfo(
-        envelope=envelope(header),
-        body=b"(" + body_structure(raw, root, extended=False) + b")",
-        bodystructure=b"(" + body_structure(raw, root, extended=True) + b")",
+        envelope=envelope(fields),
+        body=b"(" + body + b")",
+        bodystructure=b"(" + structure + b")",
         root=root,
-        subject=decoded("subject"),
+        subject=decode_words(values.get("subject", b"")),
         from_=addresses("from"),
         to=addresses("to"),
         cc=addresses("cc"),
-        date=_date(first(fields, "date")),
-        message_id=to_text(first(fields, "message-id") or b""),
+        date=_date(values.get("date")),
+        message_id=to_text(values.get("message-id", b"")),
         search_text=_search_text(raw, root),
         header_search="".join(f"{name}: {decode_words(value)}\n" for name, value in fields),
     )

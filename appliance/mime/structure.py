@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .headers import header_fields, parse_mime_value
+from .headers import first_values, header_fields, parse_mime_value
 
 MAX_DEPTH = 32  # parts nested deeper than this are opaque
 MAX_PARTS = 2000  # parts beyond this count are not parsed
@@ -157,11 +157,7 @@ def _header_end(raw: bytes, start: int, end: int) -> int:
 
 
 def _read_content_headers(part: Part, fields: list[tuple[str, bytes]], default: tuple[str, str]) -> None:
-    content: dict[str, bytes] = {}
-    for name, value in fields:
-        key = name.lower()
-        if key.startswith("content-") and key not in content:
-            content[key] = value
+    content = first_values(fields)
 
     def text(key: str) -> str | None:
         value = content.get(key)
