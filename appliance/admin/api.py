@@ -8,12 +8,18 @@ listeners) raise ``AdminError`` when the API only wraps a store.
 
 from __future__ import annotations
 
+import collections
+import logging
+import shutil
 import threading
 import time
 
 from appliance import __version__
 from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QueueChanged, Store, StoreError
 from appliance.store.events import EventBus
+from appliance.admin.logtail import LogRing
+
+TRAFFIC_MINUTES = 60   # how much per-minute history ``traffic()`` keeps
 
 
 class AdminError(Exception):
@@ -33,6 +39,23 @@ def _event_dict(event) -> dict:
     return event if isinstance(event, dict) else {"type": "other", "repr": repr(event)}
 
 
+def traffic_of(event: dict) -> tuple[int, int]:
+    """(messages in, messages out) that one admin event stands for.
+
+    In: a message stored into a mailbox, or a recipient queued for relay. Out: a relay
+    recipient delivered or bounced. The TUI counts live events with this same rule, so
+    its sparklines continue the history ``traffic()`` returned.
+    """
+    if event.get("type") == "mailbox" and event.get("kind") == "exists":
+        return event.get("count", 0), 0
+    if event.get("type") == "queue":
+        if event.get("kind") == "queued":
+            return len(event.get("ids", ())), 0
+        if event.get("kind") in ("delivered", "bounced"):
+            return 0, len(event.get("ids", ()))
+    return 0, 0
+
+
 class AdminAPI:
     # The methods the socket exposes (and AdminClient mirrors).
     PUBLIC = frozenset({
@@ -40,6 +63,7 @@ class AdminAPI:
         "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
         "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete",
+        "traffic", "log_tail",
     })
 
     def __init__(self, server=None, store: Store | None = None):
@@ -48,18 +72,42 @@ class AdminAPI:
         self._bus = EventBus()
         self._store_sub = self.store.subscribe()
         self._closed = threading.Event()
+        self._traffic: collections.OrderedDict[int, list[int]] = collections.OrderedDict()  # minute -> [in, out]
+        self._traffic_lock = threading.Lock()
+        self._log_ring: LogRing | None = None
         self._pump = threading.Thread(target=self._forward_store_events, name="admin-events", daemon=True)
         self._pump.start()
         self._unsubscribe_registry = None
         if server is not None:
-            self._unsubscribe_registry = server.ctx.registry.on_change(
-                lambda kind, info: self._bus.publish([{"type": "session", "kind": kind, "session": info.to_dict()}]))
+            self._unsubscribe_registry = server.ctx.registry.on_change(self._session_changed)
+            self._log_ring = LogRing(lambda line: self._bus.publish([line]))
+            logging.getLogger("kotakpos").addHandler(self._log_ring)
+
+    def _session_changed(self, kind: str, info) -> None:
+        # "command" fires on every protocol command: skip building the event when nobody listens.
+        if kind == "command" and not self._bus._subscribers:
+            return
+        self._bus.publish([{"type": "session", "kind": kind, "session": info.to_dict()}])
 
     def _forward_store_events(self) -> None:
         while not self._closed.is_set():
             event = self._store_sub.get(timeout=0.5)
             if event is not None:
-                self._bus.publish([_event_dict(event)] + [_event_dict(e) for e in self._store_sub.drain()])
+                events = [_event_dict(event)] + [_event_dict(e) for e in self._store_sub.drain()]
+                self._count_traffic(events)
+                self._bus.publish(events)
+
+    def _count_traffic(self, events: list[dict]) -> None:
+        minute = int(time.time() // 60)
+        with self._traffic_lock:
+            for event in events:
+                n_in, n_out = traffic_of(event)
+                if n_in or n_out:
+                    bucket = self._traffic.setdefault(minute, [0, 0])
+                    bucket[0] += n_in
+                    bucket[1] += n_out
+            while self._traffic and next(iter(self._traffic)) <= minute - TRAFFIC_MINUTES:
+                self._traffic.popitem(last=False)
 
     def subscribe(self):
         """Live events (sessions opening/closing, mailbox, queue and account changes)."""
@@ -68,6 +116,8 @@ class AdminAPI:
     def close(self) -> None:
         self._closed.set()
         self._store_sub.close()
+        if self._log_ring is not None:
+            logging.getLogger("kotakpos").removeHandler(self._log_ring)
         if self._unsubscribe_registry:
             self._unsubscribe_registry()
 
@@ -103,7 +153,26 @@ class AdminAPI:
             "stats": stats,
             "blocked": len(ctx.auth.blocked_addresses()),
             "tls_expiry": ctx.tls.expiry().isoformat(),
+            "disk_free": shutil.disk_usage(ctx.data_dir).free,
         }
+
+    def traffic(self, minutes: int = TRAFFIC_MINUTES) -> dict:
+        """Messages in and out per minute, oldest first, ending with the current minute.
+
+        ``{"minute": <unix minute of the last entry>, "in": [...], "out": [...]}``; see
+        ``traffic_of`` for what counts. Only since this server started.
+        """
+        minutes = max(1, min(int(minutes), TRAFFIC_MINUTES))
+        now = int(time.time() // 60)
+        with self._traffic_lock:
+            counts = [self._traffic.get(m, [0, 0]) for m in range(now - minutes + 1, now + 1)]
+        return {"minute": now, "in": [c[0] for c in counts], "out": [c[1] for c in counts]}
+
+    def log_tail(self, limit: int = 500) -> list[dict]:
+        """The server's newest log lines (time, level, name, message), oldest first."""
+        if self._log_ring is None:
+            raise AdminError("no server is running")
+        return self._log_ring.tail(int(limit))
 
     def listeners(self) -> list[dict]:
         self._ctx()

@@ -57,6 +57,22 @@ class AdminClient:
 
         return method
 
+    def subscribe(self) -> "EventStream":
+        """Live events, like ``AdminAPI.subscribe()``: ``get(timeout)`` and ``close()``.
+
+        Uses its own connection, so calls can go on beside it.
+        """
+        other = AdminClient(self.path, timeout=None)
+        # Events may follow the reply at once: read it through the stream's own buffer.
+        stream = EventStream(other._sock)
+        try:
+            other._sock.sendall(json.dumps({"id": 1, "method": "subscribe"}).encode() + b"\n")
+            stream.next_line(timeout=self._sock.gettimeout())
+        except (OSError, AdminError):
+            stream.close()
+            raise ServerNotRunning("the server closed the admin connection") from None
+        return stream
+
     def events(self):
         """Yield live events; uses its own connection, so calls can go on beside it."""
         other = AdminClient(self.path, timeout=None)
@@ -76,3 +92,49 @@ class AdminClient:
             self._sock.close()
         except OSError:
             pass
+
+
+class EventStream:
+    """The event lines of a subscribed admin connection, read with a timeout.
+
+    ``get`` raises ``ServerNotRunning`` once the server has gone away.
+    """
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._buf = bytearray()
+
+    def get(self, timeout: float | None = None) -> dict | None:
+        """The next event, or None when ``timeout`` passes first."""
+        line = self.next_line(timeout)
+        return None if line is None else line["event"]
+
+    def next_line(self, timeout: float | None) -> dict | None:
+        while b"\n" not in self._buf:
+            self._sock.settimeout(timeout)
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                return None
+            except OSError:
+                data = b""
+            if not data:
+                raise ServerNotRunning("the server closed the admin connection")
+            self._buf += data
+        line, _, rest = bytes(self._buf).partition(b"\n")
+        self._buf[:] = rest
+        return json.loads(line)
+
+    def close(self) -> None:
+        # shutdown, not only close: the greeting reader's file object still holds the socket.
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

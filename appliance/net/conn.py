@@ -45,6 +45,7 @@ class Connection:
         self._out: list[bytes] = []
         self._waiting_for_command = False
         self._lock = threading.Lock()   # guards close() against a concurrent kick
+        self.on_command = None          # set by the registry: tells live views a command was noted
 
     # -- reading -----------------------------------------------------------------------
 
@@ -174,6 +175,8 @@ class Connection:
         self.info.last_command = text[:200]
         self.info.last_active = time.time()
         self.info.commands += 1
+        if self.on_command is not None:
+            self.on_command()
 
     @property
     def waiting_for_command(self) -> bool:

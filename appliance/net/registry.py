@@ -49,6 +49,7 @@ class SessionRegistry:
     def add(self, info: SessionInfo, conn) -> None:
         with self._lock:
             self._sessions[info.id] = (info, conn)
+        conn.on_command = lambda: self._notify("command", info)
         self._notify("opened", info)
 
     def remove(self, info: SessionInfo) -> None:
@@ -78,7 +79,10 @@ class SessionRegistry:
             return len(self._sessions)
 
     def on_change(self, callback: Callable[[str, SessionInfo], None]) -> Callable[[], None]:
-        """Call ``callback(kind, info)`` when a session opens or closes; returns an unsubscribe function."""
+        """Call ``callback(kind, info)`` when a session opens, runs a command or closes.
+
+        ``kind`` is "opened", "command" or "closed". Returns an unsubscribe function.
+        """
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
