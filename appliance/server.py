@@ -64,12 +64,13 @@ def _session_classes() -> dict[str, tuple[type, bool]]:
     """listener name -> (session class, implicit TLS). Imported late: protocols import this module."""
     from appliance.smtp.session import SmtpSession
     from appliance.imap.session import ImapSession
+    from appliance.pop3.session import Pop3Session
     return {
         "smtp": (SmtpSession, False),
         "submission": (SmtpSession, False),
         "smtps": (SmtpSession, True),
-        "pop3": (Pop3Unavailable, False),
-        "pop3s": (Pop3Unavailable, True),
+        "pop3": (Pop3Session, False),
+        "pop3s": (Pop3Session, True),
         "imap": (ImapSession, False),
         "imaps": (ImapSession, True),
     }

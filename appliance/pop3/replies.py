@@ -11,7 +11,6 @@ Response codes in brackets follow RFC 2449 §8 (RESP-CODES) and RFC 3206
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 # ---------------------------------------------------------------------------
@@ -37,7 +36,6 @@ ERR_LINE_TOO_LONG = b"-ERR Line too long"
 ERR_WRONG_STATE = b"-ERR Command not valid in this state"
 ERR_NEED_USER = b"-ERR Send USER first"
 ERR_TLS_ACTIVE = b"-ERR TLS is already active"
-ERR_TLS_UNAVAILABLE = b"-ERR TLS is not available"
 ERR_UNSUPPORTED_MECHANISM = b"-ERR Unsupported authentication mechanism"
 ERR_AUTH_CANCELLED = b"-ERR Authentication cancelled"
 ERR_BAD_SASL = b"-ERR Invalid SASL response"
@@ -157,20 +155,15 @@ def uidl_listing(entries: Iterable[tuple[int, bytes]]) -> list[bytes]:
 # ---------------------------------------------------------------------------
 # Message bodies: canonical form and byte-stuffing
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-
-
 def canonical(raw: bytes) -> bytes:
     """The message as POP3 sends it, before byte-stuffing.
 
-    RFC 1939 §3: lines end in CRLF. Bare LFs become CRLF; a missing final
-    line ending is added, so the last line is a complete line. The length of
-    the result is the size STAT and LIST report.
+    RFC 1939 §3: every line ends in CRLF. The store keeps messages with CRLF
+    line endings already, but the last line may lack its CRLF; it is added
+    here, and `Store.pop3_listing` counts it in the size STAT and LIST report.
     """
-    if raw.count(b"\n") != raw.count(b"\r\n"):
-        raw = _BARE_LF.sub(b"\r\n", raw)
     if raw and not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
+        return raw + b"\r\n"
     return raw
 
 

@@ -211,6 +211,44 @@ class MessagesMixin:
             raise NotFound("message is gone")
         return row["data"]
 
+    def get_message_raw(self, mailbox_id: int, uid: int) -> bytes:
+        """The bytes of one message named by mailbox and UID (POP3 RETR/TOP).
+
+        Raises NotFound once the message was removed, even if its blob lives on in
+        another mailbox.
+        """
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
+                               " WHERE m.mailbox_id = ? AND m.uid = ?", (mailbox_id, uid)).fetchone()
+        if not row:
+            raise NotFound("message is gone")
+        return row["data"]
+
+    def existing_uids(self, mailbox_id: int, uids: Iterable[int]) -> set[int]:
+        """Which of these UIDs are still in the mailbox (POP3 DELE after an IMAP expunge)."""
+        found: set[int] = set()
+        with self.db.reader() as conn:
+            for chunk in _chunks(sorted(set(uids)), 500):
+                found.update(r["uid"] for r in conn.execute(
+                    f"SELECT uid FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})",
+                    (mailbox_id, *chunk)))
+        return found
+
+    def pop3_listing(self, mailbox_id: int) -> list[tuple[int, int]]:
+        """(uid, size) of every message in UID order, with the size POP3 sends (RFC 1939 §5).
+
+        Stored bytes already end every line in CRLF (see prepare()), but the last line may
+        lack its CRLF; POP3 must add one before the terminating ".", so such a message is
+        two octets longer on the wire than stored.
+        """
+        with self.db.reader() as conn:
+            rows = conn.execute(
+                "SELECT m.uid, m.size + CASE WHEN m.size = 0 OR substr(b.data, m.size - 1, 2) = x'0d0a'"
+                " THEN 0 ELSE 2 END AS pop3_size"
+                " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? ORDER BY m.uid",
+                (mailbox_id,)).fetchall()
+        return [(r["uid"], r["pop3_size"]) for r in rows]
+
     def get_parsed(self, blob_ids: Iterable[int]) -> dict[int, Parsed]:
         """The pre-rendered ENVELOPE/BODY/BODYSTRUCTURE and analysis of each blob."""
         result = {}

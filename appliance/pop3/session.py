@@ -1,0 +1,398 @@
+"""The POP3 state machine: one `Pop3Session` per connection, owned by one thread.
+
+RFC 1939 §3: AUTHORIZATION until the client proves who it is, TRANSACTION
+while it reads and marks mail, UPDATE once it says QUIT. The legal verbs of
+each state are written once below; `_dispatch` is the one gate before any
+handler runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+
+from appliance.auth.sasl import SaslError, decode_plain
+from appliance.net.conn import IdleTimeout, LineTooLong
+from appliance.pop3 import replies
+from appliance.pop3.errors import AuthFailed, CommandSyntaxError, Pop3Error, ServerError, UserError
+from appliance.pop3.parse import Command, InvalidCommand, parse_command
+from appliance.store.errors import NotFound
+
+log = logging.getLogger("kotakpos.pop3")
+
+# RFC 2449 §4 allows command lines of 255 octets; we tolerate more so that a
+# long password or a SASL response still fits, and refuse anything longer.
+LINE_LIMIT = 2048
+IMPLEMENTATION = "Kotakpos"
+SEEN = "\\Seen"
+
+
+class State(enum.Enum):
+    AUTHORIZATION = "authorization"
+    TRANSACTION = "transaction"
+    UPDATE = "update"
+
+
+# RFC 1939 §4-6, RFC 2449 §5 (CAPA in every state), RFC 2595 §4 (STLS),
+# RFC 5034 §4 (AUTH). UPDATE is entered by QUIT and left by closing.
+LEGAL_VERBS: dict[State, frozenset[str]] = {
+    State.AUTHORIZATION: frozenset({"USER", "PASS", "AUTH", "STLS", "CAPA", "QUIT"}),
+    State.TRANSACTION: frozenset(
+        {"STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "CAPA", "QUIT"}
+    ),
+    State.UPDATE: frozenset(),
+}
+
+
+@dataclass
+class Message:
+    """One message of the login snapshot; its number is its index + 1."""
+
+    uid: int  # the message's UID in INBOX, how every store call names it
+    size: int  # octets RETR sends before byte-stuffing (RFC 1939 §5)
+    unique_id: bytes  # the UIDL value
+    gone: bool = False  # set when the store no longer has it (another session removed it)
+
+
+@dataclass
+class Maildrop:
+    """The snapshot taken at login (RFC 1939 §4: numbers stay fixed)."""
+
+    mailbox_id: int  # the user's INBOX
+    messages: list[Message]  # in UID order
+    marked: set[int] = field(default_factory=set)  # numbers marked by DELE; RSET replaces it
+    retrieved: set[int] = field(default_factory=set)  # UIDs sent by RETR; get \Seen at the end
+
+
+class Pop3Session:
+    """Serve one POP3 client until it quits, drops or is closed for misbehaving."""
+
+    BUSY_REPLY = replies.ERR_BUSY + b"\r\n"
+
+    def __init__(self, conn, ctx, listener: str):
+        # Connection lifetime
+        self.conn = conn  # appliance.net Connection; only this thread touches it
+        self.ctx = ctx  # ServerContext: config, store, auth, tls
+        self.listener = listener  # "pop3" (STLS offered) or "pop3s" (implicit TLS)
+        self.config = ctx.config.pop3
+        self.state = State.AUTHORIZATION  # advanced by a login and by QUIT only
+        self.errors = 0  # counted errors so far; the session ends at config.max_errors
+        self.pending_user: str | None = None  # set by USER, consumed by PASS
+        self.user = None  # the store's User once logged in
+        # Transaction lifetime: set at login, read by every TRANSACTION handler
+        self.maildrop: Maildrop | None = None
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> None:
+        # RFC 1939 §3: an autologout timer must be at least 10 minutes, in every state.
+        self.conn.timeout = self.config.idle_timeout
+        self._send(replies.greeting(self.ctx.hostname))
+        self.conn.flush()
+        try:
+            while self.state is not State.UPDATE:
+                try:
+                    line = self.conn.read_command_line(LINE_LIMIT)
+                except LineTooLong:
+                    self._fail(CommandSyntaxError(replies.ERR_LINE_TOO_LONG))
+                else:
+                    self._dispatch(line)
+                if self.errors >= self.config.max_errors:
+                    self._send(replies.ERR_TOO_MANY_ERRORS)
+                    break
+                # Pipelining (RFC 2449 §6.6): answer a batch in one write.
+                if not self.conn.has_buffered_line():
+                    self.conn.flush()
+        except IdleTimeout:
+            self._send(replies.ERR_IDLE_TIMEOUT)
+        finally:
+            self._mark_retrieved_seen()
+        self.conn.flush()
+
+    def _dispatch(self, line: bytes) -> None:
+        command = parse_command(line)
+        self.conn.note_command(_redacted(command, line))
+        try:
+            if isinstance(command, InvalidCommand):
+                raise CommandSyntaxError(command.reply)
+            if command.verb not in LEGAL_VERBS[self.state]:
+                raise CommandSyntaxError(replies.ERR_WRONG_STATE)
+            self._handlers[command.verb](self, command)
+        except Pop3Error as error:
+            self._fail(error)
+        except Exception:  # a store or programming failure must not end the server
+            log.exception("pop3 %s: command failed", self.conn.peer_ip)
+            self._fail(ServerError())
+
+    def _fail(self, error: Pop3Error) -> None:
+        if isinstance(error, ServerError):
+            log.error("pop3 %s: answered %s", self.conn.peer_ip, error.reply.decode())
+        if error.counts_as_error:
+            self.errors += 1
+        self._send(error.reply)
+
+    # -- writing ----------------------------------------------------------------
+
+    def _send(self, line: bytes) -> None:
+        self.conn.write(line + b"\r\n")
+
+    def _send_lines(self, lines: list[bytes]) -> None:
+        self.conn.write(b"\r\n".join(lines) + b"\r\n")
+
+    # -- AUTHORIZATION ------------------------------------------------------------
+
+    def cmd_CAPA(self, command: Command) -> None:
+        """RFC 2449 §5."""
+        authorizing = self.state is State.AUTHORIZATION
+        self._send_lines(
+            replies.capa(
+                stls=authorizing and self._stls_available(),
+                login=authorizing and self._login_allowed(),
+                implementation=IMPLEMENTATION,
+            )
+        )
+
+    def cmd_STLS(self, command: Command) -> None:
+        """RFC 2595 §4: nothing the client sent before the handshake is used."""
+        if self.conn.is_tls:
+            raise CommandSyntaxError(replies.ERR_TLS_ACTIVE)
+        self._send(replies.OK_STLS)
+        self.conn.start_tls()  # flushes the +OK, discards pipelined bytes
+        self.pending_user = None
+
+    def cmd_USER(self, command: Command) -> None:
+        """RFC 1939 §7. Always +OK: whether the name exists is nobody's business."""
+        self._require_login_allowed()
+        self.pending_user = command.text
+        self._send(replies.OK_USER)
+
+    def cmd_PASS(self, command: Command) -> None:
+        """RFC 1939 §7."""
+        if self.pending_user is None:
+            raise CommandSyntaxError(replies.ERR_NEED_USER)
+        address, self.pending_user = self.pending_user, None
+        self._login(address, command.text)
+
+    def cmd_AUTH(self, command: Command) -> None:
+        """RFC 5034 §4, PLAIN only (RFC 4616)."""
+        if command.text is None:
+            self._send_lines(replies.sasl_mechanisms())
+            return
+        if command.text != "PLAIN":
+            raise CommandSyntaxError(replies.ERR_UNSUPPORTED_MECHANISM)
+        self._require_login_allowed()
+        response = command.initial
+        if response is None:
+            response = self._sasl_response()
+        if response == "*":  # RFC 5034 §4: the client cancels the exchange
+            raise UserError(replies.ERR_AUTH_CANCELLED)
+        if response == "=":  # RFC 5034 §4: an empty initial response
+            response = ""
+        try:
+            authzid, authcid, password = decode_plain(response)
+        except SaslError:
+            raise CommandSyntaxError(replies.ERR_BAD_SASL) from None
+        # We do not let one user act as another (RFC 4616 §2 authzid).
+        if authzid and authzid.lower() != authcid.lower():
+            raise AuthFailed()
+        self._login(authcid, password)
+
+    def _sasl_response(self) -> str:
+        """Send the empty challenge and read the client's one-line answer."""
+        self._send(replies.AUTH_CONTINUE)
+        self.conn.flush()
+        try:
+            line = self.conn.read_line(LINE_LIMIT)
+        except LineTooLong:
+            raise CommandSyntaxError(replies.ERR_BAD_SASL) from None
+        return line.rstrip(b"\r\n").decode("ascii", "replace").strip()
+
+    def _login(self, address: str, password: str) -> None:
+        if self.ctx.auth.blocked(self.conn):
+            raise AuthFailed(replies.ERR_AUTH_BLOCKED)
+        user = self.ctx.auth.login(address, password, self.conn)
+        if user is None:
+            raise AuthFailed()
+        self.maildrop = self._take_snapshot(user.id)
+        self.user = user
+        self.state = State.TRANSACTION
+        self.conn.info.user = user.address
+        self.conn.info.state = self.state.value
+        log.info("pop3 %s: %s logged in, %d messages", self.conn.peer_ip, user.address,
+                 len(self.maildrop.messages))
+        self._send(replies.OK_LOGGED_IN)
+
+    def _take_snapshot(self, user_id: int) -> Maildrop:
+        store = self.ctx.store
+        inbox = store.get_mailbox(user_id, "INBOX")
+        messages = [
+            Message(uid=uid, size=size, unique_id=replies.unique_id(inbox.uidvalidity, uid))
+            for uid, size in store.pop3_listing(inbox.id)
+        ]
+        return Maildrop(mailbox_id=inbox.id, messages=messages)
+
+    def _stls_available(self) -> bool:
+        return self.listener == "pop3" and not self.conn.is_tls
+
+    def _login_allowed(self) -> bool:
+        # USER/PASS and AUTH only inside TLS, loopback included; the config
+        # switch opens plaintext for trusted networks (decided by ctx.auth).
+        return self.ctx.auth.plaintext_allowed(self.conn)
+
+    def _require_login_allowed(self) -> None:
+        if not self._login_allowed():
+            raise AuthFailed(replies.ERR_TLS_REQUIRED)
+
+    # -- TRANSACTION --------------------------------------------------------------
+
+    def cmd_STAT(self, command: Command) -> None:
+        """RFC 1939 §5: count and size of the messages not marked deleted."""
+        present = [m for _, m in self._undeleted()]
+        self._send(replies.stat(len(present), sum(m.size for m in present)))
+
+    def cmd_LIST(self, command: Command) -> None:
+        """RFC 1939 §5."""
+        if command.number is not None:
+            self._send(replies.scan_line(command.number, self._message(command.number).size))
+            return
+        self._send_lines(replies.scan_listing((n, m.size) for n, m in self._undeleted()))
+
+    def cmd_UIDL(self, command: Command) -> None:
+        """RFC 1939 §7."""
+        if command.number is not None:
+            message = self._message(command.number)
+            self._send(replies.uidl_line(command.number, message.unique_id))
+            return
+        self._send_lines(replies.uidl_listing((n, m.unique_id) for n, m in self._undeleted()))
+
+    def cmd_RETR(self, command: Command) -> None:
+        """RFC 1939 §5. The \\Seen flag is set when the session ends, in one write."""
+        message = self._message(command.number)
+        text = self._text(command.number, message)
+        self.conn.write(replies.retr_line(len(text)) + b"\r\n" + replies.stuffed(text))
+        self.maildrop.retrieved.add(message.uid)
+
+    def cmd_TOP(self, command: Command) -> None:
+        """RFC 1939 §7: header, blank line, and the first n body lines."""
+        message = self._message(command.number)
+        text = self._text(command.number, message)
+        self.conn.write(replies.OK_TOP + b"\r\n" + replies.stuffed(replies.top(text, command.lines)))
+
+    def cmd_DELE(self, command: Command) -> None:
+        """RFC 1939 §5: mark only; QUIT deletes."""
+        message = self._message(command.number)
+        if not self.ctx.store.existing_uids(self.maildrop.mailbox_id, [message.uid]):
+            message.gone = True
+            raise UserError(replies.ERR_MESSAGE_GONE)
+        self.maildrop.marked.add(command.number)
+        self._send(replies.OK_DELETED)
+
+    def cmd_NOOP(self, command: Command) -> None:
+        """RFC 1939 §5."""
+        self._send(replies.OK)
+
+    def cmd_RSET(self, command: Command) -> None:
+        """RFC 1939 §5: unmark every message."""
+        self.maildrop.marked = set()
+        present = [m for _, m in self._undeleted()]
+        self._send(replies.maildrop(len(present), sum(m.size for m in present)))
+
+    def cmd_QUIT(self, command: Command) -> None:
+        """RFC 1939 §6: in TRANSACTION, delete the marked messages, then say goodbye."""
+        authorizing = self.state is State.AUTHORIZATION
+        self.state = State.UPDATE
+        self.conn.info.state = self.state.value
+        if not authorizing:
+            self._mark_retrieved_seen()  # before the reply, so IMAP sees it at once
+        if authorizing or not self.maildrop.marked:
+            self._send(replies.OK_BYE)
+            return
+        uids = [self.maildrop.messages[n - 1].uid for n in sorted(self.maildrop.marked)]
+        try:
+            self._remove(uids)
+        except Exception:
+            log.exception("pop3 %s: QUIT could not delete %d messages", self.conn.peer_ip, len(uids))
+            self._send(replies.ERR_QUIT_FAILED)
+            return
+        # Acknowledged only now: the store call returns once committed and fsynced.
+        self._send(replies.OK_BYE)
+
+    def _remove(self, uids: list[int]) -> None:
+        """One store call, one transaction: erase, or move to Trash if configured."""
+        store = self.ctx.store
+        mailbox_id = self.maildrop.mailbox_id
+        if self.config.deleted_to_trash:
+            store.move(mailbox_id, uids, self._trash_id())
+        else:
+            store.delete_messages(mailbox_id, uids)
+
+    def _trash_id(self) -> int:
+        """The user's \\Trash mailbox (RFC 6154), created if the user deleted it."""
+        store = self.ctx.store
+        for mailbox in store.list_mailboxes(self.user.id):
+            if mailbox.special_use == "\\Trash":
+                return mailbox.id
+        return store.create_mailbox(self.user.id, "Trash", "\\Trash").id
+
+    def _mark_retrieved_seen(self) -> None:
+        """RETR sets \\Seen (for IMAP clients), all at once when the session ends."""
+        if self.maildrop is None or not self.maildrop.retrieved:
+            return
+        uids = sorted(self.maildrop.retrieved)
+        self.maildrop.retrieved = set()
+        try:
+            self.ctx.store.store_flags(self.maildrop.mailbox_id, uids, "add", {SEEN})
+        except Exception:
+            log.exception("pop3 %s: could not set \\Seen on %d messages", self.conn.peer_ip, len(uids))
+
+    # -- message lookup -------------------------------------------------------------
+
+    def _undeleted(self):
+        """(number, message) for every message neither marked nor known gone."""
+        marked = self.maildrop.marked
+        for number, message in enumerate(self.maildrop.messages, start=1):
+            if number not in marked and not message.gone:
+                yield number, message
+
+    def _message(self, number: int) -> Message:
+        """The message with this number, or the -ERR the RFC asks for."""
+        if not 1 <= number <= len(self.maildrop.messages):
+            raise UserError(replies.ERR_NO_SUCH_MESSAGE)
+        if number in self.maildrop.marked:
+            raise UserError(replies.ERR_MESSAGE_DELETED)
+        message = self.maildrop.messages[number - 1]
+        if message.gone:
+            raise UserError(replies.ERR_MESSAGE_GONE)
+        return message
+
+    def _text(self, number: int, message: Message) -> bytes:
+        """The canonical text of a message, or -ERR if another session removed it."""
+        try:
+            raw = self.ctx.store.get_message_raw(self.maildrop.mailbox_id, message.uid)
+        except NotFound:
+            message.gone = True
+            raise UserError(replies.ERR_MESSAGE_GONE) from None
+        return replies.canonical(raw)
+
+
+Pop3Session._handlers = {
+    verb: getattr(Pop3Session, "cmd_" + verb)
+    for verbs in LEGAL_VERBS.values()
+    for verb in verbs
+}
+
+
+def _redacted(command: Command | InvalidCommand, line: bytes) -> str:
+    """The command as the session registry and the log may show it: no secrets."""
+    if isinstance(command, InvalidCommand):
+        return (command.verb or "?") if command.verb in ("PASS", "AUTH") else _printable(line)
+    if command.verb == "PASS":
+        return "PASS ***"
+    if command.verb == "AUTH":
+        return "AUTH " + (command.text or "") + (" ***" if command.initial else "")
+    return _printable(line)
+
+
+def _printable(line: bytes) -> str:
+    return line.rstrip(b"\r\n")[:100].decode("ascii", "replace")
