@@ -61,6 +61,7 @@ LEGAL: dict[State, frozenset[str]] = {
 LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
 COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
 PRELOGIN_LITERAL_LIMIT = 4096
+MAX_UID = 2**32 - 1
 FLUSH_EVERY = 500  # FETCH responses buffered before a flush  # before login only LOGIN needs a literal
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
@@ -412,8 +413,7 @@ class ImapSession:
         sel = self.selected
         vanished = self.store.vanished_since(sel.mailbox_id, params.modseq)
         if params.known_uids is not None:
-            largest = max([sel.uids[-1]] if sel.uids else [0] + vanished)
-            vanished = [u for u in vanished if params.known_uids.contains(u, largest)]
+            vanished = [u for u in vanished if params.known_uids.contains(u, MAX_UID)]
         if vanished:
             self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(vanished) + b"\r\n")
         for row in rows:
@@ -712,9 +712,9 @@ class ImapSession:
         if cmd.changedsince is not None:
             uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
             if cmd.vanished:
-                largest = sel.uids[-1] if sel.uids else 0
+                # "*" reaches past the last live UID here: expunged UIDs may be above it
                 gone = [u for u in self.store.vanished_since(sel.mailbox_id, cmd.changedsince)
-                        if cmd.messages.contains(u, largest)]
+                        if cmd.messages.contains(u, MAX_UID)]
                 if gone:
                     self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
         # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
@@ -731,7 +731,7 @@ class ImapSession:
         if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
             atts.append(_MODSEQ_ATT)
         parsed = {}
-        if names & {"ENVELOPE", "BODY", "BODYSTRUCTURE"} or any(a.section is not None for a in atts):
+        if any(a.name not in _FROM_ROW for a in atts):
             parsed = self.store.get_parsed(rows[u].blob_id for u in uids)
         sent = 0
         for uid in uids:
@@ -756,7 +756,7 @@ class ImapSession:
             if name == "UID":
                 out.append(b"UID %d" % row.uid)
             elif name == "FLAGS":
-                out.append(b"FLAGS " + replies.flags(self._flags_for(row)))
+                out.append(b"FLAGS " + self._shown_flags(row.uid, row.flags))
             elif name == "INTERNALDATE":
                 when = dt.datetime.fromtimestamp(row.internaldate, dt.timezone.utc)
                 out.append(b"INTERNALDATE " + replies.internaldate(when))
@@ -803,16 +803,16 @@ class ImapSession:
             return b"~" + replies.literal(data)  # RFC 3516 literal8
         return replies.literal(data)
 
-    def _flags_for(self, row) -> list[str]:
-        flags = sorted(row.flags)
-        if self.selected is not None and row.uid in self.selected.recent:
-            flags.append("\\Recent")
-        return flags
+    def _shown_flags(self, uid: int, flags) -> Atom:
+        """A message's flags as the client sees them: stored flags plus this session's \\Recent."""
+        shown = set(flags)
+        if uid in self.selected.recent:
+            shown.add("\\Recent")
+        return replies.flags(sorted(shown))
 
     def _fetch_flags_line(self, seq: int, uid: int, flags, modseq: int) -> bytes:
         """The unsolicited FETCH that reports a flag change (with MODSEQ under CONDSTORE)."""
-        shown = sorted(flags) + (["\\Recent"] if uid in self.selected.recent else [])
-        line = b"* %d FETCH (UID %d FLAGS " % (seq, uid) + replies.flags(shown)
+        line = b"* %d FETCH (UID %d FLAGS " % (seq, uid) + self._shown_flags(uid, flags)
         if self.condstore:
             line += b" MODSEQ (%d)" % modseq
         return line + b")\r\n"
@@ -839,8 +839,7 @@ class ImapSession:
                     self.send(b"* %d FETCH (UID %d MODSEQ (%d))\r\n" % (sel.seq_of(uid), uid, row.modseq))
                 continue
             flags = row.flags if row is not None else sel.flags[uid]
-            recent = ["\\Recent"] if uid in sel.recent else []
-            line = b"* %d FETCH (FLAGS " % sel.seq_of(uid) + replies.flags(sorted(flags) + recent)
+            line = b"* %d FETCH (FLAGS " % sel.seq_of(uid) + self._shown_flags(uid, flags)
             line += b" UID %d" % uid
             if self.condstore and row is not None:
                 line += b" MODSEQ (%d)" % row.modseq
@@ -1048,6 +1047,7 @@ def _list_regex(reference: str, pattern: str):
     return re.compile(regex, re.DOTALL)
 
 
+_FROM_ROW = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})  # no parsed data needed
 _FLAGS_ATT = FetchAtt("FLAGS")
 _UID_ATT = FetchAtt("UID")
 _MODSEQ_ATT = FetchAtt("MODSEQ")
