@@ -79,20 +79,39 @@ def to_text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-@functools.lru_cache(maxsize=1024)
-def decode_words(value: bytes) -> str:
-    """Decode a header value for display and search: 8-bit bytes and RFC 2047 words.
+_CACHED_LENGTH = 512  # longer values are not cached: the caches must stay small
 
-    Cached: analyze() decodes Subject and the address names twice (display and
-    header search), and mailing lists repeat them across messages.
-    """
+
+def decode_words(value: bytes) -> str:
+    """Decode a header value for display and search: 8-bit bytes and RFC 2047 words."""
+    if len(value) <= _CACHED_LENGTH:
+        return _decode_words_cached(value)
+    return _decode_words(value)
+
+
+# analyze() decodes Subject and the address names twice (display and header search),
+# and mailing lists repeat them across messages
+@functools.lru_cache(maxsize=1024)
+def _decode_words_cached(value: bytes) -> str:
+    return _decode_words(value)
+
+
+_DECODE_LIMIT = 16384  # email.header.decode_header is quadratic; decode this much
+
+
+def _decode_words(value: bytes) -> str:
     text = to_text(value)
     if "=?" not in text:
         return text
+    # Past the limit the text stays as written: still searchable, never slow.
+    cut = text.rfind(" ", 0, _DECODE_LIMIT) if len(text) > _DECODE_LIMIT else len(text)
+    if cut <= 0:
+        cut = min(len(text), _DECODE_LIMIT)
+    text, rest = text[:cut], text[cut:]
     try:
         chunks = decode_header(text)
     except (HeaderParseError, ValueError):
-        return text
+        return text + rest
     out = []
     for chunk, charset in chunks:
         if isinstance(chunk, str):
@@ -102,7 +121,7 @@ def decode_words(value: bytes) -> str:
             out.append(chunk.decode("raw-unicode-escape", "replace"))
         else:
             out.append(decode_charset(chunk, charset.split("*")[0]))
-    return "".join(out)
+    return "".join(out) + rest
 
 
 def decode_charset(data: bytes, charset: str) -> str:
@@ -320,15 +339,25 @@ def _spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str, str]:
     return route, "".join(t for _, t in tokens[:at]), "".join(t for _, t in tokens[at + 1:])
 
 
-@functools.lru_cache(maxsize=512)
 def parse_addresses(value: bytes) -> tuple[Address, ...]:
     """Parse an address-list header value into IMAP envelope addresses.
 
     Lenient: whatever looks like an address is kept, garbage is dropped, an unclosed
     group is closed. A display name comes from the phrase, or else from a comment.
-    Cached: one message asks for From up to four times (ENVELOPE from, sender and
-    reply-to defaults, display), and the same senders recur across messages.
     """
+    if len(value) <= _CACHED_LENGTH:
+        return _parse_addresses_cached(value)
+    return _parse_addresses(value)
+
+
+# one message asks for From up to four times (ENVELOPE from, sender and reply-to
+# defaults, display), and the same senders recur across messages
+@functools.lru_cache(maxsize=1024)
+def _parse_addresses_cached(value: bytes) -> tuple[Address, ...]:
+    return _parse_addresses(value)
+
+
+def _parse_addresses(value: bytes) -> tuple[Address, ...]:
     tokens = _address_tokens(value.decode("latin-1"))
     out: list[Address] = []
     phrase: list[tuple[str, str]] = []

@@ -123,7 +123,7 @@ def _date(value: bytes | None) -> datetime | None:
         return None
 
 
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")  # [^<>]: a stray "<" must not make this quadratic
 
 
 def _search_text(raw: bytes, root: Part) -> str:

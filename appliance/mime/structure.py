@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .headers import first_values, header_fields, parse_mime_value
+from .headers import first_values, header_fields, param_text, parse_mime_value
 
 MAX_DEPTH = 32  # parts nested deeper than this are opaque
 MAX_PARTS = 2000  # parts beyond this count are not parsed
@@ -57,6 +57,12 @@ class Part:
     @property
     def is_multipart(self) -> bool:
         return self.maintype == "multipart"
+
+    @property
+    def filename(self) -> str | None:
+        """The decoded file name (Content-Disposition filename, else Content-Type name),
+        for attachment policies and display; RFC 2231 and RFC 2047 forms are decoded."""
+        return param_text(self.disposition_params, "filename") or param_text(self.params, "name")
 
     def to_dict(self) -> dict:
         d = {name: getattr(self, name) for name in _SCALARS}

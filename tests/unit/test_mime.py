@@ -601,6 +601,17 @@ def test_rfc2231_parameters():
     assert root.disposition_params == {"filename*": "utf-8''caf%C3%A9.txt"}
 
 
+def test_filenames_are_decoded():
+    info = analyze(msg(
+        "Content-Type: multipart/mixed; boundary=b\n\n"
+        "--b\nContent-Type: application/octet-stream; name=\"=?utf-8?q?r=C3=A9sum=C3=A9.exe?=\"\n\nx\n"
+        "--b\nContent-Disposition: attachment; filename*0*=utf-8''caf%C3%A9;\n filename*1=\".scr\"\n\nx\n"
+        "--b\nContent-Disposition: attachment; filename=\"plain name.pdf\"\n\nx\n"
+        "--b\n\nno name\n--b--\n"
+    ))
+    assert [p.filename for p in info.root.children] == ["résumé.exe", "café.scr", "plain name.pdf", None]
+
+
 def nest_multiparts(levels: int) -> bytes:
     head, tail = [], []
     for level in range(levels):
@@ -647,6 +658,22 @@ def test_crlf_is_required_boundaries_with_bare_lf_are_not_seen():
     # analyze() is given CRLF text (the store normalises first); bare LF is body text
     info = analyze(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\n\nx\n--b--\n")
     assert info.root.children == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("raw", [
+    b"Content-Type: text/html\r\n\r\n" + b"<" * 300_000,
+    b"To: " + b"<" * 100_000 + b"\r\n\r\n",
+    b"Subject: " + b"=?utf-8?q?a?= " * 30_000 + b"\r\n\r\n",
+    b"Content-Type: text/plain" + b";a=b" * 30_000 + b"\r\n\r\n",
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"\r\n--bx" * 100_000,
+    b"From: " + b'"' * 100_000 + b"\r\n\r\n",
+    b"X" * 500_000 + b"\r\n\r\n",
+], ids=["html-lt", "address-lt", "encoded-words", "params", "boundary-prefixes", "quotes", "long-line"])
+def test_hostile_headers_stay_linear(raw):
+    # each of these was (or easily becomes) quadratic; a timeout here means a regression
+    info = analyze(raw)
+    check_offsets(raw, info)
 
 
 # --- storage ------------------------------------------------------------------------------
