@@ -147,6 +147,8 @@ def read_data(conn, limit: int) -> tuple[bytes | None, DataOutcome]:
         end = buf.find(END_OF_DATA, start)
         if end >= 0:
             conn.unread(bytes(buf[end + len(END_OF_DATA):]))
+            if end > limit:
+                return None, DataOutcome.TOO_BIG
             return bytes(buf[2:end + 2]), DataOutcome.NOMINAL
         if len(buf) - 2 > limit:
             tail = bytes(buf[-(len(END_OF_DATA) - 1):])
