@@ -100,7 +100,7 @@ def message(subject: str = "hello", body: str = "Hello there.\r\n", sender: str 
 def deliver(server, address: str, raw: bytes, mailbox: str = "INBOX"):
     from appliance.store import Delivery
 
-    user = server.store.get_user(address)
+    user = server.store.get_user(address) or server.add_user(address)
     return server.store.deliver(raw, [Delivery(user.id, mailbox)])
 
 
