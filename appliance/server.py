@@ -157,6 +157,7 @@ class Server:
         self.ctx: ServerContext | None = None
         self.connections: ConnectionServer | None = None
         self.admin = None
+        self.mta = None
 
     # -- start ---------------------------------------------------------------------------
 
@@ -199,6 +200,9 @@ class Server:
         self.admin = AdminAPI(self)
         self.admin_socket = AdminSocketServer(self.admin, self.data_dir / ADMIN_SOCKET)
         self.admin_socket.start()
+        from appliance.mta.queue import QueueRunner
+        self.mta = QueueRunner(self.ctx)
+        self.mta.start()
         self.connections.start()
         addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
         log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
@@ -208,12 +212,17 @@ class Server:
 
     # -- run and stop --------------------------------------------------------------------
 
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the server, SIGHUP reloads the TLS certificate.
+
+        Called before ``start()``: a supervisor may signal as soon as it sees ``ready``.
+        """
+        signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stopped.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_tls() if self.ctx else None)
+
     def serve_forever(self) -> None:
-        """Block until SIGTERM/SIGINT (or ``stop()``); SIGHUP reloads the TLS certificate."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
-            signal.signal(signal.SIGINT, lambda *_: self._stopped.set())
-            signal.signal(signal.SIGHUP, lambda *_: self.reload_tls())
+        """Block until a stop is requested (a signal or ``request_stop()``), then stop."""
         while not self._stopped.wait(0.5):
             pass
         self.stop()
@@ -233,6 +242,9 @@ class Server:
             return
         log.info("stopping: no new connections, %d session(s) finishing", self.ctx.registry.count())
         self.connections.stop(self.config.server.shutdown_grace)
+        if self.mta is not None:
+            self.mta.stop(self.config.server.shutdown_grace)
+            self.mta = None
         if self.admin is not None:
             self.admin_socket.stop()
             self.admin.close()

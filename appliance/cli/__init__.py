@@ -125,6 +125,8 @@ def serve(paths, listen, port_offset, tui):
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
     server = Server(paths.data_dir, config)
+    if not tui:
+        server.install_signal_handlers()
     try:
         server.start()
     except (BindError, DataFolderInUse) as e:

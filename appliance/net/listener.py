@@ -176,8 +176,8 @@ class ConnectionServer:
             log.exception("session %d (%s) failed", info.id, listener.name)
         finally:
             conn.close()
-            self.registry.remove(info)
             self._release(info.peer_ip)
+            self.registry.remove(info)
             log.info("session %d closed %s user=%s in=%d out=%d", info.id, listener.name, info.user or "-",
                      info.bytes_in, info.bytes_out)
 

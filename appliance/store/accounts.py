@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -209,7 +210,7 @@ class AccountsMixin:
             row = conn.execute("SELECT * FROM users WHERE address = ? COLLATE NOCASE", (address.strip(),)).fetchone()
         if row is None:
             # Spend the same time as a real check, so timing does not reveal which users exist.
-            check_password(password, _DUMMY_HASH)
+            check_password(password, _dummy_hash())
             return None
         return _user(row) if check_password(password, row["password"]) else None
 
@@ -333,4 +334,6 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_DUMMY_HASH = hash_password("not a real password")
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password("not a real password")

@@ -12,12 +12,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-import sqlite_utils
-
 log = logging.getLogger("kotakpos.store")
 
 
-def _v1_core(db: sqlite_utils.Database) -> None:
+def _v1_core(db) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
     db["domains"].create({"id": int, "name": str, "created": float}, pk="id", not_null={"name"})
     db.execute("CREATE UNIQUE INDEX domains_name ON domains(name COLLATE NOCASE)")
@@ -85,7 +83,12 @@ def _v1_core(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_v1_core]
+def _v2_queue_warned(db: sqlite_utils.Database) -> None:
+    # 1 once the sender was sent a delay DSN for this row (RFC 3464), so it is warned only once.
+    db.execute("ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS = [_v1_core, _v2_queue_warned]
 LATEST = len(MIGRATIONS)
 
 
@@ -102,6 +105,7 @@ def migrate(path: Path) -> int:
         if version > 0:
             backup_path = _backup_before_migration(conn, path, version)
             log.info("backed up store to %s before migrating from version %d", backup_path, version)
+        import sqlite_utils  # only when migrating: it is slow to import (it pulls in numpy when present)
         db = sqlite_utils.Database(conn)
         for number in range(version, LATEST):
             conn.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,93 @@
+"""Running ``kotakpos serve`` as a real process, the way a user does, on free offset ports."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
+
+
+def free_offset() -> int:
+    """A port offset at which all seven standard ports are free on 127.0.0.1."""
+    for _ in range(200):
+        offset = random.randrange(20000, 60000, 1000)
+        socks = []
+        try:
+            for port in DEFAULT_PORTS.values():
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port + offset))
+            return offset
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port offset")
+
+
+def kotakpos_command() -> list[str]:
+    return [sys.executable, "-m", "appliance"]
+
+
+class ServeProcess:
+    """``kotakpos serve`` in a child process; collects its log and waits for ``ready``."""
+
+    def __init__(self, data_dir: Path, command: list[str] | None = None, extra: list[str] = (), env=None):
+        self.data_dir = Path(data_dir)
+        self.offset = free_offset()
+        self.command = (command or kotakpos_command()) + ["serve", "--data", str(self.data_dir),
+                                                          "--listen", "127.0.0.1", "--port-offset", str(self.offset),
+                                                          *extra]
+        self.log_lines: list[str] = []
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, **(env or {})})
+        threading.Thread(target=self._read_log, daemon=True).start()
+
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
+            self.log_lines.append(line)
+            if re.search(r"\bready\b", line):
+                self._ready.set()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.log_lines)
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        start = time.monotonic()
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                raise RuntimeError(f"kotakpos exited with {self.proc.returncode}:\n{self.log}")
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"no ready line after {timeout}s:\n{self.log}")
+        return time.monotonic() - start
+
+    def port(self, name: str) -> int:
+        return DEFAULT_PORTS[name] + self.offset
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_cli(*args: str, data_dir: Path, input: str | None = None, command: list[str] | None = None,
+            env=None) -> subprocess.CompletedProcess:
+    return subprocess.run((command or kotakpos_command()) + ["--data", str(data_dir), *args], input=input,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
