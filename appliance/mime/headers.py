@@ -132,7 +132,8 @@ def decode_charset(data: bytes, charset: str) -> str:
         return to_text(data)
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):
+        # unknown names, and codecs such as idna or "undefined" that refuse "replace"
         return to_text(data)
 
 
@@ -262,7 +263,7 @@ def param_text(params: dict[str, str], name: str) -> str | None:
         _, _, encoded = rest.partition("'")
         try:
             return urllib.parse.unquote(encoded, encoding=charset or "us-ascii", errors="replace")
-        except LookupError:
+        except (LookupError, ValueError):
             return urllib.parse.unquote(encoded, encoding="latin-1")
     plain = params.get(name)
     if plain is None:

@@ -96,22 +96,30 @@ def analyze(raw: bytes) -> MessageInfo:
 
     def addresses(name: str) -> str:
         value = values.get(name)
-        return "" if value is None else display_addresses(value)
+        return "" if value is None else _one_line(display_addresses(value))
 
     return MessageInfo(
         envelope=envelope(fields),
         body=b"(" + body + b")",
         bodystructure=b"(" + structure + b")",
         root=root,
-        subject=decode_words(values.get("subject", b"")),
+        subject=_one_line(decode_words(values.get("subject", b""))),
         from_=addresses("from"),
         to=addresses("to"),
         cc=addresses("cc"),
         date=_date(values.get("date")),
         message_id=to_text(values.get("message-id", b"")),
         search_text=_search_text(raw, root),
-        header_search="".join(f"{name}: {decode_words(value)}\n" for name, value in fields),
+        header_search="".join(f"{name}: {_one_line(decode_words(value))}\n" for name, value in fields),
     )
+
+
+def _one_line(text: str) -> str:
+    # an encoded word may hide a line break (=0A); one field must stay one line, for
+    # the TUI's rows and for header_search's "Name: value" lines
+    if "\n" in text or "\r" in text:
+        return text.replace("\r", " ").replace("\n", " ")
+    return text
 
 
 def _date(value: bytes | None) -> datetime | None:

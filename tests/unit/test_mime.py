@@ -285,6 +285,22 @@ def test_broken_encoded_word_and_unknown_charset_survive():
     assert "ok" in info.subject
 
 
+def test_decoded_line_breaks_cannot_forge_header_lines():
+    info = analyze(msg("Subject: =?utf-8?q?hi=0ASubject:_forged?=\nFrom: =?utf-8?q?A=0D=0AB?= <a@b>\n\n"))
+    assert info.subject == "hi Subject: forged"
+    assert info.from_ == "A  B <a@b>"
+    assert info.header_search.splitlines() == ["Subject: hi Subject: forged", "From: A  B <a@b>"]
+
+
+@pytest.mark.parametrize("charset", ["idna", "undefined", "punycode", "base64", "x-no-such"])
+def test_hostile_charset_names_fall_back(charset):
+    info = analyze(msg(
+        f"Subject: =?{charset}?q?caf=C3=A9?=\nContent-Type: text/plain; charset={charset}\n\ncaf\u00e9 \xff\n"
+    ))
+    assert info.subject == "café"
+    assert info.search_text.startswith("café")
+
+
 def test_bad_date_is_none():
     assert analyze(msg("Date: yesterday-ish\n\n")).date is None
 
@@ -607,9 +623,10 @@ def test_filenames_are_decoded():
         "--b\nContent-Type: application/octet-stream; name=\"=?utf-8?q?r=C3=A9sum=C3=A9.exe?=\"\n\nx\n"
         "--b\nContent-Disposition: attachment; filename*0*=utf-8''caf%C3%A9;\n filename*1=\".scr\"\n\nx\n"
         "--b\nContent-Disposition: attachment; filename=\"plain name.pdf\"\n\nx\n"
+        "--b\nContent-Type: application/pdf; name*=idna''%FFx.pdf\n\nx\n"
         "--b\n\nno name\n--b--\n"
     ))
-    assert [p.filename for p in info.root.children] == ["résumé.exe", "café.scr", "plain name.pdf", None]
+    assert [p.filename for p in info.root.children] == ["résumé.exe", "café.scr", "plain name.pdf", "ÿx.pdf", None]
 
 
 def nest_multiparts(levels: int) -> bytes:
@@ -739,6 +756,7 @@ FRAGMENTS = [
     b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
     b"Content-Disposition: attachment; filename*0*=utf-8''a%; filename*1=b\r\n",
     b"From: \"x\" <a@b>, (c) g:;, <@r:x@y\r\n", b"Subject: =?utf-8?b?w6k=?= =?bad?q?x\r\n",
+    b"Content-Type: text/plain; charset=idna; name*=punycode''%FF\r\n", b"Subject: =?undefined?q?=FF?=\r\n",
     b"\r\n", b"--b\r\n", b"--b--\r\n", b"--b", b" folded\r\n", b"=C3=\r\n", b"\xff\xc3\r\n", b"(", b"\"", b"\\",
 ]
 
