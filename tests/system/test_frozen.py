@@ -244,6 +244,17 @@ def test_tui_shows_the_dashboard_in_tmux(frozen):
         subprocess.run([*tmux, "kill-server"], timeout=30)
 
 
+def test_sighup_reloads_the_certificate(frozen):
+    # systemd's ExecReload sends SIGHUP to the process it started: the one-file
+    # bootloader, which must pass it on to the server.
+    frozen.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while "reloaded TLS certificate" not in frozen.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "reloaded TLS certificate" in frozen.log()
+    assert frozen.process.poll() is None
+
+
 def test_sigterm_stops_the_server_cleanly(frozen):
     frozen.process.send_signal(signal.SIGTERM)
     assert frozen.process.wait(60) == 0, frozen.log()
