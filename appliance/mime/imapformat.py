@@ -104,7 +104,9 @@ def body_structures(raw: bytes, part: Part) -> tuple[bytes, bytes]:
     """
     if part.is_multipart:
         # body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
-        pairs = [body_structures(raw, child) for child in part.children] or [(_EMPTY_BODY, _EMPTY_BODY + b" NIL NIL NIL NIL")]
+        pairs = [body_structures(raw, child) for child in part.children]
+        if not pairs:
+            pairs = [(_EMPTY_BODY, _EMPTY_BODY + b" NIL NIL NIL NIL")]
         subtype = b" " + nstring(part.subtype)
         body = b"".join([b"(" + b + b")" for b, _ in pairs]) + subtype
         structure = b"".join([b"(" + x + b")" for _, x in pairs]) + subtype

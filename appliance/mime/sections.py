@@ -57,7 +57,9 @@ def _header_lines(header: bytes, names: list[str], exclude: bool) -> bytes:
     return b"".join(out)
 
 
-def section(raw: bytes, info: MessageInfo, path: tuple[int, ...], text: str | None, fields: list[str] | None = None) -> bytes:
+def section(
+    raw: bytes, info: MessageInfo, path: tuple[int, ...], text: str | None, fields: list[str] | None = None
+) -> bytes:
     """The bytes of BODY[section] (RFC 3501 §6.4.5), before any <partial> cut.
 
     Args:

@@ -35,7 +35,7 @@ class Part:
     body_end: int  # offset one past the last body byte
     maintype: str = "text"  # lowercase; RFC 2045 default text/plain
     subtype: str = "plain"
-    params: dict[str, str] = field(default_factory=dict)  # Content-Type parameters, names lowercase; text/* always has a charset
+    params: dict[str, str] = field(default_factory=dict)  # Content-Type params, names lowercase; text/* has a charset
     encoding: str = "7bit"  # Content-Transfer-Encoding, lowercase; 7bit when absent or malformed
     content_id: str | None = None  # Content-ID value
     description: str | None = None  # Content-Description value (raw, may hold encoded words)
