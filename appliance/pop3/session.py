@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from appliance.auth.sasl import SaslError, decode_plain
-from appliance.net.conn import IdleTimeout, LineTooLong
+from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.pop3 import replies
 from appliance.pop3.errors import AuthFailed, CommandSyntaxError, Pop3Error, ServerError, UserError
 from appliance.pop3.parse import Command, InvalidCommand, parse_command
@@ -24,6 +24,8 @@ log = logging.getLogger("kotakpos.pop3")
 # RFC 2449 §4 allows command lines of 255 octets; we tolerate more so that a
 # long password or a SASL response still fits, and refuse anything longer.
 LINE_LIMIT = 2048
+# Pipelined RETRs are answered in one write, but not beyond this many bytes.
+FLUSH_THRESHOLD = 1 << 20
 IMPLEMENTATION = "Kotakpos"
 SEEN = "\\Seen"
 
@@ -80,6 +82,7 @@ class Pop3Session:
         self.errors = 0  # counted errors so far; the session ends at config.max_errors
         self.pending_user: str | None = None  # set by USER, consumed by PASS
         self.user = None  # the store's User once logged in
+        self.unflushed = 0  # bytes written since the last flush; bounds a pipelined batch
         # Transaction lifetime: set at login, read by every TRANSACTION handler
         self.maildrop: Maildrop | None = None
 
@@ -88,8 +91,9 @@ class Pop3Session:
     def run(self) -> None:
         # RFC 1939 §3: an autologout timer must be at least 10 minutes, in every state.
         self.conn.timeout = self.config.idle_timeout
+        self.conn.info.state = self.state.value
         self._send(replies.greeting(self.ctx.hostname))
-        self.conn.flush()
+        self._flush()
         try:
             while self.state is not State.UPDATE:
                 try:
@@ -102,13 +106,13 @@ class Pop3Session:
                     self._send(replies.ERR_TOO_MANY_ERRORS)
                     break
                 # Pipelining (RFC 2449 §6.6): answer a batch in one write.
-                if not self.conn.has_buffered_line():
-                    self.conn.flush()
+                if not self.conn.has_buffered_line() or self.unflushed > FLUSH_THRESHOLD:
+                    self._flush()
         except IdleTimeout:
             self._send(replies.ERR_IDLE_TIMEOUT)
         finally:
             self._mark_retrieved_seen()
-        self.conn.flush()
+        self._flush()
 
     def _dispatch(self, line: bytes) -> None:
         command = parse_command(line)
@@ -121,24 +125,32 @@ class Pop3Session:
             self._handlers[command.verb](self, command)
         except Pop3Error as error:
             self._fail(error)
+        except (ConnectionClosed, IdleTimeout):  # read inside a handler (the AUTH exchange)
+            raise
         except Exception:  # a store or programming failure must not end the server
-            log.exception("pop3 %s: command failed", self.conn.peer_ip)
+            log.exception("session %s: pop3 %s failed", self.conn.info.id, command.verb)
             self._fail(ServerError())
 
     def _fail(self, error: Pop3Error) -> None:
-        if isinstance(error, ServerError):
-            log.error("pop3 %s: answered %s", self.conn.peer_ip, error.reply.decode())
         if error.counts_as_error:
             self.errors += 1
         self._send(error.reply)
 
     # -- writing ----------------------------------------------------------------
 
+    def _write(self, data: bytes) -> None:
+        self.conn.write(data)
+        self.unflushed += len(data)
+
     def _send(self, line: bytes) -> None:
-        self.conn.write(line + b"\r\n")
+        self._write(line + b"\r\n")
 
     def _send_lines(self, lines: list[bytes]) -> None:
-        self.conn.write(b"\r\n".join(lines) + b"\r\n")
+        self._write(b"\r\n".join(lines) + b"\r\n")
+
+    def _flush(self) -> None:
+        self.conn.flush()
+        self.unflushed = 0
 
     # -- AUTHORIZATION ------------------------------------------------------------
 
@@ -158,7 +170,8 @@ class Pop3Session:
         if self.conn.is_tls:
             raise CommandSyntaxError(replies.ERR_TLS_ACTIVE)
         self._send(replies.OK_STLS)
-        self.conn.start_tls()  # flushes the +OK, discards pipelined bytes
+        self._flush()
+        self.conn.start_tls()  # discards whatever the client pipelined after STLS
         self.pending_user = None
 
     def cmd_USER(self, command: Command) -> None:
@@ -201,7 +214,7 @@ class Pop3Session:
     def _sasl_response(self) -> str:
         """Send the empty challenge and read the client's one-line answer."""
         self._send(replies.AUTH_CONTINUE)
-        self.conn.flush()
+        self._flush()
         try:
             line = self.conn.read_line(LINE_LIMIT)
         except LineTooLong:
@@ -219,7 +232,7 @@ class Pop3Session:
         self.state = State.TRANSACTION
         self.conn.info.user = user.address
         self.conn.info.state = self.state.value
-        log.info("pop3 %s: %s logged in, %d messages", self.conn.peer_ip, user.address,
+        log.info("session %s: pop3 login %s, %d messages", self.conn.info.id, user.address,
                  len(self.maildrop.messages))
         self._send(replies.OK_LOGGED_IN)
 
@@ -270,14 +283,14 @@ class Pop3Session:
         """RFC 1939 §5. The \\Seen flag is set when the session ends, in one write."""
         message = self._message(command.number)
         text = self._text(command.number, message)
-        self.conn.write(replies.retr_line(len(text)) + b"\r\n" + replies.stuffed(text))
+        self._write(replies.retr_line(len(text)) + b"\r\n" + replies.stuffed(text))
         self.maildrop.retrieved.add(message.uid)
 
     def cmd_TOP(self, command: Command) -> None:
         """RFC 1939 §7: header, blank line, and the first n body lines."""
         message = self._message(command.number)
         text = self._text(command.number, message)
-        self.conn.write(replies.OK_TOP + b"\r\n" + replies.stuffed(replies.top(text, command.lines)))
+        self._write(replies.OK_TOP + b"\r\n" + replies.stuffed(replies.top(text, command.lines)))
 
     def cmd_DELE(self, command: Command) -> None:
         """RFC 1939 §5: mark only; QUIT deletes."""
@@ -312,7 +325,7 @@ class Pop3Session:
         try:
             self._remove(uids)
         except Exception:
-            log.exception("pop3 %s: QUIT could not delete %d messages", self.conn.peer_ip, len(uids))
+            log.exception("session %s: pop3 QUIT could not delete %d messages", self.conn.info.id, len(uids))
             self._send(replies.ERR_QUIT_FAILED)
             return
         # Acknowledged only now: the store call returns once committed and fsynced.
@@ -344,7 +357,7 @@ class Pop3Session:
         try:
             self.ctx.store.store_flags(self.maildrop.mailbox_id, uids, "add", {SEEN})
         except Exception:
-            log.exception("pop3 %s: could not set \\Seen on %d messages", self.conn.peer_ip, len(uids))
+            log.exception("session %s: pop3 could not set \\Seen on %d messages", self.conn.info.id, len(uids))
 
     # -- message lookup -------------------------------------------------------------
 

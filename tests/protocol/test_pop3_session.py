@@ -464,3 +464,35 @@ def test_the_server_keeps_serving_others_after_a_misbehaving_client(server, alic
     bad.send_raw(b"\xff" * 5000 + b"\r\n" + b"A" * 200_000)
     good = login(server)
     good.transact("STAT", "+OK 3 *")
+
+
+def test_a_pipelined_batch_of_large_messages_arrives_whole(server):
+    user = server.add_user(ALICE)
+    bodies = [b"Subject: big %d\r\n\r\n" % i + (b"%d" % i) * 400_000 + b"\r\n" for i in range(5)]
+    deliver(server, user, *bodies)
+    c = login(server)
+    c.send_raw(b"".join(b"RETR %d\r\n" % n for n in range(1, 6)) + b"NOOP\r\n")
+    for raw in bodies:
+        c.expect(R.retr_line(len(raw)))
+        assert b"\r\n".join(c.multiline()) + b"\r\n" == raw
+    c.expect(R.OK)
+
+
+def test_the_admin_view_shows_the_user_and_never_the_password(server, alice):
+    c = Pop3Wire.open(server)
+    c.transact(f"USER {ALICE}", R.OK_USER)
+    c.transact(f"PASS {PASSWORD}", R.OK_LOGGED_IN)
+    (info,) = [i for i in server.ctx.registry.list() if i.listener == "pop3s"]
+    assert info.user == ALICE and info.state == "transaction"
+    assert info.last_command == "PASS ***"
+    c.transact("AUTH PLAIN", R.ERR_WRONG_STATE)
+    c.transact("RETR 1", "+OK *")
+    c.multiline()
+    assert info.last_command == "RETR 1"
+
+
+def test_auth_exchange_answers_are_never_recorded(server, alice):
+    c = Pop3Wire.open(server)
+    c.transact("AUTH PLAIN " + plain_b64("", ALICE, PASSWORD), R.OK_LOGGED_IN)
+    (info,) = [i for i in server.ctx.registry.list() if i.listener == "pop3s"]
+    assert PASSWORD not in info.last_command and info.last_command == "AUTH PLAIN ***"
