@@ -146,6 +146,14 @@ def serve(paths, listen, port_offset, tui):
 
 @main.command()
 @with_paths
+def tui(paths):
+    """Administer a running server in the terminal UI (it reconnects if the server restarts)."""
+    from appliance.tui import attach
+    attach(paths.data_dir / ADMIN_SOCKET)
+
+
+@main.command()
+@with_paths
 def status(paths):
     """Show listeners, live sessions and counts of a running server."""
     try:

@@ -1,0 +1,199 @@
+"""Modal forms and confirmations. A form checks its fields as you type and says what is
+wrong in words; the server's own refusal (an AdminError) is shown in the form, which stays
+open so the entry can be fixed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.validation import Function, Validator
+from textual.widgets import Footer, Input, Label, Static, TextArea
+from textual.worker import WorkerState
+
+from appliance.admin.api import AdminError
+from appliance.tui.models import parse_size
+
+ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}", re.IGNORECASE)
+
+
+def required(what: str) -> Validator:
+    return Function(lambda v: bool(v.strip()), f"Enter {what}.")
+
+
+def address() -> Validator:
+    return Function(lambda v: bool(ADDRESS.fullmatch(v.strip())), "An address looks like name@example.org.")
+
+
+def addresses() -> Validator:
+    return Function(lambda v: bool(v.split()) and all(ADDRESS.fullmatch(a) for a in v.replace(",", " ").split()),
+                    "One or more addresses like name@example.org, separated by spaces or commas.")
+
+
+def domain() -> Validator:
+    return Function(lambda v: bool(DOMAIN.fullmatch(v.strip())), "A domain looks like example.org (no @, no spaces).")
+
+
+def password() -> Validator:
+    return Function(lambda v: len(v) >= 8, "Use at least 8 characters.")
+
+
+def positive_number() -> Validator:
+    def check(v: str) -> bool:
+        try:
+            return float(v) > 0
+        except ValueError:
+            return False
+    return Function(check, "Enter a number greater than 0.")
+
+
+def quota() -> Validator:
+    def check(v: str) -> bool:
+        try:
+            parse_size(v)
+            return True
+        except (ValueError, IndexError):
+            return False
+    return Function(check, "A size like 500M or 2G (0 = no quota).")
+
+
+@dataclass
+class Field:
+    name: str                               # the key in the values passed to submit
+    label: str
+    value: str = ""
+    password: bool = False
+    validators: list[Validator] = field(default_factory=list)
+    placeholder: str = ""
+
+
+class FormScreen(ModalScreen[bool]):
+    """Fields, checked locally, then ``submit(admin, values)`` in a thread worker.
+
+    Dismissed with True once submit returns; an AdminError keeps the form open with the
+    server's explanation.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, title: str, explanation: str, fields: list[Field],
+                 submit: Callable[[Any, dict[str, str]], Any]):
+        super().__init__()
+        self.title_text = title
+        self.explanation = explanation
+        self.fields = fields
+        self.submit = submit
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form") as box:
+            box.border_title = self.title_text
+            yield Static(self.explanation, classes="explanation")
+            for f in self.fields:
+                yield Label(f.label)
+                yield Input(f.value, placeholder=f.placeholder, password=f.password, validators=f.validators,
+                            id=f"field-{f.name}", valid_empty=False)
+                yield Static("", id=f"error-{f.name}", classes="field-error")
+            yield Static("Enter on the last field or Ctrl+S saves; Esc cancels.", classes="hint")
+            yield Static("", id="form-error")
+        yield Footer()
+
+    def _input(self, name: str) -> Input:
+        return self.query_one(f"#field-{name}", Input)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_errors(event.input, event.validation_result)
+
+    def _show_errors(self, widget: Input, result) -> None:
+        name = widget.id.removeprefix("field-")
+        text = " ".join(result.failure_descriptions) if result and not result.is_valid else ""
+        self.query_one(f"#error-{name}", Static).update(text)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        inputs = list(self.query(Input))
+        index = inputs.index(event.input)
+        if index + 1 < len(inputs):
+            inputs[index + 1].focus()
+        else:
+            self.action_save()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_save(self) -> None:
+        valid = True
+        for f in self.fields:
+            widget = self._input(f.name)
+            result = widget.validate(widget.value)
+            self._show_errors(widget, result)
+            if result is not None and not result.is_valid:
+                if valid:
+                    widget.focus()
+                valid = False
+        if not valid:
+            return
+        values = {f.name: self._input(f.name).value for f in self.fields}
+        admin = self.app.admin
+        self.query_one("#form-error", Static).update("saving...")
+
+        def job():
+            if admin is None:
+                raise AdminError("not connected to the server")
+            return self.submit(admin, values)
+
+        self.run_worker(job, name="save", group="save", thread=True, exclusive=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event) -> None:
+        if event.worker.name != "save":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.dismiss(True)
+        elif event.state == WorkerState.ERROR:
+            error = event.worker.error
+            text = str(error) if isinstance(error, AdminError) else f"the server did not answer ({error})"
+            self.query_one("#form-error", Static).update(f"Not saved: {text}")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; y confirms, n or Esc declines."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
+                Binding("escape", "answer(False)", "Cancel")]
+
+    def __init__(self, question: str):
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Static(self.question)
+            yield Static("[b]y[/b] yes   [b]n[/b] no", classes="hint")
+        yield Footer()
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class TextScreen(ModalScreen[None]):
+    """Read-only text (a message, a queue entry), scrollable with the keyboard."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
+
+    def __init__(self, title: str, text: str):
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        viewer = TextArea(self.text, read_only=True, soft_wrap=True, show_line_numbers=False, id="viewer")
+        viewer.border_title = self.title_text
+        yield viewer
+        yield Footer()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,140 @@
+"""View models and formatting for the TUI: plain data, no widgets.
+
+Everything here works on the JSON-friendly dicts the admin API returns, so it can be
+tested without a terminal and behaves the same in-process and over the socket.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+
+from appliance.admin.api import traffic_of
+
+TRAFFIC_MINUTES = 30    # how many minutes the dashboard's sparklines span
+LOG_LINES = 2000        # log lines kept for the log view (the server keeps as many)
+
+
+def duration(seconds: float) -> str:
+    """A short age or duration: 42s, 3m05s, 2h10m, 4d03h."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def size(n: int | float | None) -> str:
+    """Bytes for people: 512B, 12.3k, 4.5M, 1.2G."""
+    n = float(n or 0)
+    for unit in ("B", "k", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_size(text: str) -> int:
+    """A quota as typed: 0, 500000, 100k, 250M, 2G (powers of 1024). Raises ValueError."""
+    text = text.strip().upper().removesuffix("B")
+    factor = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:], 1)
+    number = text[:-1] if factor > 1 else text
+    value = float(number)
+    if value < 0:
+        raise ValueError("negative size")
+    return int(value * factor)
+
+
+def quota_text(used: int, quota: int) -> str:
+    if not quota:
+        return f"{size(used)} (no quota)"
+    return f"{size(used)} / {size(quota)} {100 * used // quota}%"
+
+
+def clock_time(when: float, now: float) -> str:
+    """A time of day for times within the last day, a date otherwise."""
+    if not when:
+        return "-"
+    fmt = "%H:%M:%S" if abs(now - when) < 86400 else "%Y-%m-%d"
+    return time.strftime(fmt, time.localtime(when))
+
+
+@dataclass
+class Traffic:
+    """Messages in and out per minute, for the sparklines.
+
+    Starts from the server's history (``AdminAPI.traffic``) and then counts live events
+    with the same rule (``traffic_of``), so it needs no polling.
+    """
+
+    minute: int = 0                                 # the unix minute of the last bucket
+    incoming: list[int] = field(default_factory=lambda: [0] * TRAFFIC_MINUTES)
+    outgoing: list[int] = field(default_factory=lambda: [0] * TRAFFIC_MINUTES)
+
+    def load(self, history: dict) -> None:
+        self.minute = history["minute"]
+        self.incoming = ([0] * TRAFFIC_MINUTES + list(history["in"]))[-TRAFFIC_MINUTES:]
+        self.outgoing = ([0] * TRAFFIC_MINUTES + list(history["out"]))[-TRAFFIC_MINUTES:]
+
+    def advance(self, now: float) -> None:
+        """Shift the window so that its last bucket is the current minute."""
+        minute = int(now // 60)
+        if not self.minute:
+            self.minute = minute
+        steps = min(minute - self.minute, TRAFFIC_MINUTES)
+        if steps > 0:
+            self.incoming = self.incoming[steps:] + [0] * steps
+            self.outgoing = self.outgoing[steps:] + [0] * steps
+        self.minute = max(self.minute, minute)
+
+    def count(self, event: dict, now: float) -> None:
+        n_in, n_out = traffic_of(event)
+        if n_in or n_out:
+            self.advance(now)
+            self.incoming[-1] += n_in
+            self.outgoing[-1] += n_out
+
+
+class LogBook:
+    """The newest server log lines, filled from ``log_tail`` and then from log events."""
+
+    def __init__(self, capacity: int = LOG_LINES):
+        self.lines: collections.deque[dict] = collections.deque(maxlen=capacity)
+
+    def load(self, lines: list[dict]) -> None:
+        self.lines.clear()
+        self.lines.extend(lines)
+
+    def add(self, line: dict) -> None:
+        self.lines.append(line)
+
+    def matching(self, text: str) -> list[dict]:
+        return [line for line in self.lines if log_matches(line, text)]
+
+
+def log_matches(line: dict, text: str) -> bool:
+    """Case-insensitive: every word of the filter appears in the level, logger or message."""
+    haystack = f"{line['level']} {line['name']} {line['message']}".lower()
+    return all(word in haystack for word in text.lower().split())
+
+
+def session_cells(s: dict, now: float) -> tuple:
+    """One row of the sessions table."""
+    peer = f"{s['peer_ip']}:{s['peer_port']}"
+    return (str(s["id"]), s["listener"], peer, s["user"] or "-", s["state"], s["last_command"],
+            duration(now - s["started"]), f"{size(s['bytes_in'])}/{size(s['bytes_out'])}", s["tls"] or "-")
+
+
+def queue_cells(q: dict, now: float) -> tuple:
+    """One row of the queue table. Times are absolute so 10,000 rows need no ticking."""
+    state = q["state"]
+    if state == "held":
+        next_try = "held"
+    else:
+        next_try = "now" if q["next_attempt"] <= now else clock_time(q["next_attempt"], now)
+    return (str(q["id"]), q["recipient"], q["domain"], state, str(q["attempts"]), next_try,
+            clock_time(q["created"], now), (q["last_error"] or "-").replace("\n", " "))

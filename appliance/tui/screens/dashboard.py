@@ -1,0 +1,104 @@
+"""Dashboard: listeners, uptime, live sessions by protocol, traffic sparklines, queue, store."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Sparkline, Static
+
+from appliance.tui import models
+from appliance.tui.screens.base import AdminScreen
+
+
+class DashboardScreen(AdminScreen):
+    MODE = "dashboard"
+    WATCHES = frozenset({"session", "queue", "mailbox", "accounts"})
+    BINDINGS = [("r", "reload", "Refresh")]
+    RELOAD_DELAY = 1.0      # status() counts the whole store: at most once a second
+
+    def __init__(self):
+        super().__init__()
+        self._status: dict | None = None        # the last status() answer
+        self._fetched_at = 0.0                   # our clock when it arrived: uptime keeps counting from it
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="summary")
+        with Horizontal(id="dash-top"):
+            table = DataTable(id="listeners", cursor_type="none", zebra_stripes=True)
+            table.border_title = "Listeners"
+            yield table
+            now = Static(id="now")
+            now.border_title = "Now"
+            yield now
+        with Vertical(id="traffic") as traffic:
+            traffic.border_title = f"Messages per minute, last {models.TRAFFIC_MINUTES} min"
+            with Horizontal(classes="spark-row"):
+                yield Static(id="in-label", classes="spark-label")
+                yield Sparkline([], id="in-spark")
+            with Horizontal(classes="spark-row"):
+                yield Static(id="out-label", classes="spark-label")
+                yield Sparkline([], id="out-spark")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#listeners", DataTable).add_columns("Listener", "Address", "TLS", "State")
+
+    def reload(self) -> None:
+        self.call_admin("status", then=self._show_status)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def admin_events(self, events: list[dict]) -> None:
+        super().admin_events(events)
+        self._show_traffic()
+
+    def tick(self) -> None:
+        self._show_summary()
+        self._show_traffic()
+
+    def _show_status(self, status: dict) -> None:
+        self._status = status
+        self._fetched_at = self.app.now()
+        table = self.query_one("#listeners", DataTable)
+        table.clear()
+        for listener in status["listeners"]:
+            table.add_row(listener["name"], ", ".join(listener["addresses"]),
+                          "implicit" if listener["implicit_tls"] else "STARTTLS", listener["state"])
+        self._show_summary()
+        self._show_now()
+        self._show_traffic()
+
+    def _show_summary(self) -> None:
+        st = self._status
+        if st is None:
+            return
+        uptime = st["uptime"] + self.app.now() - self._fetched_at
+        self.query_one("#summary", Static).update(
+            f"[b]Kotakpos {st['version']}[/b] on [b]{st['hostname']}[/b]  pid {st['pid']}  "
+            f"up {models.duration(uptime)}  TLS cert until {st['tls_expiry'][:10]}")
+
+    def _show_now(self) -> None:
+        st = self._status
+        by_protocol = st["sessions_by_protocol"]
+        sessions = "  ".join(f"{p} {by_protocol.get(p, 0)}" for p in ("smtp", "imap", "pop3"))
+        queue = st["queue"]
+        states = ", ".join(f"{n} {state}" for state, n in sorted(queue["by_state"].items())) or "empty"
+        oldest = f"oldest {models.duration(self.app.now() - queue['oldest'])}" if queue["oldest"] else ""
+        counts = st["counts"]
+        filters = {k: v for k, v in st["stats"].items() if k.startswith(("spam", "virus"))}
+        filter_text = "  ".join(f"{k} {v}" for k, v in sorted(filters.items())) or "no filter counts yet"
+        self.query_one("#now", Static).update(
+            f"[b]Sessions[/b] {st['sessions']}: {sessions}\n"
+            f"[b]Queue[/b] {queue['depth']} ({states}) {oldest}\n"
+            f"[b]Store[/b] {counts['messages']} msgs, {counts['users']} users, {models.size(counts['bytes'])}\n"
+            f"[b]Disk free[/b] {models.size(st['disk_free'])}\n"
+            f"[b]Blocked IPs[/b] {st['blocked']}\n"
+            f"[b]Spam/virus[/b] {filter_text}")
+
+    def _show_traffic(self) -> None:
+        traffic = self.app.traffic
+        for direction, data in (("in", traffic.incoming), ("out", traffic.outgoing)):
+            self.query_one(f"#{direction}-spark", Sparkline).data = list(data)
+            self.query_one(f"#{direction}-label", Static).update(
+                f"{direction:<3} {data[-1]:>5}/min  {sum(data):>6} total")

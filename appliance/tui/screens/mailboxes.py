@@ -1,0 +1,144 @@
+"""Mailboxes: users -> folders -> messages; read a message, delete one; usage against quota."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable
+
+from appliance.tui import models
+from appliance.tui.forms import ConfirmScreen, TextScreen
+from appliance.tui.screens.base import AdminScreen
+
+MESSAGES_SHOWN = 500    # newest first; the admin API pages, the TUI shows the first page
+
+
+def refill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
+    """Replace a table's rows, keeping the cursor on the same key when it is still there."""
+    keep = None
+    if table.row_count:
+        keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if keep is not None:
+        for index, (key, _) in enumerate(rows):
+            if key == keep:
+                table.move_cursor(row=index)
+                break
+
+
+class MailboxesScreen(AdminScreen):
+    MODE = "mailboxes"
+    WATCHES = frozenset({"mailbox", "accounts"})
+    BINDINGS = [
+        Binding("enter", "read", "Read"),
+        Binding("x", "delete", "Delete msg"),
+        Binding("tab", "app.focus_next", "Next pane"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self._user: str | None = None            # the user whose folders are shown
+        self._folder: str | None = None          # the folder whose messages are shown
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="mail"):
+            with Vertical(id="mail-left"):
+                users = DataTable(id="users", cursor_type="row")
+                users.border_title = "Users: usage/quota"
+                yield users
+                folders = DataTable(id="folders", cursor_type="row")
+                folders.border_title = "Folders"
+                yield folders
+            messages = DataTable(id="messages", cursor_type="row", zebra_stripes=True)
+            messages.border_title = "Messages"
+            yield messages
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#users", DataTable).add_columns("Address", "Usage")
+        self.query_one("#folders", DataTable).add_columns("Folder", "Msgs", "New", "Size")
+        self.query_one("#messages", DataTable).add_columns("From", "Subject", "Date", "Size", "Flags")
+
+    # -- data ----------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.call_admin("users", then=self._show_users)
+
+    def _show_users(self, users: list[dict]) -> None:
+        refill(self.query_one("#users", DataTable),
+               [(u["address"], (u["address"], models.quota_text(u["used"], u["quota"]))) for u in users])
+        if not users:
+            self._user = self._folder = None
+            self.query_one("#folders", DataTable).clear()
+            self.query_one("#messages", DataTable).clear()
+        else:
+            self._load_folders()
+
+    def _load_folders(self) -> None:
+        self._user = self.selected_key(self.query_one("#users", DataTable))
+        if self._user is not None:
+            self.call_admin("mailboxes", self._user, then=self._show_folders)
+
+    def _show_folders(self, folders: list[dict]) -> None:
+        refill(self.query_one("#folders", DataTable),
+               [(f["name"], (f["name"], str(f["messages"]), str(f["unseen"]), models.size(f["size"])))
+                for f in folders])
+        self._load_messages()
+
+    def _load_messages(self) -> None:
+        self._folder = self.selected_key(self.query_one("#folders", DataTable))
+        if self._user is not None and self._folder is not None:
+            self.call_admin("messages", self._user, self._folder, MESSAGES_SHOWN, then=self._show_messages)
+        else:
+            self.query_one("#messages", DataTable).clear()
+
+    def _show_messages(self, messages: list[dict]) -> None:
+        now = self.app.now()
+        table = self.query_one("#messages", DataTable)
+        refill(table, [(str(m["uid"]), (m["from"] or "-", m["subject"] or "(no subject)",
+                                        models.clock_time(m["date"], now), models.size(m["size"]),
+                                        " ".join(f.lstrip("\\") for f in m["flags"]))) for m in messages])
+        table.border_title = f"Messages in {self._folder}" if self._folder else "Messages"
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else None
+        if event.data_table.id == "users" and key != self._user:
+            self._load_folders()
+        elif event.data_table.id == "folders" and key != self._folder:
+            self._load_messages()
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _selected_message(self) -> int | None:
+        key = self.selected_key(self.query_one("#messages", DataTable))
+        return int(key) if key is not None and self._user and self._folder else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "messages":
+            self.action_read()
+        else:
+            self.focus_next()
+
+    def action_read(self) -> None:
+        uid = self._selected_message()
+        if uid is not None:
+            title = f"{self._user} {self._folder} #{uid}"
+            self.call_admin("message", self._user, self._folder, uid,
+                            then=lambda text: self.app.push_screen(TextScreen(title, text)))
+
+    def action_delete(self) -> None:
+        uid = self._selected_message()
+        if uid is None:
+            return
+        user, folder = self._user, self._folder
+
+        def confirmed(yes: bool) -> None:
+            if yes:
+                self.call_admin("delete_message", user, folder, uid, exclusive=False,
+                                done=f"deleted message {uid} from {user} {folder}")
+
+        self.app.push_screen(ConfirmScreen(f"Delete message {uid} from {user}'s {folder}? It cannot be undone."),
+                             confirmed)
