@@ -12,7 +12,7 @@ module only says where an address leads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 
@@ -69,7 +69,6 @@ class Envelope:
     ret: str | None = None  # DSN RET (FULL/HDRS)
     envid: str | None = None  # DSN ENVID
     authenticated_as: str = ""  # the submitting user's address, "" for unauthenticated mail
-    dsn: dict = field(default_factory=dict)  # envelope-wide DSN fields, for queue rows
 
 
 def _dsn(envelope: Envelope, r: Recipient) -> dict:

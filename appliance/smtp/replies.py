@@ -48,7 +48,6 @@ def format_reply(r: Reply) -> bytes:
 
 
 # --- 2xx -----------------------------------------------------------------
-R211_STATUS = reply(211, "2.0.0", "System status OK")
 R214_HELP = reply(
     214,
     "2.0.0",
@@ -76,7 +75,6 @@ R421_SHUTTING_DOWN = reply(421, "4.3.2", "Service shutting down, try again later
 R421_TIMEOUT = reply(421, "4.4.2", "Timeout, closing connection")
 R421_TOO_MANY_ERRORS = reply(421, "4.7.0", "Too many errors, closing connection")
 R421_TOO_MANY_MESSAGES = reply(421, "4.7.0", "Too many messages in this session, reconnect")
-R421_AUTH_BLOCKED = reply(421, "4.7.0", "Too many authentication failures, try again later")
 R451_LOCAL_ERROR = reply(451, "4.3.0", "Local error in processing, try again later")
 R452_TOO_MANY_RCPTS = reply(452, "4.5.3", "Too many recipients")
 R454_TLS_UNAVAILABLE = reply(454, "4.7.0", "TLS not available")
@@ -87,7 +85,6 @@ R500_UNKNOWN = reply(500, "5.5.2", "Command not recognized")
 R500_LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
 R500_NOT_SMTP = reply(500, "5.5.1", "This is an SMTP server, speak SMTP")
 R500_BAD_BYTES = reply(500, "5.5.2", "Invalid characters in command")
-R500_BARE_NEWLINE_COMMAND = reply(500, "5.5.2", "Command lines must end with <CR><LF>")
 R501_NO_ARGUMENTS = reply(501, "5.5.4", "This command takes no arguments")
 R501_EHLO_SYNTAX = reply(501, "5.5.4", "Syntax: EHLO hostname")
 R501_HELO_SYNTAX = reply(501, "5.5.4", "Syntax: HELO hostname")
@@ -103,7 +100,6 @@ R501_EXPN_SYNTAX = reply(501, "5.5.4", "Syntax: EXPN list")
 R501_AUTH_SYNTAX = reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
 R501_AUTH_CANCELLED = reply(501, "5.7.0", "Authentication cancelled")
 R501_BAD_BASE64 = reply(501, "5.5.2", "Invalid base64 data")
-R502_NOT_IMPLEMENTED = reply(502, "5.5.1", "Command not implemented")
 R503_NEED_HELO = reply(503, "5.5.1", "Send EHLO or HELO first")
 R503_NEED_MAIL = reply(503, "5.5.1", "Need MAIL command first")
 R503_NEED_RCPT = reply(503, "5.5.1", "Need RCPT command first")
@@ -130,9 +126,6 @@ R552_MESSAGE_TOO_BIG = reply(552, "5.3.4", "Message size exceeds fixed limit")
 R553_NOT_YOUR_ADDRESS = reply(553, "5.7.1", "Sender address not owned by the authenticated user")
 R553_UTF8_NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
 R554_RELAY_DENIED = reply(554, "5.7.1", "Relay access denied")
-R554_NO_VALID_RECIPIENTS = reply(554, "5.5.1", "No valid recipients")
-R554_TLS_REQUIRED = reply(554, "5.7.0", "TLS required")
-R554_TRANSACTION_FAILED = reply(554, "5.0.0", "Transaction failed")
 
 
 # --- builders --------------------------------------------------------------

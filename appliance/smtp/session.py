@@ -250,6 +250,10 @@ class SmtpSession:
                 self.handle(line)
         except IdleTimeout:
             self.reply(R.R421_TIMEOUT)
+        except ConnectionClosed:
+            if not self.conn.stopping:
+                raise
+            self.reply(R.R421_SHUTTING_DOWN)  # RFC 5321 §3.8: say so before closing
         finally:
             try:
                 self.conn.flush()

@@ -2,6 +2,7 @@
 
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -274,3 +275,18 @@ def test_client_vanishing_mid_data_stores_nothing(alice):
     d = Wire.open(alice)  # the server is still there
     d.transact(R.R250_OK, "NOOP")
     assert inbox(alice, ALICE) == []
+
+
+def test_shutdown_lets_the_message_in_flight_finish(alice):
+    c = Wire.open(alice)
+    start_data(c)
+    c.send_raw(b"Subject: in flight\r\n\r\nfirst half ")
+    stopper = threading.Thread(target=alice.stop)
+    stopper.start()
+    time.sleep(0.3)  # the server is stopping now, and our session is inside DATA
+    c.send_raw(b"second half\r\n.\r\n")
+    c.expect("250 2.0.0 OK queued as *")
+    c.expect(R.R421_SHUTTING_DOWN)
+    assert c.is_closed()
+    stopper.join(10)
+    assert not stopper.is_alive()
