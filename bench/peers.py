@@ -212,17 +212,20 @@ protocol lmtp {{
         conf = self._write_config()
         (self.root / "state").mkdir(exist_ok=True)
         subprocess.run(["dovecot", "-c", str(conf)], check=True)
+        self.started = True
         for port in (self.imap_port, self.pop3_port, self.lmtp_port):
             wait_for_port(port)
-        self.pid = int((self.root / "run" / "master.pid").read_text())
+        self.pid = int(_wait_for_file(self.root / "run" / "master.pid").read_text())
         return self
 
     def stop(self) -> None:
-        if self.pid is None:
+        if not getattr(self, "started", False):
             return
         subprocess.run(["doveadm", "-c", str(self.root / "dovecot.conf"), "stop"], capture_output=True)
-        _wait_gone(self.pid, 10)
+        if self.pid is not None:
+            _wait_gone(self.pid, 10)
         self.pid = None
+        self.started = False
 
     def __enter__(self) -> "Dovecot":
         try:
@@ -370,16 +373,19 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         os.chown(self.root / "data", pwd.getpwnam("postfix").pw_uid, -1)
         self._postfix("check")  # creates the queue's subfolders with their owners
         self._postfix("start")
+        self.started = True
         wait_for_port(self.smtp_port)
-        self.pid = int((self.root / "queue" / "pid" / "master.pid").read_text())
+        self.pid = int(_wait_for_file(self.root / "queue" / "pid" / "master.pid").read_text())
         return self
 
     def stop(self) -> None:
-        if self.pid is None:
+        if not getattr(self, "started", False):
             return
         self._postfix("stop", check=False)
-        _wait_gone(self.pid, 10)
+        if self.pid is not None:
+            _wait_gone(self.pid, 10)
         self.pid = None
+        self.started = False
 
     def flush(self) -> None:
         """Deliver everything queued now, including mail held by defer_transports."""
@@ -407,6 +413,16 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _wait_for_file(path: Path, timeout: float = 10.0) -> Path:
+    """A daemon writes its pid file a moment after it starts listening."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text().strip()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear")
+        time.sleep(0.02)
+    return path
 
 
 def _wait_gone(pid: int, timeout: float) -> None:

@@ -1,0 +1,147 @@
+"""Turn bench/results/*.json into the ratio tables of bench/README.md.
+
+Each results file holds one benchmark run against two targets, "postfix+dovecot" (the peer)
+and "kotakpos", as lists of rows with the same `case` keys. For every shown metric the table
+gives both figures and Kotakpos's advantage: peer ÷ Kotakpos for times and memory, Kotakpos ÷
+peer for rates — so above 1.0 always means Kotakpos did better, in the same run.
+
+    python -m bench.report          # rewrites the results section of bench/README.md
+"""
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+PEER, OURS = "postfix+dovecot", "kotakpos"
+
+# metric -> (column label, higher is better)
+METRICS = {
+    "msgs_per_s": ("msg/s", True),
+    "p50_ms": ("p50 ms", False),
+    "p99_ms": ("p99 ms", False),
+    "e2e_s": ("end-to-end s", False),
+    "startup_ms": ("login+STAT+LIST+UIDL ms", False),
+    "retr_msgs_per_s": ("RETR msg/s", True),
+    "retr_mb_per_s": ("RETR MB/s", True),
+    "ms": ("ms", False),
+    "mb_per_s": ("MB/s", True),
+    "not_told": ("idlers never told", False),
+    "push_p50_ms": ("push p50 ms", False),
+    "push_p99_ms": ("push p99 ms", False),
+    "server_pss_mb": ("server PSS MB", False),
+    "server_rss_mb": ("server RSS MB (summed)", False),
+    "relay_msgs_per_s": ("relayed msg/s", True),
+}
+TITLES = {
+    "smtp": "SMTP accept rate and latency; end-to-end until IMAP STATUS shows every message (issue 3)",
+    "pop3": "POP3 on a big maildrop (issue 4)",
+    "imap": "IMAP on a big mailbox, and many IDLE clients (issue 5)",
+    "relay": "Relay of queued 4 KiB messages to 10 destinations, aiosmtpd sinks (issue 6)",
+}
+# The issues' goals as minimum advantages: (benchmark, case prefix, metric) -> ratio.
+GOALS = {
+    ("smtp", "4KiB c=8", "msgs_per_s"): 2.0,
+    ("smtp", "100KiB", "msgs_per_s"): 1.0,
+    ("smtp", "", "e2e_s"): 4.0,
+    ("pop3", "", "retr_msgs_per_s"): 1.0,
+    ("pop3", "", "retr_mb_per_s"): 1.0,
+    ("imap", "LOGIN+SELECT", "ms"): 1.0,
+    ("imap", "UID FETCH", "ms"): 1.0,
+    ("imap", "full-body", "mb_per_s"): 0.5,
+    ("imap", "UID SEARCH", "ms"): 20.0,
+}
+
+
+# Absolute goals for Kotakpos's own figure: (benchmark, case prefix, metric) -> upper bound.
+LIMITS = {
+    ("imap", "1000 IDLE", "server_pss_mb"): 150,
+    ("imap", "1000 IDLE", "push_p99_ms"): 100,
+}
+
+
+def goal(benchmark: str, case: str, metric: str, peer, ours) -> str:
+    for (b, prefix, m), bound in LIMITS.items():
+        if b == benchmark and m == metric and case.startswith(prefix):
+            if not isinstance(ours, (int, float)):
+                return f"Kotakpos ≤ {bound}"
+            return f"Kotakpos ≤ {bound} {'met' if ours <= bound else '**not met**'}"
+    for (b, prefix, m), minimum in GOALS.items():
+        if b == benchmark and m == metric and case.startswith(prefix):
+            ratio = _ratio(metric, peer, ours)
+            if ratio is None:
+                return f"≥ {minimum}×"
+            return f"≥ {minimum}× {'met' if ratio >= minimum else '**not met**'}"
+    return ""
+
+
+def _ratio(metric: str, peer, ours) -> float | None:
+    if not isinstance(peer, (int, float)) or not isinstance(ours, (int, float)) or not peer or not ours:
+        return None
+    return ours / peer if METRICS[metric][1] else peer / ours
+
+
+def advantage(metric: str, peer, ours) -> str:
+    ratio = _ratio(metric, peer, ours)
+    return "–" if ratio is None else f"{ratio:.2f}×"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(result: dict) -> list[str]:
+    targets = result["targets"]
+    peer_rows = {r["case"]: r for r in targets.get(PEER, [])}
+    our_rows = {r["case"]: r for r in targets.get(OURS, [])}
+    lines = [f"### {TITLES.get(result['benchmark'], result['benchmark'])}", ""]
+    lines.append(f"Run {result['started']} on {result['machine']}.")
+    for note in result.get("notes", []):
+        lines.append(f"{note}")
+    lines += ["", "| case | metric | Postfix/Dovecot | Kotakpos | Kotakpos advantage | goal |",
+              "|---|---|---:|---:|---:|---|"]
+    for case in list(peer_rows) + [c for c in our_rows if c not in peer_rows]:
+        p, o = peer_rows.get(case, {}), our_rows.get(case, {})
+        for metric, (label, _) in METRICS.items():
+            if metric not in p and metric not in o:
+                continue
+            if p.get(metric) is None and o.get(metric) is None:
+                continue
+            lines.append(f"| {case} | {label} | {_fmt(p.get(metric))} | {_fmt(o.get(metric))} | "
+                         f"{advantage(metric, p.get(metric), o.get(metric))} | "
+                         f"{goal(result['benchmark'], case, metric, p.get(metric), o.get(metric))} |")
+    errors = [(name, r["case"], r.get("first_error")) for name, rows in targets.items() for r in rows
+              if r.get("errors")]
+    for name, case, err in errors:
+        lines.append(f"\nErrors on {name}, {case}: {err}")
+    return lines + [""]
+
+
+def render() -> str:
+    order = ["smtp", "pop3", "imap", "relay"]
+    results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    # Other benchmarks (store_deliver, startup) keep their own files and README sections.
+    results = [r for r in results if "benchmark" in r and "targets" in r]
+    results.sort(key=lambda r: order.index(r["benchmark"]) if r["benchmark"] in order else 99)
+    lines = []
+    for r in results:
+        lines += table(r)
+    return "\n".join(lines) if lines else "No results yet: run `python -m bench.run_all`."
+
+
+def write_readme() -> None:
+    text = README.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{render()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    write_readme()
+    print(f"wrote {README}")

@@ -1,0 +1,212 @@
+"""Run every comparison, Kotakpos against Postfix + Dovecot, in one run on this machine.
+
+For each benchmark both sides are started fresh in temporary folders on loopback, loaded with
+the same data, and driven by the same generator; cells alternate between the two sides, so
+that a machine getting slower or faster during the run affects both alike. Results go to
+bench/results/<benchmark>.json and the tables in bench/README.md (bench/report.py).
+
+    python -m bench.run_all                 # everything (about 15 minutes on 2 cores)
+    python -m bench.run_all --quick         # smaller loads, a couple of minutes
+    python -m bench.run_all --only smtp,imap
+
+A Kotakpos protocol that has not landed yet (its listener answers "service not available")
+is skipped and named in the results' notes; the peer's figures are still measured.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import time
+
+from bench import imap_load, pop3_load, relay_load, report, smtp_load
+from bench.kotakpos import Kotakpos
+from bench.messages import mailbox_messages
+from bench.peers import Dovecot, Postfix, install
+from bench.wire import Target
+
+PEER, OURS = report.PEER, report.OURS
+PASSWORD = "bench-pw-1"
+E2E_USER = "e2e@bench.test"
+BOXES = [f"box{i}@bench.test" for i in range(8)]      # 10,000-message mailboxes (POP3, IMAP)
+IDLERS = [f"idle{i}@bench.test" for i in range(10)]   # empty mailboxes for the IDLE clients
+ALL_USERS = [(a, PASSWORD) for a in [E2E_USER, *BOXES, *IDLERS]]
+
+
+def machine() -> str:
+    def version(pkg: str) -> str:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+        return out.stdout.strip() or "?"
+    return (f"{os.cpu_count()} CPUs, Linux {platform.release()}, Python {platform.python_version()}, "
+            f"Postfix {version('postfix')}, Dovecot {version('dovecot-core')}")
+
+
+def speaks(port: int, ok_prefixes: tuple[bytes, ...]) -> bool:
+    """Whether a Kotakpos listener already speaks its protocol (not the placeholder greeting)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            return s.recv(512).startswith(ok_prefixes)
+    except OSError:
+        return False
+
+
+def save(benchmark: str, targets: dict, notes: list[str], started: str) -> None:
+    path = report.RESULTS / f"{benchmark}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"benchmark": benchmark, "started": started, "machine": machine(),
+                                "notes": notes, "targets": targets}, indent=2) + "\n")
+    print(f"wrote {path}", flush=True)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# -- SMTP ---------------------------------------------------------------------------------------
+def bench_smtp(args) -> None:
+    started, notes = now(), []
+    counts = {"4KiB": 100, "100KiB": 40} if args.quick else {"4KiB": 500, "100KiB": 200}
+    rows = {PEER: [], OURS: []}
+    with Dovecot(ALL_USERS) as d, Postfix(users=[E2E_USER], lmtp=("127.0.0.1", d.lmtp_port)) as p, \
+            Kotakpos(ALL_USERS) as k:
+        peer = Target(PEER, smtp_port=p.smtp_port, imap_port=d.imap_port, users=ALL_USERS)
+        ours = Target(OURS, smtp_port=k.port("smtp"), imap_port=k.port("imap"), users=ALL_USERS)
+        if not speaks(k.port("smtp"), (b"220",)):
+            notes.append("Kotakpos SMTP not available yet: skipped.")
+            ours = None
+        elif not speaks(k.port("imap"), (b"* OK",)):
+            notes.append("Kotakpos IMAP not available yet: no end-to-end figure for Kotakpos.")
+            ours.imap_port = None
+        sides = [t for t in (peer, ours) if t]
+        for t in sides:  # warm-up: connections, caches, first deliveries
+            smtp_load.run_cell(t, 4096, 1, True, 20, 30, E2E_USER)
+        for size in ("4KiB", "100KiB"):
+            for clients in (1, 8, 32):
+                for reuse in (True, False):
+                    case = f"{size} c={clients} {'reuse' if reuse else 'new-conn'}"
+                    for t in sides:
+                        row = smtp_load.run_cell(t, smtp_load.SIZES[size], clients, reuse, counts[size],
+                                                 args.time_limit, E2E_USER)
+                        rows[t.name].append({"case": case, **row})
+                        print(f"  smtp {t.name:16} {case:22} {row['msgs_per_s']:8} msg/s  p50 {row['p50_ms']} ms"
+                              f"  p99 {row['p99_ms']} ms  e2e {row.get('e2e_s')} s  errors {row['errors']}",
+                              flush=True)
+    notes.append(f"{counts['4KiB']} messages of 4 KiB, {counts['100KiB']} of 100 KiB per cell (at most "
+                 f"{args.time_limit:.0f} s); latency from MAIL (or connect, new-conn) to the 250 after DATA; "
+                 "end-to-end from the first MAIL until IMAP STATUS shows every accepted message "
+                 "(Postfix queue → LMTP → Dovecot, against Kotakpos's own delivery).")
+    save("smtp", rows, notes, started)
+
+
+# -- POP3 and IMAP on big mailboxes ---------------------------------------------------------------
+def bench_mailboxes(args, which: set[str]) -> None:
+    size = 2000 if args.quick else args.mailbox_size
+    pop_users = 8
+    boxes = BOXES[:pop_users] if "pop3" in which else BOXES[:1]
+    idle_conns = 100 if args.quick else args.idle
+    started = now()
+    notes = {"pop3": [], "imap": []}
+    rows = {"pop3": {PEER: [], OURS: []}, "imap": {PEER: [], OURS: []}}
+    k = Kotakpos(ALL_USERS)
+    with Dovecot(ALL_USERS, max_connections=idle_conns + 200) as d:
+        t0 = time.monotonic()
+        for b in boxes:
+            d.load_maildir(b, mailbox_messages(size, owner=b))
+        print(f"  loaded {len(boxes)} x {size} messages into Dovecot in {time.monotonic() - t0:.1f} s", flush=True)
+        t0 = time.monotonic()
+        for b in boxes:
+            k.load_mailbox(b, mailbox_messages(size, owner=b))
+        print(f"  loaded {len(boxes)} x {size} messages into Kotakpos in {time.monotonic() - t0:.1f} s", flush=True)
+        with k:
+            peer = Target(PEER, imap_port=d.imap_port, pop3_port=d.pop3_port, users=ALL_USERS,
+                          deliver_proto="lmtp", deliver_port=d.lmtp_port, server_pid=d.pid)
+            ours = Target(OURS, imap_port=k.port("imap"), pop3_port=k.port("pop3"), users=ALL_USERS,
+                          deliver_proto="smtp", deliver_port=k.port("smtp"), server_pid=k.pid)
+            if "pop3" in which:
+                sides = [peer]
+                if speaks(k.port("pop3"), (b"+OK",)):
+                    sides.append(ours)
+                else:
+                    notes["pop3"].append("Kotakpos POP3 not available yet: skipped.")
+                for t in sides:
+                    rows["pop3"][t.name] = pop3_load.run(t, boxes, (1, pop_users), retr_limit=size,
+                                                         time_limit=args.time_limit * 2)
+                notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
+                                     "RETR of every message in order, QUIT without DELE; one untimed pass first.")
+                save("pop3", rows["pop3"], notes["pop3"], started)
+            if "imap" in which:
+                sides = [peer]
+                if speaks(k.port("imap"), (b"* OK",)):
+                    sides.append(ours)
+                else:
+                    notes["imap"].append("Kotakpos IMAP not available yet: skipped.")
+                for t in sides:
+                    rows["imap"][t.name] = imap_load.mailbox_figures(t, boxes[0], time_limit=args.time_limit * 2)
+                for t in sides:
+                    rows["imap"][t.name].append(imap_load.idle_figures(t, IDLERS, idle_conns))
+                notes["imap"].append(
+                    f"Mailbox of {size} messages. IDLE: {idle_conns} clients over {len(IDLERS)} users, one "
+                    "message delivered to all of them (LMTP into Dovecot, SMTP into Kotakpos); push delay "
+                    "from the delivery's acknowledgement to each client's EXISTS. Server memory: PSS summed "
+                    "over the server's processes (shared pages divided among them), and RSS summed.")
+                save("imap", rows["imap"], notes["imap"], started)
+
+
+# -- relay ----------------------------------------------------------------------------------------
+def bench_relay(args) -> None:
+    started, notes = now(), []
+    messages = 200 if args.quick else 1000
+    rows = {PEER: [], OURS: []}
+    with relay_load.Sink() as sink:
+        with Postfix(relay=sink.routes, hold=True) as p:
+            rows[PEER].append(relay_load.run(PEER, sink, p.smtp_port, messages, release=p.flush,
+                                             queued=p.queue_size))
+        with Postfix(relay=sink.routes) as p:
+            rows[PEER].append(relay_load.run(PEER, sink, p.smtp_port, messages))
+        with Kotakpos([(E2E_USER, PASSWORD)], routes=sink.routes) as k:
+            if speaks(k.port("smtp"), (b"220",)):
+                rows[OURS].append(relay_load.run(OURS, sink, k.port("smtp"), messages,
+                                                 timeout=args.time_limit * 4))
+                if rows[OURS][-1]["delivered"] < rows[OURS][-1]["accepted"]:
+                    notes.append("Kotakpos did not deliver everything it queued within the time limit "
+                                 "(outbound delivery, issue 6, may not have landed yet).")
+            else:
+                notes.append("Kotakpos SMTP not available yet: skipped.")
+    notes.append("Submitted by 8 SMTP clients from loopback (trusted network / mynetworks). held: the clock "
+                 "starts when the full queue is released (Postfix defer_transports + postqueue -f); "
+                 "streaming: from the first submission until the sinks have every message. Compare like "
+                 "with like: Kotakpos runs in streaming mode.")
+    save("relay", rows, notes, started)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="smtp,pop3,imap,relay", help="comma-separated subset")
+    ap.add_argument("--quick", action="store_true", help="small loads, to check that everything runs")
+    ap.add_argument("--mailbox-size", type=int, default=10_000)
+    ap.add_argument("--idle", type=int, default=1000, help="IMAP IDLE connections")
+    ap.add_argument("--time-limit", type=float, default=30.0, help="seconds per load cell")
+    ap.add_argument("--no-install", action="store_true", help="do not apt-get Postfix and Dovecot")
+    args = ap.parse_args(argv)
+    which = set(args.only.split(","))
+    if not args.no_install:
+        install()
+    # 1,000 idlers and their server-side peers need file descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    if "smtp" in which:
+        bench_smtp(args)
+    if which & {"pop3", "imap"}:
+        bench_mailboxes(args, which)
+    if "relay" in which:
+        bench_relay(args)
+    report.write_readme()
+    print(f"tables written to {report.README}")
+
+
+if __name__ == "__main__":
+    main()
