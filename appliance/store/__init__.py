@@ -19,14 +19,14 @@ from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaEx
 from appliance.store.events import AccountsChanged, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
-from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow, Parsed, QueueEntry, QueueRow,
-                                    Resolution, User)
+from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
+                                    QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
 
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded",
     "User", "Mailbox", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
-    "QueueEntry", "QueueRow", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
+    "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
 ]
 

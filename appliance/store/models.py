@@ -108,3 +108,24 @@ class QueueRow:
     size: int
     blob_id: int
     dsn: str
+    warned: int = 0   # 1 once a delay DSN was sent for this row
+
+
+@dataclass(frozen=True)
+class QueueOutcome:
+    """What one delivery attempt did to one queue row (``Store.finish_queue``)."""
+
+    id: int
+    action: str                 # "delivered" | "failed" (both remove the row) | "deferred"
+    error: str = ""             # the remote reply or local reason, kept as last_error
+    next_attempt: float = 0.0   # for "deferred": when to try again
+    warned: bool = False        # for "deferred": a delay DSN goes out with this outcome
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message the MTA writes beside queue outcomes (a DSN): local copies and/or queue rows."""
+
+    raw: bytes
+    deliveries: tuple[Delivery, ...] = ()
+    queue: tuple[QueueEntry, ...] = ()

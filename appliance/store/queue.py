@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from appliance.store.errors import NotFound
 from appliance.store.events import QueueChanged
-from appliance.store.models import QueueEntry, QueueRow
+from appliance.store.models import Notice, QueueEntry, QueueOutcome, QueueRow
 
 _SELECT = ("SELECT q.id, q.sender, q.recipient, q.domain, q.created, q.attempts, q.next_attempt,"
-           " coalesce(q.last_error, '') AS last_error, q.state, b.size, q.blob_id, q.dsn"
+           " coalesce(q.last_error, '') AS last_error, q.state, b.size, q.blob_id, q.dsn, q.warned"
            " FROM queue q JOIN blobs b ON b.id = q.blob_id")
 
 
@@ -87,3 +87,103 @@ class QueueMixin:
             return len(blob_ids)
 
         return self.db.write(job)
+
+    # -- the queue runner (appliance.mta.queue) ------------------------------------------
+
+    def requeue_interrupted(self) -> int:
+        """At start-up: rows left 'delivering' by a stopped or killed server become due again.
+
+        Their outcome was never recorded, so they are tried once more (at-least-once).
+        """
+        return self._queue_update_where("UPDATE queue SET state = 'queued', next_attempt = ? WHERE state = 'delivering'",
+                                        (time.time(),), "queued")
+
+    def _queue_update_where(self, sql: str, params: tuple, kind: str) -> int:
+        def job(tx):
+            n = tx.execute(sql, params).rowcount
+            if n:
+                tx.emit(QueueChanged(kind))
+            return n
+
+        return self.db.write(job)
+
+    def due_queue(self, now: float, limit: int = 5000) -> list[QueueRow]:
+        """Rows waiting in state 'queued' whose next attempt is due, oldest due first."""
+        with self.db.reader() as conn:
+            return [_queue_row(r) for r in conn.execute(
+                _SELECT + " WHERE q.state = 'queued' AND q.next_attempt <= ? ORDER BY q.next_attempt, q.id LIMIT ?",
+                (now, limit))]
+
+    def next_queue_due(self) -> float | None:
+        """When the earliest waiting row becomes due (None when nothing waits)."""
+        with self.db.reader() as conn:
+            return conn.execute("SELECT min(next_attempt) FROM queue WHERE state = 'queued'").fetchone()[0]
+
+    def claim_queue(self, ids: Iterable[int], due_by: float | None = None) -> list[QueueRow]:
+        """Mark rows 'delivering' for one runner; returns those it got (still queued and, given
+        ``due_by``, due by then). A row is claimed by one runner at a time."""
+        id_list = list(ids)
+
+        def job(tx):
+            claimed = []
+            for queue_id in id_list:
+                sql = "UPDATE queue SET state = 'delivering' WHERE id = ? AND state = 'queued'"
+                params: tuple = (queue_id,)
+                if due_by is not None:
+                    sql += " AND next_attempt <= ?"
+                    params += (due_by,)
+                if tx.execute(sql, params).rowcount:
+                    claimed.append(queue_id)
+            return claimed
+
+        claimed = self.db.write(job)
+        if not claimed:
+            return []
+        with self.db.reader() as conn:
+            marks = ",".join("?" * len(claimed))
+            rows = conn.execute(_SELECT + f" WHERE q.id IN ({marks}) ORDER BY q.id", claimed).fetchall()
+        return [_queue_row(r) for r in rows]
+
+    def finish_queue(self, outcomes: Sequence[QueueOutcome], notices: Sequence[Notice] = ()) -> None:
+        """Record one attempt's outcomes and write its notices (DSNs), in ONE transaction.
+
+        "delivered" and "failed" remove the row (and release its blob); "deferred" counts the
+        attempt, keeps the error and sets the next attempt (a row held meanwhile stays held).
+        Notices go to local mailboxes and/or the queue like ``deliver``. Returns once durable,
+        so a remote 250 and the row's removal are never separated by a crash.
+        """
+        from appliance.store.messages import prepare
+        prepared = [(prepare(n.raw), n) for n in notices]
+        when = time.time()
+
+        def job(tx):
+            removed, deferred, queued = [], [], []
+            for o in outcomes:
+                if o.action == "deferred":
+                    n = tx.execute("UPDATE queue SET attempts = attempts + 1, last_error = ?, next_attempt = ?,"
+                                   " warned = max(warned, ?),"
+                                   " state = CASE state WHEN 'delivering' THEN 'queued' ELSE state END WHERE id = ?",
+                                   (o.error, o.next_attempt, int(o.warned), o.id)).rowcount
+                    if n:
+                        deferred.append(o.id)
+                else:
+                    row = tx.execute("DELETE FROM queue WHERE id = ? RETURNING blob_id", (o.id,)).fetchone()
+                    if row:
+                        removed.append((o, row["blob_id"]))
+            self._release_blobs(tx, [blob_id for _, blob_id in removed])
+            for p, notice in prepared:
+                blob_id = self._put_blob(tx, p, len(notice.deliveries) + len(notice.queue))
+                for d in notice.deliveries:
+                    mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
+                    self._insert_message(tx, d.user_id, mailbox_id, blob_id, len(p.raw), d.flags, when)
+                queued += [self._enqueue(tx, blob_id, entry, when) for entry in notice.queue]
+            for kind in ("delivered", "failed"):
+                ids = tuple(o.id for o, _ in removed if o.action == kind)
+                if ids:
+                    tx.emit(QueueChanged("delivered" if kind == "delivered" else "bounced", ids))
+            if deferred:
+                tx.emit(QueueChanged("deferred", tuple(deferred)))
+            if queued:
+                tx.emit(QueueChanged("queued", tuple(queued)))
+
+        self.db.write(job)
