@@ -200,9 +200,7 @@ class Pop3Session:
             response = self._sasl_response()
         if response == "*":  # RFC 5034 §4: the client cancels the exchange
             raise UserError(replies.ERR_AUTH_CANCELLED)
-        if response == "=":  # RFC 5034 §4: an empty initial response
-            response = ""
-        try:
+        try:  # (decode_plain reads "=", RFC 5034's empty initial response, as empty)
             authzid, authcid, password = decode_plain(response)
         except SaslError:
             raise CommandSyntaxError(replies.ERR_BAD_SASL) from None
@@ -246,7 +244,7 @@ class Pop3Session:
         return Maildrop(mailbox_id=inbox.id, messages=messages)
 
     def _stls_available(self) -> bool:
-        return self.listener == "pop3" and not self.conn.is_tls
+        return not self.conn.is_tls  # never on pop3s, where TLS came first
 
     def _login_allowed(self) -> bool:
         # USER/PASS and AUTH only inside TLS, loopback included; the config
@@ -282,14 +280,14 @@ class Pop3Session:
     def cmd_RETR(self, command: Command) -> None:
         """RFC 1939 §5. The \\Seen flag is set when the session ends, in one write."""
         message = self._message(command.number)
-        text = self._text(command.number, message)
+        text = self._text(message)
         self._write(replies.retr_line(len(text)) + b"\r\n" + replies.stuffed(text))
         self.maildrop.retrieved.add(message.uid)
 
     def cmd_TOP(self, command: Command) -> None:
         """RFC 1939 §7: header, blank line, and the first n body lines."""
         message = self._message(command.number)
-        text = self._text(command.number, message)
+        text = self._text(message)
         self._write(replies.OK_TOP + b"\r\n" + replies.stuffed(replies.top(text, command.lines)))
 
     def cmd_DELE(self, command: Command) -> None:
@@ -379,7 +377,7 @@ class Pop3Session:
             raise UserError(replies.ERR_MESSAGE_GONE)
         return message
 
-    def _text(self, number: int, message: Message) -> bytes:
+    def _text(self, message: Message) -> bytes:
         """The canonical text of a message, or -ERR if another session removed it."""
         try:
             raw = self.ctx.store.get_message_raw(self.maildrop.mailbox_id, message.uid)
@@ -398,12 +396,12 @@ Pop3Session._handlers = {
 
 def _redacted(command: Command | InvalidCommand, line: bytes) -> str:
     """The command as the session registry and the log may show it: no secrets."""
-    if isinstance(command, InvalidCommand):
-        return (command.verb or "?") if command.verb in ("PASS", "AUTH") else _printable(line)
     if command.verb == "PASS":
         return "PASS ***"
-    if command.verb == "AUTH":
-        return "AUTH " + (command.text or "") + (" ***" if command.initial else "")
+    # "AUTH" and "AUTH PLAIN" hold nothing secret; an initial response (or a
+    # line we could not parse) might.
+    if command.verb == "AUTH" and not (isinstance(command, Command) and command.initial is None):
+        return "AUTH ***"
     return _printable(line)
 
 

@@ -486,6 +486,7 @@ def test_the_admin_view_shows_the_user_and_never_the_password(server, alice):
     assert info.user == ALICE and info.state == "transaction"
     assert info.last_command == "PASS ***"
     c.transact("AUTH PLAIN", R.ERR_WRONG_STATE)
+    assert info.last_command == "AUTH PLAIN"
     c.transact("RETR 1", "+OK *")
     c.multiline()
     assert info.last_command == "RETR 1"
@@ -495,4 +496,4 @@ def test_auth_exchange_answers_are_never_recorded(server, alice):
     c = Pop3Wire.open(server)
     c.transact("AUTH PLAIN " + plain_b64("", ALICE, PASSWORD), R.OK_LOGGED_IN)
     (info,) = [i for i in server.ctx.registry.list() if i.listener == "pop3s"]
-    assert PASSWORD not in info.last_command and info.last_command == "AUTH PLAIN ***"
+    assert PASSWORD not in info.last_command and info.last_command == "AUTH ***"
