@@ -29,6 +29,8 @@ def nstring(value: bytes | str | None) -> bytes:
     if value.__class__ is str:
         value = value.encode("latin-1")
     if _NEEDS_LITERAL.search(value):
+        # RFC 3501 literal = "{" number "}" CRLF *CHAR8, and CHAR8 excludes NUL
+        value = value.replace(b"\x00", "\ufffd".encode())
         return b"{%d}\r\n" % len(value) + value
     if b"\\" in value or b'"' in value:
         value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')

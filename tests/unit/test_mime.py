@@ -255,6 +255,13 @@ def test_envelope_quotes_specials_and_uses_literals_for_8bit():
     assert info.from_ == "Jörg <j@x.de>"
 
 
+def test_nul_in_header_never_reaches_the_wire():
+    info = analyze(b"Subject: a\x00b\r\nFrom: x\x00 <a@b>\r\n\r\n")
+    assert b"\x00" not in info.envelope
+    assert info.envelope.startswith(b"(NIL {5}\r\na\xef\xbf\xbdb ")
+    assert well_formed(info.envelope)
+
+
 # --- decoding for display and SEARCH ----------------------------------------------------
 
 
@@ -717,7 +724,8 @@ def test_json_version_is_checked():
 
 # --- properties ---------------------------------------------------------------------------
 
-_TOKEN = re.compile(rb'\s*(?:(NIL)|(\d+)|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n|(\()|(\)))', re.S)
+# RFC 3501: quoted = DQUOTE *QUOTED-CHAR DQUOTE, QUOTED-CHAR = 7-bit TEXT-CHAR or \\ "\\" / "\\" DQUOTE
+_TOKEN = re.compile(rb'[ ]?(?:(NIL)|(\d+)|"((?:[^"\\\r\n\x00\x80-\xff]|\\["\\])*)"|\{(\d+)\}\r\n|(\()|(\)))')
 
 
 def well_formed(data: bytes) -> bool:
@@ -729,7 +737,10 @@ def well_formed(data: bytes) -> bool:
             return False
         pos = m.end()
         if m.group(4) is not None:
-            pos += int(m.group(4))
+            literal = data[pos:pos + int(m.group(4))]
+            if len(literal) != int(m.group(4)) or b"\x00" in literal:  # RFC 3501: CHAR8 excludes NUL
+                return False
+            pos += len(literal)
         elif m.group(5):
             depth += 1
         elif m.group(6):
@@ -739,6 +750,12 @@ def well_formed(data: bytes) -> bool:
         if depth == 0:
             return pos == len(data)
     return False
+
+
+def test_well_formed_checker_rejects_bad_text():
+    assert well_formed(b'("a" NIL {2}\r\nab (1 2))')
+    for bad in (b'("a" {3}\r\nab)', b'("a\r\n")', b'(NIL', b'("\xe9")', b'({1}\r\n\x00)', b"(x)"):
+        assert not well_formed(bad)
 
 
 def check_offsets(raw: bytes, info: MessageInfo) -> None:
