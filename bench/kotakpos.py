@@ -140,6 +140,11 @@ class Kotakpos:
             time.sleep(0.1)
         return self
 
+    def admin(self):
+        """A client of the running server's admin API (queue operations for the relay run)."""
+        from appliance.admin.client import AdminClient
+        return AdminClient(self.data / "admin.sock")
+
     def _ready(self) -> bool:
         return b" ready " in (self.data / "bench-server.log").read_bytes()
 

@@ -274,15 +274,14 @@ class Postfix:
 
     lmtp=(host, port): accept mail for `domain` (only the listed `users`) and deliver it over
     LMTP — the Postfix → LMTP → Dovecot path. relay=(host, port): accept mail from loopback for
-    any of `relay_domains` and relay it there by SMTP. With hold=True in relay mode, mail waits
-    in the queue (defer_transports) until flush() — so a relay run starts from a full queue.
+    any of `relay_domains` and relay it there by SMTP; flush() retries deferred mail at once.
     """
 
     def __init__(self, domain: str = "bench.test", users: list[str] = (), lmtp: tuple[str, int] | None = None,
-                 relay: dict[str, tuple[str, int]] | None = None, hold: bool = False, workdir: str | None = None):
+                 relay: dict[str, tuple[str, int]] | None = None, workdir: str | None = None):
         if (lmtp is None) == (relay is None):
             raise ValueError("give exactly one of lmtp= or relay=")
-        self.domain, self.users, self.lmtp, self.relay, self.hold = domain, list(users), lmtp, relay, hold
+        self.domain, self.users, self.lmtp, self.relay = domain, list(users), lmtp, relay
         self._own_dir = workdir is None
         self.root = Path(workdir or tempfile.mkdtemp(prefix="bench-postfix-"))
         self.conf = self.root / "etc"
@@ -307,8 +306,6 @@ relay_domains = {", ".join(self.relay)}
 transport_maps = inline:{{ {routes} }}
 smtp_dns_support_level = disabled
 """
-            if self.hold:
-                routing += "defer_transports = smtp\n"
         (self.conf / "main.cf").write_text(f"""\
 # Private benchmark instance written by bench/peers.py.
 compatibility_level = 3.6
@@ -388,16 +385,20 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         self.started = False
 
     def flush(self) -> None:
-        """Deliver everything queued now, including mail held by defer_transports."""
+        """Attempt every queued message now, whatever its retry time (postqueue -f)."""
         subprocess.run(["postqueue", "-c", str(self.conf), "-f"], check=True, capture_output=True)
 
-    def queue_size(self) -> int:
-        """Messages in the queue (files under incoming/active/deferred/hold/maildrop)."""
+    def queue_size(self, parts=("maildrop", "incoming", "active", "deferred", "hold")) -> int:
+        """Messages in the queue (files under the given queue folders)."""
         total = 0
-        for sub in ("maildrop", "incoming", "active", "deferred", "hold"):
+        for sub in parts:
             for _dirpath, _dirs, files in os.walk(self.root / "queue" / sub):
                 total += len(files)
         return total
+
+    def deferred(self) -> int:
+        """Messages that were tried and wait for their next attempt."""
+        return self.queue_size(("deferred",))
 
     def memory(self) -> dict:
         return memory_kib(self.pid)

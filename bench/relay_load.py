@@ -1,14 +1,16 @@
 """Relay rate: queued mail delivered to an aiosmtpd sink on loopback.
 
-`messages` 4 KiB messages, each to one recipient in one of `destinations` domains
-(d0.relay.test … d9.relay.test), are submitted over SMTP to the target, which must relay each
-domain to its own sink port (10 sinks = 10 destinations, all aiosmtpd on 127.0.0.1). Two modes:
+`messages` 4 KiB messages, each to one recipient in one of 10 destination domains
+(d0.relay.test … d9.relay.test), are submitted over SMTP by 8 clients to the target, which
+must relay each domain to its own sink port (10 sinks = 10 destinations, all aiosmtpd on
+127.0.0.1). The sinks answer 250 at once and count what they receive. Two modes:
 
-- held: the target keeps the mail queued until released (Postfix: defer_transports + postqueue
-  -f); the clock starts at the release, so the figure is the pure queue drain rate;
-- streaming: the clock starts at the first submission and stops when the sink has everything.
-
-The sinks answer 250 at once and count what they receive.
+- after-outage: the sinks are down while the mail is submitted, so every message is tried,
+  refused and deferred; then the sinks come up and the queue is flushed (Postfix: postqueue
+  -f; Kotakpos: the admin API's queue_retry). The clock starts at the flush: the pure drain
+  rate of a full queue, 1,000 messages to 10 destinations;
+- streaming: sinks up; the clock starts at the first submission and stops when the sinks
+  have everything.
 
     python -m bench.relay_load --sink-only   # print sink ports, to configure a target by hand
 """
@@ -36,7 +38,8 @@ class Sink:
         self.last_arrival = 0.0
         self.lock = threading.Lock()
         self.controllers = []
-        self.routes: dict[str, tuple[str, int]] = {}
+        # Ports are chosen now, so targets can be configured before the sinks start.
+        self.routes = {domain: ("127.0.0.1", free_port()) for domain in domains}
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
@@ -44,18 +47,25 @@ class Sink:
             self.last_arrival = time.monotonic()
         return "250 2.0.0 OK"
 
-    def __enter__(self) -> "Sink":
+    def start(self) -> None:
+        if self.controllers:
+            return
         for domain in self.domains:
-            port = free_port()
-            c = Controller(self, hostname="127.0.0.1", port=port, ready_timeout=10)
+            c = Controller(self, hostname="127.0.0.1", port=self.routes[domain][1], ready_timeout=10)
             c.start()
             self.controllers.append(c)
-            self.routes[domain] = ("127.0.0.1", port)
+
+    def stop(self) -> None:
+        for c in self.controllers:
+            c.stop()
+        self.controllers = []
+
+    def __enter__(self) -> "Sink":
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        for c in self.controllers:
-            c.stop()
+        self.stop()
 
     def wait(self, expected: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -91,35 +101,43 @@ def submit(host: str, port: int, messages: int, clients: int = 8, time_limit: fl
     return sum(accepted)
 
 
-def run(name: str, sink: Sink, smtp_port: int, messages: int = 1000, hold=None, release=None,
-        queued=None, timeout: float = 300.0) -> dict:
+def run(name: str, sink: Sink, smtp_port: int, messages: int = 1000, flush=None, deferred=None,
+        timeout: float = 300.0) -> dict:
     """One relay run against a target already routing DESTINATIONS to sink.routes.
 
-    hold/release/queued: callables for held mode (release() starts the drain, queued() says how
-    many messages wait); without them the run is in streaming mode.
+    With flush and deferred (callables: start delivering everything queued now; how many
+    messages wait after a failed attempt) the run is in after-outage mode, else streaming.
     """
+    outage = flush is not None
+    if outage:
+        sink.stop()
+    else:
+        sink.start()
     base = sink.count
-    held = release is not None
     t0 = time.monotonic()
     accepted = submit("127.0.0.1", smtp_port, messages)
     submit_s = time.monotonic() - t0
-    if held:
-        deadline = time.monotonic() + 60
-        while queued() < accepted and time.monotonic() < deadline:
-            time.sleep(0.05)
+    if outage:
+        deadline = time.monotonic() + 120
+        while deferred() < accepted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        waiting = deferred()
+        sink.start()
         t0 = time.monotonic()
-        release()
+        flush()
     ok = sink.wait(base + accepted, timeout)
     drain_s = (sink.last_arrival if ok else time.monotonic()) - t0
     delivered = sink.count - base
     row = {
-        "case": f"{messages} x 4KiB to {len(DESTINATIONS)} destinations ({'held' if held else 'streaming'})",
+        "case": f"{messages} x 4KiB to {len(DESTINATIONS)} destinations ({'after outage' if outage else 'streaming'})",
         "accepted": accepted,
         "delivered": delivered,
         "submit_s": round(submit_s, 2),
         "relay_s": round(drain_s, 2),
-        "relay_msgs_per_s": round(delivered / drain_s, 1) if drain_s > 0 else None,
+        "relay_msgs_per_s": round(delivered / drain_s, 1) if drain_s > 0 and delivered else None,
     }
+    if outage:
+        row["deferred_before_flush"] = waiting
     print(f"  relay {name:16} {row}", flush=True)
     return row
 
