@@ -184,7 +184,7 @@ class Server:
                                  hostname=cfg.server.hostname, data_dir=self.data_dir)
         self.connections = ConnectionServer(
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
-            exempt_from_ip_limit=auth.is_trusted)
+            exempt_from_ip_limit=auth.trusted.contains)
         try:
             for name, (session_class, implicit_tls) in _session_classes().items():
                 port = getattr(cfg.ports, name) + cfg.server.port_offset

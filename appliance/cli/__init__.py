@@ -358,6 +358,8 @@ def restore(paths, file):
         click.echo(f"kept the previous store as {kept}")
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
+    for derived in paths.data_dir.glob(f"{target.stem}-search.sqlite*"):  # rebuilt from the store
+        derived.unlink()
     shutil.copyfile(file, str(target) + ".partial")
     Path(str(target) + ".partial").replace(target)
     click.echo(f"restored {file} into {paths.data_dir}")

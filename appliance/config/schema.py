@@ -25,7 +25,7 @@ class ServerSection:
     listen: list = setting([""], "Addresses to listen on; \"\" means every address (IPv6 and IPv4).")
     port_offset: int = setting(0, "Added to every port, so an unprivileged user can run the server (10000 gives 10025, 10143, ...).")
     max_connections: int = setting(2000, "Connections served at once across all listeners; past it a new client gets its protocol's 'too busy' reply.")
-    max_connections_per_ip: int = setting(50, "Connections at once from one address (trusted networks and loopback are exempt).")
+    max_connections_per_ip: int = setting(50, "Connections at once from one address (the trusted networks of [auth] are exempt).")
     shutdown_grace: float = setting(10.0, "Seconds that transactions in flight may take to finish when the server is asked to stop.")
     log_file: str = setting("", "Also write the log to this file (relative to the data folder); \"\" logs to stderr only.")
     log_level: str = setting("info", "One of debug, info, warning, error.")

@@ -14,14 +14,15 @@ from pathlib import Path
 
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
-from appliance.store.db import Database
+from appliance.store.db import MAX_BATCH, Database
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StoreError
-from appliance.store.events import AccountsChanged, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
+from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
 from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
                                     QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
+from appliance.store.search import SearchIndex
 
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded",
@@ -36,16 +37,27 @@ DB_NAME = "kotakpos.sqlite"
 class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):
+        """``max_batch=1`` commits every write alone (one fsync each): only benchmarks want that."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         migrations.migrate(self.path)
         self.bus = EventBus()
-        self.db = Database(self.path, self.bus.publish)
+        self.db = Database(self.path, self._after_commit, max_batch)
+        self.search_index = SearchIndex(self.db, self.path.with_name(self.path.stem + "-search.sqlite"))
 
     @classmethod
-    def in_folder(cls, data_dir: Path | str) -> "Store":
-        return cls(Path(data_dir) / DB_NAME)
+    def in_folder(cls, data_dir: Path | str, **options) -> "Store":
+        return cls(Path(data_dir) / DB_NAME, **options)
+
+    def _after_commit(self, events: list) -> None:
+        released = [e.blob_id for e in events if isinstance(e, BlobReleased)]
+        if released:
+            self.search_index.forget(released)
+        self.search_index.notify()
+        public = [e for e in events if not isinstance(e, BlobReleased)]
+        if public:
+            self.bus.publish(public)
 
     def subscribe(self, user_id: int | None = None) -> Subscription:
         """Change events after commit: one user's mailbox events, or everything (None)."""
@@ -75,6 +87,7 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin):
             return conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
+        self.search_index.close()  # first: it reads from the store's database
         self.db.close()
 
 

@@ -26,10 +26,10 @@ MAX_BATCH = 512
 READER_POOL = 16
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+def connect(path: Path | str, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA cache_size=-4096")
     conn.row_factory = sqlite3.Row
@@ -67,11 +67,14 @@ class _Job:
 class Database:
     """Owns the database file: the writer thread and the reader pool."""
 
-    def __init__(self, path: Path, publish: Callable[[list], None]):
+    def __init__(self, path: Path, publish: Callable[[list], None], max_batch: int = MAX_BATCH,
+                 synchronous: str = "FULL"):
         self.path = Path(path)
+        self.max_batch = max_batch
+        self.synchronous = synchronous
         self._publish = publish
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer_conn = connect(self.path)
+        self._writer_conn = connect(self.path, synchronous)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_count = 0
         self._reader_lock = threading.Lock()
@@ -101,7 +104,7 @@ class Database:
             if first is None:
                 break
             batch = [first]
-            while len(batch) < MAX_BATCH:
+            while len(batch) < self.max_batch:
                 try:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
@@ -164,7 +167,7 @@ class Database:
                 if grow:
                     self._reader_count += 1
             if grow:
-                conn = connect(self.path)
+                conn = connect(self.path, self.synchronous)
                 conn.execute("PRAGMA query_only=ON")
                 self._all_readers.append(conn)
             else:

@@ -39,6 +39,13 @@ class AccountsChanged:
 
 
 @dataclass(frozen=True)
+class BlobReleased:
+    """Internal: the last reference to a blob went away (the search index drops it)."""
+
+    blob_id: int
+
+
+@dataclass(frozen=True)
 class Overflowed:
     """The subscriber fell behind and missed events: it must re-read the state it shows."""
 

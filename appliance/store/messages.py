@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 
 from appliance import mime
 from appliance.store.errors import NotFound, QuotaExceeded
-from appliance.store.events import MailboxChanged, QueueChanged
+from appliance.store import search
+from appliance.store.events import BlobReleased, MailboxChanged, QueueChanged
 from appliance.store.models import Delivery, MessageRow, Parsed, QueueEntry
 
 SEEN, DELETED = "\\Seen", "\\Deleted"
@@ -265,24 +266,23 @@ class MessagesMixin:
         return mime.MessageInfo.from_json(parsed.info_json)
 
     def search_text(self, mailbox_id: int, needle: str, where: str = "text") -> set[int]:
-        """UIDs whose text contains ``needle``, case-insensitively (IMAP SEARCH TEXT/BODY).
+        """UIDs whose text contains ``needle``, case-insensitively (IMAP SEARCH TEXT/BODY/HEADER).
 
-        ``where`` is "text" (headers and body), "body" or "headers".
+        ``where`` is "text" (headers and body), "body" or "headers". Exact whether or not
+        the index has caught up with the newest messages (see ``search.py``).
         """
-        columns = {"text": ("headers", "body"), "body": ("body",), "headers": ("headers",)}[where]
+        upto = self.search_index.indexed_upto
         with self.db.reader() as conn:
-            if len(needle) >= 3:
-                phrase = '"' + needle.replace('"', '""') + '"'
-                query = "{" + " ".join(columns) + "}: " + phrase
-                blobs = "SELECT rowid FROM search WHERE search MATCH ?"
-                params = (query,)
-            else:
-                like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                blobs = "SELECT rowid FROM search WHERE " + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns)
-                params = (like,) * len(columns)
-            rows = conn.execute(f"SELECT uid FROM messages WHERE mailbox_id = ? AND blob_id IN ({blobs})",
-                                (mailbox_id, *params)).fetchall()
-        return {r["uid"] for r in rows}
+            rows = conn.execute("SELECT uid, blob_id FROM messages WHERE mailbox_id = ?", (mailbox_id,)).fetchall()
+            pending = sorted({r["blob_id"] for r in rows if r["blob_id"] > upto})
+            fresh = set()
+            for chunk in _chunks(pending, 500):
+                for r in conn.execute(f"SELECT blob_id, info FROM parsed WHERE blob_id IN ({','.join('?' * len(chunk))})",
+                                      chunk):
+                    if search.matches(needle, r["info"], where):
+                        fresh.add(r["blob_id"])
+        indexed = self.search_index.matching_blobs(needle, where) if any(r["blob_id"] <= upto for r in rows) else set()
+        return {r["uid"] for r in rows if r["blob_id"] in fresh or (r["blob_id"] <= upto and r["blob_id"] in indexed)}
 
     # -- shared steps inside a write job ------------------------------------------------
 
@@ -296,7 +296,6 @@ class MessagesMixin:
                              (prepared.sha256, len(prepared.raw), references, prepared.raw)).lastrowid
         tx.execute("INSERT INTO parsed(blob_id, envelope, body, bodystructure, info) VALUES (?,?,?,?,?)",
                    (blob_id, info.envelope, info.body, info.bodystructure, info.to_json()))
-        tx.execute("INSERT INTO search(rowid, headers, body) VALUES (?,?,?)", (blob_id, info.header_search, info.search_text))
         return blob_id
 
     def _release_blobs(self, tx, blob_ids: Iterable[int]) -> None:
@@ -307,7 +306,7 @@ class MessagesMixin:
             tx.execute("UPDATE blobs SET refcount = refcount - ? WHERE id = ?", (n, blob_id))
             left = tx.execute("SELECT refcount FROM blobs WHERE id = ?", (blob_id,)).fetchone()
             if left and left["refcount"] <= 0:
-                tx.execute("DELETE FROM search WHERE rowid = ?", (blob_id,))
+                tx.emit(BlobReleased(blob_id))
                 tx.execute("DELETE FROM parsed WHERE blob_id = ?", (blob_id,))
                 tx.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
 

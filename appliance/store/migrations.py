@@ -39,8 +39,9 @@ def _v1_core(db) -> None:
     db["subscriptions"].create({"user_id": int, "name": str}, pk=("user_id", "name"),
                                foreign_keys=[("user_id", "users", "id")])
     # Message bytes, stored once per distinct content (SHA-256) and shared by reference.
-    db["blobs"].create({"id": int, "sha256": bytes, "size": int, "refcount": int, "data": bytes},
-                       pk="id", not_null={"sha256", "size", "refcount", "data"})
+    # AUTOINCREMENT: a blob id is never reused, so the search index (search.py) can trust it.
+    db.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 BLOB NOT NULL,"
+               " size INTEGER NOT NULL, refcount INTEGER NOT NULL, data BLOB NOT NULL)")
     db.execute("CREATE UNIQUE INDEX blobs_sha256 ON blobs(sha256)")
     # What appliance.mime computed once at arrival; IMAP serves envelope and structure from here.
     db["parsed"].create({"blob_id": int, "envelope": bytes, "body": bytes, "bodystructure": bytes, "info": str},
@@ -56,8 +57,6 @@ def _v1_core(db) -> None:
     db.execute("CREATE INDEX messages_blob ON messages(blob_id)")
     # Expunged UIDs with the modseq of their removal, for QRESYNC's VANISHED (RFC 7162).
     db["expunged"].create({"mailbox_id": int, "uid": int, "modseq": int}, pk=("mailbox_id", "uid"))
-    # Search text per blob; trigram gives IMAP's case-insensitive substring semantics.
-    db.execute("CREATE VIRTUAL TABLE search USING fts5(headers, body, tokenize='trigram')")
     db["queue"].create(
         {
             "id": int,

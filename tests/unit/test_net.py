@@ -45,10 +45,10 @@ class Echo:
 def echo_server(_certificate):
     made = []
 
-    def make(max_connections=100):
+    def make(max_connections=100, max_per_ip=100, exempt=lambda ip: False):
         registry = SessionRegistry()
         tls = TlsContexts(*_certificate)
-        server = ConnectionServer(None, registry, tls.current, max_connections, 100, lambda ip: True)
+        server = ConnectionServer(None, registry, tls.current, max_connections, max_per_ip, exempt)
         server.add("echo", ["127.0.0.1"], 0, Echo, implicit_tls=False)
         server.start()
         made.append(server)
@@ -107,6 +107,15 @@ def test_connections_past_the_limit_get_the_busy_reply(echo_server):
     while registry.count() > 1 and time.time() < deadline:
         time.sleep(0.02)
     again, _ = connect(server)  # a freed slot is usable again
+
+
+def test_one_address_cannot_take_more_than_its_share(echo_server):
+    server, _ = echo_server(max_per_ip=2)
+    held = [connect(server), connect(server)]
+    third = socket.create_connection(server.listeners[0].addresses[0], timeout=5)
+    assert third.makefile("rb").readline() == b"BUSY\r\n"
+    trusted, _ = echo_server(max_per_ip=2, exempt=lambda ip: ip == "127.0.0.1")
+    held += [connect(trusted) for _ in range(4)]  # a trusted network is not limited
 
 
 def test_registry_tracks_sessions_and_kick_disconnects(echo_server):

@@ -196,3 +196,38 @@ def test_failed_job_does_not_undo_its_neighbours(store):
     for t in threads:
         t.join()
     assert len(store.list_messages(inbox.id)) == 3
+
+
+def test_search_is_exact_before_and_after_the_index_catches_up(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    store.deliver(b"Subject: Quarterly Report\r\n\r\nNumbers for the board.\r\n", [Delivery(user.id)])
+    store.deliver(b"Subject: lunch\r\n\r\nPizza at noon?\r\n", [Delivery(user.id)])
+    # the index may or may not have caught up yet: the answer is the same
+    assert store.search_text(inbox.id, "REPORT") == {1}
+    assert store.search_text(inbox.id, "pizza", "body") == {2}
+    assert store.search_text(inbox.id, "pizza", "headers") == set()
+    assert store.search_index.wait_caught_up()
+    assert store.search_index.indexed_upto >= 2
+    assert store.search_text(inbox.id, "REPORT") == {1}
+    assert store.search_text(inbox.id, "at") == {2}  # shorter than a trigram
+    assert store.search_text(inbox.id, "quarterly report") == {1}
+    store.delete_messages(inbox.id, [1])
+    assert store.search_text(inbox.id, "report") == set()
+
+
+def test_search_index_is_rebuilt_when_lost(tmp_path):
+    store = Store.in_folder(tmp_path)
+    store.add_domain("example.org")
+    user = store.add_user("alice@example.org", "pw")
+    store.deliver(b"Subject: findme\r\n\r\nneedle in a haystack\r\n", [Delivery(user.id)])
+    assert store.search_index.wait_caught_up()
+    store.close()
+    for f in tmp_path.glob("*-search.sqlite*"):
+        f.unlink()
+    store = Store.in_folder(tmp_path)
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert store.search_text(inbox.id, "haystack") == {1}
+    assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
+    assert store.search_text(inbox.id, "haystack") == {1}
+    store.close()

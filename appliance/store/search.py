@@ -1,0 +1,134 @@
+"""The full-text index for IMAP SEARCH, kept beside the store and off the delivery path.
+
+Trigram indexing of a 100 KiB text costs about ten milliseconds: too much to do inside
+the transaction whose commit acknowledges a message. The index is derived data (the
+search text of every message is already stored in ``parsed.info`` at arrival), so it
+lives in its own file, ``search.sqlite``, and an indexer thread brings it up to date
+right after each commit — on the other core, while the writer goes on. Blob ids only
+ever grow (AUTOINCREMENT), so everything up to ``indexed_upto`` is in the index; a search
+answers from the index for those and reads the stored text of the few newer ones, so the
+answer is always exact. A lost or damaged index file is rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from appliance.store.db import Database
+
+log = logging.getLogger("kotakpos.store")
+
+BATCH = 200
+COLUMNS = {"text": ("headers", "body"), "body": ("body",), "headers": ("headers",)}
+
+
+def _index_schema(tx) -> None:
+    tx.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER)")
+    tx.execute("CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(headers, body, tokenize='trigram')")
+
+
+def matches(needle: str, info_json: str, where: str) -> bool:
+    """What the index answers, computed from a message's stored search text."""
+    info = json.loads(info_json)
+    haystacks = {"headers": info.get("header_search", ""), "body": info.get("search_text", "")}
+    folded = needle.lower()
+    return any(folded in haystacks[c].lower() for c in COLUMNS[where])
+
+
+class SearchIndex:
+    def __init__(self, store_db: Database, index_path: Path):
+        self.store_db = store_db
+        self.db = Database(index_path, publish=lambda events: None, synchronous="NORMAL")
+        self.db.write(_index_schema)
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'indexed_upto'").fetchone()
+        self.indexed_upto = row[0] if row else 0
+        with store_db.reader() as conn:
+            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'blobs'").fetchone()
+        if self.indexed_upto > (seq[0] if seq else 0):
+            # The store is older than its index (a restored backup): start the index afresh.
+            log.warning("search index is ahead of the store; rebuilding it")
+            self.db.write(lambda tx: (tx.execute("DELETE FROM search"), tx.execute("DELETE FROM meta")))
+            self.indexed_upto = 0
+        self._forget: list[int] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._caught_up = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """New blobs were committed."""
+        self._caught_up.clear()
+        self._wake.set()
+
+    def forget(self, blob_ids: list[int]) -> None:
+        """These blobs are gone; drop their rows (stale rows never match: ids are not reused)."""
+        with self._lock:
+            self._forget.extend(blob_ids)
+        self._wake.set()
+
+    def wait_caught_up(self, timeout: float = 30.0) -> bool:
+        """For tests and benchmarks that want to time the index itself."""
+        self.notify()
+        return self._caught_up.wait(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                while self._step():
+                    pass
+            except Exception:  # the index can always be rebuilt; never take the server down
+                log.exception("search indexer failed; retrying")
+                self._wake.wait(5.0)
+
+    def _step(self) -> bool:
+        """Index one batch; True while there is more to do."""
+        with self._lock:
+            forget, self._forget = self._forget, []
+        with self.store_db.reader() as conn:
+            rows = conn.execute("SELECT blob_id, info FROM parsed WHERE blob_id > ? ORDER BY blob_id LIMIT ?",
+                                (self.indexed_upto, BATCH)).fetchall()
+        if not rows and not forget:
+            self._caught_up.set()
+            return False
+        items = []
+        for r in rows:
+            info = json.loads(r["info"])
+            items.append((r["blob_id"], info.get("header_search", ""), info.get("search_text", "")))
+        upto = rows[-1]["blob_id"] if rows else self.indexed_upto
+
+        def job(tx):
+            tx.executemany("DELETE FROM search WHERE rowid = ?", [(b,) for b in forget])
+            tx.executemany("INSERT OR REPLACE INTO search(rowid, headers, body) VALUES (?,?,?)", items)
+            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('indexed_upto', ?)", (upto,))
+
+        self.db.write(job)
+        self.indexed_upto = upto
+        return True
+
+    def matching_blobs(self, needle: str, where: str) -> set[int]:
+        """Ids of indexed blobs whose text contains ``needle`` (case-insensitive substring)."""
+        columns = COLUMNS[where]
+        with self.db.reader() as conn:
+            if len(needle) >= 3:
+                phrase = '"' + needle.replace('"', '""') + '"'
+                rows = conn.execute("SELECT rowid FROM search WHERE search MATCH ?",
+                                    ("{" + " ".join(columns) + "}: " + phrase,))
+            else:  # too short for trigrams: LIKE scans the index's own copy of the text
+                like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                rows = conn.execute("SELECT rowid FROM search WHERE "
+                                    + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns), (like,) * len(columns))
+            return {r[0] for r in rows}
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(5)
+        self.db.close()

@@ -1,0 +1,113 @@
+"""Deliveries per second into the store, group commit against one fsync per message.
+
+Same run, same machine, same code path: the only difference between the two sides is
+whether the writer thread may carry several deliveries in one commit (``max_batch``) or
+must commit each alone. Every delivery is fully durable (WAL, synchronous=FULL) either way.
+
+    python -m bench.store_deliver [--seconds 3] [--quick]
+
+Writes bench/results/store_deliver.json and the table in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from appliance.store import Delivery, Store
+
+HERE = Path(__file__).parent
+SIZES = {"4 KiB": 4096, "100 KiB": 102400}
+WRITERS = (1, 8, 32)
+
+
+def message(size: int, n: int, tag: str) -> bytes:
+    head = f"From: bench@example.org\r\nTo: user@example.org\r\nSubject: {tag} {n}\r\n\r\n".encode()
+    line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
+    body = (line * (size // len(line) + 1))[: max(0, size - len(head))]
+    return head + body
+
+
+def run(max_batch: int, writers: int, size: int, seconds: float, tag: str) -> dict:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
+        store = Store.in_folder(folder, max_batch=max_batch)
+        store.add_domain("example.org")
+        user = store.add_user("user@example.org", "pw")
+        count = [0] * writers
+        stop = threading.Event()
+
+        def writer(index: int) -> None:
+            n = 0
+            while not stop.is_set():
+                store.deliver(message(size, n, f"{tag}-{index}"), [Delivery(user.id)])
+                n += 1
+            count[index] = n
+
+        commits_before = store.db.commits
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        commits = store.db.commits - commits_before
+        store.close()
+    delivered = sum(count)
+    return {"deliveries": delivered, "seconds": elapsed, "per_second": delivered / elapsed,
+            "commits": commits, "deliveries_per_commit": delivered / max(commits, 1)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per cell")
+    parser.add_argument("--quick", action="store_true", help="0.5 s per cell")
+    args = parser.parse_args(argv)
+    seconds = 0.5 if args.quick else args.seconds
+    rows = []
+    for size_name, size in SIZES.items():
+        for writers in WRITERS:
+            # Alternate the sides cell by cell, so machine noise hits both alike.
+            alone = run(1, writers, size, seconds, "alone")
+            grouped = run(512, writers, size, seconds, "group")
+            rows.append({"size": size_name, "writers": writers, "group_commit": grouped, "fsync_each": alone,
+                         "ratio": grouped["per_second"] / alone["per_second"]})
+            print(f"{size_name:>8} {writers:>3} writers: group {grouped['per_second']:8.0f}/s "
+                  f"({grouped['deliveries_per_commit']:.1f}/commit)  alone {alone['per_second']:8.0f}/s  "
+                  f"ratio {rows[-1]['ratio']:.2f}x", flush=True)
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "store_deliver.json").write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"),
+                                                            "seconds_per_cell": seconds, "rows": rows}, indent=2))
+    write_table(rows)
+
+
+def write_table(rows: list[dict]) -> None:
+    lines = ["| message | writers | group commit /s | deliveries per fsync | one fsync each /s | ratio |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['size']} | {r['writers']} | {r['group_commit']['per_second']:.0f} | "
+                     f"{r['group_commit']['deliveries_per_commit']:.1f} | {r['fsync_each']['per_second']:.0f} | "
+                     f"**{r['ratio']:.1f}×** |")
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- store:start -->", "<!-- store:end -->"
+    table = "\n".join(lines)
+    if start in text:
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+    else:
+        text += f"\n## Store: deliveries per second (issue 2)\n\n`python -m bench.store_deliver`: " \
+                f"group commit against one fsync per message, same run.\n\n{start}\n{table}\n{end}\n"
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
