@@ -1,0 +1,103 @@
+"""The admin socket, as the CLI and the TUI use it against a live server."""
+
+import os
+import socket
+import ssl
+import stat
+import threading
+import time
+
+import pytest
+
+from appliance.admin.api import AdminError
+from appliance.admin.client import AdminClient
+from appliance.net.tls import ensure_certificate
+from appliance.server import ADMIN_SOCKET
+
+
+@pytest.fixture
+def admin(server):
+    client = AdminClient(server.data_dir / ADMIN_SOCKET)
+    yield client
+    client.close()
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_socket_is_private_and_greets_with_a_version(server, admin):
+    mode = stat.S_IMODE(os.stat(server.data_dir / ADMIN_SOCKET).st_mode)
+    assert mode == 0o600
+    assert admin.greeting["api"] == 1 and admin.version() == admin.greeting["kotakpos"]
+
+
+def test_status_lists_listeners_and_counts(server, admin):
+    status = admin.status()
+    names = {l["name"] for l in status["listeners"]}
+    assert names == {"smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps"}
+    assert status["counts"]["domains"] == 1
+
+
+def test_sessions_appear_and_kick_closes_the_client(server, admin):
+    client = server.connect("imap")
+    client.recv(1000)
+    assert wait_for(lambda: len(admin.sessions()) == 1)
+    [session] = admin.sessions()
+    assert session["protocol"] == "imap" and session["peer_ip"] == "127.0.0.1"
+    assert admin.kick(session["id"]) is True
+    client.settimeout(5)
+    while client.recv(1000):  # whatever the session still said, the stream must end
+        pass
+    assert wait_for(lambda: admin.sessions() == [])
+    with pytest.raises(AdminError, match="no session"):
+        admin.kick(session["id"])
+
+
+def test_events_stream_sessions_and_mail(server, admin):
+    events = []
+    stream = admin.events()
+    reader = threading.Thread(target=lambda: [events.append(e) for e in stream], daemon=True)
+    reader.start()
+    time.sleep(0.3)
+    client = server.connect("pop3")
+    client.recv(1000)
+    admin.add_user("alice@example.org", "pw")
+    user = server.store.get_user("alice@example.org")
+    from appliance.store import Delivery
+    server.store.deliver(b"Subject: x\r\n\r\nhi\r\n", [Delivery(user.id)])
+    client.close()
+    assert wait_for(lambda: any(e["type"] == "session" and e["kind"] == "closed" for e in events))
+    kinds = {(e["type"], e.get("kind")) for e in events}
+    assert {("session", "opened"), ("accounts", "user-added"), ("mailbox", "exists")} <= kinds
+
+
+def test_errors_come_back_as_messages_not_crashes(server, admin):
+    with pytest.raises(AdminError, match="unknown domain"):
+        admin.add_user("bob@nowhere.org", "pw")
+    with pytest.raises(AdminError, match="unknown method"):
+        admin.call("drop_everything")
+    assert admin.domains() == ["example.org"]  # the connection is still usable
+
+
+def test_sighup_reloads_the_certificate(server):
+    def served_certificate():
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(server.address("imaps"), timeout=5) as raw:
+            with context.wrap_socket(raw) as tls:
+                return tls.getpeercert(binary_form=True)
+
+    before = served_certificate()
+    cert, key = server.data_dir / "tls" / "cert.pem", server.data_dir / "tls" / "key.pem"
+    cert.unlink()
+    key.unlink()
+    ensure_certificate(cert, key, "renewed.example.org")
+    server.server.reload_tls()  # what the SIGHUP handler calls
+    assert served_certificate() != before
