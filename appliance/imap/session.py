@@ -13,7 +13,6 @@ import datetime as dt
 import enum
 import logging
 import os
-import re
 import select
 import threading
 from dataclasses import dataclass, field
@@ -489,7 +488,7 @@ class ImapSession:
             return
         mailboxes = {m.name: m for m in self.store.list_mailboxes(self.user.id)}
         subscribed = self.store.subscriptions(self.user.id)
-        patterns = [_list_regex(cmd.reference, p) for p in cmd.patterns]
+        patterns = [ListPattern(cmd.reference, p) for p in cmd.patterns]
         want_subscribed = "SUBSCRIBED" in cmd.selection
         show_subscribed = want_subscribed or "SUBSCRIBED" in cmd.returns
         only_special = "SPECIAL-USE" in cmd.selection
@@ -535,7 +534,7 @@ class ImapSession:
     def cmd_LSUB(self, cmd) -> None:
         subscribed = self.store.subscriptions(self.user.id)
         existing = {m.name for m in self.store.list_mailboxes(self.user.id)}
-        pattern = _list_regex(cmd.reference, cmd.pattern)
+        pattern = ListPattern(cmd.reference, cmd.pattern)
         for name in sorted(subscribed):
             if pattern.fullmatch(name):
                 attrs = Atom(b"()") if name in existing else Atom(b"(\\Noselect)")
@@ -690,7 +689,7 @@ class ImapSession:
         else:
             count = len(sel.uids)
             ranges = messages.resolve(count)
-            if any(hi > count for _, hi in ranges):
+            if any(lo < 1 or hi > count for lo, hi in ranges):
                 raise CommandSyntaxError("Invalid message sequence number")
             picked = set()
             for lo, hi in ranges:
@@ -1030,21 +1029,70 @@ def _copyuid(uidvalidity: int, pairs) -> str | None:
     return f"COPYUID {uidvalidity} {src} {dst}"
 
 
-def _list_regex(reference: str, pattern: str):
-    """RFC 3501 §6.3.8: "*" matches anything, "%" anything but the delimiter."""
-    full = pattern if not reference or pattern.startswith("/") else reference + pattern
-    pieces = []
-    for ch in full:
-        if ch == "*":
-            pieces.append(".*")
-        elif ch == "%":
-            pieces.append("[^/]*")
-        else:
-            pieces.append(re.escape(ch))
-    regex = "".join(pieces)
-    if full.upper().startswith("INBOX"):
-        regex = "(?i:INBOX)" + "".join(pieces[5:])
-    return re.compile(regex, re.DOTALL)
+def _collapse_wildcards(pattern: str) -> str:
+    """Each run of wildcards becomes one: "*" if the run holds a "*", else "%"."""
+    out: list[str] = []
+    run = ""
+    for ch in pattern + "\0":
+        if ch in "*%":
+            run += ch
+            continue
+        if run:
+            out.append("*" if "*" in run else "%")
+            run = ""
+        out.append(ch)
+    return "".join(out[:-1])
+
+
+class ListPattern:
+    """RFC 3501 §6.3.8 LIST matching: "*" matches anything, "%" anything but the delimiter.
+
+    Matched by stepping a set of pattern positions along the name (an NFA), so
+    the time is bounded by len(name) × len(pattern) whatever the client sends;
+    a backtracking regex would let "%%%%…" patterns run for ever.
+    """
+
+    MAX_LENGTH = 600  # after runs of wildcards are collapsed; names have at most 512 characters
+    MAX_WILDCARDS = 16  # real clients use one or two
+
+    def __init__(self, reference: str, pattern: str) -> None:
+        full = pattern if not reference or pattern.startswith("/") else reference + pattern
+        # INBOX is case-insensitive as a top-level name; the store spells it upper case
+        if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in "/*%"):
+            full = "INBOX" + full[5:]
+        full = _collapse_wildcards(full)
+        if len(full) > self.MAX_LENGTH or full.count("*") + full.count("%") > self.MAX_WILDCARDS:
+            raise CommandSyntaxError("Mailbox pattern too long or too many wildcards")
+        self.pattern = full
+
+    def _closure(self, positions: set[int]) -> set[int]:
+        out = set()
+        stack = list(positions)
+        p = self.pattern
+        while stack:
+            i = stack.pop()
+            if i not in out:
+                out.add(i)
+                if i < len(p) and p[i] in "*%":
+                    stack.append(i + 1)  # a wildcard may match nothing
+        return out
+
+    def fullmatch(self, name: str) -> bool:
+        p = self.pattern
+        current = self._closure({0})
+        for ch in name:
+            following = set()
+            for i in current:
+                if i < len(p):
+                    wanted = p[i]
+                    if wanted == "*" or (wanted == "%" and ch != "/"):
+                        following.add(i)
+                    elif wanted == ch:
+                        following.add(i + 1)
+            if not following:
+                return False
+            current = self._closure(following)
+        return len(p) in current
 
 
 _FROM_ROW = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})  # no parsed data needed
