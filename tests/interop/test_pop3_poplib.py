@@ -1,39 +1,19 @@
 """Python's poplib as an independent client: POP3S, STLS and every command it offers."""
 
 import poplib
-import socket
 import ssl
 
 import pytest
 
 from appliance.pop3 import replies as R
 from tests.conftest import PASSWORD
-from tests.protocol.pop3_wire import HOSTNAME, deliver, inbox
+from tests.protocol.pop3_wire import VerifiedPOP3, deliver, inbox
 
 ALICE = "alice@example.org"
 MESSAGES = [
     b"From: bob@example.org\r\nSubject: hello\r\n\r\nHi Alice,\r\n.\r\n..see you\r\n",
     b"From: carol@example.org\r\nSubject: report\r\n\r\n" + b"line of the report\r\n" * 2000,
 ]
-
-
-class VerifiedPOP3(poplib.POP3):
-    """poplib.POP3 that reaches our loopback port but checks the certificate's name.
-
-    poplib uses its host argument both to connect and as the TLS server name; the
-    test certificate names mail.example.org, which does not resolve here.
-    """
-
-    def __init__(self, server, listener: str):
-        self._address = server.address(listener)
-        self._implicit_tls = server.tls_context() if listener == "pop3s" else None
-        super().__init__(HOSTNAME, self._address[1], timeout=10)
-
-    def _create_socket(self, timeout):
-        sock = socket.create_connection(self._address, timeout)
-        if self._implicit_tls is not None:
-            sock = self._implicit_tls.wrap_socket(sock, server_hostname=self.host)
-        return sock
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import pytest
 
 from appliance.pop3 import replies as R
 from tests.conftest import PASSWORD
-from tests.interop.test_pop3_poplib import VerifiedPOP3
-from tests.protocol.pop3_wire import HOSTNAME, deliver
+from tests.protocol.pop3_wire import HOSTNAME, VerifiedPOP3, deliver
 
 ALICE = "alice@example.org"
 

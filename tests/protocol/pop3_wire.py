@@ -1,4 +1,4 @@
-"""A transcript client for POP3 conversation tests: ``c.send(...)``, ``c.expect(...)``.
+"""POP3 test clients: a transcript client (``c.send(...)``, ``c.expect(...)``) and poplib.
 
 ``expect`` takes a named reply from ``appliance.pop3.replies`` (compared byte for
 byte) or an fnmatch pattern such as ``"+OK *"``. ``multiline`` reads a whole
@@ -8,6 +8,7 @@ multi-line reply and returns its body lines with the byte-stuffing undone.
 from __future__ import annotations
 
 import fnmatch
+import poplib
 import socket
 
 from appliance.pop3 import replies
@@ -91,6 +92,25 @@ class Pop3Wire:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class VerifiedPOP3(poplib.POP3):
+    """poplib.POP3 that reaches our loopback port but checks the certificate's name.
+
+    poplib uses its host argument both to connect and as the TLS server name; the
+    test certificate names mail.example.org, which does not resolve here.
+    """
+
+    def __init__(self, server, listener: str):
+        self._address = server.address(listener)
+        self._implicit_tls = server.tls_context() if listener == "pop3s" else None
+        super().__init__(HOSTNAME, self._address[1], timeout=10)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection(self._address, timeout)
+        if self._implicit_tls is not None:
+            sock = self._implicit_tls.wrap_socket(sock, server_hostname=self.host)
+        return sock
 
 
 def deliver(server, user, *raws: bytes) -> None:
