@@ -1,9 +1,11 @@
 """POP3 parser: bytes in, command objects out (RFC 1939, 2449, 2595, 5034)."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from appliance.pop3 import replies
-from appliance.pop3.parse import Command, InvalidCommand, parse_command
+from appliance.pop3.parse import VERBS, Command, InvalidCommand, parse_command
 
 
 @pytest.mark.parametrize(
@@ -104,3 +106,12 @@ def test_bad_numbers(line, verb):
 def test_zero_is_a_number_the_session_then_refuses():
     # "no such message" is the session's answer; the grammar accepts digits.
     assert parse_command(b"RETR 0\r\n") == Command("RETR", number=0)
+
+
+@given(st.binary(max_size=300))
+def test_any_line_parses_to_a_command_or_an_error_reply(line):
+    result = parse_command(line)
+    if isinstance(result, InvalidCommand):
+        assert result.reply.startswith(b"-ERR ")
+    else:
+        assert result.verb in VERBS

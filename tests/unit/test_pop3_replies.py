@@ -1,6 +1,8 @@
 """POP3 reply builders: multi-line replies, sizes and byte-stuffing."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from appliance.pop3 import replies
 
@@ -133,3 +135,17 @@ def test_top_of_a_message_without_body():
 
 def test_top_of_a_message_without_header():
     assert replies.top(b"\r\nbody 1\r\nbody 2\r\n", 1) == b"\r\nbody 1\r\n"
+
+
+@given(st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+                max_size=20),
+       st.booleans())
+def test_stuffed_messages_end_only_at_their_terminator(lines, final_crlf):
+    raw = b"\r\n".join(lines) + (b"\r\n" if final_crlf else b"")
+    text = replies.canonical(raw)
+    wire = replies.stuffed(text)
+    # The terminator appears exactly once, at the very end.
+    assert (b"\r\n" + wire).find(b"\r\n.\r\n") == len(wire) - 3
+    body = wire[:-3].split(b"\r\n")[:-1] if wire[:-3] else []
+    assert b"".join(line[1:] + b"\r\n" if line.startswith(b".") else line + b"\r\n"
+                    for line in body) == text
