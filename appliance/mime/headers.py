@@ -383,7 +383,8 @@ def _parse_addresses(value: bytes) -> tuple[Address, ...]:
             end = next((j for j in range(k + 1, len(tokens)) if tokens[j] == ("s", ">")), len(tokens))
             inner = [t for t in tokens[k + 1:end] if t[0] != "c"]
             name = " ".join(t for _, t in phrase) or None
-            if not done and inner:
+            if not done:
+                # "<>" (a bounce's null sender) is still an address, with nothing in it
                 route, mailbox, host = _spec(inner)
                 out.append(Address(name, route, mailbox, host))
             phrase, comment, done = [], None, True
@@ -427,7 +428,7 @@ def display_addresses(value: bytes) -> str:
         if addr.name:
             text = f"{decode_words(addr.name.encode('latin-1'))} <{spec}>"
         else:
-            text = spec
+            text = spec or "<>"
         (group if group is not None else items).append(text)
     if not items and value:
         return decode_words(value)

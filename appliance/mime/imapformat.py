@@ -38,7 +38,12 @@ def nstring(value: bytes | str | None) -> bytes:
 
 
 def _address(addr: Address) -> bytes:
-    return b"(%s %s %s %s)" % (nstring(addr.name), nstring(addr.route), nstring(addr.mailbox), nstring(addr.host))
+    mailbox, host = addr.mailbox, addr.host
+    if host is not None:
+        # A NIL host would mean "group"; Dovecot's placeholders keep the address an address.
+        mailbox = mailbox or "MISSING_MAILBOX"
+        host = host or "MISSING_DOMAIN"
+    return b"(%s %s %s %s)" % (nstring(addr.name), nstring(addr.route), nstring(mailbox), nstring(host))
 
 
 def _address_list(value: bytes | None) -> bytes:

@@ -102,7 +102,9 @@ class _Parser:
         body_start = _header_end(raw, start, end)
         part = Part(start, body_start, end)
         _read_content_headers(part, header_fields(raw[start:body_start]), default)
-        nested = part.is_multipart or (part.maintype == "message" and part.subtype in ("rfc822", "global"))
+        # Only message/rfc822 is an encapsulated message in IMAP4rev1's grammar
+        # (media-message); message/global (RFC 6532) stays a basic part, as in Dovecot.
+        nested = part.is_multipart or (part.maintype == "message" and part.subtype == "rfc822")
         if nested and (depth >= MAX_DEPTH or self.count >= MAX_PARTS):
             # RFC 2046 gives no limit; we stop looking inside, Dovecot-style
             part.maintype, part.subtype, part.opaque = "application", "octet-stream", True
@@ -142,7 +144,10 @@ class _Parser:
                 pos = after  # a longer string that starts like the boundary
                 continue
             if child_start >= 0:
-                children.append(self.part(min(child_start, at), at, depth + 1, default))
+                child = self.part(min(child_start, at), at, depth + 1, default)
+                if _ends_closed(raw, child, at):
+                    _move_end(child, at, at + 2)
+                children.append(child)
             if closing or eol < 0:
                 child_start = -1
                 break
@@ -152,6 +157,45 @@ class _Parser:
             # no closing delimiter: the last part runs to the end
             children.append(self.part(child_start, end, depth + 1, default))
         return children
+
+
+def _ends_closed(raw: bytes, part: Part, end: int) -> bool:
+    """True when the last line of `part` (ending at `end`) is the close delimiter of a
+    multipart that `part` is or ends with.
+
+    Dovecot, the reference our users' clients know, counts the CRLF after such a line
+    into the part (RFC 2046's grammar would give it to the next delimiter), so that
+    e.g. a multipart/alternative followed by an attachment is 2 octets longer and
+    BODY[1] ends with "--boundary--" CRLF. We follow it: BODYSTRUCTURE sizes and
+    sections then match Dovecot's byte for byte.
+    """
+    while True:
+        if part.message is not None:
+            part = part.message
+        elif part.is_multipart:
+            close = b"--" + part.params.get("boundary", "").encode("latin-1") + b"--"
+            stop = end
+            while stop > part.body_start and raw[stop - 1] in b" \t":  # transport padding
+                stop -= 1
+            start = stop - len(close)
+            if start >= part.body_start and raw.startswith(close, start, stop) and (
+                start == part.body_start or raw.startswith(b"\r\n", start - 2, start)
+            ):
+                return True
+            if not part.children or part.children[-1].body_end != end:
+                return False
+            part = part.children[-1]
+        else:
+            return False
+
+
+def _move_end(part: Part | None, old: int, new: int) -> None:
+    """Move the end of `part`, and of the parts inside it that end where it ends."""
+    while part is not None and part.body_end == old:
+        part.body_end = new
+        if part.maintype == "text" or part.message is not None:
+            part.lines += 1  # the added octets are one CRLF
+        part = part.message if part.message is not None else (part.children[-1] if part.children else None)
 
 
 def _header_end(raw: bytes, start: int, end: int) -> int:
@@ -177,7 +221,8 @@ def _read_content_headers(part: Part, fields: list[tuple[str, bytes]], default: 
         if maintype and subtype:
             part.maintype, part.subtype, part.params = maintype, subtype, params
     if part.maintype == "text" and "charset" not in part.params:
-        part.params = {"charset": "us-ascii", **part.params}
+        # RFC 2045 §5.2 default; Dovecot shows it after the parameters that were given
+        part.params = {**part.params, "charset": "us-ascii"}
     cte = (text("content-transfer-encoding") or "").strip().lower()
     if cte and set(cte) <= _CTE_CHARS:
         part.encoding = cte

@@ -154,6 +154,47 @@ def test_bodystructure_matches_dovecot(message, bodystructure, body):
     assert info.body == b"(" + body.encode() + b")"
 
 
+# Each expectation below is what Dovecot 2.3.19 answered for the same bytes.
+@pytest.mark.parametrize("message, part1, bodystructure", [
+    (  # the CRLF after a nested close delimiter belongs to the nested multipart
+        "Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: multipart/mixed; boundary=b\n\n"
+        "--b\nContent-Type: multipart/mixed; boundary=c\n\n--c\n\nx\n--c--\n--b--\n--a--\n",
+        b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\nx\r\n--c--\r\n--b--\r\n",
+        b'(((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "c") NIL NIL NIL)'
+        b' "mixed" ("boundary" "b") NIL NIL NIL) "mixed" ("boundary" "a") NIL NIL NIL)',
+    ),
+    (  # ... padding included; an epilogue keeps the CRLF before the next delimiter out
+        "Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: multipart/alternative; boundary=b\n\n"
+        "--b\n\nx\n--b--  \n--a\nContent-Type: multipart/alternative; boundary=d\n\n--d\n\ny\n--d--\nepi\n--a--\n",
+        b"--b\r\n\r\nx\r\n--b--  \r\n",
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "alternative" ("boundary" "b") NIL NIL NIL)'
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "alternative" ("boundary" "d") NIL NIL NIL)'
+        b' "mixed" ("boundary" "a") NIL NIL NIL)',
+    ),
+    (  # an attached message that ends in a close delimiter: size 62, not 60
+        "Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: message/rfc822\n\n"
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n--a\n\nz\n--a--\n",
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n",
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 62 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)'
+        b' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)'
+        b' 6 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL)'
+        b' "mixed" ("boundary" "a") NIL NIL NIL)',
+    ),
+    (  # text parameters first, the default charset after them; message/global is a basic part
+        "Content-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain; format=flowed\n\nx\n"
+        "--q\nContent-Type: message/global\n\nSubject: g\n\nhi\n--q--\n",
+        b"x",
+        b'(("text" "plain" ("format" "flowed" "charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL)'
+        b'("message" "global" NIL NIL NIL "7bit" 16 NIL NIL NIL NIL) "mixed" ("boundary" "q") NIL NIL NIL)',
+    ),
+])
+def test_part_ends_match_dovecot(message, part1, bodystructure):
+    raw = msg(message)
+    info = analyze(raw)
+    assert section(raw, info, (1,), None) == part1
+    assert info.bodystructure == bodystructure
+
+
 def test_image_attachment_and_language_like_dovecot():
     info = analyze(msg(
         'Content-Type: multipart/mixed; boundary="foo bar"\n\n'
@@ -232,13 +273,24 @@ def test_envelope_groups_comments_and_empty_sender_like_dovecot():
 
 
 def test_envelope_route_and_domainless_address():
+    # verified against Dovecot 2.3.19
     info = analyze(msg("From: <@route:user@domain>\nTo: undisclosed-recipients:;\nCc: postmaster\n\n"))
     assert info.envelope == (
         b'(NIL NIL ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) '
         b'((NIL "@route" "user" "domain")) ((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL)) '
-        # a host of NIL would mean "group"; an address without a domain gets ""
-        b'((NIL NIL "postmaster" "")) NIL NIL NIL)'
+        # a host of NIL would mean "group": an address without a domain gets Dovecot's placeholder
+        b'((NIL NIL "postmaster" "MISSING_DOMAIN")) NIL NIL NIL)'
     )
+    assert info.cc == "postmaster"
+
+
+def test_null_sender_is_an_address():
+    info = analyze(msg("From: <>\nTo: @example.org\n\n"))
+    assert info.envelope.startswith(
+        b'(NIL NIL ((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) ((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) '
+        b'((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) ((NIL NIL "MISSING_MAILBOX" "example.org"))'
+    )
+    assert info.from_ == "<>"
 
 
 def test_envelope_missing_headers_are_nil():
@@ -399,12 +451,12 @@ NESTED_BODYSTRUCTURE = (
     b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL)'
     b'("text" "html" ("charset" "utf-8") NIL NIL "quoted-printable" 16 0 NIL NIL NIL NIL)'
     b' "alternative" ("boundary" "inner") NIL NIL NIL)'
-    b'("message" "rfc822" NIL NIL "forwarded" "7bit" 257'
+    b'("message" "rfc822" NIL NIL "forwarded" "7bit" 259'
     b' (NIL "Inner" ((NIL NIL "carol" "example.net")) ((NIL NIL "carol" "example.net"))'
     b' ((NIL NIL "carol" "example.net")) NIL NIL NIL NIL NIL)'
     b' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 9 0 NIL NIL NIL NIL)'
     b'("application" "pdf" ("name" "x.pdf") NIL NIL "base64" 8 NIL ("attachment" ("filename" "x.pdf")) NIL NIL)'
-    b' "mixed" ("boundary" "b3") NIL NIL NIL) 13 NIL NIL NIL NIL)'
+    b' "mixed" ("boundary" "b3") NIL NIL NIL) 14 NIL NIL NIL NIL)'
     b'("image" "png" NIL "<dot@example.org>" NIL "base64" 12 NIL ("inline" NIL) ("en" "de") NIL)'
     b' "mixed" ("boundary" "outer") NIL NIL NIL)'
 )
@@ -417,11 +469,11 @@ def test_nested_bodystructure_exact():
         b'(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 25 1)'
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0)'
         b'("text" "html" ("charset" "utf-8") NIL NIL "quoted-printable" 16 0) "alternative")'
-        b'("message" "rfc822" NIL NIL "forwarded" "7bit" 257'
+        b'("message" "rfc822" NIL NIL "forwarded" "7bit" 259'
         b' (NIL "Inner" ((NIL NIL "carol" "example.net")) ((NIL NIL "carol" "example.net"))'
         b' ((NIL NIL "carol" "example.net")) NIL NIL NIL NIL NIL)'
         b' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 9 0)'
-        b'("application" "pdf" ("name" "x.pdf") NIL NIL "base64" 8) "mixed") 13)'
+        b'("application" "pdf" ("name" "x.pdf") NIL NIL "base64" 8) "mixed") 14)'
         b'("image" "png" NIL "<dot@example.org>" NIL "base64" 12) "mixed")'
     )
     assert info.to == 'Bob <bob@example.net>, Carol, C. <carol@example.net>'
@@ -440,7 +492,7 @@ INNER_MESSAGE = (
     b"From: carol@example.net\r\nSubject: Inner\r\nContent-Type: multipart/mixed; boundary=b3\r\n\r\n"
     b"--b3\r\n\r\ninner one\r\n--b3\r\nContent-Type: application/pdf; name=x.pdf\r\n"
     b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=x.pdf\r\n\r\n"
-    b"JVBERi0=\r\n--b3--"
+    b"JVBERi0=\r\n--b3--\r\n"  # the CRLF after a close delimiter stays with it, as in Dovecot
 )
 
 
@@ -449,7 +501,7 @@ INNER_MESSAGE = (
     ((1,), "MIME", b"Content-Type: text/plain; charset=utf-8\r\n\r\n"),
     ((2,), None, b"--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner\r\n"
                  b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-                 b"<b>caf=C3=A9</b>\r\n--inner--"),
+                 b"<b>caf=C3=A9</b>\r\n--inner--\r\n"),
     ((2, 1), None, b"plain"),
     ((2, 2), None, b"<b>caf=C3=A9</b>"),
     ((2, 2), "MIME", b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'),
