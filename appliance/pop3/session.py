@@ -189,12 +189,12 @@ class Pop3Session:
 
     def cmd_AUTH(self, command: Command) -> None:
         """RFC 5034 §4, PLAIN only (RFC 4616)."""
+        self._require_login_allowed()
         if command.text is None:
             self._send_lines(replies.sasl_mechanisms())
             return
         if command.text != "PLAIN":
             raise CommandSyntaxError(replies.ERR_UNSUPPORTED_MECHANISM)
-        self._require_login_allowed()
         response = command.initial
         if response is None:
             response = self._sasl_response()

@@ -63,6 +63,8 @@ def test_passwords_are_refused_without_tls_even_on_loopback(server, alice):
     c = Pop3Wire.open(server, "pop3")
     c.transact(f"USER {ALICE}", R.ERR_TLS_REQUIRED)
     c.transact("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode(), R.ERR_TLS_REQUIRED)
+    c.transact("AUTH PLAIN", R.ERR_TLS_REQUIRED)
+    c.transact("AUTH", R.ERR_TLS_REQUIRED)
 
 
 def test_plaintext_allowed_by_config_for_loopback(make_server):
