@@ -7,7 +7,7 @@ import pytest
 
 from appliance.pop3 import replies as R
 from tests.conftest import PASSWORD
-from tests.protocol.pop3_wire import VerifiedPOP3, deliver, inbox
+from tests.protocol.pop3_wire import VerifiedPOP3, deliver, inbox, wait_for_pop3_sessions_to_end
 
 ALICE = "alice@example.org"
 MESSAGES = [
@@ -108,6 +108,7 @@ def test_closing_without_quit_keeps_the_mail(server, alice):
     client.dele(1)
     client.dele(2)
     client.close()  # the connection drops; UPDATE is never entered
+    wait_for_pop3_sessions_to_end(server)
     second = VerifiedPOP3(server, "pop3s")
     second.user(ALICE)
     second.pass_(PASSWORD)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import poplib
 import socket
+import time
 
 from appliance.pop3 import replies
 from appliance.store.models import Delivery
@@ -122,3 +123,11 @@ def deliver(server, user, *raws: bytes) -> None:
 def inbox(server, user) -> list:
     """The messages now in the user's INBOX (store rows)."""
     return server.store.list_messages(server.store.get_mailbox(user.id, "INBOX").id)
+
+
+def wait_for_pop3_sessions_to_end(server, timeout: float = 10.0) -> None:
+    """Block until the server has finished every POP3 session (after a client dropped)."""
+    deadline = time.monotonic() + timeout
+    while any(info.listener in ("pop3", "pop3s") for info in server.ctx.registry.list()):
+        assert time.monotonic() < deadline, "a POP3 session did not end"
+        time.sleep(0.02)

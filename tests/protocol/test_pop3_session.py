@@ -1,14 +1,13 @@
 """POP3 conversations over real sockets: states, every verb, errors, limits, STLS, SASL."""
 
 import base64
-import time
 
 import pytest
 
 from appliance.pop3 import replies as R
 from appliance.store.models import Delivery
 from tests.conftest import PASSWORD
-from tests.protocol.pop3_wire import Pop3Wire, deliver, inbox
+from tests.protocol.pop3_wire import Pop3Wire, deliver, inbox, wait_for_pop3_sessions_to_end
 
 ALICE = "alice@example.org"
 MSG1 = b"From: bob@example.org\r\nSubject: one\r\n\r\nfirst line\r\n.starts with a dot\r\n..two dots\r\n.\r\nlast\r\n"
@@ -324,7 +323,7 @@ def test_a_dropped_connection_deletes_nothing(server, alice):
     c.transact("DELE 1", R.OK_DELETED)
     c.transact("DELE 2", R.OK_DELETED)
     c.close()
-    time.sleep(0.3)
+    wait_for_pop3_sessions_to_end(server)
     assert len(inbox(server, alice)) == 3
 
 
@@ -358,9 +357,7 @@ def test_retr_sets_seen_even_when_the_client_drops(server, alice):
     c.transact("RETR 1", "+OK *")
     c.multiline()
     c.close()
-    deadline = time.time() + 5
-    while "\\Seen" not in inbox(server, alice)[0].flags and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_pop3_sessions_to_end(server)
     assert "\\Seen" in inbox(server, alice)[0].flags
 
 
