@@ -274,8 +274,10 @@ class SmtpSession:
         if isinstance(cmd, InvalidCommand) and cmd.verb in ("", "BDAT"):
             # No usable verb; or a BDAT whose size we cannot read, so the chunk that follows
             # cannot be framed: answer, then close (STYLE §6).
-            self.reply(cmd.reply)
-            self.done = cmd.verb == "BDAT"
+            if cmd.verb == "BDAT":
+                self.fatal(cmd.reply)
+            else:
+                self.reply(cmd.reply)
             return
         if cmd.verb not in LEGAL[self.state]:
             if isinstance(cmd, Bdat):
@@ -302,6 +304,8 @@ class SmtpSession:
     def _loggable(cmd: Command, line: bytes) -> str:
         if isinstance(cmd, Auth):
             return f"AUTH {cmd.mechanism}" + (" ***" if cmd.initial is not None else "")
+        if cmd.verb == "AUTH":  # a malformed AUTH may still carry a secret
+            return "AUTH ***"
         return line.rstrip(b"\r\n")[:200].decode("utf-8", "backslashreplace")
 
     # -- replies ----------------------------------------------------------------------------

@@ -288,3 +288,11 @@ def test_blocked_address_gets_temporary_failure(office):
     c.transact(R.R454_AUTH_TEMPORARY, f"AUTH PLAIN {plain(ALICE)}")
     office.ctx.auth.unblock("127.0.0.1")
     c.transact(R.R235_AUTH_OK, f"AUTH PLAIN {plain(ALICE)}")
+
+
+def test_malformed_auth_line_is_not_recorded(office):
+    c = Wire.open(office, "smtps")
+    c.ehlo()
+    c.transact(R.R501_AUTH_SYNTAX, f"AUTH PLAIN {plain(ALICE)} extra")
+    [info] = [i for i in office.ctx.registry.list() if i.listener == "smtps"]
+    assert PASSWORD not in info.last_command and plain(ALICE) not in info.last_command
