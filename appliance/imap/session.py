@@ -31,7 +31,7 @@ from appliance.imap.matcher import Candidate, Context, matches, needs_headers
 from appliance.imap.parse import InvalidCommand, SequenceSet, parse_command
 from appliance.imap.reader import CommandReader
 from appliance.imap.replies import Atom
-from appliance.imap.search import uses_modseq
+from appliance.imap.search import Key, uses_modseq
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StoreError
 from appliance.store.events import MailboxChanged, Overflowed
@@ -772,14 +772,22 @@ class ImapSession:
             else:
                 if raw is None:
                     raw = self.store.get_raw(row.blob_id)
+                # the MIME tree is only needed to cut a part out, not for the whole message
+                if info is None and _needs_structure(att):
                     info = mime.MessageInfo.from_json(parsed.info_json)
                 out.append(key + b" " + self._section_value(att, raw, info))
         return out
 
     def _section_value(self, att, raw: bytes, info) -> bytes:
         name = att.name
-        if name == "RFC822":
-            return replies.literal(raw)
+        if name == "RFC822" or not _needs_structure(att):
+            data = raw
+            if att.partial is not None:
+                origin, count = att.partial
+                data = data[origin:origin + count]
+            if name == "BINARY.SIZE":
+                return b"%d" % len(raw)
+            return (b"~" if name == "BINARY" and b"\x00" in data else b"") + replies.literal(data)
         if name == "RFC822.HEADER":
             return replies.literal(mime.section(raw, info, (), "HEADER"))
         if name == "RFC822.TEXT":
@@ -893,15 +901,19 @@ class ImapSession:
         with_modseq = uses_modseq(program.criteria)
         if with_modseq:
             self.condstore = True
+        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
+                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
         rows = self.store.list_messages(sel.mailbox_id)
         live = {u for u in sel.uids if u not in sel.gone}
+        # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
+        for key in program.criteria.keys:
+            if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
+                live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
         rows = [r for r in rows if r.uid in live]
         infos = {}
         if needs_headers(program.criteria) and rows:
             parsed = self.store.get_parsed(r.blob_id for r in rows)
             infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
-        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
-                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
         hits = []
         for row in rows:
             candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
@@ -1018,6 +1030,15 @@ class ImapSession:
         sel.recent -= doomed
         sel.gone.clear()
         sel.renumbered()
+
+
+def _needs_structure(att) -> bool:
+    """Whether a FETCH item cuts into the MIME tree (BODY[] / BINARY[] of the whole message do not)."""
+    if att.name == "RFC822":
+        return False
+    if att.name in ("RFC822.HEADER", "RFC822.TEXT"):
+        return True
+    return att.section is not None and bool(att.section.part or att.section.text)
 
 
 def _copyuid(uidvalidity: int, pairs) -> str | None:
