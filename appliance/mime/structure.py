@@ -25,7 +25,8 @@ class Part:
 
     Offsets satisfy header_start <= body_start <= body_end <= len(raw). The header runs
     from header_start to body_start and includes the blank line that ends it; the body
-    of a part inside a multipart excludes the CRLF that precedes the next boundary.
+    of a part inside a multipart excludes the CRLF that precedes the next boundary
+    (except after a nested close delimiter, see _ends_closed).
     String fields hold the raw header bytes decoded as latin-1 (lossless), so IMAP can
     give them back byte for byte.
     """
