@@ -3,14 +3,16 @@
 Three kinds, as in the other protocol packages:
 
 - `UserError`: the client asked for something that cannot be done right now
-  (no such message, message already deleted). Answered with -ERR, logged at
-  info, and not counted against the session's error limit: a client may
-  legitimately ask for a message another session removed.
+  (no such message, message already deleted). Answered with -ERR and not
+  counted against the session's error limit: a client may legitimately ask
+  for a message another session removed.
 - `CommandSyntaxError`: an unknown verb, a bad argument, a verb in the wrong
   state. Answered with -ERR and counted; too many close the session.
+- `AuthFailed`: refused credentials, -ERR [AUTH]; counted, so endless
+  guessing ends the session (the delays themselves come from appliance.auth).
 - `ServerError`: our fault (store failure). Answered with
-  -ERR [SYS/TEMP] and logged with a traceback; the details never reach the
-  client.
+  -ERR [SYS/TEMP]; the session logs the traceback, the client never sees
+  the details.
 """
 
 from __future__ import annotations
