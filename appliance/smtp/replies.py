@@ -77,7 +77,6 @@ R421_TOO_MANY_ERRORS = reply(421, "4.7.0", "Too many errors, closing connection"
 R421_TOO_MANY_MESSAGES = reply(421, "4.7.0", "Too many messages in this session, reconnect")
 R451_LOCAL_ERROR = reply(451, "4.3.0", "Local error in processing, try again later")
 R452_TOO_MANY_RCPTS = reply(452, "4.5.3", "Too many recipients")
-R454_TLS_UNAVAILABLE = reply(454, "4.7.0", "TLS not available")
 R454_AUTH_TEMPORARY = reply(454, "4.7.0", "Temporary authentication failure")
 
 # --- 5xx: syntax ----------------------------------------------------------
@@ -171,14 +170,14 @@ def ehlo_reply(
     client_name: str,
     *,
     size_limit: int,
-    tls_available: bool,
     is_tls: bool,
     authenticated: bool,
     plaintext_auth_allowed: bool,
 ) -> Reply:
     """The EHLO reply as a pure function of the session's situation (RFC 5321 §4.1.1.1).
 
-    STARTTLS is offered only outside TLS (RFC 3207 §4.2: never again once inside);
+    STARTTLS is offered only outside TLS (RFC 3207 §4.2: never again once inside; the
+    server always has a certificate, self-signed at first start);
     AUTH only inside TLS unless plaintext is allowed for this client, and not after
     a successful AUTH (RFC 4954 §4: a second AUTH is refused).
     """
@@ -193,7 +192,7 @@ def ehlo_reply(
         "ENHANCEDSTATUSCODES",
         "DSN",
     ]
-    if tls_available and not is_tls:
+    if not is_tls:
         lines.append("STARTTLS")
     if (is_tls or plaintext_auth_allowed) and not authenticated:
         lines.append("AUTH PLAIN LOGIN")

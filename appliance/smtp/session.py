@@ -351,7 +351,6 @@ class SmtpSession:
         self.reply(R.ehlo_reply(
             self.ctx.hostname, cmd.name,
             size_limit=self.ctx.config.limits.message_size,
-            tls_available=self.ctx.tls is not None,
             is_tls=self.conn.is_tls,
             authenticated=self.user is not None,
             plaintext_auth_allowed=self.plaintext_auth_allowed,
@@ -424,8 +423,6 @@ class SmtpSession:
         sent before it (a pipelined command in the same packet) is ever read."""
         if self.conn.is_tls:
             raise UserError(R.R503_TLS_ACTIVE)
-        if self.ctx.tls is None:
-            raise UserError(R.R454_TLS_UNAVAILABLE)
         self.conn.write(format_reply(R.R220_READY_TLS))
         self.conn.start_tls()  # flushes our reply, discards buffered plaintext
         self.client_name, self.esmtp, self.user = "", False, None

@@ -290,3 +290,26 @@ def test_shutdown_lets_the_message_in_flight_finish(alice):
     assert c.is_closed()
     stopper.join(10)
     assert not stopper.is_alive()
+
+
+def test_store_failure_gives_451_and_the_session_goes_on(alice, monkeypatch):
+    real_deliver = alice.store.deliver
+    calls = []
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return real_deliver(*args, **kwargs)
+
+    monkeypatch.setattr(alice.store, "deliver", failing_once)
+    c = Wire.open(alice)
+    start_data(c)
+    c.send_raw(b"Subject: unlucky\r\n\r\nx\r\n.\r\n")
+    c.expect(R.R451_LOCAL_ERROR)  # generic text: no exception details for the client
+    c.transact(R.R250_SENDER_OK, "MAIL FROM:<sender@remote.test>")
+    c.transact(R.R250_RCPT_OK, f"RCPT TO:<{ALICE}>")
+    c.transact(R.R354_START_DATA, "DATA")
+    c.send_raw(b"Subject: retry\r\n\r\nx\r\n.\r\n")
+    c.expect("250 *")
+    assert [b"retry" in m for m in inbox(alice, ALICE)] == [True]

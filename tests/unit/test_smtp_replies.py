@@ -35,7 +35,7 @@ def test_every_named_reply_is_well_formed():
 
 
 def _ehlo(**kw):
-    situation = dict(size_limit=1000, tls_available=True, is_tls=False, authenticated=False, plaintext_auth_allowed=False)
+    situation = dict(size_limit=1000, is_tls=False, authenticated=False, plaintext_auth_allowed=False)
     situation.update(kw)
     return R.ehlo_reply("mx.example", "client.example", **situation)
 
@@ -59,10 +59,6 @@ def test_ehlo_after_auth_offers_no_auth():
 
 def test_ehlo_plaintext_auth_when_allowed():
     assert "AUTH PLAIN LOGIN" in _ehlo(plaintext_auth_allowed=True).lines
-
-
-def test_ehlo_without_tls_context():
-    assert "STARTTLS" not in _ehlo(tls_available=False).lines
 
 
 def test_ehlo_wire_form():
