@@ -173,8 +173,8 @@ def _ends_closed(raw: bytes, part: Part, end: int) -> bool:
     while True:
         if part.message is not None:
             part = part.message
-        elif part.is_multipart:
-            close = b"--" + part.params.get("boundary", "").encode("latin-1") + b"--"
+        elif part.is_multipart and part.params.get("boundary"):
+            close = b"--" + part.params["boundary"].encode("latin-1") + b"--"
             stop = end
             while stop > part.body_start and raw[stop - 1] in b" \t":  # transport padding
                 stop -= 1
