@@ -215,6 +215,13 @@ class ImapSession:
             self._sync_quietly()
             self.send(replies.response(tag, exc.status, exc.text, exc.code))
             return True
+        except StoreError as exc:
+            # a store refusal (a mailbox vanished meanwhile, quota) carries user-fit text
+            self._sync_quietly()
+            code = {QuotaExceeded: "OVERQUOTA", NotFound: "NONEXISTENT", AlreadyExists: "ALREADYEXISTS",
+                    InvalidName: "CANNOT"}.get(type(exc))
+            self.send(replies.no(tag, str(exc), code))
+            return True
         except MailboxGone:
             self.send(replies.bye("Selected mailbox was deleted"))
             return False
@@ -414,12 +421,7 @@ class ImapSession:
 
     def cmd_CREATE(self, cmd) -> None:
         name = self._new_name(cmd.mailbox)
-        try:
-            self.store.create_mailbox(self.user.id, name)
-        except AlreadyExists as exc:
-            raise UserError("Mailbox already exists", "ALREADYEXISTS") from exc
-        except InvalidName as exc:
-            raise UserError(str(exc), "CANNOT") from exc
+        self.store.create_mailbox(self.user.id, name)
         self.ok(cmd, "CREATE completed")
 
     def _new_name(self, name: str) -> str:
@@ -453,12 +455,7 @@ class ImapSession:
     def cmd_RENAME(self, cmd) -> None:
         source = self._mailbox(cmd.old)
         target = self._new_name(cmd.new)
-        try:
-            self.store.rename_mailbox(self.user.id, source.name, target)
-        except AlreadyExists as exc:
-            raise UserError("Target mailbox already exists", "ALREADYEXISTS") from exc
-        except InvalidName as exc:
-            raise UserError(str(exc), "CANNOT") from exc
+        self.store.rename_mailbox(self.user.id, source.name, target)
         self.ok(cmd, "RENAME completed")
 
     def cmd_SUBSCRIBE(self, cmd) -> None:
@@ -467,10 +464,7 @@ class ImapSession:
         self.ok(cmd, "SUBSCRIBE completed")
 
     def cmd_UNSUBSCRIBE(self, cmd) -> None:
-        try:
-            self.store.set_subscribed(self.user.id, cmd.mailbox, False)
-        except InvalidName as exc:
-            raise UserError(str(exc), "NONEXISTENT") from exc
+        self.store.set_subscribed(self.user.id, cmd.mailbox, False)
         self.ok(cmd, "UNSUBSCRIBE completed")
 
     def cmd_LIST(self, cmd) -> None:
@@ -556,10 +550,7 @@ class ImapSession:
             raise UserError("Empty message")
         flags = [f for f in cmd.flags if f != "\\Recent"]
         when = cmd.date.timestamp() if cmd.date else None
-        try:
-            uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when)
-        except QuotaExceeded as exc:
-            raise UserError("Quota exceeded", "OVERQUOTA") from exc
+        uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when)
         self.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {uid}")
 
     def cmd_NAMESPACE(self, cmd) -> None:

@@ -106,6 +106,10 @@ def test_namespace_and_quota(server):
     assert lines[0] == b'* QUOTAROOT "INBOX" ""'
     assert lines[1].startswith(b'* QUOTA "" (STORAGE 6 10240)')
     assert conv.transact("OK", 'GETQUOTA ""') == lines[1:]
+    big = b"Subject: big\r\n\r\n" + b"z" * (10 * 1024 * 1024)
+    conv.send(b"a1 APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
+    _, tagged = conv.read_until("a1")
+    assert tagged.startswith(b"a1 NO [OVERQUOTA]")
     unlimited = session(server, "free@example.org")
     assert unlimited.transact("OK", "GETQUOTAROOT INBOX") == [b'* QUOTAROOT "INBOX"']
     unlimited.transact("NO", 'GETQUOTA ""')

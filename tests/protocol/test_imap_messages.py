@@ -79,6 +79,30 @@ def test_envelope_bodystructure_and_sections(server):
     assert b"FLAGS (\\Recent \\Seen)" in line
 
 
+FORWARD = (
+    b"From: Dan <dan@example.net>\r\nTo: alice@example.org\r\nSubject: Fwd: report\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=OUT\r\n\r\n"
+    b"--OUT\r\nContent-Type: text/plain\r\n\r\nForwarding this.\r\n"
+    b"--OUT\r\nContent-Type: message/rfc822\r\n\r\n" + MULTIPART + b"\r\n--OUT--\r\n"
+)
+
+
+def test_nested_parts_of_a_forwarded_message(server):
+    conv = selected(server, FORWARD)
+    (line,) = fetch(conv, "FETCH 1 BODY.PEEK[2.HEADER.FIELDS (FROM)]")
+    assert line.endswith(b"{35}\r\nFrom: Carol <carol@example.net>\r\n\r\n)")
+    (line,) = fetch(conv, "FETCH 1 BODY.PEEK[2.1]")
+    assert line.endswith(b"BODY[2.1] {35}\r\nSee the attached quarterly numbers.)")
+    (line,) = fetch(conv, "FETCH 1 BINARY.PEEK[2.2]")
+    assert line.endswith(b"~{13}\r\n\x00\x01binary\xffdata)")
+    (line,) = fetch(conv, "FETCH 1 BODY.PEEK[2.2.MIME]")
+    assert b"Content-Transfer-Encoding: base64" in line
+    (line,) = fetch(conv, "FETCH 1 BODY.PEEK[2.TEXT]<0.4>")
+    assert line.endswith(b"BODY[2.TEXT]<0> {4}\r\n--XX)")
+    (line,) = fetch(conv, "FETCH 1 BODYSTRUCTURE")
+    assert b'"message" "rfc822"' in line
+
+
 def test_rfc822_header_text_and_macros(server):
     raw = message("macro")
     conv = selected(server, raw)
