@@ -166,6 +166,10 @@ class ImapSession:
                     self.conn.flush()
         except IdleTimeout:
             self.send(replies.BYE_TIMEOUT)
+        except ConnectionClosed:
+            if self.conn.stopping:
+                self.send(replies.BYE_SHUTDOWN)  # RFC 3501 §7.1.5; flushed below if the socket lives
+            raise
         finally:
             if self.events is not None:
                 self.events.close()

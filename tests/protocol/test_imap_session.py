@@ -181,3 +181,15 @@ def test_imaps_speaks_tls_from_the_start(server):
         data = raw.recv(100)
         assert not data.startswith(b"* OK")
         raise ConnectionError("no plaintext greeting, as expected")
+
+
+def test_silent_clients_are_told_bye(make_server):
+    srv = make_server(limits={"idle_timeout_unauthenticated": 0.3}, imap={"idle_timeout": 0.5})
+    srv.store.add_domain("example.org")
+    conv = Conversation.open(srv)
+    assert conv.line().startswith(b"* BYE")
+    conv = session(srv)
+    conv.transact("OK", "SELECT INBOX")
+    conv.send("i1 IDLE")
+    assert conv.line() == b"+ idling"
+    assert conv.line().startswith(b"* BYE")  # even while idling
