@@ -497,3 +497,27 @@ def test_auth_exchange_answers_are_never_recorded(server, alice):
     c.transact("AUTH PLAIN " + plain_b64("", ALICE, PASSWORD), R.OK_LOGGED_IN)
     (info,) = [i for i in server.ctx.registry.list() if i.listener == "pop3s"]
     assert PASSWORD not in info.last_command and info.last_command == "AUTH ***"
+
+
+def test_a_failed_deletion_is_reported_and_deletes_nothing(server, alice, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(server.store, "delete_messages", broken)
+    c = login(server)
+    c.transact("DELE 1", R.OK_DELETED)
+    c.transact("QUIT", R.ERR_QUIT_FAILED)
+    assert c.closed()
+    assert len(inbox(server, alice)) == 3
+
+
+def test_a_store_failure_is_a_temporary_error_and_the_session_goes_on(server, alice, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("I/O error")
+
+    c = login(server)
+    monkeypatch.setattr(server.store, "get_message_raw", broken)
+    c.transact("RETR 1", R.ERR_SYS_TEMP)
+    monkeypatch.undo()
+    c.transact("RETR 1", "+OK *")
+    assert c.multiline()[1] == b"Subject: one"
