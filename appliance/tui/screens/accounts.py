@@ -34,7 +34,6 @@ class AccountsScreen(AdminScreen):
                 yield DataTable(id="account-aliases", cursor_type="row")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#account-users", DataTable).add_columns("Address", "Used", "Quota", "Created")
         self.query_one("#account-domains", DataTable).add_columns("Domain")
         self.query_one("#account-aliases", DataTable).add_columns("Alias", "Delivers to")

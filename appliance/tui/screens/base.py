@@ -118,10 +118,11 @@ class AdminScreen(Screen):
         if self.app.admin is not None:
             self.reload()
 
-    def call_admin(self, method: str, *args, then=None, done: str | None = None, exclusive: bool = True) -> None:
+    def call_admin(self, method: str, *args, then=None, done=None, exclusive: bool = True) -> None:
         """Call an admin method in a thread worker; ``then(result)`` runs on the UI thread.
 
-        Calls of the same method are exclusive by default: a newer reload replaces an older one.
+        ``done`` is a notification (text, or a function of the result). Calls of the same
+        method are exclusive by default: a newer reload replaces an older one.
         """
         admin = self.app.admin
 

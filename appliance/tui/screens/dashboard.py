@@ -40,7 +40,6 @@ class DashboardScreen(AdminScreen):
                 yield Sparkline([], id="out-spark")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#listeners", DataTable).add_columns("Listener", "Address", "TLS", "State")
 
     def reload(self) -> None:

@@ -30,12 +30,11 @@ class LogScreen(AdminScreen):
         yield log
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#log", RichLog).focus()
 
     def _line(self, line: dict) -> Text:
         when = models.clock_time(line["time"], self.app.now())
-        name = line["name"].removeprefix("kotakpos.") or "server"
+        name = line["name"].partition(".")[2] or "server"   # kotakpos.net -> net
         return Text(f"{when} {line['level']:<7} {name:<6} {line['message']}", style=LEVEL_STYLES.get(line["level"], ""))
 
     def reload(self) -> None:

@@ -33,7 +33,7 @@ class MailboxesScreen(AdminScreen):
     MODE = "mailboxes"
     WATCHES = frozenset({"mailbox", "accounts"})
     BINDINGS = [
-        Binding("enter", "read", "Read"),
+        Binding("r", "read", "Read"),
         Binding("x", "delete", "Delete msg"),
         Binding("tab", "app.focus_next", "Next pane"),
     ]
@@ -57,7 +57,6 @@ class MailboxesScreen(AdminScreen):
             yield messages
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#users", DataTable).add_columns("Address", "Usage")
         self.query_one("#folders", DataTable).add_columns("Folder", "Msgs", "New", "Size")
         self.query_one("#messages", DataTable).add_columns("From", "Subject", "Date", "Size", "Flags")

@@ -1,7 +1,8 @@
 """Queue: relay entries with retry, hold, release and delete, fast with 10,000 rows.
 
-Reloads are diffs: the worker fetches and formats the rows, the UI thread touches only
-the rows that changed, so a queue event costs little however long the queue is.
+The table holds one page of the (filtered) queue: a terminal shows a screenful anyway,
+and a table of ten thousand rows takes seconds to build. Reloads are diffs, so a queue
+event touches only the rows that changed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, TextScreen
@@ -19,7 +20,14 @@ from appliance.tui.screens.base import AdminScreen
 COLUMNS = (("", "mark"), ("ID", "id"), ("Recipient", "recipient"), ("Domain", "domain"), ("State", "state"),
            ("Tries", "attempts"), ("Next try", "next"), ("Queued", "created"), ("Last error", "error"))
 LIMIT = 10000           # rows fetched: the admin API's own bound
-REBUILD_OVER = 200      # with more removals than this, rebuilding the table is faster than removing rows
+PAGE = 500              # rows in the table at once
+REBUILD_OVER = 100      # with more removals than this, rebuilding the table is faster than removing rows
+
+
+def entry_matches(q: dict, text: str) -> bool:
+    """Every word of the filter appears in the recipient, sender, state or last error."""
+    haystack = f"{q['recipient']} {q['sender']} {q['state']} {q['last_error']}".lower()
+    return all(word in haystack for word in text.lower().split())
 
 
 class QueueScreen(AdminScreen):
@@ -27,29 +35,36 @@ class QueueScreen(AdminScreen):
     WATCHES = frozenset({"queue"})
     BINDINGS = [
         Binding("space", "mark", "Mark"),
-        Binding("r", "retry", "Retry now"),
+        Binding("a", "mark_all", "Mark all"),
+        Binding("r", "retry", "Retry"),
         Binding("h", "hold", "Hold"),
         Binding("e", "release", "Release"),
         Binding("x", "delete", "Delete"),
-        Binding("enter", "show", "Details"),
+        Binding("i", "show", "Details"),
+        Binding("slash", "filter", "Filter"),
+        Binding("right_square_bracket", "page(1)", "Next page"),
+        Binding("left_square_bracket", "page(-1)", "Prev page"),
+        Binding("escape", "focus_table", "To table", show=False),
     ]
 
     def __init__(self):
         super().__init__()
-        self._rows: dict[str, tuple] = {}       # queue id -> the cells shown (without the mark)
-        self._marked: set[str] = set()          # ids marked with space; actions apply to them
-        self._entries: list[dict] = []          # the last fetch, for the summary line
+        self._entries: list[dict] = []          # the last fetch, in the admin API's order
+        self._matching: list[dict] = []         # the entries that pass the filter
+        self._page = 0                          # which PAGE of the matching entries the table shows
+        self._rows: dict[str, tuple] = {}       # queue id -> the cells the table shows (without the mark)
+        self._marked: set[str] = set()          # ids marked with space or 'a'; actions apply to them
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="queue-summary")
-        table = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield Input(placeholder="filter: recipient, sender, state or error words; / to edit", id="queue-filter")
+        yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
         table = self.query_one("#queue", DataTable)
         for label, key in COLUMNS:
             table.add_column(label, key=key)
+        table.focus()
 
     # -- data ----------------------------------------------------------------------------
 
@@ -57,8 +72,18 @@ class QueueScreen(AdminScreen):
         self.call_admin("queue", LIMIT, then=self._show)
 
     def _show(self, entries: list[dict]) -> None:
+        self._entries = entries
+        self._marked &= {str(q["id"]) for q in entries}
+        self._show_page()
+
+    def _show_page(self) -> None:
+        text = self.query_one("#queue-filter", Input).value
+        self._matching = [q for q in self._entries if entry_matches(q, text)] if text.strip() else self._entries
+        pages = max(1, -(-len(self._matching) // PAGE))
+        self._page = min(self._page, pages - 1)
         now = self.app.now()
-        rows = {str(q["id"]): models.queue_cells(q, now)[1:] for q in entries}
+        shown = self._matching[self._page * PAGE:(self._page + 1) * PAGE]
+        rows = {str(q["id"]): models.queue_cells(q, now) for q in shown}
         table = self.query_one("#queue", DataTable)
         gone = self._rows.keys() - rows.keys()
         if len(gone) > REBUILD_OVER:
@@ -67,40 +92,45 @@ class QueueScreen(AdminScreen):
         else:
             for key in gone:
                 table.remove_row(key)
-                self._rows.pop(key)
-        new = []
         for key, cells in rows.items():
             old = self._rows.get(key)
             if old is None:
-                new.append((key, cells))
+                table.add_row(self._mark(key), *cells, key=key)
             elif old != cells:
                 for (_, column), before, after in zip(COLUMNS[1:], old, cells):
                     if before != after:
                         table.update_cell(key, column, after)
-        for key, cells in new:
-            table.add_row(self._mark(key), *cells, key=key)
         self._rows = rows
-        self._marked &= rows.keys()
-        self._entries = entries
-        self._show_summary()
+        self._show_summary(pages)
 
     def _mark(self, key: str) -> str:
         return "*" if key in self._marked else " "
 
-    def _show_summary(self) -> None:
+    def _show_summary(self, pages: int) -> None:
         by_state: dict[str, int] = {}
         for q in self._entries:
             by_state[q["state"]] = by_state.get(q["state"], 0) + 1
         states = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
         oldest = min((q["created"] for q in self._entries), default=None)
-        text = f"[b]{len(self._entries)}[/b] entries" + (f" ({states})" if states else " - the queue is empty")
+        text = f"[b]{len(self._entries)}[/b] entries" + (f" ({states})" if states else ": the queue is empty")
         if oldest:
             text += f", oldest {models.duration(self.app.now() - oldest)}"
         if len(self._entries) >= LIMIT:
-            text += f"; showing the first {LIMIT}"
+            text += f" (first {LIMIT})"
+        if len(self._matching) != len(self._entries):
+            text += f"; {len(self._matching)} match"
+        if pages > 1:
+            text += f"; page {self._page + 1}/{pages}"
         if self._marked:
             text += f"; [b]{len(self._marked)} marked[/b]"
         self.query_one("#queue-summary", Static).update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._page = 0
+        self._show_page()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_focus_table()
 
     # -- actions -------------------------------------------------------------------------
 
@@ -119,7 +149,27 @@ class QueueScreen(AdminScreen):
         self._marked ^= {key}
         table.update_cell(key, "mark", self._mark(key))
         table.action_cursor_down()
-        self._show_summary()
+        self._show_page()
+
+    def action_mark_all(self) -> None:
+        """Mark every entry that passes the filter (on all pages); again to unmark them."""
+        keys = {str(q["id"]) for q in self._matching}
+        self._marked = self._marked - keys if keys <= self._marked else self._marked | keys
+        table = self.query_one("#queue", DataTable)
+        for key in self._rows:
+            table.update_cell(key, "mark", self._mark(key))
+        self._show_page()
+
+    def action_page(self, step: int) -> None:
+        self._page = max(0, self._page + step)
+        self._show_page()
+        self.query_one("#queue", DataTable).move_cursor(row=0)
+
+    def action_filter(self) -> None:
+        self.query_one("#queue-filter", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#queue", DataTable).focus()
 
     def _apply(self, method: str, verb: str) -> None:
         ids = self._targets()

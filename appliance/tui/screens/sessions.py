@@ -43,7 +43,6 @@ class SessionsScreen(AdminScreen):
             yield blocked
 
     def on_mount(self) -> None:
-        super().on_mount()
         table = self.query_one("#sessions", DataTable)
         for label, key in COLUMNS:
             table.add_column(label, key=key)

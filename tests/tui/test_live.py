@@ -1,0 +1,240 @@
+"""The TUI against a live server: what an administrator sees and does, through Pilot."""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import socket
+import time
+import uuid
+
+from textual.widgets import DataTable, RichLog
+
+from appliance.server import ADMIN_SOCKET
+from appliance.store.models import Delivery, QueueEntry
+from appliance.tui.app import attach, in_process
+from appliance.tui.screens.base import Banner
+from tests.conftest import PASSWORD
+from tests.tui.conftest import session_key, stop_relay, table_keys, wait_for
+
+MESSAGE = (b"From: Bob <bob@example.net>\r\nTo: anna@example.org\r\nSubject: quarterly figures\r\n"
+           b"Date: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <q1@example.net>\r\n\r\n"
+           b"The numbers are in the attachment.\r\n")
+
+
+def log_text(log: RichLog) -> str:
+    return "\n".join(strip.text for strip in log.lines)
+
+
+async def test_session_appears_within_a_second_and_disappears_on_close(tui_app, office):
+    async with tui_app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("2")
+        table = tui_app.screen.query_one("#sessions", DataTable)
+        client = office.connect("imap")
+        client.recv(1000)
+        key = await wait_for(pilot, lambda: session_key(table, client), timeout=1.0, what="the session row")
+        assert table.get_row(key)[1] == "imap"
+        client.close()
+        await wait_for(pilot, lambda: key not in table_keys(table), timeout=1.0, what="the row to go")
+
+
+async def test_following_a_session_shows_its_commands_without_secrets(tui_app, office):
+    if office.store.get_user("anna@example.org") is None:
+        office.add_user("anna@example.org")
+    async with tui_app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("2")
+        table = tui_app.screen.query_one("#sessions", DataTable)
+        client = office.connect("imap")
+        client.recv(1000)
+        key = await wait_for(pilot, lambda: session_key(table, client), what="the session row")
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("f")
+        follow = tui_app.screen.query_one("#follow", RichLog)
+        client.sendall(b"a1 NOOP\r\n")
+        client.recv(1000)
+        client.sendall(f'a2 LOGIN anna@example.org "{PASSWORD}"\r\n'.encode())
+        client.recv(1000)
+        client.sendall(b"a3 NOOP\r\n")
+        client.recv(1000)
+        await wait_for(pilot, lambda: log_text(follow).count("NOOP") == 2, what=lambda: f"two NOOPs in {log_text(follow)!r}")
+        assert "LOGIN" in log_text(follow)
+        assert PASSWORD not in log_text(follow)
+        client.close()
+        await wait_for(pilot, lambda: "session closed" in log_text(follow), what="the close")
+
+
+async def test_disconnecting_a_session_closes_the_client_socket(tui_app, office):
+    async with tui_app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("2")
+        table = tui_app.screen.query_one("#sessions", DataTable)
+        client = office.connect("imap", timeout=3.0)
+        client.recv(1000)
+        key = await wait_for(pilot, lambda: session_key(table, client), what="the session row")
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("k")
+        await wait_for(pilot, lambda: key not in table_keys(table), what="the row to go")
+        received = b""
+        while chunk := client.recv(1000):   # a BYE may come first; then the end of the stream
+            received += chunk
+        assert chunk == b""
+        client.close()
+
+
+def queue_one(office, recipient: str) -> int:
+    office.store.deliver(MESSAGE, [], [QueueEntry("anna@example.org", recipient)])
+    [entry] = [q for q in office.store.list_queue() if q.recipient == recipient]
+    return entry.id
+
+
+async def test_a_queued_message_appears_and_retry_reaches_the_server(tui_app, office):
+    async with tui_app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("3")
+        table = tui_app.screen.query_one("#queue", DataTable)
+        recipient = f"carol-{uuid.uuid4().hex[:8]}@example.net"
+        queue_id = queue_one(office, recipient)
+        await wait_for(pilot, lambda: str(queue_id) in table_keys(table), what="the queue row")
+        table.move_cursor(row=table.get_row_index(str(queue_id)))
+        assert recipient in table.get_row(str(queue_id))
+        await pilot.press("h")
+        await wait_for(pilot, lambda: table.get_row(str(queue_id))[4] == "held", what="the held row")
+        assert office.store.queue_entry(queue_id).state == "held"
+        with office.store.subscribe() as events:
+            await pilot.press("r")
+            deadline = time.monotonic() + 3
+            seen = []
+            while time.monotonic() < deadline and not any(getattr(e, "kind", "") == "queued" for e in seen):
+                await pilot.pause(0.05)
+                seen += events.drain()
+        assert any(e.kind == "queued" and queue_id in e.ids for e in seen)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: office.store.queue_entry(queue_id).state == "queued", what="the release")
+        await wait_for(pilot, lambda: table.get_row(str(queue_id))[4] == "queued", what="the row's new state")
+
+
+async def test_queue_with_10000_entries_stays_responsive(make_server):
+    office = make_server()
+    stop_relay(office)
+    office.store.deliver(MESSAGE, [], [QueueEntry("anna@example.org", f"u{i}@example.net") for i in range(10000)])
+    office.store.hold_queue([q.id for q in office.store.list_queue()])
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("3")
+        table = app.screen.query_one("#queue", DataTable)
+        summary = app.screen.query_one("#queue-summary")
+        await wait_for(pilot, lambda: table.row_count == 500, timeout=5, what="the first page")
+        assert "10000 entries (10000 held)" in str(summary.render())
+        first = table.ordered_rows[0].key.value
+        start = time.monotonic()
+        await pilot.press("space", "space", "e")        # mark two, release them
+        await wait_for(pilot, lambda: office.store.queue_entry(int(first)).state == "queued", what="the release")
+        await wait_for(pilot, lambda: table.get_row(first)[4] == "queued", what="the updated row")
+        assert time.monotonic() - start < 3.0
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: "page 2/20" in str(summary.render()), what="the second page")
+        # Find one entry among ten thousand and act on it.
+        await pilot.press("slash", *"u9999@", "enter")
+        await wait_for(pilot, lambda: table.row_count == 1, what="the filtered row")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: "3 queued" in str(summary.render()),
+                       what=lambda: f"the release in {summary.render()}")
+        assert [q.recipient for q in office.store.list_queue() if q.state == "queued"] == \
+            ["u0@example.net", "u1@example.net", "u9999@example.net"]
+
+
+async def test_adding_a_user_in_the_form_makes_an_imap_login_work(tui_app, office):
+    async with tui_app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("5", "a")
+        await wait_for(pilot, lambda: tui_app.screen.query("#form"), what="the form")
+        address = f"new-{uuid.uuid4().hex[:8]}@example.org"
+        await pilot.press(*address, "enter", *"s3cret-enough", "enter", "enter")
+        await wait_for(pilot, lambda: office.store.get_user(address) is not None, what="the user")
+    with imaplib.IMAP4_SSL("127.0.0.1", office.port("imaps"), ssl_context=office.tls_context()) as imap:
+        assert imap.login(address, "s3cret-enough")[0] == "OK"
+
+
+async def test_the_user_form_explains_errors_and_stays_open(office):
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("5", "a", *"not-an-address", "ctrl+s")
+        errors = str(app.screen.query_one("#error-address").render())
+        assert "name@example.org" in errors
+        assert "8 characters" in str(app.screen.query_one("#error-password").render())
+        # Valid as typed, refused by the server: its reason is shown and the form stays.
+        await pilot.press(*["backspace"] * 14, *"anna@elsewhere.org", "tab", *"long-enough-1", "ctrl+s")
+        form_error = app.screen.query_one("#form-error")
+        await wait_for(pilot, lambda: "Not saved" in str(form_error.render()), what="the server's refusal")
+        assert "elsewhere.org" in str(form_error.render())
+        assert office.store.get_user("anna@elsewhere.org") is None
+
+
+async def test_mailboxes_show_a_message_to_read_and_delete(office):
+    user = office.add_user("mia@example.org")
+    office.store.deliver(MESSAGE, [Delivery(user.id)])
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("4")
+        messages = app.screen.query_one("#messages", DataTable)
+        await wait_for(pilot, lambda: messages.row_count == 1, what="the message row")
+        assert "quarterly figures" in messages.get_row_at(0)
+        assert "INBOX" in table_keys(app.screen.query_one("#folders", DataTable))
+        await pilot.press("r")
+        viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the message text")
+        assert "The numbers are in the attachment." in viewer.first().text
+        await pilot.press("escape", "x", "y")
+        await wait_for(pilot, lambda: messages.row_count == 0, what="the deletion")
+    mailbox = office.store.get_mailbox(user.id, "INBOX")
+    assert office.store.mailbox_status(mailbox.id).messages == 0
+
+
+async def test_the_log_tails_live_with_a_filter(office):
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("7")
+        log = app.screen.query_one("#log", RichLog)
+        logging.getLogger("kotakpos.test").warning("the disk is getting full")
+        await wait_for(pilot, lambda: "the disk is getting full" in log_text(log), what="the log line")
+        await pilot.press("slash", *"nothing-like-this")
+        await wait_for(pilot, lambda: "the disk" not in log_text(log), what="the filter")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: "the disk is getting full" in log_text(log), what="the line again")
+
+
+async def test_a_server_that_goes_away_is_shown_and_reconnected(make_server):
+    office = make_server()
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        banner = app.screen.query_one(Banner)
+        assert not banner.display
+        office.stop()
+        await wait_for(pilot, lambda: banner.display, what="the banner")
+        assert "UNREACHABLE" in str(banner.render())
+        again = make_server(data_dir=office.data_dir)
+        await wait_for(pilot, lambda: app.connected, timeout=5, what="the reconnection")
+        assert not banner.display
+        await pilot.press("2")
+        table = app.screen.query_one("#sessions", DataTable)
+        client = again.connect("imap")
+        await wait_for(pilot, lambda: session_key(table, client), what="a session on the new server")
+        client.close()
+
+
+async def test_every_screen_action_is_in_the_command_palette(office):
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("3")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Go to Sessions", "Retry now", "Hold", "Release", "Delete"} <= titles
+        await pilot.press("ctrl+p", *"go to log", "enter")
+        await wait_for(pilot, lambda: app.screen.MODE == "log" if hasattr(app.screen, "MODE") else False,
+                       what="the log screen")
