@@ -61,7 +61,8 @@ LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
 COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
 PRELOGIN_LITERAL_LIMIT = 4096
 MAX_UID = 2**32 - 1
-FLUSH_EVERY = 500  # FETCH responses buffered before a flush  # before login only LOGIN needs a literal
+FLUSH_EVERY = 500
+ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox  # FETCH responses buffered before a flush  # before login only LOGIN needs a literal
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
 NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
@@ -691,6 +692,15 @@ class ImapSession:
             out = [sel.uids[n - 1] for n in sorted(picked)]
         return [u for u in out if u not in sel.gone]
 
+    def _rows(self, uids) -> list:
+        """Store rows for these UIDs of the selected mailbox: by UID for a few, else one scan."""
+        uids = set(uids)
+        if not uids:
+            return []
+        if len(uids) <= ROWS_BY_UID_LIMIT:
+            return self.store.messages_by_uid(self.selected.mailbox_id, uids)
+        return [r for r in self.store.list_messages(self.selected.mailbox_id) if r.uid in uids]
+
     # FETCH ----------------------------------------------------------------------
 
     def cmd_FETCH(self, cmd) -> None:
@@ -700,7 +710,7 @@ class ImapSession:
         names = {a.name for a in atts}
         if cmd.changedsince is not None or "MODSEQ" in names:
             self.condstore = True
-        rows = {r.uid: r for r in self.store.list_messages(sel.mailbox_id)} if uids else {}
+        rows = {r.uid: r for r in self._rows(uids)}
         uids = [u for u in uids if u in rows]
         if cmd.changedsince is not None:
             uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
@@ -897,13 +907,12 @@ class ImapSession:
             self.condstore = True
         ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
                       find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
-        rows = self.store.list_messages(sel.mailbox_id)
         live = {u for u in sel.uids if u not in sel.gone}
         # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
         for key in program.criteria.keys:
             if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
                 live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
-        rows = [r for r in rows if r.uid in live]
+        rows = self._rows(live)
         infos = {}
         if needs_headers(program.criteria) and rows:
             parsed = self.store.get_parsed(r.blob_id for r in rows)
