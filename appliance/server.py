@@ -31,35 +31,6 @@ LOCK_NAME = "kotakpos.lock"
 ADMIN_SOCKET = "admin.sock"
 
 
-class Unavailable:
-    """Answers with a protocol's 'service not available' greeting and closes."""
-
-    GREETINGS = {
-        "smtp": b"421 4.3.2 Service not available\r\n",
-        "pop3": b"-ERR [SYS/TEMP] Service not available\r\n",
-        "imap": b"* BYE Service not available\r\n",
-    }
-
-    def __init__(self, conn, ctx, listener):
-        self.conn, self.listener = conn, listener
-
-    def run(self):
-        self.conn.write(self.GREETINGS[self.conn.info.protocol])
-        self.conn.flush()
-
-
-class SmtpUnavailable(Unavailable):
-    BUSY_REPLY = Unavailable.GREETINGS["smtp"]
-
-
-class Pop3Unavailable(Unavailable):
-    BUSY_REPLY = Unavailable.GREETINGS["pop3"]
-
-
-class ImapUnavailable(Unavailable):
-    BUSY_REPLY = Unavailable.GREETINGS["imap"]
-
-
 def _session_classes() -> dict[str, tuple[type, bool]]:
     """listener name -> (session class, implicit TLS). Imported late: protocols import this module."""
     from appliance.smtp.session import SmtpSession

@@ -9,7 +9,10 @@ here ever logs or stores a password.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ log = logging.getLogger("kotakpos.auth")
 
 FIRST_DELAY = 0.1   # seconds after the first failure; doubles with each further one
 FORGET_AFTER = 3600.0  # failures older than this no longer count
+CACHE_SECONDS = 3600.0  # how long a verified login skips the deliberately slow hash
 
 
 @dataclass
@@ -38,6 +42,12 @@ class Authenticator:
         self._lock = threading.Lock()
         self._by_ip: dict[str, _Failures] = {}
         self._by_account: dict[str, _Failures] = {}
+        # Verified logins, as Dovecot's auth cache: a phone checking mail every minute
+        # should not cost 50 ms of scrypt each time. Entries hold an HMAC of the password
+        # and the stored hash under a per-process key — never the password — so a changed
+        # password (a new stored hash) can never match an old entry.
+        self._cache_key = os.urandom(32)
+        self._cache: dict[str, tuple[bytes, float]] = {}
 
     # -- policy questions the protocols ask ----------------------------------------------
 
@@ -67,7 +77,7 @@ class Authenticator:
         if self.is_blocked(ip):
             log.info("auth refused ip=%s user=%s: address blocked", ip, address)
             return None
-        user = self.store.verify_password(address, password) if address and password else None
+        user = self._verify(address, password) if address and password else None
         if user is not None:
             with self._lock:
                 self._by_ip.pop(ip, None)
@@ -78,6 +88,23 @@ class Authenticator:
         log.info("auth failed ip=%s user=%s listener=%s delay=%.1fs", ip, address, conn.info.listener, delay)
         self._sleep(delay)
         return None
+
+    def _verify(self, address: str, password: str):
+        found = self.store.get_login(address)
+        if found is None:
+            return self.store.verify_password(address, password)  # same slow path: no user enumeration
+        user, stored_hash = found
+        token = hmac.new(self._cache_key, password.encode() + b"\0" + stored_hash.encode(), hashlib.sha256).digest()
+        key = user.address.lower()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached and cached[1] > time.time() and hmac.compare_digest(cached[0], token):
+            return user
+        user = self.store.verify_password(address, password)
+        if user is not None:
+            with self._lock:
+                self._cache[key] = (token, time.time() + CACHE_SECONDS)
+        return user
 
     def _record_failure(self, ip: str, account: str) -> float:
         now = time.time()

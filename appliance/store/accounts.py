@@ -204,6 +204,12 @@ class AccountsMixin:
                 "SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b ON m.mailbox_id = b.id"
                 " WHERE b.user_id = ?", (user_id,)).fetchone()[0]
 
+    def get_login(self, address: str) -> tuple[User, str] | None:
+        """The user and their stored password hash (for the login cache in appliance.auth)."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT * FROM users WHERE address = ? COLLATE NOCASE", (address.strip(),)).fetchone()
+        return (_user(row), row["password"]) if row else None
+
     def verify_password(self, address: str, password: str) -> User | None:
         """The user, if ``password`` is theirs. Slow by design (scrypt)."""
         with self.db.reader() as conn:
