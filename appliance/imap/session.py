@@ -611,7 +611,7 @@ class ImapSession:
                 if self._wait(waker):
                     break
                 waker.clear()
-                self.sync(True)
+                self.sync(True, push=True)
                 self.conn.flush()
         finally:
             self.events.notify = None
@@ -976,11 +976,12 @@ class ImapSession:
         except (StoreError, MailboxGone):
             pass
 
-    def sync(self, allow_expunge: bool) -> None:
+    def sync(self, allow_expunge: bool, push: bool = False) -> None:
         """Tell the client what changed in the selected mailbox since it last heard.
 
         Flag changes and new messages are always reported; expunges only when
         ``allow_expunge`` (RFC 3501 §7.4.1), otherwise they wait in ``gone``.
+        ``push`` (IDLE) sends news as soon as it is known.
         """
         dirty = self._drain_events()
         sel = self.selected
@@ -1013,9 +1014,11 @@ class ImapSession:
                 sel.uids.append(row.uid)
                 sel.flags[row.uid] = row.flags
             sel.renumbered()
+            self.send(b"* %d EXISTS\r\n" % len(sel.uids))
+            if push:
+                self.conn.flush()  # the idler hears of new mail before we take \Recent (a write)
             if not sel.read_only:
                 sel.recent |= self.store.claim_recent(sel.mailbox_id)
-            self.send(b"* %d EXISTS\r\n" % len(sel.uids))
             self.send(b"* %d RECENT\r\n" % len(sel.recent))
 
     def _report_expunges(self, sel: Selection) -> None:
