@@ -14,9 +14,10 @@ from appliance.tui.screens.base import AdminScreen
 MESSAGES_SHOWN = 500    # newest first; the admin API pages, the TUI shows the first page
 
 
-def refill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
-    """Replace a table's rows, keeping the cursor on the same key when it is still there."""
-    keep = None
+def refill(table: DataTable, rows: list[tuple[str, tuple]], prefer: str | None = None) -> None:
+    """Replace a table's rows, keeping the cursor on the same key when it is still there
+    (else on ``prefer``)."""
+    keep = prefer
     if table.row_count:
         keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
     table.clear()
@@ -77,14 +78,18 @@ class MailboxesScreen(AdminScreen):
             self._load_folders()
 
     def _load_folders(self) -> None:
-        self._user = self.selected_key(self.query_one("#users", DataTable))
+        user = self.selected_key(self.query_one("#users", DataTable))
+        if user != self._user:
+            self._user, self._folder = user, None
         if self._user is not None:
             self.call_admin("mailboxes", self._user, then=self._show_folders)
 
     def _show_folders(self, folders: list[dict]) -> None:
-        refill(self.query_one("#folders", DataTable),
-               [(f["name"], (f["name"], str(f["messages"]), str(f["unseen"]), models.size(f["size"])))
-                for f in folders])
+        table = self.query_one("#folders", DataTable)
+        if self._folder is None:
+            table.clear()   # another user's folders: start again at their INBOX
+        refill(table, [(f["name"], (f["name"], str(f["messages"]), str(f["unseen"]), models.size(f["size"])))
+                       for f in folders], prefer="INBOX")
         self._load_messages()
 
     def _load_messages(self) -> None:

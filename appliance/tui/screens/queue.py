@@ -20,7 +20,7 @@ from appliance.tui.screens.base import AdminScreen
 COLUMNS = (("", "mark"), ("ID", "id"), ("Recipient", "recipient"), ("Domain", "domain"), ("State", "state"),
            ("Tries", "attempts"), ("Next try", "next"), ("Queued", "created"), ("Last error", "error"))
 LIMIT = 10000           # rows fetched: the admin API's own bound
-PAGE = 500              # rows in the table at once
+PAGE = 250              # rows in the table at once
 REBUILD_OVER = 100      # with more removals than this, rebuilding the table is faster than removing rows
 
 
