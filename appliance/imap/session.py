@@ -205,7 +205,7 @@ class ImapSession:
         """The one gate: wrong state is NO, unknown or malformed is BAD."""
         tag = command.tag
         verb = command.verb
-        if verb is not None and not getattr(command, "unknown", False) and verb not in LEGAL[self.state]:
+        if verb in self._handlers and verb not in LEGAL[self.state]:
             self.send(replies.no(tag, f"{verb} is not allowed in the {self.state.value} state"))
             return True
         if isinstance(command, InvalidCommand):

@@ -90,6 +90,8 @@ def test_append_with_flags_date_and_literal():
     assert cmd.date == dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     assert cmd.message == b"Hello world"
     assert parse(b"a APPEND INBOX {2+}\r\nhi").message == b"hi"
+    assert parse(b"a APPEND INBOX ~{3}\r\na\x00b").message == b"a\x00b"  # RFC 3516 literal8
+    assert isinstance(parse(b"a LOGIN ~{3}\r\na\x00b x"), InvalidCommand)
     assert isinstance(parse(b'a APPEND INBOX "32-Jan-2024 00:00:00 +0000" {1}\r\nx'), InvalidCommand)
 
 
