@@ -166,6 +166,7 @@ def idle_figures(target: Target, addresses: list[str], connections: int = 1000,
         sel.register(c.sock, selectors.EVENT_READ, c)
     pending = set(idlers)
     delays: list[float] = []
+    closed = 0  # idlers the server hung up on before telling them
     ack = deliver_one(target, addresses)
     deadline = ack + timeout
     while pending and time.monotonic() < deadline:
@@ -176,6 +177,7 @@ def idle_figures(target: Target, addresses: list[str], connections: int = 1000,
             try:
                 c._fill()
             except (ProtocolError, OSError):
+                closed += 1
                 pending.discard(c)
                 sel.unregister(c.sock)
                 continue
@@ -199,6 +201,7 @@ def idle_figures(target: Target, addresses: list[str], connections: int = 1000,
         "setup_s": round(setup_s, 1),
         "told": len(delays),
         "not_told": len(idlers) - len(delays),
+        "closed_by_server": closed,
         "push_p50_ms": percentiles(delays)["p50_ms"],
         "push_p99_ms": percentiles(delays)["p99_ms"],
         "push_max_ms": percentiles(delays)["max_ms"],

@@ -125,6 +125,10 @@ class Kotakpos:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> "Kotakpos":
         self._open_store()
+        # The full-text index is built by a thread after each commit; let it finish here, so
+        # the server does not spend the timed runs indexing what was bulk-loaded.
+        if not self._store.search_index.wait_caught_up(timeout=1200):
+            raise RuntimeError("the search index did not catch up with the bulk load in 20 minutes")
         self._store.close()
         self._store = None
         self.log = open(self.data / "bench-server.log", "wb")
