@@ -29,6 +29,8 @@ _TAG_CHARS = _ASTRING_CHARS - {ord("+")}
 _LITERAL = re.compile(rb"~?\{(\d{1,20})(\+?)\}\r?\n")
 SYSTEM_FLAGS = {f.lower(): f for f in
                 ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent")}
+_DATE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
+_DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -278,7 +280,7 @@ class Cursor:
     def date(self) -> dt.date:
         # date = date-text / DQUOTE date-text DQUOTE; date-text = date-day "-" date-month "-" date-year
         quoted = self.maybe(b'"')
-        match = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})").match(self.data, self.pos)
+        match = _DATE.match(self.data, self.pos)
         if not match:
             raise self.error("bad date")
         self.pos = match.end()
@@ -292,9 +294,7 @@ class Cursor:
 
     def date_time(self) -> dt.datetime:
         # date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE
-        match = re.compile(
-            rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
-        ).match(self.data, self.pos)
+        match = _DATE_TIME.match(self.data, self.pos)
         if not match:
             raise self.error("bad date-time")
         self.pos = match.end()
@@ -369,7 +369,7 @@ def parse_command(data: bytes):
 
     Returns a command object from ``commands`` or ``InvalidCommand``.
     """
-    from appliance.imap.commands import COMMANDS
+    from appliance.imap.commands import COMMANDS  # late: the command modules import this tokenizer
 
     cursor = Cursor(data)
     try:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from appliance.imap.commands.base import Command
-from appliance.imap.parse import SequenceSet
+from appliance.imap.parse import MAX_MODSEQ, SequenceSet
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,6 @@ class Select(Command):
 
     @classmethod
     def parse(cls, tag, cursor):
-        from appliance.imap.parse import MAX_MODSEQ
-
         cursor.sp()
         mailbox = cursor.mailbox()
         condstore = False
