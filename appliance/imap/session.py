@@ -733,13 +733,14 @@ class ImapSession:
             atts.insert(0, _UID_ATT)
         if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
             atts.append(_MODSEQ_ATT)
-        parsed = {}
-        if any(a.name not in _FROM_ROW for a in atts):
-            parsed = self.store.get_parsed(rows[u].blob_id for u in uids)
+        blob_ids = [rows[u].blob_id for u in uids]
+        forms = {}
+        if any(a.name in _PRE_RENDERED and a.section is None for a in atts):
+            forms = self.store.get_imap_forms(blob_ids)
         sent = 0
         for uid in uids:
             row = rows[uid]
-            items = self._fetch_items(row, atts, parsed.get(row.blob_id))
+            items = self._fetch_items(row, atts, forms.get(row.blob_id))
             self.send(b"* %d FETCH (" % sel.seq_of(uid) + b" ".join(items) + b")\r\n")
             sel.flags[uid] = row.flags
             sent += 1
@@ -749,13 +750,13 @@ class ImapSession:
 
     cmd_UID_FETCH = cmd_FETCH
 
-    def _fetch_items(self, row, atts, parsed) -> list[bytes]:
+    def _fetch_items(self, row, atts, forms) -> list[bytes]:
+        """One message's FETCH items; ``forms`` is its stored (ENVELOPE, BODY, BODYSTRUCTURE)."""
         out = []
         raw = None
         info = None
         for att in atts:
             name = att.name
-            key = att.response_key()
             if name == "UID":
                 out.append(b"UID %d" % row.uid)
             elif name == "FLAGS":
@@ -768,18 +769,18 @@ class ImapSession:
             elif name == "MODSEQ":
                 out.append(b"MODSEQ (%d)" % row.modseq)
             elif name == "ENVELOPE":
-                out.append(b"ENVELOPE " + parsed.envelope)
+                out.append(b"ENVELOPE " + forms[0])
             elif name == "BODYSTRUCTURE":
-                out.append(b"BODYSTRUCTURE " + parsed.bodystructure)
+                out.append(b"BODYSTRUCTURE " + forms[2])
             elif name == "BODY" and att.section is None:
-                out.append(b"BODY " + parsed.body)
+                out.append(b"BODY " + forms[1])
             else:
                 if raw is None:
                     raw = self.store.get_raw(row.blob_id)
                 # the MIME tree is only needed to cut a part out, not for the whole message
                 if info is None and _needs_structure(att):
-                    info = mime.MessageInfo.from_json(parsed.info_json)
-                out.append(key + b" " + self._section_value(att, raw, info))
+                    info = self.store.get_info(row.blob_id)
+                out.append(att.response_key() + b" " + self._section_value(att, raw, info))
         return out
 
     def _section_value(self, att, raw: bytes, info) -> bytes:
@@ -1122,7 +1123,7 @@ class ListPattern:
         return len(p) in current
 
 
-_FROM_ROW = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})  # no parsed data needed
+_PRE_RENDERED = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})  # FETCH items stored ready to send
 _FLAGS_ATT = FetchAtt("FLAGS")
 _UID_ATT = FetchAtt("UID")
 _MODSEQ_ATT = FetchAtt("MODSEQ")

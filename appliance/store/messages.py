@@ -273,6 +273,19 @@ class MessagesMixin:
                     result[r["blob_id"]] = Parsed(r["envelope"], r["body"], r["bodystructure"], r["info"])
         return result
 
+    def get_imap_forms(self, blob_ids: Iterable[int]) -> dict[int, tuple[bytes, bytes, bytes]]:
+        """(ENVELOPE, BODY, BODYSTRUCTURE) of each blob, without the analysis JSON.
+
+        IMAP FETCH of many messages (``1:* (ENVELOPE)``) needs only these pre-rendered texts.
+        """
+        result = {}
+        with self.db.reader() as conn:
+            for chunk in _chunks(sorted(set(blob_ids)), 500):
+                for r in conn.execute("SELECT blob_id, envelope, body, bodystructure FROM parsed"
+                                      f" WHERE blob_id IN ({','.join('?' * len(chunk))})", chunk):
+                    result[r["blob_id"]] = (r["envelope"], r["body"], r["bodystructure"])
+        return result
+
     def get_info(self, blob_id: int) -> "mime.MessageInfo":
         parsed = self.get_parsed([blob_id]).get(blob_id)
         if parsed is None:
