@@ -92,6 +92,7 @@ class Selection:
     flags: dict[int, frozenset[str]]  # last flags the client was told, by UID
     recent: set[int]  # UIDs that are \Recent for this session
     modseq: int  # every change up to this modseq has been looked at by sync
+    keywords: set[str] = field(default_factory=set)  # keywords announced in * FLAGS; grown by _announce_keywords
     gone: set[int] = field(default_factory=set)  # expunged in the store, not yet told
     _seq: dict[int, int] | None = None  # UID -> sequence number, rebuilt after changes
 
@@ -230,6 +231,10 @@ class ImapSession:
         except MailboxGone:
             self.send(replies.bye("Selected mailbox was deleted"))
             return False
+        except LineTooLong:
+            # a handler's own read (SASL response, IDLE's DONE) was too long
+            self.send(replies.bad(tag, "Line too long"))
+            return self._count_error()
         except (ConnectionClosed, IdleTimeout):
             raise
         except Exception:
@@ -391,11 +396,7 @@ class ImapSession:
         recent = set() if cmd.READ_ONLY else self.store.claim_recent(mailbox.id)
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         [r.uid for r in rows], {r.uid: r.flags for r in rows}, recent, status_modseq)
-        keywords = sorted({f for r in rows for f in r.flags if not f.startswith("\\")})
-        flags = list(SYSTEM_FLAGS) + keywords
-        self.send(b"* FLAGS " + replies.flags(flags) + b"\r\n")
-        permanent = Atom(b"()") if cmd.READ_ONLY else replies.flags(flags + ["\\*"])
-        self.send(replies.ok(None, "Flags permitted", "PERMANENTFLAGS " + permanent.decode()))
+        self._announce_keywords(sel, [r.flags for r in rows], always=True)
         self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(rows), len(recent)))
         unseen = next((i + 1 for i, r in enumerate(rows) if "\\Seen" not in r.flags), None)
         if unseen is not None:
@@ -411,6 +412,20 @@ class ImapSession:
                 "READ-ONLY" if cmd.READ_ONLY else "READ-WRITE")
 
     cmd_EXAMINE = cmd_SELECT
+
+    def _announce_keywords(self, sel: Selection, flag_sets, always: bool = False) -> None:
+        """Send FLAGS and PERMANENTFLAGS when keywords appear that the client was not told of.
+
+        RFC 3501 §7.2.6: the FLAGS response lists the flags in use in the mailbox.
+        """
+        new = {f for flags in flag_sets for f in flags if not f.startswith("\\")} - sel.keywords
+        if not (new or always):
+            return
+        sel.keywords |= new
+        flags = list(SYSTEM_FLAGS) + sorted(sel.keywords)
+        self.send(b"* FLAGS " + replies.flags(flags) + b"\r\n")
+        permanent = Atom(b"()") if sel.read_only else replies.flags(flags + ["\\*"])
+        self.send(replies.ok(None, "Flags permitted", "PERMANENTFLAGS " + permanent.decode()))
 
     def _qresync(self, params, rows) -> None:
         """RFC 7162 §3.2.5.2: tell what vanished and what changed since the client's modseq."""
@@ -838,6 +853,7 @@ class ImapSession:
             self.condstore = True
         mode = {"": "set", "+": "add", "-": "remove"}[cmd.mode]
         changed, refused = self.store.store_flags(sel.mailbox_id, uids, mode, cmd.flags, cmd.unchangedsince)
+        self._announce_keywords(sel, [row.flags for row in changed])
         changed_by_uid = {row.uid: row for row in changed}
         for uid in uids:
             if uid in refused:
@@ -998,7 +1014,9 @@ class ImapSession:
             known = set(sel.flags)
             sel.gone.update(u for u in self.store.vanished_since(sel.mailbox_id, sel.modseq) if u in known)
             new_rows = []
-            for row in self.store.changed_since(sel.mailbox_id, sel.modseq):
+            changes = self.store.changed_since(sel.mailbox_id, sel.modseq)
+            self._announce_keywords(sel, [row.flags for row in changes])
+            for row in changes:
                 if row.uid in known:
                     if row.uid not in sel.gone and row.flags != sel.flags[row.uid]:
                         sel.flags[row.uid] = row.flags

@@ -122,6 +122,10 @@ def test_store_flags_and_keywords(server):
     assert fetch(conv, "STORE 1:2 +FLAGS (\\Flagged $Work)") == [
         b"* 1 FETCH (FLAGS ($Work \\Flagged \\Recent) UID 1)", b"* 2 FETCH (FLAGS ($Work \\Flagged \\Recent) UID 2)"]
     assert fetch(conv, "STORE 2 -FLAGS.SILENT ($Work)") == []
+    # a keyword new to the mailbox is announced before it is used
+    untagged = conv.transact("OK", "STORE 3 +FLAGS.SILENT ($Later)")
+    assert untagged[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Later $Work)"
+    assert conv.transact("OK", "STORE 3 -FLAGS.SILENT ($Later)") == []
     assert fetch(conv, "UID STORE 3 FLAGS \\Seen \\Answered") == [b"* 3 FETCH (FLAGS (\\Answered \\Recent \\Seen) UID 3)"]
     lines = fetch(conv, "FETCH 1:* FLAGS")
     assert lines[1] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))"
