@@ -616,12 +616,13 @@ class ImapSession:
 
     def cmd_IDLE(self, cmd) -> None:
         """RFC 2177: push changes until the client says DONE."""
-        self.send(replies.CONTINUE_IDLE)
-        self.sync(True)
-        self.conn.flush()
         waker = Waker()
+        # listen first, then catch up: an event between the two still wakes us
         self.events.notify = waker.wake
         try:
+            self.send(replies.CONTINUE_IDLE)
+            self.sync(True, push=True)
+            self.conn.flush()
             while not self.conn.has_buffered_line():
                 if self._wait(waker):
                     break
