@@ -59,10 +59,10 @@ LEGAL: dict[State, frozenset[str]] = {
 
 LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
 COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
-PRELOGIN_LITERAL_LIMIT = 4096
+PRELOGIN_LITERAL_LIMIT = 4096  # before login only LOGIN needs a literal
 MAX_UID = 2**32 - 1
-FLUSH_EVERY = 500
-ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox  # FETCH responses buffered before a flush  # before login only LOGIN needs a literal
+FLUSH_EVERY = 500  # FETCH responses buffered before a flush
+ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
 NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
