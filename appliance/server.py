@@ -62,6 +62,7 @@ class ServerContext:
     started: float = field(default_factory=time.time)
     stats: dict = field(default_factory=dict)   # counters for status views: name -> int
     stats_lock: threading.Lock = field(default_factory=threading.Lock)
+    mda: object = None  # appliance.mda.Mda: the filters local deliveries pass (None: unfiltered)
 
     def count(self, name: str, n: int = 1) -> None:
         with self.stats_lock:
@@ -174,6 +175,8 @@ class Server:
         from appliance.mta.queue import QueueRunner
         self.mta = QueueRunner(self.ctx)
         self.mta.start()
+        from appliance.mda import Mda
+        self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
         self.connections.start()
         addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
         log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
@@ -216,6 +219,8 @@ class Server:
         if self.mta is not None:
             self.mta.stop(self.config.server.shutdown_grace)
             self.mta = None
+        if self.ctx.mda is not None:
+            self.ctx.mda.close()
         if self.admin is not None:
             self.admin_socket.stop()
             self.admin.close()

@@ -17,6 +17,7 @@ import time
 from appliance import __version__
 from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QueueChanged, Store, StoreError
 from appliance.store.events import EventBus
+from appliance.admin.filters import FiltersAdmin
 from appliance.admin.logtail import LogRing
 
 TRAFFIC_MINUTES = 60   # how much per-minute history ``traffic()`` keeps
@@ -56,7 +57,7 @@ def traffic_of(event: dict) -> tuple[int, int]:
     return 0, 0
 
 
-class AdminAPI:
+class AdminAPI(FiltersAdmin):
     # The methods the socket exposes (and AdminClient mirrors).
     PUBLIC = frozenset({
         "version", "status", "listeners", "sessions", "kick", "blocked", "block", "unblock",
@@ -65,6 +66,7 @@ class AdminAPI:
         "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete",
         "traffic", "log_tail",
     })
+    PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
 
     def __init__(self, server=None, store: Store | None = None):
         self.server = server

@@ -363,3 +363,6 @@ def restore(paths, file):
     shutil.copyfile(file, str(target) + ".partial")
     Path(str(target) + ".partial").replace(target)
     click.echo(f"restored {file} into {paths.data_dir}")
+
+
+from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)

@@ -113,6 +113,29 @@ class MtaSection:
 
 
 @dataclass(frozen=True)
+class MdaSection:
+    filters: list = setting(["virus"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts). [] delivers unfiltered.")
+    time_budget: float = setting(10.0, "Seconds the filters may take per message while the SMTP client waits; past it the message goes to INBOX unfiltered (and the failure is logged).")
+    virus_action: str = setting("reject", "What happens to infected mail and blocked attachments: \"reject\" (554 5.7.0 at the end of DATA) or \"quarantine\" (held for `kotakpos quarantine`).")
+    blocked_extensions: list = setting(["exe", "scr", "js", "vbs", "bat", "cmd", "jar", "com", "pif", "docm", "xlsm", "pptm", "dotm", "xltm"], "Attachment file name extensions refused like a virus (also inside zip archives).")
+    max_mime_depth: int = setting(20, "MIME nesting deeper than this is treated as a MIME bomb and refused like a virus.")
+    max_mime_parts: int = setting(500, "More MIME parts than this is treated as a MIME bomb.")
+    max_zip_members: int = setting(1000, "Files looked at inside one zip archive (nested zips count); a larger archive is scanned up to this.")
+    clamd: str = setting("", "clamd socket: \"unix:/run/clamav/clamd.ctl\" or \"host:port\"; \"\" uses only the built-in checks.")
+    clamd_timeout: float = setting(10.0, "Seconds a clamd scan may take; on failure the message is delivered and the failure logged.")
+    resolver: str = setting("", "DNS server for SPF, DKIM, DMARC and blocklists as \"ip\" or \"ip:port\"; \"\" uses the system's; \"none\" never asks DNS (results are temperror).")
+    dns_timeout: float = setting(1.5, "Seconds one DNS question may take. After a timeout DNS counts as unreachable for a minute and checks record temperror at once.")
+    dnsbl: list = setting([], "DNS blocklists asked about the client's IPv4 address, e.g. [\"zen.spamhaus.org\"]; each listing adds dnsbl_score.")
+    dnsbl_score: float = setting(3.0, "Spam score added per blocklist that lists the client.")
+    junk_score: float = setting(5.0, "From this spam score on, a message is filed into the recipient's Junk folder.")
+    reject_score: float = setting(15.0, "From this spam score on, a message is refused at the end of DATA (550 5.7.1).")
+    spamd: str = setting("", "SpamAssassin spamd as \"host:port\" for an extra opinion; \"\" does without.")
+    spamd_timeout: float = setting(5.0, "Seconds a spamd check may take.")
+    vacation_days: int = setting(7, "Days between two vacation replies to one sender when the script does not say (RFC 5230 :days).")
+    read_receipts: str = setting("client", "Default read-receipt (MDN) policy of a user: \"client\" (the mail client asks), \"auto\" (the server sends it on first read), \"never\". Each user may choose otherwise (kotakpos receipts ADDRESS --policy).")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     ports: PortsSection = field(default_factory=PortsSection)
@@ -123,3 +146,4 @@ class Config:
     pop3: Pop3Section = field(default_factory=Pop3Section)
     imap: ImapSection = field(default_factory=ImapSection)
     mta: MtaSection = field(default_factory=MtaSection)
+    mda: MdaSection = field(default_factory=MdaSection)

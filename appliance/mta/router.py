@@ -69,6 +69,8 @@ class Envelope:
     ret: str | None = None  # DSN RET (FULL/HDRS)
     envid: str | None = None  # DSN ENVID
     authenticated_as: str = ""  # the submitting user's address, "" for unauthenticated mail
+    client_ip: str = ""  # the SMTP client's address, for the MDA's SPF and blocklist checks
+    client_name: str = ""  # its EHLO/HELO name (SPF HELO identity, RFC 7208 §2.3)
 
 
 def _dsn(envelope: Envelope, r: Recipient) -> dict:
@@ -98,9 +100,12 @@ def accept(ctx, envelope: Envelope, raw: bytes) -> DeliveryResult:
         for target in r.route.external:
             queue.setdefault(target.lower(), QueueEntry(envelope.sender, target, _dsn(envelope, r)))
 
-    # The MDA filter pipeline (issue 7: spam, virus, rules, receipts) belongs here, between
+    # The MDA filter pipeline (issue 7: spam, virus, rules, receipts) runs here, between
     # routing and the store: it sees the envelope, the local users and ``raw``, and may
-    # reject, quarantine or add headers before anything is written.
+    # reject (raising the SMTP UserError), quarantine or add headers before anything is written.
+    mda = getattr(ctx, "mda", None)
+    if mda is not None and users:
+        return mda.deliver(envelope, raw, list(users.values()), list(queue.values()))
     deliveries = [Delivery(user_id) for user_id in users]
     if deliveries:
         raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n" + raw

@@ -597,9 +597,13 @@ class SmtpSession:
             ret=txn.params.ret,
             envid=txn.params.envid,
             authenticated_as=self.user.address if self.user else "",
+            client_ip=self.conn.peer_ip,
+            client_name=self.client_name,
         )
         try:
             router.accept(self.ctx, envelope, raw)
+        except SmtpError:
+            raise  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
         except Exception as e:  # the store or a filter failed: the client may retry
             raise ServerError(R.R451_LOCAL_ERROR, f"accepting {message_id} failed: {e!r}") from e
         self.messages += 1

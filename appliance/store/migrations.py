@@ -87,7 +87,46 @@ def _v2_queue_warned(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS = [_v1_core, _v2_queue_warned]
+def _v3_filters(db: sqlite_utils.Database) -> None:
+    """Tables of the MDA (issue 7): rules, Bayes counts, vacation memory, receipt ledger."""
+    # Per-user Sieve script (RFC 5228 subset); one per user, kept as text.
+    db.execute("CREATE TABLE sieve_scripts (user_id INTEGER PRIMARY KEY, script TEXT NOT NULL, updated REAL NOT NULL)")
+    # Bayes token counts. user_id 0 is the shared base every user's classifier starts from.
+    db.execute("CREATE TABLE bayes_tokens (user_id INTEGER NOT NULL, token TEXT NOT NULL,"
+               " spam INTEGER NOT NULL DEFAULT 0, ham INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, token))"
+               " WITHOUT ROWID")
+    # How many messages each classifier learned from, per class.
+    db.execute("CREATE TABLE bayes_totals (user_id INTEGER PRIMARY KEY, spam INTEGER NOT NULL DEFAULT 0,"
+               " ham INTEGER NOT NULL DEFAULT 0)")
+    # What a user's classifier learned a blob as (1 spam, 0 ham), so a move back untrains it.
+    db.execute("CREATE TABLE bayes_trained (user_id INTEGER NOT NULL, blob_sha256 BLOB NOT NULL,"
+               " spam INTEGER NOT NULL, PRIMARY KEY (user_id, blob_sha256)) WITHOUT ROWID")
+    # Sieve vacation (RFC 5230 §4.2): when a user last auto-replied to a sender.
+    db.execute("CREATE TABLE vacation_sent (user_id INTEGER NOT NULL, sender TEXT NOT NULL, handle TEXT NOT NULL,"
+               " sent REAL NOT NULL, PRIMARY KEY (user_id, sender, handle)) WITHOUT ROWID")
+    # Receipt ledger, outgoing: one row per recipient of a message a local user sent that
+    # asked for a delivery (DSN NOTIFY) or read (Disposition-Notification-To) receipt.
+    db.execute("CREATE TABLE receipts_sent (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+               " message_id TEXT NOT NULL,"   # the Message-ID header, matched by MDN Original-Message-ID
+               " envid TEXT NOT NULL,"        # DSN ENVID (or our queue id), matched by Original-Envelope-Id
+               " recipient TEXT NOT NULL,"    # the envelope recipient, matched by Final/Original-Recipient
+               " subject TEXT NOT NULL, sent REAL NOT NULL,"
+               " delivery TEXT NOT NULL,"     # requested | delivered | relayed | delayed | failed | '' (not asked)
+               " display TEXT NOT NULL,"      # requested | displayed | deleted | ... | '' (not asked)
+               " updated REAL NOT NULL, detail TEXT NOT NULL DEFAULT '')")
+    db.execute("CREATE INDEX receipts_sent_msgid ON receipts_sent(message_id)")
+    db.execute("CREATE INDEX receipts_sent_envid ON receipts_sent(envid)")
+    # Receipt ledger, incoming: a delivered message that asked for a read receipt (MDN).
+    db.execute("CREATE TABLE receipts_requested (user_id INTEGER NOT NULL, message_id TEXT NOT NULL,"
+               " blob_sha256 BLOB NOT NULL,"  # finds the message again whichever folder it is in
+               " notify_to TEXT NOT NULL,"    # the Disposition-Notification-To address
+               " return_path TEXT NOT NULL,"  # the envelope sender; no MDN without one (RFC 8098 §2.1)
+               " subject TEXT NOT NULL, received REAL NOT NULL,"
+               " state TEXT NOT NULL,"        # pending | sent | refused (spam, no return path, policy)
+               " updated REAL NOT NULL, PRIMARY KEY (user_id, blob_sha256)) WITHOUT ROWID")
+
+
+MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters]
 LATEST = len(MIGRATIONS)
 
 

@@ -1,0 +1,143 @@
+"""The shape every MDA filter has: a long-lived ``Filter`` makes one ``Check`` per message.
+
+A check has four hooks, as maddy's check modules do, each returning a ``Verdict``:
+``check_connection`` (client address and HELO), ``check_sender`` (envelope sender),
+``check_body`` (the whole message, once) and ``check_rcpt`` (once per local user, after
+the body, because per-user decisions — Bayes, Sieve — read the message and the headers
+earlier filters added). ``close()`` always runs, whatever the hooks did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from functools import cached_property
+
+from appliance import mime
+from appliance.store import Notice, User
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one hook decided. The default verdict accepts and changes nothing."""
+
+    reject: tuple[int, str, str] | None = None  # (code, enhanced status, text): refuse at end of DATA
+    quarantine: bool = False  # hold the message for the administrator
+    discard: bool = False  # accept and drop (for one recipient in check_rcpt, else for all)
+    reason: str = ""  # for the log, the quarantine list and the counters; never sent to the client
+    add_headers: tuple[tuple[str, str], ...] = ()  # (name, value), added on top of the message
+    folders: tuple[str, ...] = ()  # check_rcpt: file into these mailboxes instead of INBOX
+    flags: tuple[str, ...] = ()  # check_rcpt: IMAP flags for the stored copy
+    redirect: tuple[str, ...] = ()  # check_rcpt: also send the message on to these addresses
+    notices: tuple[Notice, ...] = ()  # messages to write with the delivery (receipts, replies)
+
+
+ACCEPT = Verdict()
+
+
+def headers_text(headers) -> bytes:
+    """Header fields as wire bytes, each value folded only where it already has breaks."""
+    return b"".join(f"{name}: {value}\r\n".encode("utf-8") for name, value in headers)
+
+
+class Incoming:
+    """One message on its way to local mailboxes, as the filters see it.
+
+    ``raw`` starts with our Received header and carries no Return-Path; ``info`` is its
+    MIME analysis (done once here, never by a filter).
+    """
+
+    def __init__(self, envelope, raw: bytes, users: list[User], hostname: str):
+        self.envelope = envelope  # appliance.mta.router.Envelope
+        self.raw = mime.normalize_crlf(raw)
+        self.users = users  # the local users it is for (after aliases)
+        self.hostname = hostname
+        self.info = mime.analyze(self.raw)
+        self.added: list[tuple[str, str]] = []  # headers earlier filters added, in order
+        self.notes: dict = {}  # results filters pass on (auth results, spam scores per user)
+
+    @property
+    def sender(self) -> str:
+        return self.envelope.sender
+
+    @property
+    def authenticated(self) -> bool:
+        """Submitted by a logged-in local user: sender checks do not apply."""
+        return bool(self.envelope.authenticated_as)
+
+    @cached_property
+    def fields(self) -> list[tuple[str, bytes]]:
+        root = self.info.root
+        return mime.header_fields(self.raw[root.header_start:root.body_start])
+
+    def header(self, name: str) -> list[str]:
+        """Decoded values of a top-level header field (filters' own additions included)."""
+        wanted = name.lower()
+        values = [v for n, v in self.added if n.lower() == wanted]
+        values += [mime.headers.decode_words(v) for n, v in self.fields if n.lower() == wanted]
+        return values
+
+    def addresses(self, name: str) -> list[str]:
+        """The addresses in a header such as From or To, lower-cased."""
+        return [a.lower() for _, a in getaddresses(self.header(name)) if a]
+
+    @cached_property
+    def body_text(self) -> str:
+        return self.info.search_text
+
+
+class Check:
+    """One filter's look at one message. Override the hooks you need."""
+
+    def __init__(self, msg: Incoming):
+        self.msg = msg
+
+    def check_connection(self) -> Verdict:
+        return ACCEPT
+
+    def check_sender(self) -> Verdict:
+        return ACCEPT
+
+    def check_body(self) -> Verdict:
+        return ACCEPT
+
+    def check_rcpt(self, user: User) -> Verdict:
+        return ACCEPT
+
+    def close(self) -> None:
+        """Always called, also after a hook raised."""
+
+
+class Filter:
+    """A configured filter, shared by all messages; ``check(msg)`` makes the per-message object."""
+
+    name = "filter"
+
+    def check(self, msg: Incoming) -> Check:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release sockets and caches when the server stops."""
+
+
+@dataclass
+class Outcome:
+    """Everything the pipeline decided about one message."""
+
+    reject: tuple[int, str, str] | None = None
+    quarantine: str = ""  # the reason, when held
+    discard: bool = False
+    reasons: list[str] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # for every copy
+    per_user: dict[int, "UserOutcome"] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+
+
+@dataclass
+class UserOutcome:
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    folders: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    discard: bool = False
+    redirect: tuple[str, ...] = ()
+    reasons: list[str] = field(default_factory=list)

@@ -1,0 +1,197 @@
+"""The pipeline: run the configured filters over one message, then write the result.
+
+``Mda.deliver`` is called by ``appliance.mta.router.accept`` while the SMTP client waits
+after DATA. The filters run in a worker thread with the whole ``time_budget``; if one
+raises, its verdicts are dropped and the others go on; if the budget runs out, the
+message goes to every recipient's INBOX as it came (fail safe: a filter never loses
+mail). Everything that follows from the verdicts — each recipient's copy, notices,
+a quarantine row — is written in one store transaction before the caller answers 250.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+
+from appliance.mda import outbound
+from appliance.mda.filter import ACCEPT, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
+from appliance.smtp.errors import UserError
+from appliance.smtp.replies import reply
+from appliance.store import Delivery, DeliveryResult, Notice, QueueEntry, User
+
+log = logging.getLogger("kotakpos.mda")
+
+
+# filter name in config -> (module, class); imported only when configured
+FILTERS = {
+    "virus": ("appliance.mda.virus", "VirusFilter"),
+}
+
+
+def build_filters(ctx) -> list[Filter]:
+    """The configured filters, in order."""
+    unknown = [name for name in ctx.config.mda.filters if name not in FILTERS]
+    if unknown:
+        raise ValueError(f"unknown MDA filter(s) {unknown}; known: {sorted(FILTERS)}")
+    filters = []
+    for name in ctx.config.mda.filters:
+        module, cls = FILTERS[name]
+        filters.append(getattr(importlib.import_module(module), cls)(ctx))
+    return filters
+
+
+class Mda:
+    """The MDA of one server: its filters and the delivery of filtered mail."""
+
+    def __init__(self, ctx, filters: list[Filter] | None = None):
+        self.ctx = ctx
+        self.filters = build_filters(ctx) if filters is None else filters
+
+    def close(self) -> None:
+        for f in self.filters:
+            f.close()
+
+    # -- running the filters -------------------------------------------------------------
+
+    def run(self, msg: Incoming) -> Outcome | None:
+        """The filters' combined outcome, or None when the time budget ran out."""
+        result: list[Outcome] = []
+        worker = threading.Thread(target=lambda: result.append(self._run_all(msg)), name="mda-filters", daemon=True)
+        worker.start()
+        worker.join(self.ctx.config.mda.time_budget)
+        return result[0] if result else None
+
+    def _run_all(self, msg: Incoming) -> Outcome:
+        outcome = Outcome(per_user={u.id: UserOutcome() for u in msg.users})
+        for f in self.filters:
+            if outcome.reject or outcome.quarantine or outcome.discard:
+                break  # nothing later filters say could change the fate of this message
+            self._run_one(f, msg, outcome)
+        return outcome
+
+    def _run_one(self, f: Filter, msg: Incoming, outcome: Outcome) -> None:
+        check = None
+        try:
+            check = f.check(msg)
+            for hook in (check.check_connection, check.check_sender, check.check_body):
+                verdict = hook()
+                self._merge(outcome, verdict, msg)
+                if outcome.reject or outcome.quarantine or outcome.discard:
+                    return
+            for user in msg.users:
+                mine = outcome.per_user[user.id]
+                if not mine.discard:
+                    self._merge_user(outcome, mine, check.check_rcpt(user))
+        except Exception:
+            self.ctx.count("mda.filter_error")
+            log.exception("filter %s failed on %s; its verdicts are ignored", f.name, msg.envelope.message_id)
+        finally:
+            if check is not None:
+                try:
+                    check.close()
+                except Exception:
+                    log.exception("filter %s: close failed", f.name)
+
+    @staticmethod
+    def _merge(outcome: Outcome, v: Verdict, msg: Incoming) -> None:
+        if v.reason:
+            outcome.reasons.append(v.reason)
+        if v.reject:
+            outcome.reject = v.reject
+        elif v.quarantine:
+            outcome.quarantine = v.reason or "quarantined"
+        elif v.discard:
+            outcome.discard = True
+        outcome.headers.extend(v.add_headers)
+        msg.added.extend(v.add_headers)
+        outcome.notices.extend(v.notices)
+
+    @staticmethod
+    def _merge_user(outcome: Outcome, mine: UserOutcome, v: Verdict) -> None:
+        if v.reason:
+            mine.reasons.append(v.reason)
+        mine.headers.extend(v.add_headers)
+        if v.folders:
+            mine.folders = v.folders  # a later filter (the user's own rules) overrides an earlier one
+        mine.flags = tuple(dict.fromkeys(mine.flags + v.flags))
+        mine.redirect += v.redirect
+        mine.discard = mine.discard or v.discard or bool(v.reject)
+        outcome.notices.extend(v.notices)
+
+    # -- delivering ------------------------------------------------------------------------
+
+    def deliver(self, envelope, raw: bytes, users: list[User], queue: list[QueueEntry]) -> DeliveryResult:
+        """Filter and store one message for local ``users`` (and queue it for ``queue``).
+
+        ``raw`` is the message as received with our trace header, without Return-Path.
+        Raises UserError (the client gets the filter's 5xx) for a refused message.
+        Returns once everything is durable.
+        """
+        ctx = self.ctx
+        return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"
+        msg = Incoming(envelope, raw, users, ctx.hostname)
+        outcome = self.run(msg)
+        if outcome is None:
+            ctx.count("mda.timeout")
+            log.error("filters took longer than %.1fs on %s: delivered unfiltered to INBOX",
+                      ctx.config.mda.time_budget, envelope.message_id)
+            return ctx.store.deliver(return_path + msg.raw, [Delivery(u.id) for u in users], queue)
+        reasons = "; ".join(outcome.reasons) or "-"
+        if outcome.reject:
+            code, status, text = outcome.reject
+            ctx.count("mda.reject")
+            log.info("mda %s: rejected from=<%s> (%d %s): %s", envelope.message_id, envelope.sender, code, status, reasons)
+            raise UserError(reply(code, status, text), f"filter refused {envelope.message_id}: {reasons}")
+
+        copies: list[Notice] = []
+        quarantine = None
+        if outcome.quarantine:
+            quarantine = (return_path + msg.raw, envelope.sender, [u.id for u in users], outcome.quarantine)
+            ctx.count("mda.quarantine")
+            log.info("mda %s: quarantined from=<%s>: %s", envelope.message_id, envelope.sender, reasons)
+        elif outcome.discard:
+            ctx.count("mda.discard")
+            log.info("mda %s: discarded from=<%s>: %s", envelope.message_id, envelope.sender, reasons)
+        else:
+            copies = self._copies(msg, outcome, return_path)
+        if queue:
+            copies.append(Notice(return_path + msg.raw, queue=tuple(queue)))
+        extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
+        requested, sent = msg.notes.get("requested", ()), msg.notes.get("sent_receipts", ())
+        if len({c.raw for c in copies}) == 1 and not (quarantine or extra or requested or sent):
+            # The common case: every recipient gets the same bytes and nothing else is written.
+            return ctx.store.deliver(copies[0].raw, [d for c in copies for d in c.deliveries],
+                                     [q for c in copies for q in c.queue])
+        return ctx.store.deliver_filtered(copies + extra, quarantine, requested, sent)
+
+    def _copies(self, msg: Incoming, outcome: Outcome, return_path: bytes) -> list[Notice]:
+        """One copy per distinct header set; recipients with equal headers share one blob."""
+        by_headers: dict[tuple, list[Delivery]] = {}
+        redirects: list[str] = []
+        for user in msg.users:
+            mine = outcome.per_user[user.id]
+            redirects += mine.redirect
+            if mine.discard:
+                self.ctx.count("mda.discard")
+                continue
+            headers = tuple(outcome.headers + mine.headers)
+            folders = mine.folders or ("INBOX",)
+            for folder in folders:
+                by_headers.setdefault(headers, []).append(Delivery(user.id, folder, mine.flags))
+            self.ctx.count("mda.junk" if "Junk" in folders else "mda.accept")
+        copies = [Notice(return_path + headers_text(h) + msg.raw, tuple(d)) for h, d in by_headers.items()]
+        if redirects:
+            # RFC 5228 §4.2: the redirected message goes on unchanged, from its envelope sender.
+            sent_on = outbound.notice(self.ctx.store, msg.sender, msg.raw, dict.fromkeys(redirects))
+            if sent_on is not None:
+                copies.append(sent_on)
+        return copies
+
+
+def refuse(code: int, status: str, text: str, reason: str) -> Verdict:
+    """A verdict that refuses the message at the end of DATA."""
+    return Verdict(reject=(code, status, text), reason=reason)
+
+
+__all__ = ["ACCEPT", "Mda", "refuse"]

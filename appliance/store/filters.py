@@ -1,0 +1,338 @@
+"""What the MDA filters keep: quarantine, Bayes counts, Sieve scripts, vacation memory, receipts.
+
+``deliver_filtered`` is the filtered form of ``deliver``: the pipeline may give each
+recipient a different copy (its own headers, folder and flags) and may add notices
+(receipts, vacation replies, redirects) and a quarantine row; all of it is one
+transaction, so the SMTP 250 still means every part is on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from appliance.mime import normalize_crlf
+from appliance.store.errors import NotFound
+from appliance.store.events import QueueChanged
+from appliance.store.messages import DeliveryResult, prepare
+from appliance.store.models import Notice
+
+SHARED = 0  # the user_id of the shared Bayes base
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """One message held back by a filter (a row of ``quarantine``)."""
+
+    id: int
+    sender: str
+    recipients: tuple[int, ...]   # local user ids it was meant for
+    reason: str
+    created: float
+    size: int
+    blob_id: int
+
+
+@dataclass(frozen=True)
+class SentReceipt:
+    """A ledger row: one recipient of a message a local user sent that asked for receipts."""
+
+    id: int
+    user_id: int
+    message_id: str
+    envid: str
+    recipient: str
+    subject: str
+    sent: float
+    delivery: str   # requested | delivered | relayed | delayed | failed | "" (not asked)
+    display: str    # requested | displayed | deleted | dispatched | processed | denied | failed | ""
+    updated: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class RequestedReceipt:
+    """An incoming message that asked its reader for a read receipt (MDN)."""
+
+    user_id: int
+    message_id: str
+    blob_sha256: bytes
+    notify_to: str
+    return_path: str
+    subject: str
+    received: float
+    state: str      # pending | sent | refused
+
+
+def blob_key(raw: bytes) -> bytes:
+    """The key a message's blob is stored under (the same normalisation as ``deliver``)."""
+    return hashlib.sha256(normalize_crlf(raw)).digest()
+
+
+class FiltersMixin:
+    # -- delivery ------------------------------------------------------------------------
+
+    def deliver_filtered(self, copies: Sequence[Notice], quarantine: tuple[bytes, str, Sequence[int], str] | None = None,
+                         requested: Sequence[RequestedReceipt] = (), sent: Sequence[dict] = ()) -> DeliveryResult:
+        """Write every copy (local mailboxes and queue rows), the quarantine row (raw,
+        sender, user ids, reason) and receipt-ledger rows in ONE transaction.
+
+        Returns once committed and fsynced, like ``deliver``.
+        """
+        prepared = [(prepare(c.raw), c) for c in copies]
+        held = (prepare(quarantine[0]), quarantine) if quarantine else None
+        when = time.time()
+
+        def job(tx):
+            uids, queue_ids = {}, []
+            for p, copy in prepared:
+                blob_id = self._put_blob(tx, p, len(copy.deliveries) + len(copy.queue))
+                for d in copy.deliveries:
+                    mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
+                    uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
+                                                                         len(p.raw), d.flags, when))
+                queue_ids += [self._enqueue(tx, blob_id, entry, when) for entry in copy.queue]
+            if held:
+                p, (_, sender, user_ids, reason) = held
+                blob_id = self._put_blob(tx, p, 1)
+                tx.execute("INSERT INTO quarantine(blob_id, sender, recipients, reason, created) VALUES (?,?,?,?,?)",
+                           (blob_id, sender, json.dumps(list(user_ids)), reason, when))
+            for r in requested:
+                tx.execute("INSERT OR IGNORE INTO receipts_requested VALUES (?,?,?,?,?,?,?,?,?)",
+                           (r.user_id, r.message_id, r.blob_sha256, r.notify_to, r.return_path, r.subject,
+                            when, r.state, when))
+            for row in sent:
+                tx.execute("INSERT INTO receipts_sent(user_id, message_id, envid, recipient, subject, sent, delivery,"
+                           " display, updated) VALUES (?,?,?,?,?,?,?,?,?)",
+                           (row["user_id"], row["message_id"], row["envid"], row["recipient"], row["subject"],
+                            when, row["delivery"], row["display"], when))
+            if queue_ids:
+                tx.emit(QueueChanged("queued", tuple(queue_ids)))
+            return DeliveryResult(uids, tuple(queue_ids))
+
+        return self.db.write(job)
+
+    # -- quarantine ----------------------------------------------------------------------
+
+    def list_quarantine(self, limit: int = 1000) -> list[Quarantined]:
+        with self.db.reader() as conn:
+            rows = conn.execute("SELECT q.*, b.size FROM quarantine q JOIN blobs b ON b.id = q.blob_id"
+                                " ORDER BY q.id LIMIT ?", (limit,)).fetchall()
+        return [_quarantined(r) for r in rows]
+
+    def get_quarantined(self, quarantine_id: int) -> Quarantined:
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT q.*, b.size FROM quarantine q JOIN blobs b ON b.id = q.blob_id"
+                               " WHERE q.id = ?", (quarantine_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no quarantined message {quarantine_id}")
+        return _quarantined(row)
+
+    def release_quarantined(self, quarantine_id: int, copies: Sequence[Notice]) -> DeliveryResult:
+        """Remove a quarantine row and write ``copies`` (its deliveries) in one transaction.
+        Raises NotFound when the row is gone (released or deleted by someone else)."""
+        prepared = [(prepare(c.raw), c) for c in copies]
+        when = time.time()
+
+        def job(tx):
+            row = tx.execute("DELETE FROM quarantine WHERE id = ? RETURNING blob_id", (quarantine_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no quarantined message {quarantine_id}")
+            uids, queue_ids = {}, []
+            for p, copy in prepared:
+                blob_id = self._put_blob(tx, p, len(copy.deliveries) + len(copy.queue))
+                for d in copy.deliveries:
+                    mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
+                    uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
+                                                                         len(p.raw), d.flags, when))
+                queue_ids += [self._enqueue(tx, blob_id, entry, when) for entry in copy.queue]
+            self._release_blobs(tx, [row["blob_id"]])
+            if queue_ids:
+                tx.emit(QueueChanged("queued", tuple(queue_ids)))
+            return DeliveryResult(uids, tuple(queue_ids))
+
+        return self.db.write(job)
+
+    def delete_quarantined(self, quarantine_id: int) -> None:
+        def job(tx):
+            row = tx.execute("DELETE FROM quarantine WHERE id = ? RETURNING blob_id", (quarantine_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no quarantined message {quarantine_id}")
+            self._release_blobs(tx, [row["blob_id"]])
+
+        self.db.write(job)
+
+    def blob_sha256(self, blob_id: int) -> bytes:
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT sha256 FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        if row is None:
+            raise NotFound("message is gone")
+        return row["sha256"]
+
+    # -- Bayes -----------------------------------------------------------------------------
+
+    def bayes_counts(self, user_id: int, tokens: Iterable[str]) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
+        """(token -> (spam, ham) of the user plus the shared base, (spam, ham) messages learned)."""
+        token_list = sorted(set(tokens))
+        counts: dict[str, list[int]] = {}
+        with self.db.reader() as conn:
+            for start in range(0, len(token_list), 400):
+                chunk = token_list[start:start + 400]
+                for r in conn.execute(f"SELECT token, sum(spam), sum(ham) FROM bayes_tokens WHERE user_id IN (?, ?)"
+                                      f" AND token IN ({','.join('?' * len(chunk))}) GROUP BY token",
+                                      (SHARED, user_id, *chunk)):
+                    counts[r[0]] = (r[1], r[2])
+            totals = conn.execute("SELECT coalesce(sum(spam), 0), coalesce(sum(ham), 0) FROM bayes_totals"
+                                  " WHERE user_id IN (?, ?)", (SHARED, user_id)).fetchone()
+        return counts, (totals[0], totals[1])
+
+    def bayes_learn(self, user_id: int, blob_sha256: bytes, tokens: Iterable[str], spam: bool) -> bool:
+        """Learn one message as spam or ham for a user and the shared base. A message learned
+        the other way before is unlearned first; one learned the same way is left alone.
+        Returns whether anything changed."""
+        token_list = sorted(set(tokens))
+        new = int(spam)
+
+        def adjust(tx, as_spam: int, sign: int) -> None:
+            column = "spam" if as_spam else "ham"
+            for uid in (user_id, SHARED):
+                tx.execute(f"INSERT INTO bayes_totals(user_id, {column}) VALUES (?, max(?, 0))"
+                           f" ON CONFLICT(user_id) DO UPDATE SET {column} = max({column} + ?, 0)", (uid, sign, sign))
+                tx.executemany(f"INSERT INTO bayes_tokens(user_id, token, {column}) VALUES (?, ?, max(?, 0))"
+                               f" ON CONFLICT(user_id, token) DO UPDATE SET {column} = max({column} + ?, 0)",
+                               [(uid, t, sign, sign) for t in token_list])
+
+        def job(tx):
+            row = tx.execute("SELECT spam FROM bayes_trained WHERE user_id = ? AND blob_sha256 = ?",
+                             (user_id, blob_sha256)).fetchone()
+            if row is not None and row["spam"] == new:
+                return False
+            if row is not None:
+                adjust(tx, row["spam"], -1)
+            adjust(tx, new, +1)
+            tx.execute("INSERT OR REPLACE INTO bayes_trained VALUES (?,?,?)", (user_id, blob_sha256, new))
+            return True
+
+        return self.db.write(job)
+
+    # -- Sieve scripts and vacation --------------------------------------------------------
+
+    def get_sieve(self, user_id: int) -> str:
+        """The user's Sieve script ("" when none)."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT script FROM sieve_scripts WHERE user_id = ?", (user_id,)).fetchone()
+        return row["script"] if row else ""
+
+    def set_sieve(self, user_id: int, script: str) -> None:
+        """Store a (validated) script; "" removes it."""
+        def job(tx):
+            if script:
+                tx.execute("INSERT OR REPLACE INTO sieve_scripts VALUES (?,?,?)", (user_id, script, time.time()))
+            else:
+                tx.execute("DELETE FROM sieve_scripts WHERE user_id = ?", (user_id,))
+
+        self.db.write(job)
+
+    def vacation_due(self, user_id: int, sender: str, handle: str, period: float) -> bool:
+        """RFC 5230 §4.2: True (and remembered) when ``sender`` got no reply with this
+        handle from this user within ``period`` seconds."""
+        now = time.time()
+
+        def job(tx):
+            row = tx.execute("SELECT sent FROM vacation_sent WHERE user_id = ? AND sender = ? AND handle = ?",
+                             (user_id, sender.lower(), handle)).fetchone()
+            if row is not None and now - row["sent"] < period:
+                return False
+            tx.execute("INSERT OR REPLACE INTO vacation_sent VALUES (?,?,?,?)", (user_id, sender.lower(), handle, now))
+            return True
+
+        return self.db.write(job)
+
+    # -- per-user settings (users.settings JSON) -------------------------------------------
+
+    def user_settings(self, user_id: int) -> dict:
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT settings FROM users WHERE id = ?", (user_id,)).fetchone()
+        return json.loads(row["settings"] or "{}") if row else {}
+
+    def set_user_setting(self, user_id: int, key: str, value) -> None:
+        def job(tx):
+            row = tx.execute("SELECT settings FROM users WHERE id = ?", (user_id,)).fetchone()
+            if row is None:
+                raise NotFound("no such user")
+            settings = json.loads(row["settings"] or "{}")
+            settings[key] = value
+            tx.execute("UPDATE users SET settings = ? WHERE id = ?", (json.dumps(settings), user_id))
+
+        self.db.write(job)
+
+    # -- receipt ledger --------------------------------------------------------------------
+
+    def sent_receipts(self, user_id: int, limit: int = 1000) -> list[SentReceipt]:
+        with self.db.reader() as conn:
+            rows = conn.execute("SELECT * FROM receipts_sent WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+                                (user_id, limit)).fetchall()
+        return [SentReceipt(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def update_sent_receipt(self, column: str, state: str, detail: str, recipient: str,
+                            envid: str = "", message_id: str = "") -> int:
+        """Record a returning DSN (``column`` "delivery") or MDN ("display") for the ledger
+        rows that match the recipient and the ENVID or Original-Message-ID. Returns rows changed."""
+        if column not in ("delivery", "display"):
+            raise ValueError(column)
+        key, value = ("envid", envid) if envid else ("message_id", message_id)
+        if not value:
+            return 0
+
+        def job(tx):
+            return tx.execute(f"UPDATE receipts_sent SET {column} = ?, detail = ?, updated = ?"
+                              f" WHERE {key} = ? AND lower(recipient) = lower(?) AND {column} != ''",
+                              (state, detail, time.time(), value, recipient)).rowcount
+
+        return self.db.write(job)
+
+    def requested_receipts(self, user_id: int, limit: int = 1000) -> list[RequestedReceipt]:
+        with self.db.reader() as conn:
+            rows = conn.execute("SELECT user_id, message_id, blob_sha256, notify_to, return_path, subject, received,"
+                                " state FROM receipts_requested WHERE user_id = ? ORDER BY received DESC LIMIT ?",
+                                (user_id, limit)).fetchall()
+        return [RequestedReceipt(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def pending_receipt(self, user_id: int, blob_id: int) -> RequestedReceipt | None:
+        """The pending read-receipt request of one stored message, if any."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT r.user_id, r.message_id, r.blob_sha256, r.notify_to, r.return_path, r.subject,"
+                               " r.received, r.state FROM receipts_requested r JOIN blobs b ON b.sha256 = r.blob_sha256"
+                               " WHERE r.user_id = ? AND b.id = ? AND r.state = 'pending'", (user_id, blob_id)).fetchone()
+        return RequestedReceipt(**{k: row[k] for k in row.keys()}) if row else None
+
+    def settle_receipt(self, user_id: int, blob_sha256: bytes, state: str, notice: Notice | None = None) -> bool:
+        """Mark a pending request ``state`` and write its MDN, once: False when it was no
+        longer pending (another reader got there first)."""
+        prepared = prepare(notice.raw) if notice else None
+        when = time.time()
+
+        def job(tx):
+            n = tx.execute("UPDATE receipts_requested SET state = ?, updated = ? WHERE user_id = ? AND blob_sha256 = ?"
+                           " AND state = 'pending'", (state, when, user_id, blob_sha256)).rowcount
+            if not n:
+                return False
+            if notice is not None:
+                blob_id = self._put_blob(tx, prepared, len(notice.deliveries) + len(notice.queue))
+                for d in notice.deliveries:
+                    mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
+                    self._insert_message(tx, d.user_id, mailbox_id, blob_id, len(prepared.raw), d.flags, when)
+                ids = tuple(self._enqueue(tx, blob_id, e, when) for e in notice.queue)
+                if ids:
+                    tx.emit(QueueChanged("queued", ids))
+            return True
+
+        return self.db.write(job)
+
+
+def _quarantined(r) -> Quarantined:
+    return Quarantined(r["id"], r["sender"], tuple(json.loads(r["recipients"] or "[]")), r["reason"], r["created"],
+                       r["size"], r["blob_id"])

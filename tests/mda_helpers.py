@@ -1,0 +1,107 @@
+"""Shared steps of the MDA tests: build messages, run one filter, send by SMTP, read folders."""
+
+from __future__ import annotations
+
+import base64
+import io
+import smtplib
+import time
+import zipfile
+from email.message import EmailMessage
+from types import SimpleNamespace
+
+from appliance.config import Config, with_overrides
+from appliance.mda.filter import Incoming
+from appliance.mta.router import Envelope, Kind, Recipient, Route
+from appliance.store import User
+
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+USER = User(1, "alice@example.org", 0, 0.0)
+
+
+def plain(body: str = "Hello there.\n", subject: str = "hello", sender: str = "bob@remote.test",
+          to: str = "alice@example.org", headers: dict | None = None) -> EmailMessage:
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = sender, to, subject
+    m["Message-ID"] = f"<{time.monotonic_ns()}@remote.test>"
+    for k, v in (headers or {}).items():
+        m[k] = v
+    m.set_content(body)
+    return m
+
+
+def with_attachment(name: str, data: bytes, **kw) -> EmailMessage:
+    m = plain(**kw)
+    m.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return m
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def wire(m: EmailMessage) -> bytes:
+    return m.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class Counting:
+    """Stands in for ServerContext in unit tests: config, counters, a hostname."""
+
+    def __init__(self, store=None, **mda):
+        self.config = with_overrides(Config(), mda=mda) if mda else Config()
+        self.stats: dict[str, int] = {}
+        self.hostname = "mail.example.org"
+        self.store = store
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + n
+
+
+def incoming(raw: bytes, sender: str = "bob@remote.test", users=(USER,), client_ip: str = "192.0.2.1",
+             client_name: str = "mx.remote.test", authenticated_as: str = "", notify=None, envid=None) -> Incoming:
+    recipients = tuple(Recipient(Route(u.address, Kind.LOCAL, (u,)), notify=notify) for u in users)
+    env = Envelope(sender=sender, recipients=recipients, message_id="TEST1", authenticated_as=authenticated_as,
+                   client_ip=client_ip, client_name=client_name, envid=envid)
+    return Incoming(env, raw, list(users), "mail.example.org")
+
+
+def send(server, raw: bytes | EmailMessage, to: str | list[str] = "alice@example.org",
+         sender: str = "bob@remote.test", port: str = "smtp", rcpt_options=(), mail_options=(),
+         login: tuple[str, str] | None = None):
+    """Send by SMTP with smtplib; returns smtplib's refusal dict (raises on DATA refusal)."""
+    if isinstance(raw, EmailMessage):
+        raw = wire(raw)
+    with smtplib.SMTP("127.0.0.1", server.port(port), timeout=30) as s:
+        if login:
+            s.starttls(context=server.tls_context())
+            s.login(*login)
+        return s.sendmail(sender, to, raw, mail_options=list(mail_options), rcpt_options=list(rcpt_options))
+
+
+def folder(server, address: str, name: str = "INBOX") -> list[bytes]:
+    store = server.store
+    user = store.get_user(address)
+    mailbox = store.get_mailbox(user.id, name)
+    return [store.get_raw(r.blob_id) for r in store.list_messages(mailbox.id)]
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+__all__ = ["EICAR", "USER", "Counting", "SimpleNamespace", "folder", "incoming", "plain", "send", "wait_for",
+           "with_attachment", "wire", "zipped"]
