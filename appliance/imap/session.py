@@ -265,6 +265,7 @@ class ImapSession:
             text = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
             text = text.split(" ", 1)[1] if " " in text else text
         self.conn.note_command(text)
+        log.debug("imap < %s %s", self.conn.peer_ip, text[:200])  # transcript, secrets already removed
 
     def send(self, data: bytes) -> None:
         self.conn.write(data)
