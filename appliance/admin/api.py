@@ -63,7 +63,8 @@ class AdminAPI(FiltersAdmin):
         "version", "status", "listeners", "sessions", "kick", "blocked", "block", "unblock",
         "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
-        "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete",
+        "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
+        "dns_records",
         "traffic", "log_tail",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
@@ -207,7 +208,44 @@ class AdminAPI(FiltersAdmin):
         return self.store.list_domains()
 
     def add_domain(self, name: str) -> str:
-        return self._store_call(self.store.add_domain, name)
+        """Add a mail domain and make its DKIM keys (``dns_records`` shows what to publish)."""
+        from appliance.mta import dkim
+        added = self._store_call(self.store.add_domain, name)
+        dkim.ensure_keys(self._data_dir(), added)
+        return added
+
+    def dns_records(self, domain: str, hostname: str | None = None) -> list[dict]:
+        """The DNS records to publish for a local domain: MX, SPF, DKIM, DMARC, then optional
+        extras (TLS-RPT, MTA-STS). Makes the DKIM keys if the domain has none yet.
+
+        ``hostname`` is this server's name (the running server's when omitted).
+        """
+        from appliance.mta import dkim
+        if not self.store.is_local_domain(domain):
+            raise AdminError(f"{domain} is not a local domain")
+        domain = domain.lower().rstrip(".")
+        if hostname is None:
+            hostname = self._ctx().hostname
+        dkim.ensure_keys(self._data_dir(), domain)
+        records = [
+            {"name": domain, "type": "MX", "value": f"10 {hostname}.", "optional": False},
+            {"name": domain, "type": "TXT", "value": "v=spf1 mx ~all", "optional": False},
+        ]
+        records += [{"name": name, "type": "TXT", "value": value, "optional": False}
+                    for name, value in dkim.public_records(self._data_dir(), domain)]
+        records += [
+            {"name": f"_dmarc.{domain}", "type": "TXT",
+             "value": f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}", "optional": False},
+            {"name": f"_smtp._tls.{domain}", "type": "TXT",
+             "value": f"v=TLSRPTv1; rua=mailto:postmaster@{domain}", "optional": True},
+            # RFC 8461: the policy itself must be served at https://mta-sts.<domain>/.well-known/mta-sts.txt
+            {"name": f"_mta-sts.{domain}", "type": "TXT", "value": f"v=STSv1; id={time.strftime('%Y%m%d')}01",
+             "optional": True},
+        ]
+        return records
+
+    def _data_dir(self):
+        return self.server.data_dir if self.server is not None else self.store.path.parent
 
     def delete_domain(self, name: str) -> bool:
         self._store_call(self.store.delete_domain, name)
@@ -314,6 +352,14 @@ class AdminAPI(FiltersAdmin):
 
     def queue_delete(self, ids: list[int]) -> int:
         return self.store.delete_queue(int(i) for i in ids)
+
+    def queue_bounce(self, ids: list[int], hostname: str | None = None) -> int:
+        """Give up on entries now: each sender gets a failure DSN (5.0.0). Returns how many.
+
+        ``hostname`` names this server in the DSN (the running server's when omitted).
+        """
+        from appliance.mta.queue import bounce_entries
+        return bounce_entries(self.store, hostname or self._ctx().hostname, [int(i) for i in ids])
 
     @staticmethod
     def _store_call(fn, *args):

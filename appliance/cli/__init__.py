@@ -366,3 +366,84 @@ def restore(paths, file):
 
 
 from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)
+
+
+# -- relay queue and DNS ------------------------------------------------------------------
+
+@main.group()
+def queue():
+    """The relay queue: mail waiting to go to other servers."""
+
+
+@queue.command("list")
+@with_paths
+def queue_list(paths):
+    with admin(paths) as api:
+        entries = api.queue()
+    if not entries:
+        click.echo("The queue is empty.")
+        return
+    now = time.time()
+    for e in entries:
+        due = "now" if e["next_attempt"] <= now else "in " + _duration(e["next_attempt"] - now)
+        click.echo(f"{e['id']:>6} {e['state']:<10} {_duration(now - e['created']):>7} {e['size']:>9}  "
+                   f"<{e['sender']}> -> <{e['recipient']}>  tries {e['attempts']}, next {due}")
+        if e["last_error"]:
+            click.echo(f"{'':>6} {e['last_error']}")
+
+
+@queue.command("show")
+@click.argument("queue_id", type=int, metavar="ID")
+@with_paths
+def queue_show(paths, queue_id):
+    with admin(paths) as api:
+        e = api.queue_entry(queue_id)
+    for key in ("id", "state", "sender", "recipient", "domain", "size", "attempts", "last_error", "dsn"):
+        click.echo(f"{key + ':':<13} {e[key]}")
+    for key in ("created", "next_attempt"):
+        click.echo(f"{key + ':':<13} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e[key]))}")
+
+
+def _queue_action(name: str, verb: str, help_text: str):
+    """``kotakpos queue NAME ID... | --all``: one admin call on the given (or every) entry."""
+    @queue.command(name, help=help_text)
+    @click.argument("ids", nargs=-1, type=int, metavar="ID...")
+    @click.option("--all", "every", is_flag=True, help="Every entry in the queue.")
+    @with_paths
+    def command(paths, ids, every):
+        if bool(ids) == every:
+            raise click.UsageError("give entry IDs or --all")
+        with admin(paths) as api:
+            chosen = [e["id"] for e in api.queue()] if every else list(ids)
+            if name == "bounce":
+                done = api.queue_bounce(chosen, paths.config().server.hostname)
+            else:
+                done = getattr(api, f"queue_{name}")(chosen)
+        click.echo(f"{verb} {done} of {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}")
+    return command
+
+
+_queue_action("retry", "retrying", "Make entries due now (held entries stay held).")
+_queue_action("hold", "held", "Keep entries in the queue without trying them.")
+_queue_action("release", "released", "Let held entries be tried again.")
+_queue_action("delete", "deleted", "Remove entries without telling anyone.")
+_queue_action("bounce", "bounced", "Give up on entries now; each sender gets a failure notice.")
+
+
+@main.command()
+@click.argument("domain_name", metavar="DOMAIN")
+@with_paths
+def dns(paths, domain_name):
+    """Print the DNS records to publish for DOMAIN (MX, SPF, DKIM, DMARC; extras marked optional)."""
+    hostname = paths.config().server.hostname
+    with admin(paths) as api:
+        records = api.dns_records(domain_name, hostname)
+    for r in records:
+        if r["optional"] and not any(p["optional"] for p in records[:records.index(r)]):
+            click.echo("; optional: TLS reports (RFC 8460) and MTA-STS (RFC 8461, also needs the policy at "
+                       f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt)")
+        value = r["value"]
+        if r["type"] == "TXT":
+            # A TXT string holds at most 255 bytes; longer values are split into several.
+            value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
+        click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")

@@ -167,6 +167,7 @@ class Connection:
     def _open(self, hop: Hop, address: str, try_tls: bool) -> None:
         tls = self.destination.tls
         client = _Client(address, self.timeouts, self.strict if tls == "implicit" else None)
+        self.client = client  # visible to abort() from here on
         try:
             code, text = client.connect(hop.host, hop.port)
             if code != 220:
@@ -182,6 +183,7 @@ class Connection:
                         # A broken TLS stack on the far side: once more in plain text, as
                         # opportunistic TLS allows (RFC 7435 §6).
                         client.close()
+                        self.client = None
                         return self._open(hop, address, try_tls=False)
                     if code != 220:
                         raise temporary("4.7.5", f"{hop.host} refused STARTTLS: {code}")
@@ -192,11 +194,13 @@ class Connection:
                 self._login(client, hop)
         except DeliveryError:
             client.close()
+            self.client = None
             raise
         except (smtplib.SMTPException, OSError) as e:
             client.close()
+            self.client = None
             raise temporary("4.4.1", f"{hop.host} [{address}]: {_describe(e)}") from None
-        self.client, self.hop = client, hop
+        self.hop = hop
 
     def _hello(self, client: _Client) -> None:
         code, _ = client.ehlo(self.helo_name)
@@ -286,6 +290,15 @@ class Connection:
         code, _ = client.reply(self.timeouts.command)
         if code != 250:
             raise smtplib.SMTPResponseException(code, "RSET refused")
+
+    def abort(self) -> None:
+        """Cut the connection from another thread (server stop): the blocked reader wakes up."""
+        client = self.client
+        if client is not None and client.sock is not None:
+            try:
+                client.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         client, self.client = self.client, None

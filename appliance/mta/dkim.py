@@ -77,17 +77,18 @@ class Signer:
 
     def __init__(self, data_dir: Path | str):
         self.data_dir = Path(data_dir)
-        self._keys: dict[str, tuple[bytes, bytes] | None] = {}
+        self._keys: dict[str, tuple[bytes, bytes]] = {}
         self._lock = threading.Lock()
 
     def _domain_keys(self, domain: str) -> tuple[bytes, bytes] | None:
+        # Only found keys are cached: a domain added while the server runs signs at once.
         with self._lock:
             if domain not in self._keys:
                 folder = key_folder(self.data_dir, domain)
                 try:
                     self._keys[domain] = ((folder / RSA_FILE).read_bytes(), (folder / ED25519_FILE).read_bytes().strip())
                 except FileNotFoundError:
-                    self._keys[domain] = None
+                    return None
             return self._keys[domain]
 
     def sign(self, raw: bytes, domain: str) -> bytes:

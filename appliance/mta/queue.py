@@ -100,6 +100,7 @@ class QueueRunner:
         self._lock = threading.Condition()
         self._active: dict[str, int] = {}   # destination key -> jobs running for it
         self._running = 0                    # jobs running in all
+        self._connections: set[Connection] = set()  # open outbound connections, cut at stop
         self._pool = ThreadPoolExecutor(max_workers=max(1, self.mta.workers), thread_name_prefix="mta")
         self._thread = threading.Thread(target=self._loop, name="mta-queue", daemon=True)
         self._events = None
@@ -136,6 +137,8 @@ class QueueRunner:
             if self._running:
                 log.warning("queue: %d connection(s) still running at stop; their mail is retried at the next start",
                             self._running)
+                for connection in list(self._connections):
+                    connection.abort()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- scheduling --------------------------------------------------------------------
@@ -241,13 +244,20 @@ class QueueRunner:
             return
         try:
             destination = transport.find(rows[0].domain, self.mta)
-            connection = Connection(destination, self.hostname, self.timeouts, self.contexts)
-            connection.open()
         except DeliveryError as e:
             for group, raw in ready:
                 self._attempt_failed(group, raw, pending, e)
             return
+        connection = Connection(destination, self.hostname, self.timeouts, self.contexts)
+        with self._lock:
+            self._connections.add(connection)
         try:
+            try:
+                connection.open()
+            except DeliveryError as e:
+                for group, raw in ready:
+                    self._attempt_failed(group, raw, pending, e)
+                return
             for index, (group, raw) in enumerate(ready):
                 if self._stopping.is_set():
                     return  # left 'delivering': made due again at the next start
@@ -260,6 +270,11 @@ class QueueRunner:
                 self._record(group, raw, results, connection, pending)
         finally:
             connection.close()
+            self._forget(connection)
+
+    def _forget(self, connection: Connection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
 
     def _outgoing(self, group: list[QueueRow], raw: bytes) -> Outgoing:
         sender = group[0].sender
@@ -396,3 +411,21 @@ def address_notice(store, sender: str, report: bytes) -> Notice | None:
         return None
     return Notice(report, tuple(Delivery(u.id) for u in resolution.users),
                   tuple(QueueEntry("", t) for t in resolution.external))
+
+
+def bounce_entries(store, hostname: str, ids, reason: str = "bounced by the postmaster") -> int:
+    """Return queued (or held) entries to their senders now, with a failure DSN (5.0.0).
+
+    Entries a runner is delivering at this moment are left alone. Returns how many bounced.
+    """
+    bounced = 0
+    for row in store.claim_queue(ids, held_too=True):
+        raw = strip_return_path(store.get_raw(row.blob_id))
+        params = json.loads(row.dsn or "{}")
+        orcpt = tuple(params["orcpt"]) if params.get("orcpt") else None
+        statuses = [dsn.RecipientStatus(row.recipient, dsn.FAILED, "5.0.0", reason, "", orcpt)] \
+            if dsn.wanted(params, dsn.FAILED) else []
+        store.finish_queue([QueueOutcome(row.id, "failed", reason)], notices_for(store, hostname, row, raw, statuses))
+        log.info("queue %d: <%s> %s", row.id, row.recipient, reason)
+        bounced += 1
+    return bounced

@@ -119,15 +119,16 @@ class QueueMixin:
         with self.db.reader() as conn:
             return conn.execute("SELECT min(next_attempt) FROM queue WHERE state = 'queued'").fetchone()[0]
 
-    def claim_queue(self, ids: Iterable[int], due_by: float | None = None) -> list[QueueRow]:
-        """Mark rows 'delivering' for one runner; returns those it got (still queued and, given
-        ``due_by``, due by then). A row is claimed by one runner at a time."""
+    def claim_queue(self, ids: Iterable[int], due_by: float | None = None, held_too: bool = False) -> list[QueueRow]:
+        """Mark rows 'delivering' for one runner; returns those it got (still queued — or held,
+        with ``held_too`` — and, given ``due_by``, due by then). One claimer per row at a time."""
         id_list = list(ids)
+        states = "('queued', 'held')" if held_too else "('queued')"
 
         def job(tx):
             claimed = []
             for queue_id in id_list:
-                sql = "UPDATE queue SET state = 'delivering' WHERE id = ? AND state = 'queued'"
+                sql = f"UPDATE queue SET state = 'delivering' WHERE id = ? AND state IN {states}"
                 params: tuple = (queue_id,)
                 if due_by is not None:
                     sql += " AND next_attempt <= ?"
