@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from hypothesis import given, strategies as st
 
 from appliance.imap.commands import any as any_cmds, auth, nonauth, selected
 from appliance.imap.parse import Cursor, InvalidCommand, SequenceSet, parse_command
@@ -125,3 +126,17 @@ def test_status_enable_id_authenticate_copy_move():
     assert parse(b"a AUTHENTICATE plain") == nonauth.Authenticate(b"a", "PLAIN", None)
     assert parse(b"a UID MOVE 1:3 Trash") == selected.UidMove(b"a", SequenceSet(((1, 3),)), "Trash")
     assert parse(b"a UID EXPUNGE 4,5") == selected.UidExpunge(b"a", SequenceSet(((4, 4), (5, 5))))
+
+
+ALPHABET = list(b'ab09 ()[]<>{}+*%:,."\\~\r\n') + [0, 0xFF]
+
+
+@given(st.lists(st.sampled_from(["FETCH 1 ", "SEARCH ", "STORE 1 ", "LIST ", "APPEND INBOX ", "SELECT ",
+                                 "UID FETCH 1:* ", "BODY[", "HEADER.FIELDS (", "OR ", "NOT ", "{3}\r\n",
+                                 "{2+}\r\n", "(", ")", "\"", "1:*", "0", "CHANGEDSINCE ", "QRESYNC ("]), max_size=8),
+       st.binary(max_size=30).map(lambda b: bytes(c for c in b if c in ALPHABET)))
+def test_parser_never_raises(pieces, tail):
+    """Whatever arrives, the parser returns a command or InvalidCommand; it never raises."""
+    data = b"t " + "".join(pieces).encode() + tail + b"\r\n"
+    result = parse_command(data)
+    assert result.tag == b"t" or result.tag is None
