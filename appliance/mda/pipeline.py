@@ -26,6 +26,7 @@ log = logging.getLogger("kotakpos.mda")
 # filter name in config -> (module, class); imported only when configured
 FILTERS = {
     "virus": ("appliance.mda.virus", "VirusFilter"),
+    "auth": ("appliance.mda.auth", "AuthFilter"),
 }
 
 
