@@ -215,10 +215,11 @@ class Server:
         if self.connections is None:
             return
         log.info("stopping: no new connections, %d session(s) finishing", self.ctx.registry.count())
-        self.connections.stop(self.config.server.shutdown_grace)
         if self.mta is not None:
+            # First: no new outbound attempts while the listeners wind down.
             self.mta.stop(self.config.server.shutdown_grace)
             self.mta = None
+        self.connections.stop(self.config.server.shutdown_grace)
         if self.ctx.mda is not None:
             self.ctx.mda.close()
         if self.admin is not None:

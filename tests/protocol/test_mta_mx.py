@@ -1,0 +1,105 @@
+"""MX routing against a small DNS server on loopback (dnslib), set as ``[mta] resolver``."""
+
+from __future__ import annotations
+
+import pytest
+from dnslib import QTYPE, RCODE, RR
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from tests.protocol.mta_helpers import FAST_RETRY, delivery_status, inbox, queue, wait_queue_empty, wait_until
+from tests.protocol.mta_sink import Sink
+
+SENDER = "alice@example.org"
+
+ZONE = """
+pref.test.        60 IN MX 20 backup.pref.test.
+pref.test.        60 IN MX 10 best.pref.test.
+best.pref.test.   60 IN A  127.0.0.1
+backup.pref.test. 60 IN A  127.0.0.1
+skip.test.        60 IN MX 10 noaddress.skip.test.
+skip.test.        60 IN MX 20 up.skip.test.
+noaddress.skip.test. 60 IN TXT "no address here"
+up.skip.test.     60 IN A  127.0.0.1
+implicit.test.    60 IN A  127.0.0.1
+nullmx.test.      60 IN MX 0 .
+"""
+
+
+class Zone(BaseResolver):
+    """Answers from ZONE; NXDOMAIN for names it does not know; remembers every question."""
+
+    def __init__(self):
+        self.records = RR.fromZone(ZONE)
+        self.asked: list[tuple[str, str]] = []
+
+    def resolve(self, request, handler):
+        qname, qtype = request.q.qname, QTYPE[request.q.qtype]
+        self.asked.append((str(qname).rstrip("."), qtype))
+        reply = request.reply()
+        known = [rr for rr in self.records if rr.rname == qname]
+        reply.rr = [rr for rr in known if QTYPE[rr.rtype] == qtype]
+        if not known:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+@pytest.fixture
+def dns_server():
+    zone = Zone()
+    server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
+    server.start_thread()
+    server.zone = zone
+    server.port = server.server.server_address[1]
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mx_setup(make_server, dns_server):
+    sink = Sink()
+    server = make_server(mta={"resolver": f"127.0.0.1:{dns_server.port}", "remote_port": sink.port,
+                              "retry_intervals": FAST_RETRY})
+    server.add_user(SENDER)
+    yield server, sink, dns_server.zone
+    sink.close()
+
+
+def test_mx_hosts_are_tried_by_preference(mx_setup):
+    server, sink, zone = mx_setup
+    queue(server, SENDER, ["bob@pref.test"])
+    [got] = sink.wait_for(1)
+    assert got.recipients == ["bob@pref.test"]
+    hosts = [name for name, qtype in zone.asked if qtype in ("A", "AAAA")]
+    assert hosts.index("best.pref.test") < hosts.index("backup.pref.test")
+
+
+def test_an_mx_host_without_an_address_is_skipped(mx_setup):
+    server, sink, _ = mx_setup
+    queue(server, SENDER, ["bob@skip.test"])
+    sink.wait_for(1)
+    wait_queue_empty(server)
+
+
+def test_a_domain_without_mx_gets_mail_at_its_own_address(mx_setup):
+    server, sink, zone = mx_setup
+    queue(server, SENDER, ["bob@implicit.test"])
+    [got] = sink.wait_for(1)
+    assert got.recipients == ["bob@implicit.test"]
+    assert ("implicit.test", "MX") in zone.asked
+
+
+def test_a_null_mx_bounces_at_once(mx_setup):
+    server, sink, _ = mx_setup
+    queue(server, SENDER, ["bob@nullmx.test"])
+    [dsn] = wait_until(lambda: inbox(server, SENDER), what="a DSN")
+    [block] = delivery_status(dsn)
+    assert block["Status"] == "5.1.10" and block["Action"] == "failed"
+    wait_queue_empty(server)
+    assert sink.messages == []
+
+
+def test_a_domain_that_does_not_exist_bounces(mx_setup):
+    server, sink, _ = mx_setup
+    queue(server, SENDER, ["bob@nowhere.test"])
+    [dsn] = wait_until(lambda: inbox(server, SENDER), what="a DSN")
+    assert delivery_status(dsn)[0]["Status"] == "5.1.2"
