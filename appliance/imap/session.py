@@ -61,7 +61,8 @@ LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
 COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
 PRELOGIN_LITERAL_LIMIT = 4096  # before login only LOGIN needs a literal
 MAX_UID = 2**32 - 1
-FLUSH_EVERY = 500  # FETCH responses buffered before a flush
+FLUSH_EVERY = 500  # FETCH responses (without bodies) buffered before a flush
+RAW_BATCH_BYTES = 4 << 20  # message bytes read from the store at once for a FETCH of bodies
 ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
@@ -750,27 +751,26 @@ class ImapSession:
             atts.insert(0, _UID_ATT)
         if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
             atts.append(_MODSEQ_ATT)
-        blob_ids = [rows[u].blob_id for u in uids]
         forms = {}
         if any(a.name in _PRE_RENDERED and a.section is None for a in atts):
-            forms = self.store.get_imap_forms(blob_ids)
-        sent = 0
-        for uid in uids:
-            row = rows[uid]
-            items = self._fetch_items(row, atts, forms.get(row.blob_id))
-            self.send(b"* %d FETCH (" % sel.seq_of(uid) + b" ".join(items) + b")\r\n")
-            sel.flags[uid] = row.flags
-            sent += 1
-            if sent % FLUSH_EVERY == 0:
-                self.conn.flush()  # keep memory flat on a FETCH 1:* of a big mailbox
+            forms = self.store.get_imap_forms(rows[u].blob_id for u in uids)
+        needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
+        for batch in _batches(uids, rows, RAW_BATCH_BYTES if needs_raw else None):
+            raws = self.store.get_raws(rows[u].blob_id for u in batch) if needs_raw else {}
+            for uid in batch:
+                row = rows[uid]
+                items = self._fetch_items(row, atts, forms.get(row.blob_id), raws.get(row.blob_id))
+                self.send(b"* %d FETCH (" % sel.seq_of(uid) + b" ".join(items) + b")\r\n")
+                sel.flags[uid] = row.flags
+            self.conn.flush()  # keep memory flat on a FETCH 1:* of a big mailbox
         self.ok(cmd, "FETCH completed")
 
     cmd_UID_FETCH = cmd_FETCH
 
-    def _fetch_items(self, row, atts, forms) -> list[bytes]:
-        """One message's FETCH items; ``forms`` is its stored (ENVELOPE, BODY, BODYSTRUCTURE)."""
+    def _fetch_items(self, row, atts, forms, raw: bytes | None) -> list[bytes]:
+        """One message's FETCH items from its row, its stored (ENVELOPE, BODY, BODYSTRUCTURE)
+        and its bytes (when an item needs them)."""
         out = []
-        raw = None
         info = None
         for att in atts:
             name = att.name
@@ -792,8 +792,6 @@ class ImapSession:
             elif name == "BODY" and att.section is None:
                 out.append(b"BODY " + forms[1])
             else:
-                if raw is None:
-                    raw = self.store.get_raw(row.blob_id)
                 # the MIME tree is only needed to cut a part out, not for the whole message
                 if info is None and _needs_structure(att):
                     info = self.store.get_info(row.blob_id)
@@ -1059,6 +1057,21 @@ class ImapSession:
         sel.renumbered()
 
 
+def _batches(uids: list[int], rows: dict, byte_budget: int | None):
+    """Split a FETCH into batches: FLUSH_EVERY messages, or fewer whose bodies fit the budget."""
+    batch: list[int] = []
+    size = 0
+    for uid in uids:
+        row_size = rows[uid].size if byte_budget is not None else 0
+        if batch and (len(batch) >= FLUSH_EVERY or (byte_budget is not None and size + row_size > byte_budget)):
+            yield batch
+            batch, size = [], 0
+        batch.append(uid)
+        size += row_size
+    if batch:
+        yield batch
+
+
 def _needs_structure(att) -> bool:
     """Whether a FETCH item cuts into the MIME tree (BODY[] / BINARY[] of the whole message do not)."""
     if att.name == "RFC822":
@@ -1143,6 +1156,7 @@ class ListPattern:
         return len(p) in current
 
 
+_FROM_ROW = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})  # FETCH items the row answers
 _PRE_RENDERED = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})  # FETCH items stored ready to send
 _FLAGS_ATT = FetchAtt("FLAGS")
 _UID_ATT = FetchAtt("UID")

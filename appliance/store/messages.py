@@ -264,6 +264,18 @@ class MessagesMixin:
                 (mailbox_id,)).fetchall()
         return [(r["uid"], r["pop3_size"]) for r in rows]
 
+    def get_raws(self, blob_ids: Iterable[int]) -> dict[int, bytes]:
+        """The bytes of several blobs in one query (IMAP FETCH of many bodies).
+
+        The caller bounds the batch: every blob asked for is held in memory at once.
+        """
+        result = {}
+        with self.db.reader() as conn:
+            for chunk in _chunks(sorted(set(blob_ids)), 500):
+                for r in conn.execute(f"SELECT id, data FROM blobs WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                    result[r["id"]] = r["data"]
+        return result
+
     def get_parsed(self, blob_ids: Iterable[int]) -> dict[int, Parsed]:
         """The pre-rendered ENVELOPE/BODY/BODYSTRUCTURE and analysis of each blob."""
         result = {}
