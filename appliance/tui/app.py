@@ -49,7 +49,7 @@ class KotakposApp(App):
         "log": LogScreen,
     }
     BINDINGS = [Binding(key, f"switch_mode('{mode}')", title, show=False) for mode, key, title in SCREENS] + [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=False),   # the top bar shows it
     ]
 
     connected = reactive(False)
@@ -177,8 +177,8 @@ class KotakposApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, key, title in SCREENS:
-            yield SystemCommand(f"Go to {title}", f"Show the {title} screen (key {key})",
+        for mode, key, _ in SCREENS:
+            yield SystemCommand(f"Go to {mode.title()}", f"Show the {mode} screen (key {key})",
                                 lambda mode=mode: self.switch_mode(mode))
         for binding in screen.BINDINGS:
             if isinstance(binding, Binding) and binding.description:

@@ -101,7 +101,7 @@ class FormScreen(ModalScreen[bool]):
                 yield Static("", id=f"error-{f.name}", classes="field-error")
             yield Static("Enter on the last field or Ctrl+S saves; Esc cancels.", classes="hint")
             yield Static("", id="form-error")
-        yield Footer()
+        yield Footer(compact=True)
 
     def _input(self, name: str) -> Input:
         return self.query_one(f"#field-{name}", Input)
@@ -112,7 +112,9 @@ class FormScreen(ModalScreen[bool]):
     def _show_errors(self, widget: Input, result) -> None:
         name = widget.id.removeprefix("field-")
         text = " ".join(result.failure_descriptions) if result and not result.is_valid else ""
-        self.query_one(f"#error-{name}", Static).update(text)
+        error = self.query_one(f"#error-{name}", Static)
+        error.update(text)
+        error.set_class(bool(text), "-shown")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         inputs = list(self.query(Input))
@@ -173,7 +175,7 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm"):
             yield Static(self.question)
             yield Static("[b]y[/b] yes   [b]n[/b] no", classes="hint")
-        yield Footer()
+        yield Footer(compact=True)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
@@ -193,7 +195,7 @@ class TextScreen(ModalScreen[None]):
         viewer = TextArea(self.text, read_only=True, soft_wrap=True, show_line_numbers=False, id="viewer")
         viewer.border_title = self.title_text
         yield viewer
-        yield Footer()
+        yield Footer(compact=True)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -29,11 +29,11 @@ def duration(seconds: float) -> str:
 
 
 def size(n: int | float | None) -> str:
-    """Bytes for people: 512B, 12.3k, 4.5M, 1.2G."""
+    """Bytes for people, at most 5 characters: 512B, 9.5k, 12k, 312M, 1.2G."""
     n = float(n or 0)
     for unit in ("B", "k", "M", "G"):
         if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+            return f"{n:.0f}{unit}" if unit == "B" or n >= 10 else f"{n:.1f}{unit}"
         n /= 1024
     raise AssertionError("unreachable")
 
@@ -50,9 +50,21 @@ def parse_size(text: str) -> int:
 
 
 def quota_text(used: int, quota: int) -> str:
+    """Usage against quota: '312M/1.0G 30%', or '48M' without a quota."""
     if not quota:
-        return f"{size(used)} (no quota)"
-    return f"{size(used)} / {size(quota)} {100 * used // quota}%"
+        return size(used)
+    return f"{size(used)}/{size(quota)} {100 * used // quota}%"
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def sender(from_: str, width: int = 24) -> str:
+    """The name in a From header if it has one ('Bob' for 'Bob <bob@example.org>'), else the address."""
+    name, _, rest = from_.partition("<")
+    name = name.strip().strip('"')
+    return clip(name if name and rest else from_.strip(), width) or "-"
 
 
 def clock_time(when: float, now: float) -> str:

@@ -13,10 +13,10 @@ from appliance.tui.messages import AdminReplied
 
 # (mode name, key, title), in the order of the top bar.
 SCREENS = (
-    ("dashboard", "1", "Dashboard"),
+    ("dashboard", "1", "Dash"),
     ("sessions", "2", "Sessions"),
     ("queue", "3", "Queue"),
-    ("mailboxes", "4", "Mailboxes"),
+    ("mailboxes", "4", "Mail"),
     ("accounts", "5", "Accounts"),
     ("filters", "6", "Filters"),
     ("log", "7", "Log"),
@@ -26,7 +26,8 @@ RELOAD_DELAY = 0.3      # seconds: a burst of events causes one reload, not one 
 
 
 class TopBar(Static):
-    """The screens with their keys; the current one highlighted."""
+    """The screens with their keys, the current one highlighted, and how to quit: the
+    footer below shows the current screen's own actions."""
 
     def __init__(self, current: str):
         super().__init__(id="topbar")
@@ -34,7 +35,7 @@ class TopBar(Static):
 
     def on_mount(self) -> None:
         self.update("".join(f"[reverse b] {key} {title} [/]" if mode == self.current else f" [b]{key}[/b] {title} "
-                            for mode, key, title in SCREENS))
+                            for mode, key, title in SCREENS) + "  [b]^q[/b] Quit")
 
 
 class Banner(Static):
@@ -71,7 +72,7 @@ class AdminScreen(Screen):
         yield TopBar(self.MODE)
         yield Banner()
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

@@ -42,6 +42,19 @@ class DashboardScreen(AdminScreen):
     def on_mount(self) -> None:
         self.query_one("#listeners", DataTable).add_columns("Listener", "Address", "TLS", "State")
 
+    def _show_listeners(self, listeners: list[dict]) -> None:
+        """One row per listener; when all share one host, it goes in the title and rows show ports."""
+        table = self.query_one("#listeners", DataTable)
+        hosts = {address.rpartition(":")[0] for listener in listeners for address in listener["addresses"]}
+        one_host = hosts.pop() if len(hosts) == 1 else None
+        table.border_title = f"Listeners on {one_host}" if one_host else "Listeners"
+        table.clear(columns=True)
+        table.add_columns("Listener", "Port" if one_host else "Address", "TLS", "State")
+        for listener in listeners:
+            addresses = [a.rpartition(":")[2] if one_host else a for a in listener["addresses"]]
+            table.add_row(listener["name"], ", ".join(addresses),
+                          "implicit" if listener["implicit_tls"] else "STARTTLS", listener["state"])
+
     def reload(self) -> None:
         self.call_admin("status", then=self._show_status)
 
@@ -59,11 +72,7 @@ class DashboardScreen(AdminScreen):
     def _show_status(self, status: dict) -> None:
         self._status = status
         self._fetched_at = self.app.now()
-        table = self.query_one("#listeners", DataTable)
-        table.clear()
-        for listener in status["listeners"]:
-            table.add_row(listener["name"], ", ".join(listener["addresses"]),
-                          "implicit" if listener["implicit_tls"] else "STARTTLS", listener["state"])
+        self._show_listeners(status["listeners"])
         self._show_summary()
         self._show_now()
         self._show_traffic()
@@ -75,25 +84,28 @@ class DashboardScreen(AdminScreen):
         uptime = st["uptime"] + self.app.now() - self._fetched_at
         self.query_one("#summary", Static).update(
             f"[b]Kotakpos {st['version']}[/b] on [b]{st['hostname']}[/b]  pid {st['pid']}  "
-            f"up {models.duration(uptime)}  TLS cert until {st['tls_expiry'][:10]}")
+            f"up {models.duration(uptime)}  cert until {st['tls_expiry'][:10]}")
 
     def _show_now(self) -> None:
         st = self._status
-        by_protocol = st["sessions_by_protocol"]
-        sessions = "  ".join(f"{p} {by_protocol.get(p, 0)}" for p in ("smtp", "imap", "pop3"))
+        by_protocol = ", ".join(f"{p} {n}" for p, n in sorted(st["sessions_by_protocol"].items()))
         queue = st["queue"]
-        states = ", ".join(f"{n} {state}" for state, n in sorted(queue["by_state"].items())) or "empty"
-        oldest = f"oldest {models.duration(self.app.now() - queue['oldest'])}" if queue["oldest"] else ""
+        states = ", ".join(f"{n} {state}" for state, n in sorted(queue["by_state"].items()))
+        oldest = f", oldest {models.duration(self.app.now() - queue['oldest'])}" if queue["oldest"] else ""
         counts = st["counts"]
         filters = {k: v for k, v in st["stats"].items() if k.startswith(("spam", "virus"))}
-        filter_text = "  ".join(f"{k} {v}" for k, v in sorted(filters.items())) or "no filter counts yet"
-        self.query_one("#now", Static).update(
-            f"[b]Sessions[/b] {st['sessions']}: {sessions}\n"
-            f"[b]Queue[/b] {queue['depth']} ({states}) {oldest}\n"
-            f"[b]Store[/b] {counts['messages']} msgs, {counts['users']} users, {models.size(counts['bytes'])}\n"
-            f"[b]Disk free[/b] {models.size(st['disk_free'])}\n"
-            f"[b]Blocked IPs[/b] {st['blocked']}\n"
-            f"[b]Spam/virus[/b] {filter_text}")
+        filter_text = ", ".join(f"{k} {v}" for k, v in sorted(filters.items())) or "none counted"
+        lines = [
+            f"[b]Sessions[/b]  {st['sessions']}" + (f" ({by_protocol})" if by_protocol else ""),
+            f"[b]Queue[/b]     {queue['depth']}{oldest}",
+            f"          {states}" if states else "",
+            f"[b]Store[/b]     {counts['messages']} msgs, {models.size(counts['bytes'])}",
+            f"[b]Users[/b]     {counts['users']} in {counts['domains']} domains",
+            f"[b]Disk free[/b] {models.size(st['disk_free'])}",
+            f"[b]Blocked[/b]   {st['blocked']} addresses",
+            f"[b]Spam/virus[/b] {filter_text}",
+        ]
+        self.query_one("#now", Static).update("\n".join(line for line in lines if line))
 
     def _show_traffic(self) -> None:
         traffic = self.app.traffic

@@ -25,7 +25,7 @@ class LogScreen(AdminScreen):
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="filter: words that must all appear (level, logger or text); / to edit",
                     id="log-filter")
-        log = RichLog(id="log", max_lines=models.LOG_LINES, wrap=False, markup=False)
+        log = RichLog(id="log", max_lines=models.LOG_LINES, wrap=True, markup=False)
         log.border_title = "Server log"
         yield log
 

@@ -48,7 +48,7 @@ class MailboxesScreen(AdminScreen):
         with Horizontal(id="mail"):
             with Vertical(id="mail-left"):
                 users = DataTable(id="users", cursor_type="row")
-                users.border_title = "Users: usage/quota"
+                users.border_title = "Users"
                 yield users
                 folders = DataTable(id="folders", cursor_type="row")
                 folders.border_title = "Folders"
@@ -58,7 +58,7 @@ class MailboxesScreen(AdminScreen):
             yield messages
 
     def on_mount(self) -> None:
-        self.query_one("#users", DataTable).add_columns("Address", "Usage")
+        self.query_one("#users", DataTable).add_columns("Address", "Used/quota")
         self.query_one("#folders", DataTable).add_columns("Folder", "Msgs", "New", "Size")
         self.query_one("#messages", DataTable).add_columns("From", "Subject", "Date", "Size", "Flags")
 
@@ -102,7 +102,7 @@ class MailboxesScreen(AdminScreen):
     def _show_messages(self, messages: list[dict]) -> None:
         now = self.app.now()
         table = self.query_one("#messages", DataTable)
-        refill(table, [(str(m["uid"]), (m["from"] or "-", m["subject"] or "(no subject)",
+        refill(table, [(str(m["uid"]), (models.sender(m["from"]), models.clip(m["subject"] or "(no subject)", 48),
                                         models.clock_time(m["date"], now), models.size(m["size"]),
                                         " ".join(f.lstrip("\\") for f in m["flags"]))) for m in messages])
         table.border_title = f"Messages in {self._folder}" if self._folder else "Messages"

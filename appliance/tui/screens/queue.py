@@ -34,16 +34,17 @@ class QueueScreen(AdminScreen):
     MODE = "queue"
     WATCHES = frozenset({"queue"})
     BINDINGS = [
-        Binding("space", "mark", "Mark"),
+        Binding("m", "mark", "Mark"),
+        Binding("space", "mark", "Mark", show=False),
         Binding("a", "mark_all", "Mark all"),
         Binding("r", "retry", "Retry"),
         Binding("h", "hold", "Hold"),
         Binding("e", "release", "Release"),
         Binding("x", "delete", "Delete"),
-        Binding("i", "show", "Details"),
+        Binding("i", "show", "Info", show=False),    # Enter on a row does the same
         Binding("slash", "filter", "Filter"),
-        Binding("right_square_bracket", "page(1)", "Next page"),
-        Binding("left_square_bracket", "page(-1)", "Prev page"),
+        Binding("right_square_bracket", "page(1)", "Page"),
+        Binding("left_square_bracket", "page(-1)", "Page back", show=False),
         Binding("escape", "focus_table", "To table", show=False),
     ]
 
@@ -120,7 +121,7 @@ class QueueScreen(AdminScreen):
         if len(self._matching) != len(self._entries):
             text += f"; {len(self._matching)} match"
         if pages > 1:
-            text += f"; page {self._page + 1}/{pages}"
+            text += f"; page {self._page + 1}/{pages} ([ ])"
         if self._marked:
             text += f"; [b]{len(self._marked)} marked[/b]"
         self.query_one("#queue-summary", Static).update(text)
@@ -161,7 +162,8 @@ class QueueScreen(AdminScreen):
         self._show_page()
 
     def action_page(self, step: int) -> None:
-        self._page = max(0, self._page + step)
+        pages = max(1, -(-len(self._matching) // PAGE))
+        self._page = (self._page + step) % pages     # ] after the last page comes back to the first
         self._show_page()
         self.query_one("#queue", DataTable).move_cursor(row=0)
 

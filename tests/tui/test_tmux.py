@@ -1,0 +1,70 @@
+"""``kotakpos tui`` in a real terminal (tmux, 80x24) against ``kotakpos serve`` in its own
+process, read back with ``tmux capture-pane`` the way a person would read it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.system.process import ServeProcess, kotakpos_command
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Terminal:
+    """A private tmux server (its own socket) running one command in an 80x24 window."""
+
+    def __init__(self, command: list[str]):
+        self.socket = f"kotakpos-test-{os.getpid()}"
+        self._tmux("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", "-c", REPO, *command)
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True,
+                              timeout=10).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "tui")
+
+    def wait_for(self, *texts: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if all(text in screen for text in texts):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{texts} not on screen after {timeout}s:\n{screen}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+def test_kotakpos_tui_in_tmux_shows_the_live_dashboard(tmp_path):
+    server = ServeProcess(tmp_path / "data")
+    terminal = None
+    try:
+        server.wait_ready()
+        terminal = Terminal(kotakpos_command() + ["--data", str(server.data_dir), "tui"])
+        screen = terminal.wait_for("Listeners on 127.0.0.1", "Sessions  0", "Messages per minute")
+        imap_row = next(line for line in screen.splitlines() if "│ imap " in line)
+        assert str(server.port("imap")) in imap_row and "listening" in imap_row
+        assert "Dash" in screen.splitlines()[0] and "^q Quit" in screen.splitlines()[0]
+
+        with socket.create_connection(("127.0.0.1", server.port("imap")), timeout=5) as client:
+            client.recv(1000)
+            terminal.wait_for("Sessions  1 (imap 1)")
+        terminal.wait_for("Sessions  0")
+
+        server.terminate()
+        terminal.wait_for("SERVER UNREACHABLE")
+    finally:
+        if terminal is not None:
+            terminal.close()
+        server.kill()
