@@ -71,6 +71,7 @@ class SmtpSection:
     command_line_limit: int = setting(2048, "Longest command line accepted (RFC 5321 asks for 512; clients sometimes send more).")
     command_timeout: float = setting(300.0, "Seconds to wait for the next command (RFC 5321 §4.5.3.2.7: 5 minutes).")
     data_timeout: float = setting(180.0, "Seconds to wait for each block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).")
+    junk_command_limit: int = setting(100, "NOOP, RSET, HELP, VRFY and EXPN commands without a message accepted before each further one counts as an error.")
     bare_newline: str = setting("reject", "Bare CR or LF inside a message: \"reject\" refuses it with 550 5.5.2; \"normalize\" turns it into CRLF. Only <CRLF>.<CRLF> ever ends a message.")
 
 

@@ -64,6 +64,11 @@ class State(enum.Enum):
 
 _ALWAYS = frozenset({"NOOP", "RSET", "QUIT", "HELP", "VRFY", "EXPN"})
 
+# Commands that move no mail. Past cfg.junk_command_limit of them without a message
+# accepted, each counts as an error (like Postfix's smtpd_junk_command_limit), so a
+# client cannot hold a connection open forever with NOOP or harvest with VRFY.
+JUNK = frozenset({"NOOP", "RSET", "HELP", "VRFY", "EXPN"})
+
 # RFC 5321 §4.1.4 (command order); RFC 3030 §2 (BDAT); RFC 3207 and 4954 (no STARTTLS or
 # AUTH inside a transaction). EHLO/HELO in a transaction resets it (RFC 5321 §4.1.4).
 LEGAL: dict[State, frozenset[str]] = {
@@ -229,6 +234,7 @@ class SmtpSession:
         self.errors = 0  # error replies so far; at cfg.max_errors we say 421 and close
         self.messages = 0  # messages accepted on this connection
         self.lines = 0  # command lines read, to spot a first line that is not SMTP
+        self.junk = 0  # JUNK commands since the last accepted message
         self.done = False  # set by QUIT and fatal errors: run() returns
         # -- transaction lifetime --
         self.txn: Transaction | None = None  # replaced, never cleared field by field
@@ -288,6 +294,12 @@ class SmtpSession:
         if isinstance(cmd, InvalidCommand):
             self.reply(cmd.reply)
             return
+        if cmd.verb in JUNK:
+            self.junk += 1
+            if self.junk > self.cfg.junk_command_limit:
+                self.count_error()
+                if self.done:
+                    return
         try:
             self._handlers[cmd.verb](self, cmd)
         except SmtpError as e:
@@ -314,9 +326,12 @@ class SmtpSession:
         """Queue a reply; count errors, and end the session after too many."""
         self.conn.write(format_reply(r))
         if r.is_error and r.code != 421:
-            self.errors += 1
-            if self.errors >= self.cfg.max_errors:
-                self.fatal(R.R421_TOO_MANY_ERRORS)
+            self.count_error()
+
+    def count_error(self) -> None:
+        self.errors += 1
+        if self.errors >= self.cfg.max_errors:
+            self.fatal(R.R421_TOO_MANY_ERRORS)
 
     def fatal(self, r: Reply) -> None:
         self.conn.write(format_reply(r))
@@ -607,6 +622,7 @@ class SmtpSession:
         except Exception as e:  # the store or a filter failed: the client may retry
             raise ServerError(R.R451_LOCAL_ERROR, f"accepting {message_id} failed: {e!r}") from e
         self.messages += 1
+        self.junk = 0
         log.info("session %s: accepted %s from=<%s> rcpts=%d size=%d", self.conn.info.id, message_id,
                  envelope.sender, len(envelope.recipients), len(raw))
         self.reply(R.queued(message_id))

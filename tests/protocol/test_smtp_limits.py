@@ -151,3 +151,16 @@ def test_one_client_over_the_limits_others_unaffected(small):
     bad.send_raw(b"\r\n.\r\n")
     bad.expect(R.R552_MESSAGE_TOO_BIG)
     assert len(inbox(small, ALICE)) == 1
+
+
+def test_junk_commands_count_as_errors_past_the_limit(make_server):
+    server = make_server(smtp={"junk_command_limit": 5, "max_errors": 3})
+    c = Wire.open(server)
+    c.ehlo()
+    for _ in range(5):
+        c.transact(R.R250_OK, "NOOP")
+    c.transact(R.R250_OK, "NOOP")  # the 6th and 7th still get their answer, and count
+    c.transact(R.R250_RESET, "RSET")
+    c.send("NOOP")
+    c.expect(R.R421_TOO_MANY_ERRORS)
+    assert c.is_closed()
