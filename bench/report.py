@@ -40,6 +40,7 @@ TITLES = {
     "pop3": "POP3 on a big maildrop (issue 4)",
     "imap": "IMAP on a big mailbox, and many IDLE clients (issue 5)",
     "relay": "Relay of queued 4 KiB messages to 10 destinations, aiosmtpd sinks (issue 6)",
+    "filters": "Cost of the default filter pipeline: Kotakpos SMTP accept rate, filters on against off (issue 7)",
 }
 # The issues' goals as minimum advantages: (benchmark, case prefix, metric) -> ratio.
 GOALS = {
@@ -98,14 +99,16 @@ def _fmt(value) -> str:
 
 def table(result: dict) -> list[str]:
     targets = result["targets"]
-    peer_rows = {r["case"]: r for r in targets.get(PEER, [])}
-    our_rows = {r["case"]: r for r in targets.get(OURS, [])}
+    # Most results compare the peer with Kotakpos; some compare two Kotakpos set-ups and say so.
+    base, subject = result.get("sides", [PEER, OURS])
+    labels = result.get("labels", ["Postfix/Dovecot", "Kotakpos", "Kotakpos advantage"])
+    peer_rows = {r["case"]: r for r in targets.get(base, [])}
+    our_rows = {r["case"]: r for r in targets.get(subject, [])}
     lines = [f"### {TITLES.get(result['benchmark'], result['benchmark'])}", ""]
     lines.append(f"Run {result['started']} on {result['machine']}.")
     for note in result.get("notes", []):
         lines.append(f"{note}")
-    lines += ["", "| case | metric | Postfix/Dovecot | Kotakpos | Kotakpos advantage | goal |",
-              "|---|---|---:|---:|---:|---|"]
+    lines += ["", f"| case | metric | {' | '.join(labels)} | goal |", "|---|---|---:|---:|---:|---|"]
     for case in list(peer_rows) + [c for c in our_rows if c not in peer_rows]:
         p, o = peer_rows.get(case, {}), our_rows.get(case, {})
         for metric, (label, _) in METRICS.items():
@@ -124,7 +127,7 @@ def table(result: dict) -> list[str]:
 
 
 def render() -> str:
-    order = ["smtp", "pop3", "imap", "relay"]
+    order = ["smtp", "pop3", "imap", "relay", "filters"]
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     # Other benchmarks (store_deliver, startup) keep their own files and README sections.
     results = [r for r in results if "benchmark" in r and "targets" in r]
