@@ -24,8 +24,13 @@ unit_path=/etc/systemd/system/kotakpos.service
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
-if [[ $# -gt 1 || ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+usage() { sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    usage
+    exit 0
+fi
+if [[ $# -gt 1 ]]; then
+    usage >&2
     exit 2
 fi
 if [[ $# -eq 1 ]]; then
