@@ -625,12 +625,13 @@ class ImapSession:
             self.send(replies.CONTINUE_IDLE)
             self.sync(True, push=True)
             self.conn.flush()
-            while not self.conn.has_buffered_line():
-                if self._wait(waker):
-                    break
-                waker.clear()
-                self.sync(True, push=True)
-                self.conn.flush()
+            with self.conn.between_commands():
+                while not self.conn.has_buffered_line():
+                    if self._wait(waker):
+                        break
+                    waker.clear()
+                    self.sync(True, push=True)
+                    self.conn.flush()
         finally:
             self.events.notify = None
             waker.close()

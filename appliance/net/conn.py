@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 import time
+from contextlib import contextmanager
 
 from appliance.net.registry import SessionInfo
 
@@ -87,16 +88,24 @@ class Connection:
             self._fill()
 
     def read_command_line(self, limit: int) -> bytes:
-        """Like read_line, for the next command: the one place a session may be ended for shutdown.
+        """Like read_line, for the next command: a place where a stopping server may end the session."""
+        if b"\n" in self._buf:
+            return self.read_line(limit)
+        with self.between_commands():
+            return self.read_line(limit)
 
-        While blocked here the session is between commands, so a server that is stopping
-        may close it without cutting a transaction in half.
+    @contextmanager
+    def between_commands(self):
+        """Mark a wait in which the session holds no transaction (the next command, IMAP IDLE).
+
+        A server that is stopping closes sessions waiting here at once instead of after
+        its grace period, since nothing in flight can be cut in half.
         """
-        if self.stopping and b"\n" not in self._buf:
+        if self.stopping:
             raise ConnectionClosed("server stopping")
         self._waiting_for_command = True
         try:
-            return self.read_line(limit)
+            yield
         finally:
             self._waiting_for_command = False
 

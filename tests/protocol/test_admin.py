@@ -101,3 +101,20 @@ def test_sighup_reloads_the_certificate(server):
     ensure_certificate(cert, key, "renewed.example.org")
     server.server.reload_tls()  # what the SIGHUP handler calls
     assert served_certificate() != before
+
+
+def test_stopping_ends_idle_and_idling_sessions_without_waiting_for_the_grace(make_server):
+    running = make_server(server={"shutdown_grace": 30.0}, auth={"allow_plaintext": True})
+    running.store.add_domain("example.org")
+    running.add_user("alice@example.org", "pw")
+    import imaplib
+    idler = imaplib.IMAP4("127.0.0.1", running.port("imap"))
+    idler.login("alice@example.org", "pw")
+    idler.select("INBOX")
+    idler.send(b"a1 IDLE\r\n")
+    assert idler.readline().startswith(b"+")
+    waiting = running.connect("pop3")
+    waiting.recv(100)
+    started = time.monotonic()
+    running.stop()
+    assert time.monotonic() - started < 10  # far below the 30 s grace
