@@ -4,7 +4,8 @@ This is the only package that holds SQL. Protocols call the narrow API of ``Stor
 named after mailbox operations; each write is one transaction, committed and fsynced
 before the call returns (group commit in ``db``), and change events go out after commit
 (``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
-``accounts``, ``mailboxes``, ``messages``, ``queue``, ``filters`` (the MDA's tables) — so each file reads on its own.
+``accounts``, ``mailboxes``, ``messages``, ``queue``, ``filters`` (the MDA's tables),
+``migration`` (bulk import, snapshots) — so each file reads on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt,
 from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
+from appliance.store.migration import Incoming, MigrationMixin, Snapshot, content_hash
 from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
                                     QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
@@ -29,14 +31,14 @@ __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded",
     "User", "Mailbox", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
     "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
-    "Quarantined", "RequestedReceipt", "SentReceipt",
+    "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
 ]
 
 DB_NAME = "kotakpos.sqlite"
 
 
-class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin):
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin, MigrationMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):

@@ -126,7 +126,16 @@ def _v3_filters(db: sqlite_utils.Database) -> None:
                " updated REAL NOT NULL, PRIMARY KEY (user_id, blob_sha256)) WITHOUT ROWID")
 
 
-MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters]
+def _v4_imap_imports(db: sqlite_utils.Database) -> None:
+    """Progress of ``kotakpos import imap`` (issue 11), so a second run copies only what is new."""
+    db.execute("CREATE TABLE imap_imports (user_id INTEGER NOT NULL,"
+               " source TEXT NOT NULL,"       # "user@host:port" of the remote account
+               " folder TEXT NOT NULL,"       # the remote folder's name as the remote server spells it
+               " uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL,"  # copied up to this UID
+               " PRIMARY KEY (user_id, source, folder)) WITHOUT ROWID")
+
+
+MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports]
 LATEST = len(MIGRATIONS)
 
 
