@@ -177,6 +177,8 @@ class Server:
         self.mta.start()
         from appliance.mda import Mda
         self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
+        if self.ctx.mda is not None:
+            self.ctx.mda.start()
         self.connections.start()
         addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
         log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)

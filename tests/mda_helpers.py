@@ -8,6 +8,7 @@ import smtplib
 import time
 import zipfile
 from email.message import EmailMessage
+from email.utils import formatdate
 from types import SimpleNamespace
 
 from appliance.config import Config, with_overrides
@@ -24,6 +25,7 @@ def plain(body: str = "Hello there.\n", subject: str = "hello", sender: str = "b
     m = EmailMessage()
     m["From"], m["To"], m["Subject"] = sender, to, subject
     m["Message-ID"] = f"<{time.monotonic_ns()}@remote.test>"
+    m["Date"] = formatdate()
     for k, v in (headers or {}).items():
         m[k] = v
     m.set_content(body)

@@ -140,4 +140,5 @@ class UserOutcome:
     flags: tuple[str, ...] = ()
     discard: bool = False
     redirect: tuple[str, ...] = ()
+    reject: tuple[int, str, str] | None = None  # the recipient's rules refused the message
     reasons: list[str] = field(default_factory=list)

@@ -16,6 +16,7 @@ import threading
 
 from appliance.mda import outbound
 from appliance.mda.filter import ACCEPT, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
+from appliance.mda.trainer import Trainer
 from appliance.smtp.errors import UserError
 from appliance.smtp.replies import reply
 from appliance.store import Delivery, DeliveryResult, Notice, QueueEntry, User
@@ -27,6 +28,8 @@ log = logging.getLogger("kotakpos.mda")
 FILTERS = {
     "virus": ("appliance.mda.virus", "VirusFilter"),
     "auth": ("appliance.mda.auth", "AuthFilter"),
+    "spam": ("appliance.mda.spam", "SpamFilter"),
+    "rules": ("appliance.mda.rules", "RulesFilter"),
 }
 
 
@@ -48,10 +51,22 @@ class Mda:
     def __init__(self, ctx, filters: list[Filter] | None = None):
         self.ctx = ctx
         self.filters = build_filters(ctx) if filters is None else filters
+        self.trainer = Trainer(ctx, on_seen=self._on_seen)
+
+    def start(self) -> None:
+        """Start listening to store events (Bayes training, read receipts)."""
+        self.trainer.start()
 
     def close(self) -> None:
+        self.trainer.stop()
         for f in self.filters:
             f.close()
+
+    def _on_seen(self, user_id: int, mailbox_id: int, row) -> None:
+        for f in self.filters:
+            seen = getattr(f, "on_seen", None)
+            if seen is not None:
+                seen(user_id, mailbox_id, row)
 
     # -- running the filters -------------------------------------------------------------
 
@@ -118,6 +133,7 @@ class Mda:
         mine.flags = tuple(dict.fromkeys(mine.flags + v.flags))
         mine.redirect += v.redirect
         mine.discard = mine.discard or v.discard or bool(v.reject)
+        mine.reject = mine.reject or v.reject
         outcome.notices.extend(v.notices)
 
     # -- delivering ------------------------------------------------------------------------
@@ -139,6 +155,9 @@ class Mda:
                       ctx.config.mda.time_budget, envelope.message_id)
             return ctx.store.deliver(return_path + msg.raw, [Delivery(u.id) for u in users], queue)
         reasons = "; ".join(outcome.reasons) or "-"
+        if not outcome.reject and not queue and outcome.per_user and all(o.reject for o in outcome.per_user.values()):
+            # every recipient's rules refused it (Sieve reject): refuse in SMTP, no bounce later
+            outcome.reject = next(iter(outcome.per_user.values())).reject
         if outcome.reject:
             code, status, text = outcome.reject
             ctx.count("mda.reject")

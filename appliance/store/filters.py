@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 from appliance.mime import normalize_crlf
 from appliance.store.errors import NotFound
 from appliance.store.events import QueueChanged
-from appliance.store.messages import DeliveryResult, prepare
-from appliance.store.models import Notice
+from appliance.store.messages import DeliveryResult, parse_flags, prepare
+from appliance.store.models import MessageRow, Notice
 
 SHARED = 0  # the user_id of the shared Bayes base
 
@@ -217,6 +217,23 @@ class FiltersMixin:
             return True
 
         return self.db.write(job)
+
+    def bayes_trained_as(self, user_id: int, blob_sha256: bytes) -> bool | None:
+        """True/False when the user's classifier learned this message as spam/ham, else None."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT spam FROM bayes_trained WHERE user_id = ? AND blob_sha256 = ?",
+                               (user_id, blob_sha256)).fetchone()
+        return None if row is None else bool(row["spam"])
+
+    def message_rows(self, mailbox_id: int, uids: Iterable[int]) -> list[MessageRow]:
+        """The rows of these UIDs that still exist (for event listeners)."""
+        uid_list = sorted(set(uids))[:5000]
+        with self.db.reader() as conn:
+            rows = conn.execute(f"SELECT uid, flags, size, internaldate, modseq, blob_id FROM messages"
+                                f" WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(uid_list))})",
+                                (mailbox_id, *uid_list)).fetchall() if uid_list else []
+        return [MessageRow(r["uid"], parse_flags(r["flags"]), r["size"], r["internaldate"], r["modseq"],
+                           r["blob_id"]) for r in rows]
 
     # -- Sieve scripts and vacation --------------------------------------------------------
 

@@ -1,0 +1,417 @@
+"""A Sieve subset (RFC 5228) with imap4flags (RFC 5232) and vacation (RFC 5230).
+
+``parse(text)`` turns a script into a list of ``Command`` trees or raises ``SieveError``
+with the line and the reason; ``run(commands, env)`` evaluates it for one message and
+returns the ``Actions`` it chose. Supported:
+
+- control: require, if / elsif / else, stop
+- actions: keep, discard, fileinto, redirect, reject, vacation, setflag / addflag / removeflag
+- tests: address, header, envelope, exists, size, allof, anyof, not, true, false
+- match types :is, :contains, :matches; address parts :all, :localpart, :domain;
+  comparators i;ascii-casemap (default) and i;octet.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+CAPABILITIES = frozenset({"fileinto", "reject", "envelope", "vacation", "imap4flags", "comparator-i;octet",
+                          "comparator-i;ascii-casemap"})
+# What each command or test needs in ``require`` (RFC 5228 §3.2: using it without is an error).
+_NEEDS = {"fileinto": "fileinto", "reject": "reject", "envelope": "envelope", "vacation": "vacation",
+          "setflag": "imap4flags", "addflag": "imap4flags", "removeflag": "imap4flags"}
+_ACTIONS = {"keep", "discard", "fileinto", "redirect", "reject", "vacation", "setflag", "addflag", "removeflag",
+            "stop", "require"}
+_TESTS = {"address", "header", "envelope", "exists", "size", "allof", "anyof", "not", "true", "false"}
+MAX_REDIRECTS = 5  # redirects one script may make per message (RFC 5228 §4.2 allows a limit)
+
+
+class SieveError(Exception):
+    def __init__(self, line: int, reason: str):
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+# -- lexing --------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    (?P<ws>[ \t\r\n]+)
+  | (?P<comment>\#[^\n]*|/\*.*?\*/)
+  | (?P<multiline>text:[ \t]*(?:\#[^\n]*)?\r?\n(?P<body>.*?)^\.\r?$)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<number>\d+[KMGkmg]?)
+  | (?P<tag>:[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>[;,\[\](){}])
+""", re.X | re.S | re.M)
+
+
+@dataclass
+class Token:
+    kind: str
+    value: object
+    line: int
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens, pos, line = [], 0, 1
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            if text.startswith("/*", pos):
+                raise SieveError(line, "unterminated comment")
+            if text[pos] == '"':
+                raise SieveError(line, "unterminated string")
+            raise SieveError(line, f"unexpected character {text[pos]!r}")
+        kind = m.lastgroup if m.lastgroup != "body" else "multiline"
+        if kind == "multiline":
+            body = m.group("body")
+            # RFC 5228 §2.4.2: a line starting with ".." stands for one starting with "."
+            value = re.sub(r"^\.\.", ".", body, flags=re.M).replace("\r\n", "\n")
+            tokens.append(Token("string", value, line))
+        elif kind == "string":
+            tokens.append(Token("string", re.sub(r"\\(.)", r"\1", m.group()[1:-1], flags=re.S), line))
+        elif kind == "number":
+            raw = m.group()
+            scale = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}.get(raw[-1].lower(), 1)
+            tokens.append(Token("number", int(raw.rstrip("KMGkmg")) * scale, line))
+        elif kind in ("tag", "ident", "punct"):
+            tokens.append(Token(kind, m.group().lower() if kind != "punct" else m.group(), line))
+        line += m.group().count("\n")
+        pos = m.end()
+    return tokens
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+@dataclass
+class Test:
+    name: str
+    tags: dict[str, object]  # ":is" -> True, ":days" -> 7, ":comparator" -> "i;octet"
+    args: list  # strings, string lists and numbers, in order
+    tests: list["Test"]
+    line: int
+
+
+@dataclass
+class Command:
+    name: str
+    tags: dict[str, object]
+    args: list
+    test: Test | None = None  # if / elsif
+    tests: list[Test] = field(default_factory=list)
+    block: list["Command"] = field(default_factory=list)
+    line: int = 0
+
+
+# Tags that take a value (RFC 5228 §2.7.3, RFC 5230 §4, RFC 5232 §5).
+_TAG_VALUE = {":comparator", ":days", ":subject", ":from", ":addresses", ":handle", ":flags"}
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token]):
+        self.tokens = tokens
+        self.pos = 0
+        self.required: set[str] = set()
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def next(self, what: str) -> Token:
+        token = self.peek()
+        if token is None:
+            raise SieveError(self.tokens[-1].line if self.tokens else 1, f"unexpected end of script, expected {what}")
+        self.pos += 1
+        return token
+
+    def expect(self, punct: str) -> None:
+        token = self.next(f"'{punct}'")
+        if token.kind != "punct" or token.value != punct:
+            raise SieveError(token.line, f"expected '{punct}', found {token.value!r}")
+
+    def commands(self, top: bool) -> list[Command]:
+        out = []
+        while True:
+            token = self.peek()
+            if token is None:
+                if not top:
+                    raise SieveError(self.tokens[-1].line, "missing '}'")
+                return out
+            if token.kind == "punct" and token.value == "}" and not top:
+                return out
+            out.append(self.command(out))
+
+    def command(self, previous: list[Command]) -> Command:
+        token = self.next("a command")
+        if token.kind != "ident":
+            raise SieveError(token.line, f"expected a command, found {token.value!r}")
+        name = token.value
+        if name in ("elsif", "else") and not (previous and previous[-1].name in ("if", "elsif")):
+            raise SieveError(token.line, f"'{name}' without 'if'")
+        if name not in _ACTIONS and name not in ("if", "elsif", "else"):
+            raise SieveError(token.line, f"unknown command '{name}'")
+        self.needs(name, token.line)
+        if name == "require" and any(c.name != "require" for c in previous):
+            raise SieveError(token.line, "'require' must come before other commands")
+        cmd = Command(name, {}, [], line=token.line)
+        if name in ("if", "elsif"):
+            cmd.test = self.test()
+        elif name != "else":
+            cmd.tags, cmd.args = self.arguments()
+        if name in ("if", "elsif", "else"):
+            self.expect("{")
+            cmd.block = self.commands(top=False)
+            self.expect("}")
+        else:
+            self.expect(";")
+        self.validate(cmd)
+        if name == "require":
+            for capability in _strings(cmd.args[0]):
+                if capability not in CAPABILITIES:
+                    raise SieveError(token.line, f"unsupported extension \"{capability}\"")
+                self.required.add(capability)
+        return cmd
+
+    def needs(self, name: str, line: int) -> None:
+        capability = _NEEDS.get(name)
+        if capability and capability not in self.required:
+            raise SieveError(line, f"'{name}' needs require \"{capability}\"")
+
+    def arguments(self) -> tuple[dict, list]:
+        tags, args = {}, []
+        while True:
+            token = self.peek()
+            if token is None:
+                return tags, args
+            if token.kind == "tag":
+                self.pos += 1
+                if token.value in _TAG_VALUE:
+                    value = self.next(f"a value for {token.value}")
+                    if value.kind == "punct" and value.value == "[":
+                        self.pos -= 1
+                        tags[token.value] = self.string_list()
+                    elif value.kind in ("string", "number"):
+                        tags[token.value] = value.value
+                    else:
+                        raise SieveError(value.line, f"{token.value} needs a value")
+                else:
+                    tags[token.value] = True
+            elif token.kind in ("string", "number"):
+                self.pos += 1
+                args.append(token.value)
+            elif token.kind == "punct" and token.value == "[":
+                args.append(self.string_list())
+            else:
+                return tags, args
+
+    def string_list(self) -> list[str]:
+        self.expect("[")
+        items = []
+        while True:
+            token = self.next("a string")
+            if token.kind != "string":
+                raise SieveError(token.line, f"expected a string, found {token.value!r}")
+            items.append(token.value)
+            token = self.next("',' or ']'")
+            if token.kind == "punct" and token.value == "]":
+                return items
+            if not (token.kind == "punct" and token.value == ","):
+                raise SieveError(token.line, f"expected ',' or ']', found {token.value!r}")
+
+    def test(self) -> Test:
+        token = self.next("a test")
+        if token.kind != "ident" or token.value not in _TESTS:
+            raise SieveError(token.line, f"unknown test {token.value!r}")
+        self.needs(token.value, token.line)
+        test = Test(token.value, {}, [], [], token.line)
+        if test.name in ("allof", "anyof"):
+            self.expect("(")
+            test.tests.append(self.test())
+            while (t := self.next("',' or ')'")).value == ",":
+                test.tests.append(self.test())
+            if t.value != ")":
+                raise SieveError(t.line, f"expected ')', found {t.value!r}")
+        elif test.name == "not":
+            test.tests.append(self.test())
+        else:
+            test.tags, test.args = self.arguments()
+        _check_test(test)
+        return test
+
+    def validate(self, cmd: Command) -> None:
+        arity = {"keep": 0, "discard": 0, "stop": 0, "fileinto": 1, "redirect": 1, "reject": 1, "require": 1,
+                 "vacation": 1, "setflag": 1, "addflag": 1, "removeflag": 1}
+        wanted = arity.get(cmd.name)
+        if wanted is not None and len(cmd.args) != wanted:
+            raise SieveError(cmd.line, f"'{cmd.name}' takes {wanted} argument{'s' if wanted != 1 else ''}")
+        if cmd.name in ("fileinto", "redirect", "reject") and not isinstance(cmd.args[0], str):
+            raise SieveError(cmd.line, f"'{cmd.name}' takes a string")
+        if cmd.name == "redirect" and "@" not in cmd.args[0]:
+            raise SieveError(cmd.line, f"'{cmd.args[0]}' is not an address")
+        if cmd.name == "vacation" and not isinstance(cmd.tags.get(":days", 7), int):
+            raise SieveError(cmd.line, ":days takes a number")
+
+
+def _check_test(test: Test) -> None:
+    if test.name in ("header", "address", "envelope"):
+        if len(test.args) != 2:
+            raise SieveError(test.line, f"'{test.name}' takes a header list and a key list")
+    elif test.name == "exists" and len(test.args) != 1:
+        raise SieveError(test.line, "'exists' takes a header list")
+    elif test.name == "size":
+        if not (len(test.args) == 1 and isinstance(test.args[0], int) and (":over" in test.tags) != (":under" in test.tags)):
+            raise SieveError(test.line, "'size' takes :over or :under and a number")
+    comparator = test.tags.get(":comparator", "i;ascii-casemap")
+    if comparator not in ("i;ascii-casemap", "i;octet"):
+        raise SieveError(test.line, f"unsupported comparator {comparator!r}")
+    if sum(t in test.tags for t in (":is", ":contains", ":matches")) > 1:
+        raise SieveError(test.line, "more than one match type")
+
+
+def parse(text: str) -> list[Command]:
+    """The script as command trees. Raises SieveError (with the line) for an invalid script."""
+    return _Parser(tokenize(text)).commands(top=True)
+
+
+def _strings(value) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+# -- running -------------------------------------------------------------------------------
+
+@dataclass
+class Env:
+    """What a script may look at for one message and one recipient."""
+
+    header: Callable[[str], list[str]]  # decoded values of a header field
+    envelope_from: str
+    envelope_to: str
+    size: int
+
+
+@dataclass
+class Actions:
+    keep: bool = True  # the implicit keep (or an explicit one, see ``explicit_keep``)
+    explicit_keep: bool = False
+    folders: list[str] = field(default_factory=list)
+    redirects: list[str] = field(default_factory=list)
+    reject: str | None = None
+    vacation: dict | None = None  # the vacation command's tags and reason
+    flags: set[str] = field(default_factory=set)  # imap4flags' internal variable
+    discarded: bool = False
+
+
+class _Stop(Exception):
+    pass
+
+
+def run(commands: list[Command], env: Env) -> Actions:
+    actions = Actions()
+    try:
+        _block(commands, env, actions)
+    except _Stop:
+        pass
+    return actions
+
+
+def _block(commands: list[Command], env: Env, a: Actions) -> None:
+    taken = False  # whether an if/elsif of the current chain matched
+    for cmd in commands:
+        if cmd.name == "if":
+            taken = _test(cmd.test, env)
+            if taken:
+                _block(cmd.block, env, a)
+        elif cmd.name == "elsif":
+            if not taken and _test(cmd.test, env):
+                taken = True
+                _block(cmd.block, env, a)
+        elif cmd.name == "else":
+            if not taken:
+                _block(cmd.block, env, a)
+        else:
+            _action(cmd, env, a)
+
+
+def _action(cmd: Command, env: Env, a: Actions) -> None:
+    name = cmd.name
+    if name == "stop":
+        raise _Stop
+    if name == "keep":
+        a.explicit_keep = True
+        a.flags |= set(_strings(cmd.tags.get(":flags", [])))
+    elif name == "discard":
+        a.discarded = True
+        a.keep = False
+    elif name == "fileinto":
+        if cmd.args[0] not in a.folders:
+            a.folders.append(cmd.args[0])
+        a.flags |= set(_strings(cmd.tags.get(":flags", [])))
+        a.keep = False
+    elif name == "redirect":
+        if len(a.redirects) < MAX_REDIRECTS and cmd.args[0].lower() not in a.redirects:
+            a.redirects.append(cmd.args[0].lower())
+        if ":copy" not in cmd.tags:
+            a.keep = False
+    elif name == "reject":
+        a.reject = cmd.args[0]
+        a.keep = False
+    elif name == "vacation":
+        a.vacation = {"reason": cmd.args[0], **{k[1:]: v for k, v in cmd.tags.items()}}
+    elif name in ("setflag", "addflag", "removeflag"):
+        flags = {f for item in _strings(cmd.args[0]) for f in item.split()}
+        a.flags = flags if name == "setflag" else (a.flags | flags if name == "addflag" else a.flags - flags)
+
+
+def _test(test: Test, env: Env) -> bool:
+    name = test.name
+    if name == "true":
+        return True
+    if name == "false":
+        return False
+    if name == "not":
+        return not _test(test.tests[0], env)
+    if name == "allof":
+        return all(_test(t, env) for t in test.tests)
+    if name == "anyof":
+        return any(_test(t, env) for t in test.tests)
+    if name == "exists":
+        return all(env.header(h) for h in _strings(test.args[0]))
+    if name == "size":
+        return env.size > test.args[0] if ":over" in test.tags else env.size < test.args[0]
+    names, keys = _strings(test.args[0]), _strings(test.args[1])
+    if name == "header":
+        values = [v for h in names for v in env.header(h)]
+    elif name == "address":
+        values = [_part(a, test.tags) for h in names for a in _addresses(env.header(h))]
+    else:  # envelope: "from" and "to" (RFC 5228 §5.4)
+        found = {"from": env.envelope_from, "to": env.envelope_to}
+        values = [_part(found[h.lower()], test.tags) for h in names if h.lower() in found]
+    return any(_match(v, k, test.tags) for v in values for k in keys)
+
+
+def _addresses(values: list[str]) -> list[str]:
+    from email.utils import getaddresses
+    return [address for _, address in getaddresses(values) if address]
+
+
+def _part(address: str, tags: dict) -> str:
+    local, _, domain = address.rpartition("@") if "@" in address else (address, "", "")
+    if ":localpart" in tags:
+        return local
+    if ":domain" in tags:
+        return domain
+    return address
+
+
+def _match(value: str, key: str, tags: dict) -> bool:
+    if tags.get(":comparator", "i;ascii-casemap") == "i;ascii-casemap":
+        value, key = value.lower(), key.lower()
+    if ":contains" in tags:
+        return key in value
+    if ":matches" in tags:
+        return fnmatch.fnmatchcase(value, key.replace("[", "[[]"))
+    return value == key

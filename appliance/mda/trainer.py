@@ -1,0 +1,98 @@
+"""The MDA's listener on store events: Bayes training from the users' moves, read receipts.
+
+It subscribes to every mailbox change (after commit), so it needs no hook in IMAP or
+POP3 and sees what any client does:
+
+- a message appearing in a \\Junk mailbox trains that user's classifier as spam —
+  unless our own filter filed it there (its X-Spam-Status says Yes), which would only
+  teach the classifier what it already believed;
+- a message appearing elsewhere that was trained as spam or filed as spam (moved out
+  of Junk) is learned as ham;
+- a message getting \\Seen that asked for a read receipt is handed to ``on_seen``
+  (the receipts module decides whether to send an MDN).
+
+Work runs in this one thread, off every client's path; an error is logged and the
+thread goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from appliance.mda import bayes
+from appliance.store import MailboxChanged, NotFound, Overflowed
+
+log = logging.getLogger("kotakpos.mda")
+
+SEEN = "\\Seen"
+
+
+class Trainer:
+    def __init__(self, ctx, on_seen=None):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.on_seen = on_seen  # callable(user_id, mailbox_id, MessageRow) for \Seen changes
+        self._stop = threading.Event()
+        self._subscription = self.store.subscribe()
+        self._thread = threading.Thread(target=self._loop, name="mda-trainer", daemon=True)
+        self.handled = 0  # events looked at, for tests that wait for the trainer
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._subscription.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            event = self._subscription.get(timeout=0.5)
+            if event is None:
+                continue
+            try:
+                if isinstance(event, MailboxChanged):
+                    self.handle(event)
+                elif isinstance(event, Overflowed):
+                    log.warning("mda trainer fell behind; some moves were not learned from")
+            except Exception:
+                log.exception("mda trainer: handling %r failed", event)
+            self.handled += 1
+
+    def handle(self, event: MailboxChanged) -> None:
+        if event.kind not in ("exists", "flags"):
+            return
+        mailbox = self.store.get_mailbox_by_id(event.mailbox_id)
+        if mailbox is None:
+            return
+        rows = self.store.message_rows(event.mailbox_id, event.uids)
+        if event.kind == "flags":
+            if self.on_seen is not None:
+                for row in rows:
+                    if SEEN in row.flags:
+                        self.on_seen(event.user_id, event.mailbox_id, row)
+            return
+        junk = mailbox.special_use == "\\Junk"
+        for row in rows:
+            self.learn(event.user_id, row.blob_id, junk)
+
+    def learn(self, user_id: int, blob_id: int, junk: bool) -> None:
+        try:
+            sha = self.store.blob_sha256(blob_id)
+            info = self.store.get_info(blob_id)
+        except NotFound:
+            return  # moved on or expunged meanwhile
+        if junk:
+            if "\nX-Spam-Status: Yes" in "\n" + info.header_search:
+                return  # filed there by the spam filter itself
+            spam = True
+        else:
+            # Moved out of Junk: trained as spam before, or filed there by the filter.
+            filed_as_spam = "\nX-Spam-Status: Yes" in "\n" + info.header_search
+            if not filed_as_spam and self.store.bayes_trained_as(user_id, sha) is not True:
+                return  # ordinary new mail: nothing to learn
+            spam = False
+        if self.store.bayes_learn(user_id, sha, bayes.tokens(info), spam):
+            self.ctx.count("mda.learned_spam" if spam else "mda.learned_ham")
+            log.info("mda: user %d taught %s", user_id, "spam" if spam else "ham")

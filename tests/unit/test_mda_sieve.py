@@ -1,0 +1,84 @@
+"""The Sieve subset: parsing (errors with line and reason) and running against one message."""
+
+import pytest
+
+from appliance.mda import sieve
+from tests.mda_helpers import incoming, plain, wire
+
+
+def env(**headers):
+    msg = incoming(wire(plain(subject=headers.pop("subject", "hello"), headers=headers)))
+    return sieve.Env(header=msg.header, envelope_from="bob@remote.test", envelope_to="alice@example.org",
+                     size=len(msg.raw))
+
+
+def run(script: str, **headers) -> sieve.Actions:
+    return sieve.run(sieve.parse(script), env(**headers))
+
+
+def test_empty_script_keeps():
+    a = run("")
+    assert a.keep and not a.folders and not a.explicit_keep
+
+
+def test_fileinto_on_header_contains():
+    script = 'require "fileinto";\nif header :contains "subject" "invoice" { fileinto "Bills"; stop; }\nkeep;'
+    a = run(script, subject="Your INVOICE for May")
+    assert a.folders == ["Bills"] and not a.keep and not a.explicit_keep
+    b = run(script, subject="lunch?")
+    assert b.explicit_keep and not b.folders
+
+
+def test_address_parts_and_matches_and_elsif():
+    script = '''require ["fileinto", "envelope"];
+    if address :domain "from" "remote.test" { fileinto "Remote"; }
+    elsif envelope :localpart :is "to" "alice" { fileinto "Mine"; }
+    else { discard; }
+    if header :matches "subject" "re: *" { addflag "\\\\Answered"; }'''
+    with pytest.raises(sieve.SieveError):
+        run(script)  # addflag needs imap4flags
+    script = script.replace('"envelope"]', '"envelope", "imap4flags"]')
+    a = run(script, subject="Re: plans")
+    assert a.folders == ["Remote"] and a.flags == {"\\Answered"}
+
+
+def test_anyof_allof_not_exists_size():
+    script = '''if allof (exists "x-custom", not size :over 1M, anyof (false, true)) { discard; }'''
+    assert run(script, **{"X-Custom": "1"}).discarded
+    assert not run(script).discarded
+
+
+def test_redirect_and_copy():
+    a = run('redirect "Boss@Example.org";')
+    assert a.redirects == ["boss@example.org"] and not a.keep
+    b = run('redirect :copy "boss@example.org";')
+    assert b.redirects == ["boss@example.org"] and b.keep
+
+
+def test_reject_and_vacation_need_require():
+    assert run('require "reject"; reject "no thanks";').reject == "no thanks"
+    a = run('require "vacation"; vacation :days 3 :subject "Away" "I am away.";')
+    assert a.vacation == {"reason": "I am away.", "days": 3, "subject": "Away"} and a.keep
+
+
+def test_multiline_text_string():
+    a = run('require "vacation";\nvacation text:\nGone fishing.\n..and back Monday\n.\n;')
+    assert a.vacation["reason"] == "Gone fishing.\n.and back Monday\n"
+
+
+@pytest.mark.parametrize("script, line, reason", [
+    ('fileinto "X";', 1, "'fileinto' needs require \"fileinto\""),
+    ('keep;\nbogus;', 2, "unknown command 'bogus'"),
+    ('require "fileinto";\nif header :is "subject" "x" {\n fileinto "A";\n', 3, "missing '}'"),
+    ('keep', 1, "unexpected end of script, expected ';'"),
+    ('require "notify";', 1, 'unsupported extension "notify"'),
+    ('if header "subject" { keep; }', 1, "'header' takes a header list and a key list"),
+    ('keep;\nrequire "fileinto";', 2, "'require' must come before other commands"),
+    ('else { keep; }', 1, "'else' without 'if'"),
+    ('redirect "nobody";', 1, "'nobody' is not an address"),
+    ('keep;\n\n"oops', 3, "unterminated string"),
+])
+def test_invalid_scripts_name_line_and_reason(script, line, reason):
+    with pytest.raises(sieve.SieveError) as e:
+        sieve.parse(script)
+    assert (e.value.line, e.value.reason) == (line, reason)
