@@ -101,7 +101,7 @@ class FormScreen(ModalScreen[bool]):
                 yield Static("", id=f"error-{f.name}", classes="field-error")
             yield Static("Enter on the last field or Ctrl+S saves; Esc cancels.", classes="hint")
             yield Static("", id="form-error")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def _input(self, name: str) -> Input:
         return self.query_one(f"#field-{name}", Input)
@@ -175,7 +175,7 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm"):
             yield Static(self.question)
             yield Static("[b]y[/b] yes   [b]n[/b] no", classes="hint")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
@@ -195,7 +195,7 @@ class TextScreen(ModalScreen[None]):
         viewer = TextArea(self.text, read_only=True, soft_wrap=True, show_line_numbers=False, id="viewer")
         viewer.border_title = self.title_text
         yield viewer
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

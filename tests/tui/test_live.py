@@ -113,6 +113,9 @@ async def test_a_queued_message_appears_and_retry_reaches_the_server(tui_app, of
         await pilot.press("e")
         await wait_for(pilot, lambda: office.store.queue_entry(queue_id).state == "queued", what="the release")
         await wait_for(pilot, lambda: table.get_row(str(queue_id))[4] == "queued", what="the row's new state")
+        await pilot.press("b", "y")     # give up: the sender gets a bounce, the entry goes
+        await wait_for(pilot, lambda: str(queue_id) not in table_keys(table), what="the bounced row to go")
+        assert queue_id not in {q.id for q in office.store.list_queue()}
 
 
 async def test_queue_with_10000_entries_stays_responsive(make_server):
@@ -241,3 +244,18 @@ async def test_every_screen_action_is_in_the_command_palette(office):
         await pilot.press("ctrl+p", *"go to log", "enter")
         await wait_for(pilot, lambda: app.screen.MODE == "log" if hasattr(app.screen, "MODE") else False,
                        what="the log screen")
+
+
+async def test_the_dns_records_of_a_domain_are_shown(office):
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("5", "t")
+        domains = app.screen.query_one("#account-domains", DataTable)
+        await wait_for(pilot, lambda: "example.org" in table_keys(domains), what="the domain")
+        domains.move_cursor(row=domains.get_row_index("example.org"))
+        await pilot.press("d")
+        viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the records")
+        text = viewer.first().text
+        assert f"example.org.  IN MX    10 {office.ctx.hostname}." in text
+        assert "_domainkey.example.org." in text and "v=DKIM1" in text

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, TabbedContent, TabPane
 
 from appliance.tui import models
-from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, address, addresses, domain, password, quota,
-                                 required)
+from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, TextScreen, address, addresses, domain, password,
+                                 quota, required)
 from appliance.tui.screens.base import AdminScreen
 
 
@@ -18,10 +18,12 @@ class AccountsScreen(AdminScreen):
     MODE = "accounts"
     WATCHES = frozenset({"accounts", "mailbox"})   # mailbox changes move the usage figures
     BINDINGS = [
+        Binding("t", "next_tab", "Next tab"),
         Binding("a", "add", "Add"),
         Binding("x", "delete", "Delete"),
         Binding("p", "password", "Password"),
         Binding("o", "quota", "Quota"),
+        Binding("d", "dns", "DNS records"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -43,6 +45,11 @@ class AccountsScreen(AdminScreen):
 
     def _table(self, tab: str) -> DataTable:
         return self.query_one(f"#account-{tab}", DataTable)
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#account-tabs", TabbedContent)
+        order = ["tab-users", "tab-domains", "tab-aliases"]
+        tabs.active = order[(order.index(tabs.active) + 1) % len(order)]
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._table(self._tab()).focus()
@@ -139,3 +146,23 @@ class AccountsScreen(AdminScreen):
                 f"Quota for {user}", "Mail over the quota is refused (SMTP 452/552, IMAP NO [OVERQUOTA]).",
                 [Field("quota", "Quota (0 = none)", value="0", validators=[quota()])],
                 submit=lambda admin, v: admin.set_quota(user, models.parse_size(v["quota"]))))
+
+    def action_dns(self) -> None:
+        if self._tab() != "domains":
+            self.notify("Choose a domain on the Domains tab first.")
+            return
+        name = self.selected_key(self._table("domains"))
+        if name is not None:
+            self.call_admin("dns_records", name, then=lambda records: self.app.push_screen(
+                TextScreen(f"DNS records to publish for {name}", dns_text(records))))
+
+
+def dns_text(records: list[dict]) -> str:
+    """Records as zone-file lines, the required ones first, then the optional ones."""
+    def lines(optional: bool) -> list[str]:
+        return [f"{r['name']}.  IN {r['type']:<5} {r['value']}" for r in records if r["optional"] == optional]
+    text = "Publish these at your DNS provider:\n\n" + "\n".join(lines(False))
+    extra = lines(True)
+    if extra:
+        text += "\n\nOptional (TLS reports, MTA-STS):\n\n" + "\n".join(extra)
+    return text + "\n"

@@ -4,6 +4,7 @@ admin calls in thread workers, and reloading on events instead of polling."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import WorkerState
@@ -25,17 +26,19 @@ SCREENS = (
 RELOAD_DELAY = 0.3      # seconds: a burst of events causes one reload, not one per event
 
 
-class TopBar(Static):
-    """The screens with their keys, the current one highlighted, and how to quit: the
-    footer below shows the current screen's own actions."""
+class TopBar(Horizontal):
+    """The screens with their keys (the current one highlighted), the command palette and
+    quit: the footer below is left to the current screen's own actions."""
 
     def __init__(self, current: str):
         super().__init__(id="topbar")
         self.current = current
 
-    def on_mount(self) -> None:
-        self.update("".join(f"[reverse b] {key} {title} [/]" if mode == self.current else f" [b]{key}[/b] {title} "
-                            for mode, key, title in SCREENS) + "  [b]^q[/b] Quit")
+    def compose(self) -> ComposeResult:
+        # Single spaces between tabs: with the palette and quit keys it all fits in 80 columns.
+        yield Static("".join(f"[reverse b] {key} {title} [/]" if mode == self.current else f" [b]{key}[/b] {title}"
+                             for mode, key, title in SCREENS), id="tabs")
+        yield Static("[b]^p[/b] Palette [b]^q[/b] Quit", id="global-keys")
 
 
 class Banner(Static):
@@ -72,7 +75,7 @@ class AdminScreen(Screen):
         yield TopBar(self.MODE)
         yield Banner()
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

@@ -40,6 +40,7 @@ class QueueScreen(AdminScreen):
         Binding("r", "retry", "Retry"),
         Binding("h", "hold", "Hold"),
         Binding("e", "release", "Release"),
+        Binding("b", "bounce", "Bounce"),
         Binding("x", "delete", "Delete"),
         Binding("i", "show", "Info", show=False),    # Enter on a row does the same
         Binding("slash", "filter", "Filter"),
@@ -193,6 +194,12 @@ class QueueScreen(AdminScreen):
         if ids:
             question = f"Delete {len(ids)} queue entries? The recipients will not get the message."
             self.app.push_screen(ConfirmScreen(question), lambda yes: yes and self._apply("queue_delete", "deleted"))
+
+    def action_bounce(self) -> None:
+        ids = self._targets()
+        if ids:
+            question = f"Give up on {len(ids)} queue entries? Each sender gets a failure notice (bounce)."
+            self.app.push_screen(ConfirmScreen(question), lambda yes: yes and self._apply("queue_bounce", "bounced"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_show()
