@@ -8,13 +8,11 @@ transaction, so the SMTP 250 still means every part is on disk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from appliance.mime import normalize_crlf
 from appliance.store.errors import NotFound
 from appliance.store.events import QueueChanged
 from appliance.store.messages import DeliveryResult, parse_flags, prepare
@@ -59,17 +57,11 @@ class RequestedReceipt:
 
     user_id: int
     message_id: str
-    blob_sha256: bytes
     notify_to: str
     return_path: str
     subject: str
     received: float
     state: str      # pending | sent | refused
-
-
-def blob_key(raw: bytes) -> bytes:
-    """The key a message's blob is stored under (the same normalisation as ``deliver``)."""
-    return hashlib.sha256(normalize_crlf(raw)).digest()
 
 
 class FiltersMixin:
@@ -101,9 +93,8 @@ class FiltersMixin:
                 tx.execute("INSERT INTO quarantine(blob_id, sender, recipients, reason, created) VALUES (?,?,?,?,?)",
                            (blob_id, sender, json.dumps(list(user_ids)), reason, when))
             for r in requested:
-                tx.execute("INSERT OR IGNORE INTO receipts_requested VALUES (?,?,?,?,?,?,?,?,?)",
-                           (r.user_id, r.message_id, r.blob_sha256, r.notify_to, r.return_path, r.subject,
-                            when, r.state, when))
+                tx.execute("INSERT OR IGNORE INTO receipts_requested VALUES (?,?,?,?,?,?,?,?)",
+                           (r.user_id, r.message_id, r.notify_to, r.return_path, r.subject, when, r.state, when))
             for row in sent:
                 tx.execute("INSERT INTO receipts_sent(user_id, message_id, envid, recipient, subject, sent, delivery,"
                            " display, updated) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -294,10 +285,10 @@ class FiltersMixin:
                                 (user_id, limit)).fetchall()
         return [SentReceipt(**{k: r[k] for k in r.keys()}) for r in rows]
 
-    def update_sent_receipt(self, column: str, state: str, detail: str, recipient: str,
+    def update_sent_receipt(self, user_id: int, column: str, state: str, detail: str, recipient: str,
                             envid: str = "", message_id: str = "") -> int:
-        """Record a returning DSN (``column`` "delivery") or MDN ("display") for the ledger
-        rows that match the recipient and the ENVID or Original-Message-ID. Returns rows changed."""
+        """Record a returning DSN (``column`` "delivery") or MDN ("display") on the user's
+        ledger rows that match the recipient and the ENVID or the Message-ID. Returns rows changed."""
         if column not in ("delivery", "display"):
             raise ValueError(column)
         key, value = ("envid", envid) if envid else ("message_id", message_id)
@@ -306,35 +297,35 @@ class FiltersMixin:
 
         def job(tx):
             return tx.execute(f"UPDATE receipts_sent SET {column} = ?, detail = ?, updated = ?"
-                              f" WHERE {key} = ? AND lower(recipient) = lower(?) AND {column} != ''",
-                              (state, detail, time.time(), value, recipient)).rowcount
+                              f" WHERE user_id = ? AND {key} = ? AND lower(recipient) = lower(?) AND {column} != ''",
+                              (state, detail, time.time(), user_id, value, recipient)).rowcount
 
         return self.db.write(job)
 
     def requested_receipts(self, user_id: int, limit: int = 1000) -> list[RequestedReceipt]:
         with self.db.reader() as conn:
-            rows = conn.execute("SELECT user_id, message_id, blob_sha256, notify_to, return_path, subject, received,"
-                                " state FROM receipts_requested WHERE user_id = ? ORDER BY received DESC LIMIT ?",
+            rows = conn.execute("SELECT user_id, message_id, notify_to, return_path, subject, received, state"
+                                " FROM receipts_requested WHERE user_id = ? ORDER BY received DESC LIMIT ?",
                                 (user_id, limit)).fetchall()
         return [RequestedReceipt(**{k: r[k] for k in r.keys()}) for r in rows]
 
-    def pending_receipt(self, user_id: int, blob_id: int) -> RequestedReceipt | None:
-        """The pending read-receipt request of one stored message, if any."""
+    def pending_receipt(self, user_id: int, message_id: str) -> RequestedReceipt | None:
+        """The pending read-receipt request of a user's message, if any."""
         with self.db.reader() as conn:
-            row = conn.execute("SELECT r.user_id, r.message_id, r.blob_sha256, r.notify_to, r.return_path, r.subject,"
-                               " r.received, r.state FROM receipts_requested r JOIN blobs b ON b.sha256 = r.blob_sha256"
-                               " WHERE r.user_id = ? AND b.id = ? AND r.state = 'pending'", (user_id, blob_id)).fetchone()
+            row = conn.execute("SELECT user_id, message_id, notify_to, return_path, subject, received, state"
+                               " FROM receipts_requested WHERE user_id = ? AND message_id = ? AND state = 'pending'",
+                               (user_id, message_id)).fetchone()
         return RequestedReceipt(**{k: row[k] for k in row.keys()}) if row else None
 
-    def settle_receipt(self, user_id: int, blob_sha256: bytes, state: str, notice: Notice | None = None) -> bool:
+    def settle_receipt(self, user_id: int, message_id: str, state: str, notice: Notice | None = None) -> bool:
         """Mark a pending request ``state`` and write its MDN, once: False when it was no
         longer pending (another reader got there first)."""
         prepared = prepare(notice.raw) if notice else None
         when = time.time()
 
         def job(tx):
-            n = tx.execute("UPDATE receipts_requested SET state = ?, updated = ? WHERE user_id = ? AND blob_sha256 = ?"
-                           " AND state = 'pending'", (state, when, user_id, blob_sha256)).rowcount
+            n = tx.execute("UPDATE receipts_requested SET state = ?, updated = ? WHERE user_id = ? AND message_id = ?"
+                           " AND state = 'pending'", (state, when, user_id, message_id)).rowcount
             if not n:
                 return False
             if notice is not None:

@@ -135,7 +135,20 @@ def _v4_imap_imports(db: sqlite_utils.Database) -> None:
                " PRIMARY KEY (user_id, source, folder)) WITHOUT ROWID")
 
 
-MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports]
+def _v5_receipts_by_message_id(db: sqlite_utils.Database) -> None:
+    """Read-receipt requests are found by the user and the message's Message-ID (the same
+    in whichever folder the message is, and in every copy), not by the stored bytes."""
+    db.execute("DROP TABLE receipts_requested")
+    db.execute("CREATE TABLE receipts_requested (user_id INTEGER NOT NULL,"
+               " message_id TEXT NOT NULL,"   # the request's Message-ID
+               " notify_to TEXT NOT NULL,"    # the Disposition-Notification-To address
+               " return_path TEXT NOT NULL,"  # the envelope sender; no MDN without one (RFC 8098 §2.1)
+               " subject TEXT NOT NULL, received REAL NOT NULL,"
+               " state TEXT NOT NULL,"        # pending | sent | refused (spam, no return path, policy)
+               " updated REAL NOT NULL, PRIMARY KEY (user_id, message_id)) WITHOUT ROWID")
+
+
+MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id]
 LATEST = len(MIGRATIONS)
 
 
