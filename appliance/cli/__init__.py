@@ -447,3 +447,5 @@ def dns(paths, domain_name):
             # A TXT string holds at most 255 bytes; longer values are split into several.
             value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
         click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+
+from appliance.cli import migrate as _migrate  # noqa: E402,F401  (registers import, export)

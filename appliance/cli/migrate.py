@@ -1,0 +1,129 @@
+"""``kotakpos import``, ``kotakpos export``: moving mail in and out (logic in appliance.migrate).
+
+These work on the store directly, with or without a running server: SQLite lets the two
+processes share the file, and every write is its own durable transaction.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from appliance.cli import main, with_paths
+from appliance.migrate import exporter, maildir, mbox
+from appliance.migrate.importer import Importer, Summary
+from appliance.server import open_store
+from appliance.store import StoreError, normalize_mailbox_name
+
+
+@contextmanager
+def store_of(paths):
+    paths.config()  # refuse a broken config file here too
+    store = open_store(paths.data_dir)
+    try:
+        yield store
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+
+
+def _progress(length: int, label: str):
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
+
+
+def run_import(importer: Importer, folders, target=None) -> Summary:
+    """Import source folders with a progress bar each; ``target`` puts every one into that mailbox."""
+    total = Summary()
+    for folder in folders:
+        with _progress(folder.count, folder.name) as bar:
+            total.add(importer.import_folder(folder, bar.update, target))
+    return total
+
+
+def print_summary(summary: Summary, what: str) -> None:
+    for failure in summary.failed:
+        click.echo(f"failed: {failure}", err=True)
+    click.echo(f"{what}: {summary.text()}")
+    if summary.failed:
+        sys.exit(1)
+
+
+def _folder_name(folder: str | None) -> str | None:
+    try:
+        return None if folder is None else normalize_mailbox_name(folder)
+    except StoreError as e:
+        raise click.BadParameter(str(e), param_hint="--folder") from None
+
+
+@main.group("import")
+def import_group():
+    """Bring mail in from files or from another server (running again copies only what is new)."""
+
+
+to_option = click.option("--to", "address", required=True, metavar="ADDRESS", help="The local user who gets the mail.")
+folder_option = click.option("--folder", metavar="NAME",
+                             help="Only this folder (for a single mbox file: the folder it goes into).")
+
+
+@import_group.command("mbox")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@to_option
+@folder_option
+@with_paths
+def import_mbox(paths, path, address, folder):
+    """Import an mbox file, or a folder of them (Work/Projects.mbox is the folder Work/Projects)."""
+    folder = _folder_name(folder)
+    if path.is_file():
+        if not mbox.is_mbox(path):
+            raise click.ClickException(f"{path} is not an mbox file")
+        folders = [mbox.read(path, folder or _stem_name(path))]
+    else:
+        folders = [f for f in mbox.read_tree(path) if folder is None or f.name == folder]
+        if not folders:
+            raise click.ClickException(f"no mbox {'for ' + folder + ' ' if folder else ''}in {path}")
+    with store_of(paths) as store:
+        print_summary(run_import(Importer(store, address), folders), f"imported into {address}")
+
+
+def _stem_name(path: Path) -> str:
+    name = path.name[:-len(mbox.SUFFIX)] if path.name.endswith(mbox.SUFFIX) else path.name
+    return "INBOX" if name.lower() == "inbox" else name
+
+
+@import_group.command("maildir")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@to_option
+@folder_option
+@with_paths
+def import_maildir(paths, path, address, folder):
+    """Import a Maildir++ tree (the root is INBOX, .Sub.Folder its subfolders) or one Maildir."""
+    folder = _folder_name(folder)
+    folders = [f for f in maildir.read_tree(path) if folder is None or f.name == folder]
+    if not folders:
+        raise click.ClickException(f"no Maildir {'folder ' + folder + ' ' if folder else ''}in {path}")
+    with store_of(paths) as store:
+        print_summary(run_import(Importer(store, address), folders), f"imported into {address}")
+
+
+@main.command("export")
+@click.argument("address")
+@click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), required=True, help="File format.")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@folder_option
+@with_paths
+def export(paths, address, fmt, directory, folder):
+    """Write ADDRESS's mail into DIR: one mbox file per folder, or a Maildir++ tree."""
+    folder = _folder_name(folder)
+    directory.mkdir(parents=True, exist_ok=True)
+    with store_of(paths) as store:
+        _, mailboxes = exporter.folders_of(store, address, folder)
+        written = 0
+        for mailbox in mailboxes:
+            with _progress(store.mailbox_status(mailbox.id).messages, mailbox.name) as bar:
+                written += exporter.export_folder(store, mailbox, fmt, directory, bar.update)
+    click.echo(f"exported {written} message{'s' * (written != 1)} in {len(mailboxes)} "
+               f"folder{'s' * (len(mailboxes) != 1)} of {address} to {directory}")
