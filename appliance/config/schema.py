@@ -115,7 +115,7 @@ class MtaSection:
 
 @dataclass(frozen=True)
 class MdaSection:
-    filters: list = setting(["virus", "auth", "spam", "rules"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts). [] delivers unfiltered.")
+    filters: list = setting(["virus", "auth", "spam", "rules", "receipts"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts). [] delivers unfiltered.")
     time_budget: float = setting(10.0, "Seconds the filters may take per message while the SMTP client waits; past it the message goes to INBOX unfiltered (and the failure is logged).")
     virus_action: str = setting("reject", "What happens to infected mail and blocked attachments: \"reject\" (554 5.7.0 at the end of DATA) or \"quarantine\" (held for `kotakpos quarantine`).")
     blocked_extensions: list = setting(["exe", "scr", "js", "vbs", "bat", "cmd", "jar", "com", "pif", "docm", "xlsm", "pptm", "dotm", "xltm"], "Attachment file name extensions refused like a virus (also inside zip archives).")

@@ -14,7 +14,8 @@ import importlib
 import logging
 import threading
 
-from appliance.mda import outbound
+from appliance import mime
+from appliance.mda import outbound, receipts
 from appliance.mda.filter import ACCEPT, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
 from appliance.mda.trainer import Trainer
 from appliance.smtp.errors import UserError
@@ -30,6 +31,7 @@ FILTERS = {
     "auth": ("appliance.mda.auth", "AuthFilter"),
     "spam": ("appliance.mda.spam", "SpamFilter"),
     "rules": ("appliance.mda.rules", "RulesFilter"),
+    "receipts": ("appliance.mda.receipts", "ReceiptsFilter"),
 }
 
 
@@ -51,10 +53,10 @@ class Mda:
     def __init__(self, ctx, filters: list[Filter] | None = None):
         self.ctx = ctx
         self.filters = build_filters(ctx) if filters is None else filters
-        self.trainer = Trainer(ctx, on_seen=self._on_seen)
+        self.trainer = Trainer(ctx, on_seen=self._each("on_seen"), on_arrival=self._each("on_arrival"))
 
     def start(self) -> None:
-        """Start listening to store events (Bayes training, read receipts)."""
+        """Start listening to store events (Bayes training, receipts)."""
         self.trainer.start()
 
     def close(self) -> None:
@@ -62,11 +64,14 @@ class Mda:
         for f in self.filters:
             f.close()
 
-    def _on_seen(self, user_id: int, mailbox_id: int, row) -> None:
-        for f in self.filters:
-            seen = getattr(f, "on_seen", None)
-            if seen is not None:
-                seen(user_id, mailbox_id, row)
+    def _each(self, hook: str):
+        """A callable that runs ``hook`` of every filter that has one (store-event hooks)."""
+        def run(*args) -> None:
+            for f in self.filters:
+                method = getattr(f, hook, None)
+                if method is not None:
+                    method(*args)
+        return run
 
     # -- running the filters -------------------------------------------------------------
 
@@ -139,21 +144,27 @@ class Mda:
     # -- delivering ------------------------------------------------------------------------
 
     def deliver(self, envelope, raw: bytes, users: list[User], queue: list[QueueEntry]) -> DeliveryResult:
-        """Filter and store one message for local ``users`` (and queue it for ``queue``).
+        """Filter and store one message for local ``users`` and queue it for ``queue``.
 
         ``raw`` is the message as received with our trace header, without Return-Path.
+        Mail with no local recipient passes no filter (it only gets its ledger rows).
         Raises UserError (the client gets the filter's 5xx) for a refused message.
         Returns once everything is durable.
         """
         ctx = self.ctx
+        sent = self._ledger_rows(envelope, raw)
+        if not users:
+            return self._write([Notice(raw, queue=tuple(queue))], sent=sent)
         return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"
         msg = Incoming(envelope, raw, users, ctx.hostname)
+        msg.notes["sent_receipts"] = sent
         outcome = self.run(msg)
         if outcome is None:
             ctx.count("mda.timeout")
             log.error("filters took longer than %.1fs on %s: delivered unfiltered to INBOX",
                       ctx.config.mda.time_budget, envelope.message_id)
-            return ctx.store.deliver(return_path + msg.raw, [Delivery(u.id) for u in users], queue)
+            return self._write([Notice(return_path + msg.raw, tuple(Delivery(u.id) for u in users), tuple(queue))],
+                               sent=sent)
         reasons = "; ".join(outcome.reasons) or "-"
         if not outcome.reject and not queue and outcome.per_user and all(o.reject for o in outcome.per_user.values()):
             # every recipient's rules refused it (Sieve reject): refuse in SMTP, no bounce later
@@ -178,12 +189,29 @@ class Mda:
         if queue:
             copies.append(Notice(return_path + msg.raw, queue=tuple(queue)))
         extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
-        requested, sent = msg.notes.get("requested", ()), msg.notes.get("sent_receipts", ())
-        if len({c.raw for c in copies}) == 1 and not (quarantine or extra or requested or sent):
-            # The common case: every recipient gets the same bytes and nothing else is written.
-            return ctx.store.deliver(copies[0].raw, [d for c in copies for d in c.deliveries],
-                                     [q for c in copies for q in c.queue])
-        return ctx.store.deliver_filtered(copies + extra, quarantine, requested, sent)
+        return self._write(copies + extra, quarantine, msg.notes.get("requested", ()), sent)
+
+    def _write(self, copies: list[Notice], quarantine=None, requested=(), sent=()) -> DeliveryResult:
+        """One store transaction for everything; plain ``deliver`` when every recipient gets
+        the same bytes and nothing else is written (the common case)."""
+        if len({c.raw for c in copies}) == 1 and not (quarantine or requested or sent):
+            return self.ctx.store.deliver(copies[0].raw, [d for c in copies for d in c.deliveries],
+                                          [q for c in copies for q in c.queue])
+        return self.ctx.store.deliver_filtered(copies, quarantine, requested, sent)
+
+    def _ledger_rows(self, envelope, raw: bytes) -> list[dict]:
+        """Receipt-ledger rows when a local user's message asks for receipts (cheap test first)."""
+        head = raw[:raw.find(b"\r\n\r\n") + 2]
+        asks = any(r.notify and "SUCCESS" in r.notify for r in envelope.recipients) or \
+            b"disposition-notification-to:" in head.lower()
+        if not asks:
+            return []
+        fields = mime.header_fields(head)
+
+        def header(name: str) -> list[str]:
+            return [mime.headers.decode_words(v) for n, v in fields if n.lower() == name.lower()]
+
+        return receipts.sent_rows(self.ctx.store, envelope, header)
 
     def _copies(self, msg: Incoming, outcome: Outcome, return_path: bytes) -> list[Notice]:
         """One copy per distinct header set; recipients with equal headers share one blob."""

@@ -29,10 +29,11 @@ SEEN = "\\Seen"
 
 
 class Trainer:
-    def __init__(self, ctx, on_seen=None):
+    def __init__(self, ctx, on_seen=None, on_arrival=None):
         self.ctx = ctx
         self.store = ctx.store
         self.on_seen = on_seen  # callable(user_id, mailbox_id, MessageRow) for \Seen changes
+        self.on_arrival = on_arrival  # callable(user_id, blob_id, MessageInfo) for new messages
         self._stop = threading.Event()
         self._subscription = self.store.subscribe()
         self._thread = threading.Thread(target=self._loop, name="mda-trainer", daemon=True)
@@ -75,24 +76,29 @@ class Trainer:
             return
         junk = mailbox.special_use == "\\Junk"
         for row in rows:
-            self.learn(event.user_id, row.blob_id, junk)
+            try:
+                info = self.store.get_info(row.blob_id)
+            except NotFound:
+                continue  # moved on or expunged meanwhile
+            self.learn(event.user_id, row.blob_id, info, junk)
+            if self.on_arrival is not None:
+                self.on_arrival(event.user_id, row.blob_id, info)
 
-    def learn(self, user_id: int, blob_id: int, junk: bool) -> None:
-        try:
-            sha = self.store.blob_sha256(blob_id)
-            info = self.store.get_info(blob_id)
-        except NotFound:
-            return  # moved on or expunged meanwhile
+    def learn(self, user_id: int, blob_id: int, info, junk: bool) -> None:
+        filed_as_spam = "\nX-Spam-Status: Yes" in "\n" + info.header_search
         if junk:
-            if "\nX-Spam-Status: Yes" in "\n" + info.header_search:
+            if filed_as_spam:
                 return  # filed there by the spam filter itself
             spam = True
         else:
             # Moved out of Junk: trained as spam before, or filed there by the filter.
-            filed_as_spam = "\nX-Spam-Status: Yes" in "\n" + info.header_search
-            if not filed_as_spam and self.store.bayes_trained_as(user_id, sha) is not True:
+            if not filed_as_spam and not self.store.bayes_trained_spam(user_id, blob_id):
                 return  # ordinary new mail: nothing to learn
             spam = False
+        try:
+            sha = self.store.blob_sha256(blob_id)
+        except NotFound:
+            return
         if self.store.bayes_learn(user_id, sha, bayes.tokens(info), spam):
             self.ctx.count("mda.learned_spam" if spam else "mda.learned_ham")
             log.info("mda: user %d taught %s", user_id, "spam" if spam else "ham")

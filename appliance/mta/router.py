@@ -103,8 +103,9 @@ def accept(ctx, envelope: Envelope, raw: bytes) -> DeliveryResult:
     # The MDA filter pipeline (issue 7: spam, virus, rules, receipts) runs here, between
     # routing and the store: it sees the envelope, the local users and ``raw``, and may
     # reject (raising the SMTP UserError), quarantine or add headers before anything is written.
+    # With no local recipient it only records the receipt ledger of a local sender.
     mda = getattr(ctx, "mda", None)
-    if mda is not None and users:
+    if mda is not None:
         return mda.deliver(envelope, raw, list(users.values()), list(queue.values()))
     deliveries = [Delivery(user_id) for user_id in users]
     if deliveries:

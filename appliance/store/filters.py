@@ -209,12 +209,12 @@ class FiltersMixin:
 
         return self.db.write(job)
 
-    def bayes_trained_as(self, user_id: int, blob_sha256: bytes) -> bool | None:
-        """True/False when the user's classifier learned this message as spam/ham, else None."""
+    def bayes_trained_spam(self, user_id: int, blob_id: int) -> bool:
+        """Whether the user's classifier learned this stored message as spam."""
         with self.db.reader() as conn:
-            row = conn.execute("SELECT spam FROM bayes_trained WHERE user_id = ? AND blob_sha256 = ?",
-                               (user_id, blob_sha256)).fetchone()
-        return None if row is None else bool(row["spam"])
+            row = conn.execute("SELECT t.spam FROM bayes_trained t JOIN blobs b ON b.sha256 = t.blob_sha256"
+                               " WHERE t.user_id = ? AND b.id = ?", (user_id, blob_id)).fetchone()
+        return bool(row and row["spam"])
 
     def message_rows(self, mailbox_id: int, uids: Iterable[int]) -> list[MessageRow]:
         """The rows of these UIDs that still exist (for event listeners)."""

@@ -1,0 +1,95 @@
+"""Return receipts end to end: a delivery DSN for NOTIFY=SUCCESS, automatic read receipts, the ledger."""
+
+import imaplib
+
+import pytest
+from click.testing import CliRunner
+
+from appliance.admin.api import AdminAPI
+from appliance.cli import main
+from tests.conftest import PASSWORD
+from tests.mda_helpers import folder, plain, send, wait_for
+
+ALICE, BOB = "alice@example.org", "bob@example.org"
+
+
+@pytest.fixture
+def office(make_server):
+    # remote mail waits in the queue (nothing listens on port 9), where the test can see it
+    server = make_server(mta={"routes": {"remote.test": "127.0.0.1:9"}})
+    server.store.add_domain("example.org")
+    server.add_user(ALICE)
+    server.add_user(BOB)
+    server.api = AdminAPI(server.server)
+    yield server
+    server.api.close()
+
+
+def read_all(server, address: str) -> None:
+    """Read every INBOX message by IMAP, as a mail client would (BODY[] sets \\Seen)."""
+    client = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    client.starttls(ssl_context=server.tls_context())
+    client.login(address, PASSWORD)
+    client.select("INBOX")
+    assert client.fetch("1:*", "(BODY[])")[0] == "OK"
+    client.logout()
+
+
+def test_notify_success_yields_a_delivery_dsn_that_updates_the_ledger(office):
+    send(office, plain(sender=ALICE, to=BOB, subject="contract"), to=BOB, sender=ALICE, port="submission",
+         login=(ALICE, PASSWORD), rcpt_options=["NOTIFY=SUCCESS"], mail_options=["ENVID=contract-1"])
+    [delivered] = folder(office, BOB)
+    assert b"Subject: contract" in delivered
+    [dsn] = folder(office, ALICE)
+    assert b"report-type=delivery-status" in dsn and b"Action: delivered" in dsn
+    assert b"Original-Envelope-Id: contract-1" in dsn
+    ledger = wait_for(lambda: [r for r in office.api.receipts(ALICE)["sent"] if r["delivery"] == "delivered"],
+                      what="the ledger to record the DSN")
+    assert ledger[0]["recipient"] == BOB and ledger[0]["subject"] == "contract"
+    out = CliRunner().invoke(main, ["receipts", ALICE, "--data", str(office.data_dir)])
+    assert out.exit_code == 0 and "delivery: delivered" in out.output
+
+
+def test_read_receipt_sent_once_on_first_read_under_auto_policy(office):
+    office.api.receipts_policy(ALICE, "auto")
+    asks = {"Disposition-Notification-To": "carol@remote.test"}
+    send(office, plain(sender="carol@remote.test", subject="did you read it", headers=asks), sender="carol@remote.test")
+    assert office.store.list_queue() == []
+    read_all(office, ALICE)
+    wait_for(lambda: office.store.list_queue(), what="the MDN to be queued")
+    read_all(office, ALICE)  # reading again, flags changing again: still one MDN
+    office.store.store_flags(office.store.get_mailbox(office.store.get_user(ALICE).id, "INBOX").id, [1], "remove",
+                             {"\\Seen"})
+    read_all(office, ALICE)
+    wait_for(lambda: office.ctx.stats.get("mda.mdn_sent") == 1, what="one MDN")
+    [row] = office.store.list_queue()
+    assert (row.sender, row.recipient) == ("", "carol@remote.test")
+    mdn = office.store.get_raw(row.blob_id)
+    assert b"report-type=disposition-notification" in mdn and b"MDN-sent-automatically; displayed" in mdn
+    [request] = office.api.receipts(ALICE)["requested"]
+    assert request["state"] == "sent" and request["from"] == "carol@remote.test"
+
+
+def test_no_read_receipt_under_client_policy_or_for_another_address(office):
+    send(office, plain(sender="carol@remote.test", headers={"Disposition-Notification-To": "carol@remote.test"}),
+         sender="carol@remote.test")
+    office.api.receipts_policy(BOB, "auto")
+    send(office, plain(sender="dan@remote.test", to=BOB, headers={"Disposition-Notification-To": "x@remote.test"}),
+         to=BOB, sender="dan@remote.test")
+    read_all(office, ALICE)
+    read_all(office, BOB)
+    wait_for(lambda: office.api.receipts(BOB)["requested"][0]["state"] == "refused", what="refusal")
+    assert office.api.receipts(ALICE)["requested"][0]["state"] == "pending"  # the client decides
+    assert office.store.list_queue() == []
+
+
+def test_a_read_receipt_coming_back_updates_the_ledger(office):
+    office.api.receipts_policy(BOB, "auto")
+    send(office, plain(sender=ALICE, to=BOB, subject="minutes", headers={"Disposition-Notification-To": ALICE}),
+         to=BOB, sender=ALICE, port="submission", login=(ALICE, PASSWORD))
+    [row] = office.api.receipts(ALICE)["sent"]
+    assert (row["recipient"], row["display"], row["delivery"]) == (BOB, "requested", "")
+    read_all(office, BOB)
+    wait_for(lambda: office.api.receipts(ALICE)["sent"][0]["display"] == "displayed", what="the MDN in the ledger")
+    [mdn] = folder(office, ALICE)
+    assert b"Subject: Read: minutes" in mdn
