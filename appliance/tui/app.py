@@ -17,7 +17,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.worker import get_current_worker
+from textual.worker import WorkerState, get_current_worker
 
 from appliance.admin.api import AdminError
 from appliance.tui.messages import EventsArrived, ServerConnected, ServerLost
@@ -120,6 +120,12 @@ class KotakposApp(App):
             # A UI that falls behind gets bigger batches rather than a growing queue.
             while self.message_queue_size > BACKLOG and not worker.is_cancelled:
                 time.sleep(0.05)
+
+    def on_worker_state_changed(self, event) -> None:
+        # The link worker must not die quietly: say why and start it again.
+        if event.worker.group == "link" and event.state == WorkerState.ERROR:
+            self.post_message(ServerLost(f"{type(event.worker.error).__name__}: {event.worker.error}"))
+            self.set_timer(RETRY_INTERVAL, self.link)
 
     def on_server_connected(self, message: ServerConnected) -> None:
         self.admin = message.admin

@@ -12,6 +12,8 @@ from appliance.tui.forms import ConfirmScreen, TextScreen
 from appliance.tui.screens.base import AdminScreen
 
 MESSAGES_SHOWN = 500    # newest first; the admin API pages, the TUI shows the first page
+SENDER_WIDTH = 20
+SUBJECT_WIDTH = 40
 
 
 def refill(table: DataTable, rows: list[tuple[str, tuple]], prefer: str | None = None) -> None:
@@ -60,7 +62,11 @@ class MailboxesScreen(AdminScreen):
     def on_mount(self) -> None:
         self.query_one("#users", DataTable).add_columns("Address", "Used/quota")
         self.query_one("#folders", DataTable).add_columns("Folder", "Msgs", "New", "Size")
-        self.query_one("#messages", DataTable).add_columns("From", "Subject", "Date", "Size", "Flags")
+        messages = self.query_one("#messages", DataTable)
+        # Fixed widths: the cells are clipped to them, and the columns never jump as folders change.
+        for label, width in (("From", SENDER_WIDTH), ("Subject", SUBJECT_WIDTH), ("Date", 10), ("Size", 5),
+                             ("Flags", 20)):
+            messages.add_column(label, width=width)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -102,7 +108,8 @@ class MailboxesScreen(AdminScreen):
     def _show_messages(self, messages: list[dict]) -> None:
         now = self.app.now()
         table = self.query_one("#messages", DataTable)
-        refill(table, [(str(m["uid"]), (models.sender(m["from"]), models.clip(m["subject"] or "(no subject)", 48),
+        refill(table, [(str(m["uid"]), (models.sender(m["from"], SENDER_WIDTH),
+                                        models.clip(m["subject"] or "(no subject)", SUBJECT_WIDTH),
                                         models.clock_time(m["date"], now), models.size(m["size"]),
                                         " ".join(f.lstrip("\\") for f in m["flags"]))) for m in messages])
         table.border_title = f"Messages in {self._folder}" if self._folder else "Messages"

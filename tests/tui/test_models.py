@@ -1,0 +1,63 @@
+"""The TUI's view models: formatting and counting, without a terminal."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.tui import models
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0", 0), ("500000", 500000), ("100k", 100 * 1024), ("250M", 250 * 1024 ** 2), ("2G", 2 * 1024 ** 3),
+    ("1.5g", int(1.5 * 1024 ** 3)), (" 10MB ", 10 * 1024 ** 2),
+])
+def test_quotas_are_typed_the_way_people_write_them(text, expected):
+    assert models.parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-5M", "5X"])
+def test_a_quota_that_is_not_a_size_is_refused(text):
+    with pytest.raises((ValueError, IndexError)):
+        models.parse_size(text)
+
+
+def test_sizes_and_usage_fit_narrow_columns():
+    assert [models.size(n) for n in (0, 512, 9728, 12 * 1024, 312 * 1024 ** 2, 1024 ** 3)] == \
+        ["0B", "512B", "9.5k", "12k", "312M", "1.0G"]
+    assert models.quota_text(312 * 1024 ** 2, 1024 ** 3) == "312M/1.0G 30%"
+    assert models.quota_text(48 * 1024 ** 2, 0) == "48M"
+
+
+def test_the_sender_column_shows_a_name_when_there_is_one():
+    assert models.sender("Bob <bob@example.org>") == "Bob"
+    assert models.sender('"Mustermann, Max" <max@partner.example>') == "Mustermann, Max"
+    assert models.sender("noreply@bank.example") == "noreply@bank.example"
+    assert models.sender("") == "-"
+    assert models.sender("A Very Long Display Name Indeed <x@y.example>", width=10) == "A Very Lo…"
+
+
+def test_traffic_continues_the_server_history_and_moves_with_the_clock():
+    traffic = models.Traffic()
+    minute = 29_000_000
+    traffic.load({"minute": minute, "in": [1, 2, 3], "out": [0, 0, 1]})
+    assert traffic.incoming[-3:] == [1, 2, 3] and len(traffic.incoming) == models.TRAFFIC_MINUTES
+
+    now = minute * 60 + 30
+    traffic.count({"type": "mailbox", "kind": "exists", "count": 2}, now)
+    traffic.count({"type": "queue", "kind": "queued", "ids": [7, 8]}, now)
+    traffic.count({"type": "queue", "kind": "delivered", "ids": [7]}, now)
+    traffic.count({"type": "mailbox", "kind": "flags", "count": 5}, now)     # not traffic
+    assert (traffic.incoming[-1], traffic.outgoing[-1]) == (3 + 2 + 2, 1 + 1)
+
+    traffic.advance(now + 120)      # two quiet minutes later
+    assert traffic.incoming[-3:] == [7, 0, 0]
+    traffic.advance(now + 3600)     # longer than the window: all quiet
+    assert set(traffic.incoming) == {0}
+
+
+def test_the_log_filter_wants_every_word():
+    line = {"level": "WARNING", "name": "kotakpos.auth", "message": "login failed ip=203.0.113.50"}
+    assert models.log_matches(line, "")
+    assert models.log_matches(line, "warning 203.0.113")
+    assert models.log_matches(line, "AUTH failed")
+    assert not models.log_matches(line, "auth ok")
