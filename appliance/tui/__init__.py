@@ -9,13 +9,28 @@ module per screen, ``forms`` the modal forms, ``models`` formatting without widg
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 
 def run_tui(admin) -> None:
-    """Run the TUI over an in-process admin API until the user quits."""
+    """Run the TUI over an in-process admin API until the user quits.
+
+    While the TUI owns the terminal, the server's log lines go to its Log screen (and to
+    the log file, if one is configured) instead of being written across the screen.
+    """
     from appliance.tui.app import in_process
-    in_process(admin).run()
+    logger = logging.getLogger("kotakpos")
+    on_terminal = [h for h in logger.handlers
+                   if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)]
+    for handler in on_terminal:
+        logger.removeHandler(handler)
+    try:
+        in_process(admin).run()
+    finally:
+        for handler in on_terminal:
+            logger.addHandler(handler)
 
 
 def attach(socket_path: Path) -> None:

@@ -8,10 +8,11 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 
 import pytest
 
-from tests.system.process import ServeProcess, kotakpos_command
+from tests.system.process import DEFAULT_PORTS, ServeProcess, free_offset, kotakpos_command
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -22,7 +23,7 @@ class Terminal:
     """A private tmux server (its own socket) running one command in an 80x24 window."""
 
     def __init__(self, command: list[str]):
-        self.socket = f"kotakpos-test-{os.getpid()}"
+        self.socket = f"kotakpos-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._tmux("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", "-c", REPO, *command)
 
     def _tmux(self, *args: str) -> str:
@@ -41,6 +42,9 @@ class Terminal:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{texts} not on screen after {timeout}s:\n{screen}")
             time.sleep(0.2)
+
+    def send(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "tui", *keys)
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
@@ -68,3 +72,23 @@ def test_kotakpos_tui_in_tmux_shows_the_live_dashboard(tmp_path):
         if terminal is not None:
             terminal.close()
         server.kill()
+
+
+def test_serve_with_tui_shows_the_server_in_the_same_process_and_stops_it_on_quit(tmp_path):
+    offset = free_offset()
+    data = tmp_path / "data"
+    # The shell keeps the pane open after kotakpos exits, so its last words stay readable.
+    command = " ".join(kotakpos_command() + ["serve", "--data", str(data), "--listen", "127.0.0.1",
+                                             "--port-offset", str(offset), "--tui"])
+    terminal = Terminal(["sh", "-c", f"{command}; echo exited $?; sleep 60"])
+    try:
+        screen = terminal.wait_for("Listeners on 127.0.0.1", "Sessions  0")
+        assert str(DEFAULT_PORTS["imap"] + offset) in screen
+        assert "INFO" not in screen     # the log goes to the Log screen, not across the dashboard
+        terminal.send("7")
+        terminal.wait_for("Server log", "ready smtp=127.0.0.1")
+        terminal.send("C-q")
+        screen = terminal.wait_for("exited 0")
+        assert "stopped" in screen
+    finally:
+        terminal.close()
