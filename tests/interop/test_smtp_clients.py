@@ -8,7 +8,7 @@ from email.message import EmailMessage
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.protocol.smtp_wire import body_of, inbox
+from tests.protocol.smtp_wire import body_of, inbox, relay_test_server
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -16,7 +16,8 @@ CAROL = "carol@example.org"
 
 
 @pytest.fixture
-def office(server):
+def office(make_server):
+    server = relay_test_server(make_server)
     for user in (ALICE, BOB, CAROL):
         server.add_user(user)
     return server

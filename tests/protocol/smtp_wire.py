@@ -102,3 +102,15 @@ def inbox(server, address: str, mailbox: str = "INBOX") -> list[bytes]:
 
 def body_of(raw: bytes) -> bytes:
     return raw.split(b"\r\n\r\n", 1)[1]
+
+
+# Relayed mail for remote.test goes to a closed loopback port: each attempt fails
+# temporarily, so queued rows stay put for the test to inspect (no DNS, no bounce).
+UNREACHABLE_REMOTE = {"routes": {"remote.test": "127.0.0.1:1", "elsewhere.test": "127.0.0.1:1"}}
+
+
+def relay_test_server(make_server, **sections):
+    """A server with the domain example.org whose relay queue never delivers."""
+    server = make_server(mta=UNREACHABLE_REMOTE, **sections)
+    server.store.add_domain("example.org")
+    return server

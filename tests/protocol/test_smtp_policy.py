@@ -7,14 +7,15 @@ import pytest
 
 from appliance.smtp import replies as R
 from tests.conftest import PASSWORD
-from tests.protocol.smtp_wire import Wire, body_of, inbox
+from tests.protocol.smtp_wire import Wire, body_of, inbox, relay_test_server
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
 
 
 @pytest.fixture
-def office(server):
+def office(make_server):
+    server = relay_test_server(make_server)
     server.add_user(ALICE)
     server.add_user(BOB)
     return server
@@ -131,8 +132,7 @@ def test_postmaster_without_domain(office):
 
 
 def test_trusted_network_may_relay_without_auth(make_server):
-    server = make_server(auth={"trusted_networks": ["127.0.0.0/8"]})
-    server.store.add_domain("example.org")
+    server = relay_test_server(make_server, auth={"trusted_networks": ["127.0.0.0/8"]})
     c = Wire.open(server)
     c.ehlo()
     send(c, "someone@remote.test", ["friend@remote.test"], b"Subject: out\r\n\r\nx\r\n")

@@ -42,9 +42,10 @@ def test_classic_transaction(alice):
     c.transact(R.R221_BYE, "QUIT")
     assert c.is_closed()
     [raw] = inbox(alice, ALICE)
-    assert raw.startswith(b"Return-Path: <sender@remote.test>\r\nReceived: from client.test ([127.0.0.1])\r\n")
-    assert b"\tby mail.example.org (Kotakpos) with ESMTP id " in raw
-    assert b"for <alice@example.org>;" in raw
+    assert raw.startswith(b"Return-Path: <sender@remote.test>\r\n")
+    # (the MDA's filters may add their own headers above ours)
+    assert b"Received: from client.test ([127.0.0.1])\r\n\tby mail.example.org (Kotakpos) with ESMTP id " in raw
+    assert b"\tfor <alice@example.org>;\r\n" in raw
     assert raw.endswith(b"Subject: hello\r\n\r\nHi Alice.\r\n")
 
 
@@ -94,8 +95,8 @@ def test_empty_message(alice):
     start_data(c)
     c.send_raw(b".\r\n")
     c.expect("250 *")
-    # only our trace headers: Return-Path, then Received with its folded lines
-    assert re.fullmatch(rb"Return-Path: <[^>]*>\r\nReceived: [^\r]*(\r\n\t[^\r]*)*\r\n", inbox(alice, ALICE)[0])
+    # nothing after our Received header (its last folded line is the date)
+    assert re.search(rb"\r\n\tfor <alice@example.org>;\r\n\t[^\r\n]+\r\n\Z", inbox(alice, ALICE)[0])
 
 
 def test_end_marker_split_across_packets(alice):
