@@ -127,3 +127,45 @@ def export(paths, address, fmt, directory, folder):
                 written += exporter.export_folder(store, mailbox, fmt, directory, bar.update)
     click.echo(f"exported {written} message{'s' * (written != 1)} in {len(mailboxes)} "
                f"folder{'s' * (len(mailboxes) != 1)} of {address} to {directory}")
+
+
+@import_group.command("imap")
+@click.option("--host", required=True, help="The remote IMAP server.")
+@click.option("--port", type=int, help="[default: 993 with --tls, 143 with --starttls]")
+@click.option("--tls", "security", flag_value="tls", default=True, help="TLS from the first byte (the default).")
+@click.option("--starttls", "security", flag_value="starttls", help="Plain connection upgraded with STARTTLS.")
+@click.option("--user", "remote_user", required=True, help="Login name at the remote server.")
+@click.option("--password-stdin", is_flag=True, help="Read the remote password from standard input.")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="Trust the CA certificates in this PEM file.")
+@click.option("--insecure", is_flag=True, help="Do not check the remote certificate (a test or LAN server).")
+@to_option
+@with_paths
+def import_imap(paths, host, port, security, remote_user, password_stdin, cafile, insecure, address):
+    """Copy every folder of a remote IMAP account; a second run copies only what is new."""
+    from appliance.migrate.imap import ImapImport, Remote, RemoteError
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Remote password", hide_input=True)
+    else:
+        raise click.UsageError("no terminal to ask for the password; pass it with --password-stdin")
+    remote = Remote(host, port or (993 if security == "tls" else 143), security, remote_user, password, cafile, insecure)
+    with store_of(paths) as store:
+        importer = Importer(store, address)
+        try:
+            run = ImapImport(importer, remote)
+        except RemoteError as e:
+            raise click.ClickException(str(e)) from None
+        total = Summary()
+        try:
+            for folder, uidvalidity, uids in run.plan():
+                with _progress(len(uids), folder.name) as bar:
+                    total.add(run.copy_folder(folder, uidvalidity, uids, bar.update))
+        except RemoteError as e:
+            total.failed.append(str(e))
+        finally:
+            run.close()
+        for name in run.skipped_virtual:
+            click.echo(f"skipped {name}: a virtual folder that only repeats others")
+        total.failed += [f"{name}: the remote server would not open it" for name in run.unreadable]
+        print_summary(total, f"imported {remote.source} into {address}")

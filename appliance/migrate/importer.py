@@ -64,45 +64,56 @@ class Importer:
     def import_folder(self, folder: SourceFolder, progress: Callable[[int], None] = lambda n: None,
                       target: Mailbox | None = None) -> Summary:
         """Copy one source folder's messages that the target folder lacks."""
-        mailbox = target or self.mailbox(folder.name, folder.special_use)
-        return self.import_messages(mailbox, folder.messages(), progress)
+        into = FolderImport(self, target or self.mailbox(folder.name, folder.special_use))
+        into.add(folder.messages(), progress)
+        return into.summary
 
-    def import_messages(self, mailbox: Mailbox, messages: Iterable[SourceMessage],
-                        progress: Callable[[int], None] = lambda n: None) -> Summary:
-        summary = Summary(folders=1)
-        present = self.store.mailbox_hashes(mailbox.id)
+
+class FolderImport:
+    """Messages going into one local folder, perhaps in several calls (an IMAP folder fetched in chunks)."""
+
+    def __init__(self, importer: Importer, mailbox: Mailbox):
+        self.store = importer.store
+        self.user = importer.user
+        self.mailbox = mailbox
+        self.present = self.store.mailbox_hashes(mailbox.id)  # what is there already, counted by content
+        self.summary = Summary(folders=1)
+
+    def add(self, messages: Iterable[SourceMessage], progress: Callable[[int], None] = lambda n: None) -> list[str]:
+        """Store the messages the folder lacks; returns the failures of this call ("label: reason")."""
+        failed_before = len(self.summary.failed)
         batch: list[SourceMessage] = []
         size = 0
         for message in messages:
             digest = content_hash(message.raw)
-            if present[digest] > 0:
-                present[digest] -= 1
-                summary.skipped += 1
+            if self.present[digest] > 0:
+                self.present[digest] -= 1
+                self.summary.skipped += 1
                 progress(1)
                 continue
             batch.append(message)
             size += len(message.raw)
             if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
-                self._store_batch(mailbox, batch, summary, progress)
+                self._store_batch(batch, progress)
                 batch, size = [], 0
         if batch:
-            self._store_batch(mailbox, batch, summary, progress)
-        return summary
+            self._store_batch(batch, progress)
+        return self.summary.failed[failed_before:]
 
-    def _store_batch(self, mailbox: Mailbox, batch: list[SourceMessage], summary: Summary, progress) -> None:
+    def _store_batch(self, batch: list[SourceMessage], progress) -> None:
         incoming = [Incoming(m.raw, m.flags, m.internaldate) for m in batch]
         try:
-            self.store.append_many(self.user.id, mailbox.id, incoming)
-            summary.copied += len(batch)
+            self.store.append_many(self.user.id, self.mailbox.id, incoming)
+            self.summary.copied += len(batch)
             progress(len(batch))
             return
         except StoreError:
             pass  # find out which message it was: one at a time
         for message, one in zip(batch, incoming):
             try:
-                self.store.append_many(self.user.id, mailbox.id, [one])
-                summary.copied += 1
+                self.store.append_many(self.user.id, self.mailbox.id, [one])
+                self.summary.copied += 1
             except StoreError as e:
                 log.warning("could not import %s: %s", message.label, e)
-                summary.failed.append(f"{message.label}: {e}")
+                self.summary.failed.append(f"{message.label}: {e}")
             progress(1)
