@@ -241,6 +241,12 @@ class Connection:
         t = self.timeouts
         dsn = client.has_extn("dsn")
         mail = f"MAIL FROM:<{msg.sender}>"
+        if not all(a.isascii() for a in (msg.sender, *msg.recipients)):
+            if not client.has_extn("smtputf8"):
+                # RFC 6531 §3.2: without SMTPUTF8 at the next hop such mail cannot go on.
+                return [Result(r, 553, "553 5.6.7 the next server does not accept non-ASCII addresses (no SMTPUTF8)")
+                        for r in msg.recipients]
+            mail += " SMTPUTF8"
         if client.has_extn("size"):
             mail += f" SIZE={len(msg.data)}"
         if client.has_extn("8bitmime") and any(b > 127 for b in msg.data):

@@ -40,8 +40,13 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         sink = self.sink
-        if sink.stall:
-            await asyncio.sleep(sink.stall)
+        sink.at_once += 1
+        sink.most_at_once = max(sink.most_at_once, sink.at_once)
+        try:
+            if sink.stall:
+                await asyncio.sleep(sink.stall)
+        finally:
+            sink.at_once -= 1
         with sink.lock:
             reply = sink.data_replies.pop(0) if sink.data_replies else None
             if reply is None:
@@ -63,6 +68,8 @@ class Sink:
     login: tuple[str, str] | None = None               # require AUTH with these credentials
     messages: list[Received] = field(default_factory=list)
     data_attempts: int = 0
+    at_once: int = 0        # DATA commands being answered right now (all on the sink's one loop)
+    most_at_once: int = 0   # the highest at_once seen
 
     def __post_init__(self):
         self.lock = threading.Lock()

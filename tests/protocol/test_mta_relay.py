@@ -211,3 +211,32 @@ def test_unreachable_destination_is_deferred_not_bounced(make_server, sink):
     entry = wait_until(lambda: (e := server.store.queue_entry(queue_id)).attempts == 1 and e, what="one attempt")
     assert entry.state == "queued" and entry.last_error
     assert inbox(server, SENDER) == []
+
+
+def test_a_server_that_stalls_after_the_data_is_timed_out_and_retried(make_server, sink):
+    remote = sink(stall=3.0)
+    server = make_server(mta={"routes": {"remote.test": remote.route}, "retry_intervals": ["1h"],
+                              "data_end_timeout": 0.5})
+    server.add_user(SENDER)
+    [queue_id] = queue(server, SENDER, ["bob@remote.test"])
+    entry = wait_until(lambda: (e := server.store.queue_entry(queue_id)).attempts == 1 and e, timeout=5,
+                       what="the attempt to time out")
+    assert "timed out" in entry.last_error and entry.state == "queued"
+
+
+def test_connections_per_destination_bound_the_parallel_sessions(make_server, sink):
+    remote = sink(stall=0.3)
+    server = relay_server(make_server, remote, connections_per_destination=2, messages_per_connection=1)
+    for i in range(6):
+        queue(server, SENDER, ["bob@remote.test"], message(SENDER, "bob@remote.test", subject=f"n{i}"))
+    remote.wait_for(6)
+    wait_queue_empty(server)
+    assert remote.most_at_once == 2
+
+
+def test_non_ascii_address_needs_smtputf8_at_the_next_hop(make_server, sink):
+    remote = sink()  # aiosmtpd offers SMTPUTF8
+    server = relay_server(make_server, remote)
+    queue(server, SENDER, ["jürgen@remote.test"])
+    [got] = remote.wait_for(1)
+    assert got.recipients == ["jürgen@remote.test"] and "SMTPUTF8" in got.mail_options
