@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import socket
-import ssl
 
 from appliance.smtp.replies import Reply, format_reply
 
