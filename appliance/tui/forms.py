@@ -44,6 +44,10 @@ def password() -> Validator:
     return Function(lambda v: len(v) >= 8, "Use at least 8 characters.")
 
 
+def one_of(*choices: str) -> Validator:
+    return Function(lambda v: v.strip() in choices, f"One of: {', '.join(choices)}.")
+
+
 def positive_number() -> Validator:
     def check(v: str) -> bool:
         try:
@@ -199,3 +203,58 @@ class TextScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class RulesEditor(ModalScreen[bool]):
+    """A user's Sieve script in an editor; saving checks it on the server, which names the
+    line and the reason of an error and keeps the editor open."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("ctrl+k", "check", "Check"),
+                Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, address: str, script: str):
+        super().__init__()
+        self.address = address
+        self.script = script
+
+    def compose(self) -> ComposeResult:
+        editor = TextArea(self.script, id="rules-editor", show_line_numbers=True, tab_behavior="indent")
+        editor.border_title = f"Sieve rules of {self.address}"
+        yield editor
+        yield Static("RFC 5228 Sieve: keep, fileinto, redirect, discard, reject, vacation. An empty script "
+                     "removes the rules.", id="rules-status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def _run(self, name: str, call) -> None:
+        admin = self.app.admin
+        text = self.query_one("#rules-editor", TextArea).text
+
+        def job():
+            if admin is None:
+                raise AdminError("not connected to the server")
+            return call(admin, text)
+
+        self.run_worker(job, name=name, group="rules", thread=True, exclusive=True, exit_on_error=False)
+
+    def action_check(self) -> None:
+        self._run("check", lambda admin, text: admin.rules_check(text))
+
+    def action_save(self) -> None:
+        self._run("save", lambda admin, text: admin.rules_set(self.address, text))
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def on_worker_state_changed(self, event) -> None:
+        status = self.query_one("#rules-status", Static)
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            reason = str(error) if isinstance(error, AdminError) else f"the server did not answer ({error})"
+            status.update(f"[b red]Not saved: {reason}[/]" if event.worker.name == "save" else f"[b red]{reason}[/]")
+        elif event.state == WorkerState.SUCCESS:
+            if event.worker.name == "save":
+                self.dismiss(True)
+            else:
+                result = event.worker.result
+                status.update("The script is valid." if result["ok"] else
+                              f"[b red]Line {result['line']}: {result['error']}[/]")

@@ -104,9 +104,10 @@ class FakeAdmin:
             "data_dir": "/var/lib/kotakpos", "listeners": LISTENERS, "sessions": len(SESSIONS),
             "sessions_by_protocol": {"imap": 1, "smtp": 2},
             "counts": {"domains": 1, "users": 2, "aliases": 1, "messages": 1520, "blobs": 1400, "queue": 4,
-                       "quarantine": 0, "bytes": 360 * 1024 ** 2},
+                       "quarantine": 1, "bytes": 360 * 1024 ** 2},
             "queue": {"depth": 4, "by_state": {"queued": 3, "held": 1}, "oldest": NOW - 7200},
-            "stats": {"smtp_accepted": 210}, "blocked": 1, "tls_expiry": "2027-04-01T00:00:00+00:00",
+            "stats": {"mda.accept": 1480, "mda.junk": 31, "mda.spam": 44, "mda.virus": 2, "mda.quarantine": 1,
+                      "mda.reject": 13}, "blocked": 1, "tls_expiry": "2027-04-01T00:00:00+00:00",
             "disk_free": 41 * 1024 ** 3,
         }
 
@@ -141,3 +142,24 @@ class FakeAdmin:
     def message(self, address: str, mailbox: str, uid: int) -> str:
         return ("From: Bob <bob@example.org>\nTo: anna@example.org\nSubject: Lunch on Friday?\n\n"
                 "Shall we try the new place on the corner?\n")
+
+    def quarantine_list(self, limit: int = 1000) -> list[dict]:
+        return [{"id": 9, "sender": "billing@invoices.example", "recipients": ["anna@example.org"],
+                 "reason": "blocked attachment type: invoice.pdf.exe", "created": NOW - 1800, "size": 52_000,
+                 "subject": "Your invoice", "from": "Billing <billing@invoices.example>"}]
+
+    def quarantine_show(self, quarantine_id: int) -> dict:
+        return {"id": 9, "sender": "billing@invoices.example", "recipients": ["anna@example.org"],
+                "reason": "blocked attachment type: invoice.pdf.exe", "created": NOW - 1800, "size": 52_000,
+                "message": "From: Billing <billing@invoices.example>\nSubject: Your invoice\n\nSee attached.\n"}
+
+    def rules_get(self, address: str) -> str:
+        return 'require ["fileinto"];\nif header :contains "subject" "newsletter" {\n  fileinto "News";\n}\n'
+
+    def receipts(self, address: str, limit: int = 200) -> dict:
+        return {"address": address, "policy": "client", "at": NOW,
+                "sent": [{"message_id": "<a1@example.org>", "recipient": "max@partner.example",
+                          "subject": "Contract draft", "sent": NOW - 7200, "delivery": "delivered",
+                          "display": "displayed", "updated": NOW - 3600, "detail": ""}],
+                "requested": [{"message_id": "<n7@news.example>", "from": "news@news.example",
+                               "subject": "Please confirm", "received": NOW - 600, "state": "pending"}]}

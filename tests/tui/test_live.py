@@ -259,3 +259,39 @@ async def test_the_dns_records_of_a_domain_are_shown(office):
         text = viewer.first().text
         assert f"example.org.  IN MX    10 {office.ctx.hostname}." in text
         assert "_domainkey.example.org." in text and "v=DKIM1" in text
+
+
+async def test_a_quarantined_message_is_released_into_the_inbox(office):
+    user = office.add_user("quinn@example.org")
+    raw = MESSAGE.replace(b"quarterly figures", b"held for review")
+    office.store.deliver_filtered([], quarantine=(raw, "bob@example.net", [user.id], "blocked attachment type"))
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("6")
+        held = app.screen.query_one("#quarantine", DataTable)
+        await wait_for(pilot, lambda: held.row_count == 1, what="the quarantined message")
+        assert "blocked attachment type" in held.get_row_at(0)[4]
+        await pilot.press("r", "y")
+        await wait_for(pilot, lambda: held.row_count == 0, what="the release")
+    inbox = office.store.get_mailbox(user.id, "INBOX")
+    assert office.store.mailbox_status(inbox.id).messages == 1
+    assert office.store.list_quarantine() == []
+
+
+async def test_rules_are_edited_and_a_bad_script_is_explained(office):
+    user = office.add_user("rita@example.org")
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("6", "t", "t")
+        users = app.screen.query_one("#rule-users", DataTable)
+        await wait_for(pilot, lambda: "rita@example.org" in table_keys(users), what="the user")
+        users.move_cursor(row=users.get_row_index("rita@example.org"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.screen.query("#rules-editor"), what="the editor")
+        await pilot.press(*"fileinto", "ctrl+s")
+        status = app.screen.query_one("#rules-status")
+        await wait_for(pilot, lambda: "Not saved: line 1" in str(status.render()), what="the explanation")
+        await pilot.press(*["backspace"] * len("fileinto"), *"keep;", "ctrl+s")
+        await wait_for(pilot, lambda: office.store.get_sieve(user.id) == "keep;", what="the saved script")

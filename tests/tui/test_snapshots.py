@@ -26,6 +26,8 @@ SCREENS = {
     "mailboxes": ["4"],
     "accounts": ["5"],
     "filters": ["6"],
+    "filter-rules": ["6", "t", "t"],
+    "filter-receipts": ["6", "t", "t", "t"],
     "log": ["7"],
     "add-user-form": ["5", "a", *"anna", "ctrl+s"],   # the form explaining what is wrong
     "queue-entry": ["3", "i"],

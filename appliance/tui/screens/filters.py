@@ -1,44 +1,229 @@
-"""Filters and receipts: what the server's filtering has done, from the figures that exist.
+"""Filters and receipts: the quarantine, spam and virus statistics, per-user rules (Sieve)
+and the receipt ledger.
 
-The filter pipeline (MDA: quarantine, spam and virus filters, rules, the receipt ledger)
-is not part of this server yet; this screen shows the quarantine count and any filter
-counters the server reports, and says plainly what is not there.
+Quarantine and receipts change without events of their own (the filters write them while
+an SMTP client waits), so this screen reads them again whenever it is shown, after its
+own actions, and on mailbox events (a release delivers into mailboxes).
 """
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static, TabbedContent, TabPane, TextArea
 
+from appliance.tui import models
+from appliance.tui.forms import ConfirmScreen, Field, FormScreen, RulesEditor, TextScreen, one_of
 from appliance.tui.screens.base import AdminScreen
 
-NOT_YET = ("This server has no filter pipeline yet: quarantine actions, spam and virus statistics, "
-           "per-user rules and the receipt ledger appear here once it does.")
+TABS = ("quarantine", "stats", "rules", "receipts")
+ACTIONS_BY_TAB = {          # the actions that apply on each tab; the footer shows only those
+    "view": {"quarantine"}, "release": {"quarantine"}, "delete": {"quarantine"},
+    "edit_rules": {"rules"}, "policy": {"receipts"},
+}
+COUNTER_NAMES = {           # counters the filters keep (ServerContext.count), in words
+    "mda.accept": "delivered after filtering", "mda.junk": "filed as junk", "mda.spam": "spam",
+    "mda.virus": "viruses", "mda.reject": "rejected at SMTP time", "mda.quarantine": "quarantined",
+    "mda.discard": "discarded by rules", "mda.vacation": "vacation replies", "mda.mdn_sent": "read receipts sent",
+    "mda.dsn_success": "delivery receipts sent", "mda.receipt_matched": "receipts matched to sent mail",
+    "mda.learned_spam": "learned as spam", "mda.learned_ham": "learned as not spam",
+    "mda.filter_error": "filter failures (mail kept)", "mda.timeout": "filter time-outs (mail kept)",
+    "mda.clamd_error": "clamd unreachable", "mda.spamd_error": "spamd unreachable",
+}
 
 
 class FiltersScreen(AdminScreen):
     MODE = "filters"
-    BINDINGS = [Binding("r", "reload", "Refresh")]
+    WATCHES = frozenset({"mailbox", "accounts"})
+    RELOAD_DELAY = 1.0
+    BINDINGS = [
+        Binding("t", "next_tab", "Next tab"),
+        Binding("v", "view", "View"),
+        Binding("r", "release", "Release"),
+        Binding("x", "delete", "Delete"),
+        Binding("e", "edit_rules", "Edit rules"),
+        Binding("p", "policy", "Receipt policy"),
+        Binding("g", "reload", "Refresh"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self._rules_user: str | None = None      # whose rules the Rules tab shows
+        self._receipts_user: str | None = None   # whose ledger the Receipts tab shows
 
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="filters"):
-            yield Static(id="filter-figures")
-            yield Static(NOT_YET, id="filter-note")
+        with TabbedContent(id="filter-tabs"):
+            with TabPane("Quarantine", id="tab-quarantine"):
+                yield DataTable(id="quarantine", cursor_type="row", zebra_stripes=True)
+            with TabPane("Statistics", id="tab-stats"):
+                yield Static(id="filter-stats")
+            with TabPane("Rules", id="tab-rules"):
+                with Horizontal():
+                    yield DataTable(id="rule-users", cursor_type="row", classes="user-list")
+                    script = TextArea("", read_only=True, id="rules-script", show_line_numbers=True)
+                    script.border_title = "Sieve rules"
+                    yield script
+            with TabPane("Receipts", id="tab-receipts"):
+                with Horizontal():
+                    yield DataTable(id="receipt-users", cursor_type="row", classes="user-list")
+                    with Vertical():
+                        sent = DataTable(id="receipts-sent", cursor_type="row")
+                        sent.border_title = "Receipts for mail they sent"
+                        yield sent
+                        asked = DataTable(id="receipts-asked", cursor_type="row")
+                        asked.border_title = "Read receipts asked of them"
+                        yield asked
+
+    def on_mount(self) -> None:
+        self.query_one("#quarantine", DataTable).add_columns("ID", "Held", "From", "Subject", "Reason", "For")
+        self.query_one("#rule-users", DataTable).add_column("User")
+        self.query_one("#receipt-users", DataTable).add_column("User")
+        self.query_one("#receipts-sent", DataTable).add_columns("To", "Delivery", "Read", "Subject", "Sent")
+        self.query_one("#receipts-asked", DataTable).add_columns("From", "Receipt", "Subject", "Received")
 
     def on_screen_suspend(self) -> None:
-        # Counters change without events of their own: read them again whenever shown.
         self.stale = True
 
+    def _tab(self) -> str:
+        return self.query_one("#filter-tabs", TabbedContent).active.removeprefix("tab-")
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#filter-tabs", TabbedContent)
+        tabs.active = f"tab-{TABS[(TABS.index(self._tab()) + 1) % len(TABS)]}"
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+        first = {"quarantine": "#quarantine", "rules": "#rule-users", "receipts": "#receipt-users"}.get(self._tab())
+        if first:
+            self.query_one(first).focus()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        tabs = ACTIONS_BY_TAB.get(action)
+        return tabs is None or self._tab() in tabs
+
+    # -- data ----------------------------------------------------------------------------
+
     def reload(self) -> None:
-        self.call_admin("status", then=self._show)
+        self.call_admin("quarantine_list", then=self._show_quarantine)
+        self.call_admin("status", then=self._show_stats)
+        self.call_admin("users", then=self._show_users)
 
     def action_reload(self) -> None:
         self.reload()
 
-    def _show(self, status: dict) -> None:
-        counters = {k: v for k, v in status["stats"].items() if k.startswith(("spam", "virus", "filter", "quarant"))}
-        lines = [f"[b]Quarantined messages[/b]  {status['counts']['quarantine']}", "", "[b]Filter counters[/b]"]
-        lines += [f"  {name:<24} {value}" for name, value in sorted(counters.items())] or ["  none reported"]
-        self.query_one("#filter-figures", Static).update("\n".join(lines))
+    def _show_quarantine(self, held: list[dict]) -> None:
+        table = self.query_one("#quarantine", DataTable)
+        table.clear()
+        now = self.app.now()
+        for q in held:
+            table.add_row(str(q["id"]), models.clock_time(q["created"], now), models.sender(q["from"] or q["sender"]),
+                          models.clip(q["subject"] or "(no subject)", 30), models.clip(q["reason"], 30),
+                          ", ".join(q["recipients"]), key=str(q["id"]))
+        pane = self.query_one("#tab-quarantine", TabPane)
+        pane.query_one(DataTable).border_title = f"{len(held)} held" if held else "Nothing is held"
+
+    def _show_stats(self, status: dict) -> None:
+        counters = {k: v for k, v in status["stats"].items() if k.startswith("mda.")}
+        lines = [f"[b]Since the server started[/b] (quarantined now: {status['counts']['quarantine']})", ""]
+        lines += [f"  {COUNTER_NAMES.get(name, name):<32} {value:>8}" for name, value in sorted(counters.items())]
+        if not counters:
+            lines.append("  No message has passed the filters yet.")
+        self.query_one("#filter-stats", Static).update("\n".join(lines))
+
+    def _show_users(self, users: list[dict]) -> None:
+        for table_id in ("#rule-users", "#receipt-users"):
+            table = self.query_one(table_id, DataTable)
+            table.clear()
+            for u in users:
+                table.add_row(u["address"], key=u["address"])
+        self._load_rules()
+        self._load_receipts()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "rule-users":
+            self._load_rules()
+        elif event.data_table.id == "receipt-users":
+            self._load_receipts()
+
+    def _load_rules(self) -> None:
+        self._rules_user = self.selected_key(self.query_one("#rule-users", DataTable))
+        if self._rules_user is not None:
+            self.call_admin("rules_get", self._rules_user, then=self._show_rules)
+
+    def _show_rules(self, script: str) -> None:
+        area = self.query_one("#rules-script", TextArea)
+        area.text = script or "# No rules: every message goes to the INBOX (or Junk, by the spam filter)."
+        area.border_title = f"Sieve rules of {self._rules_user}"
+
+    def _load_receipts(self) -> None:
+        self._receipts_user = self.selected_key(self.query_one("#receipt-users", DataTable))
+        if self._receipts_user is not None:
+            self.call_admin("receipts", self._receipts_user, then=self._show_receipts)
+
+    def _show_receipts(self, ledger: dict) -> None:
+        now = self.app.now()
+        sent = self.query_one("#receipts-sent", DataTable)
+        sent.clear()
+        for r in ledger["sent"]:
+            sent.add_row(r["recipient"], r["delivery"] or "-", r["display"] or "-",
+                         models.clip(r["subject"] or "-", 24), models.clock_time(r["sent"], now))
+        sent.border_title = f"Their sent mail (read receipts: {ledger['policy']})"
+        asked = self.query_one("#receipts-asked", DataTable)
+        asked.clear()
+        for r in ledger["requested"]:
+            asked.add_row(r["from"], r["state"], models.clip(r["subject"] or "-", 24),
+                          models.clock_time(r["received"], now))
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _held(self) -> str | None:
+        return self.selected_key(self.query_one("#quarantine", DataTable))
+
+    def action_view(self) -> None:
+        qid = self._held()
+        if qid is not None:
+            self.call_admin("quarantine_show", int(qid), then=lambda q: self.app.push_screen(TextScreen(
+                f"Quarantined #{q['id']}: {q['reason']}", q["message"])))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "quarantine":
+            self.action_view()
+
+    def action_release(self) -> None:
+        qid = self._held()
+        if qid is not None:
+            self.app.push_screen(
+                ConfirmScreen(f"Deliver quarantined message {qid} to its recipients' INBOX, unfiltered?"),
+                lambda yes: yes and self.call_admin(
+                    "quarantine_release", int(qid), exclusive=False, then=lambda _: self.reload(),
+                    done=lambda to: f"released {qid} to {', '.join(to)}"))
+
+    def action_delete(self) -> None:
+        qid = self._held()
+        if qid is not None:
+            self.app.push_screen(
+                ConfirmScreen(f"Delete quarantined message {qid}? It cannot be undone."),
+                lambda yes: yes and self.call_admin("quarantine_delete", int(qid), exclusive=False,
+                                                    then=lambda _: self.reload(), done=f"deleted {qid}"))
+
+    def action_edit_rules(self) -> None:
+        user = self._rules_user
+        if user is None:
+            return
+        current = self.query_one("#rules-script", TextArea).text
+        self.app.push_screen(RulesEditor(user, current if not current.startswith("# No rules:") else ""),
+                             lambda saved: saved and self._load_rules())
+
+    def action_policy(self) -> None:
+        user = self._receipts_user
+        if user is None:
+            return
+        self.app.push_screen(FormScreen(
+            f"Read receipts for {user}",
+            "client: the mail program asks the user; auto: the server sends one when a message is first "
+            "read; never: none are sent.",
+            [Field("policy", "Policy (client, auto or never)", value="client",
+                   validators=[one_of("client", "auto", "never")])],
+            submit=lambda admin, v: admin.receipts_policy(user, v["policy"].strip())),
+            lambda saved: saved and self._load_receipts())
