@@ -220,6 +220,11 @@ class QueueRunner:
         try:
             self._deliver(rows, pending)
         except Exception as e:
+            if self._stopping.is_set():
+                # The server stopped (and closed the store) under this job: nothing is lost,
+                # its rows are still 'delivering' and are retried at the next start.
+                log.info("queue: delivery to %s cut short by the stop: %s", key, e)
+                return
             log.exception("queue: delivery to %s failed unexpectedly", key)
             try:
                 self._defer_all(list(pending.values()), DeliveryError("4.3.0", f"local error: {e.__class__.__name__}"))

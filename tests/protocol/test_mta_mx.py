@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 from dnslib import QTYPE, RCODE, RR
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
@@ -22,6 +24,10 @@ noaddress.skip.test. 60 IN TXT "no address here"
 up.skip.test.     60 IN A  127.0.0.1
 implicit.test.    60 IN A  127.0.0.1
 nullmx.test.      60 IN MX 0 .
+secure.test.      60 IN MX 10 mail.example.org.
+mail.example.org. 60 IN A  127.0.0.1
+misnamed.test.    60 IN MX 10 mx.misnamed.test.
+mx.misnamed.test. 60 IN A  127.0.0.1
 """
 
 
@@ -55,10 +61,14 @@ def dns_server():
 
 
 @pytest.fixture
-def mx_setup(make_server, dns_server):
-    sink = Sink()
+def mx_setup(make_server, dns_server, _certificate):
+    """The sink offers STARTTLS with the certificate of mail.example.org (trusted via tls_cafile)."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(*_certificate)
+    sink = Sink(tls_context=tls)
     server = make_server(mta={"resolver": f"127.0.0.1:{dns_server.port}", "remote_port": sink.port,
-                              "retry_intervals": FAST_RETRY})
+                              "retry_intervals": FAST_RETRY, "tls_cafile": str(_certificate[0]),
+                              "tls_verify_domains": ["secure.test", "misnamed.test"]})
     server.add_user(SENDER)
     yield server, sink, dns_server.zone
     sink.close()
@@ -103,3 +113,18 @@ def test_a_domain_that_does_not_exist_bounces(mx_setup):
     queue(server, SENDER, ["bob@nowhere.test"])
     [dsn] = wait_until(lambda: inbox(server, SENDER), what="a DSN")
     assert delivery_status(dsn)[0]["Status"] == "5.1.2"
+
+
+def test_a_domain_requiring_verified_tls_gets_it_when_the_mx_name_matches(mx_setup):
+    server, sink, _ = mx_setup
+    queue(server, SENDER, ["bob@secure.test"])
+    [got] = sink.wait_for(1)
+    assert got.tls
+
+
+def test_a_domain_requiring_verified_tls_waits_when_the_certificate_names_another_host(make_server, mx_setup):
+    server, sink, _ = mx_setup
+    [queue_id] = queue(server, SENDER, ["bob@misnamed.test"])
+    entry = wait_until(lambda: (e := server.store.queue_entry(queue_id)).attempts >= 1 and e, what="an attempt")
+    assert "TLS" in entry.last_error and entry.state == "queued"
+    assert sink.messages == []
