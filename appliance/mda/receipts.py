@@ -98,9 +98,12 @@ class ReceiptsFilter(Filter):
             self.ctx.count("mda.mdn_sent")
             log.info("mda: read receipt sent to <%s> for %s", request.notify_to, info.message_id)
 
-    def on_arrival(self, user_id: int, blob_id: int, info) -> None:
-        """A message arrived in a user's mailbox: a DSN or MDN updates their ledger."""
-        root = info.root
+    def on_arrival(self, user_id: int, blob_id: int) -> None:
+        """A report arrived in a user's mailbox: a DSN or MDN updates their ledger."""
+        try:
+            root = self.ctx.store.get_info(blob_id).root
+        except NotFound:
+            return
         if not (root.maintype == "multipart" and root.subtype == "report"):
             return
         raw = self.ctx.store.get_raw(blob_id)

@@ -8,8 +8,9 @@ POP3 and sees what any client does:
   teach the classifier what it already believed;
 - a message appearing elsewhere that was trained as spam or filed as spam (moved out
   of Junk) is learned as ham;
-- a message getting \\Seen that asked for a read receipt is handed to ``on_seen``
-  (the receipts module decides whether to send an MDN).
+- a message getting \\Seen, while the user has read-receipt requests pending, is handed
+  to ``on_seen`` (the receipts module decides whether to send an MDN);
+- a report (multipart/report: DSN, MDN) arriving is handed to ``on_arrival`` (the ledger).
 
 Work runs in this one thread, off every client's path; an error is logged and the
 thread goes on.
@@ -33,7 +34,7 @@ class Trainer:
         self.ctx = ctx
         self.store = ctx.store
         self.on_seen = on_seen  # callable(user_id, mailbox_id, MessageRow) for \Seen changes
-        self.on_arrival = on_arrival  # callable(user_id, blob_id, MessageInfo) for new messages
+        self.on_arrival = on_arrival  # callable(user_id, blob_id) for new reports (DSN, MDN)
         self._stop = threading.Event()
         self._subscription = self.store.subscribe()
         self._thread = threading.Thread(target=self._loop, name="mda-trainer", daemon=True)
@@ -69,34 +70,29 @@ class Trainer:
             return
         rows = self.store.message_rows(event.mailbox_id, event.uids)
         if event.kind == "flags":
-            if self.on_seen is not None:
+            if self.on_seen is not None and self.store.has_pending_receipts(event.user_id):
                 for row in rows:
                     if SEEN in row.flags:
                         self.on_seen(event.user_id, event.mailbox_id, row)
             return
         junk = mailbox.special_use == "\\Junk"
         for row in rows:
-            try:
-                info = self.store.get_info(row.blob_id)
-            except NotFound:
+            facts = self.store.arrival_facts(row.blob_id)
+            if facts is None:
                 continue  # moved on or expunged meanwhile
-            self.learn(event.user_id, row.blob_id, info, junk)
-            if self.on_arrival is not None:
-                self.on_arrival(event.user_id, row.blob_id, info)
+            report, filed_as_spam, _ = facts
+            if junk and not filed_as_spam:
+                self.learn(event.user_id, row.blob_id, spam=True)
+            elif not junk and (filed_as_spam or self.store.bayes_trained_spam(event.user_id, row.blob_id)):
+                # moved out of Junk: the user says it is not spam
+                self.learn(event.user_id, row.blob_id, spam=False)
+            if report and self.on_arrival is not None:
+                self.on_arrival(event.user_id, row.blob_id)
 
-    def learn(self, user_id: int, blob_id: int, info, junk: bool) -> None:
-        filed_as_spam = "\nX-Spam-Status: Yes" in "\n" + info.header_search
-        if junk:
-            if filed_as_spam:
-                return  # filed there by the spam filter itself
-            spam = True
-        else:
-            # Moved out of Junk: trained as spam before, or filed there by the filter.
-            if not filed_as_spam and not self.store.bayes_trained_spam(user_id, blob_id):
-                return  # ordinary new mail: nothing to learn
-            spam = False
+    def learn(self, user_id: int, blob_id: int, spam: bool) -> None:
         try:
             sha = self.store.blob_sha256(blob_id)
+            info = self.store.get_info(blob_id)
         except NotFound:
             return
         if self.store.bayes_learn(user_id, sha, bayes.tokens(info), spam):

@@ -168,16 +168,18 @@ class FiltersMixin:
     def bayes_counts(self, user_id: int, tokens: Iterable[str]) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
         """(token -> (spam, ham) of the user plus the shared base, (spam, ham) messages learned)."""
         token_list = sorted(set(tokens))
-        counts: dict[str, list[int]] = {}
+        counts: dict[str, tuple[int, int]] = {}
         with self.db.reader() as conn:
+            totals = conn.execute("SELECT coalesce(sum(spam), 0), coalesce(sum(ham), 0) FROM bayes_totals"
+                                  " WHERE user_id IN (?, ?)", (SHARED, user_id)).fetchone()
+            if totals[0] + totals[1] == 0:
+                return counts, (0, 0)  # nothing learned yet: no need to look tokens up
             for start in range(0, len(token_list), 400):
                 chunk = token_list[start:start + 400]
                 for r in conn.execute(f"SELECT token, sum(spam), sum(ham) FROM bayes_tokens WHERE user_id IN (?, ?)"
                                       f" AND token IN ({','.join('?' * len(chunk))}) GROUP BY token",
                                       (SHARED, user_id, *chunk)):
                     counts[r[0]] = (r[1], r[2])
-            totals = conn.execute("SELECT coalesce(sum(spam), 0), coalesce(sum(ham), 0) FROM bayes_totals"
-                                  " WHERE user_id IN (?, ?)", (SHARED, user_id)).fetchone()
         return counts, (totals[0], totals[1])
 
     def bayes_learn(self, user_id: int, blob_sha256: bytes, tokens: Iterable[str], spam: bool) -> bool:
@@ -215,6 +217,20 @@ class FiltersMixin:
             row = conn.execute("SELECT t.spam FROM bayes_trained t JOIN blobs b ON b.sha256 = t.blob_sha256"
                                " WHERE t.user_id = ? AND b.id = ?", (user_id, blob_id)).fetchone()
         return bool(row and row["spam"])
+
+    def arrival_facts(self, blob_id: int) -> tuple[bool, bool, str] | None:
+        """(is a multipart/report, carries "X-Spam-Status: Yes", Message-ID) of a stored
+        message, read from its analysis without loading it; None when it is gone."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT json_extract(info, '$.root.maintype') || '/' || json_extract(info, '$.root.subtype'),"
+                               " instr(json_extract(info, '$.header_search'), 'X-Spam-Status: Yes'),"
+                               " json_extract(info, '$.message_id') FROM parsed WHERE blob_id = ?", (blob_id,)).fetchone()
+        return None if row is None else (row[0] == "multipart/report", bool(row[1]), row[2] or "")
+
+    def has_pending_receipts(self, user_id: int) -> bool:
+        with self.db.reader() as conn:
+            return conn.execute("SELECT 1 FROM receipts_requested WHERE user_id = ? AND state = 'pending' LIMIT 1",
+                                (user_id,)).fetchone() is not None
 
     def message_rows(self, mailbox_id: int, uids: Iterable[int]) -> list[MessageRow]:
         """The rows of these UIDs that still exist (for event listeners)."""
