@@ -130,6 +130,7 @@ class Server:
         self.connections: ConnectionServer | None = None
         self.admin = None
         self.mta = None
+        self.backups = None   # appliance.migrate.backup.Scheduler when [backup] interval > 0
 
     # -- start ---------------------------------------------------------------------------
 
@@ -179,6 +180,10 @@ class Server:
         self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
         if self.ctx.mda is not None:
             self.ctx.mda.start()
+        if cfg.backup.interval > 0:
+            from appliance.migrate.backup import Scheduler
+            self.backups = Scheduler(store, self.data_dir / cfg.backup.folder, cfg.backup.interval, cfg.backup.keep)
+            self.backups.start()
         self.connections.start()
         addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
         log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
@@ -222,6 +227,9 @@ class Server:
             self.mta.stop(self.config.server.shutdown_grace)
             self.mta = None
         self.connections.stop(self.config.server.shutdown_grace)
+        if self.backups is not None:
+            self.backups.stop()
+            self.backups = None
         if self.ctx.mda is not None:
             self.ctx.mda.close()
         if self.admin is not None:

@@ -322,10 +322,24 @@ def alias_del(paths, alias_address, targets):
 
 # -- backup -----------------------------------------------------------------------------
 
-@main.command()
+class _BackupGroup(click.Group):
+    """``kotakpos backup FILE`` is ``kotakpos backup now FILE``; other subcommands as usual."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["now", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_BackupGroup)
+def backup():
+    """Snapshots of the store: ``backup FILE`` writes one now; ``backup verify FILE`` checks one."""
+
+
+@backup.command("now")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @with_paths
-def backup(paths, file):
+def backup_now(paths, file):
     """Write a consistent copy of the store to FILE (safe while the server runs)."""
     source = paths.data_dir / DB_NAME
     if not source.exists():
@@ -336,9 +350,17 @@ def backup(paths, file):
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--user", "address", metavar="ADDRESS", help="Put back only this user's mail, into the live store.")
+@click.option("--folder", metavar="NAME", help="With --user: only this folder.")
 @with_paths
-def restore(paths, file):
-    """Replace the store with the backup FILE (the server must be stopped)."""
+def restore(paths, file, address, folder):
+    """Replace the store with the backup FILE (the server must be stopped), or with --user
+    put one user's mail (or one folder) back from it while the server runs."""
+    if address is not None:
+        from appliance.cli.migrate import restore_user
+        return restore_user(paths, file, address, folder)
+    if folder is not None:
+        raise click.UsageError("--folder needs --user")
     if folder_in_use(paths.data_dir):
         raise click.ClickException(f"a Kotakpos server is using {paths.data_dir}; stop it before restoring")
     try:

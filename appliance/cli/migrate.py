@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli import main, with_paths
+from appliance.cli import backup as backup_group, main, with_paths
 from appliance.migrate import exporter, maildir, mbox
 from appliance.migrate.importer import Importer, Summary
 from appliance.server import open_store
@@ -169,3 +169,37 @@ def import_imap(paths, host, port, security, remote_user, password_stdin, cafile
             click.echo(f"skipped {name}: a virtual folder that only repeats others")
         total.failed += [f"{name}: the remote server would not open it" for name in run.unreadable]
         print_summary(total, f"imported {remote.source} into {address}")
+
+
+# -- snapshots (``backup`` and ``restore`` are defined in appliance/cli/__init__.py) ----------
+
+
+@backup_group.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup_verify(file):
+    """Check a snapshot: integrity, every message's bytes present; print what it holds."""
+    from appliance.migrate.backup import verify
+    verdict = verify(file)
+    if verdict.counts:
+        c = verdict.counts
+        click.echo(f"{file}: {c['users']} users, {c['mailboxes']} folders, {c['messages']} messages, {c['blobs']} blobs")
+    for problem in verdict.problems:
+        click.echo(f"problem: {problem}", err=True)
+    if not verdict.ok:
+        sys.exit(1)
+    click.echo(f"{file}: ok")
+
+
+def restore_user(paths, file: Path, address: str, folder: str | None) -> None:
+    """``kotakpos restore FILE --user ADDRESS [--folder NAME]``: see appliance.migrate.backup.restore."""
+    from appliance.migrate.backup import restore, verify
+    verdict = verify(file)
+    if not verdict.ok:
+        raise click.ClickException(f"{file} is not a usable snapshot: {'; '.join(verdict.problems)}")
+    folder = _folder_name(folder)
+    total = Summary()
+    with store_of(paths) as store:
+        for name, count, run in restore(store, file, address, folder):
+            with _progress(count, name) as bar:
+                total.add(run(bar.update))
+    print_summary(total, f"restored into {address}")

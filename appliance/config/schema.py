@@ -137,6 +137,28 @@ class MdaSection:
 
 
 @dataclass(frozen=True)
+class BackupSection:
+    interval: float = setting(86400.0, "Seconds between snapshots of the store (SQLite's online backup, each verified after writing); 0 takes none.")
+    keep: int = setting(7, "How many snapshots to keep; older ones are deleted after a new one is verified.")
+    folder: str = setting("snapshots", "Folder for the snapshots, relative to the data folder.")
+
+
+@dataclass(frozen=True)
+class WebSection:
+    enabled: bool = setting(False, "Serve mail client set-up (Thunderbird autoconfig, Outlook Autodiscover, Apple profiles) and the MTA-STS policy over HTTP and HTTPS.")
+    http_port: int = setting(80, "HTTP port (plus server.port_offset).")
+    https_port: int = setting(443, "HTTPS port (plus server.port_offset), with the server's TLS certificate.")
+    mta_sts_mode: str = setting("testing", "MTA-STS policy mode (RFC 8461): \"testing\", \"enforce\" or \"none\".")
+    mta_sts_max_age: int = setting(604800, "Seconds senders may cache the MTA-STS policy.")
+
+
+@dataclass(frozen=True)
+class CheckSection:
+    public_address: str = setting("", "The address the internet sees this server at, for `kotakpos check` (its reverse DNS must name server.hostname); \"\" skips that check.")
+    resolver: str = setting("", "DNS server for `kotakpos check` as \"ip\" or \"ip:port\"; \"\" uses the system's.")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     ports: PortsSection = field(default_factory=PortsSection)
@@ -148,3 +170,6 @@ class Config:
     imap: ImapSection = field(default_factory=ImapSection)
     mta: MtaSection = field(default_factory=MtaSection)
     mda: MdaSection = field(default_factory=MdaSection)
+    backup: BackupSection = field(default_factory=BackupSection)
+    web: WebSection = field(default_factory=WebSection)
+    check: CheckSection = field(default_factory=CheckSection)

@@ -79,6 +79,27 @@ class MigrationMixin:
             "INSERT OR REPLACE INTO imap_imports(user_id, source, folder, uidvalidity, last_uid) VALUES (?,?,?,?,?)",
             (user_id, source, folder, uidvalidity, last_uid)))
 
+    def snapshot(self, target: Path | str) -> dict[str, int]:
+        """Copy the database to ``target`` (SQLite's online backup API) and return its counts.
+
+        Counts and copy come from one read transaction, so they describe exactly the
+        copy: ``Snapshot.counts()`` of a sound file equals them. Writers go on meanwhile.
+        """
+        target = Path(target)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        with self.db.reader() as conn:
+            counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                      for table in ("users", "mailboxes", "messages", "blobs")}
+            dest = sqlite3.connect(str(partial))
+            try:
+                conn.backup(dest)
+                dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                dest.close()
+        partial.replace(target)
+        return counts
+
 
 @dataclass(frozen=True)
 class SnapshotMessage:
