@@ -1,0 +1,71 @@
+"""The MDA's commands with no server running (the in-process admin API over the store):
+kotakpos quarantine list|show|release|delete, rules ADDRESS get|set|check, receipts ADDRESS."""
+
+import pytest
+from click.testing import CliRunner
+
+from appliance.cli import main
+from appliance.store import Store
+from tests.mda_helpers import EICAR, plain, wire
+
+ALICE = "alice@example.org"
+
+
+@pytest.fixture
+def data(tmp_path):
+    store = Store.in_folder(tmp_path)
+    store.add_domain("example.org")
+    user = store.add_user(ALICE, "pw")
+    raw = b"Return-Path: <bob@remote.test>\r\n" + wire(plain(subject="held", body=EICAR.decode()))
+    store.deliver_filtered([], (raw, "bob@remote.test", [user.id], "EICAR test file"))
+    store.close()
+    return tmp_path
+
+
+def kotakpos(data, *args, stdin: str | None = None):
+    return CliRunner().invoke(main, [*args, "--data", str(data)], input=stdin)
+
+
+def test_quarantine_list_show_release(data):
+    out = kotakpos(data, "quarantine", "list")
+    assert out.exit_code == 0 and "EICAR test file" in out.output and "'held'" in out.output
+    assert "Subject: held" in kotakpos(data, "quarantine", "show", "1").output
+    out = kotakpos(data, "quarantine", "release", "1")
+    assert out.exit_code == 0 and f"released 1 to {ALICE}" in out.output
+    assert "The quarantine is empty." in kotakpos(data, "quarantine", "list").output
+    store = Store.in_folder(data)
+    try:
+        user = store.get_user(ALICE)
+        [row] = store.list_messages(store.get_mailbox(user.id, "INBOX").id)
+        assert b"Subject: held" in store.get_raw(row.blob_id)
+    finally:
+        store.close()
+
+
+def test_quarantine_delete_and_unknown_id(data):
+    assert kotakpos(data, "quarantine", "delete", "1").exit_code == 0
+    out = kotakpos(data, "quarantine", "delete", "1")
+    assert out.exit_code == 1 and "no quarantined message 1" in out.output
+
+
+def test_rules_set_get_check_from_stdin_and_file(data, tmp_path):
+    script = 'require "fileinto";\nif header :contains "subject" "invoice" { fileinto "Bills"; }\n'
+    assert kotakpos(data, "rules", ALICE, "set", stdin=script).exit_code == 0
+    assert kotakpos(data, "rules", ALICE, "get").output == script
+    bad = tmp_path / "bad.sieve"
+    bad.write_text('require "fileinto";\nfileinto "A"\nkeep;\n')
+    out = kotakpos(data, "rules", ALICE, "check", str(bad))
+    assert out.exit_code == 1 and "line 3: expected ';', found 'keep'" in out.output
+    out = kotakpos(data, "rules", ALICE, "set", str(bad))
+    assert out.exit_code == 1 and "line 3" in out.output
+    assert kotakpos(data, "rules", ALICE, "get").output == script  # the old script stays
+
+
+def test_receipts_policy(data):
+    out = kotakpos(data, "receipts", ALICE, "--policy", "auto")
+    assert out.exit_code == 0 and "Read-receipt policy: auto" in out.output
+    store = Store.in_folder(data)
+    try:
+        assert store.user_settings(store.get_user(ALICE).id) == {"read_receipts": "auto"}
+    finally:
+        store.close()
