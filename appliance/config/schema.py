@@ -73,6 +73,7 @@ class SmtpSection:
     data_timeout: float = setting(180.0, "Seconds to wait for each block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).")
     junk_command_limit: int = setting(100, "NOOP, RSET, HELP, VRFY and EXPN commands without a message accepted before each further one counts as an error.")
     bare_newline: str = setting("reject", "Bare CR or LF inside a message: \"reject\" refuses it with 550 5.5.2; \"normalize\" turns it into CRLF. Only <CRLF>.<CRLF> ever ends a message.")
+    quota_reply: str = setting("temporary", "A recipient whose mailbox is over quota, at RCPT: \"temporary\" answers 452 4.2.2 (the sender retries for days, time to make room); \"permanent\" answers 552 5.2.2 (the sender gets a bounce at once).")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from appliance.imap.reader import CommandReader
 from appliance.imap.replies import Atom
 from appliance.imap.search import Key, uses_modseq
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
-from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StoreError
+from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.events import MailboxChanged, Overflowed
 
 log = logging.getLogger("kotakpos.imap")
@@ -223,10 +223,11 @@ class ImapSession:
             self.send(replies.response(tag, exc.status, exc.text, exc.code))
             return True
         except StoreError as exc:
-            # a store refusal (a mailbox vanished meanwhile, quota) carries user-fit text
+            # a store refusal (a mailbox vanished meanwhile, quota, a full disk) carries
+            # user-fit text; RFC 5530 §3: UNAVAILABLE is a temporary failure of a subsystem
             self._sync_quietly()
             code = {QuotaExceeded: "OVERQUOTA", NotFound: "NONEXISTENT", AlreadyExists: "ALREADYEXISTS",
-                    InvalidName: "CANNOT"}.get(type(exc))
+                    InvalidName: "CANNOT", StorageFull: "UNAVAILABLE"}.get(type(exc))
             self.send(replies.no(tag, str(exc), code))
             return True
         except MailboxGone:

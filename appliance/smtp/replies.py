@@ -77,6 +77,8 @@ R421_TOO_MANY_ERRORS = reply(421, "4.7.0", "Too many errors, closing connection"
 R421_TOO_MANY_MESSAGES = reply(421, "4.7.0", "Too many messages in this session, reconnect")
 R451_LOCAL_ERROR = reply(451, "4.3.0", "Local error in processing, try again later")
 R452_TOO_MANY_RCPTS = reply(452, "4.5.3", "Too many recipients")
+R452_MAILBOX_FULL = reply(452, "4.2.2", "Mailbox full, try again later")
+R452_STORAGE_FULL = reply(452, "4.3.1", "Insufficient system storage, try again later")
 R454_AUTH_TEMPORARY = reply(454, "4.7.0", "Temporary authentication failure")
 
 # --- 5xx: syntax ----------------------------------------------------------
@@ -122,6 +124,7 @@ R550_NO_SUCH_USER = reply(550, "5.1.1", "No such user here")
 R550_BARE_NEWLINE = reply(550, "5.5.2", "Bare <CR> or <LF> in message; lines must end with <CR><LF>")
 R550_LINE_TOO_LONG = reply(550, "5.6.0", "Message has a line longer than 998 octets")
 R552_MESSAGE_TOO_BIG = reply(552, "5.3.4", "Message size exceeds fixed limit")
+R552_MAILBOX_FULL = reply(552, "5.2.2", "Mailbox full")
 R553_NOT_YOUR_ADDRESS = reply(553, "5.7.1", "Sender address not owned by the authenticated user")
 R553_UTF8_NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
 R554_RELAY_DENIED = reply(554, "5.7.1", "Relay access denied")

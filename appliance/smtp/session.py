@@ -45,6 +45,7 @@ from appliance.smtp.parse import (FOREIGN_VERBS, VERBS, Auth, Bdat, Command, Ehl
                                   InvalidCommand, Mail, MailParams, Path, Rcpt, Unknown, Vrfy, parse_command,
                                   parse_mailbox)
 from appliance.smtp.replies import Reply, format_reply
+from appliance.store import StorageFull
 
 log = logging.getLogger("kotakpos.smtp")
 
@@ -531,9 +532,27 @@ class SmtpSession:
             raise UserError(R.R554_RELAY_DENIED, f"relay to {address} from {self.conn.peer_ip}")
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER, f"unknown recipient {address}")
+        if self._over_quota(found, txn.params.size or 0):
+            reply = R.R552_MAILBOX_FULL if self.cfg.quota_reply == "permanent" else R.R452_MAILBOX_FULL
+            raise UserError(reply, f"recipient {address} is over quota")
         txn.recipients.append(Recipient(found, cmd.params.notify, cmd.params.orcpt))
         self.set_state(State.RCPT)
         self.reply(R.R250_RCPT_OK)
+
+    def _over_quota(self, found, declared_size: int) -> bool:
+        """RFC 3463 4.2.2/5.2.2: every mailbox the address reaches is full (or would be
+        with the SIZE the client declared). An alias with room left in one member's
+        mailbox, or with outside targets, still takes the message."""
+        if found.external or not found.users:
+            return False
+        store = self.ctx.store
+        for user in found.users:
+            if not user.quota:
+                return False
+            used = store.usage(user.id)
+            if used < user.quota and used + declared_size <= user.quota:
+                return False
+        return True
 
     def _postmaster(self) -> str:
         """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster."""
@@ -619,6 +638,9 @@ class SmtpSession:
             router.accept(self.ctx, envelope, raw)
         except SmtpError:
             raise  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
+        except StorageFull:
+            log.warning("session %s: disk full, %s refused with 452", self.conn.info.id, message_id)
+            raise UserError(R.R452_STORAGE_FULL) from None
         except Exception as e:  # the store or a filter failed: the client may retry
             raise ServerError(R.R451_LOCAL_ERROR, f"accepting {message_id} failed: {e!r}") from e
         self.messages += 1

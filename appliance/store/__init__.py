@@ -16,7 +16,7 @@ from pathlib import Path
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
 from appliance.store.db import MAX_BATCH, Database
-from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StoreError
+from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
 from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
@@ -28,7 +28,7 @@ from appliance.store.queue import QueueMixin
 from appliance.store.search import SearchIndex
 
 __all__ = [
-    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded",
+    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
     "User", "Mailbox", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
     "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
     "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",

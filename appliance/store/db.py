@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from appliance.store.errors import StorageFull
+
 log = logging.getLogger("kotakpos.store")
 
 # How many jobs one commit may carry; bounds the latency of the first job in a batch.
@@ -34,6 +36,11 @@ def connect(path: Path | str, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute("PRAGMA cache_size=-4096")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """SQLite could not grow the database or its WAL (ENOSPC, or a file size limit)."""
+    return isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 class Tx:
@@ -94,6 +101,9 @@ class Database:
         self._jobs.put(job)
         job.done.wait()
         if job.error is not None:
+            if is_disk_full(job.error):
+                # Every protocol answers this with its own "try again later" reply.
+                raise StorageFull("not enough disk space on the server") from job.error
             raise job.error
         return job.result
 

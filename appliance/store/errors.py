@@ -19,3 +19,10 @@ class InvalidName(StoreError):
 
 class QuotaExceeded(StoreError):
     pass
+
+
+class StorageFull(StoreError):
+    """The disk holding the store is full (SQLite's SQLITE_FULL); the write was rolled back.
+
+    Temporary by nature: the same call succeeds once space is freed.
+    """
