@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from appliance.store.db import Database
+from appliance.store.errors import StorageFull
 
 log = logging.getLogger("kotakpos.store")
 
@@ -84,6 +85,9 @@ class SearchIndex:
             try:
                 while self._step():
                     pass
+            except StorageFull:  # one line, not a traceback every few seconds until space returns
+                log.warning("search indexer waits: the disk is full; new mail becomes searchable once space returns")
+                self._wake.wait(5.0)
             except Exception:  # the index can always be rebuilt; never take the server down
                 log.exception("search indexer failed; retrying")
                 self._wake.wait(5.0)
