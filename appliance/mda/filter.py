@@ -47,8 +47,9 @@ class Incoming:
     MIME analysis (done once here, never by a filter).
     """
 
-    def __init__(self, envelope, raw: bytes, users: list[User], hostname: str):
+    def __init__(self, envelope, raw: bytes, users: list[User], hostname: str, trusted: bool = False):
         self.envelope = envelope  # appliance.mta.router.Envelope
+        self.trusted = trusted  # the client is in a trusted network (a LAN webmail, a scanner)
         self.raw = mime.normalize_crlf(raw)
         self.users = users  # the local users it is for (after aliases)
         self.hostname = hostname
@@ -64,6 +65,11 @@ class Incoming:
     def authenticated(self) -> bool:
         """Submitted by a logged-in local user: sender checks do not apply."""
         return bool(self.envelope.authenticated_as)
+
+    @property
+    def internal(self) -> bool:
+        """From a logged-in user or a trusted network ([auth] trusted_networks): not scored as spam."""
+        return self.authenticated or self.trusted
 
     @cached_property
     def fields(self) -> list[tuple[str, bytes]]:

@@ -27,6 +27,7 @@ log = logging.getLogger("kotakpos.mda")
 
 # filter name in config -> (module, class); imported only when configured
 FILTERS = {
+    "greylist": ("appliance.mda.greylist", "GreylistFilter"),
     "virus": ("appliance.mda.virus", "VirusFilter"),
     "auth": ("appliance.mda.auth", "AuthFilter"),
     "spam": ("appliance.mda.spam", "SpamFilter"),
@@ -156,7 +157,9 @@ class Mda:
         if not users:
             return self._write([Notice(raw, queue=tuple(queue))], sent=sent)
         return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"
-        msg = Incoming(envelope, raw, users, ctx.hostname)
+        auth = getattr(ctx, "auth", None)
+        trusted = bool(auth and envelope.client_ip and auth.trusted.contains(envelope.client_ip))
+        msg = Incoming(envelope, raw, users, ctx.hostname, trusted)
         msg.notes["sent_receipts"] = sent
         outcome = self.run(msg)
         if outcome is None:

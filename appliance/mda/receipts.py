@@ -33,9 +33,9 @@ _ACTIONS = {"delivered": "delivered", "relayed": "relayed", "expanded": "deliver
 
 
 def sent_rows(store, envelope, msg_headers) -> list[dict]:
-    """Ledger rows for a message a local user sends: one per recipient, when it asked for
-    a delivery (NOTIFY=SUCCESS) or a read (Disposition-Notification-To) receipt."""
-    user = store.get_user(envelope.authenticated_as or envelope.sender) if (envelope.authenticated_as or envelope.sender) else None
+    """Ledger rows for a message a local user submitted (logged in): one per recipient, when
+    it asked for a delivery (NOTIFY=SUCCESS) or a read (Disposition-Notification-To) receipt."""
+    user = store.get_user(envelope.authenticated_as) if envelope.authenticated_as else None
     if user is None:
         return []
     asks_read = bool(msg_headers("Disposition-Notification-To"))

@@ -5,7 +5,7 @@ filter, DNS blocklists, spamd, the shared Bayes base) is computed once in
 ``check_body``; from ``reject_score`` on the message is refused (550 5.7.1). Each
 recipient's score adds their own Bayes opinion in ``check_rcpt``: from ``junk_score``
 on their copy is filed into Junk. Every copy gets X-Spam-Status and X-Spam-Score.
-Mail submitted by a logged-in user is not scored.
+Mail from logged-in users and trusted networks is not scored.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class SpamCheck(Check):
 
     def check_body(self) -> Verdict:
         msg = self.msg
-        if msg.authenticated:
+        if msg.internal:
             return ACCEPT
         self.hits = heuristics(msg) + self.blocklists() + self.spamd()
         self.words = bayes.tokens(msg.info)
@@ -102,7 +102,7 @@ class SpamCheck(Check):
         return ACCEPT
 
     def check_rcpt(self, user: User) -> Verdict:
-        if self.msg.authenticated:
+        if self.msg.internal:
             return ACCEPT
         name, points = bayes.score(self._bayes(user.id))
         hits = self.hits + ([(name, points)] if name else [])

@@ -275,6 +275,33 @@ class FiltersMixin:
 
         return self.db.write(job)
 
+    def greylist_pass(self, network: str, sender: str, recipients: Sequence[str], delay: float,
+                      window: float, keep: float) -> bool:
+        """RFC 6647 §4.1: True when every (network, sender, recipient) triplet was seen
+        between ``delay`` and ``window`` seconds ago (or passed within ``keep``); new or
+        too-early triplets are remembered and False is returned."""
+        now = time.time()
+
+        def job(tx):
+            tx.execute("DELETE FROM greylist WHERE (passed IS NULL AND first_seen < ?) OR last_seen < ?",
+                       (now - window, now - keep))
+            ok = True
+            for recipient in recipients:
+                key = (network, sender.lower(), recipient.lower())
+                row = tx.execute("SELECT first_seen, passed FROM greylist WHERE network = ? AND sender = ?"
+                                 " AND recipient = ?", key).fetchone()
+                if row is None:
+                    tx.execute("INSERT INTO greylist VALUES (?,?,?,?,NULL,?)", (*key, now, now))
+                    ok = False
+                elif row["passed"] is not None or now - row["first_seen"] >= delay:
+                    tx.execute("UPDATE greylist SET passed = coalesce(passed, ?), last_seen = ? WHERE network = ?"
+                               " AND sender = ? AND recipient = ?", (now, now, *key))
+                else:
+                    ok = False
+            return ok
+
+        return self.db.write(job)
+
     # -- per-user settings (users.settings JSON) -------------------------------------------
 
     def user_settings(self, user_id: int) -> dict:

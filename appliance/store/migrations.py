@@ -148,7 +148,17 @@ def _v5_receipts_by_message_id(db: sqlite_utils.Database) -> None:
                " updated REAL NOT NULL, PRIMARY KEY (user_id, message_id)) WITHOUT ROWID")
 
 
-MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id]
+def _v6_greylist(db: sqlite_utils.Database) -> None:
+    """The MDA's greylisting memory (RFC 6647), one row per (client network, sender, recipient)."""
+    db.execute("CREATE TABLE greylist (network TEXT NOT NULL,"  # the client's /24 (IPv4) or /64 (IPv6)
+               " sender TEXT NOT NULL, recipient TEXT NOT NULL,"  # lower-cased envelope addresses
+               " first_seen REAL NOT NULL,"   # the first, refused attempt
+               " passed REAL,"                # when a retry was let through (NULL: not yet)
+               " last_seen REAL NOT NULL, PRIMARY KEY (network, sender, recipient)) WITHOUT ROWID")
+
+
+MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
+              _v6_greylist]
 LATEST = len(MIGRATIONS)
 
 
