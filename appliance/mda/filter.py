@@ -35,6 +35,28 @@ class Verdict:
 ACCEPT = Verdict()
 
 
+def without_forged_results(raw: bytes, hostname: str) -> bytes:
+    """Drop Authentication-Results fields that claim to come from us (RFC 8601 §5: a
+    sender could otherwise forge our verdicts); they can only be a stranger's."""
+    end = raw.find(b"\r\n\r\n")
+    head = raw[:end + 2]
+    if end < 0 or b"authentication-results:" not in head.lower():
+        return raw
+    ours = hostname.lower().encode()
+    kept, skipping = [], False
+    for line in head.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        name, _, value = line.partition(b":")
+        skipping = name.strip().lower() == b"authentication-results" and \
+            value.strip().lower().split(b";")[0].strip() == ours
+        if not skipping:
+            kept.append(line)
+    return b"\r\n".join(kept) + b"\r\n" + raw[len(head):]
+
+
 def headers_text(headers) -> bytes:
     """Header fields as wire bytes, each value folded only where it already has breaks."""
     return b"".join(f"{name}: {value}\r\n".encode("utf-8") for name, value in headers)
@@ -50,7 +72,8 @@ class Incoming:
     def __init__(self, envelope, raw: bytes, users: list[User], hostname: str, trusted: bool = False):
         self.envelope = envelope  # appliance.mta.router.Envelope
         self.trusted = trusted  # the client is in a trusted network (a LAN webmail, a scanner)
-        self.raw = mime.normalize_crlf(raw)
+        raw = mime.normalize_crlf(raw)
+        self.raw = raw if self.internal else without_forged_results(raw, hostname)
         self.users = users  # the local users it is for (after aliases)
         self.hostname = hostname
         self.info = mime.analyze(self.raw)

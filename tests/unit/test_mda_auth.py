@@ -95,3 +95,12 @@ def test_unreachable_resolver_costs_one_timeout_then_nothing():
 def test_submitted_mail_is_not_checked():
     header, notes = run(wire(plain()), "none", authenticated_as="alice@example.org")
     assert notes == {"auth": "pass"} and "auth=pass smtp.auth=alice@example.org" in header
+
+
+def test_forged_results_claiming_our_name_are_dropped():
+    raw = (b"Received: from x\r\nAuthentication-Results: mail.example.org;\r\n\tspf=pass smtp.mailfrom=a@b.test\r\n"
+           b"Authentication-Results: other.test; dkim=pass\r\nSubject: hi\r\n\r\nbody\r\n")
+    msg = incoming(raw)
+    assert msg.raw == (b"Received: from x\r\nAuthentication-Results: other.test; dkim=pass\r\nSubject: hi\r\n\r\n"
+                       b"body\r\n")
+    assert incoming(raw, authenticated_as="alice@example.org").raw == raw  # our own users are trusted
