@@ -131,6 +131,7 @@ class Server:
         self.admin = None
         self.mta = None
         self.backups = None   # appliance.migrate.backup.Scheduler when [backup] interval > 0
+        self.web = None       # appliance.web.server.WebListener when [web] enabled
 
     # -- start ---------------------------------------------------------------------------
 
@@ -162,6 +163,8 @@ class Server:
             for name, (session_class, implicit_tls) in _session_classes().items():
                 port = getattr(cfg.ports, name) + cfg.server.port_offset
                 self.connections.add(name, cfg.server.listen, port, session_class, implicit_tls)
+            if cfg.web.enabled:
+                self._start_web(cfg, tls, store)
         except BaseException:
             for listener in self.connections.listeners:
                 for s in listener.sockets:
@@ -187,6 +190,17 @@ class Server:
         self.connections.start()
         addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
         log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
+
+    def _start_web(self, cfg: Config, tls: TlsContexts, store: Store) -> None:
+        from appliance.web.documents import Settings
+        from appliance.web.server import WebListener
+        offset = cfg.server.port_offset
+        client_ports = ("imaps", "imap", "pop3s", "pop3", "smtps", "submission")
+        settings = Settings(cfg.server.hostname, {name: self.port(name) for name in client_ports},
+                            cfg.web.mta_sts_mode, cfg.web.mta_sts_max_age)
+        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, cfg.web.https_port + offset,
+                               tls.current, settings, store.is_local_domain)
+        self.web.start()
 
     def port(self, name: str) -> int:
         return next(l.port for l in self.connections.listeners if l.name == name)
@@ -226,6 +240,9 @@ class Server:
             # First: no new outbound attempts while the listeners wind down.
             self.mta.stop(self.config.server.shutdown_grace)
             self.mta = None
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         self.connections.stop(self.config.server.shutdown_grace)
         if self.backups is not None:
             self.backups.stop()

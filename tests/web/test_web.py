@@ -1,0 +1,121 @@
+"""The client set-up listener: autoconfig, Autodiscover, Apple profiles and MTA-STS, over HTTP and HTTPS."""
+
+from __future__ import annotations
+
+import http.client
+import plistlib
+import ssl
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from appliance.web.documents import OUTLOOK_RESPONSE
+
+DOMAIN = "example.org"
+HOST = "mail.example.org"
+
+
+@pytest.fixture
+def web(make_server):
+    srv = make_server(web={"enabled": True, "http_port": 0, "https_port": 0, "mta_sts_mode": "enforce"})
+    srv.store.add_domain(DOMAIN)
+    return srv
+
+
+def request(srv, method, path, host=HOST, body=None, https=False):
+    if https:
+        context = ssl.create_default_context(cafile=srv.cafile)
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.server.web.port("https"), context=context, timeout=10)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.server.web.port("http"), timeout=10)
+    headers = {"Host": host}
+    if body is not None:
+        headers["Content-Type"] = "text/xml"
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data
+
+
+def servers_of(xml: bytes) -> dict[tuple[str, str], tuple[str, int]]:
+    """(type, socketType) -> (hostname, port) of a Thunderbird config."""
+    root = ET.fromstring(xml)
+    assert root.tag == "clientConfig" and root.find("emailProvider").get("id") == DOMAIN
+    return {(s.get("type"), s.findtext("socketType")): (s.findtext("hostname"), int(s.findtext("port")))
+            for s in root.iter() if s.tag in ("incomingServer", "outgoingServer")}
+
+
+@pytest.mark.parametrize("path,host", [
+    ("/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice%40example.org", HOST),
+    ("/mail/config-v1.1.xml", "autoconfig.example.org"),
+])
+def test_thunderbird_autoconfig_names_our_host_and_ports(web, path, host):
+    response, body = request(web, "GET", path, host)
+    assert response.status == 200 and response.getheader("Content-Type").startswith("application/xml")
+    assert servers_of(body) == {
+        ("imap", "SSL"): (HOST, web.port("imaps")), ("imap", "STARTTLS"): (HOST, web.port("imap")),
+        ("pop3", "SSL"): (HOST, web.port("pop3s")), ("pop3", "STARTTLS"): (HOST, web.port("pop3")),
+        ("smtp", "SSL"): (HOST, web.port("smtps")), ("smtp", "STARTTLS"): (HOST, web.port("submission")),
+    }
+
+
+def test_autoconfig_over_https_with_our_certificate(web):
+    response, body = request(web, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org", https=True)
+    assert response.status == 200 and servers_of(body)[("imap", "SSL")] == (HOST, web.port("imaps"))
+
+
+def test_unknown_domains_get_nothing(web):
+    assert request(web, "GET", "/mail/config-v1.1.xml", "autoconfig.other.org")[0].status == 404
+    assert request(web, "GET", "/mobileconfig?email=a%40other.org")[0].status == 404
+    assert request(web, "GET", "/etc/passwd")[0].status == 404
+
+
+AUTODISCOVER_REQUEST = b"""<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request><EMailAddress>alice@example.org</EMailAddress>
+  <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request></Autodiscover>"""
+
+
+def test_outlook_autodiscover_answers_a_posted_request(web):
+    response, body = request(web, "POST", "/Autodiscover/Autodiscover.xml", body=AUTODISCOVER_REQUEST, https=True)
+    assert response.status == 200
+    ns = {"o": OUTLOOK_RESPONSE}
+    account = ET.fromstring(body).find("o:Response/o:Account", ns)
+    assert account.findtext("o:Action", namespaces=ns) == "settings"
+    protocols = {p.findtext("o:Type", namespaces=ns): (p.findtext("o:Server", namespaces=ns), int(p.findtext("o:Port", namespaces=ns)),
+                                                       p.findtext("o:LoginName", namespaces=ns), p.findtext("o:SSL", namespaces=ns))
+                 for p in account.findall("o:Protocol", ns)}
+    assert protocols == {"IMAP": (HOST, web.port("imaps"), "alice@example.org", "on"),
+                         "POP3": (HOST, web.port("pop3s"), "alice@example.org", "on"),
+                         "SMTP": (HOST, web.port("smtps"), "alice@example.org", "on")}
+
+
+def test_autodiscover_refuses_entities_and_junk(web):
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
+    assert request(web, "POST", "/autodiscover/autodiscover.xml", body=bomb)[0].status == 400
+    assert request(web, "POST", "/autodiscover/autodiscover.xml", body=b"<not xml")[0].status == 400
+
+
+def test_apple_profile_for_an_address(web):
+    response, body = request(web, "GET", "/mobileconfig?email=alice%40example.org", https=True)
+    assert response.status == 200 and response.getheader("Content-Type") == "application/x-apple-aspen-config"
+    profile = plistlib.loads(body)
+    account = profile["PayloadContent"][0]
+    assert profile["PayloadType"] == "Configuration" and account["PayloadType"] == "com.apple.mail.managed"
+    assert (account["EmailAddress"], account["IncomingMailServerHostName"], account["IncomingMailServerPortNumber"],
+            account["OutgoingMailServerPortNumber"], account["IncomingMailServerUseSSL"]) == \
+        ("alice@example.org", HOST, web.port("imaps"), web.port("smtps"), True)
+    assert request(web, "GET", "/mobileconfig?email=alice%40example.org")[1] == body  # stable UUIDs
+
+
+def test_mta_sts_policy(web):
+    response, body = request(web, "GET", "/.well-known/mta-sts.txt", "mta-sts.example.org", https=True)
+    assert response.status == 200 and response.getheader("Content-Type").startswith("text/plain")
+    assert body == b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 604800\r\n"
+    assert request(web, "GET", "/.well-known/mta-sts.txt", "mta-sts.other.org")[0].status == 404
+
+
+def test_off_by_default(server):
+    assert server.server.web is None
