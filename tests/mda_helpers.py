@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import smtplib
 import time
 import zipfile
 from email.message import EmailMessage
 from email.utils import formatdate
-from types import SimpleNamespace
 
 from appliance.config import Config, with_overrides
 from appliance.mda.filter import Incoming
@@ -101,9 +99,5 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-__all__ = ["EICAR", "USER", "Counting", "SimpleNamespace", "folder", "incoming", "plain", "send", "wait_for",
+__all__ = ["EICAR", "USER", "Counting", "folder", "incoming", "plain", "send", "wait_for",
            "with_attachment", "wire", "zipped"]

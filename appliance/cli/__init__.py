@@ -462,8 +462,9 @@ def dns(paths, domain_name):
         records = api.dns_records(domain_name, hostname)
     for r in records:
         if r["optional"] and not any(p["optional"] for p in records[:records.index(r)]):
-            click.echo("; optional: TLS reports (RFC 8460) and MTA-STS (RFC 8461, also needs the policy at "
-                       f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt)")
+            click.echo("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
+                       f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
+                       "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
         value = r["value"]
         if r["type"] == "TXT":
             # A TXT string holds at most 255 bytes; longer values are split into several.

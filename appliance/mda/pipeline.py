@@ -16,7 +16,7 @@ import threading
 
 from appliance import mime
 from appliance.mda import outbound, receipts
-from appliance.mda.filter import ACCEPT, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
+from appliance.mda.filter import Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
 from appliance.mda.trainer import Trainer
 from appliance.smtp.errors import UserError
 from appliance.smtp.replies import reply
@@ -239,10 +239,3 @@ class Mda:
                 copies.append(sent_on)
         return copies
 
-
-def refuse(code: int, status: str, text: str, reason: str) -> Verdict:
-    """A verdict that refuses the message at the end of DATA."""
-    return Verdict(reject=(code, status, text), reason=reason)
-
-
-__all__ = ["ACCEPT", "Mda", "refuse"]

@@ -5,7 +5,8 @@ with the line and the reason; ``run(commands, env)`` evaluates it for one messag
 returns the ``Actions`` it chose. Supported:
 
 - control: require, if / elsif / else, stop
-- actions: keep, discard, fileinto, redirect, reject, vacation, setflag / addflag / removeflag
+- actions: keep, discard, fileinto, redirect (with :copy, RFC 3894), reject, vacation,
+  setflag / addflag / removeflag; tagged arguments a command does not take are errors
 - tests: address, header, envelope, exists, size, allof, anyof, not, true, false
 - match types :is, :contains, :matches; address parts :all, :localpart, :domain;
   comparators i;ascii-casemap (default) and i;octet.
@@ -18,8 +19,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-CAPABILITIES = frozenset({"fileinto", "reject", "envelope", "vacation", "imap4flags", "comparator-i;octet",
+CAPABILITIES = frozenset({"fileinto", "reject", "envelope", "vacation", "imap4flags", "copy", "comparator-i;octet",
                           "comparator-i;ascii-casemap"})
+_MATCH = {":is", ":contains", ":matches", ":comparator"}
+_PARTS = {":all", ":localpart", ":domain"}
+# The tagged arguments each command and test takes (RFC 5228 §2.6.2: others are errors).
+_TAGS = {"keep": {":flags"}, "fileinto": {":flags", ":copy"}, "redirect": {":copy"},
+         "vacation": {":days", ":subject", ":from", ":addresses", ":handle", ":mime"},
+         "header": _MATCH, "address": _MATCH | _PARTS, "envelope": _MATCH | _PARTS, "size": {":over", ":under"}}
+# Tagged arguments that belong to an extension (RFC 5232 :flags, RFC 3894 :copy).
+_TAG_NEEDS = {":flags": "imap4flags", ":copy": "copy"}
 # What each command or test needs in ``require`` (RFC 5228 §3.2: using it without is an error).
 _NEEDS = {"fileinto": "fileinto", "reject": "reject", "envelope": "envelope", "vacation": "vacation",
           "setflag": "imap4flags", "addflag": "imap4flags", "removeflag": "imap4flags"}
@@ -162,6 +171,7 @@ class _Parser:
             cmd.test = self.test()
         elif name != "else":
             cmd.tags, cmd.args = self.arguments()
+            self.check_tags(name, cmd.tags, token.line)
         if name in ("if", "elsif", "else"):
             self.expect("{")
             cmd.block = self.commands(top=False)
@@ -239,8 +249,16 @@ class _Parser:
             test.tests.append(self.test())
         else:
             test.tags, test.args = self.arguments()
+            self.check_tags(test.name, test.tags, token.line)
         _check_test(test)
         return test
+
+    def check_tags(self, name: str, tags: dict, line: int) -> None:
+        for tag in tags:
+            if tag not in _TAGS.get(name, ()):
+                raise SieveError(line, f"'{name}' takes no {tag}")
+            if tag in _TAG_NEEDS and _TAG_NEEDS[tag] not in self.required:
+                raise SieveError(line, f"{tag} needs require \"{_TAG_NEEDS[tag]}\"")
 
     def validate(self, cmd: Command) -> None:
         arity = {"keep": 0, "discard": 0, "stop": 0, "fileinto": 1, "redirect": 1, "reject": 1, "require": 1,

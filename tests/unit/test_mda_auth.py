@@ -1,5 +1,6 @@
 """SPF, DKIM and DMARC against a local DNS server, and temperror at once without DNS."""
 
+import base64
 import time
 
 import dkim
@@ -19,7 +20,6 @@ def key():
                                 serialization.NoEncryption())
     public = private.public_key().public_bytes(serialization.Encoding.DER,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    import base64
     return pem, base64.b64encode(public).decode()
 
 

@@ -51,7 +51,7 @@ def test_anyof_allof_not_exists_size():
 def test_redirect_and_copy():
     a = run('redirect "Boss@Example.org";')
     assert a.redirects == ["boss@example.org"] and not a.keep
-    b = run('redirect :copy "boss@example.org";')
+    b = run('require "copy";\nredirect :copy "boss@example.org";')
     assert b.redirects == ["boss@example.org"] and b.keep
 
 
@@ -76,6 +76,9 @@ def test_multiline_text_string():
     ('keep;\nrequire "fileinto";', 2, "'require' must come before other commands"),
     ('else { keep; }', 1, "'else' without 'if'"),
     ('redirect "nobody";', 1, "'nobody' is not an address"),
+    ('keep :bogus;', 1, "'keep' takes no :bogus"),
+    ('redirect :copy "a@b.test";', 1, ':copy needs require "copy"'),
+    ('if size :over 1K :is { keep; }', 1, "'size' takes no :is"),
     ('keep;\n\n"oops', 3, "unterminated string"),
 ])
 def test_invalid_scripts_name_line_and_reason(script, line, reason):
