@@ -189,6 +189,8 @@ class Mda:
             log.info("mda %s: discarded from=<%s>: %s", envelope.message_id, envelope.sender, reasons)
         else:
             copies = self._copies(msg, outcome, return_path)
+            log.info("mda %s: from=<%s> %s", envelope.message_id, envelope.sender, "; ".join(
+                f"{u.address}: {self._fate(outcome.per_user[u.id])}" for u in users))
         if queue:
             copies.append(Notice(return_path + msg.raw, queue=tuple(queue)))
         extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
@@ -215,6 +217,14 @@ class Mda:
             return [mime.headers.decode_words(v) for n, v in fields if n.lower() == name.lower()]
 
         return receipts.sent_rows(self.ctx.store, envelope, header)
+
+    @staticmethod
+    def _fate(mine: UserOutcome) -> str:
+        """One recipient's verdict for the log: where the copy went, and why."""
+        where = "discarded" if mine.discard else ",".join(mine.folders or ("INBOX",))
+        if mine.redirect:
+            where += " +redirect " + ",".join(mine.redirect)
+        return where + (f" ({'; '.join(mine.reasons)})" if mine.reasons else "")
 
     def _copies(self, msg: Incoming, outcome: Outcome, return_path: bytes) -> list[Notice]:
         """One copy per distinct header set; recipients with equal headers share one blob."""
