@@ -295,3 +295,35 @@ async def test_rules_are_edited_and_a_bad_script_is_explained(office):
         await wait_for(pilot, lambda: "Not saved: line 1" in str(status.render()), what="the explanation")
         await pilot.press(*["backspace"] * len("fileinto"), *"keep;", "ctrl+s")
         await wait_for(pilot, lambda: office.store.get_sieve(user.id) == "keep;", what="the saved script")
+
+
+async def test_an_address_is_blocked_and_unblocked_by_hand(office):
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("2", "b")
+        await wait_for(pilot, lambda: app.screen.query("#form"), what="the form")
+        await pilot.press(*"203.0.113.77", "enter", "enter")
+        await wait_for(pilot, lambda: office.ctx.auth.is_blocked("203.0.113.77"), what="the block")
+        blocked = app.screen.query_one("#blocked", DataTable)
+        await wait_for(pilot, lambda: "203.0.113.77" in table_keys(blocked), what="the blocked row")
+        assert blocked.get_row("203.0.113.77")[2].startswith("for 59m")
+        blocked.move_cursor(row=blocked.get_row_index("203.0.113.77"))
+        await pilot.press("u")
+        await wait_for(pilot, lambda: "203.0.113.77" not in table_keys(blocked), what="the row to go")
+    assert not office.ctx.auth.is_blocked("203.0.113.77")
+
+
+async def test_an_alias_added_in_the_form_resolves(office):
+    app = in_process(office.server.admin)
+    if office.store.get_user("anna@example.org") is None:
+        office.add_user("anna@example.org")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("5", "t", "t", "a")
+        await wait_for(pilot, lambda: app.screen.query("#form"), what="the form")
+        await pilot.press(*"sales@example.org", "enter", *"anna@example.org", "enter")
+        await wait_for(pilot, lambda: "sales@example.org" in office.store.list_aliases(), what="the alias")
+        aliases = app.screen.query_one("#account-aliases", DataTable)
+        await wait_for(pilot, lambda: "sales@example.org" in table_keys(aliases), what="the alias row")
+    assert office.store.list_aliases()["sales@example.org"] == ["anna@example.org"]
