@@ -216,7 +216,7 @@ class AdminAPI(FiltersAdmin):
 
     def dns_records(self, domain: str, hostname: str | None = None) -> list[dict]:
         """The DNS records to publish for a local domain: MX, SPF, DKIM, DMARC, then optional
-        extras (TLS-RPT, MTA-STS). Makes the DKIM keys if the domain has none yet.
+        extras (TLS-RPT, MTA-STS, client auto-setup). Makes the DKIM keys if the domain has none yet.
 
         ``hostname`` is this server's name (the running server's when omitted).
         """
@@ -242,6 +242,11 @@ class AdminAPI(FiltersAdmin):
             {"name": f"_mta-sts.{domain}", "type": "TXT", "value": f"v=STSv1; id={time.strftime('%Y%m%d')}01",
              "optional": True},
         ]
+        # Client auto-setup (RFC 6186 SRV; autoconfig, autodiscover and mta-sts names for the web listener).
+        from appliance.config.schema import PortsSection
+        from appliance.web.records import client_setup_records
+        ports = self.server.config.ports if self.server is not None else PortsSection()
+        records += client_setup_records(domain, hostname, ports.__dict__)
         return records
 
     def _data_dir(self):

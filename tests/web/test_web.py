@@ -119,3 +119,15 @@ def test_mta_sts_policy(web):
 
 def test_off_by_default(server):
     assert server.server.web is None
+
+
+def test_dns_lists_the_srv_records_and_setup_names(make_server):
+    from tests.migrate.fixtures import cli
+    srv = make_server()
+    (srv.data_dir / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n')  # what `dns` reads
+    cli(srv.data_dir, "domain", "add", DOMAIN)
+    out = cli(srv.data_dir, "dns", DOMAIN)
+    for line in (f"_imaps._tcp.{DOMAIN}.\tIN\tSRV\t0 1 993 {HOST}.", f"_submissions._tcp.{DOMAIN}.\tIN\tSRV\t0 1 465 {HOST}.",
+                 f"_submission._tcp.{DOMAIN}.\tIN\tSRV\t0 1 587 {HOST}.", f"_pop3s._tcp.{DOMAIN}.\tIN\tSRV\t0 1 995 {HOST}.",
+                 f"autoconfig.{DOMAIN}.\tIN\tCNAME\t{HOST}.", f"mta-sts.{DOMAIN}.\tIN\tCNAME\t{HOST}."):
+        assert line in out.splitlines()
