@@ -36,7 +36,7 @@ from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from pathlib import Path
 
-from appliance.mta import dkim, dsn, srs, transport
+from appliance.mta import dkim, dsn, srs, sts, transport
 from appliance.mta.deliver import Connection, Outgoing, Result, Timeouts, client_contexts
 from appliance.mta.errors import DeliveryError
 from appliance.store import Delivery, NotFound, Notice, QueueEntry, QueueOutcome, QueueRow
@@ -95,6 +95,7 @@ class QueueRunner:
         cafile = self.mta.tls_cafile
         self.contexts = client_contexts(str(Path(ctx.data_dir) / cafile) if cafile else "")
         self.signer = dkim.Signer(ctx.data_dir)
+        self.sts = sts.PolicyCache(ctx.data_dir, self.contexts[1], self.mta.mta_sts_port) if self.mta.mta_sts else None
         self.srs_secret = srs.load_secret(ctx.data_dir)
         self.srs_domain = self.mta.srs_domain or self.hostname
         self._wake = threading.Event()
@@ -250,7 +251,7 @@ class QueueRunner:
         if not ready:
             return
         try:
-            destination = transport.find(rows[0].domain, self.mta)
+            destination = transport.find(rows[0].domain, self.mta, sts=self.sts)
         except DeliveryError as e:
             for group, raw in ready:
                 self._attempt_failed(group, raw, pending, e)

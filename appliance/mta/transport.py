@@ -1,7 +1,7 @@
 """Where a domain's mail goes: a static route, the smarthost, or the domain's MX hosts.
 
 Order of precedence, like Postfix: ``[mta.routes]`` (a transport map) first, then the
-smarthost, then DNS. The MX path follows RFC 5321 §5.1: MX records by preference; with no
+smarthost, then DNS (where a domain's MTA-STS policy may narrow the MX hosts). The MX path follows RFC 5321 §5.1: MX records by preference; with no
 MX record the domain's own A/AAAA records (the implicit MX); a null MX (RFC 7505) means
 the domain accepts no mail, which bounces at once. DNS failures are temporary; a domain
 that does not exist is permanent.
@@ -9,6 +9,7 @@ that does not exist is permanent.
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ import dns.exception
 import dns.resolver
 
 from appliance.mta.errors import permanent, temporary
+from appliance.mta.sts import PolicyCache
+
+log = logging.getLogger("kotakpos.mta")
 
 SMTP_PORT = 25
 
@@ -65,8 +69,13 @@ def _routes(mta) -> dict[str, str]:
     return {k.lower().rstrip("."): v for k, v in mta.routes.items()}
 
 
-def find(domain: str, mta, resolver: dns.resolver.Resolver | None = None) -> Destination:
-    """The destination for ``domain``. Raises DeliveryError (temporary or permanent)."""
+def find(domain: str, mta, resolver: dns.resolver.Resolver | None = None,
+         sts: PolicyCache | None = None) -> Destination:
+    """The destination for ``domain``. Raises DeliveryError (temporary or permanent).
+
+    With ``sts``, the domain's MTA-STS policy (RFC 8461) narrows the MX hosts and makes
+    verified TLS mandatory when it is in enforce mode.
+    """
     domain = domain.lower().rstrip(".")
     key = destination_key(domain, mta)
     verify = domain in {d.lower() for d in mta.tls_verify_domains}
@@ -79,8 +88,23 @@ def find(domain: str, mta, resolver: dns.resolver.Resolver | None = None) -> Des
         host, port = split_host_port(mta.smarthost, 465 if implicit else 587)
         login = (mta.smarthost_user, mta.smarthost_password) if mta.smarthost_user else None
         return Destination(key, (Hop(host, port),), "implicit" if implicit else "verify", login)
-    hops = mx_hops(domain, resolver or make_resolver(mta.resolver), mta.remote_port)
-    return Destination(key, hops, "verify" if verify else "opportunistic")
+    try:
+        resolver = resolver or make_resolver(mta.resolver)
+    except dns.exception.DNSException as e:
+        raise temporary("4.4.3", f"no DNS resolver: {e}") from None
+    hops = mx_hops(domain, resolver, mta.remote_port)
+    tls = "verify" if verify else "opportunistic"
+    policy = sts.policy(domain, resolver, addresses) if sts is not None else None
+    if policy is not None and policy.mode != "none":
+        allowed = tuple(h for h in hops if policy.allows(h.host))
+        if policy.mode == "enforce":
+            if not allowed:
+                raise temporary("4.7.5", f"no MX host of {domain} matches its MTA-STS policy")
+            hops, tls = allowed, "verify"
+        elif len(allowed) != len(hops):
+            log.info("MTA-STS (testing) of %s does not list MX host(s) %s", domain,
+                     ", ".join(h.host for h in hops if h not in allowed))
+    return Destination(key, hops, tls)
 
 
 def make_resolver(address: str) -> dns.resolver.Resolver:
@@ -108,24 +132,24 @@ def mx_hops(domain: str, resolver: dns.resolver.Resolver, port: int = SMTP_PORT)
         raise temporary("4.4.3", f"DNS lookup of MX for {domain} failed: {e.__class__.__name__}") from None
     if records is None:
         # No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
-        addresses = _addresses(domain, resolver)
-        if not addresses:
+        found = addresses(domain, resolver)
+        if not found:
             raise permanent("5.1.2", f"the domain {domain} has no MX and no address record")
-        return (Hop(domain, port, addresses),)
+        return (Hop(domain, port, found),)
     names = [r.exchange.to_text(omit_final_dot=True).lower() for r in records]
     if len(names) == 1 and names[0] in ("", "."):
         raise permanent("5.1.10", f"the domain {domain} accepts no mail (null MX, RFC 7505)")
     hops = []
     for name in names:
-        addresses = _addresses(name, resolver)
-        if addresses:
-            hops.append(Hop(name, port, addresses))
+        found = addresses(name, resolver)
+        if found:
+            hops.append(Hop(name, port, found))
     if not hops:
         raise temporary("4.4.3", f"no address for any MX host of {domain}")
     return tuple(hops)
 
 
-def _addresses(name: str, resolver: dns.resolver.Resolver) -> tuple[str, ...]:
+def addresses(name: str, resolver: dns.resolver.Resolver) -> tuple[str, ...]:
     """IPv6 then IPv4 addresses of ``name``; a failed lookup of one family is not fatal."""
     found: list[str] = []
     failures = 0

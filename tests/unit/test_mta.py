@@ -8,7 +8,7 @@ import email.policy
 import pytest
 
 from appliance.config import Config, with_overrides
-from appliance.mta import dsn, srs, transport
+from appliance.mta import dsn, srs, sts, transport
 from appliance.mta.deliver import Result, stuff, xtext
 from appliance.mta.errors import DeliveryError
 from appliance.mta.queue import parse_duration, retry_delay, strip_return_path
@@ -159,3 +159,34 @@ def test_an_unreachable_resolver_is_a_temporary_failure():
     with pytest.raises(DeliveryError) as e:
         transport.mx_hops("example.test", resolver)
     assert not e.value.permanent and e.value.status == "4.4.3"
+
+
+# -- MTA-STS ----------------------------------------------------------------------------
+
+def test_sts_policy_parsing():
+    p = sts.parse_policy("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.example.net\nmax_age: 604800\n",
+                         "id1", now=10.0)
+    assert (p.mode, p.mx, p.max_age, p.id) == ("enforce", ("mx1.example.com", "*.example.net"), 604800, "id1")
+    assert not p.expired(10.0 + 604800) and p.expired(10.0 + 604801)
+    assert sts.parse_policy("version: STSv1\nmode: none\nmax_age: 9999999999\n", "x", 0).max_age == sts.MAX_AGE_LIMIT
+
+
+@pytest.mark.parametrize("text", [
+    "mode: enforce\nmx: a.test\nmax_age: 1\n",                       # no version
+    "version: STSv1\nmode: strict\nmx: a.test\nmax_age: 1\n",        # unknown mode
+    "version: STSv1\nmode: enforce\nmax_age: 1\n",                    # no mx
+    "version: STSv1\nmode: enforce\nmx: a.test\nmax_age: soon\n",    # bad max_age
+    "<html>not a policy</html>",
+])
+def test_sts_invalid_policies_are_refused(text):
+    with pytest.raises(ValueError):
+        sts.parse_policy(text, "id", 0)
+
+
+@pytest.mark.parametrize("pattern, host, expected", [
+    ("mx.example.com", "MX.example.com.", True), ("*.example.net", "mx1.example.net", True),
+    ("*.example.net", "a.b.example.net", False), ("*.example.net", "example.net", False),
+    ("mx.example.com", "mx.example.com.evil.test", False),
+])
+def test_sts_mx_patterns(pattern, host, expected):
+    assert sts.matches(pattern, host) is expected
