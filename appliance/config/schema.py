@@ -100,6 +100,8 @@ class MtaSection:
     smarthost_password: str = setting("", "Password for AUTH at the smarthost (sent only over TLS).")
     tls_cafile: str = setting("", "Extra CA certificates (PEM) to trust when a peer's certificate must be verified (smarthost, tls_verify_domains); \"\" uses the system's.")
     tls_verify_domains: list = setting([], "Recipient domains whose servers must offer STARTTLS with a verified certificate; other domains get opportunistic TLS.")
+    mta_sts: bool = setting(True, "Fetch, cache and obey the MTA-STS policies (RFC 8461) of destination domains: verified TLS to the MX hosts they list.")
+    mta_sts_port: int = setting(443, "Port of the HTTPS servers that publish MTA-STS policies (443; tests use another).")
     workers: int = setting(16, "Outbound connections at once, across all destinations.")
     connections_per_destination: int = setting(2, "Outbound connections at once to one destination (a domain's MX, a static route or the smarthost).")
     messages_per_connection: int = setting(100, "Queued messages one connection may carry before it is closed and the rest wait for the next one.")
