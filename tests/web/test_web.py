@@ -121,12 +121,11 @@ def test_off_by_default(server):
     assert server.server.web is None
 
 
-def test_dns_lists_the_srv_records_and_setup_names(make_server):
+def test_dns_lists_the_srv_records_and_setup_names(tmp_path):
     from tests.migrate.fixtures import cli
-    srv = make_server()
-    (srv.data_dir / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n')  # what `dns` reads
-    cli(srv.data_dir, "domain", "add", DOMAIN)
-    out = cli(srv.data_dir, "dns", DOMAIN)
+    (tmp_path / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n')
+    cli(tmp_path, "domain", "add", DOMAIN)
+    out = cli(tmp_path, "dns", DOMAIN)
     for line in (f"_imaps._tcp.{DOMAIN}.\tIN\tSRV\t0 1 993 {HOST}.", f"_submissions._tcp.{DOMAIN}.\tIN\tSRV\t0 1 465 {HOST}.",
                  f"_submission._tcp.{DOMAIN}.\tIN\tSRV\t0 1 587 {HOST}.", f"_pop3s._tcp.{DOMAIN}.\tIN\tSRV\t0 1 995 {HOST}.",
                  f"autoconfig.{DOMAIN}.\tIN\tCNAME\t{HOST}.", f"mta-sts.{DOMAIN}.\tIN\tCNAME\t{HOST}."):
