@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import imaplib
 import logging
-import socket
 import time
 import uuid
 

@@ -54,7 +54,7 @@ class Banner(Static):
         self.display = not connected
         if not connected:
             reason = self.app.lost_reason or "connecting"
-            self.update(f"SERVER UNREACHABLE ({reason}) - reconnecting; figures below may be stale")
+            self.update(f"SERVER UNREACHABLE, reconnecting (figures may be stale): {reason}")
 
 
 class AdminScreen(Screen):

@@ -29,6 +29,9 @@ class SessionsScreen(AdminScreen):
         super().__init__()
         self._sessions: dict[int, dict] = {}     # live sessions by id, as the last event described them
         self._following: int | None = None       # the session whose commands the follow pane shows
+        # While a sessions() call is out, the events that arrive meanwhile (its answer may be older
+        # than they are): id -> latest state, None once closed. None when no call is out.
+        self._changes: dict[int, dict | None] | None = None
 
     def compose_body(self) -> ComposeResult:
         table = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
@@ -54,6 +57,7 @@ class SessionsScreen(AdminScreen):
     # -- data ----------------------------------------------------------------------------
 
     def reload(self) -> None:
+        self._changes = {}
         self.call_admin("sessions", then=self._show_sessions)
         self.call_admin("blocked", then=self._show_blocked)
 
@@ -61,8 +65,14 @@ class SessionsScreen(AdminScreen):
         table = self.query_one("#sessions", DataTable)
         table.clear()
         self._sessions = {s["id"]: s for s in sessions}
+        for sid, latest in (self._changes or {}).items():
+            if latest is None:
+                self._sessions.pop(sid, None)
+            else:
+                self._sessions[sid] = latest
+        self._changes = None
         now = self.app.now()
-        for s in sessions:
+        for s in self._sessions.values():
             table.add_row(*models.session_cells(s, now), key=str(s["id"]))
 
     def _show_blocked(self, entries: list[dict]) -> None:
@@ -81,6 +91,8 @@ class SessionsScreen(AdminScreen):
                 continue
             s = event["session"]
             sid, key = s["id"], str(s["id"])
+            if self._changes is not None:
+                self._changes[sid] = None if event["kind"] == "closed" else s
             if event["kind"] == "closed":
                 if self._sessions.pop(sid, None) is not None:
                     table.remove_row(key)
