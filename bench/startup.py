@@ -145,7 +145,7 @@ def measure(binary: Path, starts: int, idle: float) -> dict:
             if code != 0:
                 raise SystemExit(f"kotakpos serve exited with {code} on SIGTERM")
     return {
-        "binary": str(binary),
+        "binary": str(binary.relative_to(ROOT)) if binary.is_relative_to(ROOT) else str(binary),
         "size_bytes": size,
         "size_mib": round(size / 1048576, 1),
         "ready_first_s": round(ready_first, 3),
@@ -154,7 +154,7 @@ def measure(binary: Path, starts: int, idle: float) -> dict:
         "ready_later_all_s": [round(t, 3) for t in later],
         "cpu_to_ready_first_s": round(cpu_first, 3),
         "cpu_to_ready_later_s": round(statistics.median(later_cpu), 3),
-        "load_average": os.getloadavg(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         **memory,
         "idle_seconds": idle,
         "cli_version_s": round(time_version(binary), 3),
