@@ -472,3 +472,5 @@ def dns(paths, domain_name):
         click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")
 
 from appliance.cli import migrate as _migrate  # noqa: E402,F401  (registers import, export)
+
+from appliance.cli import check as _check  # noqa: E402,F401  (registers check)
