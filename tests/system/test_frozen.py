@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.process import DEFAULT_PORTS, ServeProcess, kotakpos_command, run_cli
+from tests.system.process import DEFAULT_PORTS, ServeProcess, free_offset, kotakpos_command, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "kotakpos"
@@ -177,28 +177,62 @@ def test_pop3_reads_the_message(frozen, sent_message):
     assert b"Sent to the frozen binary." in raw
 
 
-def test_tui_shows_the_dashboard_in_tmux(frozen):
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
-    # A private tmux server (-L), so the test never touches a developer's own sessions;
-    # 80x24, the smallest terminal the TUI promises to work in.
-    tmux = ["tmux", "-L", f"kotakpos-frozen-{uuid.uuid4().hex[:8]}"]
-    command = f"{BINARY} --data {frozen.data_dir} tui"
-    subprocess.run([*tmux, "new-session", "-d", "-x", "80", "-y", "24", command], check=True, timeout=30)
-    imap_row = rf"│ imap +{frozen.port('imap')} .*listening"
-    try:
-        screen = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True,
-                                    timeout=30).stdout
+class Tmux:
+    """One command in a private tmux server (-L: a developer's own sessions are never touched),
+    in 80x24, the smallest terminal the TUI promises to work in."""
+
+    def __init__(self, command: str):
+        if shutil.which("tmux") is None:
+            pytest.skip("tmux is not installed")
+        self.tmux = ["tmux", "-L", f"kotakpos-frozen-{uuid.uuid4().hex[:8]}"]
+        subprocess.run([*self.tmux, "new-session", "-d", "-x", "80", "-y", "24", command], check=True, timeout=30)
+
+    def screen(self) -> str:
+        return subprocess.run([*self.tmux, "capture-pane", "-p"], capture_output=True, text=True, timeout=30).stdout
+
+    def wait_for_dashboard(self, imap_port: int, timeout: float = 30.0) -> str:
+        """The screen once it shows the traffic panel and the IMAP listener on imap_port."""
+        imap_row = rf"│ imap +{imap_port} .*listening"
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
             if "Messages per minute" in screen and re.search(imap_row, screen):
-                break
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no dashboard with the IMAP listener on port {imap_port}:\n{screen}")
             time.sleep(0.25)
-        assert "Messages per minute" in screen, f"no dashboard on screen:\n{screen}"
-        assert re.search(imap_row, screen), f"the dashboard does not show the IMAP listener:\n{screen}"
+
+    def send_keys(self, *keys: str) -> None:
+        subprocess.run([*self.tmux, "send-keys", *keys], check=True, timeout=30)
+
+    def close(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True, timeout=30)
+
+
+def test_tui_shows_the_dashboard_in_tmux(frozen):
+    terminal = Tmux(f"{BINARY} --data {frozen.data_dir} tui")
+    try:
+        terminal.wait_for_dashboard(frozen.port("imap"))
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
+        terminal.close()
+
+
+def test_serve_with_tui_in_one_process(tmp_path):
+    # `serve --tui`: server and TUI in one process; quitting the TUI stops the server cleanly.
+    data_dir = tmp_path / "data"
+    offset = free_offset()
+    exit_file = tmp_path / "exit-status"
+    terminal = Tmux(f"{BINARY} serve --data {data_dir} --listen 127.0.0.1 --port-offset {offset} --tui; "
+                    f"echo $? > {exit_file}")
+    try:
+        terminal.wait_for_dashboard(DEFAULT_PORTS["imap"] + offset, timeout=START_TIMEOUT)
+        terminal.send_keys("C-q")
+        deadline = time.monotonic() + 30
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        terminal.close()
 
 
 def test_sighup_reloads_the_certificate(frozen):
