@@ -1,0 +1,126 @@
+"""kotakpos check against a DNS server on loopback (dnslib): a correct zone passes, a broken one is named."""
+
+from __future__ import annotations
+
+import dnslib
+import pytest
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from appliance.mta import dkim
+from tests.migrate.fixtures import cli
+
+DOMAIN = "example.org"
+HOST = "mail.example.org"
+PUBLIC = "192.0.2.25"
+
+
+class Zone(BaseResolver):
+    """Answers from a list of resource records; NXDOMAIN for names it does not hold."""
+
+    def __init__(self):
+        self.rrs: list[dnslib.RR] = []
+
+    def add(self, name: str, rtype: str, rdata) -> None:
+        self.rrs.append(dnslib.RR(name, getattr(dnslib.QTYPE, rtype), rdata=rdata, ttl=60))
+
+    def txt(self, name: str, value: str) -> None:
+        data = value.encode()
+        self.add(name, "TXT", dnslib.TXT([data[i:i + 255] for i in range(0, len(data), 255)]))
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        qname = request.q.qname
+        matching = [rr for rr in self.rrs if rr.rname == qname]
+        if not matching:
+            reply.header.rcode = dnslib.RCODE.NXDOMAIN
+        for rr in matching:
+            if rr.rtype == request.q.qtype:
+                reply.add_answer(rr)
+        return reply
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A data folder with the domain (and its DKIM keys) and a config naming the local DNS server."""
+    cli(tmp_path, "domain", "add", DOMAIN)
+    return tmp_path
+
+
+def serve(zone: Zone, data, public: str = PUBLIC):
+    server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
+    server.start_thread()
+    port = server.server.server_address[1]
+    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[check]\nresolver = "127.0.0.1:{port}"\n'
+                                        f'public_address = "{public}"\n')
+    return server
+
+
+def correct_zone(data) -> Zone:
+    zone = Zone()
+    zone.add(DOMAIN, "MX", dnslib.MX(HOST, 10))
+    zone.add(HOST, "A", dnslib.A(PUBLIC))
+    zone.txt(DOMAIN, "v=spf1 mx -all")
+    for name, value in dkim.public_records(data, DOMAIN):
+        zone.txt(name, value)
+    zone.txt(f"_dmarc.{DOMAIN}", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{DOMAIN}")
+    zone.txt(f"_mta-sts.{DOMAIN}", "v=STSv1; id=20261127")
+    zone.add(f"mta-sts.{DOMAIN}", "A", dnslib.A(PUBLIC))
+    zone.add("25.2.0.192.in-addr.arpa", "PTR", dnslib.PTR(HOST))
+    return zone
+
+
+def test_a_correct_zone_passes(data):
+    server = serve(correct_zone(data), data)
+    try:
+        out = cli(data, "check")
+    finally:
+        server.stop()
+    assert "FAIL" not in out and out.rstrip().endswith("All checks passed.")
+    for aspect in ("MX", "SPF", "DKIM", "DMARC", "MTA-STS", "PTR"):
+        assert f"ok    {aspect}" in out
+
+
+def test_a_broken_zone_names_each_problem_with_the_record_to_publish(data):
+    zone = Zone()
+    zone.add(DOMAIN, "MX", dnslib.MX("mx.old-isp.example", 10))        # MX elsewhere
+    zone.txt(DOMAIN, "v=spf1 include:old-isp.example -all")
+    zone.txt(DOMAIN, "v=spf1 ip4:198.51.100.0/24 -all")                   # two SPF records
+    rsa_name, _ = dkim.public_records(data, DOMAIN)[0]
+    zone.txt(rsa_name, "v=DKIM1; k=rsa; p=AAAAnotourkey")                 # stale key; ed25519 missing
+    zone.add("25.2.0.192.in-addr.arpa", "PTR", dnslib.PTR("dsl-192-0-2-25.isp.example"))  # ISP's generic name
+    server = serve(zone, data)
+    try:
+        out = cli(data, "check", DOMAIN, code=1)
+    finally:
+        server.stop()
+    lines = out.splitlines()
+    assert f"FAIL  MX       the MX of {DOMAIN} names mx.old-isp.example., not {HOST}" in out
+    assert f"publish: {DOMAIN}.\tIN\tMX\t10 {HOST}." in out
+    assert "FAIL  SPF      example.org has 2 SPF records" in out
+    assert f'publish: {DOMAIN}.\tIN\tTXT\t"v=spf1 mx ~all"' in out
+    assert f"FAIL  DKIM     {rsa_name} holds a different key" in out
+    assert "FAIL  DKIM     kotakpos-ed25519._domainkey.example.org is missing" in out
+    assert any(line.strip().startswith("publish: kotakpos-ed25519._domainkey.example.org.\tIN\tTXT\t\"v=DKIM1; k=ed25519; p=")
+               for line in lines)
+    assert f"FAIL  DMARC    _dmarc.{DOMAIN} is missing" in out
+    assert "warn  MTA-STS  not published" in out
+    assert f"FAIL  PTR      {PUBLIC} is named dsl-192-0-2-25.isp.example., not {HOST}" in out
+    assert f"publish: 25.2.0.192.in-addr.arpa.\tIN\tPTR\t{HOST}." in out
+
+
+def test_spf_that_leaves_us_out_gets_our_mx_added(data):
+    zone = correct_zone(data)
+    zone.rrs = [rr for rr in zone.rrs if not (rr.rtype == dnslib.QTYPE.TXT and str(rr.rname) == DOMAIN + ".")]
+    zone.txt(DOMAIN, "v=spf1 ip4:198.51.100.7 -all")
+    server = serve(zone, data)
+    try:
+        out = cli(data, "check", code=1)
+    finally:
+        server.stop()
+    assert f'publish: {DOMAIN}.\tIN\tTXT\t"v=spf1 mx ip4:198.51.100.7 -all"' in out
+
+
+def test_an_unreachable_resolver_fails_loudly(data):
+    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[check]\nresolver = "127.0.0.1:9"\n')
+    out = cli(data, "check", code=1)
+    assert "FAIL  MX       DNS gave no answer" in out
