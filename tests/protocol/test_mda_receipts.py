@@ -93,3 +93,13 @@ def test_a_read_receipt_coming_back_updates_the_ledger(office):
     wait_for(lambda: office.api.receipts(ALICE)["sent"][0]["display"] == "displayed", what="the MDN in the ledger")
     [mdn] = folder(office, ALICE)
     assert b"Subject: Read: minutes" in mdn
+
+
+def test_a_bounce_from_the_relay_queue_updates_the_ledger(office):
+    send(office, plain(sender=ALICE, to="carol@remote.test", subject="offer"), to="carol@remote.test", sender=ALICE,
+         port="submission", login=(ALICE, PASSWORD), rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+    [row] = office.api.receipts(ALICE)["sent"]
+    assert (row["recipient"], row["delivery"]) == ("carol@remote.test", "requested")
+    [entry] = office.store.list_queue()
+    assert office.api.queue_bounce([entry.id], "mail.example.org") == 1  # the MTA writes a failure DSN
+    wait_for(lambda: office.api.receipts(ALICE)["sent"][0]["delivery"] == "failed", what="the bounce in the ledger")
