@@ -35,6 +35,11 @@ def _median_time(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+# The figure that decides which of several runs of a row was the least disturbed.
+MAIN_METRIC = {"LOGIN+SELECT": ("ms", False), "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)": ("ms", False),
+               "full-body FETCH": ("mb_per_s", True), "UID SEARCH TEXT": ("ms", False)}
+
+
 def mailbox_figures(target: Target, address: str, repeat: int = 5, time_limit: float = 60.0) -> list[dict]:
     password = target.password(address)
     rows = []

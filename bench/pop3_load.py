@@ -80,19 +80,25 @@ def run_case(target: Target, addresses: list[str], retr_limit: int, time_limit: 
     }
 
 
+def warm_up(target: Target, addresses: list[str], retr_limit: int, time_limit: float) -> None:
+    """One untimed pass over every maildrop, so that index files (Dovecot), the page cache
+    and the store's caches are as warm for the first timed case as for the last."""
+    run_case(target, addresses, retr_limit, time_limit)
+
+
+def case(target: Target, addresses: list[str], retr_limit: int, time_limit: float) -> dict:
+    """One timed row: len(addresses) users at once."""
+    n = len(addresses)
+    row = {"case": f"{n} user{'s' if n > 1 else ''}", **run_case(target, addresses, retr_limit, time_limit)}
+    print(f"  pop3 {target.name:16} {row['case']:8} startup {row['startup_ms']} ms  "
+          f"RETR {row['retr_msgs_per_s']} msg/s {row['retr_mb_per_s']} MB/s  errors {row['errors']}", flush=True)
+    return row
+
+
 def run(target: Target, addresses: list[str], user_counts=(1, 8), retr_limit: int = 10_000,
         time_limit: float = 60.0) -> list[dict]:
-    # Warm-up: one untimed pass over every maildrop, so that index files (Dovecot), the page
-    # cache and the store's caches are as warm for the first timed case as for the last.
-    run_case(target, addresses[: max(user_counts)], retr_limit, time_limit)
-    rows = []
-    for n in user_counts:
-        row = run_case(target, addresses[:n], retr_limit, time_limit)
-        rows.append({"case": f"{n} user{'s' if n > 1 else ''}", **row})
-        print(f"  pop3 {target.name:16} {rows[-1]['case']:8} startup {row['startup_ms']} ms  "
-              f"RETR {row['retr_msgs_per_s']} msg/s {row['retr_mb_per_s']} MB/s  errors {row['errors']}",
-              flush=True)
-    return rows
+    warm_up(target, addresses[: max(user_counts)], retr_limit, time_limit)
+    return [case(target, addresses[:n], retr_limit, time_limit) for n in user_counts]
 
 
 def main(argv=None) -> None:
