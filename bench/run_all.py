@@ -169,11 +169,12 @@ def bench_mailboxes(args, which: set[str]) -> None:
                 for t in sides:
                     rows["imap"][t.name].append(imap_load.idle_figures(t, IDLERS, idle_conns))
                 notes["imap"].append(
-                    f"Mailbox of {size} messages; each mailbox row is the best of {args.repeat} runs, the two sides "
-                    "alternating (LOGIN+SELECT and the ENVELOPE FETCH are each a median of 5 inside a run). IDLE: {idle_conns} clients over {len(IDLERS)} users, one "
-                    "message delivered to all of them (LMTP into Dovecot, SMTP into Kotakpos); push delay "
-                    "from the delivery's acknowledgement to each client's EXISTS. Server memory: PSS summed "
-                    "over the server's processes (shared pages divided among them), and RSS summed.")
+                    f"Mailbox of {size} messages; each mailbox row is the best of {args.repeat} runs, the two "
+                    "sides alternating (LOGIN+SELECT and the ENVELOPE FETCH are each a median of 5 inside a run). "
+                    f"IDLE: {idle_conns} clients over {len(IDLERS)} users, one message delivered to all of them "
+                    "(LMTP into Dovecot, SMTP into Kotakpos); push delay from the delivery's acknowledgement to "
+                    "each client's EXISTS. Server memory: PSS summed over the server's processes (shared pages "
+                    "divided among them), and RSS summed.")
                 save("imap", rows["imap"], notes["imap"], started)
 
 
