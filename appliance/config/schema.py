@@ -71,6 +71,8 @@ class SmtpSection:
     command_line_limit: int = setting(2048, "Longest command line accepted (RFC 5321 asks for 512; clients sometimes send more).")
     command_timeout: float = setting(300.0, "Seconds to wait for the next command (RFC 5321 §4.5.3.2.7: 5 minutes).")
     data_timeout: float = setting(180.0, "Seconds to wait for each block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).")
+    stress_load: float = setting(0.75, "Share of server.max_connections in use from which SMTP runs in stress mode, like Postfix's: every wait for the client is cut to stress_timeout.")
+    stress_timeout: float = setting(10.0, "Seconds to wait for the next command or block of data in stress mode (instead of command_timeout and data_timeout).")
     junk_command_limit: int = setting(100, "NOOP, RSET, HELP, VRFY and EXPN commands without a message accepted before each further one counts as an error.")
     bare_newline: str = setting("reject", "Bare CR or LF inside a message: \"reject\" refuses it with 550 5.5.2; \"normalize\" turns it into CRLF. Only <CRLF>.<CRLF> ever ends a message.")
     quota_reply: str = setting("temporary", "A recipient whose mailbox is over quota, at RCPT: \"temporary\" answers 452 4.2.2 (the sender retries for days, time to make room); \"permanent\" answers 552 5.2.2 (the sender gets a bounce at once).")

@@ -47,6 +47,7 @@ class Connection:
         self._waiting_for_command = False
         self._lock = threading.Lock()   # guards close() against a concurrent kick
         self.on_command = None          # set by the registry: tells live views a command was noted
+        self.server_load = lambda: 0.0  # set by the ConnectionServer: share of max_connections in use (stress mode)
 
     # -- reading -----------------------------------------------------------------------
 

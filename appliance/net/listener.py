@@ -124,12 +124,22 @@ class ConnectionServer:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             info = self.registry.open(listener.name, ip, address[1], sock.getsockname()[1])
             conn = Connection(client, info, self.tls_source, is_loopback(ip))
+            conn.server_load = lambda: self.load
             try:
                 threading.Thread(target=self._serve, args=(listener, conn), name=f"{listener.name}-{info.id}",
                                  daemon=True).start()
             except RuntimeError:  # cannot start a thread: treat as too busy
                 self._release(ip)
                 self._refuse(client, listener)
+
+    @property
+    def load(self) -> float:
+        """Connections in use as a share of max_connections (0.0-1.0).
+
+        Sessions read it before each wait for the client, so a protocol can shorten its
+        timeouts while connections pile up (SMTP's stress mode, like Postfix's).
+        """
+        return self._active / self.max_connections
 
     def _admit(self, ip: str) -> bool:
         with self._lock:

@@ -89,8 +89,10 @@ class Pop3Session:
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> None:
-        # RFC 1939 §3: an autologout timer must be at least 10 minutes, in every state.
-        self.conn.timeout = self.config.idle_timeout
+        # A silent client that has not logged in only holds a connection slot: it gets
+        # limits.idle_timeout_unauthenticated (slowloris). RFC 1939 §3's autologout timer
+        # of at least 10 minutes applies from login on (see _login).
+        self.conn.timeout = self.ctx.config.limits.idle_timeout_unauthenticated
         self.conn.info.state = self.state.value
         self._send(replies.greeting(self.ctx.hostname))
         self._flush()
@@ -228,6 +230,7 @@ class Pop3Session:
         self.maildrop = self._take_snapshot(user.id)
         self.user = user
         self.state = State.TRANSACTION
+        self.conn.timeout = self.config.idle_timeout
         self.conn.info.user = user.address
         self.conn.info.state = self.state.value
         log.info("session %s: pop3 login %s, %d messages", self.conn.info.id, user.address,

@@ -243,12 +243,12 @@ class SmtpSession:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.conn.timeout = self.cfg.command_timeout
         self.reply(R.greeting(self.ctx.hostname))
         try:
             while not self.done:
                 if not self.conn.has_buffered_line():
                     self.conn.flush()
+                self.conn.timeout = self.timeout(self.cfg.command_timeout)
                 try:
                     line = self.conn.read_command_line(self.cfg.command_line_limit)
                 except LineTooLong:
@@ -320,6 +320,14 @@ class SmtpSession:
         if cmd.verb == "AUTH":  # a malformed AUTH may still carry a secret
             return "AUTH ***"
         return line.rstrip(b"\r\n")[:200].decode("utf-8", "backslashreplace")
+
+    def timeout(self, normal: float) -> float:
+        """RFC 5321 §4.5.3.2's timeout, or the short one while connections pile up: then
+        silent clients (slowloris) give their slots back in seconds, as in Postfix's
+        stress mode."""
+        if self.conn.server_load() >= self.cfg.stress_load:
+            return min(normal, self.cfg.stress_timeout)
+        return normal
 
     # -- replies ----------------------------------------------------------------------------
 
@@ -569,7 +577,7 @@ class SmtpSession:
             raise UserError(R.R503_BINARYMIME_NEEDS_BDAT)  # RFC 3030 §3
         self.conn.write(format_reply(R.R354_START_DATA))
         self.conn.flush()
-        self.conn.timeout = self.cfg.data_timeout
+        self.conn.timeout = self.timeout(self.cfg.data_timeout)
         try:
             content, outcome = read_data(self.conn, self.ctx.config.limits.message_size)
         finally:
@@ -600,7 +608,7 @@ class SmtpSession:
         """Exactly ``size`` octets in blocks; kept only if asked (bounded by the caller)."""
         parts = []
         remaining = size
-        self.conn.timeout = self.cfg.data_timeout
+        self.conn.timeout = self.timeout(self.cfg.data_timeout)
         try:
             while remaining:
                 block = self.conn.read_some()

@@ -449,7 +449,7 @@ def test_failed_logins_count_as_errors(make_server):
 
 
 def test_idle_timeout(make_server):
-    server = make_server(pop3={"idle_timeout": 0.5})
+    server = make_server(limits={"idle_timeout_unauthenticated": 0.5}, pop3={"idle_timeout": 0.5})
     c = Pop3Wire.open(server)
     c.expect(R.ERR_IDLE_TIMEOUT)
     assert c.closed()
