@@ -131,7 +131,8 @@ class Server:
         self.admin = None
         self.mta = None
         self.backups = None   # appliance.migrate.backup.Scheduler when [backup] interval > 0
-        self.web = None       # appliance.web.server.WebListener when [web] enabled
+        self.web = None       # appliance.web.server.WebListener when [web] or [acme] enabled
+        self.acme = None      # appliance.acme.manager.CertificateManager when [acme] enabled
 
     # -- start ---------------------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class Server:
             for name, (session_class, implicit_tls) in _session_classes().items():
                 port = getattr(cfg.ports, name) + cfg.server.port_offset
                 self.connections.add(name, cfg.server.listen, port, session_class, implicit_tls)
-            if cfg.web.enabled:
+            if cfg.web.enabled or cfg.acme.enabled:
                 self._start_web(cfg, tls, store)
         except BaseException:
             for listener in self.connections.listeners:
@@ -183,6 +184,8 @@ class Server:
         self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
         if self.ctx.mda is not None:
             self.ctx.mda.start()
+        if self.acme is not None:
+            self.acme.start()   # the web listener already answers the CA's HTTP-01 checks
         if cfg.backup.interval > 0:
             from appliance.migrate.backup import Scheduler
             self.backups = Scheduler(store, self.data_dir / cfg.backup.folder, cfg.backup.interval, cfg.backup.keep)
@@ -198,9 +201,16 @@ class Server:
         client_ports = ("imaps", "imap", "pop3s", "pop3", "smtps", "submission")
         settings = Settings(cfg.server.hostname, {name: self.port(name) for name in client_ports},
                             cfg.web.mta_sts_mode, cfg.web.mta_sts_max_age)
+        challenges = None
+        if cfg.acme.enabled:
+            from appliance.acme.issuer import Challenges
+            challenges = Challenges()
         self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, cfg.web.https_port + offset,
-                               tls.current, settings, store.is_local_domain)
+                               tls.current, settings, store.is_local_domain, cfg.web.enabled, challenges)
         self.web.start()
+        if challenges is not None:
+            from appliance.acme.manager import CertificateManager
+            self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges)
 
     def port(self, name: str) -> int:
         return next(l.port for l in self.connections.listeners if l.name == name)
@@ -240,6 +250,9 @@ class Server:
             # First: no new outbound attempts while the listeners wind down.
             self.mta.stop(self.config.server.shutdown_grace)
             self.mta = None
+        if self.acme is not None:
+            self.acme.stop()
+            self.acme = None
         if self.web is not None:
             self.web.stop()
             self.web = None

@@ -156,6 +156,7 @@ class AdminAPI(FiltersAdmin):
             "stats": stats,
             "blocked": len(ctx.auth.blocked_addresses()),
             "tls_expiry": ctx.tls.expiry().isoformat(),
+            "tls_acme": self.server.acme.state() if getattr(self.server, "acme", None) else None,
             "disk_free": shutil.disk_usage(ctx.data_dir).free,
         }
 

@@ -184,6 +184,12 @@ def status(paths):
         click.echo("Counters: " + ", ".join(f"{k} {v}" for k, v in sorted(st["stats"].items())))
     click.echo(f"Blocked addresses: {st['blocked']}")
     click.echo(f"TLS certificate valid until {st['tls_expiry']}")
+    acme = st.get("tls_acme")
+    if acme and acme["last_error"]:
+        kind = "a SELF-SIGNED certificate" if acme["self_signed"] else "the current certificate"
+        click.echo(f"ACME: WARNING: no certificate from {acme['directory']}: {acme['last_error']}; serving {kind}")
+    elif acme:
+        click.echo(f"ACME: issued by {acme['issuer']}; renewal from {acme['renews_from']}")
 
 
 def _duration(seconds: float) -> str:

@@ -167,6 +167,17 @@ class CheckSection:
 
 
 @dataclass(frozen=True)
+class AcmeSection:
+    enabled: bool = setting(False, "Get the TLS certificate from an ACME CA (Let's Encrypt) by HTTP-01 on port 80 (plus server.port_offset), renewed 30 days before expiry. The name(s) must point to this server in DNS.")
+    directory: str = setting("https://acme-v02.api.letsencrypt.org/directory", "The CA's ACME directory URL.")
+    email: str = setting("", "Contact address given to the CA (expiry warnings); \"\" gives none.")
+    names: list = setting([], "Names the certificate covers besides server.hostname, e.g. [\"autoconfig.example.org\", \"mta-sts.example.org\"].")
+    renew_days: int = setting(30, "Renew when the certificate ends within this many days.")
+    retry_interval: float = setting(3600.0, "Seconds to wait after a failed order before trying again (meanwhile the current or a self-signed certificate is served).")
+    ca_file: str = setting("", "CA certificates (PEM) to trust for the ACME server's own HTTPS (a private CA, Pebble in tests); \"\" uses the system's.")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     ports: PortsSection = field(default_factory=PortsSection)
@@ -181,3 +192,4 @@ class Config:
     backup: BackupSection = field(default_factory=BackupSection)
     web: WebSection = field(default_factory=WebSection)
     check: CheckSection = field(default_factory=CheckSection)
+    acme: AcmeSection = field(default_factory=AcmeSection)

@@ -7,6 +7,9 @@ Routes (GET unless noted; DOMAIN must be one of ours, else 404):
     POST /autodiscover/autodiscover.xml                            Outlook (any case of the path)
     /mobileconfig?email=A                                          Apple profile for A
     /.well-known/mta-sts.txt                                       MTA-STS policy (Host mta-sts.DOMAIN)
+    /.well-known/acme-challenge/TOKEN                              ACME HTTP-01 (RFC 8555 §8.3), HTTP only
+
+Without [web] enabled the listener runs only for ACME and answers nothing but challenges.
 
 Any address of a local domain gets settings, whether or not the user exists, so the
 listener tells strangers nothing about who has mail here. TLS handshakes happen in the
@@ -29,6 +32,7 @@ from appliance.web.documents import BadRequest, Settings
 log = logging.getLogger("kotakpos.web")
 
 REQUEST_TIMEOUT = 30.0
+ACME_PREFIX = "/.well-known/acme-challenge/"
 
 
 class _Server(ThreadingHTTPServer):
@@ -89,6 +93,13 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         path = url.path.lower()
         web = self.server.web
+        if url.path.startswith(ACME_PREFIX) and web.challenges is not None and self.server.tls is None:
+            authorization = web.challenges.get(url.path[len(ACME_PREFIX):])
+            if authorization is None:
+                return self._send(404, b"no such challenge\n")
+            return self._send(200, authorization.encode("ascii"), "application/octet-stream")
+        if not web.setup_pages:
+            return self._send(404, b"not found\n")
         if path in ("/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"):
             address = (query.get("emailaddress") or [""])[0]
             domain = address.rpartition("@")[2].lower() if "@" in address else _strip(self._host(), "autoconfig.")
@@ -111,7 +122,7 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self):
-        if urlsplit(self.path).path.lower() != "/autodiscover/autodiscover.xml":
+        if not self.server.web.setup_pages or urlsplit(self.path).path.lower() != "/autodiscover/autodiscover.xml":
             return self._send(404, b"not found\n")
         try:
             length = int(self.headers.get("Content-Length") or 0)
@@ -133,9 +144,11 @@ class WebListener:
     """The HTTP and HTTPS servers on every listen address; ``start()`` raises OSError if a port is taken."""
 
     def __init__(self, listen: list[str], http_port: int, https_port: int, tls: Callable[[], ssl.SSLContext],
-                 settings: Settings, is_local: Callable[[str], bool]):
+                 settings: Settings, is_local: Callable[[str], bool], setup_pages: bool = True, challenges=None):
         self.settings = settings
         self.is_local = is_local
+        self.setup_pages = setup_pages   # False: only ACME challenges ([acme] on, [web] off)
+        self.challenges = challenges     # appliance.acme.issuer.Challenges, or None without ACME
         self._plan = [(host or "::", port, context) for host in listen
                       for port, context in ((http_port, None), (https_port, tls))]
         self.servers: list[_Server] = []
