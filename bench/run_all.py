@@ -23,7 +23,7 @@ import socket
 import subprocess
 import time
 
-from bench import imap_load, pop3_load, relay_load, report, smtp_load
+from bench import imap_load, mda_cost, pop3_load, relay_load, report, smtp_load
 from bench.kotakpos import Kotakpos
 from bench.messages import mailbox_messages
 from bench.peers import Dovecot, Postfix, install
@@ -217,39 +217,6 @@ def bench_relay(args) -> None:
     save("relay", rows, notes, started)
 
 
-# -- filter pipeline cost (Kotakpos only) ---------------------------------------------------------
-def bench_filters(args) -> None:
-    """The same SMTP cells against Kotakpos with the default filters and with none."""
-    started = now()
-    count = 100 if args.quick else 500
-    on, off = "kotakpos filters on", "kotakpos filters off"
-    rows = {on: [], off: []}
-    with Kotakpos(ALL_USERS) as k_on, Kotakpos(ALL_USERS, extra_config="[mda]\nfilters = []\n") as k_off:
-        sides = [Target(off, smtp_port=k_off.port("smtp"), users=ALL_USERS),
-                 Target(on, smtp_port=k_on.port("smtp"), users=ALL_USERS)]
-        for t in sides:
-            smtp_load.run_cell(t, 4096, 1, True, 20, 30, E2E_USER)
-        for size in ("4KiB", "100KiB"):
-            for clients in (1, 8):
-                case = f"{size} c={clients} reuse"
-                for t in sides:
-                    row = smtp_load.run_cell(t, smtp_load.SIZES[size], clients, True, count, args.time_limit, E2E_USER)
-                    rows[t.name].append({"case": case, **row})
-                    print(f"  filters {t.name:22} {case:18} {row['msgs_per_s']:8} msg/s  p50 {row['p50_ms']} ms",
-                          flush=True)
-    notes = [f"{count} messages per cell, connections reused. On: the `mda.filters` default of this build; "
-             "off: `filters = []`. The last column is the speed with filters relative to without (1.0: free)."]
-    for r_on, r_off in zip(rows[on], rows[off]):
-        if r_on["case"].endswith("c=1 reuse") and r_on["msgs_per_s"] and r_off["msgs_per_s"]:
-            cost = 1000 / r_on["msgs_per_s"] - 1000 / r_off["msgs_per_s"]
-            notes.append(f"{r_on['case'].split()[0]}, one client: {cost:.1f} ms added per message.")
-    path = report.RESULTS / "filters.json"
-    path.write_text(json.dumps({"benchmark": "filters", "started": started, "machine": machine(), "notes": notes,
-                                "sides": [off, on], "labels": ["filters off", "filters on", "relative speed"],
-                                "targets": rows}, indent=2) + "\n")
-    print(f"wrote {path}", flush=True)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="smtp,pop3,imap,relay,filters", help="comma-separated subset")
@@ -273,7 +240,8 @@ def main(argv=None) -> None:
     if "relay" in which:
         bench_relay(args)
     if "filters" in which:
-        bench_filters(args)
+        # The MDA's own benchmark: filters off, the default pipeline, each filter alone.
+        mda_cost.main(["--quick"] if args.quick else [])
     report.write_readme()
     print(f"tables written to {report.README}")
 
