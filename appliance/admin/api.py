@@ -15,6 +15,7 @@ import threading
 import time
 
 from appliance import __version__
+from appliance.mime import MessageInfo
 from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QueueChanged, Store, StoreError
 from appliance.store.events import EventBus
 from appliance.admin.filters import FiltersAdmin
@@ -314,14 +315,13 @@ class AdminAPI(FiltersAdmin):
 
     def messages(self, address: str, mailbox: str, limit: int = 500, offset: int = 0) -> list[dict]:
         """Newest first: from, subject, date, size, flags."""
-        import json
         _, mb = self._mailbox(address, mailbox)
         rows = list(reversed(self.store.list_messages(mb.id)))[int(offset):int(offset) + int(limit)]
         parsed = self.store.get_parsed(r.blob_id for r in rows)
         result = []
         for r in rows:
-            info = json.loads(parsed[r.blob_id].info_json) if r.blob_id in parsed else {}
-            result.append({"uid": r.uid, "from": info.get("from_", ""), "subject": info.get("subject", ""),
+            info = MessageInfo.from_json(parsed[r.blob_id].info_json) if r.blob_id in parsed else None
+            result.append({"uid": r.uid, "from": info.from_ if info else "", "subject": info.subject if info else "",
                            "date": r.internaldate, "size": r.size, "flags": sorted(r.flags)})
         return result
 

@@ -118,3 +118,13 @@ def test_stopping_ends_idle_and_idling_sessions_without_waiting_for_the_grace(ma
     started = time.monotonic()
     running.stop()
     assert time.monotonic() - started < 10  # far below the 30 s grace
+
+
+def test_message_lists_show_sender_and_subject(server, admin):
+    user = server.add_user("alice@example.org")
+    from appliance.store import Delivery
+    server.store.deliver(b"From: Bob Builder <bob@remote.test>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nhi\r\n",
+                         [Delivery(user.id)])
+    [row] = admin.messages("alice@example.org", "INBOX")
+    assert row["from"] == "Bob Builder <bob@remote.test>" and row["subject"] == "café"
+    assert "hi" in admin.message("alice@example.org", "INBOX", row["uid"])
