@@ -192,6 +192,8 @@ class Mda:
             log.info("mda %s: from=<%s> %s", envelope.message_id, envelope.sender, "; ".join(
                 f"{u.address}: {self._fate(outcome.per_user[u.id])}" for u in users))
         if queue:
+            # Remote recipients and forwarding targets of the same message are relayed as
+            # received: the verdicts (quarantine and discard included) are for local mailboxes.
             copies.append(Notice(return_path + msg.raw, queue=tuple(queue)))
         extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
         return self._write(copies + extra, quarantine, msg.notes.get("requested", ()), sent)
