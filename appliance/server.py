@@ -205,7 +205,9 @@ class Server:
         if cfg.acme.enabled:
             from appliance.acme.issuer import Challenges
             challenges = Challenges()
-        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, cfg.web.https_port + offset,
+        # With only [acme] on, HTTP serves its challenges and nothing listens on HTTPS.
+        https_port = cfg.web.https_port + offset if cfg.web.enabled else None
+        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port,
                                tls.current, settings, store.is_local_domain, cfg.web.enabled, challenges)
         self.web.start()
         if challenges is not None:

@@ -100,9 +100,13 @@ def _stem_name(path: Path) -> str:
 @folder_option
 @with_paths
 def import_maildir(paths, path, address, folder):
-    """Import a Maildir++ tree (the root is INBOX, .Sub.Folder its subfolders) or one Maildir."""
+    """Import a Maildir++ tree (the root is INBOX, .Sub.Folder its subfolders) or one Maildir
+    (a ".Sub.Folder" given alone keeps its name; --folder names where a single Maildir goes)."""
     folder = _folder_name(folder)
-    folders = [f for f in maildir.read_tree(path) if folder is None or f.name == folder]
+    tree = maildir.read_tree(path)
+    folders = [f for f in tree if folder is None or f.name == folder]
+    if not folders and folder is not None and len(tree) == 1:
+        folders = [maildir.read(path, folder)]  # one Maildir given: --folder says where it goes
     if not folders:
         raise click.ClickException(f"no Maildir {'folder ' + folder + ' ' if folder else ''}in {path}")
     with store_of(paths) as store:

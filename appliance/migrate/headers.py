@@ -47,20 +47,20 @@ def add_status(text: bytes, flags: frozenset[str]) -> bytes:
 def take_status(text: bytes) -> tuple[bytes, frozenset[str]]:
     """Remove the status headers from a message (LF line ends); return it and the flags they said."""
     at = split_header(text)
-    kept, flags = [], set()
-    dropping = False
+    fields: list[list[bytes]] = []   # each header field: its first line and its folded lines
     for line in text[:at].splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):  # a folded line goes with the header it continues
-            if not dropping:
-                kept.append(line)
-            continue
-        name, colon, value = line.partition(b":")
-        dropping = bool(colon) and name.strip().lower() in STATUS_HEADERS
-        if not dropping:
-            kept.append(line)
-            continue
-        value = value.decode("utf-8", "replace").strip()
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    kept, flags = [], set()
+    for field in fields:
+        name, colon, _ = field[0].partition(b":")
         header = name.strip().lower()
+        if not colon or header not in STATUS_HEADERS:
+            kept += field
+            continue
+        value = b"".join(field).partition(b":")[2].decode("utf-8", "replace").strip()
         if header == b"status" and "R" in value:
             flags.add("\\Seen")
         elif header == b"x-status":

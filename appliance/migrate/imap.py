@@ -29,7 +29,8 @@ from appliance.migrate.source import SourceMessage
 
 log = logging.getLogger("kotakpos.migrate")
 
-FETCH_CHUNK = 50
+FETCH_CHUNK = 50                    # messages per FETCH ...
+FETCH_BYTES = 32 * 1024 * 1024      # ... and bytes, so big attachments stay within memory bounds
 SPECIAL_USES = ("\\Sent", "\\Trash", "\\Junk", "\\Drafts", "\\Archive")
 VIRTUAL = ("\\All", "\\Flagged")
 # The names servers without RFC 6154 give these folders (Outlook, Apple, Thunderbird, Gmail).
@@ -185,6 +186,7 @@ class ImapImport:
         self.conn = connect(remote)
         self.skipped_virtual: list[str] = []
         self.unreadable: list[str] = []   # remote folders the server would not open
+        self.sizes: dict[str, dict[int, int]] = {}   # remote folder -> UID -> size, from plan()
 
     def plan(self) -> list[tuple[RemoteFolder, int, list[int]]]:
         """Each remote folder with its UIDVALIDITY and the UIDs still to copy."""
@@ -192,17 +194,29 @@ class ImapImport:
         done = self.store.imap_import_progress(self.importer.user.id, self.remote.source)
         plan = []
         for folder in found:
-            typ, _ = self.conn.select(_quote(folder.remote_name), readonly=True)
+            typ, exists = self.conn.select(_quote(folder.remote_name), readonly=True)
             if typ != "OK":
                 self.unreadable.append(folder.name)
                 continue
             uidvalidity = int(self.conn.response("UIDVALIDITY")[1][0])
             last = done.get(folder.remote_name, (None, 0))
             since = last[1] if last[0] == uidvalidity else 0
-            typ, data = self.conn.uid("SEARCH", None, f"UID {since + 1}:*")
-            uids = sorted(u for u in (int(x) for x in (data[0] or b"").split()) if u > since) if typ == "OK" else []
-            plan.append((folder, uidvalidity, uids))
+            sizes = self._sizes(since) if exists[0] not in (b"0", None) else {}
+            self.sizes[folder.remote_name] = sizes
+            plan.append((folder, uidvalidity, sorted(sizes)))
         return plan
+
+    def _sizes(self, since: int) -> dict[int, int]:
+        """UID -> size of the selected folder's messages above UID ``since``."""
+        typ, data = self.conn.uid("FETCH", f"{since + 1}:*", "(UID RFC822.SIZE)")
+        sizes = {}
+        for item in data if typ == "OK" else []:
+            text = item[0] if isinstance(item, tuple) else item
+            uid, size = re.search(rb"\bUID (\d+)", text or b""), re.search(rb"\bRFC822\.SIZE (\d+)", text or b"")
+            # "n:*" always names the last message, even when its UID is not above n (RFC 3501 §6.4.8).
+            if uid and size and int(uid.group(1)) > since:
+                sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
 
     def copy_folder(self, folder: RemoteFolder, uidvalidity: int, uids: list[int],
                     progress: Callable[[int], None] = lambda n: None) -> Summary:
@@ -211,8 +225,7 @@ class ImapImport:
         if typ != "OK":
             raise RemoteError(f"the remote server refused to open {folder.name}")
         held_back = False   # a failure in this folder: the resume mark stays before it
-        for start in range(0, len(uids), FETCH_CHUNK):
-            chunk = uids[start:start + FETCH_CHUNK]
+        for chunk in self._chunks(uids, self.sizes.get(folder.remote_name, {})):
             messages, missing = self._fetch(folder, chunk)
             failures = into.add(messages, progress)
             for uid in missing:
@@ -229,6 +242,19 @@ class ImapImport:
                 self.store.set_imap_import_progress(self.importer.user.id, self.remote.source,
                                                     folder.remote_name, uidvalidity, 0)
         return into.summary
+
+    @staticmethod
+    def _chunks(uids: list[int], sizes: dict[int, int]):
+        """Runs of UIDs to fetch at once: at most FETCH_CHUNK messages or FETCH_BYTES (a big message alone)."""
+        chunk, total = [], 0
+        for uid in uids:
+            if chunk and (len(chunk) >= FETCH_CHUNK or total + sizes.get(uid, 0) > FETCH_BYTES):
+                yield chunk
+                chunk, total = [], 0
+            chunk.append(uid)
+            total += sizes.get(uid, 0)
+        if chunk:
+            yield chunk
 
     def _fetch(self, folder: RemoteFolder, uids: list[int]) -> tuple[list[SourceMessage], list[int]]:
         """The messages of these UIDs, and the UIDs the server did not send."""

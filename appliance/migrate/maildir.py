@@ -66,7 +66,9 @@ def folder_path(root: Path, name: str) -> Path:
 
 
 def read_tree(root: Path) -> list[SourceFolder]:
-    """INBOX (the root) and every ".Sub.Folder" beside it that is a Maildir."""
+    """INBOX (the root) and every ".Sub.Folder" in it that is a Maildir."""
+    if root.name.startswith(".") and len(root.name) > 1 and is_maildir(root):  # one subfolder given alone
+        return [read(root, "/".join(file_to_level(level) for level in root.name[1:].split(".")))]
     folders = [read(root, "INBOX")] if is_maildir(root) else []
     for path in sorted(root.iterdir()):
         if path.is_dir() and path.name.startswith(".") and len(path.name) > 1 and is_maildir(path):

@@ -141,16 +141,17 @@ def _strip(host: str, prefix: str) -> str:
 
 
 class WebListener:
-    """The HTTP and HTTPS servers on every listen address; ``start()`` raises OSError if a port is taken."""
+    """The HTTP and HTTPS servers on every listen address (no HTTPS when ``https_port`` is None);
+    ``start()`` raises OSError if a port is taken."""
 
-    def __init__(self, listen: list[str], http_port: int, https_port: int, tls: Callable[[], ssl.SSLContext],
+    def __init__(self, listen: list[str], http_port: int, https_port: int | None, tls: Callable[[], ssl.SSLContext],
                  settings: Settings, is_local: Callable[[str], bool], setup_pages: bool = True, challenges=None):
         self.settings = settings
         self.is_local = is_local
         self.setup_pages = setup_pages   # False: only ACME challenges ([acme] on, [web] off)
         self.challenges = challenges     # appliance.acme.issuer.Challenges, or None without ACME
         self._plan = [(host or "::", port, context) for host in listen
-                      for port, context in ((http_port, None), (https_port, tls))]
+                      for port, context in ((http_port, None), (https_port, tls)) if port is not None]
         self.servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
 

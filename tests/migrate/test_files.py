@@ -139,3 +139,13 @@ def test_a_message_over_quota_is_named_and_the_rest_go_on(tmp_path):
     out = cli(tmp_path / "data", "import", "maildir", str(tmp_path / "Maildir"), "--to", "bob@example.org", code=1)
     assert "failed: Maildir/new/1700259200.M200P42.oldhost,S=105: quota exceeded" in out
     assert "2 copied, 0 already there, 4 failed" in out
+
+
+def test_one_maildir_subfolder_keeps_its_name_or_goes_where_folder_says(tmp_path):
+    write_maildir(tmp_path / "Maildir")
+    new_user(tmp_path / "data")
+    cli(tmp_path / "data", "import", "maildir", str(tmp_path / "Maildir" / ".Work.Projects"), "--to", "bob@example.org")
+    cli(tmp_path / "data", "import", "maildir", str(tmp_path / "Maildir" / ".Sent"), "--to", "bob@example.org",
+        "--folder", "Old/Sent")
+    got = contents(tmp_path / "data")
+    assert set(got) == {"Work/Projects", "Old/Sent"} and len(got["Old/Sent"]) == 1
