@@ -1,7 +1,7 @@
 """The pipeline: run the configured filters over one message, then write the result.
 
 ``Mda.deliver`` is called by ``appliance.mta.router.accept`` while the SMTP client waits
-after DATA. The filters run in a worker thread with the whole ``time_budget``; if one
+after DATA. The filters run on a pooled worker thread within ``time_budget``; if one
 raises, its verdicts are dropped and the others go on; if the budget runs out, the
 message goes to every recipient's INBOX as it came (fail safe: a filter never loses
 mail). Everything that follows from the verdicts — each recipient's copy, notices,
@@ -10,9 +10,9 @@ a quarantine row — is written in one store transaction before the caller answe
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import logging
-import threading
 
 from appliance import mime
 from appliance.mda import outbound, receipts
@@ -23,6 +23,8 @@ from appliance.smtp.replies import reply
 from appliance.store import Delivery, DeliveryResult, Notice, QueueEntry, User
 
 log = logging.getLogger("kotakpos.mda")
+
+WORKERS = 64  # messages filtered at once; SMTP sessions past it wait within their time budget
 
 
 # filter name in config -> (module, class); imported only when configured
@@ -55,12 +57,14 @@ class Mda:
         self.ctx = ctx
         self.filters = build_filters(ctx) if filters is None else filters
         self.trainer = Trainer(ctx, on_seen=self._each("on_seen"), on_arrival=self._each("on_arrival"))
+        self._workers = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="mda-filters")
 
     def start(self) -> None:
         """Start listening to store events (Bayes training, receipts)."""
         self.trainer.start()
 
     def close(self) -> None:
+        self._workers.shutdown(wait=False, cancel_futures=True)
         self.trainer.stop()
         for f in self.filters:
             f.close()
@@ -77,12 +81,18 @@ class Mda:
     # -- running the filters -------------------------------------------------------------
 
     def run(self, msg: Incoming) -> Outcome | None:
-        """The filters' combined outcome, or None when the time budget ran out."""
-        result: list[Outcome] = []
-        worker = threading.Thread(target=lambda: result.append(self._run_all(msg)), name="mda-filters", daemon=True)
-        worker.start()
-        worker.join(self.ctx.config.mda.time_budget)
-        return result[0] if result else None
+        """The filters' combined outcome, or None when the time budget ran out.
+
+        The filters run on a pooled worker, so that a hanging one cannot hold the SMTP
+        session past the budget. When hung filters occupy every worker, new messages wait
+        for one, run out of budget and go to INBOX unfiltered: never lost, never stuck.
+        """
+        future = self._workers.submit(self._run_all, msg)
+        try:
+            return future.result(self.ctx.config.mda.time_budget)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # not started yet: it never will
+            return None
 
     def _run_all(self, msg: Incoming) -> Outcome:
         outcome = Outcome(per_user={u.id: UserOutcome() for u in msg.users})
