@@ -65,7 +65,7 @@ class AdminAPI(FiltersAdmin):
         "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
         "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
-        "dns_records",
+        "dns_records", "announce_mail",
         "traffic", "log_tail",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
@@ -250,6 +250,12 @@ class AdminAPI(FiltersAdmin):
         ports = self.server.config.ports if self.server is not None else PortsSection()
         records += client_setup_records(domain, hostname, ports.__dict__)
         return records
+
+    def announce_mail(self, address: str) -> bool:
+        """Mail of ``address`` changed outside the server (``kotakpos import``/``restore`` write the
+        store file directly): sessions with one of the user's folders open look again."""
+        self.store.announce(self._user(address).id)
+        return True
 
     def _data_dir(self):
         return self.server.data_dir if self.server is not None else self.store.path.parent

@@ -15,12 +15,16 @@ import click
 from appliance.cli import backup as backup_group, main, with_paths
 from appliance.migrate import exporter, maildir, mbox
 from appliance.migrate.importer import Importer, Summary
-from appliance.server import open_store
+from appliance.admin.api import AdminError
+from appliance.admin.client import AdminClient, ServerNotRunning
+from appliance.server import ADMIN_SOCKET, open_store
 from appliance.store import StoreError, normalize_mailbox_name
 
 
 @contextmanager
-def store_of(paths):
+def store_of(paths, address: str | None = None):
+    """The store file, opened here even while a server runs; afterwards a running server is
+    told that ``address``'s mail changed, so its IMAP sessions and the TUI see it at once."""
     paths.config()  # refuse a broken config file here too
     store = open_store(paths.data_dir)
     try:
@@ -29,6 +33,21 @@ def store_of(paths):
         raise click.ClickException(str(e)) from None
     finally:
         store.close()
+        if address is not None:
+            _announce(paths, address)
+
+
+def _announce(paths, address: str) -> None:
+    try:
+        client = AdminClient(paths.data_dir / ADMIN_SOCKET)
+    except ServerNotRunning:
+        return
+    try:
+        client.announce_mail(address)
+    except AdminError:
+        pass  # the user is unknown: nothing was written
+    finally:
+        client.close()
 
 
 def _progress(length: int, label: str):
@@ -85,7 +104,7 @@ def import_mbox(paths, path, address, folder):
         folders = [f for f in mbox.read_tree(path) if folder is None or f.name == folder]
         if not folders:
             raise click.ClickException(f"no mbox {'for ' + folder + ' ' if folder else ''}in {path}")
-    with store_of(paths) as store:
+    with store_of(paths, address) as store:
         print_summary(run_import(Importer(store, address), folders), f"imported into {address}")
 
 
@@ -109,7 +128,7 @@ def import_maildir(paths, path, address, folder):
         folders = [maildir.read(path, folder)]  # one Maildir given: --folder says where it goes
     if not folders:
         raise click.ClickException(f"no Maildir {'folder ' + folder + ' ' if folder else ''}in {path}")
-    with store_of(paths) as store:
+    with store_of(paths, address) as store:
         print_summary(run_import(Importer(store, address), folders), f"imported into {address}")
 
 
@@ -154,7 +173,7 @@ def import_imap(paths, host, port, security, remote_user, password_stdin, cafile
     else:
         raise click.UsageError("no terminal to ask for the password; pass it with --password-stdin")
     remote = Remote(host, port or (993 if security == "tls" else 143), security, remote_user, password, cafile, insecure)
-    with store_of(paths) as store:
+    with store_of(paths, address) as store:
         importer = Importer(store, address)
         try:
             run = ImapImport(importer, remote)
@@ -202,7 +221,7 @@ def restore_user(paths, file: Path, address: str, folder: str | None) -> None:
         raise click.ClickException(f"{file} is not a usable snapshot: {'; '.join(verdict.problems)}")
     folder = _folder_name(folder)
     total = Summary()
-    with store_of(paths) as store:
+    with store_of(paths, address) as store:
         for name, count, run in restore(store, file, address, folder):
             with _progress(count, name) as bar:
                 total.add(run(bar.update))

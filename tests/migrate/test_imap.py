@@ -96,3 +96,16 @@ def test_wrong_password_is_reported(local, remote):
               "--insecure", "--user", "ann@old.example", "--password-stdin", "--to", "bob@example.org",
               input="wrong\n", code=1)
     assert "cannot log in" in out
+
+
+def test_a_client_watching_the_inbox_sees_the_imported_mail_at_once(local, remote):
+    import imaplib
+    client = imaplib.IMAP4_SSL("127.0.0.1", local.port("imaps"), ssl_context=local.tls_context(), timeout=10)
+    try:
+        client.login("bob@example.org", PASSWORD)
+        assert client.select("INBOX")[1] == [b"0"]
+        run_import(local.data_dir, remote)
+        client.noop()
+        assert client.response("EXISTS")[1][-1] == b"3"
+    finally:
+        client.logout()
