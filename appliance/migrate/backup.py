@@ -6,7 +6,7 @@ A snapshot is a plain SQLite file made with the online backup API while the serv
 ``PRAGMA integrity_check``, hold every message's bytes, and count exactly the users,
 mailboxes, messages and blobs the store had at the moment of the copy. The scheduler
 keeps the newest ``keep`` snapshots and counts the interval from the newest one on disk,
-so a restart does not take an extra snapshot.
+so a restart does not take an extra snapshot (the very first comes ten minutes after start).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from appliance.store import Snapshot, Store, StoreError
 log = logging.getLogger("kotakpos.backup")
 
 PATTERN = "kotakpos-*.sqlite"
+FIRST_SNAPSHOT_AFTER = 600.0   # seconds after start when the folder holds no snapshot yet
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Scheduler:
         self.folder = folder
         self.interval = interval
         self.keep = keep
+        self._started = time.time()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backup-scheduler", daemon=True)
 
@@ -105,8 +107,10 @@ class Scheduler:
 
     def _due(self) -> float:
         existing = snapshots(self.folder)
-        last = existing[-1].stat().st_mtime if existing else time.time()
-        return last + self.interval
+        if not existing:
+            # The first one soon after start: a box restarted more often than the interval still gets one.
+            return self._started + min(self.interval, FIRST_SNAPSHOT_AFTER)
+        return existing[-1].stat().st_mtime + self.interval
 
     def _run(self) -> None:
         while not self._stop.wait(max(0.0, self._due() - time.time())):
