@@ -54,12 +54,12 @@ def _progress(length: int, label: str):
     return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
 
 
-def run_import(importer: Importer, folders, target=None) -> Summary:
-    """Import source folders with a progress bar each; ``target`` puts every one into that mailbox."""
+def run_import(importer: Importer, folders) -> Summary:
+    """Import source folders with a progress bar each."""
     total = Summary()
     for folder in folders:
         with _progress(folder.count, folder.name) as bar:
-            total.add(importer.import_folder(folder, bar.update, target))
+            total.add(importer.import_folder(folder, bar.update))
     return total
 
 

@@ -61,10 +61,9 @@ class Importer:
         taken = {mb.special_use for mb in mailboxes}
         return self.store.create_mailbox(self.user.id, name, special_use if special_use not in taken else None)
 
-    def import_folder(self, folder: SourceFolder, progress: Callable[[int], None] = lambda n: None,
-                      target: Mailbox | None = None) -> Summary:
-        """Copy one source folder's messages that the target folder lacks."""
-        into = FolderImport(self, target or self.mailbox(folder.name, folder.special_use))
+    def import_folder(self, folder: SourceFolder, progress: Callable[[int], None] = lambda n: None) -> Summary:
+        """Copy one source folder's messages that the local folder lacks."""
+        into = FolderImport(self, self.mailbox(folder.name, folder.special_use))
         into.add(folder.messages(), progress)
         return into.summary
 

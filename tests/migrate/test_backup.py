@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from pathlib import Path
 
 from appliance.migrate import backup
 from tests.migrate.fixtures import cli, folder_contents
