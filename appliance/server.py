@@ -161,6 +161,8 @@ class Server:
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
             exempt_from_ip_limit=auth.trusted.contains)
         try:
+            from appliance.mda import Mda  # first: a bad [mda] setting stops the start cleanly
+            self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
             for name, (session_class, implicit_tls) in _session_classes().items():
                 port = getattr(cfg.ports, name) + cfg.server.port_offset
                 self.connections.add(name, cfg.server.listen, port, session_class, implicit_tls)
@@ -180,8 +182,6 @@ class Server:
         from appliance.mta.queue import QueueRunner
         self.mta = QueueRunner(self.ctx)
         self.mta.start()
-        from appliance.mda import Mda
-        self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
         if self.ctx.mda is not None:
             self.ctx.mda.start()
         if self.acme is not None:

@@ -84,3 +84,8 @@ def test_a_crashing_filter_does_not_hide_a_virus_found_by_another(alice):
     with pytest.raises(Exception):
         send(alice, plain(body=EICAR.decode()))
     assert folder(alice, ALICE) == []
+
+
+def test_an_unknown_filter_name_stops_the_start_with_a_clear_error(make_server):
+    with pytest.raises(ValueError, match=r"unknown MDA filter\(s\) \['antivirus'\]"):
+        make_server(mda={"filters": ["antivirus"]})
