@@ -1,6 +1,7 @@
 """Return receipts end to end: a delivery DSN for NOTIFY=SUCCESS, automatic read receipts, the ledger."""
 
 import imaplib
+import poplib
 
 import pytest
 from click.testing import CliRunner
@@ -104,3 +105,18 @@ def test_a_bounce_from_the_relay_queue_updates_the_ledger(office):
     # the MTA writes a failure DSN (retried while the queue runner holds the entry for an attempt)
     wait_for(lambda: office.api.queue_bounce([entry.id], "mail.example.org") == 1, what="the bounce")
     wait_for(lambda: office.api.receipts(ALICE)["sent"][0]["delivery"] == "failed", what="the bounce in the ledger")
+
+
+def test_read_receipt_on_first_pop3_retr(office):
+    office.api.receipts_policy(ALICE, "auto")
+    send(office, plain(sender="carol@remote.test", headers={"Disposition-Notification-To": "carol@remote.test"}),
+         sender="carol@remote.test")
+    client = poplib.POP3("127.0.0.1", office.port("pop3"))
+    client.stls(context=office.tls_context())
+    client.user(ALICE)
+    client.pass_(PASSWORD)
+    client.retr(1)
+    client.quit()  # POP3 marks retrieved mail \Seen when the session ends
+    wait_for(lambda: office.ctx.stats.get("mda.mdn_sent") == 1, what="the MDN after RETR")
+    [row] = office.store.list_queue()
+    assert row.recipient == "carol@remote.test"
