@@ -146,6 +146,7 @@ class AccountsMixin:
             for mb in tx.execute("SELECT id FROM mailboxes WHERE user_id = ?", (row["id"],)).fetchall():
                 self._delete_mailbox_rows(tx, mb["id"])
             tx.execute("DELETE FROM subscriptions WHERE user_id = ?", (row["id"],))
+            self._forget_user_filters(tx, row["id"])  # a later user with the same id starts clean
             tx.execute("DELETE FROM users WHERE id = ?", (row["id"],))
             tx.emit(AccountsChanged("user-deleted", address))
 

@@ -302,6 +302,13 @@ class FiltersMixin:
 
         return self.db.write(job)
 
+    def _forget_user_filters(self, tx, user_id: int) -> None:
+        """Inside ``delete_user``: the user's rules, Bayes data, vacation memory and ledger go too
+        (user ids can be reused; the shared Bayes base keeps what it learned)."""
+        for table in ("sieve_scripts", "bayes_tokens", "bayes_totals", "bayes_trained", "vacation_sent",
+                      "receipts_sent", "receipts_requested"):
+            tx.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+
     # -- per-user settings (users.settings JSON) -------------------------------------------
 
     def user_settings(self, user_id: int) -> dict:

@@ -69,3 +69,16 @@ def test_receipts_policy(data):
         assert store.user_settings(store.get_user(ALICE).id) == {"read_receipts": "auto"}
     finally:
         store.close()
+
+
+def test_a_deleted_users_rules_do_not_pass_to_the_next_user(data):
+    assert kotakpos(data, "rules", ALICE, "set", stdin="discard;\n").exit_code == 0
+    store = Store.in_folder(data)
+    try:
+        old_id = store.get_user(ALICE).id
+        store.delete_user(ALICE)
+        newcomer = store.add_user("newcomer@example.org", "pw")
+        assert newcomer.id == old_id  # SQLite gives the freed id again
+        assert store.get_sieve(newcomer.id) == ""
+    finally:
+        store.close()
