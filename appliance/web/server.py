@@ -33,6 +33,7 @@ log = logging.getLogger("kotakpos.web")
 
 REQUEST_TIMEOUT = 30.0
 ACME_PREFIX = "/.well-known/acme-challenge/"
+MAX_CLIENTS = 64   # connections served at once per listening socket
 
 
 class _Server(ThreadingHTTPServer):
@@ -43,6 +44,7 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.web = web
         self.tls = tls
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__(address, handler, bind_and_activate=False)
         if self.address_family == socket.AF_INET6 and address[0] == "::":
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too
@@ -53,7 +55,24 @@ class _Server(ThreadingHTTPServer):
             self.server_close()
             raise
 
+    def process_request(self, request, client_address):
+        # Bounded like every other listener: past MAX_CLIENTS a new connection is closed at once.
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
     def process_request_thread(self, request, client_address):
+        try:
+            self._serve_one(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _serve_one(self, request, client_address):
         if self.tls is not None:
             request.settimeout(REQUEST_TIMEOUT)
             try:

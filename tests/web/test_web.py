@@ -130,3 +130,30 @@ def test_dns_lists_the_srv_records_and_setup_names(tmp_path):
                  f"_submission._tcp.{DOMAIN}.\tIN\tSRV\t0 1 587 {HOST}.", f"_pop3s._tcp.{DOMAIN}.\tIN\tSRV\t0 1 995 {HOST}.",
                  f"autoconfig.{DOMAIN}.\tIN\tCNAME\t{HOST}.", f"mta-sts.{DOMAIN}.\tIN\tCNAME\t{HOST}."):
         assert line in out.splitlines()
+
+
+def test_silent_clients_are_bounded_and_do_not_block_the_rest(make_server, monkeypatch):
+    import socket
+    import time
+    from appliance.web import server as web_server
+    monkeypatch.setattr(web_server, "MAX_CLIENTS", 3)
+    srv = make_server(web={"enabled": True, "http_port": 0, "https_port": 0})
+    srv.store.add_domain(DOMAIN)
+    port = srv.server.web.port("https")
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert extra.recv(1) == b""   # over the bound: closed at once, while the silent ones wait
+        extra.close()
+    finally:
+        for s in silent:
+            s.close()
+    # their slots come back as soon as they go
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert request(srv, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org", https=True)[0].status == 200
+            break
+        except (ConnectionError, ssl.SSLError):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
