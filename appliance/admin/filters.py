@@ -24,7 +24,7 @@ class FiltersAdmin:
         out = []
         for q in self.store.list_quarantine(limit):
             info = self.store.get_info(q.blob_id)
-            out.append({"id": q.id, "sender": q.sender, "recipients": self._addresses(q.recipients),
+            out.append({"id": q.id, "sender": q.sender, "recipients": list(q.recipients),
                         "reason": q.reason, "created": q.created, "size": q.size,
                         "subject": info.subject, "from": info.from_})
         return out
@@ -33,7 +33,7 @@ class FiltersAdmin:
         """One held message with its bytes (as text, undecodable bytes replaced)."""
         q = self._quarantined(quarantine_id)
         raw = self.store.get_raw(q.blob_id)
-        return {"id": q.id, "sender": q.sender, "recipients": self._addresses(q.recipients), "reason": q.reason,
+        return {"id": q.id, "sender": q.sender, "recipients": list(q.recipients), "reason": q.reason,
                 "created": q.created, "size": q.size, "message": raw.decode("utf-8", "replace")}
 
     def quarantine_release(self, quarantine_id: int) -> list[str]:
@@ -41,7 +41,7 @@ class FiltersAdmin:
         returns those addresses. Recipients deleted meanwhile are skipped."""
         from appliance.admin.api import AdminError
         q = self._quarantined(quarantine_id)
-        users = [u for u in (self.store.get_user_by_id(i) for i in q.recipients) if u is not None]
+        users = [u for u in (self.store.get_user(a) for a in q.recipients) if u is not None]
         if not users:
             raise AdminError(f"quarantined message {quarantine_id} has no recipient left; delete it instead")
         raw = self.store.get_raw(q.blob_id)
@@ -55,10 +55,6 @@ class FiltersAdmin:
 
     def _quarantined(self, quarantine_id: int):
         return self._filters_store_call(self.store.get_quarantined, int(quarantine_id))
-
-    def _addresses(self, user_ids) -> list[str]:
-        users = (self.store.get_user_by_id(i) for i in user_ids)
-        return [u.address for u in users if u is not None]
 
     # -- per-user rules (Sieve) ------------------------------------------------------------
 

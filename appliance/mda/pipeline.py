@@ -191,7 +191,7 @@ class Mda:
         copies: list[Notice] = []
         quarantine = None
         if outcome.quarantine:
-            quarantine = (return_path + msg.raw, envelope.sender, [u.id for u in users], outcome.quarantine)
+            quarantine = (return_path + msg.raw, envelope.sender, [u.address for u in users], outcome.quarantine)
             ctx.count("mda.quarantine")
             log.info("mda %s: quarantined from=<%s>: %s", envelope.message_id, envelope.sender, reasons)
         elif outcome.discard:

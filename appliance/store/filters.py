@@ -27,7 +27,7 @@ class Quarantined:
 
     id: int
     sender: str
-    recipients: tuple[int, ...]   # local user ids it was meant for
+    recipients: tuple[str, ...]   # addresses of the local users it was meant for
     reason: str
     created: float
     size: int
@@ -67,10 +67,10 @@ class RequestedReceipt:
 class FiltersMixin:
     # -- delivery ------------------------------------------------------------------------
 
-    def deliver_filtered(self, copies: Sequence[Notice], quarantine: tuple[bytes, str, Sequence[int], str] | None = None,
+    def deliver_filtered(self, copies: Sequence[Notice], quarantine: tuple[bytes, str, Sequence[str], str] | None = None,
                          requested: Sequence[RequestedReceipt] = (), sent: Sequence[dict] = ()) -> DeliveryResult:
         """Write every copy (local mailboxes and queue rows), the quarantine row (raw,
-        sender, user ids, reason) and receipt-ledger rows in ONE transaction.
+        sender, the users' addresses, reason) and receipt-ledger rows in ONE transaction.
 
         Returns once committed and fsynced, like ``deliver``.
         """
@@ -88,10 +88,10 @@ class FiltersMixin:
                                                                          len(p.raw), d.flags, when))
                 queue_ids += [self._enqueue(tx, blob_id, entry, when) for entry in copy.queue]
             if held:
-                p, (_, sender, user_ids, reason) = held
+                p, (_, sender, addresses, reason) = held
                 blob_id = self._put_blob(tx, p, 1)
                 tx.execute("INSERT INTO quarantine(blob_id, sender, recipients, reason, created) VALUES (?,?,?,?,?)",
-                           (blob_id, sender, json.dumps(list(user_ids)), reason, when))
+                           (blob_id, sender, json.dumps(list(addresses)), reason, when))
             for r in requested:
                 tx.execute("INSERT OR IGNORE INTO receipts_requested VALUES (?,?,?,?,?,?,?,?)",
                            (r.user_id, r.message_id, r.notify_to, r.return_path, r.subject, when, r.state, when))

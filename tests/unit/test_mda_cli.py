@@ -17,7 +17,7 @@ def data(tmp_path):
     store.add_domain("example.org")
     user = store.add_user(ALICE, "pw")
     raw = b"Return-Path: <bob@remote.test>\r\n" + wire(plain(subject="held", body=EICAR.decode()))
-    store.deliver_filtered([], (raw, "bob@remote.test", [user.id], "EICAR test file"))
+    store.deliver_filtered([], (raw, "bob@remote.test", [user.address], "EICAR test file"))
     store.close()
     return tmp_path
 
