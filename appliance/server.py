@@ -22,6 +22,7 @@ from appliance import config as config_module
 from appliance.auth import Authenticator
 from appliance.config import Config
 from appliance.net import ConnectionServer, SessionRegistry
+from appliance.mta.srs import Srs, load_secret as load_srs_secret
 from appliance.net.tls import TlsContexts, ensure_certificate
 from appliance.store import Store
 
@@ -60,6 +61,7 @@ class ServerContext:
     data_dir: Path
     log: logging.Logger = log
     started: float = field(default_factory=time.time)
+    srs: Srs | None = None                       # the SRS identity for forwarding (set at start)
     stats: dict = field(default_factory=dict)   # counters for status views: name -> int
     stats_lock: threading.Lock = field(default_factory=threading.Lock)
     mda: object = None  # appliance.mda.Mda: the filters local deliveries pass (None: unfiltered)
@@ -156,7 +158,8 @@ class Server:
         registry = SessionRegistry()
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
-                                 hostname=cfg.server.hostname, data_dir=self.data_dir)
+                                 hostname=cfg.server.hostname, data_dir=self.data_dir,
+                                 srs=Srs(load_srs_secret(self.data_dir), cfg.mta.srs_domain or cfg.server.hostname))
         self.connections = ConnectionServer(
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
             exempt_from_ip_limit=auth.trusted.contains)

@@ -96,8 +96,7 @@ class QueueRunner:
         self.contexts = client_contexts(str(Path(ctx.data_dir) / cafile) if cafile else "")
         self.signer = dkim.Signer(ctx.data_dir)
         self.sts = sts.PolicyCache(ctx.data_dir, self.contexts[1], self.mta.mta_sts_port) if self.mta.mta_sts else None
-        self.srs_secret = srs.load_secret(ctx.data_dir)
-        self.srs_domain = self.mta.srs_domain or self.hostname
+        self.srs = ctx.srs
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Condition()
@@ -293,7 +292,7 @@ class QueueRunner:
             raw = self.signer.sign(raw, domain)
         if sender and not self.store.is_local_domain(sender.rpartition("@")[2]):
             # Forwarded mail: our server now sends for a foreign domain (SRS keeps SPF happy).
-            sender = srs.forward(sender, self.srs_domain, self.srs_secret)
+            sender = self.srs.forward(sender)
         params = [json.loads(r.dsn or "{}") for r in group]
         return Outgoing(sender=sender, recipients=tuple(r.recipient for r in group), dsn=tuple(params), data=raw,
                         ret=params[0].get("ret"), envid=params[0].get("envid"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 
+from appliance.mta.srs import Srs
 from appliance.store import Delivery, DeliveryResult, QueueEntry, Store, User
 
 
@@ -33,11 +34,16 @@ class Route:
     external: tuple[str, ...] = ()  # addresses to relay to: the recipient itself, or forwarding targets
 
 
-def route(store: Store, recipients: Sequence[str]) -> list[Route]:
+def route(store: Store, recipients: Sequence[str], srs: Srs | None = None) -> list[Route]:
     """Route each recipient address. Aliases, lists and the catch-all are followed by
-    ``store.resolve``; a domain that is not ours is remote as a whole."""
+    ``store.resolve``; a domain that is not ours is remote as a whole. A valid SRS address
+    of ours (a bounce to mail we forwarded) leads back to the original sender."""
     routes = []
     for address in recipients:
+        original = srs.reverse(address) if srs else None
+        if original:
+            routes.append(Route(address, Kind.LOCAL, external=(original,)))
+            continue
         domain = address.rpartition("@")[2]
         if not store.is_local_domain(domain):
             routes.append(Route(address, Kind.REMOTE, external=(address,)))

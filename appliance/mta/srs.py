@@ -20,6 +20,7 @@ import hmac
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 KEY_FILE = "srs.key"
@@ -93,3 +94,20 @@ def _stale(stamp: str, now: float | None) -> bool:
     made = _BASE32.index(stamp[0].upper()) * 32 + _BASE32.index(stamp[1].upper())
     today = int((now or time.time()) // 86400) % 1024
     return (today - made) % 1024 > MAX_AGE_DAYS
+
+
+@dataclass(frozen=True)
+class Srs:
+    """This server's SRS identity: the secret, and the domain its SRS addresses live under."""
+
+    secret: bytes
+    domain: str
+
+    def forward(self, sender: str, now: float | None = None) -> str:
+        return forward(sender, self.domain, self.secret, now)
+
+    def reverse(self, address: str, now: float | None = None) -> str | None:
+        """The original address behind one of our SRS addresses; None for anything else."""
+        if address.rpartition("@")[2].lower().rstrip(".") != self.domain.lower():
+            return None
+        return reverse(address, self.secret, now)

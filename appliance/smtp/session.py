@@ -412,7 +412,7 @@ class SmtpSession:
             self.reply(R.R252_CANNOT_VRFY)
             return
         path = self._address_argument(cmd.argument, R.R501_VRFY_SYNTAX)
-        found = router.route(self.ctx.store, [path.address])[0]
+        found = router.route(self.ctx.store, [path.address], self.ctx.srs)[0]
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER)
         if found.kind is Kind.REMOTE or not found.users:
@@ -535,7 +535,7 @@ class SmtpSession:
         if path.relay_tricks and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay trick {sorted(path.relay_tricks)} in {path.address}")
         address = path.address if path.domain else self._postmaster()
-        found = router.route(self.ctx.store, [address])[0]
+        found = router.route(self.ctx.store, [address], self.ctx.srs)[0]
         if found.kind is Kind.REMOTE and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay to {address} from {self.conn.peer_ip}")
         if found.kind is Kind.UNKNOWN:
