@@ -73,7 +73,8 @@ def read(path: Path, name: str) -> SourceFolder:
             for number, (start, end) in enumerate(spans, 1):
                 f.seek(start)
                 chunk = f.read(end - start)
-                from_line, _, text = chunk.partition(b"\n")
+                # A file written with CRLF line ends reads like any other; the store makes them CRLF again.
+                from_line, _, text = chunk.replace(b"\r\n", b"\n").partition(b"\n")
                 # The empty line before the next From_ line belongs to the file, not the message.
                 if end != spans[-1][1] or text.endswith(b"\n\n"):
                     text = text[:-1] if text.endswith(b"\n") else text

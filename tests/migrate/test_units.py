@@ -52,3 +52,30 @@ def test_folder_levels_become_safe_file_names_and_back():
             name = level_to_file(level, every_dot)
             assert not name.startswith(".") and "/" not in name and name.isascii()
             assert file_to_level(name) == level
+
+
+def test_mbox_with_crlf_line_ends(tmp_path):
+    (tmp_path / "crlf").write_bytes(b"From a Tue Nov 14 22:13:20 2023\r\nSubject: x\r\nStatus: RO\r\n\r\nStatus: in body\r\n\r\n")
+    [message] = list(mbox.read(tmp_path / "crlf", "INBOX").messages())
+    assert message.raw == b"Subject: x\n\nStatus: in body\n" and message.flags == {"\\Seen"}
+
+
+class FakeList:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def list(self):
+        return "OK", self.lines
+
+
+def test_virtual_and_unselectable_folders_are_left_out_and_usual_names_mapped():
+    from appliance.migrate.imap import folders
+    chosen, skipped = folders(FakeList([
+        b'(\\HasNoChildren) "/" "INBOX"', b'(\\Noselect \\HasChildren) "/" "[Gmail]"',
+        b'(\\All \\HasNoChildren) "/" "[Gmail]/All Mail"', b'(\\Flagged \\HasNoChildren) "/" "[Gmail]/Starred"',
+        b'(\\HasNoChildren) "/" "[Gmail]/Sent Mail"', b'(\\HasNoChildren) "/" "Deleted Items"',
+        b'(\\HasNoChildren \\Junk) "/" "Bulk"', b'(\\HasNoChildren) "/" "Projects/2024"']))
+    assert [(f.name, f.special_use) for f in chosen] == [
+        ("INBOX", None), ("[Gmail]/Sent Mail", "\\Sent"), ("Deleted Items", "\\Trash"), ("Bulk", "\\Junk"),
+        ("Projects/2024", None)]
+    assert skipped == ["[Gmail]/All Mail", "[Gmail]/Starred"]
