@@ -29,6 +29,13 @@ class Settings:
     mta_sts_mode: str = "testing"
     mta_sts_max_age: int = 604800
 
+    def __post_init__(self):
+        # RFC 8461 §3.2: the only modes, and max_age at most a year.
+        if self.mta_sts_mode not in ("enforce", "testing", "none"):
+            raise ValueError(f"web.mta_sts_mode must be enforce, testing or none, not {self.mta_sts_mode!r}")
+        if not 0 <= self.mta_sts_max_age <= 31557600:
+            raise ValueError("web.mta_sts_max_age must be between 0 and 31557600 seconds")
+
 
 def _sub(parent: ET.Element, tag: str, text: str | int | None = None, **attrs) -> ET.Element:
     element = ET.SubElement(parent, tag, attrs)

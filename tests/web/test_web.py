@@ -157,3 +157,8 @@ def test_silent_clients_are_bounded_and_do_not_block_the_rest(make_server, monke
         except (ConnectionError, ssl.SSLError):
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_a_bad_mta_sts_mode_stops_the_start_with_the_setting_named(make_server):
+    with pytest.raises(ValueError, match="web.mta_sts_mode"):
+        make_server(web={"enabled": True, "http_port": 0, "https_port": 0, "mta_sts_mode": "strict"})
