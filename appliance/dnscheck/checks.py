@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
+import socket
+import ssl
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -152,17 +155,76 @@ def check_dmarc(resolver: Resolver, domain: str) -> Finding:
     return Finding("DMARC", OK, records[0])
 
 
-def check_mta_sts(resolver: Resolver, domain: str, hostname: str) -> Finding:
+class PolicyError(Exception):
+    pass
+
+
+def fetch_policy(address: str, domain: str, port: int = 443, ca_file: str | None = None, timeout: float = 5.0) -> str:
+    """RFC 8461 §3.3: the policy from https://mta-sts.DOMAIN/.well-known/mta-sts.txt, fetched from
+    ``address`` (as our resolver gave it) with the certificate checked for mta-sts.DOMAIN."""
+    host = f"mta-sts.{domain}"
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection((address, port), timeout) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.sock = tls
+        conn.request("GET", "/.well-known/mta-sts.txt")
+        response = conn.getresponse()
+        body = response.read(MAX_POLICY + 1)
+    if response.status != 200:  # §3.3: no redirects either
+        raise PolicyError(f"HTTP status {response.status}")
+    if len(body) > MAX_POLICY:
+        raise PolicyError("the policy is longer than 64 KiB")
+    return body.decode("utf-8")
+
+
+MAX_POLICY = 64 * 1024
+
+
+def parse_policy(text: str) -> dict[str, list[str]]:
+    """RFC 8461 §3.2: "key: value" lines (mx may repeat) -> key -> values."""
+    policy: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            policy.setdefault(key.strip().lower(), []).append(value.strip())
+    return policy
+
+
+def mx_matches(pattern: str, host: str) -> bool:
+    """RFC 8461 §4.1: an mx pattern is a name, or "*." and a name standing for one more label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return "." in host and host.split(".", 1)[1] == pattern[2:]
+    return pattern == host
+
+
+def check_mta_sts(resolver: Resolver, domain: str, hostname: str, port: int = 443, ca_file: str | None = None) -> Finding:
     name = f"_mta-sts.{domain}"
     records = [t for t in resolver.txt(name) if t.replace(" ", "").lower().startswith("v=stsv1")]
     if not records:
         return Finding("MTA-STS", WARN, f"not published (optional: {name} TXT and the policy host mta-sts.{domain})")
     if not _tag(records[0], "id"):
         return Finding("MTA-STS", FAIL, f"{records[0]} has no id=", [_txt_line(name, "v=STSv1; id=1")])
-    if not resolver.addresses(f"mta-sts.{domain}"):
+    addresses = sorted(resolver.addresses(f"mta-sts.{domain}"))
+    serve = f"enable [web] (Kotakpos serves the policy) and add mta-sts.{domain} to [acme] names"
+    if not addresses:
         return Finding("MTA-STS", FAIL, f"mta-sts.{domain} does not resolve: senders cannot fetch the policy",
-                       [f"mta-sts.{domain}.\tIN\tCNAME\t{hostname}.", "and enable the [web] listener"])
-    return Finding("MTA-STS", OK, records[0])
+                       [f"mta-sts.{domain}.\tIN\tCNAME\t{hostname}.", serve])
+    url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
+    try:
+        policy = parse_policy(fetch_policy(addresses[0], domain, port, ca_file))
+    except (OSError, http.client.HTTPException, PolicyError, UnicodeDecodeError) as e:
+        return Finding("MTA-STS", FAIL, f"the policy at {url} cannot be fetched: {e}", [serve])
+    mode, mx = (policy.get("mode") or [""])[0], policy.get("mx", [])
+    if (policy.get("version") or [""])[0] != "STSv1" or mode not in ("enforce", "testing", "none"):
+        return Finding("MTA-STS", FAIL, f"the policy at {url} is not a valid STSv1 policy", [serve])
+    if not any(mx_matches(p, hostname) for p in mx):
+        return Finding("MTA-STS", FAIL, f"the policy at {url} allows mx {', '.join(mx) or 'none'}, not {hostname}: "
+                       "senders that enforce it will not deliver here", [f"mx: {hostname} in the policy", serve])
+    if mode == "none":
+        return Finding("MTA-STS", WARN, f"{records[0]}; the policy's mode is none (it protects nothing)")
+    return Finding("MTA-STS", OK, f"{records[0]}; policy mode {mode}, mx {', '.join(mx)}")
 
 
 def check_reverse(resolver: Resolver, public: str, hostname: str) -> Finding:

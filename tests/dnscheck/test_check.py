@@ -63,8 +63,6 @@ def correct_zone(data) -> Zone:
     for name, value in dkim.public_records(data, DOMAIN):
         zone.txt(name, value)
     zone.txt(f"_dmarc.{DOMAIN}", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{DOMAIN}")
-    zone.txt(f"_mta-sts.{DOMAIN}", "v=STSv1; id=20261127")
-    zone.add(f"mta-sts.{DOMAIN}", "A", dnslib.A(PUBLIC))
     zone.add("25.2.0.192.in-addr.arpa", "PTR", dnslib.PTR(HOST))
     return zone
 
@@ -76,8 +74,9 @@ def test_a_correct_zone_passes(data):
     finally:
         server.stop()
     assert "FAIL" not in out and out.rstrip().endswith("All checks passed.")
-    for aspect in ("MX", "SPF", "DKIM", "DMARC", "MTA-STS", "PTR"):
+    for aspect in ("MX", "SPF", "DKIM", "DMARC", "PTR"):
         assert f"ok    {aspect}" in out
+    assert "warn  MTA-STS  not published (optional" in out   # optional: not a failure
 
 
 def test_a_broken_zone_names_each_problem_with_the_record_to_publish(data):
@@ -124,3 +123,36 @@ def test_an_unreachable_resolver_fails_loudly(data):
     (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[check]\nresolver = "127.0.0.1:9"\n')
     out = cli(data, "check", code=1)
     assert "FAIL  MX       DNS gave no answer" in out
+
+
+def test_mta_sts_policy_fetched_from_kotakpos_and_compared(make_server, tmp_path):
+    from appliance.dnscheck.checks import FAIL, OK, Resolver, check_mta_sts
+    from appliance.net.tls import ensure_certificate
+    folder = tmp_path / "mx"
+    ensure_certificate(folder / "tls" / "cert.pem", folder / "tls" / "key.pem", f"mta-sts.{DOMAIN}")
+    srv = make_server(data_dir=folder, web={"enabled": True, "http_port": 0, "https_port": 0, "mta_sts_mode": "enforce"})
+    srv.store.add_domain(DOMAIN)
+    zone = Zone()
+    zone.txt(f"_mta-sts.{DOMAIN}", "v=STSv1; id=1")
+    zone.add(f"mta-sts.{DOMAIN}", "A", dnslib.A("127.0.0.1"))
+    dns = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
+    dns.start_thread()
+    try:
+        resolver = Resolver(f"127.0.0.1:{dns.server.server_address[1]}")
+        port, trusted = srv.server.web.port("https"), str(folder / "tls" / "cert.pem")
+        good = check_mta_sts(resolver, DOMAIN, HOST, port, trusted)
+        assert (good.status, good.detail) == (OK, f"v=STSv1; id=1; policy mode enforce, mx {HOST}")
+        elsewhere = check_mta_sts(resolver, DOMAIN, "mx2.example.net", port, trusted)
+        assert elsewhere.status == FAIL and f"allows mx {HOST}, not mx2.example.net" in elsewhere.detail
+        untrusted = check_mta_sts(resolver, DOMAIN, HOST, port)
+        assert untrusted.status == FAIL and "certificate verify failed" in untrusted.detail
+    finally:
+        dns.stop()
+
+
+def test_mx_patterns_of_a_policy():
+    from appliance.dnscheck.checks import mx_matches, parse_policy
+    policy = parse_policy("version: STSv1\r\nmode: testing\r\nmx: *.example.org\r\nmx: mail.example.net\r\nmax_age: 86400\r\n")
+    assert policy["mx"] == ["*.example.org", "mail.example.net"] and policy["mode"] == ["testing"]
+    assert mx_matches("*.example.org", "mail.example.org") and not mx_matches("*.example.org", "a.b.example.org")
+    assert not mx_matches("*.example.org", "example.org") and mx_matches("MAIL.example.net.", "mail.example.net")
