@@ -188,7 +188,8 @@ def test_guessing_is_slowed_then_blocked_everywhere_until_the_admin_unblocks(mak
         timed(lambda: (pop3.transact(f"USER {ALICE}", "+OK*"), pop3.transact(f"PASS {wrong}", P.ERR_AUTH_FAILED)))
         timed(lambda: smtp.transact(R.R535_AUTH_FAILED, f"AUTH PLAIN {token}"))
     tried("password guesses", 6)
-    assert delays[0] >= 0.1 and delays[-2] >= 0.8 and delays[-2] > delays[0] * 4, delays
+    # 0.1 s after the first failure, doubling up to fail_delay_max (each also pays the hash)
+    assert delays[0] >= 0.1 and min(delays[3:]) >= 0.8 and min(delays[3:]) - delays[0] >= 0.5, delays
 
     # Blocked: even the right password is refused, at once, on every protocol.
     right = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
@@ -240,11 +241,11 @@ def test_literal_floods_and_deep_nesting_get_an_error_and_others_are_served(offi
         untagged, tagged = _answer(conv)
         assert tagged is None or tagged.split(b" ")[1] in (b"BAD", b"NO", b"OK"), (name, tagged)
         assert time.monotonic() - start < 5, name
-        # Either the session survived and stays in step, or it said BYE and closed
-        # (a non-synchronising literal it refused leaves bytes it cannot frame).
+        # Either the session survived and stays in step, or it closed after refusing the
+        # bomb (a refused non-synchronising literal leaves bytes it cannot frame; closing
+        # on unread bytes sends a reset, which may overtake its BYE).
         after = _after_noop(conv)
-        assert after[-1].startswith(b"z OK") or (any(l.startswith(b"* BYE") for l in after)
-                                                 and after[-1] == b"<closed>"), (name, after[-3:])
+        assert after[-1].startswith(b"z OK") or after[-1] == b"<closed>", (name, after[-3:])
         tried("IMAP bombs")
         other = session(office, BOB)
         other.transact("OK", "SELECT INBOX")
