@@ -74,6 +74,7 @@ class Harness:
         self.seq = 0
         self.seq_lock = threading.Lock()
         self.kills: Counter = Counter()   # target -> kills made while it was in flight
+        self.offset: int | None = None    # the port offset of the first start, kept across restarts
 
     def marker(self, kind: str) -> str:
         with self.seq_lock:
@@ -81,7 +82,8 @@ class Harness:
             return f"m-{kind}-{self.seq}"
 
     def start(self) -> None:
-        self.proc = ServeProcess(self.data_dir)
+        self.proc = ServeProcess(self.data_dir, offset=self.offset)
+        self.offset = self.proc.offset
         self.proc.wait_ready()
         self.up.set()
 

@@ -41,9 +41,12 @@ def kotakpos_command() -> list[str]:
 class ServeProcess:
     """``kotakpos serve`` in a child process; collects its log and waits for ``ready``."""
 
-    def __init__(self, data_dir: Path, command: list[str] | None = None, extra: list[str] = (), env=None):
+    def __init__(self, data_dir: Path, command: list[str] | None = None, extra: list[str] = (), env=None,
+                 offset: int | None = None):
         self.data_dir = Path(data_dir)
-        self.offset = free_offset()
+        # A restart may pass its predecessor's offset: the server rebinds with SO_REUSEADDR,
+        # while free_offset() would count ports in TIME_WAIT from the old process as taken.
+        self.offset = free_offset() if offset is None else offset
         self.command = (command or kotakpos_command()) + ["serve", "--data", str(self.data_dir),
                                                           "--listen", "127.0.0.1", "--port-offset", str(self.offset),
                                                           *extra]
