@@ -89,6 +89,8 @@ class Kotakpos:
             "[auth]",
             "allow_plaintext = true",
             'trusted_networks = ["127.0.0.0/8"]',  # as Postfix's mynetworks: loopback may relay
+            "[dns]",
+            'resolver = "none"',  # loopback only; the Postfix peer checks no SPF either
         ]
         if self.routes:
             lines.append("[mta.routes]")

@@ -6,7 +6,7 @@ pipeline, and with each filter alone, all in the same run (issue 7).
 
 Each configuration is a private Kotakpos (bench/kotakpos.py) on loopback; the cells take
 turns across configurations, so a noisy moment hurts them alike. DNS is switched off
-(``mda.resolver = "none"``, as on a LAN without a resolver: SPF, DKIM and DMARC record
+(``[dns] resolver = "none"``, as on a LAN without a resolver: SPF, DKIM and DMARC record
 temperror at once), so the figures are the filters' own CPU and store cost, not a network's.
 Results go to bench/results/mda_cost.json and are printed as a table.
 """
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     with ExitStack() as stack:
         targets = []
         for name, filters in configurations().items():
-            toml = "[mda]\nresolver = \"none\"\nfilters = [" + ", ".join(f'"{f}"' for f in filters) + "]\n"
+            toml = "[dns]\nresolver = \"none\"\n[mda]\nfilters = [" + ", ".join(f'"{f}"' for f in filters) + "]\n"
             k = stack.enter_context(Kotakpos([USER], extra_config=toml))
             targets.append(Target(name, smtp_port=k.port("smtp"), users=[USER]))
         for t in targets:  # warm-up: imports, first connections, page cache

@@ -138,7 +138,7 @@ def _from_mda_cost(result: dict) -> dict:
             base.append({**b, "case": f"{b['case']}, {config}"})
             with_filters.append({**r, "case": f"{r['case']}, {config}"})
     return {"benchmark": "mda_cost", "started": result["started"], "machine": "this machine",
-            "notes": [f"{result['messages_per_cell']} messages per cell; DNS checks off (mda.resolver = none); "
+            "notes": [f"{result['messages_per_cell']} messages per cell; DNS checks off ([dns] resolver = none); "
                       "the last column is the speed with those filters relative to none (1.0: free)."],
             "metrics": ["msgs_per_s"], "sides": ["off", "on"], "labels": ["filters off", "filters on", "relative speed"],
             "targets": {"off": base, "on": with_filters}}

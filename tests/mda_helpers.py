@@ -51,8 +51,8 @@ def wire(m: EmailMessage) -> bytes:
 class Counting:
     """Stands in for ServerContext in unit tests: config, counters, a hostname."""
 
-    def __init__(self, store=None, **mda):
-        self.config = with_overrides(Config(), mda=mda) if mda else Config()
+    def __init__(self, store=None, resolver: str = "none", **mda):
+        self.config = with_overrides(Config(), dns={"resolver": resolver}, mda=mda)
         self.stats: dict[str, int] = {}
         self.hostname = "mail.example.org"
         self.store = store

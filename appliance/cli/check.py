@@ -20,7 +20,7 @@ def check(paths, domains):
     from appliance.mta import dkim
     config = paths.config()
     hostname = config.server.hostname
-    resolver = Resolver(config.check.resolver)
+    resolver = _resolver(config)
     if not domains:
         with admin(paths) as api:
             domains = api.domains()
@@ -52,3 +52,10 @@ def _show(findings) -> bool:
         for line in f.fix:
             click.echo(f"{'':16}publish: {line}" if "\t" in line else f"{'':16}{line}")
     return any(f.status == FAIL for f in findings)
+
+
+def _resolver(config) -> Resolver:
+    try:
+        return Resolver(config.dns.resolver, config.dns.timeout)
+    except DnsError as e:
+        raise click.ClickException(str(e)) from None

@@ -92,10 +92,15 @@ class ImapSection:
 
 
 @dataclass(frozen=True)
+class DnsSection:
+    resolver: str = setting("", "DNS server for MX lookups, SPF/DKIM/DMARC checks and `kotakpos check`: \"\" uses the system's, \"ip\" or \"ip:port\" one server, \"none\" never asks DNS (outbound mail then needs [mta] routes or a smarthost; filter checks record temperror).")
+    timeout: float = setting(10.0, "Seconds one DNS lookup for outbound mail or `kotakpos check` may take (the filters use [mda] dns_timeout).")
+
+
+@dataclass(frozen=True)
 class MtaSection:
     routes: dict = setting({}, "Static routes, like Postfix's transport map: domain = \"host:port\".")
     smarthost: str = setting("", "Relay all outbound mail through this host:port (an ISP's server) instead of looking up MX records.")
-    resolver: str = setting("", "DNS server address for MX lookups; \"\" uses the system's resolvers.")
     remote_port: int = setting(25, "Port of the MX servers found in DNS (25; only a tunnel past a blocked port 25 needs another).")
     smarthost_tls: str = setting("starttls", "How to reach the smarthost: \"starttls\" (port 587, STARTTLS required) or \"implicit\" (port 465, TLS from the first byte).")
     smarthost_user: str = setting("", "Login name for AUTH at the smarthost; \"\" sends without AUTH.")
@@ -132,7 +137,6 @@ class MdaSection:
     max_zip_members: int = setting(1000, "Files looked at inside one zip archive (nested zips count); a larger archive is scanned up to this.")
     clamd: str = setting("", "clamd socket: \"unix:/run/clamav/clamd.ctl\" or \"host:port\"; \"\" uses only the built-in checks.")
     clamd_timeout: float = setting(10.0, "Seconds a clamd scan may take; on failure the message is delivered and the failure logged.")
-    resolver: str = setting("", "DNS server for SPF, DKIM, DMARC and blocklists as \"ip\" or \"ip:port\"; \"\" uses the system's; \"none\" never asks DNS (results are temperror).")
     dns_timeout: float = setting(1.5, "Seconds one DNS question may take. After a timeout DNS counts as unreachable for a minute and checks record temperror at once.")
     dnsbl: list = setting([], "DNS blocklists asked about the client's IPv4 address, e.g. [\"zen.spamhaus.org\"]; each listing adds dnsbl_score.")
     dnsbl_score: float = setting(3.0, "Spam score added per blocklist that lists the client.")
@@ -163,7 +167,6 @@ class WebSection:
 @dataclass(frozen=True)
 class CheckSection:
     public_address: str = setting("", "The address the internet sees this server at, for `kotakpos check` (its reverse DNS must name server.hostname); \"\" skips that check.")
-    resolver: str = setting("", "DNS server for `kotakpos check` as \"ip\" or \"ip:port\"; \"\" uses the system's.")
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class Config:
     smtp: SmtpSection = field(default_factory=SmtpSection)
     pop3: Pop3Section = field(default_factory=Pop3Section)
     imap: ImapSection = field(default_factory=ImapSection)
+    dns: DnsSection = field(default_factory=DnsSection)
     mta: MtaSection = field(default_factory=MtaSection)
     mda: MdaSection = field(default_factory=MdaSection)
     backup: BackupSection = field(default_factory=BackupSection)

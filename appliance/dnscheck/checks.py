@@ -12,6 +12,8 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 
+from appliance.net.dns import make_resolver
+
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
 
@@ -24,18 +26,12 @@ class Finding:
 
 
 class Resolver:
-    """DNS questions for the checks; ``address`` is "" (the system's), "ip" or "ip:port"."""
+    """DNS questions for the checks, through the ``[dns] resolver`` setting."""
 
-    def __init__(self, address: str = "", timeout: float = 3.0):
-        if address:
-            host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
-            self.resolver = dns.resolver.Resolver(configure=False)
-            self.resolver.nameservers = [host or address]
-            if port:
-                self.resolver.port = int(port)
-        else:
-            self.resolver = dns.resolver.Resolver()
-        self.resolver.timeout = self.resolver.lifetime = timeout
+    def __init__(self, setting: str = "", timeout: float = 3.0):
+        self.resolver = make_resolver(setting, timeout)
+        if self.resolver is None:
+            raise DnsError("DNS is turned off ([dns] resolver = \"none\"); kotakpos check needs a resolver")
 
     def query(self, name: str, rdtype: str) -> list:
         """The answer's records; [] when the name or the type does not exist. Raises DnsError otherwise."""

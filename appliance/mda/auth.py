@@ -62,7 +62,7 @@ class AuthFilter(Filter):
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.resolver = Resolver(ctx.config.mda.resolver, ctx.config.mda.dns_timeout)
+        self.resolver = Resolver(ctx.config.dns.resolver, ctx.config.mda.dns_timeout)
 
     def check(self, msg: Incoming) -> Check:
         return AuthCheck(self, msg)

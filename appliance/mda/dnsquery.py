@@ -16,6 +16,8 @@ import dns.exception
 import dns.name
 import dns.resolver
 
+from appliance.net.dns import make_resolver
+
 log = logging.getLogger("kotakpos.mda")
 
 DOWN_FOR = 60.0  # seconds DNS counts as unreachable after a timeout
@@ -26,27 +28,14 @@ class Unavailable(Exception):
 
 
 class Resolver:
-    def __init__(self, address: str, timeout: float):
-        """``address``: "" (the system's resolvers), "none", "ip" or "ip:port"."""
+    def __init__(self, setting: str, timeout: float):
+        """``setting``: the ``[dns] resolver`` value ("" the system's, "none", "ip", "ip:port")."""
         self.timeout = timeout
         self._down_until = 0.0
         self._lock = threading.Lock()
-        self._resolver: dns.resolver.Resolver | None = None
-        if address == "none":
-            return
-        try:
-            resolver = dns.resolver.Resolver(configure=not address)
-        except dns.resolver.NoResolverConfiguration:
-            log.warning("no DNS resolver configured: SPF, DKIM and DMARC record temperror")
-            return
-        if address:
-            host, port = _host_port(address)
-            resolver.nameservers = [host]
-            resolver.port = port
-        resolver.lifetime = timeout
-        resolver.timeout = timeout
-        resolver.cache = dns.resolver.LRUCache(10000)
-        self._resolver = resolver
+        self._resolver = make_resolver(setting, timeout)
+        if self._resolver is not None:
+            self._resolver.cache = dns.resolver.LRUCache(10000)
 
     @property
     def available(self) -> bool:
@@ -72,13 +61,3 @@ class Resolver:
     def txt(self, name: str) -> list[bytes]:
         """Each TXT record of ``name`` as one byte string (its strings joined)."""
         return [b"".join(r.strings) for r in self.query(name, "TXT")]
-
-
-def _host_port(address: str) -> tuple[str, int]:
-    if address.startswith("["):
-        host, _, port = address[1:].partition("]:")
-        return host, int(port or 53)
-    if address.count(":") == 1:
-        host, _, port = address.partition(":")
-        return host, int(port)
-    return address, 53

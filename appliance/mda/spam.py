@@ -73,7 +73,7 @@ class SpamFilter(Filter):
         cfg = ctx.config.mda
         self.ctx = ctx
         self.cfg = cfg
-        self.resolver = Resolver(cfg.resolver, cfg.dns_timeout) if cfg.dnsbl else None
+        self.resolver = Resolver(ctx.config.dns.resolver, cfg.dns_timeout) if cfg.dnsbl else None
 
     def check(self, msg: Incoming) -> Check:
         return SpamCheck(self, msg)

@@ -40,6 +40,7 @@ from appliance.mta import dkim, dsn, srs, sts, transport
 from appliance.mta.deliver import Connection, Outgoing, Result, Timeouts, client_contexts
 from appliance.mta.errors import DeliveryError
 from appliance.store import Delivery, NotFound, Notice, QueueEntry, QueueOutcome, QueueRow
+from appliance.net.dns import make_resolver
 
 log = logging.getLogger("kotakpos.mta")
 
@@ -97,6 +98,7 @@ class QueueRunner:
         self.signer = dkim.Signer(ctx.data_dir)
         self.sts = sts.PolicyCache(ctx.data_dir, self.contexts[1], self.mta.mta_sts_port) if self.mta.mta_sts else None
         self.srs = ctx.srs
+        self.resolver = make_resolver(ctx.config.dns.resolver, ctx.config.dns.timeout)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Condition()
@@ -250,7 +252,7 @@ class QueueRunner:
         if not ready:
             return
         try:
-            destination = transport.find(rows[0].domain, self.mta, sts=self.sts)
+            destination = transport.find(rows[0].domain, self.mta, self.resolver, sts=self.sts)
         except DeliveryError as e:
             for group, raw in ready:
                 self._attempt_failed(group, raw, pending, e)

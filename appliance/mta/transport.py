@@ -18,6 +18,7 @@ import dns.resolver
 
 from appliance.mta.errors import permanent, temporary
 from appliance.mta.sts import PolicyCache
+from appliance.net.addresses import split_host_port
 
 log = logging.getLogger("kotakpos.mta")
 
@@ -41,18 +42,6 @@ class Destination:
     hops: tuple[Hop, ...]        # tried in order until one answers
     tls: str                     # "opportunistic" | "verify" (STARTTLS, verified) | "implicit" (verified)
     login: tuple[str, str] | None = None  # AUTH user and password (the smarthost)
-
-
-def split_host_port(text: str, default_port: int) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, default_port
 
 
 def destination_key(domain: str, mta) -> str:
@@ -88,10 +77,8 @@ def find(domain: str, mta, resolver: dns.resolver.Resolver | None = None,
         host, port = split_host_port(mta.smarthost, 465 if implicit else 587)
         login = (mta.smarthost_user, mta.smarthost_password) if mta.smarthost_user else None
         return Destination(key, (Hop(host, port),), "implicit" if implicit else "verify", login)
-    try:
-        resolver = resolver or make_resolver(mta.resolver)
-    except dns.exception.DNSException as e:
-        raise temporary("4.4.3", f"no DNS resolver: {e}") from None
+    if resolver is None:
+        raise temporary("4.4.3", f"no DNS to look up {domain}'s mail servers ([dns] resolver)")
     hops = mx_hops(domain, resolver, mta.remote_port)
     tls = "verify" if verify else "opportunistic"
     policy = sts.policy(domain, resolver, addresses) if sts is not None else None
@@ -105,18 +92,6 @@ def find(domain: str, mta, resolver: dns.resolver.Resolver | None = None,
             log.info("MTA-STS (testing) of %s does not list MX host(s) %s", domain,
                      ", ".join(h.host for h in hops if h not in allowed))
     return Destination(key, hops, tls)
-
-
-def make_resolver(address: str) -> dns.resolver.Resolver:
-    """The system's resolvers, or the one DNS server at ``address`` (``ip``, ``ip:port``, ``[v6]:port``)."""
-    if not address:
-        return dns.resolver.Resolver()
-    resolver = dns.resolver.Resolver(configure=False)
-    host, port = split_host_port(address, 53)
-    resolver.nameservers = [host]
-    resolver.port = port
-    resolver.lifetime = 10.0
-    return resolver
 
 
 def mx_hops(domain: str, resolver: dns.resolver.Resolver, port: int = SMTP_PORT) -> tuple[Hop, ...]:

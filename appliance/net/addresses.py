@@ -35,3 +35,15 @@ def plain_ip(ip: str) -> str:
     """``::ffff:1.2.3.4`` as ``1.2.3.4``; other addresses unchanged."""
     addr = _address(ip)
     return str(addr) if addr is not None else ip
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, default_port

@@ -50,8 +50,8 @@ def serve(zone: Zone, data, public: str = PUBLIC):
     server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
     server.start_thread()
     port = server.server.server_address[1]
-    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[check]\nresolver = "127.0.0.1:{port}"\n'
-                                        f'public_address = "{public}"\n')
+    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[dns]\nresolver = "127.0.0.1:{port}"\n'
+                                        f'[check]\npublic_address = "{public}"\n')
     return server
 
 
@@ -120,7 +120,7 @@ def test_spf_that_leaves_us_out_gets_our_mx_added(data):
 
 
 def test_an_unreachable_resolver_fails_loudly(data):
-    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[check]\nresolver = "127.0.0.1:9"\n')
+    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[dns]\nresolver = "127.0.0.1:9"\n')
     out = cli(data, "check", code=1)
     assert "FAIL  MX       DNS gave no answer" in out
 

@@ -29,7 +29,7 @@ def server(make_server, dkim_key):
     zone.add("forbidden.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
     zone.add("k1._domainkey.signed.test", "TXT", f"v=DKIM1; k=rsa; p={dkim_key[1]}")
     dns, address = dns_zone.start(zone)
-    running = make_server(mda={"resolver": address, "filters": ["virus", "auth"]})
+    running = make_server(dns={"resolver": address}, mda={"filters": ["virus", "auth"]})
     running.store.add_domain("example.org")
     running.add_user(ALICE)
     yield running

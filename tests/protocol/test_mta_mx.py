@@ -66,7 +66,7 @@ def mx_setup(make_server, dns_server, _certificate):
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(*_certificate)
     sink = Sink(tls_context=tls)
-    server = make_server(mta={"resolver": f"127.0.0.1:{dns_server.port}", "remote_port": sink.port,
+    server = make_server(dns={"resolver": f"127.0.0.1:{dns_server.port}"}, mta={"remote_port": sink.port,
                               "retry_intervals": FAST_RETRY, "tls_cafile": str(_certificate[0]),
                               "tls_verify_domains": ["secure.test", "misnamed.test"]})
     server.add_user(SENDER)

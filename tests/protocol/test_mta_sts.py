@@ -86,7 +86,7 @@ def sts_world(make_server, tmp_path, _certificate):
         made.append(web)
         bundle = tmp_path / "trusted.pem"
         bundle.write_bytes(_certificate[0].read_bytes() + web.cert.read_bytes())
-        server = make_server(mta={"resolver": f"127.0.0.1:{dns.server.server_address[1]}", "remote_port": sink.port,
+        server = make_server(dns={"resolver": f"127.0.0.1:{dns.server.server_address[1]}"}, mta={"remote_port": sink.port,
                                   "mta_sts_port": web.port, "tls_cafile": str(bundle), "retry_intervals": FAST_RETRY})
         server.add_user(SENDER)
         return server, sink, names, web

@@ -230,7 +230,7 @@ trusted_networks = ["127.0.0.0/8"]
 routes = {{ "remote.test" = "{sink.route}" }}
 retry_intervals = ["1s"]
 
-[mda]
+[dns]
 resolver = "none"
 """)
     store = Store.in_folder(data_dir)

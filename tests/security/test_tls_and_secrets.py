@@ -157,11 +157,13 @@ def busy_mix(proc: ServeProcess, password: str) -> None:
                     smtp.auth(mechanism, getattr(smtp, f"auth_{mechanism.lower()}"),
                               initial_response_ok=mechanism == "PLAIN")
                     smtp.sendmail(USER, [USER], f"Subject: mix\r\n\r\n{mechanism}\r\n")
+                    assert ok, "a wrong password was accepted"
                 except smtplib.SMTPAuthenticationError:
                     assert not ok
         with smtplib.SMTP_SSL("127.0.0.1", proc.port("smtps"), timeout=10, context=context) as smtp:
             try:
                 smtp.login(USER, pw)
+                assert ok, "a wrong password was accepted"
             except smtplib.SMTPAuthenticationError:
                 assert not ok
         imap = imaplib.IMAP4("127.0.0.1", proc.port("imap"), timeout=10)
@@ -170,12 +172,14 @@ def busy_mix(proc: ServeProcess, password: str) -> None:
             imap.login(USER, pw)
             imap.select("INBOX")
             imap.fetch("1:*", "(FLAGS)")
+            assert ok, "a wrong password was accepted"
         except imaplib.IMAP4.error:
             assert not ok
         imap.shutdown()
         imap = imaplib.IMAP4_SSL("127.0.0.1", proc.port("imaps"), ssl_context=context, timeout=10)
         try:
             imap.authenticate("PLAIN", lambda _: f"\0{USER}\0{pw}".encode())
+            assert ok, "a wrong password was accepted"
         except imaplib.IMAP4.error:
             assert not ok
         imap.shutdown()
@@ -184,6 +188,7 @@ def busy_mix(proc: ServeProcess, password: str) -> None:
             pop.user(USER)
             pop.pass_(pw)
             pop.stat()
+            assert ok, "a wrong password was accepted"
         except poplib.error_proto:
             assert not ok
         pop.close()
@@ -192,6 +197,7 @@ def busy_mix(proc: ServeProcess, password: str) -> None:
         token = base64.b64encode(f"\0{USER}\0{pw}".encode()).decode()
         try:
             pop._shortcmd(f"AUTH PLAIN {token}")
+            assert ok, "a wrong password was accepted"
         except poplib.error_proto:
             assert not ok
         pop.close()
@@ -201,7 +207,7 @@ def test_no_password_or_auth_payload_reaches_log_admin_or_tui_data(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "kotakpos.toml").write_text('[server]\nlog_level = "debug"\nlog_file = "kotakpos.log"\n[auth]\nfail_delay_max = 0.2\n'
-                                        '[mda]\nresolver = "none"\n')
+                                        '[dns]\nresolver = "none"\n')
     store = Store.in_folder(data)
     store.add_domain("example.org")
     store.add_user(USER, SECRET)

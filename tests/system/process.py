@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+NO_DNS_CONFIG = '[dns]\nresolver = "none"\n'
 DEFAULT_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 
 
@@ -42,8 +43,14 @@ class ServeProcess:
     """``kotakpos serve`` in a child process; collects its log and waits for ``ready``."""
 
     def __init__(self, data_dir: Path, command: list[str] | None = None, extra: list[str] = (), env=None,
-                 offset: int | None = None):
+                 offset: int | None = None, dns_off: bool = True):
+        """``dns_off``: unless the test brings its own config, write one that never asks DNS,
+        so mail arriving in a test never makes the filters or the queue look beyond loopback."""
         self.data_dir = Path(data_dir)
+        config = self.data_dir / "kotakpos.toml"
+        if dns_off and not config.exists() and "KOTAKPOS_CONFIG" not in (env or {}):
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            config.write_text(NO_DNS_CONFIG)
         # A restart may pass its predecessor's offset: the server rebinds with SO_REUSEADDR,
         # while free_offset() would count ports in TIME_WAIT from the old process as taken.
         self.offset = free_offset() if offset is None else offset

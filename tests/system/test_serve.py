@@ -19,7 +19,7 @@ def tls_handshake(port: int, cafile) -> str:
 
 def test_first_start_initialises_everything_and_a_second_start_reuses_it(tmp_path):
     data = tmp_path / "data"
-    proc = ServeProcess(data)
+    proc = ServeProcess(data, dns_off=False)  # the built-in defaults, as a newcomer gets them
     try:
         proc.wait_ready()
         config_text = (data / "kotakpos.toml").read_text()

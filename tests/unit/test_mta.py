@@ -12,6 +12,7 @@ from appliance.mta import dsn, srs, sts, transport
 from appliance.mta.deliver import Result, stuff, xtext
 from appliance.mta.errors import DeliveryError
 from appliance.mta.queue import parse_duration, retry_delay, strip_return_path
+from appliance.net.dns import make_resolver
 
 SECRET = b"0123456789abcdef"
 DAY = 86400.0
@@ -154,8 +155,7 @@ def test_domains_listed_for_verified_tls_get_it_on_their_route():
 
 
 def test_an_unreachable_resolver_is_a_temporary_failure():
-    resolver = transport.make_resolver("127.0.0.1:9")   # discard port: nobody answers DNS there
-    resolver.lifetime = 0.5
+    resolver = make_resolver("127.0.0.1:9", 0.5)   # discard port: nobody answers DNS there
     with pytest.raises(DeliveryError) as e:
         transport.mx_hops("example.test", resolver)
     assert not e.value.permanent and e.value.status == "4.4.3"
