@@ -177,7 +177,7 @@ class Mda:
             log.error("filters took longer than %.1fs on %s: delivered unfiltered to INBOX",
                       ctx.config.mda.time_budget, envelope.message_id)
             return self._write([Notice(return_path + msg.raw, tuple(Delivery(u.id) for u in users), tuple(queue))],
-                               sent=sent)
+                               sent=sent, known=msg)
         reasons = "; ".join(outcome.reasons) or "-"
         if not outcome.reject and not queue and outcome.per_user and all(o.reject for o in outcome.per_user.values()):
             # every recipient's rules refused it (Sieve reject): refuse in SMTP, no bounce later
@@ -206,15 +206,18 @@ class Mda:
             # received: the verdicts (quarantine and discard included) are for local mailboxes.
             copies.append(Notice(return_path + msg.raw, queue=tuple(queue)))
         extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
-        return self._write(copies + extra, quarantine, msg.notes.get("requested", ()), sent)
+        return self._write(copies + extra, quarantine, msg.notes.get("requested", ()), sent, known=msg)
 
-    def _write(self, copies: list[Notice], quarantine=None, requested=(), sent=()) -> DeliveryResult:
+    def _write(self, copies: list[Notice], quarantine=None, requested=(), sent=(),
+               known: Incoming | None = None) -> DeliveryResult:
         """One store transaction for everything; plain ``deliver`` when every recipient gets
-        the same bytes and nothing else is written (the common case)."""
+        the same bytes and nothing else is written (the common case). ``known``: the message
+        the copies were made from, whose analysis the store reuses instead of parsing again."""
+        base = (known.raw, known.info) if known is not None else None
         if len({c.raw for c in copies}) == 1 and not (quarantine or requested or sent):
             return self.ctx.store.deliver(copies[0].raw, [d for c in copies for d in c.deliveries],
-                                          [q for c in copies for q in c.queue])
-        return self.ctx.store.deliver_filtered(copies, quarantine, requested, sent)
+                                          [q for c in copies for q in c.queue], known=base)
+        return self.ctx.store.deliver_filtered(copies, quarantine, requested, sent, known=base)
 
     def _ledger_rows(self, envelope, raw: bytes) -> list[dict]:
         """Receipt-ledger rows when a local user's message asks for receipts (cheap test first)."""

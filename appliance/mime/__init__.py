@@ -17,11 +17,12 @@ BINARY[...] cuts), `info` (analyze and the stored record).
 """
 
 from .headers import header_fields
-from .info import MessageInfo, analyze, normalize_crlf
+from .info import MessageInfo, analyze, normalize_crlf, prepend_header
 from .sections import UnknownEncoding, decoded, find_part, section
 from .structure import MAX_DEPTH, MAX_PARTS, Part
 
 __all__ = [
+    "prepend_header",
     "MAX_DEPTH",
     "MAX_PARTS",
     "MessageInfo",

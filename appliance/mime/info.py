@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import html
 import json
 import re
@@ -111,6 +113,52 @@ def analyze(raw: bytes) -> MessageInfo:
         message_id=to_text(values.get("message-id", b"")),
         search_text=_search_text(raw, root),
         header_search="".join(f"{name}: {_one_line(decode_words(value))}\n" for name, value in fields),
+    )
+
+
+# The top-level fields analyze() derives anything from besides header_search. A field
+# prepended at delivery that is none of these (Received, Return-Path, the filters'
+# Authentication-Results and X-Spam-*) moves offsets and adds to header_search, no more.
+_DERIVED_FIELDS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc", "subject", "date", "message-id",
+                             "in-reply-to", "mime-version"})
+_FIELD_START = re.compile(rb"[!-9;-~]+:")
+
+
+def prepend_header(info: MessageInfo, prefix: bytes) -> MessageInfo | None:
+    """The analysis of ``prefix + raw``, given ``info = analyze(raw)``, without parsing again.
+
+    ``prefix`` must be whole header fields (CRLF-terminated) that change nothing analyze()
+    derives; otherwise None, and the caller analyses the new message itself.
+    """
+    if not prefix:
+        return info
+    lines = prefix.split(b"\r\n")
+    if lines[-1] != b"" or any(b"\r" in l or b"\n" in l for l in lines[:-1]):
+        return None
+    for number, line in enumerate(lines[:-1]):
+        continuation = line[:1] in (b" ", b"\t")
+        if (continuation and number == 0) or (not continuation and not _FIELD_START.match(line)):
+            return None
+    fields = header_fields(prefix)
+    if any(name.lower() in _DERIVED_FIELDS or name.lower().startswith("content-") for name, _ in fields):
+        return None
+    shift = len(prefix)
+    return dataclasses.replace(
+        info,
+        root=_shifted(info.root, shift, root=True),
+        header_search="".join(f"{name}: {_one_line(decode_words(value))}\n" for name, value in fields)
+        + info.header_search,
+    )
+
+
+def _shifted(part: Part, shift: int, root: bool = False) -> Part:
+    return dataclasses.replace(
+        part,
+        header_start=part.header_start if root else part.header_start + shift,
+        body_start=part.body_start + shift,
+        body_end=part.body_end + shift,
+        children=[_shifted(child, shift) for child in part.children],
+        message=_shifted(part.message, shift) if part.message is not None else None,
     )
 
 

@@ -68,14 +68,15 @@ class FiltersMixin:
     # -- delivery ------------------------------------------------------------------------
 
     def deliver_filtered(self, copies: Sequence[Notice], quarantine: tuple[bytes, str, Sequence[str], str] | None = None,
-                         requested: Sequence[RequestedReceipt] = (), sent: Sequence[dict] = ()) -> DeliveryResult:
+                         requested: Sequence[RequestedReceipt] = (), sent: Sequence[dict] = (),
+                         known=None) -> DeliveryResult:
         """Write every copy (local mailboxes and queue rows), the quarantine row (raw,
         sender, the users' addresses, reason) and receipt-ledger rows in ONE transaction.
 
-        Returns once committed and fsynced, like ``deliver``.
+        Returns once committed and fsynced, like ``deliver``; ``known`` as in ``prepare``.
         """
-        prepared = [(prepare(c.raw), c) for c in copies]
-        held = (prepare(quarantine[0]), quarantine) if quarantine else None
+        prepared = [(prepare(c.raw, known), c) for c in copies]
+        held = (prepare(quarantine[0], known), quarantine) if quarantine else None
         when = time.time()
 
         def job(tx):

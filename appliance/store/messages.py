@@ -37,9 +37,18 @@ class _Prepared:
     info: "mime.MessageInfo"
 
 
-def prepare(raw: bytes) -> _Prepared:
+def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None) -> _Prepared:
+    """Hash and analyse a message for storage.
+
+    ``known`` is (a message, its analysis) of which ``raw`` may be a copy with trace or
+    filter headers prepended (what the MDA hands over): then the analysis is shifted,
+    not redone, so a message is parsed once on its way in.
+    """
     raw = mime.normalize_crlf(raw)
-    return _Prepared(raw, hashlib.sha256(raw).digest(), mime.analyze(raw))
+    info = None
+    if known is not None and raw.endswith(known[0]):
+        info = mime.prepend_header(known[1], raw[:len(raw) - len(known[0])])
+    return _Prepared(raw, hashlib.sha256(raw).digest(), info or mime.analyze(raw))
 
 
 def format_flags(flags: Iterable[str]) -> str:
@@ -59,13 +68,14 @@ class MessagesMixin:
     # -- writing -----------------------------------------------------------------------
 
     def deliver(self, raw: bytes, deliveries: Sequence[Delivery], queue: Sequence[QueueEntry] = (),
-                internaldate: float | None = None) -> DeliveryResult:
+                internaldate: float | None = None, known=None) -> DeliveryResult:
         """Store one message for local recipients and queue it for remote ones, atomically.
 
         Returns once the transaction is committed and fsynced: the caller may then
-        acknowledge the message (SMTP 250). One blob serves every recipient.
+        acknowledge the message (SMTP 250). One blob serves every recipient. ``known``:
+        see ``prepare``.
         """
-        prepared = prepare(raw)
+        prepared = prepare(raw, known)
         when = internaldate or time.time()
 
         def job(tx):
