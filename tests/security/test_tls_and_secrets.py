@@ -84,6 +84,7 @@ def _upgrade(server, listener: str) -> socket.socket:
         assert line and not line.startswith((b"5", b"-ERR", b"a NO", b"a BAD")), line
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # deprecated on purpose
 def test_tls_below_1_2_is_refused_on_every_tls_port_and_after_starttls(server):
     tls_dir = server.data_dir / "tls"
     if not _old_tls_works_at_all(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")):
