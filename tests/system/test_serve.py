@@ -5,17 +5,13 @@ import ssl
 import stat
 import tomllib
 
-import pytest
-
 from tests.system.process import DEFAULT_PORTS, ServeProcess, run_cli
-
 
 def tls_handshake(port: int, cafile) -> str:
     context = ssl.create_default_context(cafile=str(cafile))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             return tls.version()
-
 
 def test_first_start_initialises_everything_and_a_second_start_reuses_it(tmp_path):
     data = tmp_path / "data"
@@ -49,26 +45,6 @@ def test_first_start_initialises_everything_and_a_second_start_reuses_it(tmp_pat
     finally:
         assert again.terminate() == 0
 
-
-def test_tls_below_1_2_is_refused(tmp_path):
-    proc = ServeProcess(tmp_path / "data")
-    try:
-        proc.wait_ready()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        context.maximum_version = ssl.TLSVersion.TLSv1_1  # noqa: deprecated on purpose
-        try:
-            context.minimum_version = ssl.TLSVersion.TLSv1
-        except ValueError:
-            pytest.skip("this OpenSSL cannot even offer TLS 1.1")
-        with socket.create_connection(("127.0.0.1", proc.port("imaps")), timeout=10) as raw:
-            with pytest.raises((ssl.SSLError, OSError)):
-                context.wrap_socket(raw).do_handshake()
-    finally:
-        proc.terminate()
-
-
 def test_a_port_in_use_is_named_with_the_fix(tmp_path):
     proc = ServeProcess(tmp_path / "one")
     try:
@@ -82,7 +58,6 @@ def test_a_port_in_use_is_named_with_the_fix(tmp_path):
     finally:
         proc.terminate()
 
-
 def test_a_bad_config_names_the_key_and_line(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -93,7 +68,6 @@ def test_a_bad_config_names_the_key_and_line(tmp_path):
     (data / "kotakpos.toml").write_text("[server]\nhostnme = \"x\"\n")
     result = run_cli("domain", "list", data_dir=data)
     assert result.returncode != 0 and "kotakpos.toml:2" in result.stderr and "server.hostnme" in result.stderr
-
 
 def test_a_config_file_named_by_env_holds_only_changes(tmp_path):
     data = tmp_path / "data"
@@ -107,7 +81,6 @@ def test_a_config_file_named_by_env_holds_only_changes(tmp_path):
         assert "mx.custom.test" in status.stdout
     finally:
         proc.terminate()
-
 
 def test_status_with_and_without_a_server(tmp_path):
     data = tmp_path / "data"
@@ -124,7 +97,6 @@ def test_status_with_and_without_a_server(tmp_path):
         assert "Store:" in result.stdout
     finally:
         proc.terminate()
-
 
 def test_sigterm_lets_the_server_exit_cleanly_with_clients_connected(tmp_path):
     proc = ServeProcess(tmp_path / "data")
