@@ -7,11 +7,13 @@ import tomllib
 
 from tests.system.process import DEFAULT_PORTS, ServeProcess, run_cli
 
+
 def tls_handshake(port: int, cafile) -> str:
     context = ssl.create_default_context(cafile=str(cafile))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             return tls.version()
+
 
 def test_first_start_initialises_everything_and_a_second_start_reuses_it(tmp_path):
     data = tmp_path / "data"
@@ -45,6 +47,7 @@ def test_first_start_initialises_everything_and_a_second_start_reuses_it(tmp_pat
     finally:
         assert again.terminate() == 0
 
+
 def test_a_port_in_use_is_named_with_the_fix(tmp_path):
     proc = ServeProcess(tmp_path / "one")
     try:
@@ -58,6 +61,7 @@ def test_a_port_in_use_is_named_with_the_fix(tmp_path):
     finally:
         proc.terminate()
 
+
 def test_a_bad_config_names_the_key_and_line(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -68,6 +72,7 @@ def test_a_bad_config_names_the_key_and_line(tmp_path):
     (data / "kotakpos.toml").write_text("[server]\nhostnme = \"x\"\n")
     result = run_cli("domain", "list", data_dir=data)
     assert result.returncode != 0 and "kotakpos.toml:2" in result.stderr and "server.hostnme" in result.stderr
+
 
 def test_a_config_file_named_by_env_holds_only_changes(tmp_path):
     data = tmp_path / "data"
@@ -81,6 +86,7 @@ def test_a_config_file_named_by_env_holds_only_changes(tmp_path):
         assert "mx.custom.test" in status.stdout
     finally:
         proc.terminate()
+
 
 def test_status_with_and_without_a_server(tmp_path):
     data = tmp_path / "data"
@@ -97,6 +103,7 @@ def test_status_with_and_without_a_server(tmp_path):
         assert "Store:" in result.stdout
     finally:
         proc.terminate()
+
 
 def test_sigterm_lets_the_server_exit_cleanly_with_clients_connected(tmp_path):
     proc = ServeProcess(tmp_path / "data")
