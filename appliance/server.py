@@ -159,7 +159,7 @@ class Server:
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
                                  hostname=cfg.server.hostname, data_dir=self.data_dir,
-                                 srs=Srs(load_srs_secret(self.data_dir), cfg.mta.srs_domain or cfg.server.hostname))
+                                 srs=Srs(load_srs_secret(store), cfg.mta.srs_domain or cfg.server.hostname))
         self.connections = ConnectionServer(
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
             exempt_from_ip_limit=auth.trusted.contains)

@@ -65,7 +65,7 @@ class AdminAPI(FiltersAdmin):
         "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
         "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
-        "dns_records", "announce_mail",
+        "dns_records", "dkim_records", "announce_mail",
         "traffic", "log_tail",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
@@ -213,7 +213,7 @@ class AdminAPI(FiltersAdmin):
         """Add a mail domain and make its DKIM keys (``dns_records`` shows what to publish)."""
         from appliance.mta import dkim
         added = self._store_call(self.store.add_domain, name)
-        dkim.ensure_keys(self._data_dir(), added)
+        dkim.ensure_keys(self.store, added)
         return added
 
     def dns_records(self, domain: str, hostname: str | None = None) -> list[dict]:
@@ -228,13 +228,13 @@ class AdminAPI(FiltersAdmin):
         domain = domain.lower().rstrip(".")
         if hostname is None:
             hostname = self._ctx().hostname
-        dkim.ensure_keys(self._data_dir(), domain)
+        dkim.ensure_keys(self.store, domain)
         records = [
             {"name": domain, "type": "MX", "value": f"10 {hostname}.", "optional": False},
             {"name": domain, "type": "TXT", "value": "v=spf1 mx ~all", "optional": False},
         ]
         records += [{"name": name, "type": "TXT", "value": value, "optional": False}
-                    for name, value in dkim.public_records(self._data_dir(), domain)]
+                    for name, value in dkim.public_records(self.store, domain)]
         records += [
             {"name": f"_dmarc.{domain}", "type": "TXT",
              "value": f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}", "optional": False},
@@ -257,8 +257,10 @@ class AdminAPI(FiltersAdmin):
         self.store.announce(self._user(address).id)
         return True
 
-    def _data_dir(self):
-        return self.server.data_dir if self.server is not None else self.store.path.parent
+    def dkim_records(self, domain: str) -> list[list[str]]:
+        """(DNS name, TXT value) of the domain's DKIM keys as they are, without making any."""
+        from appliance.mta import dkim
+        return [[name, value] for name, value in dkim.public_records(self.store, domain)]
 
     def delete_domain(self, name: str) -> bool:
         self._store_call(self.store.delete_domain, name)

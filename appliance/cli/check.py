@@ -17,7 +17,6 @@ def check(paths, domains):
     """Check the DNS of DOMAIN (default: every local domain) against what Kotakpos needs:
     MX, SPF, DKIM, DMARC, MTA-STS and the reverse DNS of [check] public_address.
     Prints the record to publish for each problem; exits 1 when something is wrong."""
-    from appliance.mta import dkim
     config = paths.config()
     hostname = config.server.hostname
     resolver = _resolver(config)
@@ -30,8 +29,9 @@ def check(paths, domains):
     for domain in domains:
         domain = domain.lower().rstrip(".")
         click.echo(domain)
-        failed |= _show(check_domain(resolver, domain, hostname, config.check.public_address,
-                                     dkim.public_records(paths.data_dir, domain)))
+        with admin(paths) as api:
+            keys = [tuple(pair) for pair in api.dkim_records(domain)]
+        failed |= _show(check_domain(resolver, domain, hostname, config.check.public_address, keys))
     if config.check.public_address:
         click.echo(f"{hostname} ({config.check.public_address})")
         try:

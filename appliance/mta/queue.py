@@ -95,7 +95,7 @@ class QueueRunner:
         self.timeouts = Timeouts.from_config(self.mta)
         cafile = self.mta.tls_cafile
         self.contexts = client_contexts(str(Path(ctx.data_dir) / cafile) if cafile else "")
-        self.signer = dkim.Signer(ctx.data_dir)
+        self.signer = dkim.Signer(ctx.store)
         self.sts = sts.PolicyCache(ctx.data_dir, self.contexts[1], self.mta.mta_sts_port) if self.mta.mta_sts else None
         self.srs = ctx.srs
         self.resolver = make_resolver(ctx.config.dns.resolver, ctx.config.dns.timeout)

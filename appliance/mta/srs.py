@@ -17,28 +17,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-KEY_FILE = "srs.key"
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 MAX_AGE_DAYS = 21   # a bounce later than this is refused
 
 
-def load_secret(data_dir: Path | str) -> bytes:
-    """The server's SRS secret, made on first use and kept in the data folder (mode 0600)."""
-    path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(KEY_FILE + ".partial")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        tmp.replace(path)
-    return path.read_text().strip().encode()
+def load_secret(store) -> bytes:
+    """The server's SRS secret, made on first use and kept in the store (backups carry it)."""
+    return store.ensure_secret("srs", lambda: secrets.token_hex(32).encode())
 
 
 def _hash(secret: bytes, *parts: str) -> str:

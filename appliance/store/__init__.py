@@ -26,6 +26,7 @@ from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow
                                     QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
 from appliance.store.search import SearchIndex
+from appliance.store.secrets import SecretsMixin
 
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
@@ -38,7 +39,7 @@ __all__ = [
 DB_NAME = "kotakpos.sqlite"
 
 
-class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin, MigrationMixin):
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):

@@ -157,8 +157,13 @@ def _v6_greylist(db: sqlite_utils.Database) -> None:
                " last_seen REAL NOT NULL, PRIMARY KEY (network, sender, recipient)) WITHOUT ROWID")
 
 
+def _v7_secrets(db) -> None:
+    # DKIM keys and the SRS secret, so backups carry them (store/secrets.py)
+    db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist]
+              _v6_greylist, _v7_secrets]
 LATEST = len(MIGRATIONS)
 
 

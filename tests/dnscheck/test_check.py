@@ -7,6 +7,7 @@ import pytest
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from appliance.mta import dkim
+from appliance.store import Store
 from tests.migrate.fixtures import cli
 
 DOMAIN = "example.org"
@@ -55,12 +56,21 @@ def serve(zone: Zone, data, public: str = PUBLIC):
     return server
 
 
+def published_keys(data) -> list[tuple[str, str]]:
+    """The DKIM records `kotakpos domain add` made for DOMAIN, read from the store."""
+    store = Store.in_folder(data)
+    try:
+        return dkim.public_records(store, DOMAIN)
+    finally:
+        store.close()
+
+
 def correct_zone(data) -> Zone:
     zone = Zone()
     zone.add(DOMAIN, "MX", dnslib.MX(HOST, 10))
     zone.add(HOST, "A", dnslib.A(PUBLIC))
     zone.txt(DOMAIN, "v=spf1 mx -all")
-    for name, value in dkim.public_records(data, DOMAIN):
+    for name, value in published_keys(data):
         zone.txt(name, value)
     zone.txt(f"_dmarc.{DOMAIN}", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{DOMAIN}")
     zone.add("25.2.0.192.in-addr.arpa", "PTR", dnslib.PTR(HOST))
@@ -84,7 +94,7 @@ def test_a_broken_zone_names_each_problem_with_the_record_to_publish(data):
     zone.add(DOMAIN, "MX", dnslib.MX("mx.old-isp.example", 10))        # MX elsewhere
     zone.txt(DOMAIN, "v=spf1 include:old-isp.example -all")
     zone.txt(DOMAIN, "v=spf1 ip4:198.51.100.0/24 -all")                   # two SPF records
-    rsa_name, _ = dkim.public_records(data, DOMAIN)[0]
+    rsa_name, _ = published_keys(data)[0]
     zone.txt(rsa_name, "v=DKIM1; k=rsa; p=AAAAnotourkey")                 # stale key; ed25519 missing
     zone.add("25.2.0.192.in-addr.arpa", "PTR", dnslib.PTR("dsl-192-0-2-25.isp.example"))  # ISP's generic name
     server = serve(zone, data)

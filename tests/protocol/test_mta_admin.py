@@ -80,7 +80,7 @@ def test_domain_add_makes_keys_and_dns_prints_the_records_to_publish(make_server
     server = make_server()
     kotakpos(server, "domain", "add", "example.com")
     out = kotakpos(server, "dns", "example.com")
-    rsa_name, rsa_value = dkim.public_records(server.data_dir, "example.com")[0]
+    rsa_name, rsa_value = dkim.public_records(server.store, "example.com")[0]
     assert "example.com.\tIN\tMX\t10 " in out
     assert '"v=spf1 mx ~all"' in out
     assert f"{rsa_name}.\tIN\tTXT" in out

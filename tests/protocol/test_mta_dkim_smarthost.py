@@ -29,9 +29,9 @@ def sinks():
         s.close()
 
 
-def published(data_dir, domain):
+def published(store, domain):
     """A dnsfunc for dkimpy that answers with the records ``kotakpos dns`` prints."""
-    records = {name + ".": value for name, value in dkim.public_records(data_dir, domain)}
+    records = {name + ".": value for name, value in dkim.public_records(store, domain)}
 
     def dnsfunc(name, timeout=5):
         return records.get(name.decode()).encode() if name.decode() in records else None
@@ -61,7 +61,7 @@ def test_mail_from_a_local_domain_carries_rsa_and_ed25519_signatures_that_verify
     queue(server, SENDER, ["bob@remote.test"], message(SENDER, "bob@remote.test", subject="signed"))
     [got] = remote.wait_for(1)
     assert got.data.startswith(b"DKIM-Signature:")
-    results = signature_domains(got.data, published(server.data_dir, "example.org"))
+    results = signature_domains(got.data, published(server.store, "example.org"))
     assert sorted(results) == [(b"ed25519-sha256", True), (b"rsa-sha256", True)]
 
 
@@ -74,7 +74,7 @@ def test_a_changed_message_fails_verification(make_server, sinks, tls_for_sink):
     queue(server, SENDER, ["bob@remote.test"], message(SENDER, "bob@remote.test", body="Pay 10 EUR.\r\n"))
     [got] = remote.wait_for(1)
     forged = got.data.replace(b"Pay 10 EUR.", b"Pay 99 EUR.")
-    assert [ok for _, ok in signature_domains(forged, published(server.data_dir, "example.org"))] == [False, False]
+    assert [ok for _, ok in signature_domains(forged, published(server.store, "example.org"))] == [False, False]
 
 
 def test_forwarded_mail_from_outside_is_not_signed_and_gets_an_srs_sender(make_server, sinks, tls_for_sink):
@@ -88,7 +88,7 @@ def test_forwarded_mail_from_outside_is_not_signed_and_gets_an_srs_sender(make_s
     assert not got.data.startswith(b"DKIM-Signature:")
     assert got.sender.startswith("SRS0=") and got.sender.endswith("=elsewhere.test=carol@example.org")
     from appliance.mta import srs
-    assert srs.reverse(got.sender, srs.load_secret(server.data_dir)) == "carol@elsewhere.test"
+    assert srs.reverse(got.sender, srs.load_secret(server.store)) == "carol@elsewhere.test"
 
 
 def test_smarthost_with_starttls_and_auth(make_server, sinks, tls_for_sink, _certificate):

@@ -72,3 +72,15 @@ def test_restore_refuses_a_file_that_is_not_a_backup(tmp_path):
     junk.write_bytes(b"this is not a database" * 100)
     result = run_cli("restore", str(junk), data_dir=tmp_path / "data")
     assert result.returncode != 0 and "not a" in result.stderr
+
+
+def test_a_restored_store_keeps_its_dkim_keys_and_srs_secret(tmp_path):
+    """Restoring onto a new box must not change the keys the domain's DNS publishes."""
+    data = tmp_path / "data"
+    assert run_cli("domain", "add", "example.org", data_dir=data).returncode == 0
+    published = run_cli("dns", "example.org", data_dir=data).stdout
+    assert "kotakpos-rsa._domainkey" in published
+    assert run_cli("backup", str(tmp_path / "backup.sqlite"), data_dir=data).returncode == 0
+    new_box = tmp_path / "new-box"
+    assert run_cli("restore", str(tmp_path / "backup.sqlite"), data_dir=new_box).returncode == 0
+    assert run_cli("dns", "example.org", data_dir=new_box).stdout == published
