@@ -82,12 +82,9 @@ class FiltersMixin:
         def job(tx):
             uids, queue_ids = {}, []
             for p, copy in prepared:
-                blob_id = self._put_blob(tx, p, len(copy.deliveries) + len(copy.queue))
-                for d in copy.deliveries:
-                    mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
-                    uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
-                                                                         len(p.raw), d.flags, when))
-                queue_ids += [self._enqueue(tx, blob_id, entry, when) for entry in copy.queue]
+                copy_uids, copy_queue_ids = self._write_copy(tx, p, copy.deliveries, copy.queue, when)
+                uids.update(copy_uids)
+                queue_ids += copy_queue_ids
             if held:
                 p, (_, sender, addresses, reason) = held
                 blob_id = self._put_blob(tx, p, 1)
@@ -135,12 +132,9 @@ class FiltersMixin:
                 raise NotFound(f"no quarantined message {quarantine_id}")
             uids, queue_ids = {}, []
             for p, copy in prepared:
-                blob_id = self._put_blob(tx, p, len(copy.deliveries) + len(copy.queue))
-                for d in copy.deliveries:
-                    mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
-                    uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
-                                                                         len(p.raw), d.flags, when))
-                queue_ids += [self._enqueue(tx, blob_id, entry, when) for entry in copy.queue]
+                copy_uids, copy_queue_ids = self._write_copy(tx, p, copy.deliveries, copy.queue, when)
+                uids.update(copy_uids)
+                queue_ids += copy_queue_ids
             self._release_blobs(tx, [row["blob_id"]])
             if queue_ids:
                 tx.emit(QueueChanged("queued", tuple(queue_ids)))

@@ -79,16 +79,10 @@ class MessagesMixin:
         when = internaldate or time.time()
 
         def job(tx):
-            blob_id = self._put_blob(tx, prepared, len(deliveries) + len(queue))
-            uids = {}
-            for d in deliveries:
-                mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
-                uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
-                                                                     len(prepared.raw), d.flags, when))
-            queue_ids = tuple(self._enqueue(tx, blob_id, entry, when) for entry in queue)
+            uids, queue_ids = self._write_copy(tx, prepared, deliveries, queue, when)
             if queue_ids:
-                tx.emit(QueueChanged("queued", queue_ids))
-            return DeliveryResult(uids, queue_ids)
+                tx.emit(QueueChanged("queued", tuple(queue_ids)))
+            return DeliveryResult(uids, tuple(queue_ids))
 
         return self.db.write(job)
 
@@ -334,6 +328,17 @@ class MessagesMixin:
         return {r["uid"] for r in rows if r["blob_id"] in fresh or (r["blob_id"] <= upto and r["blob_id"] in indexed)}
 
     # -- shared steps inside a write job ------------------------------------------------
+
+    def _write_copy(self, tx, prepared: _Prepared, deliveries: Sequence[Delivery], queue: Sequence[QueueEntry],
+                    when: float) -> tuple[dict[int, tuple[int, int]], list[int]]:
+        """One message's blob, its mailbox rows and its queue rows: (uids by user, queue ids)."""
+        blob_id = self._put_blob(tx, prepared, len(deliveries) + len(queue))
+        uids = {}
+        for d in deliveries:
+            mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
+            uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
+                                                                 len(prepared.raw), d.flags, when))
+        return uids, [self._enqueue(tx, blob_id, entry, when) for entry in queue]
 
     def _put_blob(self, tx, prepared: _Prepared, references: int) -> int:
         row = tx.execute("SELECT id FROM blobs WHERE sha256 = ?", (prepared.sha256,)).fetchone()
