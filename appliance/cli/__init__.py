@@ -27,6 +27,7 @@ from appliance.net import BindError
 from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, load_config, open_store,
                               resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
+from appliance.tui.models import duration
 
 
 class Paths:
@@ -166,7 +167,7 @@ def status(paths):
         sessions = client.sessions()
     finally:
         client.close()
-    click.echo(f"Kotakpos {st['version']} on {st['hostname']} (pid {st['pid']}), up {_duration(st['uptime'])}")
+    click.echo(f"Kotakpos {st['version']} on {st['hostname']} (pid {st['pid']}), up {duration(st['uptime'])}")
     click.echo("Listeners:")
     for l in st["listeners"]:
         click.echo(f"  {l['name']:<11} {', '.join(l['addresses'])}  {l['state']}")
@@ -174,11 +175,11 @@ def status(paths):
     click.echo(f"Sessions: {st['sessions']} ({by_proto})")
     for s in sessions:
         click.echo(f"  #{s['id']:<5} {s['listener']:<10} {s['peer_ip']:<15} {s['user'] or '-':<25} "
-                   f"{s['tls'] or 'plain':<8} {s['state']:<12} {_duration(time.time() - s['started'])}")
+                   f"{s['tls'] or 'plain':<8} {s['state']:<12} {duration(time.time() - s['started'])}")
     c = st["counts"]
     click.echo(f"Store: {c['domains']} domains, {c['users']} users, {c['messages']} messages, "
                f"{c['bytes'] / 1048576:.1f} MiB")
-    click.echo(f"Queue: {st['queue']['depth']} entries" + (f", oldest {_duration(time.time() - st['queue']['oldest'])}"
+    click.echo(f"Queue: {st['queue']['depth']} entries" + (f", oldest {duration(time.time() - st['queue']['oldest'])}"
                                                           if st['queue']['oldest'] else ""))
     if st["stats"]:
         click.echo("Counters: " + ", ".join(f"{k} {v}" for k, v in sorted(st["stats"].items())))
@@ -190,17 +191,6 @@ def status(paths):
         click.echo(f"ACME: WARNING: no certificate from {acme['directory']}: {acme['last_error']}; serving {kind}")
     elif acme:
         click.echo(f"ACME: issued by {acme['issuer']}; renewal from {acme['renews_from']}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 # -- accounts ---------------------------------------------------------------------------
@@ -393,9 +383,6 @@ def restore(paths, file, address, folder):
     click.echo(f"restored {file} into {paths.data_dir}")
 
 
-from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)
-
-
 # -- relay queue and DNS ------------------------------------------------------------------
 
 @main.group()
@@ -413,8 +400,8 @@ def queue_list(paths):
         return
     now = time.time()
     for e in entries:
-        due = "now" if e["next_attempt"] <= now else "in " + _duration(e["next_attempt"] - now)
-        click.echo(f"{e['id']:>6} {e['state']:<10} {_duration(now - e['created']):>7} {e['size']:>9}  "
+        due = "now" if e["next_attempt"] <= now else "in " + duration(e["next_attempt"] - now)
+        click.echo(f"{e['id']:>6} {e['state']:<10} {duration(now - e['created']):>7} {e['size']:>9}  "
                    f"<{e['sender']}> -> <{e['recipient']}>  tries {e['attempts']}, next {due}")
         if e["last_error"]:
             click.echo(f"{'':>6} {e['last_error']}")
@@ -476,6 +463,9 @@ def dns(paths, domain_name):
             # A TXT string holds at most 255 bytes; longer values are split into several.
             value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
         click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+
+
+from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)
 
 from appliance.cli import migrate as _migrate  # noqa: E402,F401  (registers import, export)
 
