@@ -265,7 +265,7 @@ async def test_the_dns_records_of_a_domain_are_shown(office):
 async def test_a_quarantined_message_is_released_into_the_inbox(office):
     user = office.add_user("quinn@example.org")
     raw = MESSAGE.replace(b"quarterly figures", b"held for review")
-    office.store.deliver_filtered([], quarantine=(raw, "bob@example.net", [user.id], "blocked attachment type"))
+    office.store.deliver_filtered([], quarantine=(raw, "bob@example.net", [user.address], "blocked attachment type"))
     app = attach(office.data_dir / ADMIN_SOCKET)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
