@@ -29,6 +29,7 @@ from appliance.store import Store
 log = logging.getLogger("kotakpos")
 
 LOCK_NAME = "kotakpos.lock"
+COUNTS_SAVE_SECONDS = 10.0  # how often counters reach the store (a crash loses at most this much)
 ADMIN_SOCKET = "admin.sock"
 
 
@@ -62,13 +63,37 @@ class ServerContext:
     log: logging.Logger = log
     started: float = field(default_factory=time.time)
     srs: Srs | None = None                       # the SRS identity for forwarding (set at start)
-    stats: dict = field(default_factory=dict)   # counters for status views: name -> int
+    stats: dict = field(default_factory=dict)   # counters since start: name -> int
+    unsaved: dict = field(default_factory=dict)  # (day, name) -> n counted but not yet in the store
     stats_lock: threading.Lock = field(default_factory=threading.Lock)
     mda: object = None  # appliance.mda.Mda: the filters local deliveries pass (None: unfiltered)
 
     def count(self, name: str, n: int = 1) -> None:
+        key = (time.strftime("%Y-%m-%d"), name)
         with self.stats_lock:
             self.stats[name] = self.stats.get(name, 0) + n
+            self.unsaved[key] = self.unsaved.get(key, 0) + n
+
+    def save_counts(self) -> None:
+        """Write the counters gathered since the last call to the store's daily counts."""
+        with self.stats_lock:
+            unsaved, self.unsaved = self.unsaved, {}
+        try:
+            self.store.add_daily_counts(unsaved)
+        except Exception:  # e.g. a full disk: keep them for the next try
+            with self.stats_lock:
+                for key, n in unsaved.items():
+                    self.unsaved[key] = self.unsaved.get(key, 0) + n
+            raise
+
+    def counts_today(self) -> dict[str, int]:
+        day = time.strftime("%Y-%m-%d")
+        counts = self.store.daily_counts(day)
+        with self.stats_lock:
+            for (when, name), n in self.unsaved.items():
+                if when == day:
+                    counts[name] = counts.get(name, 0) + n
+        return counts
 
 
 class DataFolderInUse(Exception):
@@ -128,6 +153,7 @@ class Server:
         self.config = config
         self._lock_handle = None
         self._stopped = threading.Event()
+        self._saver_stop = threading.Event()
         self.ctx: ServerContext | None = None
         self.connections: ConnectionServer | None = None
         self.admin = None
@@ -182,6 +208,8 @@ class Server:
         self.admin = AdminAPI(self)
         self.admin_socket = AdminSocketServer(self.admin, self.data_dir / ADMIN_SOCKET)
         self.admin_socket.start()
+        self._counts_saver = threading.Thread(target=self._save_counts_loop, name="counts-saver", daemon=True)
+        self._counts_saver.start()
         from appliance.mta.queue import QueueRunner
         self.mta = QueueRunner(self.ctx)
         self.mta.start()
@@ -247,6 +275,13 @@ class Server:
     def request_stop(self) -> None:
         self._stopped.set()
 
+    def _save_counts_loop(self) -> None:
+        while not self._saver_stop.wait(COUNTS_SAVE_SECONDS):
+            try:
+                self.ctx.save_counts()
+            except Exception as e:
+                log.warning("could not save counters, keeping them for later: %s", e)
+
     def stop(self) -> None:
         if self.connections is None:
             return
@@ -270,6 +305,11 @@ class Server:
         if self.admin is not None:
             self.admin_socket.stop()
             self.admin.close()
+        self._saver_stop.set()
+        try:
+            self.ctx.save_counts()
+        except Exception as e:
+            log.warning("could not save counters: %s", e)
         self.ctx.store.close()
         self.connections = None
         self._release_lock()

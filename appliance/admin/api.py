@@ -155,6 +155,7 @@ class AdminAPI(FiltersAdmin):
             "counts": self.store.counts(),
             "queue": self.store.queue_stats(),
             "stats": stats,
+            "today": ctx.counts_today(),
             "blocked": len(ctx.auth.blocked_addresses()),
             "tls_expiry": ctx.tls.expiry().isoformat(),
             "tls_acme": self.server.acme.state() if getattr(self.server, "acme", None) else None,

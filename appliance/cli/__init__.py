@@ -181,8 +181,8 @@ def status(paths):
                f"{c['bytes'] / 1048576:.1f} MiB")
     click.echo(f"Queue: {st['queue']['depth']} entries" + (f", oldest {duration(time.time() - st['queue']['oldest'])}"
                                                           if st['queue']['oldest'] else ""))
-    if st["stats"]:
-        click.echo("Counters: " + ", ".join(f"{k} {v}" for k, v in sorted(st["stats"].items())))
+    if st["today"]:
+        click.echo("Today: " + ", ".join(f"{k} {v}" for k, v in sorted(st["today"].items())))
     click.echo(f"Blocked addresses: {st['blocked']}")
     click.echo(f"TLS certificate valid until {st['tls_expiry']}")
     acme = st.get("tls_acme")

@@ -26,6 +26,7 @@ from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow
                                     QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
 from appliance.store.search import SearchIndex
+from appliance.store.counters import CountersMixin
 from appliance.store.secrets import SecretsMixin
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 DB_NAME = "kotakpos.sqlite"
 
 
-class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin):
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):

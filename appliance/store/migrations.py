@@ -162,8 +162,15 @@ def _v7_secrets(db) -> None:
     db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
 
+
+def _v8_daily_counts(db) -> None:
+    # Counters per day (store/counters.py), so "today" survives a restart
+    db.execute("CREATE TABLE daily_counts (day TEXT NOT NULL, name TEXT NOT NULL, count INTEGER NOT NULL,"
+               " PRIMARY KEY (day, name)) WITHOUT ROWID")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist, _v7_secrets]
+              _v6_greylist, _v7_secrets, _v8_daily_counts]
 LATEST = len(MIGRATIONS)
 
 

@@ -128,3 +128,17 @@ def test_message_lists_show_sender_and_subject(server, admin):
     [row] = admin.messages("alice@example.org", "INBOX")
     assert row["from"] == "Bob Builder <bob@remote.test>" and row["subject"] == "café"
     assert "hi" in admin.message("alice@example.org", "INBOX", row["uid"])
+
+
+def test_counters_of_today_survive_a_restart(make_server, tmp_path):
+    data = tmp_path / "office"
+    first = make_server(data_dir=data)
+    first.ctx.count("mda.spam", 3)
+    first.ctx.count("mda.virus")
+    assert first.server.admin.status()["today"] == {"mda.spam": 3, "mda.virus": 1}
+    first.stop()
+    second = make_server(data_dir=data)
+    second.ctx.count("mda.spam")
+    today = second.server.admin.status()["today"]
+    assert today == {"mda.spam": 4, "mda.virus": 1}
+    assert second.server.admin.status()["stats"] == {"mda.spam": 1}  # since this start

@@ -107,7 +107,9 @@ class FakeAdmin:
                        "quarantine": 1, "bytes": 360 * 1024 ** 2},
             "queue": {"depth": 4, "by_state": {"queued": 3, "held": 1}, "oldest": NOW - 7200},
             "stats": {"mda.accept": 1480, "mda.junk": 31, "mda.spam": 44, "mda.virus": 2, "mda.quarantine": 1,
-                      "mda.reject": 13}, "blocked": 1, "tls_expiry": "2027-04-01T00:00:00+00:00",
+                      "mda.reject": 13},
+            "today": {"mda.accept": 212, "mda.junk": 5, "mda.spam": 7, "mda.virus": 1},
+            "blocked": 1, "tls_expiry": "2027-04-01T00:00:00+00:00",
             "disk_free": 41 * 1024 ** 3,
         }
 

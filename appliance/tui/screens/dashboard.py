@@ -93,8 +93,8 @@ class DashboardScreen(AdminScreen):
         states = ", ".join(f"{n} {state}" for state, n in sorted(queue["by_state"].items()))
         oldest = f", oldest {models.duration(self.app.now() - queue['oldest'])}" if queue["oldest"] else ""
         counts = st["counts"]
-        stats = st["stats"]
-        filter_text = f"{stats.get('mda.spam', 0)} spam, {stats.get('mda.virus', 0)} virus"
+        today = st["today"]
+        filter_text = f"{today.get('mda.spam', 0)} spam, {today.get('mda.virus', 0)} virus today"
         lines = [
             f"[b]Sessions[/b]  {st['sessions']}" + (f" ({by_protocol})" if by_protocol else ""),
             f"[b]Queue[/b]     {queue['depth']}{oldest}",
