@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # The folders every new user gets, with their RFC 6154 special-use attributes.
 DEFAULT_MAILBOXES = (
@@ -46,9 +47,8 @@ class MailboxStatus:
     highestmodseq: int
 
 
-@dataclass(frozen=True)
-class MessageRow:
-    """One message in one mailbox."""
+class MessageRow(NamedTuple):
+    """One message in one mailbox (a NamedTuple: SELECT builds tens of thousands of them)."""
 
     uid: int
     flags: frozenset[str]
