@@ -41,13 +41,13 @@ def with_overrides(config: Config, **sections: dict) -> Config:
 
 
 def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)}
+    defaults = cls()
     values = {}
     for key, value in data.items():
-        if key not in fields:
+        if key not in names:
             raise ConfigError(f"{path}:{_line_of(text, where, key)}: unknown setting '{'.'.join(where + (key,))}'")
-        f = fields[key]
-        default = getattr(cls(), key)
+        default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}:{_line_of(text, where, key)}: '{key}' must be a table [{key}]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.imap.parse import MAX_MODSEQ, Cursor, SequenceSet
+from appliance.imap.parse import MAX_MODSEQ, Cursor
 
 # key name → argument kind (RFC 3501 §9 search-key)
 _KEYS: dict[str, str] = {

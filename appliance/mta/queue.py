@@ -36,7 +36,7 @@ from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from pathlib import Path
 
-from appliance.mta import dkim, dsn, srs, sts, transport
+from appliance.mta import dkim, dsn, sts, transport
 from appliance.mta.deliver import Connection, Outgoing, Result, Timeouts, client_contexts
 from appliance.mta.errors import DeliveryError
 from appliance.store import Delivery, NotFound, Notice, QueueEntry, QueueOutcome, QueueRow

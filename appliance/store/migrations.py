@@ -82,12 +82,12 @@ def _v1_core(db) -> None:
     )
 
 
-def _v2_queue_warned(db: sqlite_utils.Database) -> None:
+def _v2_queue_warned(db) -> None:
     # 1 once the sender was sent a delay DSN for this row (RFC 3464), so it is warned only once.
     db.execute("ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0")
 
 
-def _v3_filters(db: sqlite_utils.Database) -> None:
+def _v3_filters(db) -> None:
     """Tables of the MDA (issue 7): rules, Bayes counts, vacation memory, receipt ledger."""
     # Per-user Sieve script (RFC 5228 subset); one per user, kept as text.
     db.execute("CREATE TABLE sieve_scripts (user_id INTEGER PRIMARY KEY, script TEXT NOT NULL, updated REAL NOT NULL)")
@@ -126,7 +126,7 @@ def _v3_filters(db: sqlite_utils.Database) -> None:
                " updated REAL NOT NULL, PRIMARY KEY (user_id, blob_sha256)) WITHOUT ROWID")
 
 
-def _v4_imap_imports(db: sqlite_utils.Database) -> None:
+def _v4_imap_imports(db) -> None:
     """Progress of ``kotakpos import imap`` (issue 11), so a second run copies only what is new."""
     db.execute("CREATE TABLE imap_imports (user_id INTEGER NOT NULL,"
                " source TEXT NOT NULL,"       # "user@host:port" of the remote account
@@ -135,7 +135,7 @@ def _v4_imap_imports(db: sqlite_utils.Database) -> None:
                " PRIMARY KEY (user_id, source, folder)) WITHOUT ROWID")
 
 
-def _v5_receipts_by_message_id(db: sqlite_utils.Database) -> None:
+def _v5_receipts_by_message_id(db) -> None:
     """Read-receipt requests are found by the user and the message's Message-ID (the same
     in whichever folder the message is, and in every copy), not by the stored bytes."""
     db.execute("DROP TABLE receipts_requested")
@@ -148,7 +148,7 @@ def _v5_receipts_by_message_id(db: sqlite_utils.Database) -> None:
                " updated REAL NOT NULL, PRIMARY KEY (user_id, message_id)) WITHOUT ROWID")
 
 
-def _v6_greylist(db: sqlite_utils.Database) -> None:
+def _v6_greylist(db) -> None:
     """The MDA's greylisting memory (RFC 6647), one row per (client network, sender, recipient)."""
     db.execute("CREATE TABLE greylist (network TEXT NOT NULL,"  # the client's /24 (IPv4) or /64 (IPv6)
                " sender TEXT NOT NULL, recipient TEXT NOT NULL,"  # lower-cased envelope addresses

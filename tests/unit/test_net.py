@@ -98,11 +98,12 @@ def test_starttls_discards_what_was_sent_before_the_handshake(echo_server, _cert
 
 def test_connections_past_the_limit_get_the_busy_reply(echo_server):
     server, registry = echo_server(max_connections=2)
-    first, second = connect(server), connect(server)
+    held = [connect(server), connect(server)]
     third = socket.create_connection(server.listeners[0].addresses[0], timeout=5)
     assert third.makefile("rb").readline() == b"BUSY\r\n"
-    first[1].close()  # the reader holds the socket open too
-    first[0].close()
+    sock, reader = held.pop(0)
+    reader.close()  # the reader holds the socket open too
+    sock.close()
     deadline = time.time() + 5
     while registry.count() > 1 and time.time() < deadline:
         time.sleep(0.02)
