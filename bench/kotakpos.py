@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.peers import Instance
+
 REPO = Path(__file__).resolve().parent.parent
 PORT_NAMES = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps")
 BASE_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
@@ -52,7 +54,7 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Kotakpos:
+class Kotakpos(Instance):
     """One private Kotakpos server; see the module docstring."""
 
     def __init__(self, users: list[tuple[str, str]], domain: str = "bench.test",
@@ -166,15 +168,7 @@ class Kotakpos:
         self.proc = None
         self.log.close()
 
-    def __enter__(self) -> "Kotakpos":
-        try:
-            return self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def clean_up(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None

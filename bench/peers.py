@@ -108,7 +108,27 @@ def memory_kib(root: int) -> dict:
     return {"processes": len(pids), "rss_kib": rss, "pss_kib": pss or None}
 
 
-class Dovecot:
+class Instance:
+    """A server the bench runs: ``with`` starts it, and stops and cleans up on leaving,
+    also when the start itself fails half-way."""
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self.clean_up()
+
+    def clean_up(self) -> None:
+        if self._own_dir:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Dovecot(Instance):
     """A private Dovecot with IMAP, POP3 and LMTP on loopback, plaintext auth, Maildir storage."""
 
     def __init__(self, users: list[tuple[str, str]], workdir: str | None = None,
@@ -227,18 +247,6 @@ protocol lmtp {{
         self.pid = None
         self.started = False
 
-    def __enter__(self) -> "Dovecot":
-        try:
-            return self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.root, ignore_errors=True)
-
     def memory(self) -> dict:
         return memory_kib(self.pid)
 
@@ -269,7 +277,7 @@ protocol lmtp {{
         return count
 
 
-class Postfix:
+class Postfix(Instance):
     """A private Postfix (smtpd and queue only) on 127.0.0.1:smtp_port.
 
     lmtp=(host, port): accept mail for `domain` (only the listed `users`) and deliver it over
@@ -402,18 +410,6 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
     def memory(self) -> dict:
         return memory_kib(self.pid)
-
-    def __enter__(self) -> "Postfix":
-        try:
-            return self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _wait_for_file(path: Path, timeout: float = 10.0) -> Path:
