@@ -2,8 +2,10 @@
 
 A message's bytes live once in ``blobs`` (by SHA-256, reference-counted); each mailbox
 that holds it has a ``messages`` row with its own UID, flags and modseq. The MIME
-analysis (``appliance.mime.analyze``) runs once, in the caller's thread, before the write
-job, so the writer thread only inserts rows.
+analysis (``appliance.mime.analyze``) and its JSON form are made once, in the caller's
+thread, before the write job, so the writer thread only inserts rows. Deliveries go to
+the writer as items of one group (``Database.write_grouped``): the deliveries that share
+a commit also share their INSERT statements, a few per commit rather than per message.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class _Prepared:
     raw: bytes
     sha256: bytes
     info: "mime.MessageInfo"
+    info_json: str  # info.to_json(), what parsed.info stores
 
 
 def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None) -> _Prepared:
@@ -49,7 +52,8 @@ def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None) -
     info = None
     if known is not None and raw.endswith(known[0]):
         info = mime.prepend_header(known[1], raw[:len(raw) - len(known[0])])
-    return _Prepared(raw, hashlib.sha256(raw).digest(), info or mime.analyze(raw))
+    info = info or mime.analyze(raw)
+    return _Prepared(raw, hashlib.sha256(raw).digest(), info, info.to_json())
 
 
 def format_flags(flags: Iterable[str]) -> str:
@@ -86,14 +90,38 @@ class MessagesMixin:
         """
         prepared = prepare(raw, known)
         when = internaldate or time.time()
+        return self.db.write_grouped(self._deliver_group, (prepared, tuple(deliveries), tuple(queue), when))
 
-        def job(tx):
-            uids, queue_ids = self._write_copy(tx, prepared, deliveries, queue, when)
+    def _deliver_group(self, tx, items: list) -> list[DeliveryResult]:
+        """Write the deliveries ``(prepared, deliveries, queue, when)`` that share a commit.
+
+        Row for row what ``_write_copy`` writes for each in turn (same UIDs, modseqs and
+        events, in the same order), but one multi-row statement per table for all of them.
+        """
+        blob_ids = self._put_blobs(tx, [(p, len(ds) + len(qs)) for p, ds, qs, _ in items])
+        targets = self._target_mailboxes(tx, {(d.user_id, d.mailbox) for _, ds, _, _ in items for d in ds})
+        rows, results = [], []
+        for (prepared, deliveries, queue, when), blob_id in zip(items, blob_ids):
+            uids = {}
+            for d in deliveries:
+                mailbox = targets[(d.user_id, d.mailbox)]  # [id, uidnext, highestmodseq]
+                uid = mailbox[1]
+                mailbox[1] += 1
+                mailbox[2] += 1
+                rows.append((mailbox[0], uid, blob_id, format_flags(d.flags), when, len(prepared.raw), mailbox[2]))
+                tx.emit(MailboxChanged("exists", d.user_id, mailbox[0], (uid,), mailbox[2]))
+                uids[d.user_id] = (mailbox[0], uid)
+            queue_ids = tuple(self._enqueue(tx, blob_id, entry, when) for entry in queue)
             if queue_ids:
-                tx.emit(QueueChanged("queued", tuple(queue_ids)))
-            return DeliveryResult(uids, tuple(queue_ids))
-
-        return self.db.write(job)
+                tx.emit(QueueChanged("queued", queue_ids))
+            results.append(DeliveryResult(uids, queue_ids))
+        if rows:
+            _insert_rows(tx, "messages(mailbox_id, uid, blob_id, flags, internaldate, size, modseq, recent)", rows,
+                         "(?,?,?,?,?,?,?,1)")
+            changed = {id(m): m for m in targets.values()}.values()
+            tx.executemany("UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
+                           [(m[1], m[2], m[0]) for m in changed])
+        return results
 
     def append(self, user_id: int, mailbox_id: int, raw: bytes, flags: Iterable[str] = (),
                internaldate: float | None = None) -> tuple[int, int]:
@@ -355,8 +383,65 @@ class MessagesMixin:
         blob_id = tx.execute("INSERT INTO blobs(sha256, size, refcount, data) VALUES (?,?,?,?)",
                              (prepared.sha256, len(prepared.raw), references, prepared.raw)).lastrowid
         tx.execute("INSERT INTO parsed(blob_id, envelope, body, bodystructure, info) VALUES (?,?,?,?,?)",
-                   (blob_id, info.envelope, info.body, info.bodystructure, info.to_json()))
+                   (blob_id, info.envelope, info.body, info.bodystructure, prepared.info_json))
         return blob_id
+
+    def _put_blobs(self, tx, entries: list[tuple[_Prepared, int]]) -> list[int]:
+        """``_put_blob`` for several (prepared, references) at once: the blob id of each.
+
+        A new blob gets the next id itself (the writer is the only writer, inside its
+        transaction), so its parsed row can go in the same statement batch without
+        reading ids back. Ids still only grow, as AUTOINCREMENT promises the search index.
+        """
+        wanted: dict[bytes, list] = {}  # sha256 -> [prepared, references]
+        for prepared, references in entries:
+            wanted.setdefault(prepared.sha256, [prepared, 0])[1] += references
+        ids: dict[bytes, int] = {}
+        for chunk in _chunks(list(wanted), 500):
+            for blob_id, sha in tx.execute(f"SELECT id, sha256 FROM blobs WHERE sha256 IN ({_marks(len(chunk))})",
+                                           chunk):
+                ids[sha] = blob_id
+        if ids:
+            tx.executemany("UPDATE blobs SET refcount = refcount + ? WHERE id = ?",
+                           [(wanted[sha][1], blob_id) for sha, blob_id in ids.items()])
+        new = [sha for sha in wanted if sha not in ids]
+        if new:
+            last = tx.execute("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'blobs'), 0),"
+                              " coalesce((SELECT max(id) FROM blobs), 0))").fetchone()[0]
+            blobs, parsed = [], []
+            for blob_id, sha in enumerate(new, last + 1):
+                prepared, references = wanted[sha]
+                info = prepared.info
+                ids[sha] = blob_id
+                blobs.append((blob_id, sha, len(prepared.raw), references, prepared.raw))
+                parsed.append((blob_id, info.envelope, info.body, info.bodystructure, prepared.info_json))
+            _insert_rows(tx, "blobs(id, sha256, size, refcount, data)", blobs)
+            _insert_rows(tx, "parsed(blob_id, envelope, body, bodystructure, info)", parsed)
+        return [ids[prepared.sha256] for prepared, _ in entries]
+
+    def _target_mailboxes(self, tx, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
+        """``_target_mailbox`` for several (user id, name) at once, with each mailbox's counters.
+
+        Returns (user id, name) -> [mailbox id, uidnext, highestmodseq]; the names that
+        land in one mailbox share one list, so UIDs taken from it never collide.
+        """
+        users = sorted({user_id for user_id, _ in wanted})
+        names = sorted({name for _, name in wanted} | {"INBOX"})
+        found = {}  # (user id, name) -> row; may hold pairs nobody asked for
+        for some_users in _chunks(users, 400):
+            for some_names in _chunks(names, 400):
+                for r in tx.execute("SELECT id, user_id, name, uidnext, highestmodseq FROM mailboxes WHERE user_id"
+                                    f" IN ({_marks(len(some_users))}) AND name IN ({_marks(len(some_names))})",
+                                    [*some_users, *some_names]):
+                    found[(r[1], r[2])] = r
+        counters: dict[int, list] = {}
+        targets = {}
+        for user_id, name in wanted:
+            r = found.get((user_id, name)) or found.get((user_id, "INBOX"))
+            if r is None:
+                raise NotFound("the recipient has no INBOX")
+            targets[(user_id, name)] = counters.setdefault(r[0], [r[0], r[3], r[4]])
+        return targets
 
     def _release_blobs(self, tx, blob_ids: Iterable[int]) -> None:
         counts: dict[int, int] = {}
@@ -426,6 +511,20 @@ class MessagesMixin:
                                                parse_flags(r["flags"]), r["internaldate"])
                 pairs.append((r["uid"], new_uid))
         return pairs
+
+
+_ROWS_PER_INSERT = 64  # one statement text per row count up to this: few enough for the statement cache
+
+
+def _insert_rows(tx, into: str, rows: list[tuple], row_marks: str | None = None) -> None:
+    """INSERT INTO ``into`` every row, in multi-row statements of up to _ROWS_PER_INSERT rows."""
+    row_marks = row_marks or f"({_marks(len(rows[0]))})"
+    for chunk in _chunks(rows, _ROWS_PER_INSERT):
+        tx.execute(f"INSERT INTO {into} VALUES {','.join([row_marks] * len(chunk))}", [v for row in chunk for v in row])
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
 
 
 def _chunks(items: list, size: int):

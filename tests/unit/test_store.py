@@ -1,6 +1,7 @@
 """The store against a temp-file SQLite database: accounts, UIDs, blobs, events, concurrency."""
 
 import threading
+import time
 
 import pytest
 
@@ -231,3 +232,72 @@ def test_search_index_is_rebuilt_when_lost(tmp_path):
     assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
     assert store.search_text(inbox.id, "haystack") == {1}
     store.close()
+
+
+def _queue_behind_a_busy_writer(store, calls):
+    """Run ``calls`` in threads while the writer is held inside one job, so that their
+    writes all land in one batch; return (results, errors) in the order of ``calls``."""
+    busy, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=store.db.write, args=(lambda tx: (busy.set(), release.wait(10)),))
+    holder.start()
+    assert busy.wait(10)
+    results, errors = [None] * len(calls), [None] * len(calls)
+
+    def run(i):
+        try:
+            results[i] = calls[i]()
+        except Exception as e:
+            errors[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for _ in range(1000):
+        if store.db._jobs.qsize() == len(calls):
+            break
+        time.sleep(0.01)
+    commits_before = store.db.commits
+    release.set()
+    for t in threads + [holder]:
+        t.join()
+    assert store.db.commits - commits_before == 2  # the busy job's own, then one for all of them
+    return results, errors
+
+
+def test_deliveries_sharing_a_commit_are_written_as_one_group(store):
+    alice = store.add_user("alice@example.org", "pw")
+    bob = store.add_user("bob@example.org", "pw")
+    inbox = store.get_mailbox(alice.id, "INBOX")
+    sent = store.get_mailbox(alice.id, "Sent")
+    calls = [
+        lambda: store.deliver(MSG, [Delivery(alice.id)]),
+        lambda: store.deliver(MSG, [Delivery(alice.id, "Sent", ("\\Seen",)), Delivery(bob.id)]),  # same bytes
+        lambda: store.deliver(MSG + b"2", [Delivery(alice.id, "No such folder")], [QueueEntry("a@example.org", "x@y.net")]),
+    ]
+    results, errors = _queue_behind_a_busy_writer(store, calls)
+    assert errors == [None, None, None]
+    # UIDs and modseqs as if written one after the other; unknown folders fall back to INBOX
+    assert sorted(uid for r in results for (mb, uid) in r.uids.values() if mb == inbox.id) == [1, 2]
+    assert results[1].uids == {alice.id: (sent.id, 1), bob.id: (store.get_mailbox(bob.id, "INBOX").id, 1)}
+    assert len(results[2].queue_ids) == 1
+    assert [(m.uid, m.flags) for m in store.list_messages(sent.id)] == [(1, frozenset({"\\Seen"}))]
+    assert store.get_mailbox(alice.id, "INBOX").uidnext == 3
+    assert store.counts()["blobs"] == 2  # identical bytes once, even within one group
+    with store.db.reader() as conn:
+        refcounts = sorted(r[0] for r in conn.execute("SELECT refcount FROM blobs"))
+    assert refcounts == [2, 3]
+    rows = store.list_messages(inbox.id)
+    assert store.get_parsed([r.blob_id for r in rows]).keys() == {r.blob_id for r in rows}
+    assert store.integrity_check() == "ok"
+
+
+def test_a_failing_delivery_in_a_group_fails_alone(store):
+    alice = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(alice.id, "INBOX")
+    calls = [lambda n=n: store.deliver(MSG + b"%d" % n, [Delivery(alice.id)]) for n in range(3)]
+    calls.insert(1, lambda: store.deliver(MSG + b"lost", [Delivery(987654)]))  # no such user: no INBOX
+    results, errors = _queue_behind_a_busy_writer(store, calls)
+    assert isinstance(errors[1], NotFound) and results[1] is None
+    assert [e for i, e in enumerate(errors) if i != 1] == [None, None, None]
+    assert [m.uid for m in store.list_messages(inbox.id)] == [1, 2, 3]
+    assert store.counts()["blobs"] == 3
