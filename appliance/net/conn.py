@@ -42,6 +42,7 @@ class Connection:
         self.timeout = 300.0            # seconds of silence before IdleTimeout; sessions set their own
         self.stopping = False           # set when the server shuts down: read_command_line then ends the session
         self._tls_context_source = tls_context_source
+        self._sock_timeout: float | None = None  # what self.sock was last given: set it only on change
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._waiting_for_command = False
@@ -51,8 +52,14 @@ class Connection:
 
     # -- reading -----------------------------------------------------------------------
 
+    def _set_sock_timeout(self, seconds: float) -> None:
+        """settimeout is a system call (and a GIL release) each time: skip it when nothing changes."""
+        if seconds != self._sock_timeout:
+            self.sock.settimeout(seconds)
+            self._sock_timeout = seconds
+
     def _fill(self) -> None:
-        self.sock.settimeout(self.timeout)
+        self._set_sock_timeout(self.timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
         except (socket.timeout, TimeoutError):
@@ -152,7 +159,7 @@ class Connection:
             return
         data = b"".join(self._out)
         self._out.clear()
-        self.sock.settimeout(max(self.timeout, 30.0))
+        self._set_sock_timeout(max(self.timeout, 30.0))
         try:
             self.sock.sendall(data)
         except (OSError, ssl.SSLError) as e:
@@ -171,6 +178,7 @@ class Connection:
         self._buf.clear()
         context: ssl.SSLContext = self._tls_context_source()
         self.sock.settimeout(handshake_timeout)
+        self._sock_timeout = handshake_timeout
         try:
             self.sock = context.wrap_socket(self.sock, server_side=True)
         except (OSError, ssl.SSLError) as e:
