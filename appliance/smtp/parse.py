@@ -41,6 +41,15 @@ _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _LDH_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
 _AUTH_MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}\Z")
 _GENERAL_LITERAL_TAG = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]\Z")
+# Fast paths for the forms nearly every command uses, decided by one regex match; anything
+# else (UTF-8, literals, quoting) takes the character-by-character checks below.
+# RFC 5321 §4.1.2 (grammar: Dot-string) in ASCII
+_ASCII_DOT_STRING = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+# RFC 5321 §4.1.2 (grammar: Domain = sub-domain *("." sub-domain)) in ASCII
+_ASCII_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*"
+                           r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
+# NUL, bare CR and other controls never belong in a command line
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 # --- addresses -------------------------------------------------------------
@@ -105,7 +114,9 @@ def _is_atext(c: str) -> bool:
 
 def _is_dot_string(s: str) -> bool:
     # RFC 5321 §4.1.2 (grammar: Dot-string = Atom *("." Atom))
-    return bool(s) and all(atom and all(_is_atext(c) for c in atom) for atom in s.split("."))
+    if _ASCII_DOT_STRING.match(s):
+        return True
+    return bool(s) and not s.isascii() and all(atom and all(_is_atext(c) for c in atom) for atom in s.split("."))
 
 
 def _valid_domain(d: str, *, allow_trailing_dot: bool) -> bool:
@@ -114,6 +125,8 @@ def _valid_domain(d: str, *, allow_trailing_dot: bool) -> bool:
         d = d[:-1]
     if not d or len(d) > MAX_DOMAIN:
         return False
+    if d.isascii():
+        return _ASCII_DOMAIN.match(d) is not None
     for label in d.split("."):
         if label.isascii():
             if not _LDH_LABEL.match(label):
@@ -274,7 +287,8 @@ def _split_params(text: str) -> dict[str, str | None]:
         key, eq, value = item.partition("=")
         if not _KEYWORD.match(key):
             raise CommandSyntaxError(R.R501_BAD_PARAMETER, f"bad parameter keyword {key!r}")
-        if eq and (not value or any(("\ud800" <= c <= "\udfff") or (c.isascii() and not 33 <= ord(c) <= 126) for c in value)):
+        # split() left no white space: printable ASCII is then exactly %d33-126
+        if eq and (not value or not (value.isascii() and value.isprintable()) and any(("\ud800" <= c <= "\udfff") or (c.isascii() and not 33 <= ord(c) <= 126) for c in value)):
             raise CommandSyntaxError(R.R501_BAD_PARAMETER, f"bad value for {key}")
         key = key.upper()
         if key in params:
@@ -303,6 +317,10 @@ class RcptParams:
     orcpt: tuple[str, str] | None = None  # ORCPT= (addr-type, decoded original recipient)
 
 
+NO_MAIL_PARAMS = MailParams()  # shared: the objects are frozen
+NO_RCPT_PARAMS = RcptParams()
+
+
 def _value(params: dict[str, str | None], key: str) -> str:
     value = params[key]
     if value is None:
@@ -311,6 +329,8 @@ def _value(params: dict[str, str | None], key: str) -> str:
 
 
 def parse_mail_params(text: str) -> MailParams:
+    if not text:
+        return NO_MAIL_PARAMS
     params = _split_params(text)
     unknown = set(params) - {"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH"}
     if unknown:
@@ -349,6 +369,8 @@ def parse_mail_params(text: str) -> MailParams:
 
 
 def parse_rcpt_params(text: str) -> RcptParams:
+    if not text:
+        return NO_RCPT_PARAMS
     params = _split_params(text)
     unknown = set(params) - {"NOTIFY", "ORCPT"}
     if unknown:
@@ -593,8 +615,7 @@ def strip_terminator(line: bytes) -> bytes:
 def parse_command(line: bytes) -> Command:
     """One command line (terminator optional) → a command object. Never raises."""
     raw = strip_terminator(line)
-    # NUL, bare CR and other controls never belong in a command line
-    if any(b < 32 or b == 127 for b in raw):
+    if _CONTROL.search(raw):
         verb = raw.split(b" ", 1)[0].decode("ascii", "replace").upper()
         return InvalidCommand(verb if verb in VERBS else "", R.R500_BAD_BYTES, "control character")
     text = raw.decode("utf-8", "surrogateescape")

@@ -14,6 +14,7 @@ Texts are generic on purpose (STYLE §7): the log gets the details.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,18 @@ class Reply:
     def is_error(self) -> bool:
         return self.code >= 400
 
+    @cached_property
+    def wire(self) -> bytes:
+        """The wire form (see ``format_reply``), rendered once per reply object."""
+        out = []
+        last = len(self.lines) - 1
+        for i, text in enumerate(self.lines):
+            sep = " " if i == last else "-"
+            head = f"{self.code}{sep}{self.status} " if self.status else f"{self.code}{sep}"
+            out.append(f"{head}{text}\r\n")
+        # surrogateescape: an echoed client address keeps its original bytes
+        return "".join(out).encode("utf-8", "surrogateescape")
+
 
 def reply(code: int, status: str | None, *lines: str) -> Reply:
     return Reply(code, status, tuple(lines) or ("",))
@@ -37,14 +50,7 @@ def reply(code: int, status: str | None, *lines: str) -> Reply:
 
 def format_reply(r: Reply) -> bytes:
     """The wire form: RFC 5321 §4.2.1 multiline replies, enhanced code on each line."""
-    out = []
-    last = len(r.lines) - 1
-    for i, text in enumerate(r.lines):
-        sep = " " if i == last else "-"
-        head = f"{r.code}{sep}{r.status} " if r.status else f"{r.code}{sep}"
-        out.append(f"{head}{text}\r\n")
-    # surrogateescape: an echoed client address keeps its original bytes
-    return "".join(out).encode("utf-8", "surrogateescape")
+    return r.wire
 
 
 # --- 2xx -----------------------------------------------------------------
