@@ -6,6 +6,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import time
@@ -63,11 +64,66 @@ def normalize_address(address: str) -> str:
     return f"{local}@{domain}"
 
 
+class AccountsCache:
+    """Answers of the routing lookups (``resolve``, ``is_local_domain``, ``get_sieve``) that
+    every RCPT and every delivery asks, kept until the next change of accounts.
+
+    Each change made through this Store moves the generation on once its commit returns;
+    an answer is used only while the generation it was read under is still current, so a
+    lookup never sees a domain, user, alias or script older than the last change the
+    changing caller saw committed. An answer also expires after ``MAX_AGE`` seconds, for
+    changes made behind this Store's back (another process on the same file).
+    """
+
+    MAX_AGE = 5.0
+    MAX_ENTRIES = 20_000  # bounds memory against address harvesting: then start afresh
+
+    def __init__(self):
+        self._generations = itertools.count(1)
+        self.generation = 0
+        self._entries: dict = {}
+
+    def get(self, key, default=None):
+        """The answer kept for ``key``, or ``default`` when none is current."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != self.generation or time.monotonic() - entry[1] > self.MAX_AGE:
+            return default
+        return entry[2]
+
+    def put(self, key, generation: int, value) -> None:
+        """Keep ``value``, read under ``generation`` (sampled before the read began)."""
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries = {}
+        self._entries[key] = (generation, time.monotonic(), value)
+
+    def invalidate(self) -> None:
+        # next() on a count is atomic under the GIL: two changes never share a generation
+        self.generation = next(self._generations)
+        self._entries = {}
+
+
+_MISSING = object()
+
+
 def _user(row) -> User:
     return User(id=row["id"], address=row["address"], quota=row["quota"], created=row["created"])
 
 
 class AccountsMixin:
+    @property
+    def accounts_cache(self) -> AccountsCache:
+        cache = self.__dict__.get("_accounts_cache")
+        if cache is None:  # first use; setdefault is atomic, so racing threads share one
+            cache = self.__dict__.setdefault("_accounts_cache", AccountsCache())
+        return cache
+
+    def _write_accounts(self, job):
+        """``db.write`` for changes routing depends on: the cache forgets once it is committed."""
+        try:
+            return self.db.write(job)
+        finally:
+            self.accounts_cache.invalidate()
+
     # -- domains -----------------------------------------------------------------------
 
     def add_domain(self, name: str) -> str:
@@ -79,7 +135,7 @@ class AccountsMixin:
             tx.execute("INSERT INTO domains(name, created) VALUES (?, ?)", (domain, time.time()))
             tx.emit(AccountsChanged("domain-added", domain))
 
-        self.db.write(job)
+        self._write_accounts(job)
         return domain
 
     def delete_domain(self, name: str) -> None:
@@ -96,16 +152,22 @@ class AccountsMixin:
             tx.execute("DELETE FROM domains WHERE id = ?", (row["id"],))
             tx.emit(AccountsChanged("domain-deleted", domain))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def list_domains(self) -> list[str]:
         with self.db.reader() as conn:
             return [r["name"] for r in conn.execute("SELECT name FROM domains ORDER BY name")]
 
     def is_local_domain(self, name: str) -> bool:
-        with self.db.reader() as conn:
-            return conn.execute("SELECT 1 FROM domains WHERE name = ? COLLATE NOCASE",
-                                (name.lower().rstrip("."),)).fetchone() is not None
+        key = ("domain", name.lower().rstrip("."))
+        cache = self.accounts_cache
+        found = cache.get(key)
+        if found is None:
+            generation = cache.generation
+            with self.db.reader() as conn:
+                found = conn.execute("SELECT 1 FROM domains WHERE name = ? COLLATE NOCASE", (key[1],)).fetchone() is not None
+            cache.put(key, generation, found)
+        return found
 
     # -- users -------------------------------------------------------------------------
 
@@ -134,7 +196,7 @@ class AccountsMixin:
             tx.emit(AccountsChanged("user-added", address))
             return User(user_id, address, quota, now)
 
-        return self.db.write(job)
+        return self._write_accounts(job)
 
     def delete_user(self, address: str) -> None:
         address = normalize_address(address)
@@ -150,7 +212,7 @@ class AccountsMixin:
             tx.execute("DELETE FROM users WHERE id = ?", (row["id"],))
             tx.emit(AccountsChanged("user-deleted", address))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def set_password(self, address: str, password: str) -> None:
         address = normalize_address(address)
@@ -164,7 +226,7 @@ class AccountsMixin:
                 raise NotFound(f"no user {address}")
             tx.emit(AccountsChanged("user-changed", address))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def set_quota(self, address: str, quota: int) -> None:
         address = normalize_address(address)
@@ -177,7 +239,7 @@ class AccountsMixin:
                 raise NotFound(f"no user {address}")
             tx.emit(AccountsChanged("user-changed", address))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def get_user(self, address: str) -> User | None:
         with self.db.reader() as conn:
@@ -240,7 +302,7 @@ class AccountsMixin:
                 raise StoreError(f"alias {alias} would make a loop")
             tx.emit(AccountsChanged("alias-changed", alias))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def delete_alias(self, alias: str, targets: list[str] | None = None) -> None:
         alias = self._normalize_alias(alias)
@@ -255,7 +317,7 @@ class AccountsMixin:
                 raise NotFound(f"no alias {alias}" + (" with those targets" if targets else ""))
             tx.emit(AccountsChanged("alias-changed", alias))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def list_aliases(self) -> dict[str, list[str]]:
         with self.db.reader() as conn:
@@ -271,10 +333,18 @@ class AccountsMixin:
         Returns None when the address is unknown (the SMTP server answers 550 5.1.1).
         An address that is both a user and an alias reaches the user and the targets.
         """
-        try:
-            start = normalize_address(address)
-        except InvalidName:
-            return None
+        cache = self.accounts_cache
+        found = cache.get(("resolve", address), _MISSING)
+        if found is _MISSING:
+            generation = cache.generation
+            try:
+                found = self._resolve(normalize_address(address))
+            except InvalidName:
+                found = None
+            cache.put(("resolve", address), generation, found)
+        return found
+
+    def _resolve(self, start: str) -> Resolution | None:
         with self.db.reader() as conn:
             users: dict[int, User] = {}
             external: list[str] = []

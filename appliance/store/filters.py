@@ -240,10 +240,17 @@ class FiltersMixin:
     # -- Sieve scripts and vacation --------------------------------------------------------
 
     def get_sieve(self, user_id: int) -> str:
-        """The user's Sieve script ("" when none)."""
-        with self.db.reader() as conn:
-            row = conn.execute("SELECT script FROM sieve_scripts WHERE user_id = ?", (user_id,)).fetchone()
-        return row["script"] if row else ""
+        """The user's Sieve script ("" when none). Asked for every delivery: kept in the
+        accounts cache until the next change of scripts or accounts."""
+        cache = self.accounts_cache
+        script = cache.get(("sieve", user_id))
+        if script is None:
+            generation = cache.generation
+            with self.db.reader() as conn:
+                row = conn.execute("SELECT script FROM sieve_scripts WHERE user_id = ?", (user_id,)).fetchone()
+            script = row["script"] if row else ""
+            cache.put(("sieve", user_id), generation, script)
+        return script
 
     def set_sieve(self, user_id: int, script: str) -> None:
         """Store a (validated) script; "" removes it."""
@@ -253,7 +260,7 @@ class FiltersMixin:
             else:
                 tx.execute("DELETE FROM sieve_scripts WHERE user_id = ?", (user_id,))
 
-        self.db.write(job)
+        self._write_accounts(job)
 
     def vacation_due(self, user_id: int, sender: str, handle: str, period: float) -> bool:
         """RFC 5230 §4.2: True (and remembered) when ``sender`` got no reply with this
