@@ -1007,25 +1007,21 @@ class ImapSession:
         if sel is None or not (dirty or (allow_expunge and sel.gone)):
             return
         if dirty:
-            mailbox = self.store.get_mailbox_by_id(sel.mailbox_id)
-            if mailbox is None:
+            changes = self.store.mailbox_changes(sel.mailbox_id, sel.modseq)
+            if changes is None:
                 raise MailboxGone()
-            # Everything committed up to this modseq is visible to the reads below;
-            # anything later is read again next time, which the checks make harmless.
-            horizon = mailbox.highestmodseq
-            known = set(sel.flags)
-            sel.gone.update(u for u in self.store.vanished_since(sel.mailbox_id, sel.modseq) if u in known)
+            known = sel.flags
+            sel.gone.update(u for u in changes.vanished if u in known)
             new_rows = []
-            changes = self.store.changed_since(sel.mailbox_id, sel.modseq)
-            self._announce_keywords(sel, [row.flags for row in changes])
-            for row in changes:
+            self._announce_keywords(sel, [row.flags for row in changes.changed])
+            for row in changes.changed:
                 if row.uid in known:
                     if row.uid not in sel.gone and row.flags != sel.flags[row.uid]:
                         sel.flags[row.uid] = row.flags
                         self.send(self._fetch_flags_line(sel.seq_of(row.uid), row.uid, row.flags, row.modseq))
                 elif not sel.uids or row.uid > sel.uids[-1]:
                     new_rows.append(row)
-            sel.modseq = max(sel.modseq, horizon)
+            sel.modseq = max(sel.modseq, changes.horizon)
         else:
             new_rows = []
         if allow_expunge and sel.gone:

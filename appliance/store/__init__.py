@@ -4,7 +4,7 @@ This is the only package that holds SQL. Protocols call the narrow API of ``Stor
 named after mailbox operations; each write is one transaction, committed and fsynced
 before the call returns (group commit in ``db``), and change events go out after commit
 (``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
-``accounts``, ``mailboxes``, ``messages``, ``queue``, ``filters`` (the MDA's tables),
+``accounts``, ``mailboxes``, ``messages``, ``changes`` (what IMAP sessions catch up on), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
 ``migration`` (bulk import, snapshots) — so each file reads on its own.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
+from appliance.store.changes import ChangeCache, ChangesMixin
 from appliance.store.db import MAX_BATCH, Database
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
@@ -22,7 +23,8 @@ from appliance.store.events import AccountsChanged, BlobReleased, EventBus, Mail
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
 from appliance.store.migration import Incoming, MigrationMixin, Snapshot, content_hash
-from appliance.store.models import (Delivery, Mailbox, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
+from appliance.store.pop3 import Pop3Mixin
+from appliance.store.models import (Delivery, Mailbox, MailboxChanges, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
                                     QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
 from appliance.store.search import SearchIndex
@@ -31,7 +33,7 @@ from appliance.store.secrets import SecretsMixin
 
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
-    "User", "Mailbox", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
+    "User", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
     "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
     "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
@@ -40,7 +42,7 @@ __all__ = [
 DB_NAME = "kotakpos.sqlite"
 
 
-class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ChangesMixin, Pop3Mixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):
@@ -49,6 +51,7 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMix
         self.path.parent.mkdir(parents=True, exist_ok=True)
         migrations.migrate(self.path)
         self.bus = EventBus()
+        self.changes = ChangeCache()
         self.db = Database(self.path, self._after_commit, max_batch)
         self.search_index = SearchIndex(self.db, self.path.with_name(self.path.stem + "-search.sqlite"))
 
@@ -62,6 +65,8 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, QueueMixin, FiltersMix
             self.search_index.forget(released)
         self.search_index.notify()
         public = [e for e in events if not isinstance(e, BlobReleased)]
+        # before anyone hears of the commit: nobody may then be handed an older answer
+        self.changes.forget({e.mailbox_id for e in public if isinstance(e, MailboxChanged)})
         if public:
             self.bus.publish(public)
 

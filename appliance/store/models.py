@@ -58,6 +58,14 @@ class MessageRow(NamedTuple):
     blob_id: int
 
 
+class MailboxChanges(NamedTuple):
+    """What happened in a mailbox after some modseq, up to ``horizon`` (its highestmodseq then)."""
+
+    horizon: int
+    vanished: tuple[int, ...]         # UIDs expunged
+    changed: tuple[MessageRow, ...]   # messages added or with new flags, in UID order
+
+
 @dataclass(frozen=True)
 class Parsed:
     """The pre-rendered IMAP forms and the analysis JSON of one blob (see appliance.mime)."""
