@@ -1,0 +1,59 @@
+"""The store's ChangeCache: one read per mailbox change, never an answer older than the news."""
+
+import threading
+import time
+
+from appliance.store.changes import ChangeCache
+from appliance.store.models import MailboxChanges
+
+
+def answer(horizon: int) -> MailboxChanges:
+    return MailboxChanges(horizon, (), ())
+
+
+def test_sessions_asking_the_same_thing_share_one_read():
+    cache = ChangeCache()
+    reads = []
+    first = cache.get(7, 10, lambda: reads.append(1) or answer(11))
+    second = cache.get(7, 10, lambda: reads.append(1) or answer(99))
+    assert first == second == answer(11)
+    assert len(reads) == 1
+
+
+def test_a_commit_to_the_mailbox_makes_the_next_session_read_again():
+    cache = ChangeCache()
+    cache.get(7, 10, lambda: answer(11))
+    cache.get(8, 10, lambda: answer(50))
+    cache.forget({7})
+    assert cache.get(7, 10, lambda: answer(12)) == answer(12)
+    assert cache.get(8, 10, lambda: answer(99)) == answer(50)  # another mailbox keeps its answer
+
+
+def test_a_read_overtaken_by_a_commit_is_not_handed_to_later_sessions():
+    cache = ChangeCache()
+
+    def read_then_commit_lands():
+        cache.forget({7})  # a commit to mailbox 7 lands while this read runs
+        return answer(11)
+
+    assert cache.get(7, 10, read_then_commit_lands) == answer(11)
+    assert cache.get(7, 10, lambda: answer(12)) == answer(12)
+
+
+def test_a_hundred_idlers_woken_together_cause_one_read():
+    cache = ChangeCache()
+    reads = []
+
+    def slow_read():
+        reads.append(1)
+        time.sleep(0.05)
+        return answer(11)
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get(7, 10, slow_read))) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reads) == 1
+    assert results == [answer(11)] * 100
