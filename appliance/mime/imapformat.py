@@ -9,6 +9,7 @@ BODYSTRUCTURE see familiar text.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .headers import Address, first_values, header_fields, parse_addresses
@@ -27,7 +28,18 @@ def nstring(value: bytes | str | None) -> bytes:
     if value is None:
         return NIL
     if value.__class__ is str:
-        value = value.encode("latin-1")
+        return _nstring_text(value) if len(value) <= 64 else _nstring(value.encode("latin-1"))
+    return _nstring(value)
+
+
+# BODYSTRUCTURE's str values (types, parameter names and values, encodings) are few and
+# recur in nearly every message
+@functools.lru_cache(maxsize=1024)
+def _nstring_text(value: str) -> bytes:
+    return _nstring(value.encode("latin-1"))
+
+
+def _nstring(value: bytes) -> bytes:
     if _NEEDS_LITERAL.search(value):
         # RFC 3501 literal = "{" number "}" CRLF *CHAR8, and CHAR8 excludes NUL
         value = value.replace(b"\x00", "\ufffd".encode())
@@ -49,6 +61,19 @@ def _address(addr: Address) -> bytes:
 def _address_list(value: bytes | None) -> bytes:
     if value is None:
         return NIL
+    if len(value) <= 512:
+        return _address_list_cached(value)
+    return _render_address_list(value)
+
+
+# ENVELOPE renders From up to three times (from, and the sender and reply-to it stands
+# in for), and senders recur across messages
+@functools.lru_cache(maxsize=1024)
+def _address_list_cached(value: bytes) -> bytes:
+    return _render_address_list(value)
+
+
+def _render_address_list(value: bytes) -> bytes:
     addresses = parse_addresses(value)
     if not addresses:
         return NIL

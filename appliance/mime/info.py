@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from .headers import decode_charset, decode_words, display_addresses, first_values, header_fields, to_text
 from .imapformat import body_structures, envelope
 from .sections import UnknownEncoding, transfer_decode
-from .structure import Part, parse_structure
+from .structure import Part, header_end, parse_structure
 
 SEARCH_TEXT_LIMIT = 1_000_000  # characters of body text kept for SEARCH BODY/TEXT
 
@@ -91,8 +91,8 @@ def normalize_crlf(raw: bytes) -> bytes:
 
 def analyze(raw: bytes) -> MessageInfo:
     """Parse a message (CRLF line endings) once, for storage. Never raises on bad MIME."""
-    root = parse_structure(raw)
-    fields = header_fields(raw[root.header_start:root.body_start])
+    fields = header_fields(raw[:header_end(raw)])  # the root part's header, read once
+    root = parse_structure(raw, fields)
     values = first_values(fields)
     body, structure = body_structures(raw, root)
 

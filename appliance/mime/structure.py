@@ -9,6 +9,7 @@ as Dovecot does. Input must have CRLF line endings (see normalize_crlf).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 from .headers import first_values, header_fields, param_text, parse_mime_value
@@ -66,7 +67,7 @@ class Part:
         return param_text(self.disposition_params, "filename") or param_text(self.params, "name")
 
     def to_dict(self) -> dict:
-        d = {name: getattr(self, name) for name in _SCALARS}
+        d = dict(zip(_SCALARS, _scalars(self)))
         d["children"] = [child.to_dict() for child in self.children]
         d["message"] = self.message.to_dict() if self.message is not None else None
         return d
@@ -84,11 +85,20 @@ _SCALARS = (
     "content_id", "description", "md5", "disposition", "disposition_params", "language",
     "location", "lines", "opaque",
 )
+_scalars = operator.attrgetter(*_SCALARS)
 
 
-def parse_structure(raw: bytes) -> Part:
-    """Parse the MIME tree of a whole message. Never raises."""
-    return _Parser(raw).part(0, len(raw), 0, ("text", "plain"))
+def parse_structure(raw: bytes, fields: list[tuple[str, bytes]] | None = None) -> Part:
+    """Parse the MIME tree of a whole message. Never raises.
+
+    ``fields``: the message's top-level ``header_fields``, when the caller has them already.
+    """
+    return _Parser(raw).part(0, len(raw), 0, ("text", "plain"), fields)
+
+
+def header_end(raw: bytes) -> int:
+    """Offset just past the blank line that ends the message's header (its root body_start)."""
+    return _header_end(raw, 0, len(raw))
 
 
 class _Parser:
@@ -96,13 +106,14 @@ class _Parser:
         self.raw = raw
         self.count = 0  # parts created so far, against MAX_PARTS
 
-    def part(self, start: int, end: int, depth: int, default: tuple[str, str]) -> Part:
-        """Parse the entity occupying raw[start:end]."""
+    def part(self, start: int, end: int, depth: int, default: tuple[str, str],
+             fields: list[tuple[str, bytes]] | None = None) -> Part:
+        """Parse the entity occupying raw[start:end] (``fields``: its header_fields, if known)."""
         self.count += 1
         raw = self.raw
         body_start = _header_end(raw, start, end)
         part = Part(start, body_start, end)
-        _read_content_headers(part, header_fields(raw[start:body_start]), default)
+        _read_content_headers(part, header_fields(raw[start:body_start]) if fields is None else fields, default)
         # Only message/rfc822 is an encapsulated message in IMAP4rev1's grammar
         # (media-message); message/global (RFC 6532) stays a basic part, as in Dovecot.
         nested = part.is_multipart or (part.maintype == "message" and part.subtype == "rfc822")
