@@ -9,6 +9,7 @@ earlier filters added). ``close()`` always runs, whatever the hooks did.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from functools import cached_property
@@ -33,6 +34,15 @@ class Verdict:
 
 
 ACCEPT = Verdict()
+
+
+# A field that is one plain address, bare or in <> after a plain phrase (RFC 5322 §3.4
+# dot-atoms only): read by one regex match. Anything else — groups, quoting, comments,
+# lists, non-ASCII names — goes to the email package's parser.
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+_PLAIN_ADDRESS = rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
+_ONE_PLAIN_ADDRESS = re.compile(rf"[ \t]*(?:(?:[{_ATEXT}.]+[ \t]+)*[{_ATEXT}.]+[ \t]*)?<({_PLAIN_ADDRESS})>[ \t]*\Z"
+                                rf"|[ \t]*({_PLAIN_ADDRESS})[ \t]*\Z")
 
 
 def without_forged_results(raw: bytes, hostname: str) -> bytes:
@@ -66,13 +76,16 @@ class Incoming:
     """One message on its way to local mailboxes, as the filters see it.
 
     ``raw`` starts with our Received header and carries no Return-Path; ``info`` is its
-    MIME analysis (done once here, never by a filter).
+    MIME analysis (done once here, never by a filter). ``crlf_checked``: the caller knows
+    every line of ``raw`` already ends in CRLF (the SMTP server checked it while reading).
     """
 
-    def __init__(self, envelope, raw: bytes, users: list[User], hostname: str, trusted: bool = False):
+    def __init__(self, envelope, raw: bytes, users: list[User], hostname: str, trusted: bool = False,
+                 crlf_checked: bool = False):
         self.envelope = envelope  # appliance.mta.router.Envelope
         self.trusted = trusted  # the client is in a trusted network (a LAN webmail, a scanner)
-        raw = mime.normalize_crlf(raw)
+        if not crlf_checked:
+            raw = mime.normalize_crlf(raw)
         self.raw = raw if self.internal else without_forged_results(raw, hostname)
         self.users = users  # the local users it is for (after aliases)
         self.hostname = hostname
@@ -99,16 +112,29 @@ class Incoming:
         root = self.info.root
         return mime.header_fields(self.raw[root.header_start:root.body_start])
 
+    @cached_property
+    def _fields_by_name(self) -> dict[str, list[bytes]]:
+        """Lower-cased name -> raw values, in order: each filter's questions cost a lookup."""
+        index: dict[str, list[bytes]] = {}
+        for n, v in self.fields:
+            index.setdefault(n.lower(), []).append(v)
+        return index
+
     def header(self, name: str) -> list[str]:
         """Decoded values of a top-level header field (filters' own additions included)."""
         wanted = name.lower()
-        values = [v for n, v in self.added if n.lower() == wanted]
-        values += [mime.headers.decode_words(v) for n, v in self.fields if n.lower() == wanted]
+        values = [v for n, v in self.added if n.lower() == wanted] if self.added else []
+        values += [mime.headers.decode_words(v) for v in self._fields_by_name.get(wanted, ())]
         return values
 
     def addresses(self, name: str) -> list[str]:
         """The addresses in a header such as From or To, lower-cased."""
-        return [a.lower() for _, a in getaddresses(self.header(name)) if a]
+        values = self.header(name)
+        if len(values) == 1:
+            plain = _ONE_PLAIN_ADDRESS.match(values[0])
+            if plain:
+                return [(plain.group(1) or plain.group(2)).lower()]
+        return [a.lower() for _, a in getaddresses(values) if a]
 
     @cached_property
     def body_text(self) -> str:

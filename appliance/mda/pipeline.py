@@ -11,12 +11,13 @@ a quarantine row — is written in one store transaction before the caller answe
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import importlib
 import logging
 
 from appliance import mime
 from appliance.mda import outbound, receipts
-from appliance.mda.filter import Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
+from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
 from appliance.mda.trainer import Trainer
 from appliance.smtp.errors import UserError
 from appliance.smtp.replies import reply
@@ -36,6 +37,15 @@ FILTERS = {
     "rules": ("appliance.mda.rules", "RulesFilter"),
     "receipts": ("appliance.mda.receipts", "ReceiptsFilter"),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def hooks_of(check_class: type) -> tuple[tuple[str, ...], bool]:
+    """The message-wide hooks a Check class overrides, in order, and whether it overrides
+    check_rcpt: the base class's hooks accept and change nothing, so they are not called."""
+    message_hooks = tuple(name for name in ("check_connection", "check_sender", "check_body")
+                          if getattr(check_class, name) is not getattr(Check, name))
+    return message_hooks, check_class.check_rcpt is not Check.check_rcpt
 
 
 def build_filters(ctx) -> list[Filter]:
@@ -106,15 +116,22 @@ class Mda:
         check = None
         try:
             check = f.check(msg)
-            for hook in (check.check_connection, check.check_sender, check.check_body):
-                verdict = hook()
+            message_hooks, per_user = hooks_of(type(check))
+            for hook in message_hooks:
+                verdict = getattr(check, hook)()
+                if verdict is ACCEPT:
+                    continue
                 self._merge(outcome, verdict, msg)
                 if outcome.reject or outcome.quarantine or outcome.discard:
                     return
+            if not per_user:
+                return
             for user in msg.users:
                 mine = outcome.per_user[user.id]
                 if not mine.discard:
-                    self._merge_user(outcome, mine, check.check_rcpt(user))
+                    verdict = check.check_rcpt(user)
+                    if verdict is not ACCEPT:
+                        self._merge_user(outcome, mine, verdict)
         except Exception:
             self.ctx.count("mda.filter_error")
             log.exception("filter %s failed on %s; its verdicts are ignored", f.name, msg.envelope.message_id)
@@ -154,10 +171,12 @@ class Mda:
 
     # -- delivering ------------------------------------------------------------------------
 
-    def deliver(self, envelope, raw: bytes, users: list[User], queue: list[QueueEntry]) -> DeliveryResult:
+    def deliver(self, envelope, raw: bytes, users: list[User], queue: list[QueueEntry], *,
+                crlf_checked: bool = False) -> DeliveryResult:
         """Filter and store one message for local ``users`` and queue it for ``queue``.
 
-        ``raw`` is the message as received with our trace header, without Return-Path.
+        ``raw`` is the message as received with our trace header, without Return-Path;
+        ``crlf_checked``: every line of it is known to end in CRLF.
         Mail with no local recipient passes no filter (it only gets its ledger rows).
         Raises UserError (the client gets the filter's 5xx) for a refused message.
         Returns once everything is durable.
@@ -169,7 +188,7 @@ class Mda:
         return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"
         auth = getattr(ctx, "auth", None)
         trusted = bool(auth and envelope.client_ip and auth.trusted.contains(envelope.client_ip))
-        msg = Incoming(envelope, raw, users, ctx.hostname, trusted)
+        msg = Incoming(envelope, raw, users, ctx.hostname, trusted, crlf_checked=crlf_checked)
         msg.notes["sent_receipts"] = sent
         outcome = self.run(msg)
         if outcome is None:

@@ -88,10 +88,11 @@ def _dsn(envelope: Envelope, r: Recipient) -> dict:
     return {k: v for k, v in dsn.items() if v is not None}
 
 
-def accept(ctx, envelope: Envelope, raw: bytes) -> DeliveryResult:
+def accept(ctx, envelope: Envelope, raw: bytes, *, crlf_checked: bool = False) -> DeliveryResult:
     """Make an accepted message durable: local mailboxes and relay queue in one transaction.
 
-    ``raw`` is the message as received plus our trace header(s). Local copies get a
+    ``raw`` is the message as received plus our trace header(s); ``crlf_checked`` says the
+    SMTP server saw every line end in CRLF (the MDA then need not look again). Local copies get a
     Return-Path (RFC 5321 §4.4: added at final delivery). Local and queued copies share
     one blob, so a queued copy carries that Return-Path too; the outbound client removes
     a leading Return-Path before relaying (RFC 5321 §4.4: relays must not pass it on).
@@ -112,7 +113,7 @@ def accept(ctx, envelope: Envelope, raw: bytes) -> DeliveryResult:
     # With no local recipient it only records the receipt ledger of a local sender.
     mda = getattr(ctx, "mda", None)
     if mda is not None:
-        return mda.deliver(envelope, raw, list(users.values()), list(queue.values()))
+        return mda.deliver(envelope, raw, list(users.values()), list(queue.values()), crlf_checked=crlf_checked)
     deliveries = [Delivery(user_id) for user_id in users]
     if deliveries:
         raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n" + raw

@@ -672,7 +672,8 @@ class SmtpSession:
             client_name=self.client_name,
         )
         try:
-            router.accept(self.ctx, envelope, raw)
+            # check_content saw every line end in CRLF, except in BINARYMIME octets
+            router.accept(self.ctx, envelope, raw, crlf_checked=txn.params.body != "BINARYMIME")
         except SmtpError:
             raise  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
         except StorageFull:
