@@ -20,6 +20,20 @@ STRENGTH = 1.0  # Robinson's s: how much an unseen token's 0.5 weighs
 _WORD = re.compile(r"[^\W\d_][\w'$!-]{2,23}", re.UNICODE)  # words of 3 to 24 characters
 
 
+def words(text: str) -> list[str]:
+    """``_WORD.findall(text)``, faster: no match crosses white space, and a white-space
+    separated piece of 3 to 24 letters is exactly one match, so only the other pieces
+    (digits, punctuation, long words) go through the regex."""
+    out: list[str] = []
+    append = out.append
+    for piece in text.split():
+        if 3 <= len(piece) <= 24 and piece.isalpha():
+            append(piece)
+        else:
+            out += _WORD.findall(piece)
+    return out
+
+
 def tokens(info: "mime.MessageInfo") -> list[str]:
     """The distinct tokens of a message, from its stored analysis."""
     found: dict[str, None] = {}
@@ -28,7 +42,7 @@ def tokens(info: "mime.MessageInfo") -> list[str]:
     sender = info.from_.rpartition("@")[2].strip("> ").lower()
     if sender:
         found[f"from:{sender}"] = None
-    for word in _WORD.findall(info.search_text[:200_000].lower()):
+    for word in dict.fromkeys(words(info.search_text[:200_000].lower())):  # distinct, in order
         if len(found) >= MAX_TOKENS:
             break
         found[word] = None

@@ -84,14 +84,24 @@ class SpamCheck(Check):
         super().__init__(msg)
         self.f = f
         self.hits: list[tuple[str, float]] = []
-        self.words: list[str] = []
+        self._words: list[str] | None = None
+        self._counts: dict = {}  # classifier id -> (token counts, totals), read in check_body
+
+    @property
+    def words(self) -> list[str]:
+        """The message's Bayes tokens, made on first need (never when nothing was learned)."""
+        if self._words is None:
+            self._words = bayes.tokens(self.msg.info)
+        return self._words
 
     def check_body(self) -> Verdict:
         msg = self.msg
         if msg.internal:
             return ACCEPT
         self.hits = heuristics(msg) + self.blocklists() + self.spamd()
-        self.words = bayes.tokens(msg.info)
+        # The shared base and every recipient's classifier in one read of the store
+        self._counts = self.f.ctx.store.bayes_counts_many([SHARED] + [u.id for u in msg.users],
+                                                          lambda: self.words)
         name, points = bayes.score(self._bayes(SHARED))
         shared = self.hits + ([(name, points)] if name else [])
         total = sum(p for _, p in shared)
@@ -118,7 +128,10 @@ class SpamCheck(Check):
         return Verdict(add_headers=headers)
 
     def _bayes(self, user_id: int) -> float | None:
-        counts, totals = self.f.ctx.store.bayes_counts(user_id, self.words)
+        known = self._counts.get(user_id)
+        counts, totals = known if known is not None else self.f.ctx.store.bayes_counts(user_id, self.words)
+        if not sum(totals):
+            return None  # nothing learned: no opinion (bayes.probability says so too)
         return bayes.probability(counts, totals, self.words)
 
     def blocklists(self) -> list[tuple[str, float]]:

@@ -63,27 +63,27 @@ class Trainer:
             self.handled += 1
 
     def handle(self, event: MailboxChanged) -> None:
-        if event.kind not in ("exists", "flags"):
-            return
-        mailbox = self.store.get_mailbox_by_id(event.mailbox_id)
-        if mailbox is None:
-            return
-        rows = self.store.message_rows(event.mailbox_id, event.uids)
         if event.kind == "flags":
-            if self.on_seen is not None and self.store.has_pending_receipts(event.user_id):
-                for row in rows:
-                    if SEEN in row.flags:
-                        self.on_seen(event.user_id, event.mailbox_id, row)
+            if self.on_seen is None or not self.store.has_pending_receipts(event.user_id):
+                return
+            if self.store.get_mailbox_by_id(event.mailbox_id) is None:
+                return
+            for row in self.store.message_rows(event.mailbox_id, event.uids):
+                if SEEN in row.flags:
+                    self.on_seen(event.user_id, event.mailbox_id, row)
             return
-        junk = mailbox.special_use == "\\Junk"
-        for row in rows:
-            facts = self.store.arrival_facts(row.blob_id)
-            if facts is None:
-                continue  # moved on or expunged meanwhile
-            report, filed_as_spam, _ = facts
+        if event.kind != "exists":
+            return
+        # Every delivery lands here: one read for the mailbox and what is known of its new rows.
+        found = self.store.arrivals(event.user_id, event.mailbox_id, event.uids)
+        if found is None:
+            return  # the mailbox is gone
+        special_use, arrivals = found
+        junk = special_use == "\\Junk"
+        for row, report, filed_as_spam, trained_spam in arrivals:  # rows moved on meanwhile are absent
             if junk and not filed_as_spam:
                 self.learn(event.user_id, row.blob_id, spam=True)
-            elif not junk and (filed_as_spam or self.store.bayes_trained_spam(event.user_id, row.blob_id)):
+            elif not junk and (filed_as_spam or trained_spam):
                 # moved out of Junk: the user says it is not spam
                 self.learn(event.user_id, row.blob_id, spam=False)
             if report and self.on_arrival is not None:
