@@ -17,7 +17,7 @@ from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.pop3 import replies
 from appliance.pop3.errors import AuthFailed, CommandSyntaxError, Pop3Error, ServerError, UserError
 from appliance.pop3.parse import Command, InvalidCommand, parse_command
-from appliance.store.errors import NotFound
+from appliance.store.events import MailboxChanged, Overflowed
 
 log = logging.getLogger("kotakpos.pop3")
 
@@ -27,6 +27,10 @@ LINE_LIMIT = 2048
 # Pipelined RETRs are answered in one write, but not beyond this many bytes.
 FLUSH_THRESHOLD = 1 << 20
 IMPLEMENTATION = "Kotakpos"
+# RETR and TOP read the messages after the one asked for in the same store call (see
+# ReadAhead), up to this many messages and bytes beyond the first.
+READ_AHEAD_MESSAGES = 32
+READ_AHEAD_BYTES = 256 * 1024
 SEEN = "\\Seen"
 
 
@@ -57,14 +61,70 @@ class Message:
     gone: bool = False  # set when the store no longer has it (another session removed it)
 
 
+class ReadAhead:
+    """Texts of the messages after the one asked for, read together with it.
+
+    Clients read a maildrop in order (fetchmail, every MUA's "get all mail"), and a
+    store call per message costs more than the message: each SQLite call gives up the
+    GIL and must win it back from the other sessions. So a RETR that finds nothing here
+    reads a window of messages in one call. The window doubles while the client goes on
+    in order, up to READ_AHEAD_MESSAGES and READ_AHEAD_BYTES, and shrinks to the one
+    message asked for when it jumps, so random access reads nothing it does not send.
+
+    A text held here is dropped when the store announces that another session expunged
+    its message (``forget``), so that RETR still answers -ERR for it.
+    """
+
+    def __init__(self):
+        self.texts: dict[int, bytes] = {}  # uid -> stored bytes, not yet sent
+        self.window = 1  # messages the last miss read, at most; doubles while the client goes in order
+        self.next_number = 1  # the number after the last window: a miss there means "in order"
+
+    def take(self, uid: int) -> bytes | None:
+        """The text read ahead for this message, handed out once."""
+        return self.texts.pop(uid, None)
+
+    def plan(self, number: int, messages: list[Message], wanted) -> list[int]:
+        """The UIDs a miss at ``number`` reads: its own, then those of the next messages
+        for which ``wanted(number, message)`` holds (neither marked nor known gone)."""
+        self.window = min(self.window * 2, READ_AHEAD_MESSAGES) if number == self.next_number else 1
+        uids, budget = [messages[number - 1].uid], READ_AHEAD_BYTES
+        last = number
+        for n in range(number + 1, len(messages) + 1):
+            if len(uids) >= self.window:
+                break
+            message = messages[n - 1]
+            if not wanted(n, message):
+                continue
+            budget -= message.size
+            if budget < 0:
+                break
+            uids.append(message.uid)
+            last = n
+        self.next_number = last + 1
+        return uids
+
+    def keep(self, texts: dict[int, bytes]) -> None:
+        self.texts = texts
+
+    def forget(self, uids) -> None:
+        for uid in uids:
+            self.texts.pop(uid, None)
+
+    def clear(self) -> None:
+        self.texts = {}
+
+
 @dataclass
 class Maildrop:
     """The snapshot taken at login (RFC 1939 §4: numbers stay fixed)."""
 
     mailbox_id: int  # the user's INBOX
     messages: list[Message]  # in UID order
+    changes: object = None  # store Subscription to the user's mailbox events; expunges empty read_ahead
     marked: set[int] = field(default_factory=set)  # numbers marked by DELE; RSET replaces it
     retrieved: set[int] = field(default_factory=set)  # UIDs sent by RETR; get \Seen at the end
+    read_ahead: ReadAhead = field(default_factory=ReadAhead)  # texts read with an earlier RETR/TOP
 
 
 class Pop3Session:
@@ -114,6 +174,8 @@ class Pop3Session:
             self._send(replies.ERR_IDLE_TIMEOUT)
         finally:
             self._mark_retrieved_seen()
+            if self.maildrop is not None:
+                self.maildrop.changes.close()
         self._flush()
 
     def _dispatch(self, line: bytes) -> None:
@@ -240,11 +302,17 @@ class Pop3Session:
     def _take_snapshot(self, user_id: int) -> Maildrop:
         store = self.ctx.store
         inbox = store.get_mailbox(user_id, "INBOX")
-        messages = [
-            Message(uid=uid, size=size, unique_id=replies.unique_id(inbox.uidvalidity, uid))
-            for uid, size in store.pop3_listing(inbox.id)
-        ]
-        return Maildrop(mailbox_id=inbox.id, messages=messages)
+        # Subscribed first, so that no expunge after the listing goes unheard (ReadAhead).
+        changes = store.subscribe(user_id)
+        try:
+            messages = [
+                Message(uid=uid, size=size, unique_id=replies.unique_id(inbox.uidvalidity, uid))
+                for uid, size in store.pop3_listing(inbox.id)
+            ]
+        except BaseException:
+            changes.close()
+            raise
+        return Maildrop(mailbox_id=inbox.id, messages=messages, changes=changes)
 
     def _stls_available(self) -> bool:
         return not self.conn.is_tls  # never on pop3s, where TLS came first
@@ -283,14 +351,14 @@ class Pop3Session:
     def cmd_RETR(self, command: Command) -> None:
         """RFC 1939 §5. The \\Seen flag is set when the session ends, in one write."""
         message = self._message(command.number)
-        text = self._text(message)
+        text = self._text(command.number, message)
         self._write(replies.retr_line(len(text)) + b"\r\n" + replies.stuffed(text))
         self.maildrop.retrieved.add(message.uid)
 
     def cmd_TOP(self, command: Command) -> None:
         """RFC 1939 §7: header, blank line, and the first n body lines."""
         message = self._message(command.number)
-        text = self._text(message)
+        text = self._text(command.number, message)
         self._write(replies.OK_TOP + b"\r\n" + replies.stuffed(replies.top(text, command.lines)))
 
     def cmd_DELE(self, command: Command) -> None:
@@ -380,14 +448,31 @@ class Pop3Session:
             raise UserError(replies.ERR_MESSAGE_GONE)
         return message
 
-    def _text(self, message: Message) -> bytes:
+    def _text(self, number: int, message: Message) -> bytes:
         """The canonical text of a message, or -ERR if another session removed it."""
-        try:
-            raw = self.ctx.store.get_message_raw(self.maildrop.mailbox_id, message.uid)
-        except NotFound:
+        maildrop = self.maildrop
+        ahead = maildrop.read_ahead
+        self._hear_expunges()
+        raw = ahead.take(message.uid)
+        if raw is None:
+            marked = maildrop.marked
+            uids = ahead.plan(number, maildrop.messages, lambda n, m: n not in marked and not m.gone)
+            texts = self.ctx.store.pop3_texts(maildrop.mailbox_id, uids)
+            raw = texts.pop(message.uid, None)
+            ahead.keep(texts)
+        if raw is None:
             message.gone = True
-            raise UserError(replies.ERR_MESSAGE_GONE) from None
+            raise UserError(replies.ERR_MESSAGE_GONE)
         return replies.canonical(raw)
+
+    def _hear_expunges(self) -> None:
+        """Drop what was read ahead for messages that other sessions have since removed."""
+        for event in self.maildrop.changes.drain():
+            if isinstance(event, Overflowed):
+                self.maildrop.read_ahead.clear()
+            elif (isinstance(event, MailboxChanged) and event.kind == "expunge"
+                  and event.mailbox_id == self.maildrop.mailbox_id):
+                self.maildrop.read_ahead.forget(event.uids)
 
 
 Pop3Session._handlers = {

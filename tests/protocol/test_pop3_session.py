@@ -5,6 +5,7 @@ import base64
 import pytest
 
 from appliance.pop3 import replies as R
+from appliance.store.events import MailboxChanged
 from appliance.store.models import Delivery
 from tests.conftest import PASSWORD
 from tests.protocol.pop3_wire import Pop3Wire, deliver, inbox, wait_for_pop3_sessions_to_end
@@ -383,6 +384,38 @@ def test_messages_removed_meanwhile_answer_err_and_the_rest_works(server, alice)
     assert inbox(server, alice) == []
 
 
+def test_a_message_read_ahead_then_expunged_elsewhere_answers_err(server, alice):
+    c = login(server)
+    c.transact("RETR 1", "+OK *")  # reads message 2 ahead with it
+    c.multiline()
+    mailbox = server.store.get_mailbox(alice.id, "INBOX")
+    with server.store.subscribe(alice.id) as heard:
+        server.store.delete_messages(mailbox.id, [inbox(server, alice)[1].uid])  # message 2
+        # The session subscribed at login, before us: once we hear the expunge, so has it.
+        while not (isinstance(event := heard.get(timeout=10), MailboxChanged) and event.kind == "expunge"):
+            assert event is not None, "no expunge event"
+    c.transact("RETR 2", R.ERR_MESSAGE_GONE)
+    c.transact("RETR 3", "+OK *")
+    assert c.multiline()[1] == b"Subject: three"
+
+
+def test_reading_a_long_maildrop_in_order_sends_each_message_exactly(server):
+    user = server.add_user("dave@example.org")
+    raws = [b"Subject: m%d\r\n\r\n%s\r\n.dot line %d\r\n" % (n, b"x" * (n * 97 % 3000), n) for n in range(1, 81)]
+    deliver(server, user, *raws)
+    c = Pop3Wire.logged_in(server, "dave@example.org", PASSWORD)
+    c.transact("DELE 5", R.OK_DELETED)
+    c.transact("DELE 40", R.OK_DELETED)
+    for n in [*range(1, 81), 3, 70, 2]:  # in order, then jumps back
+        if n in (5, 40):
+            c.transact(f"RETR {n}", R.ERR_MESSAGE_DELETED)
+            continue
+        c.transact(f"RETR {n}", R.retr_line(len(raws[n - 1])))
+        assert b"\r\n".join(c.multiline()) + b"\r\n" == raws[n - 1]
+    c.transact("TOP 7 0", R.OK_TOP)
+    assert c.multiline() == [b"Subject: m7", b""]
+
+
 def test_new_mail_appears_only_in_the_next_session(server, alice):
     c = login(server)
     deliver(server, alice, b"Subject: late\r\n\r\nhello\r\n")
@@ -516,7 +549,7 @@ def test_a_store_failure_is_a_temporary_error_and_the_session_goes_on(server, al
         raise OSError("I/O error")
 
     c = login(server)
-    monkeypatch.setattr(server.store, "get_message_raw", broken)
+    monkeypatch.setattr(server.store, "pop3_texts", broken)
     c.transact("RETR 1", R.ERR_SYS_TEMP)
     monkeypatch.undo()
     c.transact("RETR 1", "+OK *")
