@@ -13,7 +13,10 @@ POP3 and sees what any client does:
 - a report (multipart/report: DSN, MDN) arriving is handed to ``on_arrival`` (the ledger).
 
 Work runs in this one thread, off every client's path; an error is logged and the
-thread goes on.
+thread goes on. It wakes once per burst of events, not once per event: after the first
+it gathers what follows for ``GATHER`` seconds, and arrivals in one mailbox that follow
+each other are looked at in one read. While it gathers, the store's writer hands it
+events without having to wake it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,21 @@ from appliance.store import MailboxChanged, NotFound, Overflowed
 log = logging.getLogger("kotakpos.mda")
 
 SEEN = "\\Seen"
+GATHER = 0.05  # seconds to collect the events that follow the first, under load
+
+
+def merged(events: list) -> list:
+    """The events in order, runs of "exists" in the same mailbox joined into one."""
+    out: list = []
+    for event in events:
+        last = out[-1] if out else None
+        if (isinstance(event, MailboxChanged) and event.kind == "exists" and isinstance(last, MailboxChanged)
+                and last.kind == "exists" and last.mailbox_id == event.mailbox_id and last.user_id == event.user_id):
+            out[-1] = MailboxChanged("exists", event.user_id, event.mailbox_id, last.uids + event.uids,
+                                     max(last.modseq, event.modseq))
+        else:
+            out.append(event)
+    return out
 
 
 class Trainer:
@@ -50,17 +68,20 @@ class Trainer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            event = self._subscription.get(timeout=0.5)
-            if event is None:
+            first = self._subscription.get(timeout=0.5)
+            if first is None:
                 continue
-            try:
-                if isinstance(event, MailboxChanged):
-                    self.handle(event)
-                elif isinstance(event, Overflowed):
-                    log.warning("mda trainer fell behind; some moves were not learned from")
-            except Exception:
-                log.exception("mda trainer: handling %r failed", event)
-            self.handled += 1
+            self._stop.wait(GATHER)
+            events = [first] + self._subscription.drain()
+            for event in merged(events):
+                try:
+                    if isinstance(event, MailboxChanged):
+                        self.handle(event)
+                    elif isinstance(event, Overflowed):
+                        log.warning("mda trainer fell behind; some moves were not learned from")
+                except Exception:
+                    log.exception("mda trainer: handling %r failed", event)
+            self.handled += len(events)
 
     def handle(self, event: MailboxChanged) -> None:
         if event.kind == "flags":
