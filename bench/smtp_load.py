@@ -7,18 +7,24 @@ connect when connections are not reused — to the 250 after the final dot), and
 time from the first MAIL until IMAP STATUS on the recipient's INBOX shows every accepted
 message (Postfix → LMTP → Dovecot against Kotakpos's own delivery).
 
+The client speaks the conversation smtplib's ``sendmail`` does (EHLO once per connection; MAIL FROM with
+SIZE=, RCPT TO, DATA, the dot-stuffed message, each waiting for its reply; QUIT when connections are not
+reused) but reads replies in blocks like bench/wire.py's clients, so the generator's own CPU stays small
+next to the servers' on the machine they share.
+
     python -m bench.smtp_load --smtp-port 2525 --imap-port 1143 --user u@bench.test:pw
 """
 
 import argparse
 import itertools
 import json
-import smtplib
 import threading
 import time
 
 from bench.messages import DOMAIN, make_message
-from bench.wire import Target, imap_status_messages, percentiles, wait_for_messages
+from bench.wire import ProtocolError, Target, Wire, imap_status_messages, percentiles, wait_for_messages
+
+CLIENT_NAME = "loadgen.bench.test"
 
 SIZES = {"4KiB": 4096, "100KiB": 100 * 1024}
 
@@ -40,6 +46,49 @@ class _Messages:
         return head + self.body
 
 
+class Smtp(Wire):
+    """A plain SMTP client: one command, then its (possibly multi-line) reply."""
+
+    def __init__(self, host: str, port: int, timeout: float = 60.0):
+        super().__init__(host, port, timeout)
+        try:
+            self.expect(b"220")
+            self.command(b"EHLO " + CLIENT_NAME.encode(), b"250")
+        except BaseException:
+            self.close()
+            raise
+
+    def reply(self) -> bytes:
+        """The last line of the next reply (RFC 5321 §4.2.1: "code-" lines continue it)."""
+        while True:
+            line = self.readline()
+            if line[3:4] != b"-":
+                return line
+
+    def expect(self, code: bytes) -> None:
+        line = self.reply()
+        if not line.startswith(code):
+            raise ProtocolError(f"expected {code.decode()}, got {line[:200]!r}")
+
+    def command(self, line: bytes, code: bytes) -> None:
+        self.send(line + b"\r\n")
+        self.expect(code)
+
+    def sendmail(self, sender: str, rcpt: str, message: bytes) -> None:
+        """smtplib's sendmail for one recipient, for a message that ends in CRLF."""
+        self.command(f"MAIL FROM:<{sender}> SIZE={len(message)}".encode(), b"250")
+        self.command(f"RCPT TO:<{rcpt}>".encode(), b"250")
+        self.command(b"DATA", b"354")
+        self.send((b"\r\n" + message).replace(b"\r\n.", b"\r\n..")[2:] + b".\r\n")
+        self.expect(b"250")
+
+    def quit(self) -> None:
+        try:
+            self.command(b"QUIT", b"221")
+        finally:
+            self.close()
+
+
 def run_cell(target: Target, size: int, clients: int, reuse: bool, count: int, time_limit: float,
              rcpt: str, e2e_timeout: float = 120.0) -> dict:
     """One cell of the table; returns its measurements."""
@@ -56,33 +105,33 @@ def run_cell(target: Target, size: int, clients: int, reuse: bool, count: int, t
         i = next(counter)
         return i if i < count and time.monotonic() < deadline else None
 
-    def send_one(smtp: smtplib.SMTP, i: int) -> None:
-        smtp.sendmail(f"loadgen@{DOMAIN}", [rcpt], messages.get(i))
+    def send_one(smtp: Smtp, i: int) -> None:
+        smtp.sendmail(f"loadgen@{DOMAIN}", rcpt, messages.get(i))
 
     def client() -> None:
         mine: list[float] = []
         try:
             if reuse:
-                with smtplib.SMTP(target.host, target.smtp_port, local_hostname="loadgen.bench.test",
-                                  timeout=60) as smtp:
-                    smtp.ehlo()
+                smtp = Smtp(target.host, target.smtp_port)
+                try:
                     while (i := take()) is not None:
                         t0 = time.monotonic()
                         send_one(smtp, i)
                         mine.append(time.monotonic() - t0)
+                    smtp.quit()
+                finally:
+                    smtp.close()
             else:
                 while (i := take()) is not None:
                     t0 = time.monotonic()
-                    smtp = smtplib.SMTP(target.host, target.smtp_port, local_hostname="loadgen.bench.test",
-                                        timeout=60)
+                    smtp = Smtp(target.host, target.smtp_port)
                     try:
-                        smtp.ehlo()
                         send_one(smtp, i)
                         mine.append(time.monotonic() - t0)
                         smtp.quit()
                     finally:
                         smtp.close()
-        except (smtplib.SMTPException, OSError) as exc:
+        except (ProtocolError, OSError) as exc:
             with lock:
                 errors.append(repr(exc)[:200])
         with lock:
