@@ -88,12 +88,15 @@ _SCALARS = (
 _scalars = operator.attrgetter(*_SCALARS)
 
 
-def parse_structure(raw: bytes, fields: list[tuple[str, bytes]] | None = None) -> Part:
+def parse_structure(raw: bytes, fields: list[tuple[str, bytes]] | None = None, crlf: bool = False) -> Part:
     """Parse the MIME tree of a whole message. Never raises.
 
     ``fields``: the message's top-level ``header_fields``, when the caller has them already.
+    ``crlf``: the caller has checked that no CR or LF stands alone (normalize_crlf); the
+    lines of a part are then counted as LFs, which bytes.count finds several times faster
+    than CRLFs (no part starts between a CR and its LF, so the counts are equal).
     """
-    return _Parser(raw).part(0, len(raw), 0, ("text", "plain"), fields)
+    return _Parser(raw, crlf).part(0, len(raw), 0, ("text", "plain"), fields)
 
 
 def header_end(raw: bytes) -> int:
@@ -102,8 +105,9 @@ def header_end(raw: bytes) -> int:
 
 
 class _Parser:
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes, crlf: bool = False):
         self.raw = raw
+        self.line_end = b"\n" if crlf else b"\r\n"
         self.count = 0  # parts created so far, against MAX_PARTS
 
     def part(self, start: int, end: int, depth: int, default: tuple[str, str],
@@ -126,7 +130,7 @@ class _Parser:
         elif nested:
             part.message = self.part(body_start, end, depth + 1, ("text", "plain"))
         if part.maintype == "text" or part.message is not None:
-            part.lines = raw.count(b"\r\n", body_start, end)
+            part.lines = raw.count(self.line_end, body_start, end)
         return part
 
     def multipart(self, part: Part, depth: int, default: tuple[str, str]) -> list[Part]:
