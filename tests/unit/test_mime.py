@@ -854,3 +854,22 @@ def test_mime_shaped_input_never_raises(pieces, path):
         decoded(raw, info, tuple(path))
     except UnknownEncoding:
         pass
+
+
+# --- the fast paths of the stored record give what the plain ones give ---------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("ab ~\r\n\t\"\\\x00\x1f\x7fé\u2028😀")) | st.characters(), max_size=40))
+def test_search_text_json_is_json_dumps(text):
+    import json
+
+    from appliance.mime.info import _json_string
+    assert _json_string(text) == json.dumps(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=12), max_size=60))
+def test_lines_counted_by_lf_once_crlf_is_checked(pieces):
+    raw = normalize_crlf(b"".join(pieces))
+    assert analyze(raw, crlf=True) == analyze(raw)
