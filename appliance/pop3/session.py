@@ -58,6 +58,7 @@ class Message:
     uid: int  # the message's UID in INBOX, how every store call names it
     size: int  # octets RETR sends before byte-stuffing (RFC 1939 §5)
     unique_id: bytes  # the UIDL value
+    seen: bool  # it had \Seen at login: RETR leaves its flags alone
     gone: bool = False  # set when the store no longer has it (another session removed it)
 
 
@@ -122,9 +123,16 @@ class Maildrop:
     mailbox_id: int  # the user's INBOX
     messages: list[Message]  # in UID order
     changes: object = None  # store Subscription to the user's mailbox events; expunges empty read_ahead
+    # True when `changes` may hold events: set by the store's publishing thread (note_news),
+    # cleared by the session before it drains them. True at first for anything published
+    # before note_news was hooked up.
+    news: bool = True
     marked: set[int] = field(default_factory=set)  # numbers marked by DELE; RSET replaces it
-    retrieved: set[int] = field(default_factory=set)  # UIDs sent by RETR; get \Seen at the end
+    retrieved: set[int] = field(default_factory=set)  # UIDs sent by RETR, unseen at login; get \Seen at the end
     read_ahead: ReadAhead = field(default_factory=ReadAhead)  # texts read with an earlier RETR/TOP
+
+    def note_news(self) -> None:
+        self.news = True
 
 
 class Pop3Session:
@@ -306,13 +314,15 @@ class Pop3Session:
         changes = store.subscribe(user_id)
         try:
             messages = [
-                Message(uid=uid, size=size, unique_id=replies.unique_id(inbox.uidvalidity, uid))
-                for uid, size in store.pop3_listing(inbox.id)
+                Message(uid, size, replies.unique_id(inbox.uidvalidity, uid), bool(seen))
+                for uid, size, seen in store.pop3_maildrop(inbox.id)
             ]
         except BaseException:
             changes.close()
             raise
-        return Maildrop(mailbox_id=inbox.id, messages=messages, changes=changes)
+        maildrop = Maildrop(mailbox_id=inbox.id, messages=messages, changes=changes)
+        changes.notify = maildrop.note_news  # so that RETR need not look into an empty queue
+        return maildrop
 
     def _stls_available(self) -> bool:
         return not self.conn.is_tls  # never on pop3s, where TLS came first
@@ -353,7 +363,8 @@ class Pop3Session:
         message = self._message(command.number)
         text = self._text(command.number, message)
         self._write(replies.retr_line(len(text)) + b"\r\n" + replies.stuffed(text))
-        self.maildrop.retrieved.add(message.uid)
+        if not message.seen:
+            self.maildrop.retrieved.add(message.uid)
 
     def cmd_TOP(self, command: Command) -> None:
         """RFC 1939 §7: header, blank line, and the first n body lines."""
@@ -452,7 +463,8 @@ class Pop3Session:
         """The canonical text of a message, or -ERR if another session removed it."""
         maildrop = self.maildrop
         ahead = maildrop.read_ahead
-        self._hear_expunges()
+        if maildrop.news:
+            self._hear_expunges()
         raw = ahead.take(message.uid)
         if raw is None:
             marked = maildrop.marked
@@ -467,6 +479,7 @@ class Pop3Session:
 
     def _hear_expunges(self) -> None:
         """Drop what was read ahead for messages that other sessions have since removed."""
+        self.maildrop.news = False
         for event in self.maildrop.changes.drain():
             if isinstance(event, Overflowed):
                 self.maildrop.read_ahead.clear()

@@ -16,19 +16,20 @@ _CHUNK = 500
 
 
 class Pop3Mixin:
-    def pop3_listing(self, mailbox_id: int) -> list[tuple[int, int]]:
-        """(uid, size) of every message in UID order, with the size POP3 sends (RFC 1939 §5).
+    def pop3_maildrop(self, mailbox_id: int) -> list[tuple[int, int, bool]]:
+        """(uid, size, seen) of every message in UID order, for the POP3 login snapshot.
 
-        Stored bytes already end every line in CRLF (see messages.prepare()), but the last
-        line may lack its CRLF; POP3 must add one before the terminating ".", so such a
-        message is two octets longer on the wire than stored.
+        ``size`` is what POP3 sends (RFC 1939 §5): stored bytes already end every line in
+        CRLF (see messages.prepare()), but the last line may lack its CRLF; POP3 must add
+        one before the terminating ".", so such a message is two octets longer on the wire
+        than stored. ``seen``: the message has the \\Seen flag (RETR need not set it).
         """
         with self.db.reader() as conn:
             cursor = conn.cursor()
             cursor.row_factory = None  # plain tuples: 10,000 rows at every login
             return cursor.execute(
                 "SELECT m.uid, m.size + CASE WHEN m.size = 0 OR substr(b.data, m.size - 1, 2) = x'0d0a'"
-                " THEN 0 ELSE 2 END"
+                " THEN 0 ELSE 2 END, instr(' ' || m.flags || ' ', ' \\Seen ') > 0"
                 " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? ORDER BY m.uid",
                 (mailbox_id,)).fetchall()
 

@@ -354,6 +354,22 @@ def test_retr_sets_seen_for_imap_clients(server, alice):
     assert seen == [False, True, False]
 
 
+def test_retr_writes_seen_only_for_messages_unseen_at_login(server, alice, monkeypatch):
+    mailbox = server.store.get_mailbox(alice.id, "INBOX")
+    rows = inbox(server, alice)
+    server.store.store_flags(mailbox.id, [rows[0].uid], "add", ["\\Seen", "\\Flagged"])
+    written = []
+    store_flags = server.store.store_flags
+    monkeypatch.setattr(server.store, "store_flags", lambda mb, uids, *a: written.append(list(uids)) or store_flags(mb, uids, *a))
+    c = login(server)
+    for n in (1, 2):
+        c.transact(f"RETR {n}", "+OK *")
+        c.multiline()
+    c.transact("QUIT", R.OK_BYE)
+    assert written == [[rows[1].uid]]  # message 1 had it already: no write for it
+    assert [("\\Seen" in row.flags) for row in inbox(server, alice)] == [True, True, False]
+
+
 def test_retr_sets_seen_even_when_the_client_drops(server, alice):
     c = login(server)
     c.transact("RETR 1", "+OK *")

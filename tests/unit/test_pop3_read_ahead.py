@@ -4,7 +4,7 @@ from appliance.pop3.session import READ_AHEAD_BYTES, READ_AHEAD_MESSAGES, Messag
 
 
 def maildrop(count: int, size: int = 1000) -> list[Message]:
-    return [Message(uid=100 + n, size=size, unique_id=b"1.%d" % (100 + n)) for n in range(1, count + 1)]
+    return [Message(uid=100 + n, size=size, unique_id=b"1.%d" % (100 + n), seen=False) for n in range(1, count + 1)]
 
 
 def everything(number, message) -> bool:
