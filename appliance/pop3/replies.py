@@ -160,7 +160,7 @@ def canonical(raw: bytes) -> bytes:
 
     RFC 1939 §3: every line ends in CRLF. The store keeps messages with CRLF
     line endings already, but the last line may lack its CRLF; it is added
-    here, and `Store.pop3_listing` counts it in the size STAT and LIST report.
+    here, and `Store.pop3_maildrop` counts it in the size STAT and LIST report.
     """
     if raw and not raw.endswith(b"\r\n"):
         return raw + b"\r\n"
