@@ -12,8 +12,8 @@ A job may also be one item of a *group* (``write_grouped``): neighbouring items 
 same group function in a batch are handed to it together, so a burst of deliveries costs
 a handful of statements per commit instead of a handful per delivery. Every statement
 the writer runs lets go of the GIL and has to win it back from the threads preparing the
-next messages, so the writer's statement count, not SQLite's work, bounds the batch. If
-a group fails, its items are run again one by one, each in its own SAVEPOINT, so a bad
+next messages, so under load the writer's statement count costs more than SQLite's own
+work. If a group fails, its items are run again one by one, each in its own SAVEPOINT, so a bad
 item still fails alone.
 
 Readers use a small pool of connections in WAL mode, so reads never wait for the writer.
