@@ -396,7 +396,7 @@ class ImapSession:
         self._drain_events()
         rows = self.store.list_messages(mailbox.id)
         status_modseq = max([mailbox.highestmodseq] + [r.modseq for r in rows])
-        recent = set() if cmd.READ_ONLY else self.store.claim_recent(mailbox.id)
+        recent = set() if cmd.READ_ONLY or not rows else self.store.claim_recent_upto(mailbox.id, rows[-1].uid)
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         [r.uid for r in rows], {r.uid: r.flags for r in rows}, recent, status_modseq)
         self._announce_keywords(sel, [r.flags for r in rows], always=True)
@@ -1035,7 +1035,7 @@ class ImapSession:
             if push:
                 self.conn.flush()  # the idler hears of new mail before we take \Recent (a write)
             if not sel.read_only:
-                sel.recent |= self.store.claim_recent(sel.mailbox_id)
+                sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1])
             self.send(b"* %d RECENT\r\n" % len(sel.recent))
 
     def _report_expunges(self, sel: Selection) -> None:

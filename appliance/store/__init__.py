@@ -66,7 +66,7 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ChangesMixin, Pop3Mixi
         self.search_index.notify()
         public = [e for e in events if not isinstance(e, BlobReleased)]
         # before anyone hears of the commit: nobody may then be handed an older answer
-        self.changes.forget({e.mailbox_id for e in public if isinstance(e, MailboxChanged)})
+        self.changes.forget([e for e in public if isinstance(e, MailboxChanged)])
         if public:
             self.bus.publish(public)
 

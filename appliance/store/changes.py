@@ -24,6 +24,7 @@ class ChangeCache:
         self._answers: dict[int, dict[int, MailboxChanges | None]] = {}
         self._generation: dict[int, int] = {}    # bumped by forget(): a read begun before it is stale
         self._readers: dict[int, threading.Lock] = {}  # one read at a time per mailbox
+        self._recent_claimed: dict[int, int] = {}  # mailbox -> every UID up to this one is no longer \Recent
 
     def get(self, mailbox_id: int, since: int, read: Callable[[], MailboxChanges | None]) -> MailboxChanges | None:
         with self._lock:
@@ -45,11 +46,22 @@ class ChangeCache:
                     self._answers.setdefault(mailbox_id, {})[since] = answer
             return answer
 
-    def forget(self, mailbox_ids) -> None:
+    def forget(self, events) -> None:
+        """Drop what the mailboxes in these committed MailboxChanged events had."""
         with self._lock:
-            for mailbox_id in mailbox_ids:
+            for event in events:
+                mailbox_id = event.mailbox_id
                 self._generation[mailbox_id] = self._generation.get(mailbox_id, 0) + 1
                 self._answers.pop(mailbox_id, None)
+                if event.kind in ("created", "deleted"):
+                    self._recent_claimed.pop(mailbox_id, None)  # SQLite may give a new mailbox a freed id
+
+    def recent_claimed_upto(self, mailbox_id: int) -> int:
+        return self._recent_claimed.get(mailbox_id, 0)
+
+    def note_recent_claimed(self, mailbox_id: int, uid: int) -> None:
+        with self._lock:
+            self._recent_claimed[mailbox_id] = max(uid, self._recent_claimed.get(mailbox_id, 0))
 
 
 class ChangesMixin:
@@ -67,3 +79,17 @@ class ChangesMixin:
             changed = tuple(_rows(conn, f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = ? AND modseq > ?"
                                         " ORDER BY uid", (mailbox_id, since)))
             return MailboxChanges(row[0], vanished, changed)
+
+    def claim_recent_upto(self, mailbox_id: int, highest_uid: int) -> set[int]:
+        """``claim_recent`` for a session that knows the mailbox up to ``highest_uid``.
+
+        The hundred idlers told of one new message would each make a write to learn that
+        the first of them took its \\Recent; once a claim has covered a UID, later sessions
+        skip the write. (A claim takes every \\Recent message there is, and UIDs only grow,
+        so nothing at or below a claimed UID can be \\Recent again.)
+        """
+        if self.changes.recent_claimed_upto(mailbox_id) >= highest_uid:
+            return set()
+        claimed = self.claim_recent(mailbox_id)
+        self.changes.note_recent_claimed(mailbox_id, highest_uid)
+        return claimed

@@ -6,8 +6,8 @@ is bounded and, when full, the subscriber is told it overflowed and must resynch
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -51,40 +51,56 @@ class Overflowed:
 
 
 class Subscription:
+    """One subscriber's events: a bounded queue with one reader (its owner's thread).
+
+    A deque under a plain lock rather than ``queue.Queue``: a delivery to a mailbox that a
+    thousand IMAP clients watch offers a thousand events and drains a thousand queues, and
+    Queue's condition variables cost several times more for each.
+    """
+
     def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int):
         self._bus = bus
         self.user_id = user_id
-        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._maxsize = maxsize
+        self._events: deque = deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()   # set for a reader blocked in get()
+        self._reader_waiting = False
         self.overflowed = False
-        self.notify = None  # optional callable run after each event is queued (IMAP IDLE wakes on it)
+        self.notify = None  # optional callable run after events are queued (IMAP IDLE wakes on it)
 
     def get(self, timeout: float | None = None):
         """The next event, or None when ``timeout`` passes first."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        with self._lock:
+            if self._events:
+                return self._events.popleft()
+            self._reader_waiting = True
+            self._ready.clear()
+        self._ready.wait(timeout)
+        with self._lock:
+            self._reader_waiting = False
+            return self._events.popleft() if self._events else None
 
     def drain(self) -> list:
         """Every event waiting now, without blocking."""
-        events = []
-        while True:
-            try:
-                events.append(self._queue.get_nowait())
-            except queue.Empty:
-                return events
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+        return events
 
-    def _offer(self, event) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            if not self.overflowed:
-                self.overflowed = True
-                try:
-                    self._queue.get_nowait()
-                    self._queue.put_nowait(Overflowed())
-                except (queue.Empty, queue.Full):
-                    pass
+    def _offer(self, events: list) -> None:
+        with self._lock:
+            for event in events:
+                if len(self._events) < self._maxsize:
+                    self._events.append(event)
+                elif not self.overflowed:
+                    # the subscriber fell behind: it must re-read, so one marker replaces the oldest
+                    self.overflowed = True
+                    self._events.popleft()
+                    self._events.append(Overflowed())
+            wake_reader = self._reader_waiting
+        if wake_reader:
+            self._ready.set()
         if self.notify is not None:
             self.notify()
 
@@ -115,9 +131,10 @@ class EventBus:
             self._subscribers = [s for s in self._subscribers if s is not sub]
 
     def publish(self, events: list) -> None:
-        subscribers = self._subscribers
+        by_owner: dict[int | None, list] = {}
         for event in events:
-            owner = getattr(event, "user_id", None)
-            for sub in subscribers:
-                if sub.user_id is None or sub.user_id == owner:
-                    sub._offer(event)
+            by_owner.setdefault(getattr(event, "user_id", None), []).append(event)
+        for sub in self._subscribers:
+            mine = events if sub.user_id is None else by_owner.get(sub.user_id)
+            if mine:
+                sub._offer(mine)

@@ -3,7 +3,9 @@
 import threading
 import time
 
+from appliance.store import Delivery, Store
 from appliance.store.changes import ChangeCache
+from appliance.store.events import MailboxChanged
 from appliance.store.models import MailboxChanges
 
 
@@ -24,7 +26,7 @@ def test_a_commit_to_the_mailbox_makes_the_next_session_read_again():
     cache = ChangeCache()
     cache.get(7, 10, lambda: answer(11))
     cache.get(8, 10, lambda: answer(50))
-    cache.forget({7})
+    cache.forget([MailboxChanged("exists", 1, 7)])
     assert cache.get(7, 10, lambda: answer(12)) == answer(12)
     assert cache.get(8, 10, lambda: answer(99)) == answer(50)  # another mailbox keeps its answer
 
@@ -33,7 +35,7 @@ def test_a_read_overtaken_by_a_commit_is_not_handed_to_later_sessions():
     cache = ChangeCache()
 
     def read_then_commit_lands():
-        cache.forget({7})  # a commit to mailbox 7 lands while this read runs
+        cache.forget([MailboxChanged("exists", 1, 7)])  # a commit to mailbox 7 lands while this read runs
         return answer(11)
 
     assert cache.get(7, 10, read_then_commit_lands) == answer(11)
@@ -57,3 +59,28 @@ def test_a_hundred_idlers_woken_together_cause_one_read():
         t.join()
     assert len(reads) == 1
     assert results == [answer(11)] * 100
+
+
+MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
+
+
+def test_recent_goes_to_one_session_and_the_others_skip_the_write(tmp_path):
+    store = Store.in_folder(tmp_path)
+    try:
+        store.add_domain("example.org")
+        user = store.add_user("alice@example.org", "pw")
+        box = store.create_mailbox(user.id, "Lists")
+        first = store.deliver(MSG, [Delivery(user.id, "Lists")]).uids[user.id][1]
+        assert store.claim_recent_upto(box.id, first) == {first}
+        commits = store.db.commits
+        assert store.claim_recent_upto(box.id, first) == set()
+        assert store.db.commits == commits  # the second idler did not write
+        second = store.deliver(MSG + b"again\r\n", [Delivery(user.id, "Lists")]).uids[user.id][1]
+        assert store.claim_recent_upto(box.id, second) == {second}
+        # a mailbox made again (SQLite may hand it the old id) starts with nothing claimed
+        store.delete_mailbox(user.id, "Lists")
+        again = store.create_mailbox(user.id, "Lists")
+        uid = store.deliver(MSG, [Delivery(user.id, "Lists")]).uids[user.id][1]
+        assert store.claim_recent_upto(again.id, uid) == {uid}
+    finally:
+        store.close()
