@@ -169,8 +169,25 @@ def _v8_daily_counts(db) -> None:
                " PRIMARY KEY (day, name)) WITHOUT ROWID")
 
 
+def _v9_unterminated_blobs(db) -> None:
+    """The blobs whose last line lacks its CRLF, which POP3 adds (RFC 1939 §3; store/pop3.py).
+
+    POP3's login snapshot needs each message's size on the wire; without this table it
+    read the last two bytes of every blob of the maildrop. Kept by triggers, so every
+    way a blob comes and goes keeps it right; most messages end in CRLF and add no row.
+    """
+    db.execute("CREATE TABLE blobs_unterminated (blob_id INTEGER PRIMARY KEY)")  # blobs.id
+    db.execute("INSERT INTO blobs_unterminated SELECT id FROM blobs"
+               " WHERE size > 0 AND substr(data, size - 1, 2) <> x'0d0a'")
+    db.execute("CREATE TRIGGER blobs_unterminated_insert AFTER INSERT ON blobs"
+               " WHEN NEW.size > 0 AND substr(NEW.data, NEW.size - 1, 2) <> x'0d0a'"
+               " BEGIN INSERT INTO blobs_unterminated VALUES (NEW.id); END")
+    db.execute("CREATE TRIGGER blobs_unterminated_delete AFTER DELETE ON blobs"
+               " BEGIN DELETE FROM blobs_unterminated WHERE blob_id = OLD.id; END")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist, _v7_secrets, _v8_daily_counts]
+              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs]
 LATEST = len(MIGRATIONS)
 
 
