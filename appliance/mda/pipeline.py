@@ -233,7 +233,8 @@ class Mda:
         the same bytes and nothing else is written (the common case). ``known``: the message
         the copies were made from, whose analysis the store reuses instead of parsing again."""
         base = (known.raw, known.info) if known is not None else None
-        if len({c.raw for c in copies}) == 1 and not (quarantine or requested or sent):
+        same = all(c.raw == copies[0].raw for c in copies[1:])  # compared, not hashed: no pass over one copy
+        if copies and same and not (quarantine or requested or sent):
             return self.ctx.store.deliver(copies[0].raw, [d for c in copies for d in c.deliveries],
                                           [q for c in copies for q in c.queue], known=base)
         return self.ctx.store.deliver_filtered(copies, quarantine, requested, sent, known=base)

@@ -363,7 +363,7 @@ class SmtpSession:
     def reply(self, r: Reply) -> None:
         """Queue a reply; count errors, and end the session after too many."""
         self.conn.write(r.wire)
-        if r.code >= 400 and r.code != 421:
+        if r.is_error and r.code != 421:
             self.count_error()
 
     def count_error(self) -> None:
