@@ -21,7 +21,13 @@ Choices where the RFCs leave room:
   and UIDs are never reused, so a value names one message forever.
 - RETR sets \\Seen for IMAP clients. The flags are written in one store call
   when the session ends (QUIT or drop) rather than once per message, so
-  downloading a big maildrop costs one commit instead of one per message.
+  downloading a big maildrop costs one commit instead of one per message, and
+  messages that had \\Seen at login cost nothing.
+- RETR and TOP read ahead: a client going through the maildrop in order gets
+  the next messages from the same store call (`session.ReadAhead`), because
+  each SQLite call hands the GIL to the other sessions and back. A message
+  read ahead that another session then removes is dropped when the store
+  announces it, so the -ERR above still holds.
 - `pop3.deleted_to_trash` moves deleted mail to the \\Trash mailbox instead of
   erasing it (default: erase, as the RFC says).
 """
