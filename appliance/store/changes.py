@@ -1,9 +1,12 @@
-"""What changed in a mailbox since a modseq, read once however many sessions ask.
+"""What an IMAP session knows of its mailbox: the snapshot SELECT starts from, and what
+changed since a modseq, read once however many sessions ask.
 
 One delivery to a mailbox that a hundred IMAP clients watch wakes all of them at the
-same moment, and each needs the same answer. The first to ask reads it; the others wait
-for that read and share it. A commit that touches the mailbox forgets its answers before
-anyone hears of the commit, so nobody is handed an answer older than the news that woke it.
+same moment, and each needs the same answer; phones and desktops select the same INBOX
+again and again while it does not change. The first to ask reads the answer; the others
+wait for that read and share it. A commit that touches the mailbox forgets its answers
+before anyone hears of the commit, so nobody is handed an answer older than the news
+that woke it.
 """
 
 from __future__ import annotations
@@ -11,39 +14,47 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from appliance.store.messages import _ROW_COLUMNS, _rows
-from appliance.store.models import MailboxChanges
+from appliance.store.messages import _ROW_COLUMNS, _rows, parse_flags
+from appliance.store.models import MailboxChanges, MailboxSnapshot
+
+
+SNAPSHOT = -1  # the key of a mailbox's SELECT snapshot among its answers (modseqs are positive)
 
 
 class ChangeCache:
-    """Answers per (mailbox, since-modseq), dropped when the mailbox changes."""
+    """Answers per mailbox (its snapshot, what changed since a modseq), dropped when it changes."""
 
-    def __init__(self, limit: int = 1024):
-        self.limit = limit
+    def __init__(self, max_rows: int = 200_000):
+        self.max_rows = max_rows  # message rows held in all answers, about 100 bytes each
+        self._rows_held = 0
         self._lock = threading.Lock()
-        self._answers: dict[int, dict[int, MailboxChanges | None]] = {}
+        self._answers: dict[int, dict[int, MailboxChanges | MailboxSnapshot | None]] = {}
         self._generation: dict[int, int] = {}    # bumped by forget(): a read begun before it is stale
         self._readers: dict[int, threading.Lock] = {}  # one read at a time per mailbox
         self._recent_claimed: dict[int, int] = {}  # mailbox -> every UID up to this one is no longer \Recent
 
-    def get(self, mailbox_id: int, since: int, read: Callable[[], MailboxChanges | None]) -> MailboxChanges | None:
+    def get(self, mailbox_id: int, key: int, read: Callable):
+        """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it."""
         with self._lock:
             answers = self._answers.get(mailbox_id)
-            if answers is not None and since in answers:
-                return answers[since]
+            if answers is not None and key in answers:
+                return answers[key]
             gate = self._readers.setdefault(mailbox_id, threading.Lock())
         with gate:
             with self._lock:
                 answers = self._answers.get(mailbox_id)
-                if answers is not None and since in answers:
-                    return answers[since]  # someone read it while we waited
+                if answers is not None and key in answers:
+                    return answers[key]  # someone read it while we waited
                 generation = self._generation.get(mailbox_id, 0)
             answer = read()
+            rows = _weight(answer)
             with self._lock:
                 if self._generation.get(mailbox_id, 0) == generation:
-                    if len(self._answers) >= self.limit:
+                    if self._rows_held + rows > self.max_rows:
                         self._answers.clear()
-                    self._answers.setdefault(mailbox_id, {})[since] = answer
+                        self._rows_held = 0
+                    self._answers.setdefault(mailbox_id, {})[key] = answer
+                    self._rows_held += rows
             return answer
 
     def forget(self, events) -> None:
@@ -52,7 +63,8 @@ class ChangeCache:
             for event in events:
                 mailbox_id = event.mailbox_id
                 self._generation[mailbox_id] = self._generation.get(mailbox_id, 0) + 1
-                self._answers.pop(mailbox_id, None)
+                for answer in self._answers.pop(mailbox_id, {}).values():
+                    self._rows_held -= _weight(answer)
                 if event.kind in ("created", "deleted"):
                     self._recent_claimed.pop(mailbox_id, None)  # SQLite may give a new mailbox a freed id
 
@@ -64,7 +76,32 @@ class ChangeCache:
             self._recent_claimed[mailbox_id] = max(uid, self._recent_claimed.get(mailbox_id, 0))
 
 
+def _weight(answer) -> int:
+    """Roughly how many rows an answer holds (None, a mailbox gone, holds nothing)."""
+    if answer is None:
+        return 1
+    if isinstance(answer, MailboxSnapshot):
+        return 1 + len(answer.uids)
+    return 1 + len(answer.changed) + len(answer.vanished)
+
+
 class ChangesMixin:
+    def mailbox_snapshot(self, mailbox_id: int) -> MailboxSnapshot:
+        """Every message's UID and flags, in UID order: what SELECT starts from (the caller's own copy)."""
+        shared = self.changes.get(mailbox_id, SNAPSHOT, lambda: self._read_snapshot(mailbox_id))
+        return MailboxSnapshot(list(shared.uids), dict(shared.flags), shared.highest_modseq)
+
+    def _read_snapshot(self, mailbox_id: int) -> MailboxSnapshot:
+        with self.db.reader() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute("SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                  (mailbox_id,)).fetchall()
+        if not rows:
+            return MailboxSnapshot([], {}, 0)
+        uids, flag_texts, modseqs = zip(*rows)
+        return MailboxSnapshot(list(uids), dict(zip(uids, map(parse_flags, flag_texts))), max(modseqs))
+
     def mailbox_changes(self, mailbox_id: int, since: int) -> MailboxChanges | None:
         """RFC 7162's view of a mailbox after modseq ``since``: None when the mailbox is gone."""
         return self.changes.get(mailbox_id, since, lambda: self._read_changes(mailbox_id, since))

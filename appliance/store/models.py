@@ -58,6 +58,14 @@ class MessageRow(NamedTuple):
     blob_id: int
 
 
+class MailboxSnapshot(NamedTuple):
+    """What SELECT starts from: every message's UID and flags, in UID order."""
+
+    uids: list[int]
+    flags: dict[int, frozenset[str]]   # by UID, in UID order
+    highest_modseq: int                # of any message; 0 when the mailbox is empty
+
+
 class MailboxChanges(NamedTuple):
     """What happened in a mailbox after some modseq, up to ``horizon`` (its highestmodseq then)."""
 

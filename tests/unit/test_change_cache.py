@@ -84,3 +84,25 @@ def test_recent_goes_to_one_session_and_the_others_skip_the_write(tmp_path):
         assert store.claim_recent_upto(again.id, uid) == {uid}
     finally:
         store.close()
+
+
+def test_select_snapshots_are_shared_until_the_mailbox_changes(tmp_path):
+    store = Store.in_folder(tmp_path)
+    try:
+        store.add_domain("example.org")
+        user = store.add_user("alice@example.org", "pw")
+        inbox = store.get_mailbox(user.id, "INBOX")
+        first = store.deliver(MSG, [Delivery(user.id)]).uids[user.id][1]
+        snapshot = store.mailbox_snapshot(inbox.id)
+        assert snapshot.uids == [first] and snapshot.flags == {first: frozenset()}
+        snapshot.uids.append(999)  # a session grows its own copy as news arrives
+        snapshot.flags[999] = frozenset()
+        assert store.mailbox_snapshot(inbox.id).uids == [first]
+        store.store_flags(inbox.id, [first], "add", ["\\Seen"])
+        second = store.deliver(MSG + b"more\r\n", [Delivery(user.id)]).uids[user.id][1]
+        again = store.mailbox_snapshot(inbox.id)
+        assert again.uids == [first, second]
+        assert again.flags[first] == {"\\Seen"}
+        assert again.highest_modseq > snapshot.highest_modseq
+    finally:
+        store.close()
