@@ -1048,10 +1048,10 @@ class ImapSession:
                 sel.flags[row.uid] = row.flags
             sel.renumbered()
             self.send(b"* %d EXISTS\r\n" % len(sel.uids))
-            if push:
-                self.conn.flush()  # the idler hears of new mail before we take \Recent (a write)
             if not sel.read_only:
-                sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1])
+                # an idler hears of new mail before a \Recent claim's write, not after it
+                flush_first = self.conn.flush if push else None
+                sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1], flush_first)
             self.send(b"* %d RECENT\r\n" % len(sel.recent))
 
     def _report_expunges(self, sel: Selection) -> None:

@@ -117,16 +117,19 @@ class ChangesMixin:
                                         " ORDER BY uid", (mailbox_id, since)))
             return MailboxChanges(row[0], vanished, changed)
 
-    def claim_recent_upto(self, mailbox_id: int, highest_uid: int) -> set[int]:
+    def claim_recent_upto(self, mailbox_id: int, highest_uid: int, before_write: Callable | None = None) -> set[int]:
         """``claim_recent`` for a session that knows the mailbox up to ``highest_uid``.
 
         The hundred idlers told of one new message would each make a write to learn that
         the first of them took its \\Recent; once a claim has covered a UID, later sessions
         skip the write. (A claim takes every \\Recent message there is, and UIDs only grow,
-        so nothing at or below a claimed UID can be \\Recent again.)
+        so nothing at or below a claimed UID can be \\Recent again.) ``before_write`` runs
+        only when the claim must write: IDLE flushes its news first then, not otherwise.
         """
         if self.changes.recent_claimed_upto(mailbox_id) >= highest_uid:
             return set()
+        if before_write is not None:
+            before_write()
         claimed = self.claim_recent(mailbox_id)
         self.changes.note_recent_claimed(mailbox_id, highest_uid)
         return claimed
