@@ -14,7 +14,7 @@ Texts are generic on purpose (STYLE §7): the log gets the details.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,15 @@ R554_RELAY_DENIED = reply(554, "5.7.1", "Relay access denied")
 
 
 # --- builders --------------------------------------------------------------
+# The ones every connection asks for are pure functions of few inputs: kept, so each
+# connection reuses one Reply and its rendered wire form.
+@lru_cache(maxsize=64)
 def greeting(hostname: str) -> Reply:
     """220 banner (RFC 5321 §4.2: the first word is our domain)."""
     return reply(220, None, f"{hostname} ESMTP Kotakpos")
 
 
+@lru_cache(maxsize=256)
 def helo_reply(hostname: str, client_name: str) -> Reply:
     return reply(250, None, f"{hostname} greets {client_name}")
 
@@ -174,6 +178,7 @@ def help_topic(syntax: str) -> Reply:
     return reply(214, "2.0.0", syntax)
 
 
+@lru_cache(maxsize=1024)
 def ehlo_reply(
     hostname: str,
     client_name: str,
