@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.net.conn import ConnectionClosed
-from appliance.smtp.session import DataOutcome, check_content, has_bare_newline, read_data, unstuff
+from appliance.smtp.session import DataOutcome, check_content, has_bare_newline, lines_fit, read_data, unstuff
 
 
 class Pieces:
@@ -112,3 +112,16 @@ def test_framing_round_trip(lines, piece):
     conn = Pieces([stream[i:i + piece] for i in range(0, len(stream), piece)])
     got, outcome = read_data(conn, 10_000)
     assert outcome is DataOutcome.NOMINAL and unstuff(got) == content
+
+
+_PIECES = st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b"xxxxxxx", b".."]), max_size=30).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_PIECES, st.integers(min_value=0, max_value=12))
+def test_quick_checks_agree_with_the_plain_definitions(content, limit):
+    """The one-pass checks say what splitting, counting and prefixing say."""
+    assert lines_fit(content, limit) == (max(map(len, content.split(b"\r\n"))) <= limit)
+    crlf = content.count(b"\r\n")
+    assert has_bare_newline(content) == (content.count(b"\r") != crlf or content.count(b"\n") != crlf)
+    assert unstuff(content) == (b"\r\n" + content).replace(b"\r\n.", b"\r\n")[2:]
