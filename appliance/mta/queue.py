@@ -39,7 +39,7 @@ from pathlib import Path
 from appliance.mta import dkim, dsn, sts, transport
 from appliance.mta.deliver import Connection, Outgoing, Result, Timeouts, client_contexts
 from appliance.mta.errors import DeliveryError
-from appliance.store import Delivery, NotFound, Notice, QueueEntry, QueueOutcome, QueueRow
+from appliance.store import Delivery, NotFound, Notice, Overflowed, QueueChanged, QueueEntry, QueueOutcome, QueueRow
 from appliance.net.dns import make_resolver
 
 log = logging.getLogger("kotakpos.mta")
@@ -100,6 +100,7 @@ class QueueRunner:
         self.srs = ctx.srs
         self.resolver = make_resolver(ctx.config.dns.resolver, ctx.config.dns.timeout)
         self._wake = threading.Event()
+        self._kicks = 0  # wake() and finished jobs count up: the loop looks again even without a queue event
         self._stopping = threading.Event()
         self._lock = threading.Condition()
         self._active: dict[str, int] = {}   # destination key -> jobs running for it
@@ -121,6 +122,7 @@ class QueueRunner:
         self._thread.start()
 
     def wake(self) -> None:
+        self._kicks += 1
         self._wake.set()
 
     def stop(self, grace: float) -> None:
@@ -148,16 +150,25 @@ class QueueRunner:
     # -- scheduling --------------------------------------------------------------------
 
     def _loop(self) -> None:
+        seen_kicks, deadline = -1, 0.0
         while not self._stopping.is_set():
             self._wake.clear()
-            if self._events is not None:
-                self._events.drain()
+            events = self._events.drain() if self._events is not None else []
+            kicks = self._kicks
+            if (kicks == seen_kicks and time.monotonic() < deadline
+                    and not any(isinstance(e, (QueueChanged, Overflowed)) for e in events)):
+                # Only mailbox changes (every local delivery sends one): nothing new to relay,
+                # and the next due row is as far away as it was.
+                self._wake.wait(deadline - time.monotonic())
+                continue
+            seen_kicks = kicks
             try:
                 saturated = self._dispatch()
                 wait = IDLE_WAIT if saturated else self._until_next_due()
             except Exception:
                 log.exception("queue: scheduling failed; trying again shortly")
                 wait = 5.0
+            deadline = time.monotonic() + wait
             self._wake.wait(wait)
 
     def _until_next_due(self) -> float:
@@ -213,6 +224,7 @@ class QueueRunner:
             if not self._active[key]:
                 del self._active[key]
             self._lock.notify_all()
+        self._kicks += 1
         self._wake.set()
 
     # -- one connection's work ---------------------------------------------------------
