@@ -22,7 +22,7 @@ from appliance import config as config_module
 from appliance.auth import Authenticator
 from appliance.config import Config
 from appliance.net import ConnectionServer, SessionRegistry
-from appliance.net.listener import tune_malloc
+from appliance.net.listener import tune_runtime
 from appliance.mta.srs import Srs, load_secret as load_srs_secret
 from appliance.net.tls import TlsContexts, ensure_certificate
 from appliance.store import Store
@@ -150,7 +150,7 @@ def folder_in_use(data_dir: Path) -> bool:
 
 class Server:
     def __init__(self, data_dir: Path, config: Config):
-        tune_malloc()
+        tune_runtime()
         self.data_dir = data_dir
         self.config = config
         self._lock_handle = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import gc
 import logging
 import socket
 import threading
@@ -35,14 +36,19 @@ THREAD_STACK_SIZE = 512 * 1024
 MALLOC_ARENAS = 2
 MALLOC_MMAP_THRESHOLD = 128 * 1024
 M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameter numbers
+# Python's cycle collector runs after every 700 new objects by default: a FETCH of 10,000
+# messages makes tens of thousands of short-lived tuples and spent a tenth of its time there.
+GC_YOUNG_THRESHOLD = 20_000
 
 
-def tune_malloc() -> None:
-    """Set the two glibc malloc limits above (a no-op on other C libraries).
+def tune_runtime() -> None:
+    """Set the malloc limits and the collector threshold above (malloc: glibc only).
 
     glibc fixes the arena cap when a second thread first allocates, so this must run
     before the server starts any thread.
     """
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else ctypes.CDLL(None)
