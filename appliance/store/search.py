@@ -95,7 +95,7 @@ class SearchIndex:
             self._stop.wait(GATHER_SECONDS)
             self._wake.clear()
             try:
-                while self._step():
+                while not self._stopping and self._step():  # a backlog waits for the next start
                     pass
             except StorageFull:  # one line, not a traceback every few seconds until space returns
                 log.warning("search indexer waits: the disk is full; new mail becomes searchable once space returns")
