@@ -735,7 +735,14 @@ class ImapSession:
         names = {a.name for a in atts}
         if cmd.changedsince is not None or "MODSEQ" in names:
             self.condstore = True
-        rows = {r.uid: r for r in self._rows(uids)}
+        needs_forms = any(a.name in _PRE_RENDERED and a.section is None for a in atts)
+        if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
+            every, forms = self.store.messages_with_forms(sel.mailbox_id)
+            wanted = set(uids)
+            rows = {r.uid: r for r in every if r.uid in wanted}
+        else:
+            rows = {r.uid: r for r in self._rows(uids)}
+            forms = {}
         uids = [u for u in uids if u in rows]
         if cmd.changedsince is not None:
             uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
@@ -758,8 +765,7 @@ class ImapSession:
             atts.insert(0, _UID_ATT)
         if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
             atts.append(_MODSEQ_ATT)
-        forms = {}
-        if any(a.name in _PRE_RENDERED and a.section is None for a in atts):
+        if needs_forms and not forms:
             forms = self.store.get_imap_forms(rows[u].blob_id for u in uids)
         needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
         renderers = self._item_renderers(atts)

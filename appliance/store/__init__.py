@@ -4,7 +4,7 @@ This is the only package that holds SQL. Protocols call the narrow API of ``Stor
 named after mailbox operations; each write is one transaction, committed and fsynced
 before the call returns (group commit in ``db``), and change events go out after commit
 (``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
-``accounts``, ``mailboxes``, ``messages``, ``changes`` (what IMAP sessions catch up on), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
+``accounts``, ``mailboxes``, ``messages``, ``imap`` (what IMAP reads), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
 ``migration`` (bulk import, snapshots) — so each file reads on its own.
 """
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
-from appliance.store.changes import ChangeCache, ChangesMixin
 from appliance.store.db import MAX_BATCH, Database
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
 from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
+from appliance.store.imap import ChangeCache, ImapMixin
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
 from appliance.store.migration import Incoming, MigrationMixin, Snapshot, content_hash
@@ -42,7 +42,7 @@ __all__ = [
 DB_NAME = "kotakpos.sqlite"
 
 
-class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ChangesMixin, Pop3Mixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):

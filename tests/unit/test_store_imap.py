@@ -1,10 +1,10 @@
-"""The store's ChangeCache: one read per mailbox change, never an answer older than the news."""
+"""What the store keeps for IMAP: one read per mailbox change, never an answer older than the news."""
 
 import threading
 import time
 
 from appliance.store import Delivery, Store
-from appliance.store.changes import ChangeCache
+from appliance.store.imap import ChangeCache
 from appliance.store.events import MailboxChanged
 from appliance.store.models import MailboxChanges
 
