@@ -36,10 +36,6 @@ log = logging.getLogger("kotakpos.store")
 # How many jobs one commit may carry; bounds the latency of the first job in a batch.
 MAX_BATCH = 512
 READER_POOL = 16
-# Readers map the database file instead of copying each page in with a read call: FETCH of
-# whole messages runs about half again as fast. Address space only; the pages are the
-# kernel's page cache, shared, and given back under memory pressure.
-READER_MMAP_BYTES = 1 << 30
 # Prepared statements kept per connection: grouped writes use one text per row count.
 CACHED_STATEMENTS = 512
 
@@ -272,7 +268,6 @@ class Database:
             if grow:
                 conn = connect(self.path, self.synchronous)
                 conn.execute("PRAGMA query_only=ON")
-                conn.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
                 self._all_readers.append(conn)
             else:
                 conn = self._readers.get()
