@@ -99,8 +99,12 @@ class Connection:
         """Like read_line, for the next command: a place where a stopping server may end the session."""
         if b"\n" in self._buf:
             return self.read_line(limit)
-        with self.between_commands():
+        # between_commands() without its generator: this runs once per command of every session.
+        self._start_waiting()
+        try:
             return self.read_line(limit)
+        finally:
+            self._waiting_for_command = False
 
     @contextmanager
     def between_commands(self):
@@ -109,13 +113,16 @@ class Connection:
         A server that is stopping closes sessions waiting here at once instead of after
         its grace period, since nothing in flight can be cut in half.
         """
-        if self.stopping:
-            raise ConnectionClosed("server stopping")
-        self._waiting_for_command = True
+        self._start_waiting()
         try:
             yield
         finally:
             self._waiting_for_command = False
+
+    def _start_waiting(self) -> None:
+        if self.stopping:
+            raise ConnectionClosed("server stopping")
+        self._waiting_for_command = True
 
     def _discard_rest_of_line(self) -> None:
         while True:
