@@ -397,9 +397,13 @@ class ImapSession:
         if cmd.condstore or cmd.qresync is not None:
             self.condstore = True
         self._drain_events()
+        # everything the client is told below comes from one moment's snapshot, so that
+        # the modseq it starts from agrees with the messages it is shown
         snapshot = self.store.mailbox_snapshot(mailbox.id)
+        if snapshot is None:
+            raise UserError(f"No mailbox {cmd.mailbox}", "NONEXISTENT")
         uids = snapshot.uids
-        status_modseq = max(mailbox.highestmodseq, snapshot.highest_modseq)
+        status_modseq = snapshot.highest_modseq
         recent = set() if cmd.READ_ONLY or not uids else self.store.claim_recent_upto(mailbox.id, uids[-1])
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         uids, snapshot.flags, recent, status_modseq)
@@ -409,7 +413,7 @@ class ImapSession:
         if unseen is not None:
             self.send(replies.ok(None, "First unseen", f"UNSEEN {unseen}"))
         self.send(replies.ok(None, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
-        self.send(replies.ok(None, "Predicted next UID", f"UIDNEXT {mailbox.uidnext}"))
+        self.send(replies.ok(None, "Predicted next UID", f"UIDNEXT {snapshot.uidnext}"))
         self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {status_modseq}"))
         self.selected = sel
         self._set_state(State.SELECTED)

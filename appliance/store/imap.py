@@ -86,21 +86,29 @@ def _weight(answer) -> int:
 
 
 class ImapMixin:
-    def mailbox_snapshot(self, mailbox_id: int) -> MailboxSnapshot:
-        """Every message's UID and flags, in UID order: what SELECT starts from (the caller's own copy)."""
+    def mailbox_snapshot(self, mailbox_id: int) -> MailboxSnapshot | None:
+        """Every message's UID and flags, in UID order: what SELECT starts from (the caller's own
+        copy), with the mailbox's modseq and UIDNEXT read in the same moment. None when it is gone."""
         shared = self.changes.get(mailbox_id, SNAPSHOT, lambda: self._read_snapshot(mailbox_id))
-        return MailboxSnapshot(list(shared.uids), dict(shared.flags), shared.highest_modseq)
+        if shared is None:
+            return None
+        return MailboxSnapshot(list(shared.uids), dict(shared.flags), shared.highest_modseq, shared.uidnext)
 
-    def _read_snapshot(self, mailbox_id: int) -> MailboxSnapshot:
+    def _read_snapshot(self, mailbox_id: int) -> MailboxSnapshot | None:
         with self.db.reader() as conn:
+            mailbox = conn.execute("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if mailbox is None:
+                return None
             cursor = conn.cursor()
             cursor.row_factory = None
             rows = cursor.execute("SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid",
                                   (mailbox_id,)).fetchall()
+        highest_modseq, uidnext = mailbox[0], mailbox[1]
         if not rows:
-            return MailboxSnapshot([], {}, 0)
+            return MailboxSnapshot([], {}, highest_modseq, uidnext)
         uids, flag_texts, modseqs = zip(*rows)
-        return MailboxSnapshot(list(uids), dict(zip(uids, map(parse_flags, flag_texts))), max(modseqs))
+        return MailboxSnapshot(list(uids), dict(zip(uids, map(parse_flags, flag_texts))),
+                               max(highest_modseq, *modseqs), uidnext)
 
     def mailbox_changes(self, mailbox_id: int, since: int) -> MailboxChanges | None:
         """RFC 7162's view of a mailbox after modseq ``since``: None when the mailbox is gone."""

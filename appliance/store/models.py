@@ -59,11 +59,12 @@ class MessageRow(NamedTuple):
 
 
 class MailboxSnapshot(NamedTuple):
-    """What SELECT starts from: every message's UID and flags, in UID order."""
+    """What SELECT starts from: every message's UID and flags, in UID order, read at one moment."""
 
     uids: list[int]
     flags: dict[int, frozenset[str]]   # by UID, in UID order
-    highest_modseq: int                # of any message; 0 when the mailbox is empty
+    highest_modseq: int                # of the mailbox and of every message in it, then
+    uidnext: int
 
 
 class MailboxChanges(NamedTuple):
