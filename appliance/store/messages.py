@@ -52,7 +52,7 @@ def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None) -
     info = None
     if known is not None and raw.endswith(known[0]):
         info = mime.prepend_header(known[1], raw[:len(raw) - len(known[0])])
-    info = info or mime.analyze(raw)
+    info = info or mime.analyze(raw, crlf=True)
     return _Prepared(raw, hashlib.sha256(raw).digest(), info, info.to_json())
 
 
@@ -286,21 +286,6 @@ class MessagesMixin:
                     f"SELECT uid FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})",
                     (mailbox_id, *chunk)))
         return found
-
-    def pop3_listing(self, mailbox_id: int) -> list[tuple[int, int]]:
-        """(uid, size) of every message in UID order, with the size POP3 sends (RFC 1939 §5).
-
-        Stored bytes already end every line in CRLF (see prepare()), but the last line may
-        lack its CRLF; POP3 must add one before the terminating ".", so such a message is
-        two octets longer on the wire than stored.
-        """
-        with self.db.reader() as conn:
-            rows = conn.execute(
-                "SELECT m.uid, m.size + CASE WHEN m.size = 0 OR substr(b.data, m.size - 1, 2) = x'0d0a'"
-                " THEN 0 ELSE 2 END AS pop3_size"
-                " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? ORDER BY m.uid",
-                (mailbox_id,)).fetchall()
-        return [(r["uid"], r["pop3_size"]) for r in rows]
 
     def get_raws(self, blob_ids: Iterable[int]) -> dict[int, bytes]:
         """The bytes of several blobs in one query (IMAP FETCH of many bodies).
