@@ -159,7 +159,8 @@ class KotakposApp(App):
             self._all_stale()
             return
         for screen in self.admin_screens:
-            if screen is self.screen:
+            # a screen still being composed has no tables yet; it reads the whole state when mounted
+            if screen is self.screen and screen.is_mounted:
                 screen.admin_events(events)
             elif screen.watches(events):
                 screen.stale = True
