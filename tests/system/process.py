@@ -96,6 +96,14 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it hangs. The frozen binary's bootloader passes SIGTERM on
+        to the server it started; a SIGKILL would leave that server running on its own."""
+        try:
+            self.terminate()
+        except subprocess.TimeoutExpired:
+            self.kill()
+
 
 def run_cli(*args: str, data_dir: Path, input: str | None = None, command: list[str] | None = None,
             env=None) -> subprocess.CompletedProcess:

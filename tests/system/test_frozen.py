@@ -74,7 +74,7 @@ def frozen(tmp_path_factory):
         server.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
         yield server
     finally:
-        server.serve.kill()
+        server.serve.stop()
 
 
 def wait_for_log(server: Frozen, text: str, timeout: float = 30.0) -> bool:
