@@ -264,19 +264,6 @@ class MessagesMixin:
             raise NotFound("message is gone")
         return row["data"]
 
-    def get_message_raw(self, mailbox_id: int, uid: int) -> bytes:
-        """The bytes of one message named by mailbox and UID (POP3 RETR/TOP).
-
-        Raises NotFound once the message was removed, even if its blob lives on in
-        another mailbox.
-        """
-        with self.db.reader() as conn:
-            row = conn.execute("SELECT b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
-                               " WHERE m.mailbox_id = ? AND m.uid = ?", (mailbox_id, uid)).fetchone()
-        if not row:
-            raise NotFound("message is gone")
-        return row["data"]
-
     def existing_uids(self, mailbox_id: int, uids: Iterable[int]) -> set[int]:
         """Which of these UIDs are still in the mailbox (POP3 DELE after an IMAP expunge)."""
         found: set[int] = set()
