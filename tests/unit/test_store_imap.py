@@ -3,6 +3,8 @@
 import threading
 import time
 
+import pytest
+
 from appliance.store import Delivery, Store
 from appliance.store.imap import ChangeCache
 from appliance.store.events import MailboxChanged
@@ -64,45 +66,44 @@ def test_a_hundred_idlers_woken_together_cause_one_read():
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
 
 
-def test_recent_goes_to_one_session_and_the_others_skip_the_write(tmp_path):
-    store = Store.in_folder(tmp_path)
-    try:
-        store.add_domain("example.org")
-        user = store.add_user("alice@example.org", "pw")
-        box = store.create_mailbox(user.id, "Lists")
-        first = store.deliver(MSG, [Delivery(user.id, "Lists")]).uids[user.id][1]
-        assert store.claim_recent_upto(box.id, first) == {first}
-        commits = store.db.commits
-        assert store.claim_recent_upto(box.id, first) == set()
-        assert store.db.commits == commits  # the second idler did not write
-        second = store.deliver(MSG + b"again\r\n", [Delivery(user.id, "Lists")]).uids[user.id][1]
-        assert store.claim_recent_upto(box.id, second) == {second}
-        # a mailbox made again (SQLite may hand it the old id) starts with nothing claimed
-        store.delete_mailbox(user.id, "Lists")
-        again = store.create_mailbox(user.id, "Lists")
-        uid = store.deliver(MSG, [Delivery(user.id, "Lists")]).uids[user.id][1]
-        assert store.claim_recent_upto(again.id, uid) == {uid}
-    finally:
-        store.close()
+@pytest.fixture
+def store(tmp_path):
+    s = Store.in_folder(tmp_path)
+    s.add_domain("example.org")
+    yield s
+    s.close()
 
 
-def test_select_snapshots_are_shared_until_the_mailbox_changes(tmp_path):
-    store = Store.in_folder(tmp_path)
-    try:
-        store.add_domain("example.org")
-        user = store.add_user("alice@example.org", "pw")
-        inbox = store.get_mailbox(user.id, "INBOX")
-        first = store.deliver(MSG, [Delivery(user.id)]).uids[user.id][1]
-        snapshot = store.mailbox_snapshot(inbox.id)
-        assert snapshot.uids == [first] and snapshot.flags == {first: frozenset()}
-        snapshot.uids.append(999)  # a session grows its own copy as news arrives
-        snapshot.flags[999] = frozenset()
-        assert store.mailbox_snapshot(inbox.id).uids == [first]
-        store.store_flags(inbox.id, [first], "add", ["\\Seen"])
-        second = store.deliver(MSG + b"more\r\n", [Delivery(user.id)]).uids[user.id][1]
-        again = store.mailbox_snapshot(inbox.id)
-        assert again.uids == [first, second]
-        assert again.flags[first] == {"\\Seen"}
-        assert again.highest_modseq > snapshot.highest_modseq
-    finally:
-        store.close()
+def test_recent_goes_to_one_session_and_the_others_skip_the_write(store):
+    user = store.add_user("alice@example.org", "pw")
+    box = store.create_mailbox(user.id, "Lists")
+    first = store.deliver(MSG, [Delivery(user.id, "Lists")]).uids[user.id][1]
+    assert store.claim_recent_upto(box.id, first) == {first}
+    commits = store.db.commits
+    assert store.claim_recent_upto(box.id, first) == set()
+    assert store.db.commits == commits  # the second idler did not write
+    second = store.deliver(MSG + b"again\r\n", [Delivery(user.id, "Lists")]).uids[user.id][1]
+    assert store.claim_recent_upto(box.id, second) == {second}
+    # a mailbox made again (SQLite may hand it the old id) starts with nothing claimed
+    store.delete_mailbox(user.id, "Lists")
+    again = store.create_mailbox(user.id, "Lists")
+    uid = store.deliver(MSG, [Delivery(user.id, "Lists")]).uids[user.id][1]
+    assert store.claim_recent_upto(again.id, uid) == {uid}
+
+
+def test_select_snapshots_are_shared_until_the_mailbox_changes(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    first = store.deliver(MSG, [Delivery(user.id)]).uids[user.id][1]
+    snapshot = store.mailbox_snapshot(inbox.id)
+    assert snapshot.uids == [first] and snapshot.flags == {first: frozenset()}
+    snapshot.uids.append(999)  # a session grows its own copy as news arrives
+    snapshot.flags[999] = frozenset()
+    assert store.mailbox_snapshot(inbox.id).uids == [first]
+    store.store_flags(inbox.id, [first], "add", ["\\Seen"])
+    second = store.deliver(MSG + b"more\r\n", [Delivery(user.id)]).uids[user.id][1]
+    again = store.mailbox_snapshot(inbox.id)
+    assert again.uids == [first, second]
+    assert again.flags[first] == {"\\Seen"}
+    assert again.highest_modseq > snapshot.highest_modseq
+    assert again.uidnext == second + 1
