@@ -38,15 +38,21 @@ MAX_BATCH = 512
 READER_POOL = 16
 # Prepared statements kept per connection: grouped writes use one text per row count.
 CACHED_STATEMENTS = 512
+# SQLite's own page cache, per connection. Readers keep a small one: there are up to
+# READER_POOL of them, and once POP3 and IMAP sessions had read eight big mailboxes, 4 MiB
+# caches left the server at 223 MB resident (145 MB with these) for as long as it ran.
+# The pages they stop caching are still in the kernel's page cache, a read call away.
+WRITER_CACHE_KIB = 4096
+READER_CACHE_KIB = 512
 
 
-def connect(path: Path | str, synchronous: str = "FULL") -> sqlite3.Connection:
+def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60,
                            cached_statements=CACHED_STATEMENTS)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA cache_size=-4096")
+    conn.execute(f"PRAGMA cache_size=-{cache_kib}")
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -266,7 +272,7 @@ class Database:
                 if grow:
                     self._reader_count += 1
             if grow:
-                conn = connect(self.path, self.synchronous)
+                conn = connect(self.path, self.synchronous, READER_CACHE_KIB)
                 conn.execute("PRAGMA query_only=ON")
                 self._all_readers.append(conn)
             else:
