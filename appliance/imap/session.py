@@ -10,13 +10,13 @@ store's modseq-ordered change log says exactly what changed.
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_left, bisect_right
 import enum
 import functools
 import logging
 import os
 import select
 import threading
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from appliance import mime
