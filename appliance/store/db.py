@@ -157,7 +157,9 @@ class Database:
                 first = self._jobs.get_nowait()
             except queue.Empty:
                 self._finish(committed)
-                committed = []
+                # hold no finished job while idle: a result (10,000 rows after a big STORE)
+                # would stay in memory until the next write
+                committed, batch, job, first = [], None, None, None
                 first = self._jobs.get()
             if first is None:
                 break
