@@ -10,7 +10,6 @@ period.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import gc
 import logging
@@ -49,9 +48,8 @@ def tune_runtime() -> None:
     """
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else ctypes.CDLL(None)
+        libc = ctypes.CDLL(None)  # the symbols already loaded, the C library's among them
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
         libc.mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
     except (OSError, AttributeError):
