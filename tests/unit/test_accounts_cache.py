@@ -10,14 +10,6 @@ import pytest
 from appliance.store import Store
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.in_folder(tmp_path)
-    s.add_domain("example.org")
-    yield s
-    s.close()
-
-
 def test_changes_are_seen_at_once(store):
     assert store.resolve("alice@example.org") is None  # cached "unknown"
     alice = store.add_user("alice@example.org", "pw")

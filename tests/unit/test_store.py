@@ -10,14 +10,6 @@ from appliance.store import AlreadyExists, Delivery, InvalidName, NotFound, Queu
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nThe quick brown fox.\r\n"
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.in_folder(tmp_path)
-    s.add_domain("example.org")
-    yield s
-    s.close()
-
-
 def test_new_user_gets_special_use_folders(store):
     user = store.add_user("alice@example.org", "pw")
     folders = {m.name: m.special_use for m in store.list_mailboxes(user.id)}

@@ -3,9 +3,7 @@
 import threading
 import time
 
-import pytest
-
-from appliance.store import Delivery, Store
+from appliance.store import Delivery
 from appliance.store.imap import ChangeCache
 from appliance.store.events import MailboxChanged
 from appliance.store.models import MailboxChanges
@@ -64,14 +62,6 @@ def test_a_hundred_idlers_woken_together_cause_one_read():
 
 
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.in_folder(tmp_path)
-    s.add_domain("example.org")
-    yield s
-    s.close()
 
 
 def test_recent_goes_to_one_session_and_the_others_skip_the_write(store):

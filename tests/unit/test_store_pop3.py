@@ -1,16 +1,6 @@
 """The store's POP3 reads: the login snapshot's sizes and flags, and texts read together."""
 
-import pytest
-
-from appliance.store import Delivery, Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "store.sqlite")
-    s.add_domain("example.org")
-    yield s
-    s.close()
+from appliance.store import Delivery
 
 
 def test_the_snapshot_counts_the_crlf_pop3_adds_and_knows_what_was_seen(store):
