@@ -441,14 +441,22 @@ class ImapSession:
     def _qresync(self, params) -> None:
         """RFC 7162 §3.2.5.2: tell what vanished and what changed since the client's modseq."""
         sel = self.selected
-        vanished = self.store.vanished_since(sel.mailbox_id, params.modseq)
+        changes = self._changes_since(params.modseq)
+        vanished = changes.vanished
         if params.known_uids is not None:
             vanished = [u for u in vanished if params.known_uids.contains(u, MAX_UID)]
         if vanished:
             self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(vanished) + b"\r\n")
-        for row in self.store.changed_since(sel.mailbox_id, params.modseq):
+        for row in changes.changed:
             if row.uid in sel.flags:  # not one that arrived after the snapshot: sync tells of those
                 self.send(self._fetch_flags_line(sel.seq_of(row.uid), row.uid, row.flags, row.modseq))
+
+    def _changes_since(self, modseq: int):
+        """What changed in the selected mailbox after ``modseq`` (the store's MailboxChanges)."""
+        changes = self.store.mailbox_changes(self.selected.mailbox_id, modseq)
+        if changes is None:
+            raise MailboxGone()
+        return changes
 
     def cmd_CREATE(self, cmd) -> None:
         name = self._new_name(cmd.mailbox)
@@ -752,7 +760,7 @@ class ImapSession:
             uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
             if cmd.vanished:
                 # "*" reaches past the last live UID here: expunged UIDs may be above it
-                gone = [u for u in self.store.vanished_since(sel.mailbox_id, cmd.changedsince)
+                gone = [u for u in self._changes_since(cmd.changedsince).vanished
                         if cmd.messages.contains(u, MAX_UID)]
                 if gone:
                     self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")

@@ -245,18 +245,6 @@ class MessagesMixin:
                              (mailbox_id, *chunk))
         return out
 
-    def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
-        """RFC 7162: messages whose modseq is above ``modseq``."""
-        with self.db.reader() as conn:
-            return _rows(conn, f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-                         (mailbox_id, modseq))
-
-    def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
-        """RFC 7162 QRESYNC: UIDs expunged after ``modseq``."""
-        with self.db.reader() as conn:
-            return [r["uid"] for r in conn.execute(
-                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq))]
-
     def get_raw(self, blob_id: int) -> bytes:
         with self.db.reader() as conn:
             row = conn.execute("SELECT data FROM blobs WHERE id = ?", (blob_id,)).fetchone()

@@ -80,7 +80,7 @@ def test_uids_ascend_and_are_never_reused(tmp_path):
     store = Store.in_folder(tmp_path)  # a restart must not hand out UID 3 again
     store.deliver(MSG + b"again", [Delivery(user.id)])
     assert [m.uid for m in store.list_messages(inbox.id)] == [1, 2, 4]
-    assert store.vanished_since(inbox.id, 0) == [3]
+    assert list(store.mailbox_changes(inbox.id, 0).vanished) == [3]
     store.close()
 
 
