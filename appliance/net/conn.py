@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from appliance.net.registry import SessionInfo
 
 RECV_SIZE = 65536
+# A slow reader gets at least this long to take each block of a reply.
+WRITE_TIMEOUT_MIN = 30.0
 
 
 class ConnectionClosed(Exception):
@@ -42,7 +45,7 @@ class Connection:
         self.timeout = 300.0            # seconds of silence before IdleTimeout; sessions set their own
         self.stopping = False           # set when the server shuts down: read_command_line then ends the session
         self._tls_context_source = tls_context_source
-        self._sock_timeout: float | None = None  # what self.sock was last given: set it only on change
+        self._sock_timeout: float | None = None  # the bound self.sock was last given: set only on change
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._waiting_for_command = False
@@ -52,17 +55,33 @@ class Connection:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _set_sock_timeout(self, seconds: float) -> None:
-        """settimeout is a system call (and a GIL release) each time: skip it when nothing changes."""
-        if seconds != self._sock_timeout:
-            self.sock.settimeout(seconds)
-            self._sock_timeout = seconds
+    def _set_sock_timeouts(self, writing: bool) -> None:
+        """Bound the next read by ``timeout``, the next write by at least WRITE_TIMEOUT_MIN.
+
+        A plain socket stays blocking and gets both bounds from the kernel (SO_RCVTIMEO,
+        SO_SNDTIMEO): on a socket with a Python timeout every recv and send is preceded
+        by a poll, and each of those system calls gives up the GIL and must win it back
+        from the other sessions. TLS keeps Python's timeout, which its reads need. Either
+        way the socket is touched only when a bound changes.
+        """
+        if self.is_tls:
+            seconds = max(self.timeout, WRITE_TIMEOUT_MIN) if writing else self.timeout
+            if seconds != self._sock_timeout:
+                self.sock.settimeout(seconds)
+                self._sock_timeout = seconds
+        elif self.timeout != self._sock_timeout:
+            for option, seconds in ((socket.SO_RCVTIMEO, self.timeout),
+                                    (socket.SO_SNDTIMEO, max(self.timeout, WRITE_TIMEOUT_MIN))):
+                seconds = max(seconds, 0.001)  # a zero timeval would mean "never"
+                self.sock.setsockopt(socket.SOL_SOCKET, option,
+                                     struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
+            self._sock_timeout = self.timeout
 
     def _fill(self) -> None:
-        self._set_sock_timeout(self.timeout)
+        self._set_sock_timeouts(writing=False)
         try:
             data = self.sock.recv(RECV_SIZE)
-        except (socket.timeout, TimeoutError):
+        except (socket.timeout, TimeoutError, BlockingIOError):  # BlockingIOError: SO_RCVTIMEO passed
             raise IdleTimeout() from None
         except ssl.SSLError as e:
             raise ConnectionClosed(str(e)) from None
@@ -161,12 +180,16 @@ class Connection:
     def write(self, data: bytes) -> None:
         self._out.append(data)
 
+    def pending_output(self) -> int:
+        """Bytes written and not yet flushed."""
+        return sum(map(len, self._out))
+
     def flush(self) -> None:
         if not self._out:
             return
         data = b"".join(self._out)
         self._out.clear()
-        self._set_sock_timeout(max(self.timeout, 30.0))
+        self._set_sock_timeouts(writing=True)
         try:
             self.sock.sendall(data)
         except (OSError, ssl.SSLError) as e:
