@@ -68,12 +68,13 @@ class ChangeCache:
                 if event.kind in ("created", "deleted"):
                     self._recent_claimed.pop(mailbox_id, None)  # SQLite may give a new mailbox a freed id
 
-    def recent_claimed_upto(self, mailbox_id: int) -> int:
-        return self._recent_claimed.get(mailbox_id, 0)
-
-    def note_recent_claimed(self, mailbox_id: int, uid: int) -> None:
+    def start_recent_claim(self, mailbox_id: int, uid: int) -> bool:
+        """True for the one caller whose claim must cover ``uid``: no claim begun before it did."""
         with self._lock:
-            self._recent_claimed[mailbox_id] = max(uid, self._recent_claimed.get(mailbox_id, 0))
+            if self._recent_claimed.get(mailbox_id, 0) >= uid:
+                return False
+            self._recent_claimed[mailbox_id] = uid
+            return True
 
 
 def _weight(answer) -> int:
@@ -129,18 +130,18 @@ class ImapMixin:
         """``claim_recent`` for a session that knows the mailbox up to ``highest_uid``.
 
         The hundred idlers told of one new message would each make a write to learn that
-        the first of them took its \\Recent; once a claim has covered a UID, later sessions
-        skip the write. (A claim takes every \\Recent message there is, and UIDs only grow,
-        so nothing at or below a claimed UID can be \\Recent again.) ``before_write`` runs
-        only when the claim must write: IDLE flushes its news first then, not otherwise.
+        the first of them took its \\Recent; once a claim covering a UID has begun, later
+        sessions skip the write, even while that claim still waits for the writer. (A
+        claim takes every \\Recent message there is when it runs, and it runs after the
+        commit that made its session know ``highest_uid``; UIDs only grow, so nothing at
+        or below it can be \\Recent again.) ``before_write`` runs only when the claim
+        must write: IDLE flushes its news first then, not otherwise.
         """
-        if self.changes.recent_claimed_upto(mailbox_id) >= highest_uid:
+        if not self.changes.start_recent_claim(mailbox_id, highest_uid):
             return set()
         if before_write is not None:
             before_write()
-        claimed = self.claim_recent(mailbox_id)
-        self.changes.note_recent_claimed(mailbox_id, highest_uid)
-        return claimed
+        return self.claim_recent(mailbox_id)
 
     def messages_with_forms(self, mailbox_id: int) -> tuple[list[MessageRow], dict[int, tuple[bytes, bytes, bytes]]]:
         """Every message in UID order, and each blob's stored (ENVELOPE, BODY, BODYSTRUCTURE).
