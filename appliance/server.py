@@ -21,6 +21,7 @@ from pathlib import Path
 from appliance import config as config_module
 from appliance.auth import Authenticator
 from appliance.config import Config
+from appliance.imap.push import IdlePusher
 from appliance.net import ConnectionServer, SessionRegistry
 from appliance.net.listener import tune_runtime
 from appliance.mta.srs import Srs, load_secret as load_srs_secret
@@ -68,6 +69,7 @@ class ServerContext:
     unsaved: dict = field(default_factory=dict)  # (day, name) -> n counted but not yet in the store
     stats_lock: threading.Lock = field(default_factory=threading.Lock)
     mda: object = None  # appliance.mda.Mda: the filters local deliveries pass (None: unfiltered)
+    idle_pusher: object = None  # appliance.imap.push.IdlePusher: tells idling IMAP clients of changes
 
     def count(self, name: str, n: int = 1) -> None:
         key = (time.strftime("%Y-%m-%d"), name)
@@ -188,6 +190,7 @@ class Server:
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
                                  hostname=cfg.server.hostname, data_dir=self.data_dir,
                                  srs=Srs(load_srs_secret(store), cfg.mta.srs_domain or cfg.server.hostname))
+        self.ctx.idle_pusher = IdlePusher(store)
         self.connections = ConnectionServer(
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
             exempt_from_ip_limit=auth.trusted.contains)
@@ -203,6 +206,7 @@ class Server:
             for listener in self.connections.listeners:
                 for s in listener.sockets:
                     s.close()
+            self.ctx.idle_pusher.stop()
             store.close()
             raise
         from appliance.admin.server import AdminSocketServer
@@ -299,6 +303,7 @@ class Server:
             self.web.stop()
             self.web = None
         self.connections.stop(self.config.server.shutdown_grace)
+        self.ctx.idle_pusher.stop()
         if self.backups is not None:
             self.backups.stop()
             self.backups = None

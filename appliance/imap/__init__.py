@@ -12,5 +12,7 @@ The package follows the house shape for protocols:
   continuation only after checking ``n`` against the current literal limit.
 - ``replies.py``: named responses and the single writer of tagged/untagged lines.
 - ``session.py``: the state machine.
+- ``push.py``: the one thread that writes IDLE news to idling clients, so that their own
+  threads sleep on.
 - ``utf7.py``: the modified UTF-7 codec of mailbox names (RFC 3501 §5.1.3).
 """

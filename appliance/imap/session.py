@@ -13,7 +13,6 @@ import datetime as dt
 import enum
 import functools
 import logging
-import os
 import select
 import threading
 from bisect import bisect_left, bisect_right
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from appliance import mime
 from appliance.auth.sasl import SaslError, decode_plain
 from appliance.imap import replies, utf7
+from appliance.imap.push import Idler
 from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
 from appliance.imap.commands import nonauth as nonauth_cmds
@@ -106,36 +106,6 @@ class Selection:
 
     def renumbered(self) -> None:
         self._seq = None
-
-
-class Waker:
-    """An eventfd that store events poke, so IDLE can wait on the socket and new mail at once.
-
-    One descriptor per idling client (1,000 idlers cost 1,000 extra fds, not 2,000
-    as a pipe would). ``wake`` runs in the publishing thread; the lock keeps it
-    from writing to a descriptor number that ``close`` has already given back.
-    """
-
-    def __init__(self) -> None:
-        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def wake(self) -> None:
-        with self.lock:
-            if not self.closed:
-                os.eventfd_write(self.fd, 1)
-
-    def clear(self) -> None:
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            pass  # nothing was pending
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            os.close(self.fd)
 
 
 class ImapSession:
@@ -634,30 +604,45 @@ class ImapSession:
         self.ok(cmd, "GETQUOTA completed")
 
     def cmd_IDLE(self, cmd) -> None:
-        """RFC 2177: push changes until the client says DONE."""
-        waker = Waker()
-        # listen first, then catch up: an event between the two still wakes us
-        self.events.notify = waker.wake
+        """RFC 2177: push changes until the client says DONE.
+
+        While the client idles, its news is usually written by the pusher's thread
+        (appliance.imap.push) and this thread sleeps on; it wakes when the client
+        speaks or when the pusher hands the news over.
+        """
+        idler = Idler(self)
+        pusher = self.ctx.idle_pusher
+        idler.lock.acquire()
+        pusher.add(idler)  # listen first, then catch up: an event between the two still reaches us
         try:
             self.send(replies.CONTINUE_IDLE)
             self.sync(True, push=True)
             self.conn.flush()
             with self.conn.between_commands():
                 while not self.conn.has_buffered_line():
-                    if self._wait(waker):
+                    idler.lock.release()
+                    try:
+                        client_spoke = self._wait(idler.waker)
+                    finally:
+                        idler.lock.acquire()
+                    if idler.failure is not None:
+                        raise idler.failure
+                    if client_spoke:
                         break
-                    waker.clear()
+                    idler.waker.clear()
                     self.sync(True, push=True)
                     self.conn.flush()
         finally:
-            self.events.notify = None
-            waker.close()
+            idler.active = False
+            pusher.remove(idler)
+            idler.lock.release()
+            idler.waker.close()
         line = self.conn.read_line(LINE_LIMIT)
         if line.rstrip(b"\r\n").upper() != b"DONE":
             raise CommandSyntaxError("Expected DONE")
         self.ok(cmd, "IDLE terminated")
 
-    def _wait(self, waker: Waker) -> bool:
+    def _wait(self, waker) -> bool:
         """Block until the client sends something (True) or a store event arrives (False).
 
         poll, not select: with a thousand idlers descriptor numbers pass select's 1024 limit.

@@ -105,6 +105,32 @@ def test_idle_reports_smtp_delivery(server):
     assert watcher.line().startswith(b"i1 OK")
 
 
+def test_idle_hears_a_flag_change_too_big_for_the_pusher(server):
+    # 600 FETCH lines are more than the pusher writes itself: the session's own thread does
+    for n in range(600):
+        deliver(server, "alice@example.org", message(str(n)))
+    watcher = session(server)
+    watcher.transact("OK", "SELECT INBOX")
+    actor = session(server)
+    actor.transact("OK", "SELECT INBOX")
+    idle(watcher)
+    actor.transact("OK", "STORE 1:* +FLAGS.SILENT (\\Flagged)")
+    told = {watcher.line() for _ in range(600)}
+    assert told == {b"* %d FETCH (UID %d FLAGS (\\Flagged \\Recent))" % (n, n) for n in range(1, 601)}
+    watcher.send("DONE")
+    assert watcher.line().startswith(b"i1 OK")
+    watcher.transact("OK", "NOOP")
+
+
+def test_deleting_an_idlers_mailbox_ends_its_session(server):
+    watcher = session(server)
+    watcher.transact("OK", "CREATE Temp")
+    watcher.transact("OK", "SELECT Temp")
+    idle(watcher)
+    session(server).transact("OK", "DELETE Temp")
+    assert watcher.line().startswith(b"* BYE")
+
+
 def test_idle_must_end_with_done(server):
     conv = session(server)
     conv.transact("OK", "SELECT INBOX")
