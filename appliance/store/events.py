@@ -67,6 +67,7 @@ class Subscription:
         self._ready = threading.Event()   # set for a reader blocked in get()
         self._reader_waiting = False
         self.overflowed = False
+        self.closed = False
         self.notify = None  # optional callable run after events are queued (IMAP IDLE wakes on it)
 
     def get(self, timeout: float | None = None):
@@ -74,6 +75,8 @@ class Subscription:
         with self._lock:
             if self._events:
                 return self._events.popleft()
+            if self.closed:
+                return None
             self._reader_waiting = True
             self._ready.clear()
         self._ready.wait(timeout)
@@ -105,7 +108,11 @@ class Subscription:
             self.notify()
 
     def close(self) -> None:
+        """Stop receiving events; a reader blocked in get() returns at once."""
         self._bus._remove(self)
+        with self._lock:
+            self.closed = True
+        self._ready.set()
 
     def __enter__(self):
         return self
