@@ -95,11 +95,15 @@ class AdminAPI(FiltersAdmin):
 
     def _forward_store_events(self) -> None:
         while not self._closed.is_set():
-            event = self._store_sub.get(timeout=0.5)
-            if event is not None:
-                events = [_event_dict(event)] + [_event_dict(e) for e in self._store_sub.drain()]
-                self._count_traffic(events)
-                self._bus.publish(events)
+            self._forward_burst()
+
+    def _forward_burst(self) -> None:
+        """Forward what arrives within half a second; a function, so its events die with it."""
+        event = self._store_sub.get(timeout=0.5)
+        if event is not None:
+            events = [_event_dict(event)] + [_event_dict(e) for e in self._store_sub.drain()]
+            self._count_traffic(events)
+            self._bus.publish(events)
 
     def _count_traffic(self, events: list[dict]) -> None:
         minute = int(time.time() // 60)

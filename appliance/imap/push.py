@@ -123,21 +123,26 @@ class IdlePusher:
 
     def _run(self) -> None:
         while not self._stopping:
-            first = self._events.get(timeout=1.0)
-            if first is None:
-                continue
-            events = [first, *self._events.drain()]
-            if any(isinstance(e, Overflowed) for e in events):
-                self._events.overflowed = False
-                users = list(self._idlers)  # missed some: every idler looks for itself
-            else:
-                users = {e.user_id for e in events if isinstance(e, MailboxChanged)}
-            for user_id in users:
-                for idler in self._idlers.get(user_id, ()):
-                    try:
-                        idler.push()
-                    except Exception:  # one client's trouble must not stop the others' news
-                        log.exception("IDLE push to session %s failed", idler.session.conn.info.id)
+            self._push_burst()
+
+    def _push_burst(self) -> None:
+        """Wait up to a second for events, then push them. A function of its own, so
+        that no event is kept while the thread waits (one can name 10,000 UIDs)."""
+        first = self._events.get(timeout=1.0)
+        if first is None:
+            return
+        events = [first, *self._events.drain()]
+        if any(isinstance(e, Overflowed) for e in events):
+            self._events.overflowed = False
+            users = list(self._idlers)  # missed some: every idler looks for itself
+        else:
+            users = {e.user_id for e in events if isinstance(e, MailboxChanged)}
+        for user_id in users:
+            for idler in self._idlers.get(user_id, ()):
+                try:
+                    idler.push()
+                except Exception:  # one client's trouble must not stop the others' news
+                    log.exception("IDLE push to session %s failed", idler.session.conn.info.id)
 
     def stop(self) -> None:
         self._stopping = True

@@ -68,20 +68,29 @@ class Trainer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            first = self._subscription.get(timeout=0.5)
-            if first is None:
-                continue
-            self._stop.wait(GATHER)
-            events = [first] + self._subscription.drain()
-            for event in merged(events):
-                try:
-                    if isinstance(event, MailboxChanged):
-                        self.handle(event)
-                    elif isinstance(event, Overflowed):
-                        log.warning("mda trainer fell behind; some moves were not learned from")
-                except Exception:
-                    log.exception("mda trainer: handling %r failed", event)
-            self.handled += len(events)
+            self._handle_burst()
+
+    def _handle_burst(self) -> None:
+        """Wait up to half a second for an event, gather what follows it, handle them all.
+
+        A function of its own so that nothing keeps the burst once it is handled: a POP3
+        session's \\Seen event names every message it read, and a loop variable still
+        holding it while the thread waits kept tens of megabytes of memory from the system.
+        """
+        first = self._subscription.get(timeout=0.5)
+        if first is None:
+            return
+        self._stop.wait(GATHER)
+        events = [first] + self._subscription.drain()
+        for event in merged(events):
+            try:
+                if isinstance(event, MailboxChanged):
+                    self.handle(event)
+                elif isinstance(event, Overflowed):
+                    log.warning("mda trainer fell behind; some moves were not learned from")
+            except Exception:
+                log.exception("mda trainer: handling %r failed", event)
+        self.handled += len(events)
 
     def handle(self, event: MailboxChanged) -> None:
         if event.kind == "flags":

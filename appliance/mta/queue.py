@@ -153,10 +153,8 @@ class QueueRunner:
         seen_kicks, deadline = -1, 0.0
         while not self._stopping.is_set():
             self._wake.clear()
-            events = self._events.drain() if self._events is not None else []
             kicks = self._kicks
-            if (kicks == seen_kicks and time.monotonic() < deadline
-                    and not any(isinstance(e, (QueueChanged, Overflowed)) for e in events)):
+            if kicks == seen_kicks and time.monotonic() < deadline and not self._queue_news():
                 # Only mailbox changes (every local delivery sends one): nothing new to relay,
                 # and the next due row is as far away as it was.
                 self._wake.wait(deadline - time.monotonic())
@@ -170,6 +168,12 @@ class QueueRunner:
                 wait = 5.0
             deadline = time.monotonic() + wait
             self._wake.wait(wait)
+
+    def _queue_news(self) -> bool:
+        """Whether the events since the last look touch the queue. Only the answer is kept:
+        a batch of mailbox events held through the wait would hold every UID they name."""
+        events = self._events.drain() if self._events is not None else []
+        return any(isinstance(e, (QueueChanged, Overflowed)) for e in events)
 
     def _until_next_due(self) -> float:
         due = self.store.next_queue_due()
