@@ -619,7 +619,7 @@ class ImapSession:
             self.sync(True, push=True)
             self.conn.flush()
             with self.conn.between_commands():
-                while not self.conn.has_buffered_line():
+                while not self.conn.has_buffered_line() and not self._tls_pending():
                     idler.lock.release()
                     try:
                         client_spoke = self._wait(idler.waker)
@@ -642,14 +642,18 @@ class ImapSession:
             raise CommandSyntaxError("Expected DONE")
         self.ok(cmd, "IDLE terminated")
 
+    def _tls_pending(self) -> bool:
+        """TLS has decrypted bytes that poll cannot see. Asked while holding the idler's
+        lock: the TLS object must not be used by two threads at once."""
+        sock = self.conn.sock
+        return bool(getattr(sock, "pending", None) and sock.pending())
+
     def _wait(self, waker) -> bool:
-        """Block until the client sends something (True) or a store event arrives (False).
+        """Block until the client sends something (True) or the pusher wakes us (False).
 
         poll, not select: with a thousand idlers descriptor numbers pass select's 1024 limit.
         """
         sock = self.conn.sock
-        if getattr(sock, "pending", None) and sock.pending():
-            return True  # TLS has decrypted bytes that poll cannot see
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
         poller.register(waker.fd, select.POLLIN)
