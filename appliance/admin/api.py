@@ -88,8 +88,8 @@ class AdminAPI(FiltersAdmin):
             logging.getLogger("kotakpos").addHandler(self._log_ring)
 
     def _session_changed(self, kind: str, info) -> None:
-        # "command" fires on every protocol command: skip building the event when nobody listens.
-        if kind == "command" and not self._bus._subscribers:
+        # Fires as every session opens, runs a command and closes: build nothing when nobody listens.
+        if not self._bus._subscribers:
             return
         self._bus.publish([{"type": "session", "kind": kind, "session": info.to_dict()}])
 

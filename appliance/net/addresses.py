@@ -21,6 +21,9 @@ def is_loopback(ip: str) -> bool:
     return addr is not None and addr.is_loopback
 
 
+# Every connection asks about its peer's address two or three times; parsing it with
+# ipaddress each time cost more than the rest of the accept.
+@lru_cache(maxsize=4096)
 def _address(ip: str):
     try:
         addr = ipaddress.ip_address(ip.split("%")[0])
@@ -31,6 +34,7 @@ def _address(ip: str):
     return addr
 
 
+@lru_cache(maxsize=4096)
 def plain_ip(ip: str) -> str:
     """``::ffff:1.2.3.4`` as ``1.2.3.4``; other addresses unchanged."""
     addr = _address(ip)
