@@ -68,7 +68,7 @@ class Subscription:
         self._reader_waiting = False
         self.overflowed = False
         self.closed = False
-        self.notify = None  # optional callable run after events are queued (IMAP IDLE wakes on it)
+        self.notify = None  # optional callable run after events are queued (POP3 and the queue runner use it)
 
     def get(self, timeout: float | None = None):
         """The next event, or None when ``timeout`` passes first."""
