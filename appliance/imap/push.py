@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import threading
 
 from appliance.store.events import MailboxChanged, Overflowed
@@ -79,7 +78,7 @@ class Idler:
         try:
             if not self.active:
                 return  # the IDLE ended while the pusher was on its way here
-            if self.failure is None and _writable(self.session.conn):
+            if self.failure is None and self.session.conn.writable_now():
                 self.session.sync(True, push=True)
                 if self.session.conn.pending_output() <= PUSH_WRITE_LIMIT:
                     self.session.conn.flush()
@@ -89,13 +88,6 @@ class Idler:
         finally:
             self.lock.release()
         self.waker.wake()
-
-
-def _writable(conn) -> bool:
-    """The socket has room now: a small write returns at once instead of waiting for the client."""
-    poller = select.poll()
-    poller.register(conn.sock.fileno(), select.POLLOUT)
-    return bool(poller.poll(0))
 
 
 class IdlePusher:

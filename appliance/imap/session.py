@@ -619,7 +619,8 @@ class ImapSession:
             self.sync(True, push=True)
             self.conn.flush()
             with self.conn.between_commands():
-                while not self.conn.has_buffered_line() and not self._tls_pending():
+                # TLS is asked while the lock is held: the pusher may write through it otherwise
+                while not self.conn.has_buffered_line() and not self.conn.tls_pending():
                     idler.lock.release()
                     try:
                         client_spoke = self._wait(idler.waker)
@@ -641,12 +642,6 @@ class ImapSession:
         if line.rstrip(b"\r\n").upper() != b"DONE":
             raise CommandSyntaxError("Expected DONE")
         self.ok(cmd, "IDLE terminated")
-
-    def _tls_pending(self) -> bool:
-        """TLS has decrypted bytes that poll cannot see. Asked while holding the idler's
-        lock: the TLS object must not be used by two threads at once."""
-        sock = self.conn.sock
-        return bool(getattr(sock, "pending", None) and sock.pending())
 
     def _wait(self, waker) -> bool:
         """Block until the client sends something (True) or the pusher wakes us (False).

@@ -7,6 +7,7 @@ of replies leaves in one packet.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import struct
@@ -174,6 +175,16 @@ class Connection:
 
     def has_buffered_line(self) -> bool:
         return b"\n" in self._buf
+
+    def tls_pending(self) -> bool:
+        """TLS has decrypted bytes that poll() on the socket cannot see."""
+        return self.is_tls and self.sock.pending() > 0
+
+    def writable_now(self) -> bool:
+        """The socket has room: a small write returns at once instead of waiting for the peer."""
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLOUT)
+        return bool(poller.poll(0))
 
     # -- writing -----------------------------------------------------------------------
 

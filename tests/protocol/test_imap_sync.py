@@ -122,15 +122,6 @@ def test_idle_hears_a_flag_change_too_big_for_the_pusher(server):
     watcher.transact("OK", "NOOP")
 
 
-def test_deleting_an_idlers_mailbox_ends_its_session(server):
-    watcher = session(server)
-    watcher.transact("OK", "CREATE Temp")
-    watcher.transact("OK", "SELECT Temp")
-    idle(watcher)
-    session(server).transact("OK", "DELETE Temp")
-    assert watcher.line().startswith(b"* BYE")
-
-
 def test_idle_must_end_with_done(server):
     conv = session(server)
     conv.transact("OK", "SELECT INBOX")
@@ -140,13 +131,16 @@ def test_idle_must_end_with_done(server):
     conv.transact("OK", "NOOP")
 
 
-def test_deleting_the_selected_mailbox_elsewhere_ends_the_session(server):
+@pytest.mark.parametrize("idling", [False, True], ids=["next-command", "idling"])
+def test_deleting_the_selected_mailbox_elsewhere_ends_the_session(server, idling):
     a = session(server)
     a.transact("OK", "CREATE Temp")
     a.transact("OK", "SELECT Temp")
-    b = session(server)
-    b.transact("OK", "DELETE Temp")
-    a.send("t9 NOOP")
+    if idling:
+        idle(a)  # told by the pusher, without a command
+    session(server).transact("OK", "DELETE Temp")
+    if not idling:
+        a.send("t9 NOOP")
     assert a.line().startswith(b"* BYE")
 
 
