@@ -145,6 +145,9 @@ class KotakposApp(App):
         self.mutate_reactive(KotakposApp.connected)
 
     def on_events_arrived(self, message: EventsArrived) -> None:
+        if not self.is_running:
+            # Shutting down: the screens are losing their widgets while messages still arrive.
+            return
         now = self.now()
         events = message.events
         overflowed = False
