@@ -34,15 +34,15 @@ def words(text: str) -> list[str]:
     return out
 
 
-def tokens(info: "mime.MessageInfo") -> list[str]:
-    """The distinct tokens of a message, from its stored analysis."""
+def tokens(info: "mime.MessageInfo", body_text: str) -> list[str]:
+    """The distinct tokens of a message, from its analysis and its body text (mime.body_text)."""
     found: dict[str, None] = {}
     for word in _WORD.findall(info.subject.lower()):
         found[f"subject:{word}"] = None
     sender = info.from_.rpartition("@")[2].strip("> ").lower()
     if sender:
         found[f"from:{sender}"] = None
-    for word in dict.fromkeys(words(info.search_text[:200_000].lower())):  # distinct, in order
+    for word in dict.fromkeys(words(body_text[:200_000].lower())):  # distinct, in order
         if len(found) >= MAX_TOKENS:
             break
         found[word] = None

@@ -138,7 +138,7 @@ class Incoming:
 
     @cached_property
     def body_text(self) -> str:
-        return self.info.search_text
+        return mime.body_text(self.raw, self.info)
 
 
 class Check:

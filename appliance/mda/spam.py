@@ -49,7 +49,7 @@ def heuristics(msg: Incoming) -> list[tuple[str, float]]:
     root = msg.info.root
     if root.maintype == "text" and root.subtype == "html":
         hits.append(("HTML_ONLY", 0.5))
-    phrases = {m.lower() for m in _PHRASES.findall(msg.info.search_text[:200_000] + " " + subject)}
+    phrases = {m.lower() for m in _PHRASES.findall(msg.body_text[:200_000] + " " + subject)}
     if phrases:
         hits.append(("SPAM_PHRASES", min(1.0 * len(phrases), 4.0)))
     auth = msg.notes.get("auth", {})
@@ -91,7 +91,7 @@ class SpamCheck(Check):
     def words(self) -> list[str]:
         """The message's Bayes tokens, made on first need (never when nothing was learned)."""
         if self._words is None:
-            self._words = bayes.tokens(self.msg.info)
+            self._words = bayes.tokens(self.msg.info, self.msg.body_text)
         return self._words
 
     def check_body(self) -> Verdict:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from appliance import mime
 from appliance.mda import bayes
 from appliance.store import MailboxChanged, NotFound, Overflowed
 
@@ -123,8 +124,9 @@ class Trainer:
         try:
             sha = self.store.blob_sha256(blob_id)
             info = self.store.get_info(blob_id)
+            raw = self.store.get_raw(blob_id)
         except NotFound:
             return
-        if self.store.bayes_learn(user_id, sha, bayes.tokens(info), spam):
+        if self.store.bayes_learn(user_id, sha, bayes.tokens(info, mime.body_text(raw, info)), spam):
             self.ctx.count("mda.learned_spam" if spam else "mda.learned_ham")
             log.info("mda: user %d taught %s", user_id, "spam" if spam else "ham")

@@ -17,7 +17,7 @@ BINARY[...] cuts), `info` (analyze and the stored record).
 """
 
 from .headers import header_fields
-from .info import MessageInfo, analyze, normalize_crlf, prepend_header
+from .info import MessageInfo, analyze, body_text, normalize_crlf, prepend_header
 from .sections import UnknownEncoding, decoded, find_part, section
 from .structure import MAX_DEPTH, MAX_PARTS, Part
 
@@ -29,6 +29,7 @@ __all__ = [
     "Part",
     "UnknownEncoding",
     "analyze",
+    "body_text",
     "decoded",
     "find_part",
     "header_fields",

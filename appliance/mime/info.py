@@ -18,7 +18,10 @@ from .structure import Part, header_end, parse_structure
 
 SEARCH_TEXT_LIMIT = 1_000_000  # characters of body text kept for SEARCH BODY/TEXT
 
-_JSON_VERSION = 1
+# Version 2 no longer stores the body text (version 1's "search_text" is ignored): it is
+# as big as the message itself, and ``body_text`` derives it from the blob when needed.
+_JSON_VERSION = 2
+_JSON_VERSIONS_READ = (1, 2)
 
 
 @dataclass
@@ -40,7 +43,6 @@ class MessageInfo:
     cc: str  # decoded Cc
     date: datetime | None  # the Date header (SENTBEFORE/SENTON/SENTSINCE); None when absent or unreadable
     message_id: str  # Message-ID as written, e.g. "<id@host>"
-    search_text: str  # decoded text of the text/* parts, at most SEARCH_TEXT_LIMIT characters
     header_search: str  # decoded, unfolded top-level header, one "Name: value\n" per field
 
     def to_json(self) -> str:
@@ -57,13 +59,13 @@ class MessageInfo:
             "cc": self.cc,
             "date": self.date.isoformat() if self.date is not None else None,
             "message_id": self.message_id,
-        }, separators=(",", ":"))[:-1] + ',"search_text":' + _json_string(self.search_text) \
-            + ',"header_search":' + _json_string(self.header_search) + "}"
+            "header_search": self.header_search,
+        }, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> MessageInfo:
         d = json.loads(text)
-        if d.get("v") != _JSON_VERSION:
+        if d.get("v") not in _JSON_VERSIONS_READ:
             raise ValueError(f"unknown MessageInfo version {d.get('v')!r}")
         return cls(
             envelope=d["envelope"].encode("latin-1"),
@@ -76,27 +78,8 @@ class MessageInfo:
             cc=d["cc"],
             date=datetime.fromisoformat(d["date"]) if d["date"] is not None else None,
             message_id=d["message_id"],
-            search_text=d["search_text"],
             header_search=d["header_search"],
         )
-
-
-# printable ASCII but the two characters JSON escapes, and the controls of running text
-_PLAIN_JSON = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"") + b"\r\n\t"
-
-
-def _json_string(text: str) -> str:
-    """Exactly json.dumps(text), several times faster for plain ASCII text in lines.
-
-    The search text is most of a message's JSON, and json's escaping goes character by
-    character. Printable ASCII with CR, LF and TAB as its only controls and no quote or
-    backslash needs just those three escapes, which bytes.replace makes at memory speed.
-    """
-    if text.isascii():
-        data = text.encode("ascii")
-        if not data.translate(None, _PLAIN_JSON):
-            return '"' + data.replace(b"\r", b"\\r").replace(b"\n", b"\\n").replace(b"\t", b"\\t").decode("ascii") + '"'
-    return json.dumps(text)
 
 
 def normalize_crlf(raw: bytes) -> bytes:
@@ -131,7 +114,6 @@ def analyze(raw: bytes, crlf: bool = False) -> MessageInfo:
         cc=addresses("cc"),
         date=_date(values.get("date")),
         message_id=to_text(values.get("message-id", b"")),
-        search_text=_search_text(raw, root),
         header_search="".join(f"{name}: {_one_line(decode_words(value))}\n" for name, value in fields),
     )
 
@@ -202,11 +184,12 @@ def _date(value: bytes | None) -> datetime | None:
 _TAG = re.compile(r"<[^<>]*>")  # [^<>]: a stray "<" must not make this quadratic
 
 
-def _search_text(raw: bytes, root: Part) -> str:
-    """Decoded text of every text/* part, in order, up to SEARCH_TEXT_LIMIT characters."""
+def body_text(raw: bytes, info: MessageInfo) -> str:
+    """Decoded text of every text/* part, in order, up to SEARCH_TEXT_LIMIT characters:
+    what SEARCH BODY and the spam filters read. ``info`` is the analysis of ``raw``."""
     out: list[str] = []
     budget = SEARCH_TEXT_LIMIT
-    stack = [root]
+    stack = [info.root]
     while stack and budget > 0:
         part = stack.pop()
         if part.children:

@@ -314,9 +314,9 @@ class MessagesMixin:
             pending = sorted({r["blob_id"] for r in rows if r["blob_id"] > upto})
             fresh = set()
             for chunk in _chunks(pending, 500):
-                for r in conn.execute(f"SELECT blob_id, info FROM parsed WHERE blob_id IN ({','.join('?' * len(chunk))})",
-                                      chunk):
-                    if search.matches(needle, r["info"], where):
+                for r in conn.execute("SELECT p.blob_id, p.info, b.data FROM parsed p JOIN blobs b ON b.id = p.blob_id"
+                                      f" WHERE p.blob_id IN ({','.join('?' * len(chunk))})", chunk):
+                    if search.matches(needle, r["info"], r["data"], where):
                         fresh.add(r["blob_id"])
         indexed = self.search_index.matching_blobs(needle, where) if any(r["blob_id"] <= upto for r in rows) else set()
         return {r["uid"] for r in rows if r["blob_id"] in fresh or (r["blob_id"] <= upto and r["blob_id"] in indexed)}

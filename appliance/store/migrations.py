@@ -186,8 +186,15 @@ def _v9_unterminated_blobs(db) -> None:
                " BEGIN DELETE FROM blobs_unterminated WHERE blob_id = OLD.id; END")
 
 
+def _v10_no_stored_body_text(db) -> None:
+    """Analyses no longer carry the body text (mime.info, JSON version 2): it doubled the
+    store's size, and the search indexer now reads it from the blob. Freed pages are reused."""
+    db.execute("UPDATE parsed SET info = json_set(json_remove(info, '$.search_text'), '$.v', 2)"
+               " WHERE json_extract(info, '$.v') = 1")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs]
+              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text]
 LATEST = len(MIGRATIONS)
 
 

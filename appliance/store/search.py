@@ -2,21 +2,20 @@
 
 Trigram indexing of a 100 KiB text costs about ten milliseconds: too much to do inside
 the transaction whose commit acknowledges a message. The index is derived data (the
-search text of every message is already stored in ``parsed.info`` at arrival), so it
-lives in its own file, ``search.sqlite``, and an indexer thread brings it up to date
+searchable text comes from each blob and its stored analysis), so it lives in its own file, ``search.sqlite``, and an indexer thread brings it up to date
 right after each commit — on the other core, while the writer goes on. Blob ids only
 ever grow (AUTOINCREMENT), so everything up to ``indexed_upto`` is in the index; a search
-answers from the index for those and reads the stored text of the few newer ones, so the
-answer is always exact. A lost or damaged index file is rebuilt from the store.
+answers from the index for those and reads the text of the few newer ones from the
+store, so the answer is always exact. A lost or damaged index file is rebuilt from the store.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
 
+from appliance import mime
 from appliance.store.db import Database
 from appliance.store.errors import StorageFull
 
@@ -41,10 +40,16 @@ def _index_schema(tx) -> None:
     tx.execute("INSERT INTO search(search, rank) VALUES ('automerge', ?)", (AUTOMERGE,))
 
 
-def matches(needle: str, info_json: str, where: str) -> bool:
-    """What the index answers, computed from a message's stored search text."""
-    info = json.loads(info_json)
-    haystacks = {"headers": info.get("header_search", ""), "body": info.get("search_text", "")}
+def searchable(info_json: str, raw: bytes) -> tuple[str, str]:
+    """The (headers, body) texts the index holds for a blob, from its analysis."""
+    info = mime.MessageInfo.from_json(info_json)
+    return info.header_search, mime.body_text(raw, info)
+
+
+def matches(needle: str, info_json: str, raw: bytes, where: str) -> bool:
+    """What the index answers, computed from the message itself."""
+    headers, body = searchable(info_json, raw)
+    haystacks = {"headers": headers, "body": body}
     folded = needle.lower()
     return any(folded in haystacks[c].lower() for c in COLUMNS[where])
 
@@ -109,15 +114,13 @@ class SearchIndex:
         with self._lock:
             forget, self._forget = self._forget, []
         with self.store_db.reader() as conn:
-            rows = conn.execute("SELECT blob_id, info FROM parsed WHERE blob_id > ? ORDER BY blob_id LIMIT ?",
+            rows = conn.execute("SELECT p.blob_id, p.info, b.data FROM parsed p JOIN blobs b ON b.id = p.blob_id"
+                                " WHERE p.blob_id > ? ORDER BY p.blob_id LIMIT ?",
                                 (self.indexed_upto, BATCH)).fetchall()
         if not rows and not forget:
             self._caught_up.set()
             return False
-        items = []
-        for r in rows:
-            info = json.loads(r["info"])
-            items.append((r["blob_id"], info.get("header_search", ""), info.get("search_text", "")))
+        items = [(r["blob_id"], *searchable(r["info"], r["data"])) for r in rows]
         upto = rows[-1]["blob_id"] if rows else self.indexed_upto
 
         def job(tx):

@@ -23,6 +23,7 @@ from appliance.mime import (
     Part,
     UnknownEncoding,
     analyze,
+    body_text,
     decoded,
     header_fields,
     normalize_crlf,
@@ -353,37 +354,34 @@ def test_decoded_line_breaks_cannot_forge_header_lines():
 
 @pytest.mark.parametrize("charset", ["idna", "undefined", "punycode", "base64", "x-no-such"])
 def test_hostile_charset_names_fall_back(charset):
-    info = analyze(msg(
-        f"Subject: =?{charset}?q?caf=C3=A9?=\nContent-Type: text/plain; charset={charset}\n\ncaf\u00e9 \xff\n"
-    ))
+    raw = msg(f"Subject: =?{charset}?q?caf=C3=A9?=\nContent-Type: text/plain; charset={charset}\n\ncaf\u00e9 \xff\n")
+    info = analyze(raw)
     assert info.subject == "café"
-    assert info.search_text.startswith("café")
+    assert body_text(raw, info).startswith("café")
 
 
 def test_bad_date_is_none():
     assert analyze(msg("Date: yesterday-ish\n\n")).date is None
 
 
-def test_search_text_decodes_parts_and_skips_binary():
-    info = analyze(NESTED)
-    assert "Hello Bob" in info.search_text
-    assert "café" in info.search_text  # quoted-printable UTF-8 HTML, tags removed
-    assert "<b>" not in info.search_text
-    assert "inner one" in info.search_text  # inside the attached message
-    assert "JVBERi0" not in info.search_text and "iVBOR" not in info.search_text
+def test_body_text_decodes_parts_and_skips_binary():
+    text = body_text(NESTED, analyze(NESTED))
+    assert "Hello Bob" in text
+    assert "café" in text  # quoted-printable UTF-8 HTML, tags removed
+    assert "<b>" not in text
+    assert "inner one" in text  # inside the attached message
+    assert "JVBERi0" not in text and "iVBOR" not in text
 
 
-def test_search_text_base64_latin1():
+def test_body_text_base64_latin1():
     body = base64.b64encode("Café crème".encode("latin-1")).decode()
-    info = analyze(msg(
-        f"Content-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: base64\n\n{body}\n"
-    ))
-    assert info.search_text.strip() == "Café crème"
+    raw = msg(f"Content-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: base64\n\n{body}\n")
+    assert body_text(raw, analyze(raw)).strip() == "Café crème"
 
 
-def test_search_text_is_capped():
-    info = analyze(b"Subject: big\r\n\r\n" + b"x" * 2_000_100)
-    assert len(info.search_text) == 1_000_000
+def test_body_text_is_capped():
+    raw = b"Subject: big\r\n\r\n" + b"x" * 2_000_100
+    assert len(body_text(raw, analyze(raw))) == 1_000_000
 
 
 # --- the nested example: BODYSTRUCTURE and sections ---------------------------------------
@@ -857,15 +855,6 @@ def test_mime_shaped_input_never_raises(pieces, path):
 
 
 # --- the fast paths of the stored record give what the plain ones give ---------------------
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=st.sampled_from(list("ab ~\r\n\t\"\\\x00\x1f\x7fé\u2028😀")) | st.characters(), max_size=40))
-def test_search_text_json_is_json_dumps(text):
-    import json
-
-    from appliance.mime.info import _json_string
-    assert _json_string(text) == json.dumps(text)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,5 +1,7 @@
 """The store against a temp-file SQLite database: accounts, UIDs, blobs, events, concurrency."""
 
+import json
+import sqlite3
 import threading
 import time
 
@@ -223,6 +225,32 @@ def test_search_index_is_rebuilt_when_lost(tmp_path):
     assert store.search_text(inbox.id, "haystack") == {1}
     assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
     assert store.search_text(inbox.id, "haystack") == {1}
+    store.close()
+
+
+def test_a_store_of_the_previous_version_loses_its_stored_body_text_and_still_searches(tmp_path):
+    store = Store.in_folder(tmp_path)
+    store.add_domain("example.org")
+    user = store.add_user("alice@example.org", "pw")
+    store.deliver(b"Subject: old mail\r\n\r\nneedle in a haystack\r\n", [Delivery(user.id)])
+    store.close()
+    # As version 9 wrote it: the analysis carried the body text.
+    conn = sqlite3.connect(tmp_path / "kotakpos.sqlite")
+    conn.execute("UPDATE parsed SET info = json_set(info, '$.v', 1, '$.search_text', 'needle in a haystack')")
+    conn.execute("PRAGMA user_version = 9")
+    conn.commit()
+    conn.close()
+    for f in tmp_path.glob("*-search.sqlite*"):
+        f.unlink()
+    store = Store.in_folder(tmp_path)
+    assert list((tmp_path / "backups").glob("kotakpos-v9-*.sqlite"))
+    with store.db.reader() as c:
+        info = json.loads(c.execute("SELECT info FROM parsed").fetchone()[0])
+    assert info["v"] == 2 and "search_text" not in info
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert store.search_text(inbox.id, "haystack", "body") == {1}  # read from the blob
+    assert store.search_index.wait_caught_up()
+    assert store.search_text(inbox.id, "haystack", "body") == {1}  # from the index
     store.close()
 
 
