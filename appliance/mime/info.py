@@ -16,7 +16,7 @@ from .imapformat import body_structures, envelope
 from .sections import UnknownEncoding, transfer_decode
 from .structure import Part, header_end, parse_structure
 
-SEARCH_TEXT_LIMIT = 1_000_000  # characters of body text kept for SEARCH BODY/TEXT
+SEARCH_TEXT_LIMIT = 1_000_000  # characters of body text that SEARCH BODY/TEXT and the filters see
 
 # Version 2 no longer stores the body text (version 1's "search_text" is ignored): it is
 # as big as the message itself, and ``body_text`` derives it from the blob when needed.
