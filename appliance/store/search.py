@@ -2,11 +2,12 @@
 
 Trigram indexing of a 100 KiB text costs about ten milliseconds: too much to do inside
 the transaction whose commit acknowledges a message. The index is derived data (the
-searchable text comes from each blob and its stored analysis), so it lives in its own file, ``search.sqlite``, and an indexer thread brings it up to date
-right after each commit — on the other core, while the writer goes on. Blob ids only
-ever grow (AUTOINCREMENT), so everything up to ``indexed_upto`` is in the index; a search
-answers from the index for those and reads the text of the few newer ones from the
-store, so the answer is always exact. A lost or damaged index file is rebuilt from the store.
+searchable text comes from each blob and its stored analysis), so it lives in its own
+file, ``search.sqlite``, and an indexer thread brings it up to date right after each
+commit — on the other core, while the writer goes on. Blob ids only ever grow
+(AUTOINCREMENT), so everything up to ``indexed_upto`` is in the index; a search answers
+from the index for those and reads the text of the few newer ones from the store, so
+the answer is always exact. A lost, damaged or outdated index file is rebuilt from the store.
 """
 
 from __future__ import annotations
@@ -32,18 +33,31 @@ GATHER_SECONDS = 0.2
 # merges, less rewriting of the index under a steady stream of mail.
 AUTOMERGE = 16
 COLUMNS = {"text": ("headers", "body"), "body": ("body",), "headers": ("headers",)}
+# The index's layout; an index file of another format is emptied and rebuilt at start.
+# Format 2 holds lower-cased text without token positions (detail=none): 2.5 times
+# smaller than format 1's phrase index. A substring query is a GLOB on one column, which
+# FTS5 narrows with the trigrams of the needle's literal runs and then checks exactly.
+FORMAT = 2
 
 
 def _index_schema(tx) -> None:
     tx.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER)")
-    tx.execute("CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(headers, body, tokenize='trigram')")
+    row = tx.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    if row is None or row[0] != FORMAT:
+        if tx.execute("SELECT 1 FROM sqlite_schema WHERE name = 'search'").fetchone():
+            log.warning("search index is of an older format; rebuilding it (searches stay exact meanwhile)")
+        tx.execute("DROP TABLE IF EXISTS search")
+        tx.execute("DELETE FROM meta")
+        tx.execute("INSERT INTO meta(key, value) VALUES ('format', ?)", (FORMAT,))
+    tx.execute("CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(headers, body, tokenize='trigram', detail=none)")
     tx.execute("INSERT INTO search(search, rank) VALUES ('automerge', ?)", (AUTOMERGE,))
 
 
 def searchable(info_json: str, raw: bytes) -> tuple[str, str]:
-    """The (headers, body) texts the index holds for a blob, from its analysis."""
+    """The (headers, body) texts the index holds for a blob, lower-cased: a search is a
+    case-insensitive substring match (RFC 3501 §6.4.4), made case-sensitive on both sides."""
     info = mime.MessageInfo.from_json(info_json)
-    return info.header_search, mime.body_text(raw, info)
+    return info.header_search.lower(), mime.body_text(raw, info).lower()
 
 
 def matches(needle: str, info_json: str, raw: bytes, where: str) -> bool:
@@ -51,7 +65,12 @@ def matches(needle: str, info_json: str, raw: bytes, where: str) -> bool:
     headers, body = searchable(info_json, raw)
     haystacks = {"headers": headers, "body": body}
     folded = needle.lower()
-    return any(folded in haystacks[c].lower() for c in COLUMNS[where])
+    return any(folded in haystacks[c] for c in COLUMNS[where])
+
+
+def _glob_literal(text: str) -> str:
+    """``text`` as a GLOB pattern that matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 class SearchIndex:
@@ -67,7 +86,8 @@ class SearchIndex:
         if self.indexed_upto > (seq[0] if seq else 0):
             # The store is older than its index (a restored backup): start the index afresh.
             log.warning("search index is ahead of the store; rebuilding it")
-            self.db.write(lambda tx: (tx.execute("DELETE FROM search"), tx.execute("DELETE FROM meta")))
+            self.db.write(lambda tx: (tx.execute("DELETE FROM search"),
+                                      tx.execute("DELETE FROM meta WHERE key = 'indexed_upto'")))
             self.indexed_upto = 0
         self._forget: list[int] = []
         self._lock = threading.Lock()
@@ -134,17 +154,14 @@ class SearchIndex:
 
     def matching_blobs(self, needle: str, where: str) -> set[int]:
         """Ids of indexed blobs whose text contains ``needle`` (case-insensitive substring)."""
-        columns = COLUMNS[where]
+        pattern = "*" + _glob_literal(needle.lower()) + "*"
+        found = set()
         with self.db.reader() as conn:
-            if len(needle) >= 3:
-                phrase = '"' + needle.replace('"', '""') + '"'
-                rows = conn.execute("SELECT rowid FROM search WHERE search MATCH ?",
-                                    ("{" + " ".join(columns) + "}: " + phrase,))
-            else:  # too short for trigrams: LIKE scans the index's own copy of the text
-                like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                rows = conn.execute("SELECT rowid FROM search WHERE "
-                                    + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns), (like,) * len(columns))
-            return {r[0] for r in rows}
+            # One query per column: FTS5 uses its index for a GLOB on one column, not for an OR.
+            # A needle without a literal run of three characters makes it scan the text.
+            for column in COLUMNS[where]:
+                found.update(r[0] for r in conn.execute(f"SELECT rowid FROM search WHERE {column} GLOB ?", (pattern,)))
+        return found
 
     def close(self) -> None:
         self._stopping = True

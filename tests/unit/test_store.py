@@ -211,6 +211,46 @@ def test_search_is_exact_before_and_after_the_index_catches_up(store):
     assert store.search_text(inbox.id, "report") == set()
 
 
+def test_search_needles_are_literal_and_case_insensitive_beyond_ascii(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    store.deliver("Subject: Menu\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                  "CAFÉ CRÈME 100% [draft] a*b q?c under_score\r\n".encode(), [Delivery(user.id)])
+    store.deliver(b"Subject: other\r\n\r\ncafe 1000 xdraftx aXXb qxc underXscore\r\n", [Delivery(user.id)])
+    needles = {"café crème": {1}, "100%": {1}, "[draft]": {1}, "a*b": {1}, "q?c": {1}, "under_score": {1},
+               "draft": {1, 2}, "é": {1}, "*": {1}, "": {1, 2}}
+    for caught_up in (False, True):
+        if caught_up:
+            assert store.search_index.wait_caught_up()
+        for needle, uids in needles.items():
+            assert store.search_text(inbox.id, needle) == uids, (needle, caught_up)
+            assert store.search_text(inbox.id, needle.upper()) == uids, (needle.upper(), caught_up)
+
+
+def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
+    store = Store.in_folder(tmp_path)
+    store.add_domain("example.org")
+    user = store.add_user("alice@example.org", "pw")
+    store.deliver(b"Subject: findme\r\n\r\nneedle in a haystack\r\n", [Delivery(user.id)])
+    assert store.search_index.wait_caught_up()
+    store.close()
+    # Format 1: a phrase index of the text as written, and no format in meta.
+    index = sqlite3.connect(next(tmp_path.glob("*-search.sqlite")))
+    index.execute("DROP TABLE search")
+    index.execute("CREATE VIRTUAL TABLE search USING fts5(headers, body, tokenize='trigram')")
+    index.execute("INSERT INTO search(rowid, headers, body) VALUES (1, 'Subject: findme', 'needle in a haystack')")
+    index.execute("DELETE FROM meta WHERE key = 'format'")
+    index.commit()
+    index.close()
+    store = Store.in_folder(tmp_path)
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert store.search_index.indexed_upto == 0
+    assert store.search_text(inbox.id, "HAYSTACK") == {1}
+    assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
+    assert store.search_text(inbox.id, "HAYSTACK") == {1}
+    store.close()
+
+
 def test_search_index_is_rebuilt_when_lost(tmp_path):
     store = Store.in_folder(tmp_path)
     store.add_domain("example.org")
