@@ -14,5 +14,6 @@ The package follows the house shape for protocols:
 - ``session.py``: the state machine.
 - ``push.py``: the one thread that writes IDLE news to idling clients, so that their own
   threads sleep on.
-- ``utf7.py``: the modified UTF-7 codec of mailbox names (RFC 3501 §5.1.3).
+- ``utf7.py``: the modified UTF-7 codec of mailbox names (RFC 3501 §5.1.3); a session that
+  ENABLEs UTF8=ACCEPT (RFC 9755) uses UTF-8 names instead.
 """

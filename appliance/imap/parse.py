@@ -25,6 +25,7 @@ _ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x00, 0x20)) | {0x7F
 _ATOM_CHARS = frozenset(range(0x01, 0x80)) - _ATOM_SPECIALS
 _ASTRING_CHARS = _ATOM_CHARS | {ord("]")}
 _LIST_CHARS = _ATOM_CHARS | {ord("%"), ord("*"), ord("]")}
+_UTF8_BYTES = frozenset(range(0x80, 0x100))
 _TAG_CHARS = _ASTRING_CHARS - {ord("+")}
 _LITERAL = re.compile(rb"~?\{(\d{1,20})(\+?)\}\r?\n")
 SYSTEM_FLAGS = {f.lower(): f for f in
@@ -69,10 +70,11 @@ class SequenceSet:
 class Cursor:
     """A position in one command's bytes, with a method per grammar rule."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, utf8_names: bool = False) -> None:
         self.data = data
         self.pos = 0
         self.depth = 0
+        self.utf8_names = utf8_names  # ENABLE UTF8=ACCEPT: mailbox names are UTF-8, not modified UTF-7
 
     # -- low level --------------------------------------------------------
     def error(self, reason: str) -> CommandSyntaxError:
@@ -308,30 +310,38 @@ class Cursor:
             raise self.error("bad date-time") from exc
 
     def mailbox(self) -> str:
-        # mailbox = "INBOX" / astring; modified UTF-7 (RFC 3501 §5.1.3); INBOX is
-        # case-insensitive, so any spelling is normalised here
-        return _mailbox_name(self.astring())
+        # mailbox = "INBOX" / astring; modified UTF-7 (RFC 3501 §5.1.3) or UTF-8 (RFC 9755);
+        # INBOX is case-insensitive, so any spelling is normalised here
+        return _mailbox_name(_decode_name(self._name(_ASTRING_CHARS), self.utf8_names))
 
     def list_mailbox(self) -> str:
         # list-mailbox = 1*list-char / string
+        return _decode_name(self._name(_LIST_CHARS), self.utf8_names)
+
+    def _name(self, chars: frozenset[int]) -> bytes:
+        """A mailbox name or pattern: a string, or an atom of ``chars``. After ENABLE
+        UTF8=ACCEPT the atom may hold UTF-8 too, as clients such as imaplib send it."""
         if self.peek() in (b'"', b"{"):
-            raw = self.string()
-        else:
-            raw = self._run(_LIST_CHARS)
-            if not raw:
-                raise self.error("expected a mailbox pattern")
-        return _decode_name(raw)
+            return self.string()
+        raw = self._run(chars | _UTF8_BYTES if self.utf8_names else chars)
+        if not raw:
+            raise self.error("expected a mailbox name")
+        return raw
 
 
-def _decode_name(raw: bytes) -> str:
+def _decode_name(raw: bytes, utf8: bool) -> str:
+    if utf8:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CommandSyntaxError("mailbox name is not valid UTF-8") from exc
     try:
         return utf7.decode(raw)
     except utf7.Utf7Error as exc:
         raise CommandSyntaxError("mailbox name is not valid modified UTF-7") from exc
 
 
-def _mailbox_name(raw: bytes) -> str:
-    name = _decode_name(raw)
+def _mailbox_name(name: str) -> str:
     if name.upper() == "INBOX":
         return "INBOX"
     if name.upper().startswith("INBOX/"):
@@ -364,14 +374,15 @@ def split_tag(data: bytes) -> bytes | None:
     return tag
 
 
-def parse_command(data: bytes):
+def parse_command(data: bytes, utf8_names: bool = False):
     """Parse one complete command (CRLF-terminated, literals inlined).
 
-    Returns a command object from ``commands`` or ``InvalidCommand``.
+    Returns a command object from ``commands`` or ``InvalidCommand``. ``utf8_names``:
+    the session ENABLEd UTF8=ACCEPT.
     """
     from appliance.imap.commands import COMMANDS  # late: the command modules import this tokenizer
 
-    cursor = Cursor(data)
+    cursor = Cursor(data, utf8_names)
     try:
         tag = cursor.tag()
         cursor.sp()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from appliance.imap import utf7
+
 _QUOTED_SAFE = frozenset(range(0x20, 0x7F))
 
 
@@ -21,11 +23,20 @@ class Atom(bytes):
 NIL = Atom(b"NIL")
 
 
-def quote(value: bytes) -> bytes:
-    """A string as quoted when it can be, else as a literal (RFC 3501 §4.3)."""
-    if len(value) < 1024 and all(b in _QUOTED_SAFE for b in value):
+def quote(value: bytes, utf8: bool = False) -> bytes:
+    """A string as quoted when it can be, else as a literal (RFC 3501 §4.3).
+
+    ``utf8``: UTF-8 may be quoted too (RFC 9755 §3, once the client ENABLEd UTF8=ACCEPT).
+    """
+    if len(value) < 1024 and all(b in _QUOTED_SAFE or (utf8 and b >= 0x80) for b in value):
         return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return literal(value)
+
+
+def mailbox_name(name: str, utf8: bool) -> bytes:
+    """A mailbox name on the wire: modified UTF-7 (RFC 3501 §5.1.3), or after ENABLE
+    UTF8=ACCEPT the UTF-8 name itself, quoted (RFC 9755 §3)."""
+    return quote(name.encode("utf-8"), utf8=True) if utf8 else quote(utf7.encode(name))
 
 
 def literal(value: bytes) -> bytes:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from appliance import mime
 from appliance.auth.sasl import SaslError, decode_plain
-from appliance.imap import replies, utf7
+from appliance.imap import replies
 from appliance.imap.push import Idler
 from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
@@ -74,9 +74,9 @@ BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
-    "STATUS=SIZE",
+    "STATUS=SIZE", "UTF8=ACCEPT",
 )
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC"})
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
 
 
 class MailboxGone(Exception):
@@ -121,7 +121,7 @@ class ImapSession:
         self.user = None  # store User, set by LOGIN/AUTHENTICATE
         self.events = None  # store Subscription for this user's mailboxes, opened at login
         self._info_memo = (None, None)  # (blob id, its MIME tree) of the message a FETCH last cut into
-        self.enabled: set[str] = set()  # ENABLEd extensions (CONDSTORE, QRESYNC)
+        self.enabled: set[str] = set()  # ENABLEd extensions (CONDSTORE, QRESYNC, UTF8=ACCEPT)
         self.condstore = False  # CONDSTORE in use: FETCH responses carry MODSEQ
         self.errors = 0  # bad commands in a row
         self.reader = CommandReader(conn, LINE_LIMIT, COMMAND_LIMIT)
@@ -172,7 +172,7 @@ class ImapSession:
             self.send(replies.bad(exc.tag, "Literal too big", "TOOBIG"))
             self.send(replies.BYE_LITERAL_TOO_BIG)
             return False
-        command = parse_command(data)
+        command = parse_command(data, utf8_names=self.utf8)
         self._note(command, data)
         return self.dispatch(command)
 
@@ -253,6 +253,11 @@ class ImapSession:
     def _set_state(self, state: State) -> None:
         self.state = state
         self.conn.info.state = state.value
+
+    @property
+    def utf8(self) -> bool:
+        """The client ENABLEd UTF8=ACCEPT: mailbox names travel as UTF-8 (RFC 9755)."""
+        return "UTF8=ACCEPT" in self.enabled
 
     # -- capabilities ----------------------------------------------------------------
 
@@ -519,7 +524,7 @@ class ImapSession:
                     attrs.append(mailbox.special_use)
             if show_subscribed and name in subscribed:
                 attrs.append("\\Subscribed")
-            line = b"* LIST " + replies.flags(attrs) + b' "/" ' + replies.quote(utf7.encode(name))
+            line = b"* LIST " + replies.flags(attrs) + b' "/" ' + replies.mailbox_name(name, self.utf8)
             if childinfo:
                 line += b' ("CHILDINFO" ("SUBSCRIBED"))' if want_subscribed else b""
             self.send(line + b"\r\n")
@@ -534,7 +539,7 @@ class ImapSession:
         for name in sorted(subscribed):
             if pattern.fullmatch(name):
                 attrs = Atom(b"()") if name in existing else Atom(b"(\\Noselect)")
-                self.send(b"* LSUB " + attrs + b' "/" ' + replies.quote(utf7.encode(name)) + b"\r\n")
+                self.send(b"* LSUB " + attrs + b' "/" ' + replies.mailbox_name(name, self.utf8) + b"\r\n")
         self.ok(cmd, "LSUB completed")
 
     def _send_status(self, mailbox, items) -> None:
@@ -545,7 +550,7 @@ class ImapSession:
         pairs = []
         for item in items:
             pairs += [Atom(item.encode("ascii")), values[item]]
-        self.send(replies.data(Atom(b"STATUS"), utf7.encode(mailbox.name), pairs))
+        self.send(replies.data(Atom(b"STATUS"), Atom(replies.mailbox_name(mailbox.name, self.utf8)), pairs))
 
     def cmd_STATUS(self, cmd) -> None:
         self._send_status(self._mailbox(cmd.mailbox), cmd.items)
@@ -575,7 +580,7 @@ class ImapSession:
                 newly.append(name)
         if "QRESYNC" in self.enabled and "CONDSTORE" not in self.enabled:
             self.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
-        self.condstore = self.condstore or bool(self.enabled)
+        self.condstore = self.condstore or "CONDSTORE" in self.enabled
         self.send(b"* ENABLED" + b"".join(b" " + n.encode("ascii") for n in newly) + b"\r\n")
         self.ok(cmd, "ENABLE completed")
 
@@ -590,7 +595,7 @@ class ImapSession:
     def cmd_GETQUOTAROOT(self, cmd) -> None:
         self._mailbox(cmd.mailbox)
         line = self._quota_line()
-        name = replies.quote(utf7.encode(cmd.mailbox))
+        name = replies.mailbox_name(cmd.mailbox, self.utf8)
         self.send(b"* QUOTAROOT " + name + (b' ""' if line else b"") + b"\r\n")
         if line:
             self.send(line)
@@ -937,6 +942,9 @@ class ImapSession:
     def cmd_SEARCH(self, cmd) -> None:
         sel = self.selected
         program = cmd.program
+        if self.utf8 and program.charset is not None:
+            # RFC 9755 §3: the strings of the command are UTF-8 already
+            raise CommandSyntaxError("no CHARSET once UTF8=ACCEPT is enabled")
         if program.charset not in (None, "UTF-8", "US-ASCII"):
             raise UserError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
         with_modseq = uses_modseq(program.criteria)

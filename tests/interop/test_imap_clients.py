@@ -91,3 +91,23 @@ def test_imapclient_condstore(server):
     changed = client.fetch([1], ["FLAGS"], modifiers=[f"CHANGEDSINCE {modseq}"])
     assert changed[1][b"MODSEQ"][0] > modseq
     client.logout()
+
+
+def test_imaplib_with_utf8_accept_uses_utf8_mailbox_names(server):
+    server.add_user("alice@example.org")
+    with imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=server.tls_context()) as m:
+        m.login("alice@example.org", PASSWORD)
+        assert b"UTF8=ACCEPT" in m.capability()[1][0].split()
+        assert m.create('"Caf&AOk-/Rapports 2024"')[0] == "OK"  # before ENABLE: modified UTF-7
+        assert m.list('""', "Caf*")[1][0] == b'(\\HasChildren) "/" "Caf&AOk-"'
+        m.enable("UTF8=ACCEPT")  # imaplib now sends and reads UTF-8
+        typ, data = m.list('""', "Café/*")
+        assert data == ['(\\HasNoChildren) "/" "Café/Rapports 2024"'.encode()]
+        raw = "From: Zoë <zoe@example.org>\r\nSubject: Grüße\r\n\r\nHallo.\r\n".encode()
+        typ, data = m.append('"Café/Rapports 2024"', None, None, raw)
+        assert typ == "OK" and b"APPENDUID" in data[0]
+        assert m.status('"Café/Rapports 2024"', "(MESSAGES)")[1] == ['"Café/Rapports 2024" (MESSAGES 1)'.encode()]
+        m.select('"Café/Rapports 2024"')
+        assert m.search(None, "SUBJECT", '"Grüße"'.encode()) == ("OK", [b"1"])
+        assert m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1] == "Subject: Grüße\r\n\r\n".encode()
+        m.logout()

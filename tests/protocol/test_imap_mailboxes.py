@@ -134,3 +134,37 @@ def test_users_see_only_their_own_mailboxes(server):
     conv.transact("OK", "SELECT INBOX")
     assert conv.transact("OK", "SEARCH TEXT secret") == [b"* SEARCH"]
     conv.transact("NO", f'CREATE "{"x" * 600}"')
+
+
+def test_utf8_accept_switches_mailbox_names_to_utf8_for_that_session_only(server):
+    conv = session(server)
+    other = session(server)
+    conv.transact("OK", "CREATE Entw&APw-rfe")
+    assert conv.transact("OK", "ENABLE UTF8=ACCEPT") == [b"* ENABLED UTF8=ACCEPT"]
+    assert names(conv.transact("OK", 'LIST "" "Entw*"')) == ['"Entwürfe"'.encode()]
+    conv.transact("OK", "CREATE Entwürfe/Ärger".encode())
+    conv.transact("OK", 'CREATE "Spaß & Co"'.encode())  # "&" is just a character now
+    assert conv.transact("OK", 'STATUS "Entwürfe/Ärger" (MESSAGES)'.encode()) == \
+        ['* STATUS "Entwürfe/Ärger" (MESSAGES 0)'.encode()]
+    # another session, not enabled, sees the same folders in modified UTF-7
+    assert set(names(other.transact("OK", 'LIST "" "*"'))) >= {
+        b'"Entw&APw-rfe"', b'"Entw&APw-rfe/&AMQ-rger"', b'"Spa&AN8- &- Co"'}
+    conv.transact("BAD", b'CREATE "\xff\xfe"')  # not UTF-8
+    conv.transact("OK", "SELECT INBOX")
+    conv.transact("BAD", "SEARCH CHARSET UTF-8 SUBJECT x")  # RFC 9755 §3: no CHARSET now
+    assert conv.transact("OK", "SEARCH SUBJECT x") == [b"* SEARCH"]
+
+
+def test_utf8_accept_append_of_a_message_with_utf8_headers(server):
+    conv = session(server)
+    conv.transact("OK", "ENABLE UTF8=ACCEPT")
+    raw = "From: Zoë <zoë@example.org>\r\nSubject: Grüße\r\n\r\nHallo.\r\n".encode()
+    conv.transact("OK", b"APPEND INBOX UTF8 (~{%d+}\r\n" % len(raw) + raw + b")")
+    assert b"APPENDUID" in conv.last
+    conv.transact("OK", "SELECT INBOX")
+    fetched = conv.transact("OK", "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert fetched == [b"* 1 FETCH (FLAGS (\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {20}\r\n"
+                       + "Subject: Grüße\r\n\r\n".encode() + b")"]
+    # ENABLE UTF8=ACCEPT is not CONDSTORE: no MODSEQ in FETCH responses
+    [stored] = conv.transact("OK", "STORE 1 +FLAGS (\\Flagged)")
+    assert b"\\Flagged" in stored and b"MODSEQ" not in stored

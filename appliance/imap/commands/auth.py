@@ -254,6 +254,7 @@ class Lsub(Command):
 @dataclass(frozen=True)
 class Append(Command):
     # append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal
+    # append-data =/ "UTF8" SP "(" literal8 ")" (RFC 9755 §4: a message with UTF-8 headers)
     VERB = "APPEND"
     mailbox: str = ""
     flags: tuple[str, ...] = ()
@@ -273,6 +274,10 @@ class Append(Command):
         if cursor.peek() == b'"':
             date = cursor.date_time()
             cursor.sp()
+        if cursor.maybe(b"UTF8 ("):
+            message = cursor.literal(allow_binary=True)
+            cursor.expect(b")")
+            return cls(tag, mailbox, flags, date, message)
         return cls(tag, mailbox, flags, date, cursor.literal(allow_binary=True))
 
 
