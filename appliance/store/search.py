@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 from appliance import mime
@@ -30,11 +29,6 @@ BATCH = 200
 # messages write about twice the bytes (and take more CPU) of one of 200. Searches stay
 # exact meanwhile (see the module docstring); they read the newest texts from the store.
 GATHER_SECONDS = 0.2
-# Indexing costs about as much CPU as accepting the message (3 ms for 100 KiB of text), so
-# while mail keeps arriving (a commit within BUSY_SECONDS) the indexer waits and leaves the
-# CPU to the sessions, for at most DEFER_SECONDS at a time; searches stay exact meanwhile.
-BUSY_SECONDS = 0.5
-DEFER_SECONDS = 30.0
 # FTS5 merges segments once this many of one level exist (its default is 4): fewer, larger
 # merges, less rewriting of the index under a steady stream of mail.
 AUTOMERGE = 16
@@ -96,8 +90,6 @@ class SearchIndex:
                                       tx.execute("DELETE FROM meta WHERE key = 'indexed_upto'")))
             self.indexed_upto = 0
         self._forget: list[int] = []
-        self._last_commit = 0.0  # when the store last committed (time.monotonic)
-        self._hurry = False  # wait_caught_up: index now, busy or not
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -107,8 +99,7 @@ class SearchIndex:
         self._thread.start()
 
     def notify(self) -> None:
-        """The store committed (new blobs, maybe)."""
-        self._last_commit = time.monotonic()
+        """New blobs were committed."""
         self._caught_up.clear()
         self._wake.set()
 
@@ -120,9 +111,7 @@ class SearchIndex:
 
     def wait_caught_up(self, timeout: float = 30.0) -> bool:
         """For tests and benchmarks that want to time the index itself."""
-        self._hurry = True
-        self._caught_up.clear()
-        self._wake.set()
+        self.notify()
         return self._caught_up.wait(timeout)
 
     def _run(self) -> None:
@@ -130,7 +119,6 @@ class SearchIndex:
             self._wake.wait(1.0)
             self._stop.wait(GATHER_SECONDS)
             self._wake.clear()
-            self._wait_while_busy()
             try:
                 while not self._stopping and self._step():  # a backlog waits for the next start
                     pass
@@ -140,13 +128,6 @@ class SearchIndex:
             except Exception:  # the index can always be rebuilt; never take the server down
                 log.exception("search indexer failed; retrying")
                 self._wake.wait(5.0)
-
-    def _wait_while_busy(self) -> None:
-        give_up = time.monotonic() + DEFER_SECONDS
-        while not (self._stopping or self._hurry) and time.monotonic() < give_up \
-                and time.monotonic() - self._last_commit < BUSY_SECONDS:
-            self._stop.wait(BUSY_SECONDS)
-        self._hurry = False
 
     def _step(self) -> bool:
         """Index one batch; True while there is more to do."""

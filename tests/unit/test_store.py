@@ -251,24 +251,6 @@ def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
     store.close()
 
 
-def test_the_indexer_waits_while_the_store_is_busy_and_catches_up_after(store, monkeypatch):
-    from appliance.store import search
-    monkeypatch.setattr(search, "BUSY_SECONDS", 0.3)
-    user = store.add_user("alice@example.org", "pw")
-    inbox = store.get_mailbox(user.id, "INBOX")
-    store.deliver(b"Subject: busy day\r\n\r\nneedle\r\n", [Delivery(user.id)])
-    busy_until = time.monotonic() + 1.5
-    while time.monotonic() < busy_until:
-        store.search_index.notify()  # what every commit does
-        time.sleep(0.02)
-    assert store.search_index.indexed_upto == 0
-    assert store.search_text(inbox.id, "needle") == {1}  # exact all the same
-    quiet_until = time.monotonic() + 10
-    while store.search_index.indexed_upto == 0 and time.monotonic() < quiet_until:
-        time.sleep(0.05)
-    assert store.search_index.indexed_upto == 1
-
-
 def test_search_index_is_rebuilt_when_lost(tmp_path):
     store = Store.in_folder(tmp_path)
     store.add_domain("example.org")
