@@ -118,12 +118,10 @@ class IdlePusher:
             self._push_burst()
 
     def _push_burst(self) -> None:
-        """Wait up to a second for events, then push them. A function of its own, so
-        that no event is kept while the thread waits (one can name 10,000 UIDs)."""
-        first = self._events.get(timeout=1.0)
-        if first is None:
+        """Wait up to a second for events, then push them (Subscription.burst says why a function)."""
+        events = self._events.burst(1.0)
+        if not events:
             return
-        events = [first, *self._events.drain()]
         if any(isinstance(e, Overflowed) for e in events):
             self._events.overflowed = False
             users = list(self._idlers)  # missed some: every idler looks for itself

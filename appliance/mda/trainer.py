@@ -72,17 +72,13 @@ class Trainer:
             self._handle_burst()
 
     def _handle_burst(self) -> None:
-        """Wait up to half a second for an event, gather what follows it, handle them all.
-
-        A function of its own so that nothing keeps the burst once it is handled: a POP3
-        session's \\Seen event names every message it read, and a loop variable still
-        holding it while the thread waits kept tens of megabytes of memory from the system.
-        """
-        first = self._subscription.get(timeout=0.5)
-        if first is None:
+        """Wait up to half a second for an event, gather what follows it, handle them all
+        (Subscription.burst says why a function of its own)."""
+        events = self._subscription.burst(0.5)
+        if not events:
             return
         self._stop.wait(GATHER)
-        events = [first] + self._subscription.drain()
+        events += self._subscription.drain()
         for event in merged(events):
             try:
                 if isinstance(event, MailboxChanged):
