@@ -227,13 +227,19 @@ def test_search_needles_are_literal_and_case_insensitive_beyond_ascii(store):
             assert store.search_text(inbox.id, needle.upper()) == uids, (needle.upper(), caught_up)
 
 
-def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
+def _store_with_one_indexed_message(tmp_path):
+    """A closed store in ``tmp_path`` whose user (returned) has one indexed message."""
     store = Store.in_folder(tmp_path)
     store.add_domain("example.org")
     user = store.add_user("alice@example.org", "pw")
     store.deliver(b"Subject: findme\r\n\r\nneedle in a haystack\r\n", [Delivery(user.id)])
     assert store.search_index.wait_caught_up()
     store.close()
+    return user
+
+
+def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
+    user = _store_with_one_indexed_message(tmp_path)
     # Format 1: a phrase index of the text as written, and no format in meta.
     index = sqlite3.connect(next(tmp_path.glob("*-search.sqlite")))
     index.execute("DROP TABLE search")
@@ -252,12 +258,7 @@ def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
 
 
 def test_search_index_is_rebuilt_when_lost(tmp_path):
-    store = Store.in_folder(tmp_path)
-    store.add_domain("example.org")
-    user = store.add_user("alice@example.org", "pw")
-    store.deliver(b"Subject: findme\r\n\r\nneedle in a haystack\r\n", [Delivery(user.id)])
-    assert store.search_index.wait_caught_up()
-    store.close()
+    user = _store_with_one_indexed_message(tmp_path)
     for f in tmp_path.glob("*-search.sqlite*"):
         f.unlink()
     store = Store.in_folder(tmp_path)
@@ -269,11 +270,7 @@ def test_search_index_is_rebuilt_when_lost(tmp_path):
 
 
 def test_a_store_of_the_previous_version_loses_its_stored_body_text_and_still_searches(tmp_path):
-    store = Store.in_folder(tmp_path)
-    store.add_domain("example.org")
-    user = store.add_user("alice@example.org", "pw")
-    store.deliver(b"Subject: old mail\r\n\r\nneedle in a haystack\r\n", [Delivery(user.id)])
-    store.close()
+    user = _store_with_one_indexed_message(tmp_path)
     # As version 9 wrote it: the analysis carried the body text.
     conn = sqlite3.connect(tmp_path / "kotakpos.sqlite")
     conn.execute("UPDATE parsed SET info = json_set(info, '$.v', 1, '$.search_text', 'needle in a haystack')")
