@@ -108,6 +108,23 @@ def memory_kib(root: int) -> dict:
     return {"processes": len(pids), "rss_kib": rss, "pss_kib": pss or None}
 
 
+def cpu_seconds(roots) -> float:
+    """CPU time (user + system) the process trees under `roots` have used so far.
+
+    Each process's own time plus its reaped children's, so a worker that exits between two
+    readings still counts once: the difference of two readings is the work done between them.
+    """
+    ticks = 0
+    for root in roots:
+        for pid in _tree_pids(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Instance:
     """A server the bench runs: ``with`` starts it, and stops and cleans up on leaving,
     also when the start itself fails half-way."""

@@ -4,7 +4,8 @@ Each user's maildrop holds the bulk-loaded mailbox (10,000 messages by default).
 8 concurrent users (each on their own maildrop) we time:
 - login+STAT+LIST+UIDL: connect, USER/PASS, STAT, LIST, UIDL — what every POP3 client does first;
 - RETR: every message in order (bounded by `time_limit`), messages/s and MB/s over all users.
-Sessions end with QUIT and no DELE, so the maildrops stay as they were.
+Sessions end with QUIT and no DELE, so the maildrops stay as they were. When the target names its
+process trees (Target.cpu_roots), also the server's CPU time per message retrieved.
 
     python -m bench.pop3_load --pop3-port 1110 --user u0@bench.test:pw --user u1@bench.test:pw
 """
@@ -14,6 +15,7 @@ import json
 import threading
 import time
 
+from bench.peers import cpu_seconds
 from bench.wire import Pop3, ProtocolError, Target
 
 
@@ -53,12 +55,14 @@ def run_case(target: Target, addresses: list[str], retr_limit: int, time_limit: 
     results = [{} for _ in addresses]
     threads = [threading.Thread(target=_session, args=(target, a, retr_limit, deadline, r), daemon=True)
                for a, r in zip(addresses, results)]
+    cpu_before = cpu_seconds(target.cpu_roots)
     start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(time_limit + 120)
     wall = time.monotonic() - start
+    cpu = cpu_seconds(target.cpu_roots) - cpu_before
     errors = [r["error"] for r in results if "error" in r]
     ok = [r for r in results if "retr_s" in r]
     msgs = sum(r["retr_msgs"] for r in ok)
@@ -77,6 +81,8 @@ def run_case(target: Target, addresses: list[str], retr_limit: int, time_limit: 
         "retr_msgs_per_s": round(msgs / retr_wall, 1) if retr_wall else None,
         "retr_mb_per_s": round(nbytes / retr_wall / 1e6, 2) if retr_wall else None,
         "wall_s": round(wall, 2),
+        # whole sessions (login to QUIT) per message retrieved
+        "server_cpu_ms": round(1000 * cpu / msgs, 3) if target.cpu_roots and msgs else None,
     }
 
 

@@ -27,9 +27,10 @@ from bench import imap_load, mda_cost, pop3_load, relay_load, report, smtp_load
 from bench.kotakpos import Kotakpos
 from bench.messages import mailbox_messages
 from bench.peers import Dovecot, Postfix, install
+from bench.reference_smtp import ReferenceSmtp
 from bench.wire import Target
 
-PEER, OURS = report.PEER, report.OURS
+PEER, OURS, REFERENCE = report.PEER, report.OURS, report.REFERENCE
 PASSWORD = "bench-pw-1"
 E2E_USER = "e2e@bench.test"
 BOXES = [f"box{i}@bench.test" for i in range(8)]      # 10,000-message mailboxes (POP3, IMAP)
@@ -67,14 +68,18 @@ def now() -> str:
 
 
 # -- SMTP ---------------------------------------------------------------------------------------
+REFERENCE_CLIENTS = 8  # the cells of issue 3's accept-rate goals, where its reference is run too
+
+
 def bench_smtp(args) -> None:
     started, notes = now(), []
     counts = {"4KiB": 100, "100KiB": 40} if args.quick else {"4KiB": 500, "100KiB": 200}
-    rows = {PEER: [], OURS: []}
+    rows = {PEER: [], OURS: [], REFERENCE: []}
     with Dovecot(ALL_USERS) as d, Postfix(users=[E2E_USER], lmtp=("127.0.0.1", d.lmtp_port)) as p, \
-            Kotakpos(ALL_USERS) as k:
-        peer = Target(PEER, smtp_port=p.smtp_port, imap_port=d.imap_port, users=ALL_USERS)
-        ours = Target(OURS, smtp_port=k.port("smtp"), imap_port=k.port("imap"), users=ALL_USERS)
+            Kotakpos(ALL_USERS) as k, ReferenceSmtp() as r:
+        peer = Target(PEER, smtp_port=p.smtp_port, imap_port=d.imap_port, users=ALL_USERS, cpu_roots=(p.pid, d.pid))
+        ours = Target(OURS, smtp_port=k.port("smtp"), imap_port=k.port("imap"), users=ALL_USERS, cpu_roots=(k.pid,))
+        reference = Target(REFERENCE, smtp_port=r.smtp_port, users=ALL_USERS, cpu_roots=(r.pid,))
         if not speaks(k.port("smtp"), (b"220",)):
             notes.append("Kotakpos SMTP not available yet: skipped.")
             ours = None
@@ -82,23 +87,26 @@ def bench_smtp(args) -> None:
             notes.append("Kotakpos IMAP not available yet: no end-to-end figure for Kotakpos.")
             ours.imap_port = None
         sides = [t for t in (peer, ours) if t]
-        for t in sides:  # warm-up: connections, caches, first deliveries
+        for t in sides + [reference]:  # warm-up: connections, caches, first deliveries
             smtp_load.run_cell(t, 4096, 1, True, 20, 30, E2E_USER)
         for size in ("4KiB", "100KiB"):
             for clients in (1, 8, 32):
                 for reuse in (True, False):
                     case = f"{size} c={clients} {'reuse' if reuse else 'new-conn'}"
-                    for t in sides:
+                    for t in sides + ([reference] if clients == REFERENCE_CLIENTS else []):
                         row = smtp_load.run_cell(t, smtp_load.SIZES[size], clients, reuse, counts[size],
                                                  args.time_limit, E2E_USER)
                         rows[t.name].append({"case": case, **row})
                         print(f"  smtp {t.name:16} {case:22} {row['msgs_per_s']:8} msg/s  p50 {row['p50_ms']} ms"
-                              f"  p99 {row['p99_ms']} ms  e2e {row.get('e2e_s')} s  errors {row['errors']}",
-                              flush=True)
+                              f"  p99 {row['p99_ms']} ms  e2e {row.get('e2e_s')} s"
+                              f"  cpu {row.get('server_cpu_ms')} ms/msg  errors {row['errors']}", flush=True)
     notes.append(f"{counts['4KiB']} messages of 4 KiB, {counts['100KiB']} of 100 KiB per cell (at most "
                  f"{args.time_limit:.0f} s); latency from MAIL (or connect, new-conn) to the 250 after DATA; "
                  "end-to-end from the first MAIL until IMAP STATUS shows every accepted message "
-                 "(Postfix queue → LMTP → Dovecot, against Kotakpos's own delivery).")
+                 "(Postfix queue → LMTP → Dovecot, against Kotakpos's own delivery); server CPU is the "
+                 "servers' CPU time per accepted message over that same span (Postfix's and Dovecot's "
+                 "processes, against Kotakpos's one), on a machine with "
+                 f"{os.cpu_count()} CPUs shared with the load generator.")
     save("smtp", rows, notes, started)
 
 
@@ -129,9 +137,9 @@ def bench_mailboxes(args, which: set[str]) -> None:
         print(f"  loaded {len(boxes)} x {size} messages into Kotakpos in {time.monotonic() - t0:.1f} s", flush=True)
         with k:
             peer = Target(PEER, imap_port=d.imap_port, pop3_port=d.pop3_port, users=ALL_USERS,
-                          deliver_proto="lmtp", deliver_port=d.lmtp_port, server_pid=d.pid)
+                          deliver_proto="lmtp", deliver_port=d.lmtp_port, server_pid=d.pid, cpu_roots=(d.pid,))
             ours = Target(OURS, imap_port=k.port("imap"), pop3_port=k.port("pop3"), users=ALL_USERS,
-                          deliver_proto="smtp", deliver_port=k.port("smtp"), server_pid=k.pid)
+                          deliver_proto="smtp", deliver_port=k.port("smtp"), server_pid=k.pid, cpu_roots=(k.pid,))
             if "pop3" in which:
                 sides = [peer]
                 if speaks(k.port("pop3"), (b"+OK",)):
@@ -150,7 +158,9 @@ def bench_mailboxes(args, which: set[str]) -> None:
                         rows["pop3"][name].append(best(candidates, "retr_msgs_per_s", True))
                 notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
                                      "RETR of every message in order, QUIT without DELE; one untimed pass first. "
-                                     f"Each row: the best of {args.repeat} runs, the two sides alternating.")
+                                     f"Each row: the best of {args.repeat} runs, the two sides alternating. Server CPU: the "
+                                     "server's CPU time per message retrieved, whole sessions, on a machine with "
+                                     f"{os.cpu_count()} CPUs shared with the load generator.")
                 save("pop3", rows["pop3"], notes["pop3"], started)
             if "imap" in which:
                 sides = [peer]

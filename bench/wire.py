@@ -26,6 +26,9 @@ class Target:
     deliver_proto: str = "smtp"
     deliver_port: int | None = None
     server_pid: int | None = None  # root of the server's process tree, for resident memory
+    # The process trees that do the work of accepting and delivering mail, for CPU per message
+    # (Postfix's and Dovecot's for the peer).
+    cpu_roots: tuple[int, ...] = ()
 
     def password(self, address: str) -> str:
         return dict(self.users)[address]
