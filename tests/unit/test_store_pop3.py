@@ -35,3 +35,18 @@ def test_texts_of_several_messages_in_one_read_leave_out_removed_ones(store):
     store.delete_messages(inbox.id, [3])
     texts = store.pop3_texts(inbox.id, [2, 3, 4])
     assert sorted(texts) == [2, 4] and texts[4] == b"Subject: 4\r\n\r\nbody\r\n"
+
+
+def test_texts_read_together_are_each_exactly_their_own_bytes(store):
+    # Read in one row and cut apart again: NULs, 8-bit bytes and very different sizes
+    # must come back byte for byte, each under its own UID.
+    alice = store.add_user("alice@example.org", "pw")
+    raws = [b"Subject: nul\r\n\r\na\x00b\r\n", b"Subject: 8bit\r\n\r\n\xff\xfe\xc3(\r\n",
+            b"Subject: big\r\n\r\n" + b"x" * 70 + b"\r\n" * 3000, b"Subject: none\r\n\r\n"]
+    for raw in raws:
+        store.deliver(raw, [Delivery(alice.id)])
+    inbox = store.get_mailbox(alice.id, "INBOX")
+    texts = store.pop3_texts(inbox.id, [4, 1, 3, 2])
+    rows = store.list_messages(inbox.id)
+    assert texts == {row.uid: store.get_raw(row.blob_id) for row in rows}
+    assert texts[1] == raws[0] and texts[2] == raws[1]
