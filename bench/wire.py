@@ -45,14 +45,18 @@ class Wire:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
+        # Every read lands in this one block. A new bytes object per recv of a block above
+        # glibc's mmap threshold (128 KiB) cost the generator an mmap and munmap each time:
+        # with 8 client threads that was enough to make the generator itself the limit.
+        self._block = memoryview(bytearray(1 << 16))
         self.received = 0  # bytes read from the server, for MB/s figures
 
     def _fill(self) -> None:
-        chunk = self.sock.recv(1 << 18)
-        if not chunk:
+        n = self.sock.recv_into(self._block)
+        if not n:
             raise ProtocolError("server closed the connection")
-        self.received += len(chunk)
-        self.buf += chunk
+        self.received += n
+        self.buf += self._block[:n]
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
