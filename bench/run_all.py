@@ -27,10 +27,11 @@ from bench import imap_load, mda_cost, pop3_load, relay_load, report, smtp_load
 from bench.kotakpos import Kotakpos
 from bench.messages import mailbox_messages
 from bench.peers import Dovecot, Postfix, install
+from bench.reference_pop3 import ReferencePop3
 from bench.reference_smtp import ReferenceSmtp
 from bench.wire import Target
 
-PEER, OURS, REFERENCE = report.PEER, report.OURS, report.REFERENCE
+PEER, OURS, REFERENCE, REFERENCE_POP3 = report.PEER, report.OURS, report.REFERENCE, report.REFERENCE_POP3
 PASSWORD = "bench-pw-1"
 E2E_USER = "e2e@bench.test"
 BOXES = [f"box{i}@bench.test" for i in range(8)]      # 10,000-message mailboxes (POP3, IMAP)
@@ -117,6 +118,22 @@ def best(rows: list[dict], metric: str, higher_is_better: bool) -> dict:
 
 
 # -- POP3 and IMAP on big mailboxes ---------------------------------------------------------------
+def pop3_rows(args, sides: list[Target], boxes: list[str], size: int) -> dict:
+    """Every side's POP3 rows, 1 user and all users, each the best of args.repeat alternating runs."""
+    limit = args.time_limit * 2
+    rows = {t.name: [] for t in sides}
+    for t in sides:
+        pop3_load.warm_up(t, boxes, size, limit)
+    for n in (1, len(boxes)):
+        runs = {t.name: [] for t in sides}
+        for _ in range(args.repeat):
+            for t in sides:
+                runs[t.name].append(pop3_load.case(t, boxes[:n], size, limit))
+        for name, candidates in runs.items():
+            rows[name].append(best(candidates, "retr_msgs_per_s", True))
+    return rows
+
+
 def bench_mailboxes(args, which: set[str]) -> None:
     size = 2000 if args.quick else args.mailbox_size
     pop_users = 8
@@ -146,19 +163,16 @@ def bench_mailboxes(args, which: set[str]) -> None:
                     sides.append(ours)
                 else:
                     notes["pop3"].append("Kotakpos POP3 not available yet: skipped.")
-                limit = args.time_limit * 2
-                for t in sides:
-                    pop3_load.warm_up(t, boxes, size, limit)
-                for n in (1, pop_users):
-                    runs = {t.name: [] for t in sides}
-                    for _ in range(args.repeat):
-                        for t in sides:
-                            runs[t.name].append(pop3_load.case(t, boxes[:n], size, limit))
-                    for name, candidates in runs.items():
-                        rows["pop3"][name].append(best(candidates, "retr_msgs_per_s", True))
+                reference = ReferencePop3()
+                for b in boxes:
+                    reference.load_maildrop(b, mailbox_messages(size, owner=b))
+                with reference:
+                    sides.append(Target(REFERENCE_POP3, pop3_port=reference.pop3_port, users=ALL_USERS,
+                                        cpu_roots=(reference.pid,)))
+                    rows["pop3"] = pop3_rows(args, sides, boxes, size)
                 notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
                                      "RETR of every message in order, QUIT without DELE; one untimed pass first. "
-                                     f"Each row: the best of {args.repeat} runs, the two sides alternating. Server CPU: the "
+                                     f"Each row: the best of {args.repeat} runs, the sides alternating. Server CPU: the "
                                      "server's CPU time per message retrieved, whole sessions, on a machine with "
                                      f"{os.cpu_count()} CPUs shared with the load generator.")
                 save("pop3", rows["pop3"], notes["pop3"], started)
