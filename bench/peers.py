@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -143,6 +144,37 @@ class Instance:
     def clean_up(self) -> None:
         if self._own_dir:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ModuleServer(Instance):
+    """A bench server run as ``python -m <module> --port P ...`` in its own process, so that its
+    CPU time is its own. Subclasses give ``module`` and ``arguments()``."""
+
+    module = ""
+
+    def __init__(self, prefix: str, workdir: str | None = None):
+        self._own_dir = workdir is None
+        self.root = Path(workdir or tempfile.mkdtemp(prefix=prefix))
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def arguments(self) -> list[str]:
+        return []
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, "--port", str(self.port), *self.arguments()])
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
 
 
 class Dovecot(Instance):

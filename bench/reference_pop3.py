@@ -13,13 +13,11 @@ import argparse
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
-from bench.peers import Instance, free_port, wait_for_port
+from bench.peers import ModuleServer
 
 READ_AHEAD = 32
 
@@ -98,19 +96,14 @@ def _serve(sock: socket.socket, db_path: Path) -> None:
         _Session(sock, db_path).run()
 
 
-class ReferencePop3(Instance):
-    """The reference in its own process, on 127.0.0.1:pop3_port; load maildrops before start."""
+class ReferencePop3(ModuleServer):
+    """The reference in its own process, on 127.0.0.1:port; load maildrops before start."""
+
+    module = "bench.reference_pop3"
 
     def __init__(self, workdir: str | None = None):
-        self._own_dir = workdir is None
-        self.root = Path(workdir or tempfile.mkdtemp(prefix="bench-reference-pop3-"))
+        super().__init__("bench-reference-pop3-", workdir)
         self.db_path = self.root / "maildrops.sqlite"
-        self.pop3_port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
 
     def load_maildrop(self, address: str, messages) -> None:
         """(index, raw) messages, as Dovecot.load_maildir takes them; numbered from 1."""
@@ -120,18 +113,9 @@ class ReferencePop3(Instance):
         db.execute("COMMIT")
         db.close()
 
-    def start(self) -> "ReferencePop3":
-        _open(self.db_path).close()
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.reference_pop3", "--port", str(self.pop3_port),
-                                      "--db", str(self.db_path)])
-        wait_for_port(self.pop3_port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
-        self.proc = None
+    def arguments(self) -> list[str]:
+        _open(self.db_path).close()  # an empty table if nothing was loaded
+        return ["--db", str(self.db_path)]
 
 
 def main(argv=None) -> None:

@@ -12,7 +12,6 @@ filters, no parsing, no mailboxes.
 import argparse
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from bench.peers import Instance, free_port, wait_for_port
+from bench.peers import ModuleServer
 
 
 class _Handler:
@@ -36,30 +35,16 @@ class _Handler:
         return "250 2.0.0 OK"
 
 
-class ReferenceSmtp(Instance):
-    """The reference handler in its own process (so its CPU is its own), on 127.0.0.1:smtp_port."""
+class ReferenceSmtp(ModuleServer):
+    """The reference handler in its own process, on 127.0.0.1:port."""
+
+    module = "bench.reference_smtp"
 
     def __init__(self, workdir: str | None = None):
-        self._own_dir = workdir is None
-        self.root = Path(workdir or tempfile.mkdtemp(prefix="bench-reference-"))
-        self.smtp_port = free_port()
-        self.proc: subprocess.Popen | None = None
+        super().__init__("bench-reference-smtp-", workdir)
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def start(self) -> "ReferenceSmtp":
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.reference_smtp", "--port", str(self.smtp_port),
-                                      "--data", str(self.root)])
-        wait_for_port(self.smtp_port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
-        self.proc = None
+    def arguments(self) -> list[str]:
+        return ["--data", str(self.root)]
 
 
 def main(argv=None) -> None:

@@ -80,7 +80,7 @@ def bench_smtp(args) -> None:
             Kotakpos(ALL_USERS) as k, ReferenceSmtp() as r:
         peer = Target(PEER, smtp_port=p.smtp_port, imap_port=d.imap_port, users=ALL_USERS, cpu_roots=(p.pid, d.pid))
         ours = Target(OURS, smtp_port=k.port("smtp"), imap_port=k.port("imap"), users=ALL_USERS, cpu_roots=(k.pid,))
-        reference = Target(REFERENCE, smtp_port=r.smtp_port, users=ALL_USERS, cpu_roots=(r.pid,))
+        reference = Target(REFERENCE, smtp_port=r.port, users=ALL_USERS, cpu_roots=(r.pid,))
         if not speaks(k.port("smtp"), (b"220",)):
             notes.append("Kotakpos SMTP not available yet: skipped.")
             ours = None
@@ -167,7 +167,7 @@ def bench_mailboxes(args, which: set[str]) -> None:
                 for b in boxes:
                     reference.load_maildrop(b, mailbox_messages(size, owner=b))
                 with reference:
-                    sides.append(Target(REFERENCE_POP3, pop3_port=reference.pop3_port, users=ALL_USERS,
+                    sides.append(Target(REFERENCE_POP3, pop3_port=reference.port, users=ALL_USERS,
                                         cpu_roots=(reference.pid,)))
                     rows["pop3"] = pop3_rows(args, sides, boxes, size)
                 notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
