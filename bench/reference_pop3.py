@@ -113,8 +113,11 @@ class ReferencePop3(ModuleServer):
         db.execute("COMMIT")
         db.close()
 
-    def arguments(self) -> list[str]:
+    def start(self) -> "ReferencePop3":
         _open(self.db_path).close()  # an empty table if nothing was loaded
+        return super().start()
+
+    def arguments(self) -> list[str]:
         return ["--db", str(self.db_path)]
 
 

@@ -238,6 +238,17 @@ def _store_with_one_indexed_message(tmp_path):
     return user
 
 
+def _reopened_store_finds_it_before_and_after_reindexing(tmp_path, user, needle: str) -> None:
+    """Open the store again: its index starts empty, and the one message is found all along."""
+    store = Store.in_folder(tmp_path)
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert store.search_index.indexed_upto == 0
+    assert store.search_text(inbox.id, needle) == {1}
+    assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
+    assert store.search_text(inbox.id, needle) == {1}
+    store.close()
+
+
 def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
     user = _store_with_one_indexed_message(tmp_path)
     # Format 1: a phrase index of the text as written, and no format in meta.
@@ -248,25 +259,14 @@ def test_a_search_index_of_an_older_format_is_rebuilt(tmp_path):
     index.execute("DELETE FROM meta WHERE key = 'format'")
     index.commit()
     index.close()
-    store = Store.in_folder(tmp_path)
-    inbox = store.get_mailbox(user.id, "INBOX")
-    assert store.search_index.indexed_upto == 0
-    assert store.search_text(inbox.id, "HAYSTACK") == {1}
-    assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
-    assert store.search_text(inbox.id, "HAYSTACK") == {1}
-    store.close()
+    _reopened_store_finds_it_before_and_after_reindexing(tmp_path, user, "HAYSTACK")
 
 
 def test_search_index_is_rebuilt_when_lost(tmp_path):
     user = _store_with_one_indexed_message(tmp_path)
     for f in tmp_path.glob("*-search.sqlite*"):
         f.unlink()
-    store = Store.in_folder(tmp_path)
-    inbox = store.get_mailbox(user.id, "INBOX")
-    assert store.search_text(inbox.id, "haystack") == {1}
-    assert store.search_index.wait_caught_up() and store.search_index.indexed_upto == 1
-    assert store.search_text(inbox.id, "haystack") == {1}
-    store.close()
+    _reopened_store_finds_it_before_and_after_reindexing(tmp_path, user, "haystack")
 
 
 def test_a_store_of_the_previous_version_loses_its_stored_body_text_and_still_searches(tmp_path):
