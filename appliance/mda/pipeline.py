@@ -17,10 +17,9 @@ import logging
 
 from appliance import mime
 from appliance.mda import outbound, receipts
+from appliance.mda.errors import Refused
 from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
 from appliance.mda.trainer import Trainer
-from appliance.smtp.errors import UserError
-from appliance.smtp.replies import reply
 from appliance.store import Delivery, DeliveryResult, Notice, QueueEntry, User
 
 log = logging.getLogger("kotakpos.mda")
@@ -178,7 +177,7 @@ class Mda:
         ``raw`` is the message as received with our trace header, without Return-Path;
         ``crlf_checked``: every line of it is known to end in CRLF.
         Mail with no local recipient passes no filter (it only gets its ledger rows).
-        Raises UserError (the client gets the filter's 5xx) for a refused message.
+        Raises Refused (the client gets the filter's 5xx) for a refused message.
         Returns once everything is durable.
         """
         ctx = self.ctx
@@ -205,7 +204,7 @@ class Mda:
             code, status, text = outcome.reject
             ctx.count("mda.reject")
             log.info("mda %s: rejected from=<%s> (%d %s): %s", envelope.message_id, envelope.sender, code, status, reasons)
-            raise UserError(reply(code, status, text), f"filter refused {envelope.message_id}: {reasons}")
+            raise Refused(code, status, text, f"filter refused {envelope.message_id}: {reasons}")
 
         copies: list[Notice] = []
         quarantine = None

@@ -107,9 +107,9 @@ def accept(ctx, envelope: Envelope, raw: bytes, *, crlf_checked: bool = False) -
         for target in r.route.external:
             queue.setdefault(target.lower(), QueueEntry(envelope.sender, target, _dsn(envelope, r)))
 
-    # The MDA filter pipeline (issue 7: spam, virus, rules, receipts) runs here, between
-    # routing and the store: it sees the envelope, the local users and ``raw``, and may
-    # reject (raising the SMTP UserError), quarantine or add headers before anything is written.
+    # The MDA filter pipeline (spam, virus, rules, receipts) runs here, between routing and
+    # the store: it sees the envelope, the local users and ``raw``, and may reject (raising
+    # ``appliance.mda.errors.Refused``), quarantine or add headers before anything is written.
     # With no local recipient it only records the receipt ledger of a local sender.
     mda = getattr(ctx, "mda", None)
     if mda is not None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 
 from appliance.auth.sasl import SaslError, decode_plain, decode_text
+from appliance.mda.errors import Refused
 from appliance.mta import router
 from appliance.mta.router import Envelope, Kind, Recipient
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
@@ -674,8 +675,8 @@ class SmtpSession:
         try:
             # check_content saw every line end in CRLF, except in BINARYMIME octets
             router.accept(self.ctx, envelope, raw, crlf_checked=txn.params.body != "BINARYMIME")
-        except SmtpError:
-            raise  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
+        except Refused as e:  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
+            raise UserError(R.reply(e.code, e.status, e.text), e.reason) from None
         except StorageFull:
             log.warning("session %s: disk full, %s refused with 452", self.conn.info.id, message_id)
             raise UserError(R.R452_STORAGE_FULL) from None

@@ -88,7 +88,7 @@ def _v2_queue_warned(db) -> None:
 
 
 def _v3_filters(db) -> None:
-    """Tables of the MDA (issue 7): rules, Bayes counts, vacation memory, receipt ledger."""
+    """Tables of the MDA: rules, Bayes counts, vacation memory, receipt ledger."""
     # Per-user Sieve script (RFC 5228 subset); one per user, kept as text.
     db.execute("CREATE TABLE sieve_scripts (user_id INTEGER PRIMARY KEY, script TEXT NOT NULL, updated REAL NOT NULL)")
     # Bayes token counts. user_id 0 is the shared base every user's classifier starts from.
@@ -127,7 +127,7 @@ def _v3_filters(db) -> None:
 
 
 def _v4_imap_imports(db) -> None:
-    """Progress of ``kotakpos import imap`` (issue 11), so a second run copies only what is new."""
+    """Progress of ``kotakpos import imap``, so a second run copies only what is new."""
     db.execute("CREATE TABLE imap_imports (user_id INTEGER NOT NULL,"
                " source TEXT NOT NULL,"       # "user@host:port" of the remote account
                " folder TEXT NOT NULL,"       # the remote folder's name as the remote server spells it
