@@ -163,6 +163,7 @@ class Mda:
         mine.headers.extend(v.add_headers)
         if v.folders:
             mine.folders = v.folders  # a later filter (the user's own rules) overrides an earlier one
+            mine.create = v.create
         mine.flags = tuple(dict.fromkeys(mine.flags + v.flags))
         mine.redirect += v.redirect
         mine.discard = mine.discard or v.discard or bool(v.reject)
@@ -274,7 +275,7 @@ class Mda:
             headers = tuple(outcome.headers + mine.headers)
             folders = mine.folders or ("INBOX",)
             for folder in folders:
-                by_headers.setdefault(headers, []).append(Delivery(user.id, folder, mine.flags))
+                by_headers.setdefault(headers, []).append(Delivery(user.id, folder, mine.flags, folder in mine.create))
             self.ctx.count("mda.junk" if "Junk" in folders else "mda.accept")
         copies = [Notice(return_path + headers_text(h) + msg.raw, tuple(d)) for h, d in by_headers.items()]
         if redirects:
