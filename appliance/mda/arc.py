@@ -30,13 +30,13 @@ class ArcResult:
     sealer: str = ""  # d= of the newest ARC-Seal: who handed the message to us
     oldest_pass: int = 0  # RFC 8617 §5.2: the oldest instance whose AMS still verifies, 0 when all do
     details: tuple[str, ...] = ()  # "as.2.example.net=pass", "ams.1.example.org=fail", newest first
-    reason: str = ""  # why a chain failed (dkimpy's words), for the log
+    reason: str = ""  # why a chain failed (dkimpy's words), shown when no set could be checked
 
     def entry(self, client_ip: str, trusted: bool) -> str:
         """The ``arc=`` result of Authentication-Results (RFC 8617 §10.1 ptypes)."""
         if self.result in ("none", "temperror"):
             return f"arc={self.result}"
-        comment = ", ".join(self.details)
+        comment = ", ".join(self.details) or self.reason
         if trusted:
             comment = f"trusted sealer {self.sealer}; " + comment
         text = f"arc={self.result} ({comment})" if comment else f"arc={self.result}"
@@ -51,14 +51,8 @@ def verify(raw: bytes, resolver: Resolver) -> ArcResult:
         return ArcResult("none")
     if not resolver.available:
         return ArcResult("temperror")
-
-    def txt(name, timeout=5) -> bytes | None:
-        name = name.decode() if isinstance(name, bytes) else name
-        records = resolver.txt(name.rstrip("."))
-        return records[0] if records else None
-
     try:
-        cv, instances, reason = dkim.arc_verify(raw, dnsfunc=txt)
+        cv, instances, reason = dkim.arc_verify(raw, dnsfunc=resolver.key_record)
     except Unavailable:
         return ArcResult("temperror")
     except dkim.DKIMException as e:  # a message dkimpy cannot even read as one
@@ -75,6 +69,6 @@ def verify(raw: bytes, resolver: Resolver) -> ArcResult:
     if instances and all(found["ams-valid"] for found in instances):
         oldest_pass = 0
     # dkimpy answers None for a chain a sealer already declared failed (cv=fail): that
-    # is a failed chain for us too (RFC 8617 §5.2, step 2).
+    # is a failed chain for us too (RFC 8617 §5.2).
     result = "pass" if cv == dkim.CV_Pass else "fail"
     return ArcResult(result, sealer.lower(), oldest_pass, tuple(details), reason if result == "fail" else "")

@@ -126,7 +126,7 @@ class AuthCheck(Check):
                 results.append(("temperror", domain, selector))
                 continue
             try:
-                ok = verifier.verify(idx=index, dnsfunc=self._dkim_txt)
+                ok = verifier.verify(idx=index, dnsfunc=self.f.resolver.key_record)
                 results.append(("pass" if ok else "fail", domain, selector))
             except (Unavailable, dkim.DnsTimeoutError):
                 results.append(("temperror", domain, selector))
@@ -135,11 +135,6 @@ class AuthCheck(Check):
             except dkim.DKIMException:  # unusable signature or key
                 results.append(("permerror", domain, selector))
         return results
-
-    def _dkim_txt(self, name, timeout=5) -> bytes | None:
-        name = name.decode() if isinstance(name, bytes) else name
-        records = self.f.resolver.txt(name.rstrip("."))
-        return records[0] if records else None
 
     # RFC 7489 §6.6: the From domain's policy, passed when SPF or DKIM passed for an
     # aligned domain (relaxed alignment: same organizational domain).

@@ -157,3 +157,12 @@ def test_a_trusted_sealer_takes_away_the_spf_and_dmarc_penalty(make_server, offi
     status = field(trusted, "X-Spam-Status")[0]
     assert "SPF_FAIL" not in status and "DMARC" not in status
     assert "arc=pass (trusted sealer list.test; as.1.list.test=pass, ams.1.list.test=pass)" in ours(trusted)
+
+
+
+def test_an_incomplete_arc_set_fails_with_the_reason(office, keys):
+    sealed = sealed_by_list(keys, signed_by_author(keys))
+    incomplete = re.sub(rb"^ARC-Message-Signature:.*?\r\n(?=\S)", b"", sealed, flags=re.S | re.M)
+    send(office, incomplete, to=ALICE, sender=AUTHOR)
+    [got] = folder(office, ALICE)
+    assert "arc=fail (Incomplete ARC set for instance 1) smtp.remote-ip=127.0.0.1" in ours(got)
