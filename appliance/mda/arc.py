@@ -57,16 +57,19 @@ def verify(raw: bytes, resolver: Resolver) -> ArcResult:
         return ArcResult("temperror")
     except dkim.DKIMException as e:  # a message dkimpy cannot even read as one
         return ArcResult("fail", reason=str(e))
-    details, oldest_pass, sealer = [], 0, ""
+    details, oldest_pass, sealer, unbroken = [], 0, "", True
     for found in instances:  # newest first
         i = found["instance"]
         as_domain, ams_domain = found["as-domain"].decode(), found["ams-domain"].decode()
         sealer = sealer or as_domain
         details += [f"as.{i}.{as_domain}={'pass' if found['as-valid'] else 'fail'}",
                     f"ams.{i}.{ams_domain}={'pass' if found['ams-valid'] else 'fail'}"]
-        if found["ams-valid"]:
+        # RFC 8617 §5.2: walking back from the newest set, the oldest AMS that still verifies
+        # tells how far the message is unchanged (0: since the first set).
+        unbroken = unbroken and found["ams-valid"]
+        if unbroken:
             oldest_pass = i
-    if instances and all(found["ams-valid"] for found in instances):
+    if unbroken:
         oldest_pass = 0
     # dkimpy answers None for a chain a sealer already declared failed (cv=fail): that
     # is a failed chain for us too (RFC 8617 §5.2).
