@@ -110,6 +110,8 @@ class Sink:
             return list(self.messages)
 
     def close(self):
+        if not self._thread.is_alive():
+            return  # closed before
         async def shut():
             self._server.close()  # on the loop's own thread: asyncio servers are not thread-safe
         asyncio.run_coroutine_threadsafe(shut(), self.loop).result(5)
