@@ -159,7 +159,6 @@ def test_a_trusted_sealer_takes_away_the_spf_and_dmarc_penalty(make_server, offi
     assert "arc=pass (trusted sealer list.test; as.1.list.test=pass, ams.1.list.test=pass)" in ours(trusted)
 
 
-
 def test_an_incomplete_arc_set_fails_with_the_reason(office, keys):
     sealed = sealed_by_list(keys, signed_by_author(keys))
     incomplete = re.sub(rb"^ARC-Message-Signature:.*?\r\n(?=\S)", b"", sealed, flags=re.S | re.M)
