@@ -194,7 +194,8 @@ class Mda:
         """
         ctx = self.ctx
         sent = self._ledger_rows(envelope, raw)
-        forwarder = _forwarding_domain(envelope)
+        # Our own users' mail is DKIM-signed when it leaves, not sealed.
+        forwarder = "" if envelope.authenticated_as else _forwarding_domain(envelope)
         if not users and not (forwarder and self.verifiers):
             return self._write([Notice(raw, queue=tuple(queue))], sent=sent)
         return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance.mta import dkim as kotakpos_dkim
 from tests import dns_zone
+from tests.conftest import PASSWORD
 from tests.mda_helpers import folder, plain, send, wire
 from tests.protocol.mta_helpers import FAST_RETRY
 from tests.protocol.mta_sink import Sink
@@ -165,3 +166,11 @@ def test_an_incomplete_arc_set_fails_with_the_reason(office, keys):
     send(office, incomplete, to=ALICE, sender=AUTHOR)
     [got] = folder(office, ALICE)
     assert "arc=fail (Incomplete ARC set for instance 1) smtp.remote-ip=127.0.0.1" in ours(got)
+
+
+def test_our_own_users_mail_to_a_forwarding_alias_is_signed_not_sealed(office):
+    office.store.add_alias("team@example.org", ["phone@remote.test"])
+    send(office, plain(sender=ALICE, to="team@example.org"), to="team@example.org", sender=ALICE,
+         port="submission", login=(ALICE, PASSWORD))
+    [got] = office.sink.wait_for(1)
+    assert got.data.startswith(b"DKIM-Signature:") and not field(got.data, "ARC-Seal")
