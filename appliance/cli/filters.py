@@ -83,9 +83,11 @@ def rules(paths, address, action, file):
             return
         script = _script(file)
         if action == "check":
-            result = api.rules_check(script)
+            result = api.rules_check(script, address)
             if not result["ok"]:
                 raise click.ClickException(f"line {result['line']}: {result['error']}")
+            for w in result["warnings"]:
+                click.echo(f"warning: line {w['line']}: {w['warning']}", err=True)
             click.echo("the script is valid")
             return
         api.rules_set(address, script)

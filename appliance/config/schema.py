@@ -125,7 +125,7 @@ class MtaSection:
 
 @dataclass(frozen=True)
 class MdaSection:
-    filters: list = setting(["virus", "auth", "spam", "rules", "receipts"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts); greylist (RFC 6647, off by default) may go first. [] delivers unfiltered.")
+    filters: list = setting(["virus", "auth", "spam", "rules", "receipts"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC, ARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts); greylist (RFC 6647, off by default) may go first. [] delivers unfiltered.")
     greylist_delay: float = setting(300.0, "Greylisting (add \"greylist\" first to filters; off by default): seconds before a first-time sender's retry is accepted.")
     greylist_window: float = setting(86400.0, "Greylisting: seconds a refused first attempt is remembered, waiting for its retry.")
     greylist_keep: float = setting(3110400.0, "Greylisting: seconds a sender that retried properly passes without delay (36 days).")
@@ -145,6 +145,7 @@ class MdaSection:
     spamd: str = setting("", "SpamAssassin spamd as \"host:port\" for an extra opinion; \"\" does without.")
     spamd_timeout: float = setting(5.0, "Seconds a spamd check may take.")
     vacation_days: int = setting(7, "Days between two vacation replies to one sender when the script does not say (RFC 5230 :days).")
+    arc_trusted_sealers: list = setting([], "ARC (RFC 8617): domains whose ARC seal you trust as forwarders, e.g. [\"google.com\", \"outlook.com\"]. Mail that fails SPF or DMARC but carries a valid ARC chain last sealed by one of them is not scored for those failures. [] trusts none (ARC is still checked and recorded).")
     read_receipts: str = setting("client", "Default read-receipt (MDN) policy of a user: \"client\" (the mail client asks), \"auto\" (the server sends it on first read), \"never\". Each user may choose otherwise (kotakpos receipts ADDRESS --policy).")
 
 

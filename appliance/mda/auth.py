@@ -1,4 +1,4 @@
-"""Sender authentication: SPF (pyspf), DKIM (dkimpy) and DMARC, in Authentication-Results.
+"""Sender authentication: SPF (pyspf), DKIM (dkimpy), DMARC and ARC, in Authentication-Results.
 
 The results go into one Authentication-Results header (RFC 8601) and into
 ``msg.notes["auth"]`` for the spam filter, which scores failures; this filter itself
@@ -15,6 +15,7 @@ import threading
 import dkim
 import spf
 
+from appliance.mda import arc
 from appliance.mda.dnsquery import Resolver, Unavailable
 from appliance.mda.filter import Check, Filter, Incoming, Verdict
 
@@ -63,6 +64,7 @@ class AuthFilter(Filter):
     def __init__(self, ctx):
         self.ctx = ctx
         self.resolver = Resolver(ctx.config.dns.resolver, ctx.config.mda.dns_timeout)
+        self.trusted_sealers = frozenset(d.lower().rstrip(".") for d in ctx.config.mda.arc_trusted_sealers)
 
     def check(self, msg: Incoming) -> Check:
         return AuthCheck(self, msg)
@@ -84,11 +86,15 @@ class AuthCheck(Check):
         spf_result, spf_domain = self.spf()
         dkim_results = self.dkim()
         dmarc_result, policy, from_domain = self.dmarc(spf_result, spf_domain, dkim_results)
+        chain = arc.verify(msg.raw, self.f.resolver)
+        trusted_chain = chain.result == "pass" and chain.sealer in self.f.trusted_sealers
         msg.notes["auth"] = {"spf": spf_result, "dkim": [r for r, _, _ in dkim_results] or ["none"],
-                             "dmarc": dmarc_result, "dmarc_policy": policy}
+                             "dmarc": dmarc_result, "dmarc_policy": policy, "arc": chain.result,
+                             "arc_trusted": trusted_chain}
         parts = [f"spf={spf_result} smtp.mailfrom={msg.sender or 'postmaster@' + msg.envelope.client_name}"]
         parts += [f"dkim={r} header.d={d} header.s={s}" for r, d, s in dkim_results] or ["dkim=none"]
         parts.append(f"dmarc={dmarc_result}" + (f" header.from={from_domain}" if from_domain else ""))
+        parts.append(chain.entry(msg.envelope.client_ip, trusted_chain))
         return Verdict(add_headers=(("Authentication-Results", f"{self.hostname};\r\n\t" + ";\r\n\t".join(parts)),))
 
     def close(self) -> None:
@@ -120,7 +126,7 @@ class AuthCheck(Check):
                 results.append(("temperror", domain, selector))
                 continue
             try:
-                ok = verifier.verify(idx=index, dnsfunc=self._dkim_txt)
+                ok = verifier.verify(idx=index, dnsfunc=self.f.resolver.key_record)
                 results.append(("pass" if ok else "fail", domain, selector))
             except (Unavailable, dkim.DnsTimeoutError):
                 results.append(("temperror", domain, selector))
@@ -129,11 +135,6 @@ class AuthCheck(Check):
             except dkim.DKIMException:  # unusable signature or key
                 results.append(("permerror", domain, selector))
         return results
-
-    def _dkim_txt(self, name, timeout=5) -> bytes | None:
-        name = name.decode() if isinstance(name, bytes) else name
-        records = self.f.resolver.txt(name.rstrip("."))
-        return records[0] if records else None
 
     # RFC 7489 §6.6: the From domain's policy, passed when SPF or DKIM passed for an
     # aligned domain (relaxed alignment: same organizational domain).

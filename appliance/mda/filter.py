@@ -28,6 +28,7 @@ class Verdict:
     reason: str = ""  # for the log, the quarantine list and the counters; never sent to the client
     add_headers: tuple[tuple[str, str], ...] = ()  # (name, value), added on top of the message
     folders: tuple[str, ...] = ()  # check_rcpt: file into these mailboxes instead of INBOX
+    create: tuple[str, ...] = ()  # check_rcpt: those of ``folders`` to make when missing (Sieve :create)
     flags: tuple[str, ...] = ()  # check_rcpt: IMAP flags for the stored copy
     redirect: tuple[str, ...] = ()  # check_rcpt: also send the message on to these addresses
     notices: tuple[Notice, ...] = ()  # messages to write with the delivery (receipts, replies)
@@ -192,6 +193,7 @@ class Outcome:
 class UserOutcome:
     headers: list[tuple[str, str]] = field(default_factory=list)
     folders: tuple[str, ...] = ()
+    create: tuple[str, ...] = ()  # of ``folders``, those the delivery makes when missing
     flags: tuple[str, ...] = ()
     discard: bool = False
     redirect: tuple[str, ...] = ()

@@ -53,6 +53,10 @@ def heuristics(msg: Incoming) -> list[tuple[str, float]]:
     if phrases:
         hits.append(("SPAM_PHRASES", min(1.0 * len(phrases), 4.0)))
     auth = msg.notes.get("auth", {})
+    if auth.get("arc_trusted"):
+        # A forwarder the administrator trusts sealed what it verified (RFC 8617, local policy):
+        # SPF and DMARC failing here is what forwarding does, not evidence against the sender.
+        auth = {k: v for k, v in auth.items() if k not in ("spf", "dmarc")}
     if auth.get("spf") == "fail":
         hits.append(("SPF_FAIL", 2.0))
     elif auth.get("spf") == "softfail":

@@ -99,6 +99,8 @@ class MessagesMixin:
         events, in the same order), but one multi-row statement per table for all of them.
         """
         blob_ids = self._put_blobs(tx, [(p, len(ds) + len(qs)) for p, ds, qs, _ in items])
+        for d in {d for _, ds, _, _ in items for d in ds if d.create}:
+            self._make_missing_mailbox(tx, d.user_id, d.mailbox)
         targets = self._target_mailboxes(tx, {(d.user_id, d.mailbox) for _, ds, _, _ in items for d in ds})
         rows, results = [], []
         for (prepared, deliveries, queue, when), blob_id in zip(items, blob_ids):
@@ -329,6 +331,8 @@ class MessagesMixin:
         blob_id = self._put_blob(tx, prepared, len(deliveries) + len(queue))
         uids = {}
         for d in deliveries:
+            if d.create:
+                self._make_missing_mailbox(tx, d.user_id, d.mailbox)
             mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
             uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
                                                                  len(prepared.raw), d.flags, when))

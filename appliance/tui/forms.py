@@ -237,7 +237,7 @@ class RulesEditor(ModalScreen[bool]):
         self.run_worker(job, name=name, group="rules", thread=True, exclusive=True, exit_on_error=False)
 
     def action_check(self) -> None:
-        self._run("check", lambda admin, text: admin.rules_check(text))
+        self._run("check", lambda admin, text: admin.rules_check(text, self.address))
 
     def action_save(self) -> None:
         self._run("save", lambda admin, text: admin.rules_set(self.address, text))
@@ -256,5 +256,6 @@ class RulesEditor(ModalScreen[bool]):
                 self.dismiss(True)
             else:
                 result = event.worker.result
-                status.update("The script is valid." if result["ok"] else
-                              f"[b red]Line {result['line']}: {result['error']}[/]")
+                status.update(("The script is valid." + "".join(
+                    f"\n[b yellow]Line {w['line']}: {w['warning']}[/]" for w in result["warnings"]))
+                    if result["ok"] else f"[b red]Line {result['line']}: {result['error']}[/]")

@@ -158,6 +158,9 @@ class FakeAdmin:
     def rules_get(self, address: str) -> str:
         return 'require ["fileinto"];\nif header :contains "subject" "newsletter" {\n  fileinto "News";\n}\n'
 
+    def rules_check(self, script: str, address: str = "") -> dict:
+        return {"ok": True, "line": 0, "error": "", "warnings": []}  # anna has a "News" folder
+
     def receipts(self, address: str, limit: int = 200) -> dict:
         return {"address": address, "policy": "client", "at": NOW,
                 "sent": [{"message_id": "<a1@example.org>", "recipient": "max@partner.example",

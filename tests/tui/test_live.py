@@ -298,6 +298,21 @@ async def test_rules_are_edited_and_a_bad_script_is_explained(office):
         await wait_for(pilot, lambda: office.store.get_sieve(user.id) == "keep;", what="the saved script")
 
 
+async def test_the_rules_view_says_a_fileinto_to_a_missing_folder_goes_to_inbox(office):
+    user = office.add_user("rosa@example.org")
+    office.store.set_sieve(user.id, 'require "fileinto";\nif size :over 1M {\n  fileinto "Big";\n}\n')
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("6", "t", "t")
+        users = app.screen.query_one("#rule-users", DataTable)
+        await wait_for(pilot, lambda: "rosa@example.org" in table_keys(users), what="the user")
+        users.move_cursor(row=users.get_row_index("rosa@example.org"))
+        script = app.screen.query_one("#rules-script")
+        await wait_for(pilot, lambda: script.border_subtitle == "line 3: fileinto to a missing folder goes to INBOX",
+                       what="the warning")
+
+
 async def test_an_address_is_blocked_and_unblocked_by_hand(office):
     app = attach(office.data_dir / ADMIN_SOCKET)
     async with app.run_test(size=(80, 24)) as pilot:

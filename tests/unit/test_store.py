@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from appliance.store import AlreadyExists, Delivery, InvalidName, NotFound, QueueEntry, Store, StoreError
+from appliance.store import AlreadyExists, Delivery, InvalidName, Notice, NotFound, QueueEntry, Store, StoreError
 
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nThe quick brown fox.\r\n"
 
@@ -358,3 +358,12 @@ def test_a_failing_delivery_in_a_group_fails_alone(store):
     assert [e for i, e in enumerate(errors) if i != 1] == [None, None, None]
     assert [m.uid for m in store.list_messages(inbox.id)] == [1, 2, 3]
     assert store.counts()["blobs"] == 3
+
+
+def test_a_delivery_may_create_its_folder_in_the_same_transaction(store):
+    user = store.add_user("alice@example.org", "pw")
+    store.deliver(MSG, [Delivery(user.id, "Bills/2026", create=True), Delivery(user.id, "Nowhere")])
+    store.deliver_filtered([Notice(MSG, (Delivery(user.id, "Receipts", create=True),))])
+    names = {m.name: store.mailbox_status(m.id).messages for m in store.list_mailboxes(user.id)}
+    assert names["Bills"] == 0 and names["Bills/2026"] == 1 and names["Receipts"] == 1
+    assert "Nowhere" not in names and names["INBOX"] == 1  # without create: INBOX, as before

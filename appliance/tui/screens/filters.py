@@ -155,6 +155,15 @@ class FiltersScreen(AdminScreen):
         area = self.query_one("#rules-script", TextArea)
         area.text = script or "# No rules: every message goes to the INBOX (or Junk, by the spam filter)."
         area.border_title = f"Sieve rules of {self._rules_user}"
+        area.border_subtitle = ""
+        if script:
+            self.call_admin("rules_check", script, self._rules_user, then=self._show_rule_warnings)
+
+    def _show_rule_warnings(self, result: dict) -> None:
+        """A fileinto to a missing folder files into INBOX: say so under the script, with its line."""
+        warnings = result.get("warnings", [])
+        self.query_one("#rules-script", TextArea).border_subtitle = "; ".join(
+            f"line {w['line']}: fileinto to a missing folder goes to INBOX" for w in warnings)
 
     def _load_receipts(self) -> None:
         self._receipts_user = self.selected_key(self.query_one("#receipt-users", DataTable))
