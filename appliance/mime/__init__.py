@@ -16,12 +16,15 @@ Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections` (BODY[...] an
 BINARY[...] cuts), `info` (analyze and the stored record).
 """
 
-from .headers import header_fields
+from .headers import Author, author, header_fields, mailboxes
 from .info import MessageInfo, analyze, body_text, normalize_crlf, prepend_header
 from .sections import UnknownEncoding, decoded, find_part, section
-from .structure import MAX_DEPTH, MAX_PARTS, Part
+from .structure import MAX_DEPTH, MAX_PARTS, Part, header_end
 
 __all__ = [
+    "Author",
+    "author",
+    "mailboxes",
     "prepend_header",
     "MAX_DEPTH",
     "MAX_PARTS",
@@ -32,6 +35,7 @@ __all__ = [
     "body_text",
     "decoded",
     "find_part",
+    "header_end",
     "header_fields",
     "normalize_crlf",
     "section",
