@@ -457,7 +457,8 @@ def mailboxes(value: bytes) -> list[str]:
 
 
 def _specs(addresses: tuple[Address, ...]) -> list[str]:
-    return [f"{a.mailbox}@{a.host}" if a.host else a.mailbox
+    # the parser keeps latin-1 text of the bytes; an 8-bit address (RFC 6532) is UTF-8
+    return [to_text((f"{a.mailbox}@{a.host}" if a.host else a.mailbox).encode("latin-1"))
             for a in addresses if a.host is not None and (a.mailbox or a.host)]
 
 
