@@ -420,31 +420,44 @@ def display_addresses(value: bytes) -> str:
     return display(parse_addresses(value), value)
 
 
+# RFC 5322 §3.2.3 specials (without "." and '"', common in plain names): a decoded name
+# holding one is quoted, so that "Bank, CEO <ceo@bank.example>" stays one name on display
+_NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,]')
+
+
 def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
-    """Decoded, readable form of parsed addresses; ``value``, decoded, when there are none."""
+    """Decoded, readable form of parsed addresses; ``value``, decoded, when there are none.
+
+    The text parses back (parse_addresses) to the same addresses: a decoded display name
+    cannot pose as another address or split the list.
+    """
     items = []
     group: list[str] | None = None
     group_name = ""
     for addr in addresses:
         if addr.is_group_start:
-            group, group_name = [], decode_words((addr.mailbox or "").encode("latin-1"))
+            group, group_name = [], _phrase(decode_words((addr.mailbox or "").encode("latin-1")))
             continue
         if addr.is_group_end:
             if group is not None:
                 items.append(f"{group_name}: {', '.join(group)};")
             group = None
             continue
-        spec = addr.mailbox or ""
-        if addr.host:
-            spec += "@" + addr.host
+        spec = to_text(((addr.mailbox or "") + ("@" + addr.host if addr.host else "")).encode("latin-1"))
         if addr.name:
-            text = f"{decode_words(addr.name.encode('latin-1'))} <{spec}>"
+            text = f"{_phrase(decode_words(addr.name.encode('latin-1')))} <{spec}>"
         else:
             text = spec or "<>"
         (group if group is not None else items).append(text)
     if not items and value:
         return decode_words(value)
     return ", ".join(items)
+
+
+def _phrase(name: str) -> str:
+    if _NAME_SPECIALS.search(name) or '"' in name:
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return name
 
 
 def mailboxes(value: bytes) -> list[str]:
