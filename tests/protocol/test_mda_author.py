@@ -5,15 +5,21 @@ about the sender. It goes by SMTP through the auth and rules filters of a live s
 and the test reads back what each reader saw.
 """
 
+import base64
+import smtplib
+
+import dkim
 import imapclient
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance import mime
 from appliance.admin.api import AdminAPI
 from appliance.tui import models
 from tests import dns_zone
 from tests.conftest import PASSWORD
-from tests.mda_helpers import send, wait_for
+from tests.mda_helpers import folder, plain, send, wait_for, wire
 
 ALICE = "alice@example.org"
 SPOOFER = "spoof@evil.co.uk"  # SPF passes for evil.co.uk from 127.0.0.1
@@ -118,3 +124,32 @@ def test_every_reader_sees_the_same_author(office):
         assert dmarc == [result] + ([f"header.from={domain}"] if domain else []), f"{case}: DMARC {dmarc}"
         flags = {f.decode() for f in item[b"FLAGS"] if f.decode().startswith("seen")}
         assert flags == {f"seen{KNOWN.index(a)}" for a in expected}, f"{case}: Sieve saw {flags}"
+
+
+def test_a_neighbour_under_co_uk_cannot_pass_as_the_bank(make_server):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    zone = dns_zone.Zone()
+    zone.add("sel._domainkey.evil.co.uk", "TXT", f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}")
+    zone.add("_dmarc.bank.co.uk", "TXT", "v=DMARC1; p=reject")
+    zone.add("_dmarc.evil.co.uk", "TXT", "v=DMARC1; p=none")
+    dns, address = dns_zone.start(zone)
+    try:
+        server = make_server(dns={"resolver": address})  # the default filters: auth, then spam
+        server.store.add_domain("example.org")
+        server.add_user(ALICE)
+
+        def signed(author: str, subject: str) -> bytes:
+            raw = wire(plain(sender=author, subject=subject))
+            return dkim.sign(raw, b"sel", b"evil.co.uk", pem, include_headers=[b"from", b"subject"]) + raw
+
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            send(server, signed("CEO <ceo@bank.co.uk>", "Transfer today"), sender="ceo@evil.co.uk")
+        assert refused.value.smtp_code == 550  # bank.co.uk's p=reject, scored by the spam filter
+        send(server, signed("Eve <eve@evil.co.uk>", "Our own news"), sender="eve@evil.co.uk")
+        [delivered] = folder(server, ALICE)
+        assert "dmarc=pass header.from=evil.co.uk" in authentication_results(delivered)
+    finally:
+        dns.stop()
