@@ -2,7 +2,9 @@
 
 The results go into one Authentication-Results header (RFC 8601) and into
 ``msg.notes["auth"]`` for the spam filter, which scores failures; this filter itself
-never refuses mail. Mail submitted by a logged-in user is recorded as ``auth=pass``
+never refuses mail. DMARC reads the author with ``mime.author`` (what every other reader
+shows) and takes organizational domains from the Public Suffix List shipped in the
+``publicsuffixlist`` package. Mail submitted by a logged-in user is recorded as ``auth=pass``
 and not checked. DNS goes through ``dnsquery.Resolver``: when DNS is unreachable each
 check records ``temperror`` at once.
 """

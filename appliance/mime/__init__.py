@@ -11,9 +11,10 @@ bounded (structure.MAX_DEPTH, structure.MAX_PARTS) and content past the bounds i
 opaque. Boundaries are found with bytes.find; the stdlib `email` package is used only
 to decode header words and dates, never to build message trees of large bodies.
 
-Modules: `headers` (fields, encoded words, parameters, addresses), `structure` (the
-Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections` (BODY[...] and
-BINARY[...] cuts), `info` (analyze and the stored record).
+Modules: `headers` (fields, encoded words, parameters, addresses, and `author`: who a
+message is from, the one answer for ENVELOPE, the TUI, DMARC, Sieve and DKIM signing),
+`structure` (the Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections`
+(BODY[...] and BINARY[...] cuts), `info` (analyze and the stored record).
 """
 
 from .headers import Author, author, header_fields, mailboxes
