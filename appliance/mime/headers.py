@@ -443,7 +443,7 @@ def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
                 items.append(f"{group_name}: {', '.join(group)};")
             group = None
             continue
-        spec = to_text(((addr.mailbox or "") + ("@" + addr.host if addr.host else "")).encode("latin-1"))
+        spec = to_text((_local_part(addr.mailbox or "") + ("@" + addr.host if addr.host else "")).encode("latin-1"))
         if addr.name:
             text = f"{_phrase(decode_words(addr.name.encode('latin-1')))} <{spec}>"
         else:
@@ -458,6 +458,13 @@ def _phrase(name: str) -> str:
     if _NAME_SPECIALS.search(name) or '"' in name:
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return name
+
+
+def _local_part(mailbox: str) -> str:
+    # "ceo@bank.example"@evil.example shows which domain the address is at
+    if _NAME_SPECIALS.search(mailbox) or re.search(r'[\s"\x00-\x1f\x7f]', mailbox):
+        return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return mailbox
 
 
 def mailboxes(value: bytes) -> list[str]:

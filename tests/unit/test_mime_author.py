@@ -34,10 +34,16 @@ def test_mailboxes_read_the_raw_bytes(value, addresses):
     b"=?utf-8?q?ceo=40bank.example=2C_x=3Cy=40z=3E?= <evil@evil.example>",
     b'"a \\" b" <a@x.example>, Team: b@y.example;',
     b"=?utf-8?q?Team=2C_ceo=40bank.example?=: b@y.example;",
+    b"ceo@bank.example@evil.example",
+    b'"ceo\x00"@evil.example',
 ])
 def test_the_displayed_text_names_the_same_addresses(value):
     shown = display_addresses(value)
     assert mime.mailboxes(shown.encode()) == mime.mailboxes(value), shown
+
+
+def test_a_local_part_that_holds_an_at_sign_is_shown_quoted():
+    assert display_addresses(b"ceo@bank.example@evil.example") == '"ceo@bank.example"@evil.example'
 
 
 def test_author_of_one_from_field():
