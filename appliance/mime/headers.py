@@ -420,32 +420,36 @@ def display_addresses(value: bytes) -> str:
     return display(parse_addresses(value), value)
 
 
-# RFC 5322 §3.2.3 specials (without "." and '"', common in plain names): a decoded name
-# holding one is quoted, so that "Bank, CEO <ceo@bank.example>" stays one name on display
-_NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,]')
+# RFC 5322 §3.2.3 specials (without ".", common in plain names): a decoded name holding
+# one is quoted, so that "Bank, CEO <ceo@bank.example>" stays one name on display; a
+# local part also when it holds a space or a control character
+_PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
+_LOCAL_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"\s\x00-\x1f\x7f]')
 
 
 def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
     """Decoded, readable form of parsed addresses; ``value``, decoded, when there are none.
 
-    The text parses back (parse_addresses) to the same addresses: a decoded display name
-    cannot pose as another address or split the list.
+    Names and local parts are quoted where they need it, so the text parses back
+    (parse_addresses) to the same addresses: a decoded display name cannot pose as
+    another address or split the list, and "ceo@bank.example"@evil.example shows its domain.
     """
     items = []
     group: list[str] | None = None
     group_name = ""
     for addr in addresses:
         if addr.is_group_start:
-            group, group_name = [], _phrase(decode_words((addr.mailbox or "").encode("latin-1")))
+            group, group_name = [], _quote_if(decode_words((addr.mailbox or "").encode("latin-1")), _PHRASE_SPECIALS)
             continue
         if addr.is_group_end:
             if group is not None:
                 items.append(f"{group_name}: {', '.join(group)};")
             group = None
             continue
-        spec = to_text((_local_part(addr.mailbox or "") + ("@" + addr.host if addr.host else "")).encode("latin-1"))
+        local = _quote_if(addr.mailbox or "", _LOCAL_SPECIALS)
+        spec = to_text((local + ("@" + addr.host if addr.host else "")).encode("latin-1"))
         if addr.name:
-            text = f"{_phrase(decode_words(addr.name.encode('latin-1')))} <{spec}>"
+            text = f"{_quote_if(decode_words(addr.name.encode('latin-1')), _PHRASE_SPECIALS)} <{spec}>"
         else:
             text = spec or "<>"
         (group if group is not None else items).append(text)
@@ -454,17 +458,11 @@ def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
     return ", ".join(items)
 
 
-def _phrase(name: str) -> str:
-    if _NAME_SPECIALS.search(name) or '"' in name:
-        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return name
-
-
-def _local_part(mailbox: str) -> str:
-    # "ceo@bank.example"@evil.example shows which domain the address is at
-    if _NAME_SPECIALS.search(mailbox) or re.search(r'[\s"\x00-\x1f\x7f]', mailbox):
-        return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return mailbox
+def _quote_if(text: str, specials: re.Pattern) -> str:
+    """RFC 5322 §3.2.4 quoted-string of ``text`` when it holds one of ``specials``."""
+    if specials.search(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
 def mailboxes(value: bytes) -> list[str]:
