@@ -9,9 +9,7 @@ earlier filters added). ``close()`` always runs, whatever the hooks did.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from functools import cached_property
 
 from appliance import mime
@@ -35,15 +33,6 @@ class Verdict:
 
 
 ACCEPT = Verdict()
-
-
-# A field that is one plain address, bare or in <> after a plain phrase (RFC 5322 §3.4
-# dot-atoms only): read by one regex match. Anything else — groups, quoting, comments,
-# lists, non-ASCII names — goes to the email package's parser.
-_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
-_PLAIN_ADDRESS = rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
-_ONE_PLAIN_ADDRESS = re.compile(rf"[ \t]*(?:(?:[{_ATEXT}.]+[ \t]+)*[{_ATEXT}.]+[ \t]*)?<({_PLAIN_ADDRESS})>[ \t]*\Z"
-                                rf"|[ \t]*({_PLAIN_ADDRESS})[ \t]*\Z")
 
 
 def without_forged_results(raw: bytes, hostname: str) -> bytes:
@@ -129,13 +118,17 @@ class Incoming:
         return values
 
     def addresses(self, name: str) -> list[str]:
-        """The addresses in a header such as From or To, lower-cased."""
-        values = self.header(name)
-        if len(values) == 1:
-            plain = _ONE_PLAIN_ADDRESS.match(values[0])
-            if plain:
-                return [(plain.group(1) or plain.group(2)).lower()]
-        return [a.lower() for _, a in getaddresses(values) if a]
+        """The addresses of a header such as To or Cc, as written, read from the raw bytes by
+        the parser behind IMAP's ENVELOPE (mime.mailboxes), never from decoded words."""
+        wanted = name.lower()
+        values = [v.encode() for n, v in self.added if n.lower() == wanted] if self.added else []
+        values += self._fields_by_name.get(wanted, ())
+        return [a for value in values for a in mime.mailboxes(value)]
+
+    @cached_property
+    def author(self) -> mime.Author:
+        """Who the message is from: what DMARC checks and ENVELOPE and the TUI show."""
+        return mime.author(self.fields)
 
     @cached_property
     def body_text(self) -> str:

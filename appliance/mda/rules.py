@@ -14,7 +14,7 @@ import hashlib
 import logging
 import secrets
 import time
-from email.utils import formatdate, getaddresses
+from email.utils import formatdate
 
 from appliance.mda import outbound, sieve
 from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Verdict
@@ -50,7 +50,8 @@ class RulesCheck(Check):
         if not script:
             return ACCEPT
         msg = self.msg
-        env = sieve.Env(header=msg.header, envelope_from=msg.sender, envelope_to=user.address, size=len(msg.raw),
+        env = sieve.Env(header=msg.header, addresses=msg.addresses, envelope_from=msg.sender,
+                        envelope_to=user.address, size=len(msg.raw),
                         mailbox_exists=lambda name: store.get_mailbox(user.id, name) is not None)
         actions = sieve.run(compiled(script), env)
         notices = []
@@ -105,7 +106,7 @@ class RulesCheck(Check):
         if not sender or _is_automatic(msg, sender):
             return None
         mine = {user.address.lower()} | {a.lower() for a in sieve._strings(v.get("addresses", []))}
-        recipients = {a.lower() for _, a in getaddresses(msg.header("To") + msg.header("Cc"))}
+        recipients = {a.lower() for a in msg.addresses("To") + msg.addresses("Cc")}
         if not mine & recipients:
             return None  # §4.5: only mail addressed to the user in To/Cc gets an answer
         days = max(int(v.get("days", self.f.ctx.config.mda.vacation_days)), 1)

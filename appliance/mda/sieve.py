@@ -320,6 +320,7 @@ class Env:
     """What a script may look at for one message and one recipient."""
 
     header: Callable[[str], list[str]]  # decoded values of a header field
+    addresses: Callable[[str], list[str]]  # the addresses of a header field (Incoming.addresses)
     envelope_from: str
     envelope_to: str
     size: int
@@ -434,16 +435,11 @@ def _test(test: Test, env: Env) -> bool:
     if name == "header":
         values = [v for h in names for v in env.header(h)]
     elif name == "address":
-        values = [_part(a, test.tags) for h in names for a in _addresses(env.header(h))]
+        values = [_part(a, test.tags) for h in names for a in env.addresses(h)]
     else:  # envelope: "from" and "to" (RFC 5228 §5.4)
         found = {"from": env.envelope_from, "to": env.envelope_to}
         values = [_part(found[h.lower()], test.tags) for h in names if h.lower() in found]
     return any(_match(v, k, test.tags) for v in values for k in keys)
-
-
-def _addresses(values: list[str]) -> list[str]:
-    from email.utils import getaddresses
-    return [address for _, address in getaddresses(values) if address]
 
 
 def _part(address: str, tags: dict) -> str:

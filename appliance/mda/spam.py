@@ -33,7 +33,7 @@ _PHRASES = re.compile(r"\b(you have won|lottery|viagra|cialis|100% free|risk[- ]
 def heuristics(msg: Incoming) -> list[tuple[str, float]]:
     """(test name, points) of the header, content and authentication tests that hit."""
     hits: list[tuple[str, float]] = []
-    if not msg.header("From"):
+    if not msg.author.domains:  # no From field, or none with an address a reader can check
         hits.append(("MISSING_FROM", 2.0))
     if not msg.header("Date"):
         hits.append(("MISSING_DATE", 1.0))

@@ -7,6 +7,7 @@ tested without a terminal and behaves the same in-process and over the socket.
 from __future__ import annotations
 
 import collections
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -60,11 +61,18 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+# one "Name <address>" or '"Quoted, name" <address>', as the admin API gives a From
+_ONE_NAMED = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>,]*?))\s*<([^<>]*)>\s*\Z')
+
+
 def sender(from_: str, width: int = 24) -> str:
-    """The name in a From header if it has one ('Bob' for 'Bob <bob@example.org>'), else the address."""
-    name, _, rest = from_.partition("<")
-    name = name.strip().strip('"')
-    return clip(name if name and rest else from_.strip(), width) or "-"
+    """The name in a From header if it has one ('Bob' for 'Bob <bob@example.org>'), else the
+    address; a name holding an "@" could pose as another sender, so the address is shown."""
+    m = _ONE_NAMED.match(from_)
+    if m is None:
+        return clip(from_.strip(), width) or "-"
+    name = re.sub(r"\\(.)", r"\1", m.group(1)) if m.group(1) is not None else m.group(2)
+    return clip(name if name.strip() and "@" not in name else m.group(3), width) or "-"
 
 
 def clock_time(when: float, now: float) -> str:

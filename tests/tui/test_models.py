@@ -34,6 +34,11 @@ def test_the_sender_column_shows_a_name_when_there_is_one():
     assert models.sender("noreply@bank.example") == "noreply@bank.example"
     assert models.sender("") == "-"
     assert models.sender("A Very Long Display Name Indeed <x@y.example>", width=10) == "A Very Lo…"
+    # a name that looks like an address shows the address behind it
+    assert models.sender('"ceo@bank.example" <evil@evil.example>') == "evil@evil.example"
+    assert models.sender('"Bank, CEO <ceo@bank.example>" <evil@evil.example>') == "evil@evil.example"
+    assert models.sender('"Say \\"hi\\"" <a@b.example>') == 'Say "hi"'
+    assert models.sender("a@b.example, c@d.example") == "a@b.example, c@d.example"
 
 
 def test_traffic_continues_the_server_history_and_moves_with_the_clock():

@@ -8,8 +8,8 @@ from tests.mda_helpers import incoming, plain, wire
 
 def env(**headers):
     msg = incoming(wire(plain(subject=headers.pop("subject", "hello"), headers=headers)))
-    return sieve.Env(header=msg.header, envelope_from="bob@remote.test", envelope_to="alice@example.org",
-                     size=len(msg.raw))
+    return sieve.Env(header=msg.header, addresses=msg.addresses, envelope_from="bob@remote.test",
+                     envelope_to="alice@example.org", size=len(msg.raw))
 
 
 def run(script: str, **headers) -> sieve.Actions:
