@@ -41,11 +41,11 @@ def with_overrides(config: Config, **sections: dict) -> Config:
 
 
 def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     defaults = cls()
     values = {}
     for key, value in data.items():
-        if key not in names:
+        if key not in fields:
             raise ConfigError(f"{path}:{_line_of(text, where, key)}: unknown setting '{'.'.join(where + (key,))}'")
         default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
@@ -53,11 +53,11 @@ def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
                 raise ConfigError(f"{path}:{_line_of(text, where, key)}: '{key}' must be a table [{key}]")
             values[key] = _build(type(default), value, where + (key,), text, path)
         else:
-            values[key] = _checked(value, default, where + (key,), text, path)
+            values[key] = _checked(value, default, fields[key].metadata, where + (key,), text, path)
     return cls(**values)
 
 
-def _checked(value, default, key_path, text, path):
+def _checked(value, default, metadata, key_path, text, path):
     expected = type(default)
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -71,7 +71,29 @@ def _checked(value, default, key_path, text, path):
         raise ConfigError(
             f"{path}:{line}: '{'.'.join(key_path)}' must be {_type_name(expected)}, not {value!r}"
         )
+    choices = metadata.get("choices")
+    for item in (value if expected is list else [value]) if choices else []:
+        if item not in choices:
+            line = _line_of(text, key_path[:-1], key_path[-1])
+            raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' cannot be {item!r}; "
+                              f"allowed: {', '.join(map(repr, choices))}")
+    if metadata.get("values") == "host:port":
+        for name, item in value.items():
+            if not _is_host_port(item):
+                line = _line_of(text, key_path, name)
+                raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' entry {name!r} must be \"host:port\" "
+                                  f"(e.g. \"mx.example.org:25\"), not {item!r}")
     return value
+
+
+def _is_host_port(text: str) -> bool:
+    """``host:port`` or ``[v6]:port``, the port a number from 1 to 65535."""
+    if text.startswith("["):
+        host, separator, port = text[1:].partition("]:")
+    else:
+        host, separator, port = text.rpartition(":")
+        separator = separator if ":" not in host else ""  # a bare IPv6 address has no port
+    return bool(host and separator and port.isdigit() and 0 < int(port) < 65536)
 
 
 def _type_name(t) -> str:
@@ -89,16 +111,22 @@ def _line_of(text: str, section: tuple[str, ...], key: str) -> int:
             if current == section + (key,):
                 return number
             continue
-        assignment = re.match(r"\s*\"?([A-Za-z0-9_.\-]+)\"?\s*=", line)
+        assignment = re.match(r'\s*(?:"([^"]*)"|([A-Za-z0-9_.\-]+))\s*=', line)
         if assignment:
-            dotted = tuple(current) + tuple(assignment.group(1).split("."))
+            quoted, bare = assignment.groups()
+            dotted = tuple(current) + ((quoted,) if quoted is not None else tuple(bare.split(".")))
             if dotted == section + (key,):
                 return number
     return 0
 
 
 def sample_text() -> str:
-    """The commented kotakpos.toml written on first start: every setting with its default."""
+    """The commented kotakpos.toml written on first start: every setting with its default.
+
+    In TOML a key belongs to the table whose header came last, so each section lists its
+    plain settings first and its sub-tables ([mta.routes]) after them: uncommenting any
+    line then keeps it in the table it is listed under.
+    """
     lines = [
         "# Kotakpos configuration. Every setting is listed with its default, commented out.",
         "# Uncomment and change only what you need; the rest keeps its default.",
@@ -107,14 +135,17 @@ def sample_text() -> str:
     for section in dataclasses.fields(Config):
         lines.append(f"[{section.name}]")
         defaults = section.default_factory()
-        for f in dataclasses.fields(defaults):
-            lines.append(f"# {f.metadata['doc']}")
-            value = getattr(defaults, f.name)
-            if isinstance(value, dict):
-                lines.append(f"# [{section.name}.{f.name}]")
-                lines.append('# "example.org" = "mx.example.org:25"')
-            else:
-                lines.append(f"# {f.name} = {_toml_value(value)}")
+        fields = dataclasses.fields(defaults)
+        tables = [f for f in fields if isinstance(getattr(defaults, f.name), dict)]
+        for f in fields:
+            if f not in tables:
+                lines.append(f"# {f.metadata['doc']}")
+                lines.append(f"# {f.name} = {_toml_value(getattr(defaults, f.name))}")
+        for f in tables:
+            lines.append(f"# {f.metadata['doc']} Uncomment the [{section.name}.{f.name}] line too: "
+                         f"every line below it belongs to it.")
+            lines.append(f"# [{section.name}.{f.name}]")
+            lines.append('# "example.org" = "mx.example.org:25"')
         lines.append("")
     return "\n".join(lines)
 
