@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -103,6 +104,47 @@ class DataFolderInUse(Exception):
     pass
 
 
+# Everything Kotakpos writes is mail or what guards it (store, search index, snapshots,
+# backups, exports, the TLS key, the config with the smarthost password): files 0600 in
+# folders 0700, whatever umask the process was started with (root's is 022).
+PRIVATE_UMASK = 0o077
+
+
+def keep_files_private() -> None:
+    """From now on this process creates files 0600 and folders 0700 (SQLite gives -wal/-shm its file's mode)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def local_warnings(data_dir: Path, config: Config) -> list[str]:
+    """What an admin should fix on this machine: the hostname, mail data others may read.
+
+    Logged at every start and printed by `kotakpos check`.
+    """
+    hostname = config_module.hostname_warning(config.server.hostname)
+    return ([hostname] if hostname else []) + open_to_others(data_dir, config)
+
+
+def open_to_others(data_dir: Path, config: Config) -> list[str]:
+    """Warnings, each with the chmod that fixes it, for mail data that others than its owner may read."""
+    snapshots = data_dir / config.backup.folder
+    candidates = [data_dir, *sorted(data_dir.glob("kotakpos*.sqlite*")), data_dir / config.tls.key_file,
+                  data_dir / "kotakpos.toml", snapshots, *sorted(snapshots.glob("*")),
+                  data_dir / "backups", *sorted((data_dir / "backups").glob("*"))]
+    warnings = []
+    for path in candidates:
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue
+        if not mode & PRIVATE_UMASK or stat.S_ISLNK(mode):
+            continue
+        wanted = "700" if stat.S_ISDIR(mode) else "600"
+        what = "the data folder" if path == data_dir else "folder" if stat.S_ISDIR(mode) else "file"
+        warnings.append(f"{what} {path} is open to other users (mode {stat.S_IMODE(mode):04o}): "
+                        f"fix it with chmod {wanted} {path}")
+    return warnings
+
+
 def resolve_paths(data: str | os.PathLike | None, config_file: str | os.PathLike | None) -> tuple[Path, Path]:
     """The data folder and config file from options, environment and defaults."""
     data_dir = Path(data or os.environ.get("KOTAKPOS_DATA") or "kotakpos-data").absolute()
@@ -171,6 +213,7 @@ class Server:
     def start(self) -> None:
         """Prepare the data folder, bind every listener and start serving. Raises BindError."""
         cfg = self.config
+        keep_files_private()
         self._lock_handle = lock_data_folder(self.data_dir)
         try:
             self._start(cfg)
@@ -185,6 +228,8 @@ class Server:
             log.info("created a self-signed certificate for %s in %s", cfg.server.hostname, cert)
         tls = TlsContexts(cert, key)
         store = open_store(self.data_dir)
+        for warning in local_warnings(self.data_dir, cfg):
+            log.warning(warning)
         registry = SessionRegistry()
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,

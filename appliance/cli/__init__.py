@@ -24,8 +24,8 @@ from appliance.admin.api import AdminAPI, AdminError
 from appliance.admin.client import AdminClient, ServerNotRunning
 from appliance.config import ConfigError, with_overrides
 from appliance.net import BindError
-from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, load_config, open_store,
-                              resolve_paths, setup_logging)
+from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
+                              open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
 from appliance.tui.models import duration
 
@@ -91,6 +91,7 @@ config_option = click.option("--config", "config_file", envvar="KOTAKPOS_CONFIG"
 @click.pass_context
 def main(ctx: click.Context, data: str | None, config_file: str | None) -> None:
     """Kotakpos: the mail server for a small office."""
+    keep_files_private()  # backups, exports and a new store hold mail
     ctx.obj = Paths(data, config_file)
 
 
@@ -453,16 +454,24 @@ def dns(paths, domain_name):
     hostname = paths.config().server.hostname
     with admin(paths) as api:
         records = api.dns_records(domain_name, hostname)
+    for line in zone_lines(domain_name, records):
+        click.echo(line)
+
+
+def zone_lines(domain_name: str, records: list[dict]) -> list[str]:
+    """The records of ``api.dns_records`` as zone-file lines, the optional ones after a comment."""
+    lines = []
     for r in records:
         if r["optional"] and not any(p["optional"] for p in records[:records.index(r)]):
-            click.echo("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
-                       f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
-                       "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
+            lines.append("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
+                         f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
+                         "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
         value = r["value"]
         if r["type"] == "TXT":
             # A TXT string holds at most 255 bytes; longer values are split into several.
             value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
-        click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+        lines.append(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+    return lines
 
 
 from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)

@@ -9,13 +9,14 @@ config file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
 
 from appliance.config.schema import Config
 
-__all__ = ["Config", "ConfigError", "load", "sample_text", "with_overrides"]
+__all__ = ["Config", "ConfigError", "hostname_warning", "load", "sample_text", "with_overrides"]
 
 
 class ConfigError(Exception):
@@ -38,6 +39,28 @@ def with_overrides(config: Config, **sections: dict) -> Config:
     """A copy of ``config`` with some fields replaced: ``with_overrides(c, server={"listen": [...]})``."""
     changes = {name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()}
     return dataclasses.replace(config, **changes)
+
+
+def hostname_warning(hostname: str) -> str | None:
+    """What is wrong with ``server.hostname`` for mail on the internet, or None.
+
+    Receivers check the name in HELO (RFC 5321 §4.1.1.1 asks for a fully qualified
+    domain name), clients check it against the certificate, and `kotakpos dns` publishes
+    it as the MX: a bare machine name ("vm") fails all three.
+    """
+    name = hostname.rstrip(".")
+    labels = name.split(".")
+    try:
+        ipaddress.ip_address(name)
+        reason = "is an IP address"
+    except ValueError:
+        reason = "" if len(labels) >= 2 and all(labels) and labels[-1] != "localdomain" else \
+            "is not a fully qualified domain name"
+    if not reason:
+        return None
+    return (f"server.hostname {hostname!r} {reason}: it is the name this server gives in HELO, its TLS "
+            f"certificate and the MX record; set the name the internet knows it by in kotakpos.toml, "
+            f"under [server]: hostname = \"mail.example.org\"")
 
 
 def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
