@@ -537,7 +537,8 @@ class SmtpSession:
         if cmd.params.size is not None and cmd.params.size > self.ctx.config.limits.message_size:
             raise UserError(R.message_too_big(self.ctx.config.limits.message_size))  # RFC 1870 §6.1
         if self.user is not None and not self._owns(cmd.path):
-            raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {cmd.path}")
+            sender = cmd.path.address if cmd.path else "<>"
+            raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {sender}")
         self.txn = Transaction(cmd.path, cmd.params)
         self.set_state(State.MAIL)
         self.reply(R.R250_SENDER_OK)
