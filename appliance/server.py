@@ -8,6 +8,7 @@ closed. The listener table below says which session class speaks on which port.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -192,11 +193,23 @@ def folder_in_use(data_dir: Path) -> bool:
     return False
 
 
+# What a running server takes over when its config is reloaded (SIGHUP): a whole section
+# or one "section.key". Sessions read these from ctx.config when they start, so new
+# sessions get the new values and open ones keep theirs. Everything else is bound at start
+# (sockets, names in the certificate, the queue runner, the filters, the schedulers) and
+# takes a restart.
+RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "auth", "check",
+                        "server.log_level", "server.shutdown_grace"})
+
+
 class Server:
-    def __init__(self, data_dir: Path, config: Config):
+    def __init__(self, data_dir: Path, config: Config, reread_config=None):
+        """``reread_config()``: the config as the file now says (with the command line's
+        overrides); what SIGHUP applies. None: a reload only reloads the certificate."""
         tune_runtime()
         self.data_dir = data_dir
         self.config = config
+        self.reread_config = reread_config
         self._lock_handle = None
         self._stopped = threading.Event()
         self._saver_stop = threading.Event()
@@ -238,7 +251,7 @@ class Server:
         self.ctx.idle_pusher = IdlePusher(store)
         self.connections = ConnectionServer(
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
-            exempt_from_ip_limit=auth.trusted.contains)
+            exempt_from_ip_limit=lambda ip: auth.trusted.contains(ip))  # trusted networks may be reloaded
         try:
             from appliance.mda import Mda  # first: a bad [mda] setting stops the start cleanly
             self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
@@ -302,13 +315,48 @@ class Server:
     # -- run and stop --------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the server, SIGHUP reloads the TLS certificate.
+        """SIGTERM/SIGINT stop the server, SIGHUP reloads the config and the TLS certificate.
 
         Called before ``start()``: a supervisor may signal as soon as it sees ``ready``.
         """
         signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
         signal.signal(signal.SIGINT, lambda *_: self._stopped.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_tls() if self.ctx else None)
+        signal.signal(signal.SIGHUP, lambda *_: self.reload() if self.ctx else None)
+
+    def reload(self) -> None:
+        """Reload the TLS certificate, and the config where it is safe (RELOADABLE).
+
+        A config file that no longer loads changes nothing; a changed setting that needs a
+        restart is named in the log and not applied.
+        """
+        self.reload_tls()
+        if self.reread_config is None:
+            return
+        try:
+            new = self.reread_config()
+        except config_module.ConfigError as e:
+            log.error("config reload failed, keeping the running settings: %s", e)
+            return
+        applied, needs_restart, changes = [], [], {}
+        for section in dataclasses.fields(Config):
+            old_values, new_values = getattr(self.config, section.name), getattr(new, section.name)
+            for f in dataclasses.fields(old_values):
+                value = getattr(new_values, f.name)
+                if getattr(old_values, f.name) == value:
+                    continue
+                name = f"{section.name}.{f.name}"
+                if section.name in RELOADABLE or name in RELOADABLE:
+                    changes.setdefault(section.name, {})[f.name] = value
+                    applied.append(name)
+                else:
+                    needs_restart.append(name)
+        self.config = self.ctx.config = config_module.with_overrides(self.config, **changes)
+        self.ctx.auth.reconfigure(self.config.auth)
+        logging.getLogger("kotakpos").setLevel(self.config.server.log_level.upper())
+        log.info("reloaded the config: %s", f"applied {', '.join(applied)}" if applied else "nothing to apply")
+        if needs_restart:
+            log.warning("changed settings that take effect only after a restart, not applied: %s",
+                        ", ".join(needs_restart))
 
     def serve_forever(self) -> None:
         """Block until a stop is requested (a signal or ``request_stop()``), then stop."""

@@ -49,6 +49,11 @@ class Authenticator:
         self._cache_key = os.urandom(32)
         self._cache: dict[str, tuple[bytes, float]] = {}
 
+    def reconfigure(self, auth_config) -> None:
+        """Take a reloaded [auth] section; failure counts and blocks so far are kept."""
+        self.config = auth_config
+        self.trusted = Networks(auth_config.trusted_networks)
+
     # -- policy questions the protocols ask ----------------------------------------------
 
     def plaintext_allowed(self, conn) -> bool:

@@ -116,17 +116,21 @@ def with_paths(command):
 @with_paths
 def serve(paths, listen, port_offset, tui):
     """Run the mail server (SMTP, POP3, IMAP) until SIGTERM or Ctrl-C."""
-    config = paths.config(write_sample=True)
     server_overrides = {}
     if listen:
         server_overrides["listen"] = list(listen)
     if port_offset is not None:
         server_overrides["port_offset"] = port_offset
-    if server_overrides:
-        config = with_overrides(config, server=server_overrides)
+
+    def read_config():
+        """The file's settings with the command line's over them (again on each reload)."""
+        config = load_config(paths.data_dir, paths.config_path)
+        return with_overrides(config, server=server_overrides) if server_overrides else config
+
+    config = with_overrides(paths.config(write_sample=True), server=server_overrides)
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
-    server = Server(paths.data_dir, config)
+    server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()
     try:
