@@ -116,9 +116,9 @@ class ConnectionServer:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = False
-        # Written once at stop and never read: readable from then on, it wakes every TLS
-        # session waiting for a command (Connection._wait_for_tls_data).
-        self._stop_read, self._stop_write = os.pipe()
+        # Made by start(), written once by stop() and never read: readable from then on, it
+        # wakes every TLS session waiting for a command (Connection._wait_for_tls_data).
+        self._stop_read = self._stop_write = -1
 
     def add(self, name: str, hosts: list[str], port: int, session_class: type, implicit_tls: bool) -> Listener:
         sockets = []
@@ -135,6 +135,7 @@ class ConnectionServer:
         return listener
 
     def start(self) -> None:
+        self._stop_read, self._stop_write = os.pipe()
         threading.stack_size(THREAD_STACK_SIZE)
         for listener in self.listeners:
             for sock in listener.sockets:
@@ -232,8 +233,8 @@ class ConnectionServer:
 
     def stop(self, grace: float) -> None:
         """Stop accepting; end idle sessions now and busy ones when done or after ``grace`` seconds."""
-        if self._stopping:
-            return
+        if self._stopping or self._stop_write < 0:
+            return  # stopped already, or never started
         self._stopping = True
         for conn in self.registry.connections():
             conn.stopping = True
