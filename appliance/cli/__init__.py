@@ -22,7 +22,7 @@ import click
 from appliance import __version__
 from appliance.admin.api import AdminAPI, AdminError
 from appliance.admin.client import AdminClient, ServerNotRunning
-from appliance.config import ConfigError, with_overrides
+from appliance.config import ConfigError, hostname_warning, with_overrides
 from appliance.net import BindError
 from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
                               open_store, resolve_paths, setup_logging)
@@ -458,6 +458,9 @@ def dns(paths, domain_name):
     hostname = paths.config().server.hostname
     with admin(paths) as api:
         records = api.dns_records(domain_name, hostname)
+    warning = hostname_warning(hostname)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)  # the MX below names it
     for line in zone_lines(domain_name, records):
         click.echo(line)
 

@@ -151,6 +151,7 @@ def test_check_warns_of_a_bare_hostname_and_of_mail_data_others_can_read(data):
     assert f"the data folder {data} is open to other users (mode 0755): fix it with chmod 700 {data}" in out
     assert (f"file {data}/kotakpos.sqlite is open to other users (mode 0644): "
             f"fix it with chmod 600 {data}/kotakpos.sqlite") in out
+    assert "warning: server.hostname 'vm' is not a fully qualified domain name" in cli(data, "dns", DOMAIN)
 
 
 def test_check_is_content_with_a_private_data_folder_and_a_full_hostname(data):
