@@ -95,11 +95,12 @@ def _checked(value, default, metadata, key_path, text, path):
             f"{path}:{line}: '{'.'.join(key_path)}' must be {_type_name(expected)}, not {value!r}"
         )
     choices = metadata.get("choices")
-    for item in (value if expected is list else [value]) if choices else []:
-        if item not in choices:
-            line = _line_of(text, key_path[:-1], key_path[-1])
-            raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' cannot be {item!r}; "
-                              f"allowed: {', '.join(map(repr, choices))}")
+    if choices:
+        for item in value if expected is list else [value]:  # a list setting: each of its items
+            if item not in choices:
+                line = _line_of(text, key_path[:-1], key_path[-1])
+                raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' cannot be {item!r}; "
+                                  f"allowed: {', '.join(map(repr, choices))}")
     if metadata.get("values") == "host:port":
         for name, item in value.items():
             if not _is_host_port(item):
