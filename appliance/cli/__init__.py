@@ -22,10 +22,10 @@ import click
 from appliance import __version__
 from appliance.admin.api import AdminAPI, AdminError
 from appliance.admin.client import AdminClient, ServerNotRunning
-from appliance.config import ConfigError, with_overrides
+from appliance.config import ConfigError, hostname_warning, with_overrides
 from appliance.net import BindError
-from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, load_config, open_store,
-                              resolve_paths, setup_logging)
+from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
+                              open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
 from appliance.tui.models import duration
 
@@ -91,6 +91,7 @@ config_option = click.option("--config", "config_file", envvar="KOTAKPOS_CONFIG"
 @click.pass_context
 def main(ctx: click.Context, data: str | None, config_file: str | None) -> None:
     """Kotakpos: the mail server for a small office."""
+    keep_files_private()  # backups, exports and a new store hold mail
     ctx.obj = Paths(data, config_file)
 
 
@@ -115,17 +116,21 @@ def with_paths(command):
 @with_paths
 def serve(paths, listen, port_offset, tui):
     """Run the mail server (SMTP, POP3, IMAP) until SIGTERM or Ctrl-C."""
-    config = paths.config(write_sample=True)
     server_overrides = {}
     if listen:
         server_overrides["listen"] = list(listen)
     if port_offset is not None:
         server_overrides["port_offset"] = port_offset
-    if server_overrides:
-        config = with_overrides(config, server=server_overrides)
+
+    def read_config():
+        """The file's settings with the command line's over them (again on each reload)."""
+        config = load_config(paths.data_dir, paths.config_path)
+        return with_overrides(config, server=server_overrides) if server_overrides else config
+
+    config = with_overrides(paths.config(write_sample=True), server=server_overrides)
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
-    server = Server(paths.data_dir, config)
+    server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()
     try:
@@ -453,16 +458,27 @@ def dns(paths, domain_name):
     hostname = paths.config().server.hostname
     with admin(paths) as api:
         records = api.dns_records(domain_name, hostname)
+    warning = hostname_warning(hostname)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)  # the MX below names it
+    for line in zone_lines(domain_name, records):
+        click.echo(line)
+
+
+def zone_lines(domain_name: str, records: list[dict]) -> list[str]:
+    """The records of ``api.dns_records`` as zone-file lines, the optional ones after a comment."""
+    lines = []
     for r in records:
         if r["optional"] and not any(p["optional"] for p in records[:records.index(r)]):
-            click.echo("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
-                       f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
-                       "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
+            lines.append("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
+                         f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
+                         "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
         value = r["value"]
         if r["type"] == "TXT":
             # A TXT string holds at most 255 bytes; longer values are split into several.
             value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
-        click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+        lines.append(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+    return lines
 
 
 from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)

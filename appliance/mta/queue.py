@@ -90,8 +90,6 @@ class QueueRunner:
         self.mta = ctx.config.mta
         self.hostname = ctx.hostname
         self.intervals = [parse_duration(t) for t in self.mta.retry_intervals] or [3600.0]
-        if self.mta.smarthost_tls not in ("starttls", "implicit"):
-            raise ValueError(f"[mta] smarthost_tls must be \"starttls\" or \"implicit\", not {self.mta.smarthost_tls!r}")
         self.timeouts = Timeouts.from_config(self.mta)
         cafile = self.mta.tls_cafile
         self.contexts = client_contexts(str(Path(ctx.data_dir) / cafile) if cafile else "")

@@ -222,8 +222,7 @@ def check_content(content: bytes, policy: str, *, stuffed: bool, binary: bool) -
     return content, DataOutcome.NOMINAL
 
 
-OUTCOME_REPLY = {
-    DataOutcome.TOO_BIG: R.R552_MESSAGE_TOO_BIG,
+OUTCOME_REPLY = {  # TOO_BIG names the configured limit: R.message_too_big
     DataOutcome.BARE_NEWLINE: R.R550_BARE_NEWLINE,
     DataOutcome.LINE_TOO_LONG: R.R550_LINE_TOO_LONG,
 }
@@ -537,9 +536,10 @@ class SmtpSession:
         if cmd.path and cmd.path.is_utf8 and not cmd.params.smtputf8:
             raise UserError(R.R553_UTF8_NEEDS_SMTPUTF8)
         if cmd.params.size is not None and cmd.params.size > self.ctx.config.limits.message_size:
-            raise UserError(R.R552_MESSAGE_TOO_BIG)  # RFC 1870 §6.1
+            raise UserError(R.message_too_big(self.ctx.config.limits.message_size))  # RFC 1870 §6.1
         if self.user is not None and not self._owns(cmd.path):
-            raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {cmd.path}")
+            sender = cmd.path.address if cmd.path else "<>"
+            raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {sender}")
         self.txn = Transaction(cmd.path, cmd.params)
         self.set_state(State.MAIL)
         self.reply(R.R250_SENDER_OK)
@@ -625,7 +625,7 @@ class SmtpSession:
             # RFC 3030 §2: a failed BDAT ends the transaction; chunks already pipelined
             # after it then meet state READY and are read and refused with 503.
             self.reset_transaction()
-            raise UserError(R.R552_MESSAGE_TOO_BIG)
+            raise UserError(R.message_too_big(self.ctx.config.limits.message_size))
         txn.chunks += self.read_chunk(cmd.size, keep=True)
         if not cmd.last:
             self.reply(R.bdat_chunk_ok(cmd.size))
@@ -656,6 +656,8 @@ class SmtpSession:
         """Hand the message to the router; 250 only once it is durable."""
         txn = self.txn
         self.reset_transaction()
+        if outcome is DataOutcome.TOO_BIG:
+            raise UserError(R.message_too_big(self.ctx.config.limits.message_size), "message refused: too big")
         if outcome is not DataOutcome.NOMINAL:
             raise UserError(OUTCOME_REPLY[outcome], f"message refused: {outcome.value}")
         message_id = secrets.token_hex(8).upper()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
-from appliance.store.db import MAX_BATCH, Database
+from appliance.store.db import MAX_BATCH, Database, create_private
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
 from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
@@ -47,13 +47,13 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):
         """``max_batch=1`` commits every write alone (one fsync each): only benchmarks want that."""
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = create_private(path)
+        search_path = create_private(self.path.with_name(self.path.stem + "-search.sqlite"))
         migrations.migrate(self.path)
         self.bus = EventBus()
         self.changes = ChangeCache()
         self.db = Database(self.path, self._after_commit, max_batch)
-        self.search_index = SearchIndex(self.db, self.path.with_name(self.path.stem + "-search.sqlite"))
+        self.search_index = SearchIndex(self.db, search_path)
 
     @classmethod
     def in_folder(cls, data_dir: Path | str, **options) -> "Store":
@@ -108,7 +108,7 @@ def backup_database(source: Path | str, target: Path | str) -> None:
     target = Path(target)
     tmp = target.with_name(target.name + ".partial")
     tmp.unlink(missing_ok=True)
-    dest = sqlite3.connect(str(tmp))
+    dest = sqlite3.connect(str(create_private(tmp)))
     try:
         src.backup(dest)
         dest.execute("PRAGMA journal_mode=DELETE")

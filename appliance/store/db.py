@@ -22,6 +22,7 @@ Readers use a small pool of connections in WAL mode, so reads never wait for the
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -44,6 +45,18 @@ CACHED_STATEMENTS = 512
 # The pages they stop caching are still in the kernel's page cache, a read call away.
 WRITER_CACHE_KIB = 4096
 READER_CACHE_KIB = 512
+
+
+def create_private(path: Path | str) -> Path:
+    """Make ``path`` an empty file of mode 0600 (in a 0700 folder) unless it exists.
+
+    An empty file is a new SQLite database, and SQLite gives its -wal, -shm and journal
+    files the database's own mode: so mail stays private whatever umask we run under.
+    """
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return path
 
 
 def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from appliance import mime
+from appliance.store.db import create_private
 from appliance.store.errors import NotFound, QuotaExceeded
 from appliance.store.events import MailboxChanged
 from appliance.store.messages import _chunks, parse_flags, prepare
@@ -100,7 +101,7 @@ class MigrationMixin:
         with self.db.reader() as conn:
             counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                       for table in ("users", "mailboxes", "messages", "blobs")}
-            dest = sqlite3.connect(str(partial))
+            dest = sqlite3.connect(str(create_private(partial)))
             try:
                 conn.backup(dest)
                 dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file

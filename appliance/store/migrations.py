@@ -12,6 +12,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from appliance.store.db import create_private
+
 log = logging.getLogger("kotakpos.store")
 
 
@@ -228,10 +230,8 @@ def migrate(path: Path) -> int:
 
 
 def _backup_before_migration(conn: sqlite3.Connection, path: Path, version: int) -> Path:
-    folder = path.parent / "backups"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{path.stem}-v{version}-{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
-    dest = sqlite3.connect(str(target))
+    target = path.parent / "backups" / f"{path.stem}-v{version}-{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
+    dest = sqlite3.connect(str(create_private(target)))
     with dest:
         conn.backup(dest)
     dest.close()

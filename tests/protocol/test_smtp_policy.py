@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 
 import pytest
 
@@ -237,6 +238,29 @@ def test_sender_must_be_own_address_or_alias(office):
     c.transact(R.R250_SENDER_OK, "MAIL FROM:<Alice@EXAMPLE.org>")
     c.transact(R.R250_RESET, "RSET")
     c.transact(R.R250_SENDER_OK, "MAIL FROM:<sales@example.org>")
+
+
+def test_a_refused_sender_is_logged_as_an_address(office, caplog):
+    caplog.set_level(logging.INFO, logger="kotakpos")
+    c = submission(office)
+    c.transact(R.R553_NOT_YOUR_ADDRESS, f"MAIL FROM:<{BOB}>")
+    c.transact(R.R553_NOT_YOUR_ADDRESS, 'MAIL FROM:<"odd name"@remote.test>')
+    assert f"{ALICE} may not send as {BOB}" in caplog.text
+    assert f'{ALICE} may not send as "odd name"@remote.test' in caplog.text
+    assert "Path(" not in caplog.text
+
+
+def test_a_failed_login_logs_why_and_tells_the_client_nothing(office, caplog):
+    caplog.set_level(logging.INFO, logger="kotakpos.auth")
+    c = Wire.open(office, "smtps")
+    c.ehlo()
+    c.transact(R.R535_AUTH_FAILED, f"AUTH PLAIN {plain('nobody@example.org')}")
+    c.transact(R.R535_AUTH_FAILED, f"AUTH PLAIN {plain(ALICE, 'not the password')}")
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("auth failed")]
+    assert len(failures) == 2
+    assert "user=nobody@example.org listener=smtps: unknown user, delay=" in failures[0]
+    assert f"user={ALICE} listener=smtps: wrong password, delay=" in failures[1]
+    assert "not the password" not in caplog.text
 
 
 def test_submission_adds_message_id_and_date_when_missing(office):
