@@ -65,7 +65,7 @@ class AdminAPI(FiltersAdmin):
         "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
         "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
-        "dns_records", "dkim_records", "announce_mail",
+        "dns_records", "dkim_records", "notify",
         "traffic", "log_tail",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
@@ -255,10 +255,11 @@ class AdminAPI(FiltersAdmin):
         records += client_setup_records(domain, hostname, ports.__dict__)
         return records
 
-    def announce_mail(self, address: str) -> bool:
-        """Mail of ``address`` changed outside the server (``kotakpos import``/``restore`` write the
-        store file directly): sessions with one of the user's folders open look again."""
-        self.store.announce(self._user(address).id)
+    def notify(self) -> bool:
+        """Another process committed to the store file (``kotakpos import``/``restore --user``
+        write it directly): publish its changes now, as the server's own. Returns once done,
+        so the caller's next IMAP or POP3 session already sees them."""
+        self.store.catch_up()
         return True
 
     def dkim_records(self, domain: str) -> list[list[str]]:

@@ -193,8 +193,16 @@ def _v10_no_stored_body_text(db) -> None:
                " WHERE json_extract(info, '$.v') = 1")
 
 
+def _v11_change_journal(db) -> None:
+    """What each commit changed, for the other processes on the file (store/journal.py)."""
+    db.execute("CREATE TABLE changes (id INTEGER PRIMARY KEY,"  # one per commit with events, never reused
+               " created REAL NOT NULL,"  # when it was written (pruned after a minute)
+               " events TEXT NOT NULL)")  # JSON: [[event type, fields...], ...]
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text]
+              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
+              _v11_change_journal]
 LATEST = len(MIGRATIONS)
 
 
