@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Sequence
 
 from appliance.mta.srs import Srs
-from appliance.store import Delivery, DeliveryResult, QueueEntry, Store, User
+from appliance.store import Delivery, DeliveryResult, QueueEntry, Resolution, Store, User
 
 
 class Kind(Enum):
@@ -34,10 +34,11 @@ class Route:
     external: tuple[str, ...] = ()  # addresses to relay to: the recipient itself, or forwarding targets
 
 
-def route(store: Store, recipients: Sequence[str], srs: Srs | None = None) -> list[Route]:
+def route(store: Store, recipients: Sequence[str], srs: Srs | None = None, admin_address: str = "") -> list[Route]:
     """Route each recipient address. Aliases, lists and the catch-all are followed by
     ``store.resolve``; a domain that is not ours is remote as a whole. A valid SRS address
-    of ours (a bounce to mail we forwarded) leads back to the original sender."""
+    of ours (a bounce to mail we forwarded) leads back to the original sender. Postmaster
+    of a local domain that no user or alias names reaches the administrator (``postmaster``)."""
     routes = []
     for address in recipients:
         original = srs.reverse(address) if srs else None
@@ -49,11 +50,24 @@ def route(store: Store, recipients: Sequence[str], srs: Srs | None = None) -> li
             routes.append(Route(address, Kind.REMOTE, external=(address,)))
             continue
         resolution = store.resolve(address)
+        if resolution is None and address.rpartition("@")[0].lower() == "postmaster":
+            resolution = postmaster(store, admin_address)
         if resolution is None:
             routes.append(Route(address, Kind.UNKNOWN))
         else:
             routes.append(Route(address, Kind.LOCAL, resolution.users, resolution.external))
     return routes
+
+
+def postmaster(store: Store, admin_address: str) -> Resolution | None:
+    """Where postmaster mail goes when no alias says: ``admin_address``, or else the first
+    user created. RFC 5321 §4.5.1: every domain a server takes mail for must accept it."""
+    if not admin_address:
+        first = store.first_user()
+        return Resolution(users=(first,), external=()) if first else None
+    if store.is_local_domain(admin_address.rpartition("@")[2]):
+        return store.resolve(admin_address)
+    return Resolution(users=(), external=(admin_address,))
 
 
 @dataclass(frozen=True)

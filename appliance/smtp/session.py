@@ -441,7 +441,7 @@ class SmtpSession:
             self.reply(R.R252_CANNOT_VRFY)
             return
         path = self._address_argument(cmd.argument, R.R501_VRFY_SYNTAX)
-        found = router.route(self.ctx.store, [path.address], self.ctx.srs)[0]
+        found = router.route(self.ctx.store, [path.address], self.ctx.srs, self.ctx.config.server.admin_address)[0]
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER)
         if found.kind is Kind.REMOTE or not found.users:
@@ -564,7 +564,7 @@ class SmtpSession:
         if path.relay_tricks and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay trick {sorted(path.relay_tricks)} in {path.address}")
         address = path.address if path.domain else self._postmaster()
-        found = router.route(self.ctx.store, [address], self.ctx.srs)[0]
+        found = router.route(self.ctx.store, [address], self.ctx.srs, self.ctx.config.server.admin_address)[0]
         if found.kind is Kind.REMOTE and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay to {address} from {self.conn.peer_ip}")
         if found.kind is Kind.UNKNOWN:
@@ -592,13 +592,11 @@ class SmtpSession:
         return True
 
     def _postmaster(self) -> str:
-        """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster."""
-        domains = self.ctx.store.list_domains()
+        """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster: that of
+        the local domain the hostname is in, else of the first local domain."""
         host = self.ctx.hostname.lower()
-        for domain in sorted(domains, key=lambda d: (not host.endswith(d), d)):
-            if self.ctx.store.resolve(f"postmaster@{domain}") is not None:
-                return f"postmaster@{domain}"
-        return f"postmaster@{host}"
+        domains = sorted(self.ctx.store.list_domains(), key=lambda d: (not (host == d or host.endswith("." + d)), d))
+        return f"postmaster@{domains[0] if domains else host}"
 
     def cmd_DATA(self, cmd) -> None:
         """RFC 5321 §4.1.1.4: 354, content up to <CRLF>.<CRLF>, then one reply."""

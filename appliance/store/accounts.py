@@ -251,6 +251,12 @@ class AccountsMixin:
             row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         return _user(row) if row else None
 
+    def first_user(self) -> User | None:
+        """The user created first: the default administrator (``[server] admin_address``)."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT * FROM users ORDER BY id LIMIT 1").fetchone()
+        return _user(row) if row else None
+
     def list_users(self) -> list[tuple[User, int]]:
         """Every user with the bytes their mail uses."""
         with self.db.reader() as conn:
