@@ -26,6 +26,7 @@ def store_of(paths):
     """The store file, opened here even while a server runs; afterwards a running server is
     told that it changed, so its IMAP and POP3 sessions and the TUI see the change at once."""
     paths.config()  # refuse a broken config file here too
+    paths.require_store()
     store = open_store(paths.data_dir)
     try:
         yield store
@@ -141,9 +142,9 @@ def import_maildir(paths, path, address, folder):
 def export(paths, address, fmt, directory, folder):
     """Write ADDRESS's mail into DIR: one mbox file per folder, or a Maildir++ tree."""
     folder = _folder_name(folder)
-    directory.mkdir(parents=True, exist_ok=True)
     with store_of(paths) as store:
         _, mailboxes = exporter.folders_of(store, address, folder)
+        directory.mkdir(parents=True, exist_ok=True)
         written = 0
         for mailbox in mailboxes:
             with _progress(store.mailbox_status(mailbox.id).messages, mailbox.name) as bar:

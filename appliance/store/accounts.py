@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import functools
 import hashlib
 import hmac
@@ -303,6 +304,8 @@ class AccountsMixin:
             if not tx.execute("SELECT 1 FROM domains WHERE name = ? COLLATE NOCASE", (domain,)).fetchone():
                 raise NotFound(f"unknown domain {domain}; aliases must belong to a local domain")
             for target in clean:
+                self._check_local_target(tx, target)
+            for target in clean:
                 tx.execute("INSERT OR IGNORE INTO aliases(alias, target) VALUES (?, ?)", (alias, target))
             if self._has_loop(tx, alias):
                 raise StoreError(f"alias {alias} would make a loop")
@@ -396,6 +399,24 @@ class AccountsMixin:
         if alias.startswith("@"):
             return "@" + normalize_domain(alias[1:])
         return normalize_address(alias)
+
+    @staticmethod
+    def _check_local_target(tx, target: str) -> None:
+        """A target in a local domain must be a user or an alias there (a typo would lose
+        the mail, or feed it to the catch-all); other domains' addresses are forwarded to."""
+        domain = target.rpartition("@")[2]
+        if not tx.execute("SELECT 1 FROM domains WHERE name = ? COLLATE NOCASE", (domain,)).fetchone():
+            return
+        pattern = "%@" + _like_escape(domain)
+        names = [r[0] for r in tx.execute(
+            "SELECT address FROM users WHERE address LIKE ? ESCAPE '\\'"
+            " UNION SELECT alias FROM aliases WHERE alias LIKE ? ESCAPE '\\'", (pattern, pattern))]
+        if target.lower() in (n.lower() for n in names):
+            return
+        close = difflib.get_close_matches(target.lower(), [n.lower() for n in names], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise NotFound(f"{target} is neither a user nor an alias of the local domain {domain}{hint}"
+                       " (add the user first, or name an address of another domain to forward to)")
 
     @staticmethod
     def _has_loop(tx, start: str) -> bool:
