@@ -204,8 +204,9 @@ def _v12_queue_ids_never_reused(db) -> None:
     """Queue ids are AUTOINCREMENT: an id the log or an admin once saw never names another
     entry later (a plain INTEGER PRIMARY KEY hands the highest freed id out again)."""
     sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue'").fetchone()[0]
+    if "AUTOINCREMENT" in sql:
+        return  # a store whose version number was set back by hand (tests do) has it already
     new = sql.replace('"queue"', '"queue_new"', 1).replace('"id" INTEGER PRIMARY KEY', '"id" INTEGER PRIMARY KEY AUTOINCREMENT', 1)
-    assert new != sql and "AUTOINCREMENT" in new, sql
     db.execute(new)
     db.execute("INSERT INTO queue_new SELECT * FROM queue")
     db.execute("DROP TABLE queue")

@@ -27,10 +27,13 @@ def test_account_errors_change_nothing(store):
         store.add_user("bob@elsewhere.org", "pw")
     with pytest.raises(InvalidName):
         store.add_user("not an address", "pw")
-    store.add_alias("a@example.org", ["b@example.org"])
+    store.add_alias("a@example.org", ["alice@example.org"])
+    store.add_alias("b@example.org", ["a@example.org"])
     with pytest.raises(StoreError, match="loop"):
-        store.add_alias("b@example.org", ["a@example.org"])
-    assert store.list_aliases() == {"a@example.org": ["b@example.org"]}
+        store.add_alias("a@example.org", ["b@example.org"])
+    with pytest.raises(NotFound, match="did you mean alice@example.org"):
+        store.add_alias("c@example.org", ["alcie@example.org", "friend@elsewhere.org"])
+    assert store.list_aliases() == {"a@example.org": ["alice@example.org"], "b@example.org": ["a@example.org"]}
     assert [u.address for u, _ in store.list_users()] == ["alice@example.org"]
 
 
