@@ -3,7 +3,8 @@
 This is the only package that holds SQL. Protocols call the narrow API of ``Store``,
 named after mailbox operations; each write is one transaction, committed and fsynced
 before the call returns (group commit in ``db``), and change events go out after commit
-(``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
+(``events``) for IMAP IDLE and the TUI, also for what other processes commit to the file
+(``journal``). The API is split by subject into mixins —
 ``accounts``, ``mailboxes``, ``messages``, ``imap`` (what IMAP reads), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
 ``migration`` (bulk import, snapshots) — so each file reads on its own.
 """

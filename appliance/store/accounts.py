@@ -72,8 +72,9 @@ class AccountsCache:
     Each change made through this Store moves the generation on once its commit returns;
     an answer is used only while the generation it was read under is still current, so a
     lookup never sees a domain, user, alias or script older than the last change the
-    changing caller saw committed. An answer also expires after ``MAX_AGE`` seconds, for
-    changes made behind this Store's back (another process on the same file).
+    changing caller saw committed. Another process's changes arrive through the change
+    journal (``journal``) and forget every answer; an answer also expires after ``MAX_AGE``
+    seconds, for a write made without Kotakpos (the sqlite3 shell).
     """
 
     MAX_AGE = 5.0
