@@ -323,3 +323,13 @@ def test_malformed_auth_line_is_not_recorded(office):
     c.transact(R.R501_AUTH_SYNTAX, f"AUTH PLAIN {plain(ALICE)} extra")
     [info] = [i for i in office.ctx.registry.list() if i.listener == "smtps"]
     assert PASSWORD not in info.last_command and plain(ALICE) not in info.last_command
+
+
+def test_postmaster_may_be_an_address_elsewhere(make_server):
+    server = relay_test_server(make_server, server={"admin_address": "boss@remote.test"})
+    server.add_user(ALICE)
+    c = Wire.open(server)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org"], b"Subject: pm\r\n\r\nx\r\n")
+    assert [r.recipient for r in server.store.list_queue()] == ["boss@remote.test"]
+    assert inbox(server, ALICE) == []

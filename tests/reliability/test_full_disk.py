@@ -105,6 +105,21 @@ def test_list_member_whose_quota_this_message_would_pass_is_left_out(server):
     assert len(inbox(server, "tight@example.org")) == 1
 
 
+def test_a_sender_who_asked_for_no_reports_gets_none_for_a_full_member(server):
+    server.add_user("full@example.org", quota=100)
+    server.add_user("roomy@example.org")
+    deliver(server, "full@example.org", b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
+    server.store.add_alias("team@example.org", ["full@example.org", "roomy@example.org"])
+    c = Wire.open(server)
+    c.ehlo()
+    c.transact(R.R250_SENDER_OK, "MAIL FROM:<sender@client.test>")
+    c.transact(R.R250_RCPT_OK, "RCPT TO:<team@example.org> NOTIFY=NEVER")
+    c.transact("354 *", "DATA")
+    c.send_raw(b"Subject: hi\r\n\r\nhello\r\n.\r\n")
+    c.expect("250 *")
+    assert len(inbox(server, "roomy@example.org")) == 1 and server.store.list_queue() == []
+
+
 def test_list_whose_every_member_is_full_is_refused_at_rcpt(server):
     server.add_user("full@example.org", quota=100)
     server.add_user("full2@example.org", quota=100)
