@@ -27,7 +27,8 @@ from appliance.net import BindError
 from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
                               open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
-from appliance.tui.models import duration
+from appliance.admin.sizes import parse_size
+from appliance.tui.models import duration, size
 
 
 class Paths:
@@ -40,14 +41,27 @@ class Paths:
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
 
+    def require_store(self, create: bool = False) -> None:
+        """Refuse to work on a folder without a store, unless the command may make one
+        (``domain add``, ``user add``: the first steps), and then say where it goes."""
+        if (self.data_dir / DB_NAME).exists():
+            return
+        if not create:
+            raise click.ClickException(
+                f"there is no Kotakpos store in {self.data_dir}; run this in the folder that holds "
+                f"the data folder, or name it with --data DIR or KOTAKPOS_DATA")
+        click.echo(f"creating a new Kotakpos store in {self.data_dir}", err=True)
+
 
 @contextmanager
-def admin(paths: Paths):
-    """The running server's admin API, or an in-process one over the store."""
+def admin(paths: Paths, create: bool = False):
+    """The running server's admin API, or an in-process one over the store (which only the
+    commands that set a server up may ``create``)."""
     try:
         client = AdminClient(paths.data_dir / ADMIN_SOCKET)
     except ServerNotRunning:
         paths.config()  # refuse a broken config file here too
+        paths.require_store(create)
         store = open_store(paths.data_dir)
         api = AdminAPI(store=store)
         try:
@@ -64,6 +78,23 @@ def admin(paths: Paths):
         raise click.ClickException(str(e)) from None
     finally:
         client.close()
+
+
+class SizeType(click.ParamType):
+    """A size as people type it: 3000000, 500M, 1.5G (the TUI's forms read the same)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
 
 
 def read_password(password_stdin: bool) -> str:
@@ -209,13 +240,15 @@ def domain():
 @click.argument("name")
 @with_paths
 def domain_add(paths, name):
-    with admin(paths) as api:
+    """Receive mail for the domain NAME (creates the store on first use)."""
+    with admin(paths, create=True) as api:
         click.echo(f"added domain {api.add_domain(name)}")
 
 
 @domain.command("list")
 @with_paths
 def domain_list(paths):
+    """List the local domains."""
     with admin(paths) as api:
         for name in api.domains():
             click.echo(name)
@@ -225,6 +258,7 @@ def domain_list(paths):
 @click.argument("name")
 @with_paths
 def domain_del(paths, name):
+    """Stop receiving mail for NAME (its users must be deleted first)."""
     with admin(paths) as api:
         api.delete_domain(name)
         click.echo(f"deleted domain {name}")
@@ -238,11 +272,13 @@ def user():
 @user.command("add")
 @click.argument("address")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--quota", type=int, default=0, metavar="BYTES", help="Mail storage quota (0 = unlimited).")
+@click.option("--quota", type=SIZE, default=0, metavar="SIZE",
+              help="Mail storage quota: bytes, or with K, M or G (500M, 2G); 0 = unlimited.")
 @with_paths
 def user_add(paths, address, password_stdin, quota):
+    """Add the user ADDRESS (its domain must be added first); asks for the password twice."""
     password = read_password(password_stdin)
-    with admin(paths) as api:
+    with admin(paths, create=True) as api:
         created = api.add_user(address, password, quota)
         click.echo(f"added user {created['address']}")
 
@@ -250,6 +286,7 @@ def user_add(paths, address, password_stdin, quota):
 @user.command("list")
 @with_paths
 def user_list(paths):
+    """List the users with the mail each keeps and their quota."""
     with admin(paths) as api:
         for u in api.users():
             quota = f"{u['quota']} bytes" if u["quota"] else "unlimited"
@@ -260,6 +297,7 @@ def user_list(paths):
 @click.argument("address")
 @with_paths
 def user_del(paths, address):
+    """Delete the user ADDRESS and all their mail."""
     with admin(paths) as api:
         api.delete_user(address)
         click.echo(f"deleted user {address} and their mail")
@@ -270,6 +308,7 @@ def user_del(paths, address):
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @with_paths
 def user_passwd(paths, address, password_stdin):
+    """Set a new password for ADDRESS (asks twice, or reads --password-stdin)."""
     password = read_password(password_stdin)
     with admin(paths) as api:
         api.set_password(address, password)
@@ -278,13 +317,13 @@ def user_passwd(paths, address, password_stdin):
 
 @user.command("quota")
 @click.argument("address")
-@click.argument("quota", type=int)
+@click.argument("quota", type=SIZE)
 @with_paths
 def user_quota(paths, address, quota):
-    """Set ADDRESS's quota in bytes (0 = unlimited)."""
+    """Set ADDRESS's quota: bytes, or with K, M or G (500M, 1.5G, 2G); 0 = unlimited."""
     with admin(paths) as api:
         api.set_quota(address, quota)
-        click.echo(f"quota of {address} is now {quota or 'unlimited'}" + (" bytes" if quota else ""))
+        click.echo(f"quota of {address} is now {f'{quota} bytes ({size(quota)})' if quota else 'unlimited'}")
 
 
 @main.group()
@@ -297,6 +336,8 @@ def alias():
 @click.argument("targets", nargs=-1, required=True)
 @with_paths
 def alias_add(paths, alias_address, targets):
+    """Send mail for ALIAS to TARGETS (users, aliases, or addresses elsewhere);
+    ALIAS @domain catches every unknown address of the domain."""
     with admin(paths) as api:
         api.add_alias(alias_address, list(targets))
         click.echo(f"{alias_address} -> {', '.join(targets)}")
@@ -305,6 +346,7 @@ def alias_add(paths, alias_address, targets):
 @alias.command("list")
 @with_paths
 def alias_list(paths):
+    """List aliases with their targets."""
     with admin(paths) as api:
         for name, targets in api.aliases().items():
             click.echo(f"{name} -> {', '.join(targets)}")
@@ -334,17 +376,24 @@ class _BackupGroup(click.Group):
 
 @main.group(cls=_BackupGroup)
 def backup():
-    """Snapshots of the store: ``backup FILE`` writes one now; ``backup verify FILE`` checks one."""
+    """Snapshots of the store.
+
+    \b
+    kotakpos backup FILE           write one now (the same as: backup now FILE)
+    kotakpos backup verify FILE    check one
+    """
 
 
 @backup.command("now")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @with_paths
-def backup_now(paths, file):
+def backup_now(paths, file, force):
     """Write a consistent copy of the store to FILE (safe while the server runs)."""
+    paths.require_store()
     source = paths.data_dir / DB_NAME
-    if not source.exists():
-        raise click.ClickException(f"there is no store in {paths.data_dir}")
+    if file.exists() and not force:
+        raise click.ClickException(f"{file} exists already; choose another name, or overwrite it with --force")
     backup_database(source, file)
     click.echo(f"backed up {source} to {file}")
 
@@ -398,6 +447,7 @@ def queue():
 @queue.command("list")
 @with_paths
 def queue_list(paths):
+    """List the relay queue: id, state, age, size, sender, recipient, next try."""
     with admin(paths) as api:
         entries = api.queue()
     if not entries:
@@ -412,42 +462,73 @@ def queue_list(paths):
             click.echo(f"{'':>6} {e['last_error']}")
 
 
-@queue.command("show")
-@click.argument("queue_id", type=int, metavar="ID")
+ID_HELP = ("An ID is a queue id (the first column of `queue list`) or the message id of the SMTP reply"
+           " and the log (\"queued as 02783ECB9660A699\"), which stands for each of its entries.")
+
+
+def _queue_ids(api, names) -> tuple[list[int], list[str]]:
+    """The entries the IDs name, and the IDs that name none."""
+    found, unknown = [], []
+    for name in names:
+        ids = api.queue_ids(name)
+        found += [i for i in ids if i not in found]
+        if not ids:
+            unknown.append(name)
+    return found, unknown
+
+
+@queue.command("show", help="Show every detail of queue entries.\n\n" + ID_HELP)
+@click.argument("names", nargs=-1, required=True, metavar="ID...")
 @with_paths
-def queue_show(paths, queue_id):
+def queue_show(paths, names):
     with admin(paths) as api:
-        e = api.queue_entry(queue_id)
-    for key in ("id", "state", "sender", "recipient", "domain", "size", "attempts", "last_error", "dsn"):
-        click.echo(f"{key + ':':<13} {e[key]}")
-    for key in ("created", "next_attempt"):
-        click.echo(f"{key + ':':<13} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e[key]))}")
+        ids, unknown = _queue_ids(api, names)
+        entries = [api.queue_entry(i) for i in ids]
+    for n, e in enumerate(entries):
+        if n:
+            click.echo()
+        for key in ("id", "state", "sender", "recipient", "domain", "size", "attempts", "last_error", "dsn"):
+            click.echo(f"{key + ':':<13} {e[key]}")
+        for key in ("created", "next_attempt"):
+            click.echo(f"{key + ':':<13} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e[key]))}")
+    _refuse_unknown(unknown)
 
 
-def _queue_action(name: str, verb: str, help_text: str):
+def _refuse_unknown(unknown: list[str]) -> None:
+    if unknown:
+        raise click.ClickException(f"no queue entry {', '.join(unknown)} (see `kotakpos queue list`)")
+
+
+def _queue_action(name: str, verb: str, participle: str, help_text: str):
     """``kotakpos queue NAME ID... | --all``: one admin call on the given (or every) entry."""
-    @queue.command(name, help=help_text)
-    @click.argument("ids", nargs=-1, type=int, metavar="ID...")
+    @queue.command(name, help=help_text + "\n\n" + ID_HELP)
+    @click.argument("names", nargs=-1, metavar="ID...")
     @click.option("--all", "every", is_flag=True, help="Every entry in the queue.")
     @with_paths
-    def command(paths, ids, every):
-        if bool(ids) == every:
+    def command(paths, names, every):
+        if bool(names) == every:
             raise click.UsageError("give entry IDs or --all")
         with admin(paths) as api:
-            chosen = [e["id"] for e in api.queue()] if every else list(ids)
-            if name == "bounce":
+            chosen, unknown = ([e["id"] for e in api.queue()], []) if every else _queue_ids(api, names)
+            if not chosen:
+                done = 0
+            elif name == "bounce":
                 done = api.queue_bounce(chosen, paths.config().server.hostname)
             else:
                 done = getattr(api, f"queue_{name}")(chosen)
-        click.echo(f"{verb} {done} of {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}")
+        if chosen or every:
+            click.echo(f"{verb} {done} of {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}")
+        _refuse_unknown(unknown)
+        if done < len(chosen) and not every:
+            raise click.ClickException(f"{len(chosen) - done} of them could not be {participle} now")
     return command
 
 
-_queue_action("retry", "retrying", "Make entries due now (held entries stay held).")
-_queue_action("hold", "held", "Keep entries in the queue without trying them.")
-_queue_action("release", "released", "Let held entries be tried again.")
-_queue_action("delete", "deleted", "Remove entries without telling anyone.")
-_queue_action("bounce", "bounced", "Give up on entries now; each sender gets a failure notice.")
+_queue_action("retry", "retrying", "retried", "Make entries due now (held entries stay held).")
+_queue_action("hold", "held", "held", "Keep entries in the queue without trying them.")
+_queue_action("release", "released", "released", "Let held entries be tried again.")
+_queue_action("delete", "deleted", "deleted (being delivered right now)", "Remove entries without telling anyone.")
+_queue_action("bounce", "bounced", "bounced (being delivered right now)", "Give up on entries now; each sender gets a failure notice.")
 
 
 @main.command()

@@ -34,6 +34,7 @@ class ServerSection:
     shutdown_grace: float = setting(10.0, "Seconds that transactions in flight may take to finish when the server is asked to stop.")
     log_file: str = setting("", "Also write the log to this file (relative to the data folder); \"\" logs to stderr only.")
     log_level: str = setting("info", "How much the log says: debug, info, warning or error.", choices=("debug", "info", "warning", "error"))
+    admin_address: str = setting("", "Where mail to postmaster@ every local domain goes (RFC 5321 §4.5.1) unless an alias or user says otherwise; \"\" means the first user created.")
 
 
 @dataclass(frozen=True)

@@ -181,11 +181,13 @@ class Mda:
     # -- delivering ------------------------------------------------------------------------
 
     def deliver(self, envelope, raw: bytes, users: list[User], queue: list[QueueEntry], *,
-                crlf_checked: bool = False) -> DeliveryResult:
+                crlf_checked: bool = False, notices: list[Notice] = ()) -> DeliveryResult:
         """Filter and store one message for local ``users`` and queue it for ``queue``.
 
         ``raw`` is the message as received with our trace header, without Return-Path;
-        ``crlf_checked``: every line of it is known to end in CRLF.
+        ``crlf_checked``: every line of it is known to end in CRLF. ``notices`` (the router's
+        DSNs for recipients left out) are written with the copies, unless the message is
+        refused, quarantined or discarded.
         Mail with no local recipient passes no filter (it only gets its ledger rows), but
         mail an alias of ours forwards is verified, to be sealed with ARC.
         Raises Refused (the client gets the filter's 5xx) for a refused message.
@@ -196,7 +198,7 @@ class Mda:
         # Our own users' mail is DKIM-signed when it leaves, not sealed.
         forwarder = "" if envelope.authenticated_as else _forwarding_domain(envelope)
         if not users and not (forwarder and self.verifiers):
-            return self._write([Notice(raw, queue=tuple(queue))], sent=sent)
+            return self._write([Notice(raw, queue=tuple(queue)), *notices], sent=sent)
         return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"
         auth = getattr(ctx, "auth", None)
         trusted = bool(auth and envelope.client_ip and auth.trusted.contains(envelope.client_ip))
@@ -207,8 +209,8 @@ class Mda:
             ctx.count("mda.timeout")
             log.error("filters took longer than %.1fs on %s: delivered unfiltered to INBOX",
                       ctx.config.mda.time_budget, envelope.message_id)
-            return self._write([Notice(return_path + msg.raw, tuple(Delivery(u.id) for u in users), tuple(queue))],
-                               sent=sent, known=msg)
+            return self._write([Notice(return_path + msg.raw, tuple(Delivery(u.id) for u in users), tuple(queue)),
+                                *notices], sent=sent, known=msg)
         reasons = "; ".join(outcome.reasons) or "-"
         if not outcome.reject and not queue and outcome.per_user and all(o.reject for o in outcome.per_user.values()):
             # every recipient's rules refused it (Sieve reject): refuse in SMTP, no bounce later
@@ -238,7 +240,7 @@ class Mda:
             # received (sealed, when forwarded): the verdicts, quarantine and discard included,
             # are for local mailboxes.
             copies.append(Notice(return_path + self._sent_on(msg, forwarder), queue=tuple(queue)))
-        extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
+        extra = [*outcome.notices, *notices] if not (outcome.quarantine or outcome.discard) else []
         return self._write(copies + extra, quarantine, msg.notes.get("requested", ()), sent, known=msg)
 
     def _write(self, copies: list[Notice], quarantine=None, requested=(), sent=(),

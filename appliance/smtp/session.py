@@ -46,7 +46,7 @@ from appliance.smtp.parse import (FOREIGN_VERBS, VERBS, Auth, Bdat, Command, Ehl
                                   InvalidCommand, Mail, MailParams, Path, Rcpt, Unknown, Vrfy, parse_command,
                                   parse_mailbox)
 from appliance.smtp.replies import Reply, format_reply
-from appliance.store import StorageFull
+from appliance.store import QuotaExceeded, StorageFull
 
 log = logging.getLogger("kotakpos.smtp")
 
@@ -441,7 +441,7 @@ class SmtpSession:
             self.reply(R.R252_CANNOT_VRFY)
             return
         path = self._address_argument(cmd.argument, R.R501_VRFY_SYNTAX)
-        found = router.route(self.ctx.store, [path.address], self.ctx.srs)[0]
+        found = router.route(self.ctx.store, [path.address], self.ctx.srs, self.ctx.config.server.admin_address)[0]
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER)
         if found.kind is Kind.REMOTE or not found.users:
@@ -565,17 +565,19 @@ class SmtpSession:
         if path.relay_tricks and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay trick {sorted(path.relay_tricks)} in {path.address}")
         address = path.address if path.domain else self._postmaster()
-        found = router.route(self.ctx.store, [address], self.ctx.srs)[0]
+        found = router.route(self.ctx.store, [address], self.ctx.srs, self.ctx.config.server.admin_address)[0]
         if found.kind is Kind.REMOTE and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay to {address} from {self.conn.peer_ip}")
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER, f"unknown recipient {address}")
         if self._over_quota(found, txn.params.size or 0):
-            reply = R.R552_MAILBOX_FULL if self.cfg.quota_reply == "permanent" else R.R452_MAILBOX_FULL
-            raise UserError(reply, f"recipient {address} is over quota")
+            raise UserError(self._mailbox_full(), f"recipient {address} is over quota")
         txn.recipients.append(Recipient(found, cmd.params.notify, cmd.params.orcpt))
         self.set_state(State.RCPT)
         self.reply(R.R250_RCPT_OK)
+
+    def _mailbox_full(self) -> Reply:
+        return R.R552_MAILBOX_FULL if self.cfg.quota_reply == "permanent" else R.R452_MAILBOX_FULL
 
     def _over_quota(self, found, declared_size: int) -> bool:
         """RFC 3463 4.2.2/5.2.2: every mailbox the address reaches is full (or would be
@@ -583,23 +585,14 @@ class SmtpSession:
         mailbox, or with outside targets, still takes the message."""
         if found.external or not found.users:
             return False
-        store = self.ctx.store
-        for user in found.users:
-            if not user.quota:
-                return False
-            used = store.usage(user.id)
-            if used < user.quota and used + declared_size <= user.quota:
-                return False
-        return True
+        return not any(router.has_room(self.ctx.store, user, declared_size) for user in found.users)
 
     def _postmaster(self) -> str:
-        """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster."""
-        domains = self.ctx.store.list_domains()
+        """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster: that of
+        the local domain the hostname is in, else of the first local domain."""
         host = self.ctx.hostname.lower()
-        for domain in sorted(domains, key=lambda d: (not host.endswith(d), d)):
-            if self.ctx.store.resolve(f"postmaster@{domain}") is not None:
-                return f"postmaster@{domain}"
-        return f"postmaster@{host}"
+        domains = sorted(self.ctx.store.list_domains(), key=lambda d: (not (host == d or host.endswith("." + d)), d))
+        return f"postmaster@{domains[0] if domains else host}"
 
     def cmd_DATA(self, cmd) -> None:
         """RFC 5321 §4.1.1.4: 354, content up to <CRLF>.<CRLF>, then one reply."""
@@ -682,6 +675,8 @@ class SmtpSession:
         except StorageFull:
             log.warning("session %s: disk full, %s refused with 452", self.conn.info.id, message_id)
             raise UserError(R.R452_STORAGE_FULL) from None
+        except QuotaExceeded:  # every mailbox it was for is full now (decided with the real size)
+            raise UserError(self._mailbox_full(), f"{message_id}: every recipient is over quota") from None
         except Exception as e:  # the store or a filter failed: the client may retry
             raise ServerError(R.R451_LOCAL_ERROR, f"accepting {message_id} failed: {e!r}") from e
         self.messages += 1

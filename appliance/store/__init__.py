@@ -3,7 +3,8 @@
 This is the only package that holds SQL. Protocols call the narrow API of ``Store``,
 named after mailbox operations; each write is one transaction, committed and fsynced
 before the call returns (group commit in ``db``), and change events go out after commit
-(``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
+(``events``) for IMAP IDLE and the TUI, also for what other processes commit to the file
+(``journal``). The API is split by subject into mixins —
 ``accounts``, ``mailboxes``, ``messages``, ``imap`` (what IMAP reads), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
 ``migration`` (bulk import, snapshots) — so each file reads on its own.
 """
@@ -52,7 +53,7 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         migrations.migrate(self.path)
         self.bus = EventBus()
         self.changes = ChangeCache()
-        self.db = Database(self.path, self._after_commit, max_batch)
+        self.db = Database(self.path, self._after_commit, max_batch, journal=True)
         self.search_index = SearchIndex(self.db, search_path)
 
     @classmethod
@@ -60,15 +61,29 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         return cls(Path(data_dir) / DB_NAME, **options)
 
     def _after_commit(self, events: list) -> None:
+        """Publish the events of a commit, this process's own or another's (``journal``)."""
         released = [e.blob_id for e in events if isinstance(e, BlobReleased)]
         if released:
             self.search_index.forget(released)
         self.search_index.notify()
+        if any(isinstance(e, Overflowed) for e in events):
+            # another process's changes were missed: every answer kept may be old
+            self.changes.forget_all()
+            self.accounts_cache.invalidate()
+            self.bus.overflow_all()
+            return
         public = [e for e in events if not isinstance(e, BlobReleased)]
         # before anyone hears of the commit: nobody may then be handed an older answer
         self.changes.forget([e for e in public if isinstance(e, MailboxChanged)])
+        if any(isinstance(e, AccountsChanged) for e in public):
+            self.accounts_cache.invalidate()  # another process's change (this one's forgot already)
         if public:
             self.bus.publish(public)
+
+    def catch_up(self) -> None:
+        """Publish now what other processes committed to the file (a running server is asked
+        to after ``kotakpos import`` and the like); returns once it is published."""
+        self.db.catch_up()
 
     def subscribe(self, user_id: int | None = None) -> Subscription:
         """Change events after commit: one user's mailbox events, or everything (None)."""

@@ -153,6 +153,11 @@ class EventBus:
         with self._lock:
             self._subscribers = [s for s in self._subscribers if s is not sub]
 
+    def overflow_all(self) -> None:
+        """Tell every subscriber to re-read what it shows (changes were missed)."""
+        for sub in self._subscribers:
+            sub._offer([Overflowed()])
+
     def publish(self, events: list) -> None:
         by_owner: dict[int | None, list] = {}
         for event in events:

@@ -30,6 +30,7 @@ class ChangeCache:
         self._lock = threading.Lock()
         self._answers: dict[int, dict[int, MailboxChanges | MailboxSnapshot | None]] = {}
         self._generation: dict[int, int] = {}    # bumped by forget(): a read begun before it is stale
+        self._epoch = 0                           # bumped by forget_all(): likewise for every mailbox
         self._readers: dict[int, threading.Lock] = {}  # one read at a time per mailbox
         self._recent_claimed: dict[int, int] = {}  # mailbox -> every UID up to this one is no longer \Recent
 
@@ -45,11 +46,11 @@ class ChangeCache:
                 answers = self._answers.get(mailbox_id)
                 if answers is not None and key in answers:
                     return answers[key]  # someone read it while we waited
-                generation = self._generation.get(mailbox_id, 0)
+                generation = (self._epoch, self._generation.get(mailbox_id, 0))
             answer = read()
             rows = _weight(answer)
             with self._lock:
-                if self._generation.get(mailbox_id, 0) == generation:
+                if (self._epoch, self._generation.get(mailbox_id, 0)) == generation:
                     if self._rows_held + rows > self.max_rows:
                         self._answers.clear()
                         self._rows_held = 0
@@ -67,6 +68,13 @@ class ChangeCache:
                     self._rows_held -= _weight(answer)
                 if event.kind in ("created", "deleted"):
                     self._recent_claimed.pop(mailbox_id, None)  # SQLite may give a new mailbox a freed id
+
+    def forget_all(self) -> None:
+        """Drop every answer (another process's changes were missed)."""
+        with self._lock:
+            self._epoch += 1
+            self._answers.clear()
+            self._rows_held = 0
 
     def start_recent_claim(self, mailbox_id: int, uid: int) -> bool:
         """True for the one caller whose claim must cover ``uid``: no claim begun before it did."""

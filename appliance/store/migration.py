@@ -19,7 +19,6 @@ from typing import Iterable, Iterator
 from appliance import mime
 from appliance.store.db import create_private
 from appliance.store.errors import NotFound, QuotaExceeded
-from appliance.store.events import MailboxChanged
 from appliance.store.messages import _chunks, parse_flags, prepare
 
 
@@ -67,14 +66,6 @@ class MigrationMixin:
             return uids
 
         return self.db.write(job)
-
-    def announce(self, user_id: int) -> None:
-        """Tell this process's subscribers (IMAP sessions, the TUI) that a user's folders may have
-        changed: for writes another process made to the file (``kotakpos import`` beside a server)."""
-        events = [MailboxChanged("exists", user_id, mb.id) for mb in self.list_mailboxes(user_id)]
-        self.search_index.notify()
-        if events:
-            self.bus.publish(events)
 
     def imap_import_progress(self, user_id: int, source: str) -> dict[str, tuple[int, int]]:
         """Remote folder -> (UIDVALIDITY, highest UID copied) of earlier imports from ``source``."""

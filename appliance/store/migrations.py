@@ -195,8 +195,30 @@ def _v10_no_stored_body_text(db) -> None:
                " WHERE json_extract(info, '$.v') = 1")
 
 
+def _v11_change_journal(db) -> None:
+    """What each commit changed, for the other processes on the file (store/journal.py)."""
+    db.execute("CREATE TABLE changes (id INTEGER PRIMARY KEY,"  # one per commit with events, never reused
+               " created REAL NOT NULL,"  # when it was written (pruned after a minute)
+               " events TEXT NOT NULL)")  # JSON: [[event type, fields...], ...]
+
+
+def _v12_queue_ids_never_reused(db) -> None:
+    """Queue ids are AUTOINCREMENT: an id the log or an admin once saw never names another
+    entry later (a plain INTEGER PRIMARY KEY hands the highest freed id out again)."""
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue'").fetchone()[0]
+    if "AUTOINCREMENT" in sql:
+        return  # a store whose version number was set back by hand (tests do) has it already
+    new = sql.replace('"queue"', '"queue_new"', 1).replace('"id" INTEGER PRIMARY KEY', '"id" INTEGER PRIMARY KEY AUTOINCREMENT', 1)
+    db.execute(new)
+    db.execute("INSERT INTO queue_new SELECT * FROM queue")
+    db.execute("DROP TABLE queue")
+    db.execute("ALTER TABLE queue_new RENAME TO queue")
+    db.execute("CREATE INDEX queue_due ON queue(state, next_attempt)")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text]
+              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
+              _v11_change_journal, _v12_queue_ids_never_reused]
 LATEST = len(MIGRATIONS)
 
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from appliance.admin.api import traffic_of
+from appliance.admin.sizes import parse_size  # noqa: F401  (the TUI's forms use it from here)
 
 TRAFFIC_MINUTES = 30    # how many minutes the dashboard's sparklines span
 LOG_LINES = 2000        # log lines kept for the log view (the server keeps as many)
@@ -37,17 +38,6 @@ def size(n: int | float | None) -> str:
             return f"{n:.0f}{unit}" if unit == "B" or n >= 10 else f"{n:.1f}{unit}"
         n /= 1024
     raise AssertionError("unreachable")
-
-
-def parse_size(text: str) -> int:
-    """A quota as typed: 0, 500000, 100k, 250M, 2G (powers of 1024). Raises ValueError."""
-    text = text.strip().upper().removesuffix("B")
-    factor = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:], 1)
-    number = text[:-1] if factor > 1 else text
-    value = float(number)
-    if value < 0:
-        raise ValueError("negative size")
-    return int(value * factor)
 
 
 def quota_text(used: int, quota: int) -> str:

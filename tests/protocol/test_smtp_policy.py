@@ -132,6 +132,33 @@ def test_postmaster_without_domain(office):
     assert len(inbox(office, "postmaster@example.org")) == 1
 
 
+def test_postmaster_of_every_local_domain_reaches_the_first_user_without_an_alias(office):
+    """RFC 5321 §4.5.1; alice was created first, so she is the administrator by default."""
+    office.store.add_domain("example.net")
+    c = Wire.open(office)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org", "PostMaster@example.net"], b"Subject: pm\r\n\r\nx\r\n")
+    send(c, "someone@remote.test", ["postmaster"], b"Subject: pm2\r\n\r\nx\r\n")
+    assert len(inbox(office, ALICE)) == 2 and inbox(office, BOB) == []
+    c.transact(R.R250_SENDER_OK, "MAIL FROM:<someone@remote.test>")
+    c.transact(R.R550_NO_SUCH_USER, "RCPT TO:<postmistress@example.org>")  # only postmaster is special
+
+
+def test_postmaster_goes_to_the_configured_admin_address_unless_an_alias_says(make_server):
+    server = relay_test_server(make_server, server={"admin_address": BOB})
+    server.add_user(ALICE)
+    server.add_user(BOB)
+    server.store.add_domain("example.net")
+    server.store.add_alias("postmaster@example.net", [ALICE])
+    c = Wire.open(server)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org"], b"Subject: to bob\r\n\r\nx\r\n")
+    send(c, "someone@remote.test", ["postmaster@example.net"], b"Subject: to alice\r\n\r\nx\r\n")
+    [to_bob] = inbox(server, BOB)
+    [to_alice] = inbox(server, ALICE)
+    assert b"Subject: to bob" in to_bob and b"Subject: to alice" in to_alice
+
+
 def test_trusted_network_may_relay_without_auth(make_server):
     server = relay_test_server(make_server, auth={"trusted_networks": ["127.0.0.0/8"]})
     c = Wire.open(server)
@@ -320,3 +347,13 @@ def test_malformed_auth_line_is_not_recorded(office):
     c.transact(R.R501_AUTH_SYNTAX, f"AUTH PLAIN {plain(ALICE)} extra")
     [info] = [i for i in office.ctx.registry.list() if i.listener == "smtps"]
     assert PASSWORD not in info.last_command and plain(ALICE) not in info.last_command
+
+
+def test_postmaster_may_be_an_address_elsewhere(make_server):
+    server = relay_test_server(make_server, server={"admin_address": "boss@remote.test"})
+    server.add_user(ALICE)
+    c = Wire.open(server)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org"], b"Subject: pm\r\n\r\nx\r\n")
+    assert [r.recipient for r in server.store.list_queue()] == ["boss@remote.test"]
+    assert inbox(server, ALICE) == []
