@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from appliance import mime
 from appliance.auth.sasl import SaslError, decode_plain
-from appliance.imap import replies
+from appliance.imap import append, replies
 from appliance.imap.push import Idler
 from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
@@ -74,7 +74,7 @@ BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
-    "STATUS=SIZE", "UTF8=ACCEPT",
+    "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE",
 )
 ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
 
@@ -557,15 +557,7 @@ class ImapSession:
         self.ok(cmd, "STATUS completed")
 
     def cmd_APPEND(self, cmd) -> None:
-        mailbox = self.store.get_mailbox(self.user.id, cmd.mailbox)
-        if mailbox is None:
-            raise UserError(f"No mailbox {cmd.mailbox}", "TRYCREATE")
-        if not cmd.message:
-            raise UserError("Empty message")
-        flags = [f for f in cmd.flags if f != "\\Recent"]
-        when = cmd.date.timestamp() if cmd.date else None
-        uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when)
-        self.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {uid}")
+        append.append(self, cmd)
 
     def cmd_NAMESPACE(self, cmd) -> None:
         # RFC 2342: one personal namespace, no prefix, "/" as delimiter; no others

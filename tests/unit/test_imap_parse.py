@@ -87,13 +87,25 @@ def test_select_with_condstore_and_qresync():
 
 def test_append_with_flags_date_and_literal():
     cmd = parse(b'a APPEND Sent (\\Seen $Label1) "05-Mar-2024 08:09:10 +0100" {11}\r\nHello world')
-    assert cmd.mailbox == "Sent" and cmd.flags == ("\\Seen", "$Label1")
-    assert cmd.date == dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    assert cmd.message == b"Hello world"
-    assert parse(b"a APPEND INBOX {2+}\r\nhi").message == b"hi"
-    assert parse(b"a APPEND INBOX ~{3}\r\na\x00b").message == b"a\x00b"  # RFC 3516 literal8
+    (msg,) = cmd.messages
+    assert cmd.mailbox == "Sent" and msg.flags == ("\\Seen", "$Label1")
+    assert msg.date == dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert msg.message == b"Hello world" and msg.parts is None
+    assert parse(b"a APPEND INBOX {2+}\r\nhi").messages[0].message == b"hi"
+    assert parse(b"a APPEND INBOX ~{3}\r\na\x00b").messages[0].message == b"a\x00b"  # RFC 3516 literal8
     assert isinstance(parse(b"a LOGIN ~{3}\r\na\x00b x"), InvalidCommand)
     assert isinstance(parse(b'a APPEND INBOX "32-Jan-2024 00:00:00 +0000" {1}\r\nx'), InvalidCommand)
+
+
+def test_multiappend_and_catenate():
+    # RFC 3502: several messages, each with its own options; RFC 4469: CATENATE parts
+    cmd = parse(b'a APPEND INBOX {1+}\r\nx (\\Seen) {1+}\r\ny CATENATE (URL "/INBOX/;UID=3" TEXT {2+}\r\nhi)')
+    first, second, third = cmd.messages
+    assert (first.message, second.message, second.flags) == (b"x", b"y", ("\\Seen",))
+    assert third.parts[0].url == "/INBOX/;UID=3" and third.parts[1].text == b"hi"
+    for bad in (b"a APPEND INBOX", b"a APPEND INBOX {1+}\r\nx y", b"a APPEND INBOX CATENATE ()",
+                b'a APPEND INBOX CATENATE (FILE "x")', b"a APPEND INBOX {1+}\r\nx (\\Seen)"):
+        assert isinstance(parse(bad), InvalidCommand), bad
 
 
 def test_store_variants():
