@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from appliance import mime
 from appliance.auth.sasl import SaslError, decode_plain
-from appliance.imap import append, replies
+from appliance.imap import append, esearch, replies
 from appliance.imap.push import Idler
 from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
@@ -74,7 +74,7 @@ BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
-    "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE",
+    "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE", "SEARCHRES", "PARTIAL",
 )
 ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
 
@@ -97,6 +97,7 @@ class Selection:
     modseq: int  # every change up to this modseq has been looked at by sync
     keywords: set[str] = field(default_factory=set)  # keywords announced in * FLAGS; grown by _announce_keywords
     gone: set[int] = field(default_factory=set)  # expunged in the store, not yet told
+    saved: list[int] = field(default_factory=list)  # "$": UIDs saved by SEARCH RETURN (SAVE), RFC 5182; set by SEARCH
     _seq: dict[int, int] | None = None  # UID -> sequence number, rebuilt after changes
 
     def seq_of(self, uid: int) -> int:
@@ -253,6 +254,11 @@ class ImapSession:
     def _set_state(self, state: State) -> None:
         self.state = state
         self.conn.info.state = state.value
+
+    @property
+    def rev2(self) -> bool:
+        """The client ENABLEd IMAP4rev2 (RFC 9051 §6.3.1): rev2 replies from now on."""
+        return "IMAP4rev2" in self.enabled
 
     @property
     def utf8(self) -> bool:
@@ -694,6 +700,10 @@ class ImapSession:
         UIDs that do not exist are simply not there (RFC 3501 §6.4.8).
         """
         sel = self.selected
+        if messages.saved:
+            # RFC 5182 §2.1: "$" is the saved UIDs, less those expunged since, in UID and sequence commands alike
+            live = set(sel.uids) - sel.gone
+            return [u for u in sel.saved if u in live]
         if uid:
             known = sel.uids  # ascending, so each range is one slice of it
             largest = known[-1] if known else 0
@@ -745,6 +755,9 @@ class ImapSession:
                         if cmd.messages.contains(u, MAX_UID)]
                 if gone:
                     self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
+        if cmd.partial is not None:
+            # RFC 9394 §4: the page of the messages the set (and CHANGEDSINCE) names, counted in UID order
+            uids = esearch.partial_slice(uids, cmd.partial)
         # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
         if not sel.read_only and any(a.sets_seen for a in atts):
             unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
@@ -934,6 +947,13 @@ class ImapSession:
     def cmd_SEARCH(self, cmd) -> None:
         sel = self.selected
         program = cmd.program
+        returns = program.returns
+        if returns is None and self.rev2:
+            returns = frozenset({"ALL"})  # RFC 9051 §7.3.4: IMAP4rev2 answers SEARCH with ESEARCH
+        saving = returns is not None and "SAVE" in returns
+        previously_saved = frozenset(sel.saved)
+        if saving:
+            sel.saved = []  # RFC 5182 §2.1: a failed SEARCH (RETURN (SAVE)) leaves the result empty
         if self.utf8 and program.charset is not None:
             # RFC 9755 §3: the strings of the command are UTF-8 already
             raise CommandSyntaxError("no CHARSET once UTF8=ACCEPT is enabled")
@@ -943,7 +963,8 @@ class ImapSession:
         if with_modseq:
             self.condstore = True
         ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
-                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
+                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where),
+                      saved=previously_saved)
         live = {u for u in sel.uids if u not in sel.gone}
         # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
         for key in program.criteria.keys:
@@ -962,28 +983,17 @@ class ImapSession:
                 hits.append(row)
         numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
         top_modseq = max((r.modseq for r in hits), default=0)
-        if program.returns is None:
+        if returns is None:
             line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
             if with_modseq and hits:
                 line += b" (MODSEQ %d)" % top_modseq
             self.send(line + b"\r\n")
         else:
-            # RFC 4731 §3.1: ESEARCH with the requested results only
-            line = b'* ESEARCH (TAG ' + replies.quote(cmd.tag) + b")"
-            if cmd.UID:
-                line += b" UID"
-            if numbers:
-                if "MIN" in program.returns:
-                    line += b" MIN %d" % min(numbers)
-                if "MAX" in program.returns:
-                    line += b" MAX %d" % max(numbers)
-                if "ALL" in program.returns:
-                    line += b" ALL " + replies.sequence_set(numbers)
-            if "COUNT" in program.returns:
-                line += b" COUNT %d" % len(numbers)
-            if with_modseq and hits:
-                line += b" MODSEQ %d" % top_modseq
-            self.send(line + b"\r\n")
+            if saving:
+                sel.saved = esearch.saved_uids(returns, [r.uid for r in hits], program.partial)
+            if returns != {"SAVE"}:  # RFC 5182 §2.1: SAVE alone answers no ESEARCH
+                self.send(esearch.esearch_line(cmd.tag, cmd.UID, numbers, returns, program.partial,
+                                               top_modseq if with_modseq else None))
         self.ok(cmd, "SEARCH completed")
 
     cmd_UID_SEARCH = cmd_SEARCH

@@ -152,3 +152,13 @@ def test_parser_never_raises(pieces, tail):
     data = b"t " + "".join(pieces).encode() + tail + b"\r\n"
     result = parse_command(data)
     assert result.tag == b"t" or result.tag is None
+
+
+def test_saved_result_and_partial_ranges():
+    # RFC 5182 "$" stands alone as a sequence set; RFC 9394 partial ranges count from either end
+    cmd = parse(b"a UID FETCH $ (FLAGS) (PARTIAL -1:-30)")
+    assert cmd.messages.saved and str(cmd.messages) == "$" and cmd.partial == (-1, -30)
+    assert parse(b"a SEARCH RETURN (SAVE PARTIAL 1:10) $ UID $").program.partial == (1, 10)
+    for bad in (b"a FETCH $,1 FLAGS", b"a FETCH 1:$ FLAGS", b"a SEARCH RETURN (PARTIAL 1:-2) ALL",
+                b"a SEARCH RETURN (PARTIAL 0:2) ALL", b"a SEARCH RETURN (PARTIAL) ALL"):
+        assert isinstance(parse(bad), InvalidCommand), bad
