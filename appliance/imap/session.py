@@ -70,13 +70,14 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
 NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
 
-BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
+BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
     "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE", "SEARCHRES", "PARTIAL",
 )
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4rev2"})
+_ENABLEABLE_BY_UPPER = {name.upper(): name for name in ENABLEABLE}
 
 
 class MailboxGone(Exception):
@@ -262,8 +263,8 @@ class ImapSession:
 
     @property
     def utf8(self) -> bool:
-        """The client ENABLEd UTF8=ACCEPT: mailbox names travel as UTF-8 (RFC 9755)."""
-        return "UTF8=ACCEPT" in self.enabled
+        """Mailbox names travel as UTF-8: the client ENABLEd UTF8=ACCEPT (RFC 9755) or IMAP4rev2 (RFC 9051 §5.1)."""
+        return "UTF8=ACCEPT" in self.enabled or self.rev2
 
     # -- capabilities ----------------------------------------------------------------
 
@@ -370,7 +371,8 @@ class ImapSession:
             # RFC 7162 §3.2.11: a client using QRESYNC is told where the old mailbox ends
             self.selected = None
             self._set_state(State.AUTHENTICATED)
-            if "QRESYNC" in self.enabled:
+            if "QRESYNC" in self.enabled or self.rev2:
+                # RFC 9051 §6.3.2 asks the same of IMAP4rev2
                 self.send(replies.ok(None, "Previous mailbox closed", "CLOSED"))
         if cmd.qresync is not None and "QRESYNC" not in self.enabled:
             raise CommandSyntaxError("QRESYNC must be enabled first")
@@ -389,10 +391,15 @@ class ImapSession:
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         uids, snapshot.flags, recent, status_modseq)
         self._announce_keywords(sel, set(snapshot.flags.values()), always=True)
-        self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), len(recent)))
-        unseen = next((n for n, flags in enumerate(snapshot.flags.values(), 1) if "\\Seen" not in flags), None)
-        if unseen is not None:
-            self.send(replies.ok(None, "First unseen", f"UNSEEN {unseen}"))
+        if self.rev2:
+            # RFC 9051 §6.3.2: a LIST reply with the name, no RECENT and no UNSEEN code
+            self.send(b"* %d EXISTS\r\n" % len(uids))
+            self.send(b'* LIST () "/" ' + replies.mailbox_name(mailbox.name, True) + b"\r\n")
+        else:
+            self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), len(recent)))
+            unseen = next((n for n, flags in enumerate(snapshot.flags.values(), 1) if "\\Seen" not in flags), None)
+            if unseen is not None:
+                self.send(replies.ok(None, "First unseen", f"UNSEEN {unseen}"))
         self.send(replies.ok(None, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
         self.send(replies.ok(None, "Predicted next UID", f"UIDNEXT {snapshot.uidnext}"))
         self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {status_modseq}"))
@@ -468,7 +475,7 @@ class ImapSession:
         prefix = mailbox.name + "/"
         if any(m.name.startswith(prefix) for m in self.store.list_mailboxes(self.user.id)):
             # RFC 3501 §6.3.4: we do not keep \Noselect parents, so a parent stays while it has children
-            raise UserError("Mailbox has children; delete them first", "INUSE")
+            raise UserError("Mailbox has children; delete them first", "HASCHILDREN")  # RFC 9051 §7.1
         self.store.delete_mailbox(self.user.id, mailbox.name)
         self.ok(cmd, "DELETE completed")
 
@@ -552,7 +559,7 @@ class ImapSession:
         status = self.store.mailbox_status(mailbox.id)
         values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
                   "UIDVALIDITY": status.uidvalidity, "UNSEEN": status.unseen,
-                  "HIGHESTMODSEQ": status.highestmodseq, "SIZE": status.size}
+                  "HIGHESTMODSEQ": status.highestmodseq, "SIZE": status.size, "DELETED": status.deleted}
         pairs = []
         for item in items:
             pairs += [Atom(item.encode("ascii")), values[item]]
@@ -572,7 +579,8 @@ class ImapSession:
 
     def cmd_ENABLE(self, cmd) -> None:
         newly = []
-        for name in cmd.capabilities:
+        for word in cmd.capabilities:
+            name = _ENABLEABLE_BY_UPPER.get(word, word)  # the parser upper-cases; IMAP4rev2 is spelt so
             if name in ENABLEABLE and name not in self.enabled:
                 self.enabled.add(name)
                 newly.append(name)
@@ -865,7 +873,7 @@ class ImapSession:
 
     def _shown_flags(self, uid: int, flags) -> Atom:
         """A message's flags as the client sees them: stored flags plus this session's \\Recent."""
-        return _flag_list(flags, uid in self.selected.recent)
+        return _flag_list(flags, uid in self.selected.recent and not self.rev2)
 
     def _fetch_flags_line(self, seq: int, uid: int, flags, modseq: int) -> bytes:
         """The unsolicited FETCH that reports a flag change (with MODSEQ under CONDSTORE)."""
@@ -954,7 +962,7 @@ class ImapSession:
         previously_saved = frozenset(sel.saved)
         if saving:
             sel.saved = []  # RFC 5182 §2.1: a failed SEARCH (RETURN (SAVE)) leaves the result empty
-        if self.utf8 and program.charset is not None:
+        if "UTF8=ACCEPT" in self.enabled and program.charset is not None:
             # RFC 9755 §3: the strings of the command are UTF-8 already
             raise CommandSyntaxError("no CHARSET once UTF8=ACCEPT is enabled")
         if program.charset not in (None, "UTF-8", "US-ASCII"):
@@ -1064,7 +1072,8 @@ class ImapSession:
                 # an idler hears of new mail before a \Recent claim's write, not after it
                 flush_first = self.conn.flush if push else None
                 sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1], flush_first)
-            self.send(b"* %d RECENT\r\n" % len(sel.recent))
+            if not self.rev2:  # RFC 9051 has no \Recent and no RECENT response
+                self.send(b"* %d RECENT\r\n" % len(sel.recent))
 
     def _report_expunges(self, sel: Selection) -> None:
         gone = sorted(sel.gone)
