@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from appliance import mime
 from appliance.auth.sasl import SaslError, decode_plain
-from appliance.imap import append, esearch, replies
-from appliance.imap.push import Idler
+from appliance.imap import append, esearch, notify, replies
+from appliance.imap.push import until_client_speaks
 from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
 from appliance.imap.commands import nonauth as nonauth_cmds
@@ -74,7 +74,7 @@ BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "I
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
-    "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE", "SEARCHRES", "PARTIAL",
+    "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE", "SEARCHRES", "PARTIAL", "NOTIFY",
 )
 ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4rev2"})
 _ENABLEABLE_BY_UPPER = {name.upper(): name for name in ENABLEABLE}
@@ -130,6 +130,7 @@ class ImapSession:
         # mailbox lifetime: replaced by SELECT/EXAMINE, dropped by CLOSE/UNSELECT
         self.selected: Selection | None = None
         self.verb = ""  # the verb being answered (decides whether EXPUNGE may be sent)
+        self.notify: notify.Notifier | None = None  # set by NOTIFY SET (RFC 5465); read by step and sync
 
     # -- main loop -------------------------------------------------------------------
 
@@ -158,6 +159,9 @@ class ImapSession:
 
     def step(self) -> bool:
         """Read and answer one command; False once the session must end."""
+        if self.notify is not None and not self.conn.has_buffered_line():
+            # RFC 5465 §5: news reaches a NOTIFY client while it is silent, as under IDLE
+            until_client_speaks(self, self.notify.expunge_at_once)
         try:
             data = self.reader.read(self._literal_limit())
         except LineTooLong:
@@ -621,38 +625,14 @@ class ImapSession:
         (appliance.imap.push) and this thread sleeps on; it wakes when the client
         speaks or when the pusher hands the news over.
         """
-        idler = Idler(self)
-        pusher = self.ctx.idle_pusher
-        idler.lock.acquire()
-        pusher.add(idler)  # listen first, then catch up: an event between the two still reaches us
-        try:
-            self.send(replies.CONTINUE_IDLE)
-            self.sync(True, push=True)
-            self.conn.flush()
-            with self.conn.between_commands():
-                # TLS is asked while the lock is held: the pusher may write through it otherwise
-                while not self.conn.has_buffered_line() and not self.conn.tls_pending():
-                    idler.lock.release()
-                    try:
-                        client_spoke = self._wait(idler.waker)
-                    finally:
-                        idler.lock.acquire()
-                    if idler.failure is not None:
-                        raise idler.failure
-                    if client_spoke:
-                        break
-                    idler.waker.clear()
-                    self.sync(True, push=True)
-                    self.conn.flush()
-        finally:
-            idler.active = False
-            pusher.remove(idler)
-            idler.lock.release()
-            idler.waker.close()
+        until_client_speaks(self, True, lambda: self.send(replies.CONTINUE_IDLE))
         line = self.conn.read_line(LINE_LIMIT)
         if line.rstrip(b"\r\n").upper() != b"DONE":
             raise CommandSyntaxError("Expected DONE")
         self.ok(cmd, "IDLE terminated")
+
+    def cmd_NOTIFY(self, cmd) -> None:
+        notify.notify(self, cmd)
 
     def _wait(self, waker) -> bool:
         """Block until the client sends something (True) or the pusher wakes us (False).
@@ -1015,6 +995,8 @@ class ImapSession:
         dirty = False
         sel = self.selected
         for event in self.events.drain():
+            if self.notify is not None:
+                self.notify.collect(self, event)
             if isinstance(event, Overflowed):
                 self.events.overflowed = False
                 dirty = True
@@ -1039,6 +1021,8 @@ class ImapSession:
         ``push`` (IDLE) sends news as soon as it is known.
         """
         dirty = self._drain_events()
+        if self.notify is not None:
+            self.notify.report(self)
         sel = self.selected
         if sel is None or not (dirty or (allow_expunge and sel.gone)):
             return
@@ -1074,6 +1058,8 @@ class ImapSession:
                 sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1], flush_first)
             if not self.rev2:  # RFC 9051 has no \Recent and no RECENT response
                 self.send(b"* %d RECENT\r\n" % len(sel.recent))
+            if self.notify is not None:
+                self.notify.new_messages(self, new_rows)
 
     def _report_expunges(self, sel: Selection) -> None:
         gone = sorted(sel.gone)

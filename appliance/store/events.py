@@ -15,7 +15,7 @@ from dataclasses import dataclass
 class MailboxChanged:
     """Messages appeared, changed flags or were expunged in a mailbox."""
 
-    kind: str                       # "exists" | "flags" | "expunge" | "created" | "deleted" | "renamed"
+    kind: str                       # "exists" | "flags" | "expunge" | "created" | "deleted" | "renamed" | "subscriptions"
     user_id: int
     mailbox_id: int
     uids: tuple[int, ...] = ()

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from appliance.imap.commands.base import Command
+from appliance.imap.commands.notify import Notify
 from appliance.imap.parse import MAX_MODSEQ, SequenceSet
 
 
@@ -348,4 +349,4 @@ class Enable(Command):
 
 
 COMMANDS = (Select, Examine, Create, Delete, Rename, Subscribe, Unsubscribe, List, Lsub,
-            Status, Append, Namespace, Idle, Enable, GetQuota, GetQuotaRoot)
+            Status, Append, Namespace, Idle, Enable, GetQuota, GetQuotaRoot, Notify)

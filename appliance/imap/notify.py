@@ -1,0 +1,191 @@
+"""NOTIFY (RFC 5465): news of the user's other mailboxes, and of the selected one without IDLE.
+
+After ``NOTIFY SET`` the session keeps a ``Notifier``. Store events for mailboxes other
+than the selected one, which ``sync`` used to drop, are collected here and told at the
+next ``sync`` as STATUS responses (message events) and LIST responses (mailbox names,
+subscriptions). Between commands the session waits for its client the way IDLE does
+(``push.until_client_speaks``), so the same pusher thread delivers the news as soon as
+the store commits it — no polling.
+
+Supported: the SELECTED, SELECTED-DELAYED, INBOXES, PERSONAL, SUBSCRIBED, SUBTREE and
+MAILBOXES filters; the MessageNew (with fetch attributes for the selected mailbox),
+MessageExpunge, FlagChange, MailboxName and SubscriptionChange events.
+"""
+
+from __future__ import annotations
+
+from appliance.imap import replies
+from appliance.imap.commands.notify import SELECTED_FILTERS, EventGroup
+from appliance.imap.errors import UserError
+from appliance.store import NotFound
+from appliance.store.events import MailboxChanged, Overflowed
+
+SUPPORTED_EVENTS = frozenset({"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE", "MAILBOXNAME", "SUBSCRIPTIONCHANGE"})
+# RFC 5465 §6: BADEVENT lists the events the server supports
+BADEVENT = "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
+MESSAGE_KINDS = frozenset({"exists", "expunge", "flags"})  # store event kinds that are message events
+NAME_KINDS = frozenset({"created", "deleted", "renamed"})
+NEWS_BATCH = 50  # new messages whose fetch attributes are read from the store at once
+
+
+def notify(session, cmd) -> None:
+    """NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465 §3)."""
+    if cmd.groups is None:
+        session.notify = None
+        session.ok(cmd, "NOTIFY completed")
+        return
+    asked = frozenset().union(*(g.events for g in cmd.groups))
+    if asked - SUPPORTED_EVENTS:
+        raise UserError("Unsupported event", BADEVENT)
+    notifier = Notifier(session, cmd.groups)
+    session.notify = notifier
+    if cmd.status:
+        # RFC 5465 §3: STATUS for every mailbox whose message events the client now follows
+        for mailbox_id, name in sorted(notifier.names.items(), key=lambda item: item[1]):
+            if not notifier.is_selected(session, mailbox_id) and notifier.wants(name, "MESSAGENEW"):
+                notifier.send_status(session, name)
+    session.ok(cmd, "NOTIFY completed")
+
+
+class Notifier:
+    """One session's NOTIFY SET: what it follows, and the news not yet told."""
+
+    def __init__(self, session, groups: tuple[EventGroup, ...]) -> None:
+        self.groups = [g for g in groups if g.filter not in SELECTED_FILTERS]  # in order: the first match wins
+        self.selected_group = next((g for g in groups if g.filter in SELECTED_FILTERS), None)
+        self.names: dict[int, str] = {}  # mailbox id -> name as the client last heard it; refreshed by report
+        self.subscribed: set[str] = set()  # subscriptions as the client last heard them
+        self._reload(session)
+        self.due_status: set[int] = set()  # mailboxes with message events since the last report
+        self.due_names: list[tuple[str, int]] = []  # (store event kind, mailbox id) of mailbox name events
+        self.due_subscriptions = False  # a subscription changed since the last report
+        self.overflowed = False  # the store dropped events for this session (RFC 5465 §5.8)
+
+    def _reload(self, session) -> None:
+        self.names = {m.id: m.name for m in session.store.list_mailboxes(session.user.id)}
+        self.subscribed = session.store.subscriptions(session.user.id)
+
+    @property
+    def expunge_at_once(self) -> bool:
+        """Whether news pushed between commands may carry EXPUNGE (SELECTED, not SELECTED-DELAYED, §5.1)."""
+        group = self.selected_group
+        return group is not None and group.filter == "SELECTED" and "MESSAGEEXPUNGE" in group.events
+
+    @staticmethod
+    def is_selected(session, mailbox_id: int) -> bool:
+        return session.selected is not None and session.selected.mailbox_id == mailbox_id
+
+    def _group_for(self, name: str) -> EventGroup | None:
+        for group in self.groups:
+            if group.filter == "PERSONAL":
+                return group
+            if group.filter == "INBOXES" and name == "INBOX":
+                return group
+            if group.filter == "SUBSCRIBED" and name in self.subscribed:
+                return group
+            if group.filter == "MAILBOXES" and name in group.mailboxes:
+                return group
+            if group.filter == "SUBTREE" and any(name == m or name.startswith(m + "/") for m in group.mailboxes):
+                return group
+        return None
+
+    def wants(self, name: str, event: str) -> bool:
+        group = self._group_for(name)
+        return group is not None and event in group.events
+
+    def collect(self, session, event) -> None:
+        """Note one store event; the selected mailbox's own news is ``sync``'s."""
+        if isinstance(event, Overflowed):
+            self.overflowed = True
+        elif not isinstance(event, MailboxChanged):
+            return
+        elif event.kind == "subscriptions":
+            self.due_subscriptions = True
+        elif event.kind in NAME_KINDS:
+            self.due_names.append((event.kind, event.mailbox_id))
+        elif event.kind in MESSAGE_KINDS and not self.is_selected(session, event.mailbox_id):
+            self.due_status.add(event.mailbox_id)
+
+    def report(self, session) -> None:
+        """Tell the client the news of other mailboxes, names and subscriptions."""
+        if self.overflowed:
+            # RFC 5465 §5.8: say so and stop, as if NOTIFY NONE
+            session.send(replies.ok(None, "Too many changes, notifications are off", "NOTIFICATIONOVERFLOW"))
+            session.notify = None
+            return
+        if self.due_names:
+            self._report_names(session)
+        if self.due_subscriptions:
+            self._report_subscriptions(session)
+        due, self.due_status = self.due_status, set()
+        for mailbox_id in sorted(due):
+            name = self.names.get(mailbox_id)
+            if name is not None and not self.is_selected(session, mailbox_id):
+                event = "MESSAGENEW" if self.wants(name, "MESSAGENEW") else "FLAGCHANGE"
+                if self.wants(name, event):
+                    self.send_status(session, name)
+
+    def send_status(self, session, name: str) -> None:
+        """RFC 5465 §5.2-5.4: a STATUS response for a mailbox that is not selected."""
+        mailbox = session.store.get_mailbox(session.user.id, name)
+        if mailbox is None:
+            return  # deleted meanwhile: MailboxName tells of that
+        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN") + (("HIGHESTMODSEQ",) if session.condstore else ())
+        try:
+            session._send_status(mailbox, items)
+        except NotFound:
+            pass
+
+    def _report_names(self, session) -> None:
+        """RFC 5465 §5.4: LIST for a created, deleted or renamed mailbox."""
+        before = self.names
+        self._reload(session)
+        due, self.due_names = self.due_names, []
+        for kind, mailbox_id in due:
+            old, new = before.get(mailbox_id), self.names.get(mailbox_id)
+            if kind == "created" and new is not None and self.wants(new, "MAILBOXNAME"):
+                session.send(self._list_line(session, "()", new))
+            elif kind == "deleted" and old is not None and self.wants(old, "MAILBOXNAME"):
+                session.send(self._list_line(session, "(\\NonExistent)", old))
+            elif kind == "renamed" and old is not None and new is not None and old != new \
+                    and (self.wants(new, "MAILBOXNAME") or self.wants(old, "MAILBOXNAME")):
+                # RFC 5465 §5.4 with RFC 5258 §3.5: the old name rides in an OLDNAME extended item
+                session.send(self._list_line(session, "()", new, b' ("OLDNAME" (' +
+                                             replies.mailbox_name(old, session.utf8) + b"))"))
+
+    def _report_subscriptions(self, session) -> None:
+        """RFC 5465 §5.5: LIST with \\Subscribed for a new subscription, without for a dropped one."""
+        before = self.subscribed
+        self.subscribed = session.store.subscriptions(session.user.id)
+        self.due_subscriptions = False
+        for name in sorted(self.subscribed - before):
+            if self.wants(name, "SUBSCRIPTIONCHANGE"):
+                session.send(self._list_line(session, "(\\Subscribed)", name))
+        # a name no longer subscribed has left the SUBSCRIBED filter: it was followed through it until now
+        through_subscribed = next((g.events for g in self.groups if g.filter == "SUBSCRIBED"), frozenset())
+        for name in sorted(before - self.subscribed):
+            if self.wants(name, "SUBSCRIPTIONCHANGE") or "SUBSCRIPTIONCHANGE" in through_subscribed:
+                session.send(self._list_line(session, "()", name))
+
+    @staticmethod
+    def _list_line(session, attrs: str, name: str, extra: bytes = b"") -> bytes:
+        return (b"* LIST " + attrs.encode("ascii") + b' "/" ' + replies.mailbox_name(name, session.utf8)
+                + extra + b"\r\n")
+
+    def new_messages(self, session, rows) -> None:
+        """RFC 5465 §5.2: FETCH with the asked-for attributes of messages new in the selected mailbox."""
+        group = self.selected_group
+        if group is None or not group.fetch_atts or "MESSAGENEW" not in group.events:
+            return
+        renderers = session._item_renderers(group.fetch_atts)
+        sel = session.selected
+        for start in range(0, len(rows), NEWS_BATCH):
+            batch = rows[start:start + NEWS_BATCH]
+            blob_ids = [row.blob_id for row in batch]
+            forms = session.store.get_imap_forms(blob_ids)
+            raws = session.store.get_raws(blob_ids)
+            for row in batch:
+                if row.blob_id not in raws:
+                    continue  # expunged meanwhile: the EXPUNGE will follow
+                items = b" ".join(render(row, forms.get(row.blob_id), raws[row.blob_id]) for render in renderers)
+                session.send(b"* %d FETCH (%b)\r\n" % (sel.seq_of(row.uid), items))
