@@ -23,7 +23,8 @@ from appliance.store.events import MailboxChanged, Overflowed
 SUPPORTED_EVENTS = frozenset({"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE", "MAILBOXNAME", "SUBSCRIPTIONCHANGE"})
 # RFC 5465 §6: BADEVENT lists the events the server supports
 BADEVENT = "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
-MESSAGE_KINDS = frozenset({"exists", "expunge", "flags"})  # store event kinds that are message events
+# store event kinds that are message events, and the NOTIFY event each is
+MESSAGE_EVENT_OF_KIND = {"exists": "MESSAGENEW", "expunge": "MESSAGEEXPUNGE", "flags": "FLAGCHANGE"}
 NAME_KINDS = frozenset({"created", "deleted", "renamed"})
 NEWS_BATCH = 50  # new messages whose fetch attributes are read from the store at once
 
@@ -56,7 +57,7 @@ class Notifier:
         self.names: dict[int, str] = {}  # mailbox id -> name as the client last heard it; refreshed by report
         self.subscribed: set[str] = set()  # subscriptions as the client last heard them
         self._reload(session)
-        self.due_status: set[int] = set()  # mailboxes with message events since the last report
+        self.due_status: dict[int, set[str]] = {}  # mailbox id -> message events since the last report
         self.due_names: list[tuple[str, int]] = []  # (store event kind, mailbox id) of mailbox name events
         self.due_subscriptions = False  # a subscription changed since the last report
         self.overflowed = False  # the store dropped events for this session (RFC 5465 §5.8)
@@ -103,8 +104,8 @@ class Notifier:
             self.due_subscriptions = True
         elif event.kind in NAME_KINDS:
             self.due_names.append((event.kind, event.mailbox_id))
-        elif event.kind in MESSAGE_KINDS and not self.is_selected(session, event.mailbox_id):
-            self.due_status.add(event.mailbox_id)
+        elif event.kind in MESSAGE_EVENT_OF_KIND and not self.is_selected(session, event.mailbox_id):
+            self.due_status.setdefault(event.mailbox_id, set()).add(MESSAGE_EVENT_OF_KIND[event.kind])
 
     def report(self, session) -> None:
         """Tell the client the news of other mailboxes, names and subscriptions."""
@@ -117,13 +118,14 @@ class Notifier:
             self._report_names(session)
         if self.due_subscriptions:
             self._report_subscriptions(session)
-        due, self.due_status = self.due_status, set()
-        for mailbox_id in sorted(due):
+        due, self.due_status = self.due_status, {}
+        for mailbox_id, events in sorted(due.items()):
             name = self.names.get(mailbox_id)
-            if name is not None and not self.is_selected(session, mailbox_id):
-                event = "MESSAGENEW" if self.wants(name, "MESSAGENEW") else "FLAGCHANGE"
-                if self.wants(name, event):
-                    self.send_status(session, name)
+            if name is None or self.is_selected(session, mailbox_id):
+                continue
+            group = self._group_for(name)
+            if group is not None and events & group.events:
+                self.send_status(session, name)
 
     def send_status(self, session, name: str) -> None:
         """RFC 5465 §5.2-5.4: a STATUS response for a mailbox that is not selected."""

@@ -80,6 +80,13 @@ def test_notify_set_status_filters_and_bad_events(server):
     deliver(server, "alice@example.org", message("three"), mailbox="Sent")
     (line,) = hear(conv, lambda line: line.startswith(b"* STATUS"))
     assert line.startswith(b'* STATUS "Sent" (MESSAGES 2 ')
+    # FlagChange was not asked for: a flag change in Sent says nothing, the next new message does
+    other = session(server)
+    other.transact("OK", "SELECT Sent")
+    other.transact("OK", "STORE 1 +FLAGS.SILENT (\\Flagged)")
+    deliver(server, "alice@example.org", message("six"), mailbox="Sent")
+    (line,) = hear(conv, lambda line: line.startswith(b"* STATUS"))
+    assert line.startswith(b'* STATUS "Sent" (MESSAGES 3 ')
     conv.transact("OK", "NOTIFY SET (SUBTREE Lists (MessageNew MessageExpunge)) (INBOXES NONE)")
     deliver(server, "alice@example.org", message("four"))
     deliver(server, "alice@example.org", message("five"), mailbox="Lists/Python")

@@ -162,3 +162,20 @@ def test_saved_result_and_partial_ranges():
     for bad in (b"a FETCH $,1 FLAGS", b"a FETCH 1:$ FLAGS", b"a SEARCH RETURN (PARTIAL 1:-2) ALL",
                 b"a SEARCH RETURN (PARTIAL 0:2) ALL", b"a SEARCH RETURN (PARTIAL) ALL"):
         assert isinstance(parse(bad), InvalidCommand), bad
+
+
+def test_notify():
+    # RFC 5465 §8: NOTIFY SET [STATUS] event-groups / NOTIFY NONE
+    cmd = parse(b'a NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge)) '
+                b'(SUBTREE (Lists "Work/A") (MessageNew MessageExpunge FlagChange)) (INBOXES NONE)')
+    selected, subtree, inboxes = cmd.groups
+    assert cmd.status and selected.filter == "SELECTED" and [a.name for a in selected.fetch_atts] == ["UID", "BODY"]
+    assert subtree.mailboxes == ("Lists", "Work/A") and "FLAGCHANGE" in subtree.events
+    assert inboxes.events == frozenset()
+    assert parse(b"a NOTIFY NONE").groups is None
+    assert parse(b"a NOTIFY SET (MAILBOXES INBOX (MailboxName))").groups[0].mailboxes == ("INBOX",)
+    for bad in (b"a NOTIFY", b"a NOTIFY SET", b"a NOTIFY SET (PERSONAL (Bogus))", b"a NOTIFY SET (NOWHERE NONE)",
+                b"a NOTIFY SET (PERSONAL (MessageExpunge))", b"a NOTIFY SET (PERSONAL (FlagChange))",
+                b"a NOTIFY SET (INBOXES (MessageNew (UID) MessageExpunge))", b"a NOTIFY SET (SUBTREE (MailboxName))",
+                b"a NOTIFY SET (SELECTED NONE) (SELECTED NONE)"):
+        assert isinstance(parse(bad), InvalidCommand), bad
