@@ -161,7 +161,11 @@ class ImapSession:
         """Read and answer one command; False once the session must end."""
         if self.notify is not None and not self.conn.has_buffered_line():
             # RFC 5465 §5: news reaches a NOTIFY client while it is silent, as under IDLE
-            until_client_speaks(self, self.notify.expunge_at_once)
+            try:
+                until_client_speaks(self, self.notify.expunge_at_once)
+            except MailboxGone:
+                self.send(replies.bye("Selected mailbox was deleted"))
+                return False
         try:
             data = self.reader.read(self._literal_limit())
         except LineTooLong:

@@ -112,3 +112,12 @@ def test_selected_delayed_holds_expunges_until_a_command(server):
     deliver(server, "alice@example.org", message("after"))
     assert hear(watcher, lambda line: b"RECENT" in line)[-2:] == [b"* 3 EXISTS", b"* 3 RECENT"]  # new mail at once
     assert watcher.transact("OK", "NOOP") == [b"* 1 EXPUNGE"]  # ... the expunge only with a command
+
+
+def test_selected_mailbox_deleted_under_notify(server):
+    watcher = session(server)
+    watcher.transact("OK", "CREATE Doomed")
+    watcher.transact("OK", "SELECT Doomed")
+    watcher.transact("OK", "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (PERSONAL (MailboxName))")
+    session(server).transact("OK", "DELETE Doomed")
+    assert hear(watcher, lambda line: line.startswith(b"* BYE"))[-1].startswith(b"* BYE")
