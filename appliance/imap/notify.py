@@ -67,6 +67,11 @@ class Notifier:
         self.subscribed = session.store.subscriptions(session.user.id)
 
     @property
+    def follows_selected(self) -> bool:
+        """The client asked for news of the selected mailbox between commands (§5.1)."""
+        return self.selected_group is not None and bool(self.selected_group.events)
+
+    @property
     def expunge_at_once(self) -> bool:
         """Whether news pushed between commands may carry EXPUNGE (SELECTED, not SELECTED-DELAYED, §5.1)."""
         group = self.selected_group

@@ -62,9 +62,9 @@ class Idler:
     pusher writes for the session only when it can take the lock at once.
     """
 
-    def __init__(self, session, allow_expunge: bool = True) -> None:
+    def __init__(self, session, tell) -> None:
         self.session = session
-        self.allow_expunge = allow_expunge  # whether pushed news may hold EXPUNGE (RFC 5465 §5.1)
+        self.tell = tell  # writes the session's news: sync for IDLE, the NOTIFY session's own choice
         self.user_id = session.user.id
         self.lock = threading.Lock()
         self.waker = Waker()
@@ -80,7 +80,7 @@ class Idler:
             if not self.active:
                 return  # the IDLE ended while the pusher was on its way here
             if self.failure is None and self.session.conn.writable_now():
-                self.session.sync(self.allow_expunge, push=True)
+                self.tell()
                 if self.session.conn.pending_output() <= PUSH_WRITE_LIMIT:
                     self.session.conn.flush()
                     return
@@ -91,13 +91,14 @@ class Idler:
         self.waker.wake()
 
 
-def until_client_speaks(session, allow_expunge: bool, start=None) -> None:
+def until_client_speaks(session, tell, start=None) -> None:
     """Tell the client of changes as they happen, until it sends something (IDLE, NOTIFY).
 
-    ``start`` runs once the pusher listens (IDLE's "+ idling"). While the client is silent
-    the pusher writes the news itself, or wakes this thread to (see ``Idler.push``).
+    ``tell()`` writes the news; ``start`` runs once the pusher listens (IDLE's "+ idling").
+    While the client is silent the pusher calls ``tell`` itself, or wakes this thread to
+    (see ``Idler.push``).
     """
-    idler = Idler(session, allow_expunge)
+    idler = Idler(session, tell)
     pusher = session.ctx.idle_pusher
     conn = session.conn
     idler.lock.acquire()
@@ -105,7 +106,7 @@ def until_client_speaks(session, allow_expunge: bool, start=None) -> None:
     try:
         if start is not None:
             start()
-        session.sync(allow_expunge, push=True)
+        tell()
         conn.flush()
         with conn.between_commands():
             # TLS is asked while the lock is held: the pusher may write through it otherwise
@@ -120,7 +121,7 @@ def until_client_speaks(session, allow_expunge: bool, start=None) -> None:
                 if client_spoke:
                     break
                 idler.waker.clear()
-                session.sync(allow_expunge, push=True)
+                tell()
                 conn.flush()
     finally:
         idler.active = False

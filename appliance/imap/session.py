@@ -131,6 +131,7 @@ class ImapSession:
         self.selected: Selection | None = None
         self.verb = ""  # the verb being answered (decides whether EXPUNGE may be sent)
         self.notify: notify.Notifier | None = None  # set by NOTIFY SET (RFC 5465); read by step and sync
+        self._held_news = False  # the selected mailbox changed while a NOTIFY client waited; sync reads it
 
     # -- main loop -------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class ImapSession:
         if self.notify is not None and not self.conn.has_buffered_line():
             # RFC 5465 §5: news reaches a NOTIFY client while it is silent, as under IDLE
             try:
-                until_client_speaks(self, self.notify.expunge_at_once)
+                until_client_speaks(self, self._tell_notified)
             except MailboxGone:
                 self.send(replies.bye("Selected mailbox was deleted"))
                 return False
@@ -629,7 +630,7 @@ class ImapSession:
         (appliance.imap.push) and this thread sleeps on; it wakes when the client
         speaks or when the pusher hands the news over.
         """
-        until_client_speaks(self, True, lambda: self.send(replies.CONTINUE_IDLE))
+        until_client_speaks(self, lambda: self.sync(True, push=True), lambda: self.send(replies.CONTINUE_IDLE))
         line = self.conn.read_line(LINE_LIMIT)
         if line.rstrip(b"\r\n").upper() != b"DONE":
             raise CommandSyntaxError("Expected DONE")
@@ -1017,6 +1018,16 @@ class ImapSession:
         except (StoreError, MailboxGone):
             pass
 
+    def _tell_notified(self) -> None:
+        """News for a silent NOTIFY client: the selected mailbox's only under a SELECTED filter (RFC 5465 §5.1)."""
+        if self.notify is None:
+            return
+        if self.notify.follows_selected:
+            self.sync(self.notify.expunge_at_once, push=True)
+        else:
+            self._held_news |= self._drain_events()  # told with the next command, as without NOTIFY
+            self.notify.report(self)
+
     def sync(self, allow_expunge: bool, push: bool = False) -> None:
         """Tell the client what changed in the selected mailbox since it last heard.
 
@@ -1024,7 +1035,8 @@ class ImapSession:
         ``allow_expunge`` (RFC 3501 §7.4.1), otherwise they wait in ``gone``.
         ``push`` (IDLE) sends news as soon as it is known.
         """
-        dirty = self._drain_events()
+        dirty = self._drain_events() or self._held_news
+        self._held_news = False
         if self.notify is not None:
             self.notify.report(self)
         sel = self.selected

@@ -121,3 +121,13 @@ def test_selected_mailbox_deleted_under_notify(server):
     watcher.transact("OK", "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (PERSONAL (MailboxName))")
     session(server).transact("OK", "DELETE Doomed")
     assert hear(watcher, lambda line: line.startswith(b"* BYE"))[-1].startswith(b"* BYE")
+
+
+def test_without_a_selected_filter_the_selected_mailbox_waits_for_a_command(server):
+    watcher = session(server)
+    watcher.transact("OK", "SELECT INBOX")
+    watcher.transact("OK", "NOTIFY SET (SELECTED NONE) (PERSONAL (MessageNew MessageExpunge MailboxName))")
+    deliver(server, "alice@example.org", message("held back"))
+    session(server).transact("OK", "CREATE Signal")  # heard at once; the new INBOX mail is not
+    assert hear(watcher, lambda line: b"LIST" in line) == [b'* LIST () "/" "Signal"']
+    assert watcher.transact("OK", "NOOP") == [b"* 1 EXISTS", b"* 1 RECENT"]
