@@ -84,7 +84,7 @@ def _url_mailbox(session, url: MessagePartUrl) -> int | None:
     """The id of the mailbox a URL names, if it is this user's on this server."""
     if url.user is not None and url.user.lower() != session.user.address.lower():
         return None
-    if url.host is not None and url.host != session.ctx.hostname.lower():
+    if url.host is not None and url.host.strip("[]") not in _our_hosts(session):
         return None
     if url.mailbox is None:
         # a relative URL is read against the selected mailbox (RFC 3986 §5.2)
@@ -96,6 +96,11 @@ def _url_mailbox(session, url: MessagePartUrl) -> int | None:
     if mailbox is None or (url.uidvalidity is not None and url.uidvalidity != mailbox.uidvalidity):
         return None
     return mailbox.id
+
+
+def _our_hosts(session) -> set[str]:
+    """The names a URL may give this server by: its hostname, or the address the client reached."""
+    return {session.ctx.hostname.lower(), session.conn.sock.getsockname()[0].lower()}
 
 
 def _inbox_case(name: str) -> str:

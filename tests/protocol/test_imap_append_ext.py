@@ -87,6 +87,11 @@ def test_catenate_part_of_another_message_and_text(server):
     assert b"OK [APPENDUID" in tagged
     (line,) = [x for x in conv.transact("OK", "FETCH 2 BODY.PEEK[TEXT]") if b"FETCH" in x]
     assert line.endswith(b"{4}\r\nFrom)")
+    # the server may be named by the address the client reached; another server is not this one
+    _, tagged = send_append(conv, b'INBOX CATENATE (URL "imap://127.0.0.1/INBOX/;UID=1/;SECTION=TEXT")')
+    assert b"OK [APPENDUID" in tagged
+    _, tagged = send_append(conv, b'INBOX CATENATE (URL "imap://imap.example.net/INBOX/;UID=1")')
+    assert b"NO [BADURL" in tagged
 
 
 def test_catenate_bad_urls_and_too_big(make_server):
@@ -103,3 +108,26 @@ def test_catenate_bad_urls_and_too_big(make_server):
     _, tagged = send_append(conv, b"INBOX CATENATE (URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\")")
     assert b" NO [TOOBIG]" in tagged
     assert count(conv) == 1
+
+
+def test_multiappend_with_synchronising_literals(make_server):
+    server = make_server(limits={"message_size": 4000})
+    server.store.add_domain("example.org")
+    conv = session(server)
+    first, second = message("sync one"), message("sync two")
+    tag = conv.next_tag()
+    conv.send(b"%s APPEND INBOX {%d}" % (tag.encode(), len(first)))
+    assert conv.line().startswith(b"+ ")
+    conv.send(first + b" (\\Seen) {%d}\r\n" % len(second))
+    assert conv.line().startswith(b"+ ")
+    conv.send(second + b"\r\n")
+    _, tagged = conv.read_until(tag)
+    assert b"OK [APPENDUID" in tagged and b" 1:2]" in tagged
+    # a later literal past the limit is refused before it is sent, and the earlier one is not kept
+    tag = conv.next_tag()
+    conv.send(b"%s APPEND INBOX {%d}" % (tag.encode(), len(first)))
+    assert conv.line().startswith(b"+ ")
+    conv.send(first + b" {5000}\r\n")
+    _, tagged = conv.read_until(tag)
+    assert b" NO [TOOBIG]" in tagged
+    assert count(conv) == 2
