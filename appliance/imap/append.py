@@ -8,12 +8,15 @@ UID, or none is (RFC 3502 §6.3.11).
 
 from __future__ import annotations
 
+import time
+
 from appliance import mime
 from appliance.imap import replies
 from appliance.imap.errors import CommandSyntaxError, UserError
 from appliance.imap.fetch import parse_fetch_att
 from appliance.imap.imapurl import BadUrl, MessagePartUrl, parse_message_url
 from appliance.imap.parse import Cursor
+from appliance.store import Incoming
 
 
 def append(session, cmd) -> None:
@@ -29,7 +32,15 @@ def append(session, cmd) -> None:
             raise UserError("Empty message")
         flags = [f for f in message.flags if f != "\\Recent"]
         items.append((raw, flags, message.date.timestamp() if message.date else None))
-    uidvalidity, uids = session.store.append_many(session.user.id, mailbox.id, items)
+    if len(items) == 1:
+        raw, flags, when = items[0]
+        uidvalidity, uid = session.store.append(session.user.id, mailbox.id, raw, flags, when)
+        uids = [uid]
+    else:
+        # RFC 3502 §6.3.11: one transaction, so that either every message is added or none
+        uidvalidity = mailbox.uidvalidity
+        incoming = [Incoming(raw, frozenset(flags), when or time.time()) for raw, flags, when in items]
+        uids = session.store.append_many(session.user.id, mailbox.id, incoming)
     # RFC 4315 §3 with RFC 3502: one APPENDUID with the UIDs of all the messages, in order
     session.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {replies.sequence_set(uids).decode()}")
 

@@ -129,21 +129,10 @@ class MessagesMixin:
 
         Raises QuotaExceeded when the user's quota would be passed, NotFound for a gone mailbox.
         """
-        uidvalidity, (uid,) = self.append_many(user_id, mailbox_id, [(raw, flags, internaldate)])
-        return uidvalidity, uid
-
-    def append_many(self, user_id: int, mailbox_id: int,
-                    messages: Sequence[tuple[bytes, Iterable[str], float | None]]) -> tuple[int, list[int]]:
-        """RFC 3502 MULTIAPPEND: add several ``(raw, flags, internaldate)`` messages in one transaction.
-
-        All or none: returns (uidvalidity, their UIDs in order) once durable. Raises
-        QuotaExceeded when the messages together would pass the user's quota, NotFound for
-        a gone mailbox; then nothing was added.
-        """
-        prepared = [(prepare(raw), tuple(flags), when or time.time()) for raw, flags, when in messages]
+        prepared = prepare(raw)
+        when = internaldate or time.time()
         user = self.get_user_by_id(user_id)
-        total = sum(len(p.raw) for p, _, _ in prepared)
-        if user and user.quota and self.usage(user_id) + total > user.quota:
+        if user and user.quota and self.usage(user_id) + len(prepared.raw) > user.quota:
             raise QuotaExceeded("quota exceeded")
 
         def job(tx):
@@ -151,11 +140,9 @@ class MessagesMixin:
                             (mailbox_id, user_id)).fetchone()
             if not mb:
                 raise NotFound("no such mailbox")
-            uids = []
-            for p, flags, when in prepared:
-                blob_id = self._put_blob(tx, p, 1)
-                uids.append(self._insert_message(tx, user_id, mailbox_id, blob_id, len(p.raw), flags, when))
-            return mb["uidvalidity"], uids
+            blob_id = self._put_blob(tx, prepared, 1)
+            uid = self._insert_message(tx, user_id, mailbox_id, blob_id, len(prepared.raw), flags, when)
+            return mb["uidvalidity"], uid
 
         return self.db.write(job)
 
