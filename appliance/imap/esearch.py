@@ -19,7 +19,9 @@ def partial_slice(items: list, partial: tuple[int, int]) -> list:
 
 
 def _range_text(partial: tuple[int, int]) -> bytes:
-    return b"%d:%d" % partial
+    """The range as answered: the end nearer the start of the results first ("4:2" is "2:4")."""
+    first, last = sorted(partial, key=abs)
+    return b"%d:%d" % (first, last)
 
 
 def saved_uids(returns: frozenset[str], uids: list[int], partial: tuple[int, int] | None) -> list[int]:

@@ -133,11 +133,17 @@ class Notifier:
                 self.send_status(session, name)
 
     def send_status(self, session, name: str) -> None:
-        """RFC 5465 §5.2-5.4: a STATUS response for a mailbox that is not selected."""
+        """RFC 5465 §5.2-5.4: a STATUS response for a mailbox that is not selected.
+
+        MESSAGES, UIDNEXT and UIDVALIDITY tell of new and expunged messages; a client that
+        follows FlagChange also gets HIGHESTMODSEQ, which moves with every flag change.
+        """
         mailbox = session.store.get_mailbox(session.user.id, name)
         if mailbox is None:
             return  # deleted meanwhile: MailboxName tells of that
-        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN") + (("HIGHESTMODSEQ",) if session.condstore else ())
+        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+        if self.wants(name, "FLAGCHANGE"):
+            items += ("HIGHESTMODSEQ",)
         try:
             session._send_status(mailbox, items)
         except NotFound:

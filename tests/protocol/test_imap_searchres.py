@@ -58,8 +58,10 @@ def test_partial_search_and_fetch(server):
     assert b"PARTIAL" in b" ".join(conv.transact("OK", "CAPABILITY"))
     (line,) = conv.transact("OK", "UID SEARCH RETURN (PARTIAL 2:4) ALL")
     assert line.endswith(b"UID PARTIAL (2:4 2:4)")
-    (line,) = conv.transact("OK", "SEARCH RETURN (PARTIAL -1:-3 COUNT) NOT 7")
+    (line,) = conv.transact("OK", "SEARCH RETURN (PARTIAL -3:-1 COUNT) NOT 7")
     assert line.endswith(b"COUNT 6 PARTIAL (-1:-3 4:6)")
+    (line,) = conv.transact("OK", "SEARCH RETURN (PARTIAL 4:2) ALL")
+    assert line.endswith(b"PARTIAL (2:4 2:4)")
     (line,) = conv.transact("OK", "SEARCH RETURN (PARTIAL 10:20) ALL")
     assert line.endswith(b"PARTIAL (10:20 NIL)")
     # a page can be saved and used

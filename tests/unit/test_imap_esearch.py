@@ -23,7 +23,9 @@ def test_saved_uids_follow_rfc5182_2_4():
 
 
 def test_esearch_line():
-    line = esearch_line(b"t1", True, [1, 2, 3, 7], frozenset({"ALL", "COUNT", "PARTIAL"}), (-1, -2), 42)
+    line = esearch_line(b"t1", True, [1, 2, 3, 7], frozenset({"ALL", "COUNT", "PARTIAL"}), (-2, -1), 42)
     assert line == b'* ESEARCH (TAG "t1") UID ALL 1:3,7 COUNT 4 PARTIAL (-1:-2 3,7) MODSEQ 42\r\n'
+    line = esearch_line(b"t3", False, [1, 2, 3, 4, 5], frozenset({"PARTIAL"}), (6, 1), None)
+    assert line == b'* ESEARCH (TAG "t3") PARTIAL (1:6 1:5)\r\n'
     line = esearch_line(b"t2", False, [], frozenset({"MIN", "COUNT"}), None, None)
     assert line == b'* ESEARCH (TAG "t2") COUNT 0\r\n'
