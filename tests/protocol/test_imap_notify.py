@@ -132,3 +132,23 @@ def test_without_a_selected_filter_the_selected_mailbox_waits_for_a_command(serv
     session(server).transact("OK", "CREATE Signal")  # heard at once; the new INBOX mail is not
     assert hear(watcher, lambda line: b"LIST" in line) == [b'* LIST () "/" "Signal"']
     assert watcher.transact("OK", "NOOP") == [b"* 1 EXISTS", b"* 1 RECENT"]
+
+
+def test_subscribed_filter_follows_the_subscriptions(server):
+    conv = session(server)
+    conv.transact("OK", "CREATE News")
+    conv.transact("OK", "CREATE Other")
+    conv.transact("OK", "SUBSCRIBE News")
+    conv.transact("OK", "NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge SubscriptionChange))")
+    deliver(server, "alice@example.org", message("not followed"), mailbox="Other")
+    deliver(server, "alice@example.org", message("followed"), mailbox="News")
+    (line,) = hear(conv, lambda line: line.startswith(b"* STATUS"))
+    assert line.startswith(b'* STATUS "News" (MESSAGES 1 ')
+    other = session(server)
+    other.transact("OK", "UNSUBSCRIBE News")
+    assert hear(conv, lambda line: b"LIST" in line) == [b'* LIST () "/" "News"']
+    other.transact("OK", "SUBSCRIBE Other")
+    assert hear(conv, lambda line: b"LIST" in line) == [b'* LIST (\\Subscribed) "/" "Other"']
+    deliver(server, "alice@example.org", message("now followed"), mailbox="Other")
+    (line,) = hear(conv, lambda line: line.startswith(b"* STATUS"))
+    assert line.startswith(b'* STATUS "Other" (MESSAGES 2 ')
