@@ -19,11 +19,16 @@ from appliance.imap.parse import Cursor
 from appliance.store import Incoming
 
 
+MAX_MESSAGES = 1000  # messages in one APPEND; the reader bounds their total size
+
+
 def append(session, cmd) -> None:
     """APPEND mailbox message [message ...]: all or nothing, then OK [APPENDUID v uid-set]."""
     mailbox = session.store.get_mailbox(session.user.id, cmd.mailbox)
     if mailbox is None:
         raise UserError(f"No mailbox {cmd.mailbox}", "TRYCREATE")
+    if len(cmd.messages) > MAX_MESSAGES:
+        raise UserError(f"At most {MAX_MESSAGES} messages in one APPEND", "LIMIT")  # RFC 5530 §3
     limit = session.ctx.config.limits.message_size
     items = []
     for message in cmd.messages:

@@ -131,3 +131,9 @@ def test_multiappend_with_synchronising_literals(make_server):
     _, tagged = conv.read_until(tag)
     assert b" NO [TOOBIG]" in tagged
     assert count(conv) == 2
+
+
+def test_multiappend_is_bounded(server):
+    conv = session(server)
+    _, tagged = send_append(conv, b"INBOX " + b" ".join([lit(message("many"))] * 1001))
+    assert b" NO [LIMIT]" in tagged and count(conv) == 0
