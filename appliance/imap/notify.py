@@ -26,7 +26,10 @@ BADEVENT = "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName Subscript
 # store event kinds that are message events, and the NOTIFY event each is
 MESSAGE_EVENT_OF_KIND = {"exists": "MESSAGENEW", "expunge": "MESSAGEEXPUNGE", "flags": "FLAGCHANGE"}
 NAME_KINDS = frozenset({"created", "deleted", "renamed"})
-NEWS_BATCH = 50  # new messages whose fetch attributes are read from the store at once
+NEWS_BATCH_BYTES = 4 << 20  # message bytes read from the store at once for MessageNew's fetch attributes
+# FETCH items answered from the message row and the stored ENVELOPE/BODYSTRUCTURE, without the message bytes
+_WITHOUT_BYTES = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "ENVELOPE", "BODY",
+                            "BODYSTRUCTURE"})
 
 
 def notify(session, cmd) -> None:
@@ -191,14 +194,25 @@ class Notifier:
         if group is None or not group.fetch_atts or "MESSAGENEW" not in group.events:
             return
         renderers = session._item_renderers(group.fetch_atts)
-        sel = session.selected
-        for start in range(0, len(rows), NEWS_BATCH):
-            batch = rows[start:start + NEWS_BATCH]
-            blob_ids = [row.blob_id for row in batch]
-            forms = session.store.get_imap_forms(blob_ids)
-            raws = session.store.get_raws(blob_ids)
-            for row in batch:
-                if row.blob_id not in raws:
-                    continue  # expunged meanwhile: the EXPUNGE will follow
-                items = b" ".join(render(row, forms.get(row.blob_id), raws[row.blob_id]) for render in renderers)
-                session.send(b"* %d FETCH (%b)\r\n" % (sel.seq_of(row.uid), items))
+        needs_bytes = any(a.name not in _WITHOUT_BYTES or a.section is not None for a in group.fetch_atts)
+        batch: list = []
+        size = 0
+        for row in rows:
+            batch.append(row)
+            size += row.size
+            if size >= NEWS_BATCH_BYTES:
+                self._fetch_lines(session, batch, renderers, needs_bytes)
+                batch, size = [], 0
+        if batch:
+            self._fetch_lines(session, batch, renderers, needs_bytes)
+
+    @staticmethod
+    def _fetch_lines(session, rows, renderers, needs_bytes: bool) -> None:
+        blob_ids = [row.blob_id for row in rows]
+        forms = session.store.get_imap_forms(blob_ids)  # missing for a message expunged meanwhile
+        raws = session.store.get_raws(blob_ids) if needs_bytes else {}
+        for row in rows:
+            if row.blob_id not in forms or (needs_bytes and row.blob_id not in raws):
+                continue  # expunged meanwhile: the EXPUNGE follows
+            items = b" ".join(render(row, forms[row.blob_id], raws.get(row.blob_id)) for render in renderers)
+            session.send(b"* %d FETCH (%b)\r\n" % (session.selected.seq_of(row.uid), items))
