@@ -16,7 +16,7 @@ from appliance.imap.errors import CommandSyntaxError, UserError
 from appliance.imap.fetch import parse_fetch_att
 from appliance.imap.imapurl import BadUrl, MessagePartUrl, parse_message_url
 from appliance.imap.parse import Cursor
-from appliance.store import Incoming
+from appliance.store import Incoming, NotFound
 
 
 MAX_MESSAGES = 1000  # messages in one APPEND; the reader bounds their total size
@@ -78,18 +78,21 @@ def _url_data(session, url: str) -> bytes:
     rows = session.store.messages_by_uid(mailbox_id, [parsed.uid])
     if not rows:
         raise _bad_url(url)
-    raw = session.store.get_raw(rows[0].blob_id)
-    data = raw
+    section = None
     if parsed.section is not None:
         try:
             section = parse_fetch_att(Cursor(b"BODY.PEEK[" + parsed.section.encode("utf-8") + b"]")).section
         except CommandSyntaxError as exc:
             raise _bad_url(url) from exc
-        if section.part or section.text:
+    try:
+        data = raw = session.store.get_raw(rows[0].blob_id)
+        if section is not None and (section.part or section.text):
             info = session.store.get_info(rows[0].blob_id)
             if section.part and mime.find_part(info.root, section.part) is None:
                 raise _bad_url(url)
             data = mime.section(raw, info, section.part, section.text, list(section.fields))
+    except NotFound as exc:
+        raise _bad_url(url) from exc  # expunged since it was looked up
     if parsed.partial is not None:
         origin, length = parsed.partial
         data = data[origin:] if length is None else data[origin:origin + length]
