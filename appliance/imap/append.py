@@ -29,10 +29,15 @@ def append(session, cmd) -> None:
         raise UserError(f"No mailbox {cmd.mailbox}", "TRYCREATE")
     if len(cmd.messages) > MAX_MESSAGES:
         raise UserError(f"At most {MAX_MESSAGES} messages in one APPEND", "LIMIT")  # RFC 5530 §3
-    limit = session.ctx.config.limits.message_size
+    # all the messages of one APPEND share the size limit, as their literals do in the reader:
+    # URLs must not let a short command fill the memory
+    budget = session.ctx.config.limits.message_size - sum(len(m.message) for m in cmd.messages)
     items = []
     for message in cmd.messages:
-        raw = message.message if message.parts is None else _catenate(session, message.parts, limit)
+        raw = message.message
+        if message.parts is not None:
+            raw = _catenate(session, message.parts, budget)
+            budget -= len(raw)
         if not raw:
             raise UserError("Empty message")
         flags = [f for f in message.flags if f != "\\Recent"]
@@ -50,12 +55,12 @@ def append(session, cmd) -> None:
     session.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {replies.sequence_set(uids).decode()}")
 
 
-def _catenate(session, parts, limit: int) -> bytes:
-    """RFC 4469 §5: the message made of the parts in order; NO [TOOBIG] past the size limit."""
+def _catenate(session, parts, budget: int) -> bytes:
+    """RFC 4469 §5: the message made of the parts in order; NO [TOOBIG] past ``budget`` octets."""
     out = bytearray()
     for part in parts:
         data = part.text if part.url is None else _url_data(session, part.url)
-        if len(out) + len(data) > limit:
+        if len(out) + len(data) > budget:
             raise UserError("The message would be too big", "TOOBIG")
         out += data
     return bytes(out)

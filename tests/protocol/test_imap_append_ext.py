@@ -107,6 +107,9 @@ def test_catenate_bad_urls_and_too_big(make_server):
         assert b" NO [BADURL " + url + b"]" in tagged, tagged
     _, tagged = send_append(conv, b"INBOX CATENATE (URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\")")
     assert b" NO [TOOBIG]" in tagged
+    # the messages of one APPEND share the limit: URLs cannot multiply a short command
+    _, tagged = send_append(conv, b"INBOX CATENATE (URL \"/INBOX/;UID=1\") CATENATE (URL \"/INBOX/;UID=1\")")
+    assert b" NO [TOOBIG]" in tagged
     assert count(conv) == 1
 
 
