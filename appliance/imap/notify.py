@@ -21,7 +21,7 @@ from appliance.store import NotFound
 from appliance.store.events import MailboxChanged, Overflowed
 
 SUPPORTED_EVENTS = frozenset({"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE", "MAILBOXNAME", "SUBSCRIPTIONCHANGE"})
-# RFC 5465 §6: BADEVENT lists the events the server supports
+# RFC 5465: the BADEVENT response code lists the events the server supports
 BADEVENT = "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
 # store event kinds that are message events, and the NOTIFY event each is
 MESSAGE_EVENT_OF_KIND = {"exists": "MESSAGENEW", "expunge": "MESSAGEEXPUNGE", "flags": "FLAGCHANGE"}
@@ -33,7 +33,7 @@ _WITHOUT_BYTES = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODS
 
 
 def notify(session, cmd) -> None:
-    """NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465 §3)."""
+    """NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465 §3.1)."""
     if cmd.groups is None:
         session.notify = None
         session.ok(cmd, "NOTIFY completed")
@@ -44,7 +44,7 @@ def notify(session, cmd) -> None:
     notifier = Notifier(session, cmd.groups)
     session.notify = notifier
     if cmd.status:
-        # RFC 5465 §3: STATUS for every mailbox whose message events the client now follows
+        # RFC 5465 §3.1: STATUS for every mailbox whose message events the client now follows
         for mailbox_id, name in sorted(notifier.names.items(), key=lambda item: item[1]):
             if not notifier.is_selected(session, mailbox_id) and notifier.wants(name, "MESSAGENEW"):
                 notifier.send_status(session, name)
@@ -63,7 +63,7 @@ class Notifier:
         self.due_status: dict[int, set[str]] = {}  # mailbox id -> message events since the last report
         self.due_names: list[tuple[str, int]] = []  # (store event kind, mailbox id) of mailbox name events
         self.due_subscriptions = False  # a subscription changed since the last report
-        self.overflowed = False  # the store dropped events for this session (RFC 5465 §5.8)
+        self.overflowed = False  # the store dropped events for this session (NOTIFICATIONOVERFLOW)
 
     def _reload(self, session) -> None:
         self.names = {m.id: m.name for m in session.store.list_mailboxes(session.user.id)}
@@ -71,12 +71,12 @@ class Notifier:
 
     @property
     def follows_selected(self) -> bool:
-        """The client asked for news of the selected mailbox between commands (§5.1)."""
+        """The client asked for news of the selected mailbox between commands (a SELECTED filter with events)."""
         return self.selected_group is not None and bool(self.selected_group.events)
 
     @property
     def expunge_at_once(self) -> bool:
-        """Whether news pushed between commands may carry EXPUNGE (SELECTED, not SELECTED-DELAYED, §5.1)."""
+        """Whether news pushed between commands may carry EXPUNGE (SELECTED, not SELECTED-DELAYED)."""
         group = self.selected_group
         return group is not None and group.filter == "SELECTED" and "MESSAGEEXPUNGE" in group.events
 
@@ -118,7 +118,7 @@ class Notifier:
     def report(self, session) -> None:
         """Tell the client the news of other mailboxes, names and subscriptions."""
         if self.overflowed:
-            # RFC 5465 §5.8: say so and stop, as if NOTIFY NONE
+            # RFC 5465 (NOTIFICATIONOVERFLOW): say so and stop, as if NOTIFY NONE
             session.send(replies.ok(None, "Too many changes, notifications are off", "NOTIFICATIONOVERFLOW"))
             session.notify = None
             return
@@ -136,7 +136,7 @@ class Notifier:
                 self.send_status(session, name)
 
     def send_status(self, session, name: str) -> None:
-        """RFC 5465 §5.2-5.4: a STATUS response for a mailbox that is not selected.
+        """RFC 5465 message events: a STATUS response for a mailbox that is not selected.
 
         MESSAGES, UIDNEXT and UIDVALIDITY tell of new and expunged messages; a client that
         follows FlagChange also gets HIGHESTMODSEQ, which moves with every flag change.
@@ -153,7 +153,7 @@ class Notifier:
             pass
 
     def _report_names(self, session) -> None:
-        """RFC 5465 §5.4: LIST for a created, deleted or renamed mailbox."""
+        """RFC 5465 MailboxName: LIST for a created, deleted or renamed mailbox."""
         before = self.names
         self._reload(session)
         due, self.due_names = self.due_names, []
@@ -165,12 +165,12 @@ class Notifier:
                 session.send(self._list_line(session, "(\\NonExistent)", old))
             elif kind == "renamed" and old is not None and new is not None and old != new \
                     and (self.wants(new, "MAILBOXNAME") or self.wants(old, "MAILBOXNAME")):
-                # RFC 5465 §5.4 with RFC 5258 §3.5: the old name rides in an OLDNAME extended item
+                # RFC 5465 MailboxName with RFC 5258: the old name rides in an OLDNAME extended item
                 session.send(self._list_line(session, "()", new, b' ("OLDNAME" (' +
                                              replies.mailbox_name(old, session.utf8) + b"))"))
 
     def _report_subscriptions(self, session) -> None:
-        """RFC 5465 §5.5: LIST with \\Subscribed for a new subscription, without for a dropped one."""
+        """RFC 5465 SubscriptionChange: LIST with \\Subscribed for a new subscription; without it for a dropped one."""
         before = self.subscribed
         self.subscribed = session.store.subscriptions(session.user.id)
         self.due_subscriptions = False
@@ -189,7 +189,7 @@ class Notifier:
                 + extra + b"\r\n")
 
     def new_messages(self, session, rows) -> None:
-        """RFC 5465 §5.2: FETCH with the asked-for attributes of messages new in the selected mailbox."""
+        """RFC 5465 MessageNew: FETCH with the asked-for attributes of new messages in the selected mailbox."""
         group = self.selected_group
         if group is None or not group.fetch_atts or "MESSAGENEW" not in group.events:
             return

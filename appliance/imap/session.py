@@ -161,7 +161,7 @@ class ImapSession:
     def step(self) -> bool:
         """Read and answer one command; False once the session must end."""
         if self.notify is not None and not self.conn.has_buffered_line():
-            # RFC 5465 §5: news reaches a NOTIFY client while it is silent, as under IDLE
+            # RFC 5465: news reaches a NOTIFY client while it is silent, as under IDLE
             try:
                 until_client_speaks(self, self._tell_notified)
             except MailboxGone:
@@ -1019,7 +1019,7 @@ class ImapSession:
             pass
 
     def _tell_notified(self) -> None:
-        """News for a silent NOTIFY client: the selected mailbox's only under a SELECTED filter (RFC 5465 §5.1)."""
+        """News for a silent NOTIFY client; the selected mailbox's only under a SELECTED filter (RFC 5465)."""
         if self.notify is None:
             return
         if self.notify.follows_selected:

@@ -95,7 +95,7 @@ def test_notify_set_status_filters_and_bad_events(server):
     assert line.startswith(b'* STATUS "Lists/Python" (MESSAGES 2 ')
     conv.transact("NO", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge AnnotationChange))")
     assert b"[BADEVENT (" in conv.last
-    conv.transact("BAD", "NOTIFY SET (PERSONAL (MessageNew))")  # RFC 5465 §5: never one without the other
+    conv.transact("BAD", "NOTIFY SET (PERSONAL (MessageNew))")  # RFC 5465: never one without the other
     conv.transact("BAD", "NOTIFY SET (PERSONAL (MessageNew (UID) MessageExpunge))")  # fetch-att: selected only
     conv.transact("BAD", "NOTIFY SET (SELECTED NONE) (SELECTED-DELAYED NONE)")
 

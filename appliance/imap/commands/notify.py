@@ -1,4 +1,4 @@
-"""NOTIFY (RFC 5465), legal in the authenticated and selected states."""
+"""NOTIFY (RFC 5465 §3.1, grammar §8), legal in the authenticated and selected states."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _event_group(cursor) -> EventGroup:
         cursor.paren_list(event, allow_empty=False)
     if not cursor.close_paren():
         raise cursor.error("expected ) after the events")
-    # RFC 5465 §5: MessageNew and MessageExpunge come together; FlagChange needs both
+    # RFC 5465: MessageNew and MessageExpunge come together; FlagChange needs both
     message_events = events & MESSAGE_EVENTS
     if message_events and not {"MESSAGENEW", "MESSAGEEXPUNGE"} <= message_events:
         raise cursor.error("MessageNew and MessageExpunge must be asked for together")
