@@ -15,7 +15,8 @@ from dataclasses import dataclass
 class MailboxChanged:
     """Messages appeared, changed flags or were expunged in a mailbox."""
 
-    kind: str                       # "exists" | "flags" | "expunge" | "created" | "deleted" | "renamed"
+    # "exists" | "flags" | "expunge" | "created" | "deleted" | "renamed" | "subscriptions" (mailbox_id 0)
+    kind: str
     user_id: int
     mailbox_id: int
     uids: tuple[int, ...] = ()

@@ -172,6 +172,7 @@ class MailboxesMixin:
                 tx.execute("INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES (?, ?)", (user_id, name))
             else:
                 tx.execute("DELETE FROM subscriptions WHERE user_id = ? AND name = ?", (user_id, name))
+            tx.emit(MailboxChanged("subscriptions", user_id, 0))  # IMAP NOTIFY SubscriptionChange (RFC 5465 §5.5)
 
         self.db.write(job)
 
