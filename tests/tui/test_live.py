@@ -280,6 +280,25 @@ async def test_a_quarantined_message_is_released_into_the_inbox(office):
     assert office.store.list_quarantine() == []
 
 
+async def test_a_message_quarantined_while_the_filters_screen_is_open_shows_at_once(tui_app, office):
+    address = "quentin@example.org"
+    if office.store.get_user(address) is None:
+        office.add_user(address)
+    async with tui_app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("6")
+        held = tui_app.screen.query_one("#quarantine", DataTable)
+        await wait_for(pilot, lambda: held.border_title, what="the first reading of the quarantine")
+        reason = f"virus found: Eicar-{uuid.uuid4().hex[:6]}"
+        office.store.deliver_filtered([], quarantine=(MESSAGE, "bob@example.net", [address], reason))
+        [entry] = [q for q in office.store.list_quarantine() if q.reason == reason]
+        # no key pressed: the store's event brings it
+        await wait_for(pilot, lambda: str(entry.id) in table_keys(held), what="the held message")
+        assert reason[:20] in " ".join(held.get_row(str(entry.id)))
+        office.store.delete_quarantined(entry.id)
+        await wait_for(pilot, lambda: str(entry.id) not in table_keys(held), what="the deleted message to go")
+
+
 async def test_rules_are_edited_and_a_bad_script_is_explained(office):
     user = office.add_user("rita@example.org")
     app = in_process(office.server.admin)

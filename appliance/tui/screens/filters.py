@@ -1,9 +1,10 @@
 """Filters and receipts: the quarantine, spam and virus statistics, per-user rules (Sieve)
 and the receipt ledger.
 
-Quarantine and receipts change without events of their own (the filters write them while
-an SMTP client waits), so this screen reads them again whenever it is shown, after its
-own actions, and on mailbox events (a release delivers into mailboxes).
+The quarantine is live: the store announces each message held, released or deleted.
+Receipts have no events of their own (the filters write them while an SMTP client
+waits), so this screen reads them again whenever it is shown, after its own actions and
+on mailbox events, which come with most receipt changes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane, TextArea
 
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, Field, FormScreen, RulesEditor, TextScreen, one_of
-from appliance.tui.screens.base import AdminScreen
+from appliance.tui.screens.base import AdminScreen, refill
 
 TABS = ("quarantine", "stats", "rules", "receipts")
 ACTIONS_BY_TAB = {          # the actions that apply on each tab; the footer shows only those
@@ -35,7 +36,7 @@ COUNTER_NAMES = {           # counters the filters keep (ServerContext.count), i
 
 class FiltersScreen(AdminScreen):
     MODE = "filters"
-    WATCHES = frozenset({"mailbox", "accounts"})
+    WATCHES = frozenset({"quarantine", "mailbox", "accounts"})
     RELOAD_DELAY = 1.0
     BINDINGS = [
         Binding("t", "next_tab", "Next tab"),
@@ -133,10 +134,8 @@ class FiltersScreen(AdminScreen):
 
     def _show_users(self, users: list[dict]) -> None:
         for table_id in ("#rule-users", "#receipt-users"):
-            table = self.query_one(table_id, DataTable)
-            table.clear()
-            for u in users:
-                table.add_row(u["address"], key=u["address"])
+            # keeps the cursor on the user it was on: a reload must not change whose rules are shown
+            refill(self.query_one(table_id, DataTable), [(u["address"], (u["address"],)) for u in users])
         self._load_rules()
         self._load_receipts()
 

@@ -9,27 +9,11 @@ from textual.widgets import DataTable
 
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, TextScreen
-from appliance.tui.screens.base import AdminScreen
+from appliance.tui.screens.base import AdminScreen, refill
 
 MESSAGES_SHOWN = 500    # newest first; the admin API pages, the TUI shows the first page
 SENDER_WIDTH = 20
 SUBJECT_WIDTH = 40
-
-
-def refill(table: DataTable, rows: list[tuple[str, tuple]], prefer: str | None = None) -> None:
-    """Replace a table's rows, keeping the cursor on the same key when it is still there
-    (else on ``prefer``)."""
-    keep = prefer
-    if table.row_count:
-        keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if keep is not None:
-        for index, (key, _) in enumerate(rows):
-            if key == keep:
-                table.move_cursor(row=index)
-                break
 
 
 class MailboxesScreen(AdminScreen):
