@@ -235,16 +235,20 @@ async def test_a_server_that_goes_away_is_shown_and_reconnected(make_server):
         client.close()
 
 
-async def test_every_screen_action_is_in_the_command_palette(office):
+async def test_the_command_palette_runs_every_action_of_every_screen(office):
     app = in_process(office.server.admin)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
-        await pilot.press("3")
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Go to Sessions", "Retry", "Hold", "Release", "Delete", "Mark all"} <= titles
-        await pilot.press("ctrl+p", *"go to log", "enter")
-        await wait_for(pilot, lambda: app.screen.MODE == "log" if hasattr(app.screen, "MODE") else False,
-                       what="the log screen")
+        titles = {c.title for c in app.get_system_commands(app.screen)}     # on the dashboard
+        assert {"Go to Sessions", "Go to Log", "Dash: Refresh", "Sessions: Block IP", "Queue: Retry", "Queue: Mark all",
+                "Mail: Read", "Accounts: DNS records", "Filters: Release", "Filters: Edit rules",
+                "Log: Filter"} <= titles
+        # From the dashboard to the Domains tab of Accounts and its records, in one command.
+        await pilot.press("ctrl+p", *"Accounts: DNS records", "enter")
+        viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the DNS records")
+        assert "_domainkey.example.org." in viewer.first().text
+        await pilot.press("escape", "ctrl+p", *"go to log", "enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", "") == "log", what="the log screen")
 
 
 async def test_the_dns_records_of_a_domain_are_shown(office):

@@ -40,6 +40,11 @@ class AccountsScreen(AdminScreen):
         self.query_one("#account-domains", DataTable).add_columns("Domain")
         self.query_one("#account-aliases", DataTable).add_columns("Alias", "Delivers to")
 
+    def show_action(self, action: str) -> None:
+        tab = {"password": "users", "quota": "users", "dns": "domains"}.get(action)
+        if tab is not None:
+            self.query_one("#account-tabs", TabbedContent).active = f"tab-{tab}"
+
     def _tab(self) -> str:
         return self.query_one("#account-tabs", TabbedContent).active.removeprefix("tab-")
 

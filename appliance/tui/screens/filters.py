@@ -99,6 +99,11 @@ class FiltersScreen(AdminScreen):
         if first:
             self.query_one(first).focus()
 
+    def show_action(self, action: str) -> None:
+        tabs = ACTIONS_BY_TAB.get(action)
+        if tabs and self._tab() not in tabs:
+            self.query_one("#filter-tabs", TabbedContent).active = f"tab-{next(iter(tabs))}"
+
     def check_action(self, action: str, parameters) -> bool | None:
         tabs = ACTIONS_BY_TAB.get(action)
         return tabs is None or self._tab() in tabs
