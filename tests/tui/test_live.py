@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 
+import pytest
 from textual.widgets import DataTable, Input, RichLog
 
 from appliance.server import ADMIN_SOCKET
@@ -336,6 +337,25 @@ async def test_an_address_is_blocked_and_unblocked_by_hand(office):
         await pilot.press("u")
         await wait_for(pilot, lambda: "203.0.113.77" not in table_keys(blocked), what="the row to go")
     assert not office.ctx.auth.is_blocked("203.0.113.77")
+
+
+async def test_failed_logins_from_loopback_are_shown_as_never_blocked(office):
+    if office.store.get_user("anna@example.org") is None:
+        office.add_user("anna@example.org")
+    with imaplib.IMAP4_SSL("127.0.0.1", office.port("imaps"), ssl_context=office.tls_context()) as imap:
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login("anna@example.org", "not the password")
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("2")
+        blocked = app.screen.query_one("#blocked", DataTable)
+        await wait_for(pilot, lambda: "127.0.0.1" in table_keys(blocked), what="the failing address")
+        assert blocked.get_row("127.0.0.1")[2] == "never (trusted)"
+        assert "loopback" in str(blocked.border_subtitle)
+        await pilot.press("b")      # the form to block an address says it too
+        form = await wait_for(pilot, lambda: app.screen.query(".explanation"), what="the form")
+        assert "except loopback (127.0.0.0/8, ::1)" in str(form.first().render())
 
 
 async def test_an_alias_added_in_the_form_resolves(office):

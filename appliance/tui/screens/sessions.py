@@ -43,6 +43,7 @@ class SessionsScreen(AdminScreen):
             yield follow
             blocked = DataTable(id="blocked", cursor_type="row")
             blocked.border_title = "Failed logins / blocked"
+            blocked.border_subtitle = "loopback, trusted: never blocked"
             yield blocked
 
     def on_mount(self) -> None:
@@ -80,7 +81,10 @@ class SessionsScreen(AdminScreen):
         table.clear()
         now = self.app.now()
         for e in entries:
-            until = f"for {models.duration(e['until'] - now)}" if e["until"] > now else "-"
+            if e["until"] > now:
+                until = f"for {models.duration(e['until'] - now)}"
+            else:
+                until = "never (trusted)" if e.get("trusted") else "-"
             table.add_row(e["ip"], str(e["failures"]), until, key=e["ip"])
 
     def admin_events(self, events: list[dict]) -> None:
@@ -149,7 +153,9 @@ class SessionsScreen(AdminScreen):
         peer = self._sessions[sid]["peer_ip"] if sid is not None else ""
         form = FormScreen(
             "Block an address",
-            "Refuse logins from this address for a while (failed logins block automatically).",
+            "Refuse logins from this address for a while. Failed logins block an address by themselves, "
+            "except loopback (127.0.0.0/8, ::1) and [auth] trusted_networks, which are only slowed per "
+            "account; a block set here applies to any address.",
             [Field("ip", "Address", value=peer, validators=[required("an IP address")]),
              Field("minutes", "Minutes", value="60", validators=[positive_number()])],
             submit=lambda admin, v: admin.block(v["ip"].strip(), float(v["minutes"]) * 60),
