@@ -252,7 +252,8 @@ async def test_the_command_palette_runs_every_action_of_every_screen(office):
         await wait_for(pilot, lambda: getattr(app.screen, "MODE", "") == "log", what="the log screen")
 
 
-async def test_the_dns_records_of_a_domain_are_shown(office):
+async def test_the_dns_records_of_a_domain_are_shown_unwrapped_copied_and_saved(office, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     app = in_process(office.server.admin)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
@@ -261,10 +262,17 @@ async def test_the_dns_records_of_a_domain_are_shown(office):
         await wait_for(pilot, lambda: "example.org" in table_keys(domains), what="the domain")
         domains.move_cursor(row=domains.get_row_index("example.org"))
         await pilot.press("d")
-        viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the records")
-        text = viewer.first().text
+        viewer = (await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the records")).first()
+        text = viewer.text
         assert f"example.org.  IN MX    10 {office.ctx.hostname}." in text
-        assert "_domainkey.example.org." in text and "v=DKIM1" in text
+        dkim = [line for line in text.splitlines() if "_domainkey.example.org." in line]
+        assert any("v=DKIM1; k=rsa" in line and len(line) > 200 for line in dkim), dkim
+        # One screen line per record, however long: the key runs off to the right, not across the frame.
+        assert viewer.wrapped_document.height == viewer.document.line_count
+        await pilot.press("c")
+        assert app.clipboard == text
+        await pilot.press("s")
+        assert (tmp_path / "dns-example.org.txt").read_text() == text
 
 
 async def test_a_quarantined_message_is_released_into_the_inbox(office):

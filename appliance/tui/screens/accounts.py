@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, TabbedContent, TabPane
 
 from appliance.tui import models
-from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, TextScreen, address, addresses, domain, password,
+from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, RecordsScreen, address, addresses, domain, password,
                                  quota, required)
 from appliance.tui.screens.base import AdminScreen
 
@@ -159,15 +159,16 @@ class AccountsScreen(AdminScreen):
         name = self.selected_key(self._table("domains"))
         if name is not None:
             self.call_admin("dns_records", name, then=lambda records: self.app.push_screen(
-                TextScreen(f"DNS records to publish for {name}", dns_text(records))))
+                RecordsScreen(f"DNS records to publish for {name}", dns_text(records), f"dns-{name}.txt")))
 
 
 def dns_text(records: list[dict]) -> str:
-    """Records as zone-file lines, the required ones first, then the optional ones."""
+    """Records as zone-file lines, the required ones first, then the optional ones; the
+    explanations are zone-file comments, so the whole text can be pasted into a zone."""
     def lines(optional: bool) -> list[str]:
         return [f"{r['name']}.  IN {r['type']:<5} {r['value']}" for r in records if r["optional"] == optional]
-    text = "Publish these at your DNS provider:\n\n" + "\n".join(lines(False))
+    text = "; Publish these at your DNS provider:\n\n" + "\n".join(lines(False))
     extra = lines(True)
     if extra:
-        text += "\n\nOptional (TLS reports, MTA-STS):\n\n" + "\n".join(extra)
+        text += "\n\n; Optional (TLS reports, MTA-STS):\n\n" + "\n".join(extra)
     return text + "\n"
