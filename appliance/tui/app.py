@@ -30,6 +30,7 @@ from appliance.tui.screens.log import LogScreen
 from appliance.tui.screens.mailboxes import MailboxesScreen
 from appliance.tui.screens.queue import QueueScreen
 from appliance.tui.screens.sessions import SessionsScreen
+from appliance.tui.table import WIDE
 
 RETRY_INTERVAL = 1.0    # seconds between reconnection attempts
 EVENT_BATCH = 1000      # at most this many events per EventsArrived message
@@ -39,6 +40,7 @@ BACKLOG = 20            # posted messages the UI may lag behind before the link 
 class KotakposApp(App):
     CSS_PATH = "kotakpos.tcss"
     TITLE = "Kotakpos"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]     # screen classes the stylesheet uses
     MODES = {
         "dashboard": DashboardScreen,
         "sessions": SessionsScreen,

@@ -11,6 +11,7 @@ from textual.worker import WorkerState
 
 from appliance.admin.api import AdminError
 from appliance.tui.messages import AdminReplied
+from appliance.tui.table import FitTable
 
 # (mode name, key, title), in the order of the top bar.
 SCREENS = (
@@ -106,6 +107,10 @@ class AdminScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.reload_if_stale()
+
+    def on_resize(self, event) -> None:
+        for table in self.query(FitTable):
+            table.fit(event.size.width)
 
     def reload_if_stale(self) -> None:
         if self.stale and self.app.admin is not None:

@@ -17,8 +17,13 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane, TextArea
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, Field, FormScreen, RulesEditor, TextScreen, one_of
 from appliance.tui.screens.base import AdminScreen, refill
+from appliance.tui.table import Column, FitTable
 
 TABS = ("quarantine", "stats", "rules", "receipts")
+# On 80 columns: who sent what to whom and why it is held (v shows the whole message).
+QUARANTINE_COLUMNS = (Column("ID", "id"), Column("Held", "held", narrow=False), Column("From", "from", narrow_width=12),
+                      Column("Subject", "subject", narrow_width=16), Column("Reason", "reason", narrow_width=22),
+                      Column("For", "for"))
 ACTIONS_BY_TAB = {          # the actions that apply on each tab; the footer shows only those
     "view": {"quarantine"}, "release": {"quarantine"}, "delete": {"quarantine"},
     "edit_rules": {"rules"}, "policy": {"receipts"},
@@ -56,7 +61,7 @@ class FiltersScreen(AdminScreen):
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="filter-tabs"):
             with TabPane("Quarantine", id="tab-quarantine"):
-                yield DataTable(id="quarantine", cursor_type="row", zebra_stripes=True)
+                yield FitTable(QUARANTINE_COLUMNS, id="quarantine", cursor_type="row", zebra_stripes=True)
             with TabPane("Statistics", id="tab-stats"):
                 yield Static(id="filter-stats")
             with TabPane("Rules", id="tab-rules"):
@@ -77,7 +82,6 @@ class FiltersScreen(AdminScreen):
                         yield asked
 
     def on_mount(self) -> None:
-        self.query_one("#quarantine", DataTable).add_columns("ID", "Held", "From", "Subject", "Reason", "For")
         self.query_one("#rule-users", DataTable).add_column("User")
         self.query_one("#receipt-users", DataTable).add_column("User")
         self.query_one("#receipts-sent", DataTable).add_columns("To", "Delivery", "Read", "Subject", "Sent")
@@ -119,15 +123,13 @@ class FiltersScreen(AdminScreen):
         self.reload()
 
     def _show_quarantine(self, held: list[dict]) -> None:
-        table = self.query_one("#quarantine", DataTable)
-        table.clear()
+        table = self.query_one("#quarantine", FitTable)
         now = self.app.now()
-        for q in held:
-            table.add_row(str(q["id"]), models.clock_time(q["created"], now), models.sender(q["from"] or q["sender"]),
-                          models.clip(q["subject"] or "(no subject)", 30), models.clip(q["reason"], 30),
-                          ", ".join(q["recipients"]), key=str(q["id"]))
-        pane = self.query_one("#tab-quarantine", TabPane)
-        pane.query_one(DataTable).border_title = f"{len(held)} held" if held else "Nothing is held"
+        table.replace_rows([(str(q["id"]), {
+            "id": str(q["id"]), "held": models.clock_time(q["created"], now), "from": models.sender(q["from"] or q["sender"]),
+            "subject": models.clip(q["subject"] or "(no subject)", 30), "reason": models.clip(q["reason"], 30),
+            "for": ", ".join(q["recipients"])}) for q in held])
+        table.border_title = f"{len(held)} held" if held else "Nothing is held"
 
     def _show_stats(self, status: dict) -> None:
         counters = {k: v for k, v in status["stats"].items() if k.startswith("mda.")}
