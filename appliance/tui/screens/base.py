@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 from textual.worker import WorkerState
 
 from appliance.admin.api import AdminError
@@ -25,22 +25,6 @@ SCREENS = (
 )
 
 RELOAD_DELAY = 0.3      # seconds: a burst of events causes one reload, not one per event
-
-
-def refill(table: DataTable, rows: list[tuple[str, tuple]], prefer: str | None = None) -> None:
-    """Replace a table's rows, keeping the cursor on the same key when it is still there
-    (else on ``prefer``)."""
-    keep = prefer
-    if table.row_count:
-        keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if keep is not None:
-        for index, (key, _) in enumerate(rows):
-            if key == keep:
-                table.move_cursor(row=index)
-                break
 
 
 class TopBar(Horizontal):

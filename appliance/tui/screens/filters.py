@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane, TextArea
 
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, Field, FormScreen, RulesEditor, TextScreen, one_of
-from appliance.tui.screens.base import AdminScreen, refill
+from appliance.tui.screens.base import AdminScreen
 from appliance.tui.table import Column, FitTable
 
 TABS = ("quarantine", "stats", "rules", "receipts")
@@ -24,6 +24,7 @@ TABS = ("quarantine", "stats", "rules", "receipts")
 QUARANTINE_COLUMNS = (Column("ID", "id"), Column("Held", "held", narrow=False), Column("From", "from", narrow_width=12),
                       Column("Subject", "subject", narrow_width=16), Column("Reason", "reason", narrow_width=22),
                       Column("For", "for"))
+USER_COLUMNS = (Column("User", "address"),)
 ACTIONS_BY_TAB = {          # the actions that apply on each tab; the footer shows only those
     "view": {"quarantine"}, "release": {"quarantine"}, "delete": {"quarantine"},
     "edit_rules": {"rules"}, "policy": {"receipts"},
@@ -66,13 +67,13 @@ class FiltersScreen(AdminScreen):
                 yield Static(id="filter-stats")
             with TabPane("Rules", id="tab-rules"):
                 with Horizontal():
-                    yield DataTable(id="rule-users", cursor_type="row", classes="user-list")
+                    yield FitTable(USER_COLUMNS, id="rule-users", cursor_type="row", classes="user-list")
                     script = TextArea("", read_only=True, id="rules-script", show_line_numbers=True)
                     script.border_title = "Sieve rules"
                     yield script
             with TabPane("Receipts", id="tab-receipts"):
                 with Horizontal():
-                    yield DataTable(id="receipt-users", cursor_type="row", classes="user-list")
+                    yield FitTable(USER_COLUMNS, id="receipt-users", cursor_type="row", classes="user-list")
                     with Vertical():
                         sent = DataTable(id="receipts-sent", cursor_type="row")
                         sent.border_title = "Receipts for mail they sent"
@@ -82,8 +83,6 @@ class FiltersScreen(AdminScreen):
                         yield asked
 
     def on_mount(self) -> None:
-        self.query_one("#rule-users", DataTable).add_column("User")
-        self.query_one("#receipt-users", DataTable).add_column("User")
         self.query_one("#receipts-sent", DataTable).add_columns("To", "Delivery", "Read", "Subject", "Sent")
         self.query_one("#receipts-asked", DataTable).add_columns("From", "Receipt", "Subject", "Received")
 
@@ -142,7 +141,7 @@ class FiltersScreen(AdminScreen):
     def _show_users(self, users: list[dict]) -> None:
         for table_id in ("#rule-users", "#receipt-users"):
             # keeps the cursor on the user it was on: a reload must not change whose rules are shown
-            refill(self.query_one(table_id, DataTable), [(u["address"], (u["address"],)) for u in users])
+            self.query_one(table_id, FitTable).replace_rows([(u["address"], {"address": u["address"]}) for u in users])
         self._load_rules()
         self._load_receipts()
 
