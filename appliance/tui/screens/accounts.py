@@ -163,12 +163,13 @@ class AccountsScreen(AdminScreen):
 
 
 def dns_text(records: list[dict]) -> str:
-    """Records as zone-file lines, the required ones first, then the optional ones; the
-    explanations are zone-file comments, so the whole text can be pasted into a zone."""
+    """Records one to a line, the required ones first, then the optional ones. Values are
+    as a DNS provider's form takes them; ``kotakpos dns`` prints zone-file syntax."""
     def lines(optional: bool) -> list[str]:
         return [f"{r['name']}.  IN {r['type']:<5} {r['value']}" for r in records if r["optional"] == optional]
-    text = "; Publish these at your DNS provider:\n\n" + "\n".join(lines(False))
+    text = "Publish these at your DNS provider (kotakpos dns prints them for a zone file):\n\n"
+    text += "\n".join(lines(False))
     extra = lines(True)
     if extra:
-        text += "\n\n; Optional (TLS reports, MTA-STS):\n\n" + "\n".join(extra)
+        text += "\n\nOptional (TLS reports, MTA-STS, client auto-setup):\n\n" + "\n".join(extra)
     return text + "\n"
