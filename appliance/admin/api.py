@@ -17,7 +17,7 @@ import time
 
 from appliance import __version__
 from appliance.mime import MessageInfo
-from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QueueChanged, Store, StoreError
+from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QuarantineChanged, QueueChanged, Store, StoreError
 from appliance.store.events import EventBus
 from appliance.admin.filters import FiltersAdmin
 from appliance.admin.logtail import LogRing
@@ -35,6 +35,8 @@ def _event_dict(event) -> dict:
                 "count": len(event.uids)}
     if isinstance(event, QueueChanged):
         return {"type": "queue", "kind": event.kind, "ids": list(event.ids)}
+    if isinstance(event, QuarantineChanged):
+        return {"type": "quarantine", "kind": event.kind, "ids": list(event.ids)}
     if isinstance(event, AccountsChanged):
         return {"type": "accounts", "kind": event.kind, "name": event.name}
     if isinstance(event, Overflowed):

@@ -147,8 +147,10 @@ class Authenticator:
                     for ip, f in sorted(self._by_ip.items()) if f.blocked_until > now]
 
     def failing_addresses(self) -> list[dict]:
+        """Every address with failed logins; ``trusted`` ones are never blocked by failures."""
         with self._lock:
-            return [{"ip": ip, "failures": f.count, "until": f.blocked_until} for ip, f in sorted(self._by_ip.items())]
+            return [{"ip": ip, "failures": f.count, "until": f.blocked_until, "trusted": self.is_trusted(ip)}
+                    for ip, f in sorted(self._by_ip.items())]
 
     def block(self, ip: str, seconds: float) -> None:
         with self._lock:

@@ -174,9 +174,11 @@ def serve(paths, listen, port_offset, tui):
     if tui:
         from appliance.tui import run_tui
         try:
-            run_tui(server.admin)
+            status = run_tui(server.admin)
         finally:
             server.stop()
+        if status:
+            raise click.ClickException("the terminal UI failed (see above); the server has stopped")
         return
     server.serve_forever()
 
@@ -186,7 +188,8 @@ def serve(paths, listen, port_offset, tui):
 def tui(paths):
     """Administer a running server in the terminal UI (it reconnects if the server restarts)."""
     from appliance.tui import attach
-    attach(paths.data_dir / ADMIN_SOCKET)
+    if attach(paths.data_dir / ADMIN_SOCKET):
+        raise click.ClickException("the terminal UI failed (see above)")
 
 
 @main.command()

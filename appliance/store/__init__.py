@@ -19,7 +19,8 @@ from appliance.store.accounts import AccountsMixin, normalize_address, normalize
 from appliance.store.db import MAX_BATCH, Database, create_private
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
-from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
+from appliance.store.events import (AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QuarantineChanged,
+                                     QueueChanged, Subscription)
 from appliance.store.imap import ChangeCache, ImapMixin
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
@@ -35,7 +36,8 @@ from appliance.store.secrets import SecretsMixin
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
     "User", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
-    "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
+    "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "QuarantineChanged", "AccountsChanged",
+    "Overflowed", "Subscription",
     "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
 ]

@@ -32,6 +32,14 @@ class QueueChanged:
 
 
 @dataclass(frozen=True)
+class QuarantineChanged:
+    """A filter held a message back, or one was released or deleted."""
+
+    kind: str                       # "held" | "released" | "deleted"
+    ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class AccountsChanged:
     """Domains, users or aliases changed."""
 

@@ -132,19 +132,29 @@ def log_matches(line: dict, text: str) -> bool:
     return all(word in haystack for word in text.lower().split())
 
 
-def session_cells(s: dict, now: float) -> tuple:
-    """One row of the sessions table."""
-    peer = f"{s['peer_ip']}:{s['peer_port']}"
-    return (str(s["id"]), s["listener"], peer, s["user"] or "-", s["state"], s["last_command"],
-            duration(now - s["started"]), f"{size(s['bytes_in'])}/{size(s['bytes_out'])}", s["tls"] or "-")
+def session_cells(s: dict, now: float) -> dict[str, str]:
+    """One row of the sessions table, by column key."""
+    return {"id": str(s["id"]), "listener": s["listener"], "peer": f"{s['peer_ip']}:{s['peer_port']}",
+            "user": s["user"] or "-", "state": s["state"], "last": s["last_command"],
+            "time": duration(now - s["started"]), "bytes": f"{size(s['bytes_in'])}/{size(s['bytes_out'])}",
+            "tls": s["tls"] or "-"}
 
 
-def queue_cells(q: dict, now: float) -> tuple:
-    """One row of the queue table. Times are absolute so 10,000 rows need no ticking."""
+def queue_cells(q: dict, now: float) -> dict[str, str]:
+    """One row of the queue table, by column key. Times are absolute so 10,000 rows need no ticking."""
     state = q["state"]
     if state == "held":
         next_try = "held"
     else:
         next_try = "now" if q["next_attempt"] <= now else clock_time(q["next_attempt"], now)
-    return (str(q["id"]), q["recipient"], q["domain"], state, str(q["attempts"]), next_try,
-            clock_time(q["created"], now), (q["last_error"] or "-").replace("\n", " "))
+    return {"id": str(q["id"]), "recipient": q["recipient"], "domain": q["domain"], "state": state,
+            "attempts": str(q["attempts"]), "next": next_try, "created": clock_time(q["created"], now),
+            "error": (q["last_error"] or "-").replace("\n", " ")}
+
+
+def mail_date(when: float, now: float) -> str:
+    """A message's date, always with the day: 'Nov 02 10:00' this year, '2025-11-02' before."""
+    if not when:
+        return "-"
+    fmt = "%b %d %H:%M" if time.localtime(when).tm_year == time.localtime(now).tm_year else "%Y-%m-%d"
+    return time.strftime(fmt, time.localtime(when))
