@@ -23,14 +23,14 @@ import json
 import sqlite3
 import time
 
-from appliance.store.events import AccountsChanged, BlobReleased, MailboxChanged, Overflowed, QueueChanged
+from appliance.store.events import AccountsChanged, BlobReleased, MailboxChanged, Overflowed, QuarantineChanged, QueueChanged
 
 # A process reads the journal at least every CHECK_SECONDS (db.py), so a minute of rows
 # is plenty; more would only make the table bigger under a delivery burst.
 KEEP_SECONDS = 60.0
 PRUNE_EVERY = 256  # rows written between two prunes
 
-_KINDS = {cls.__name__: cls for cls in (MailboxChanged, QueueChanged, AccountsChanged, BlobReleased)}
+_KINDS = {cls.__name__: cls for cls in (MailboxChanged, QueueChanged, QuarantineChanged, AccountsChanged, BlobReleased)}
 
 
 def encode(events: list) -> str:

@@ -419,3 +419,18 @@ def test_a_process_that_missed_pruned_changes_rereads_everything(tmp_path, monke
     finally:
         here.close()
         there.close()
+
+
+def test_every_change_event_crosses_the_journal_unchanged():
+    """An event type the journal cannot carry would never reach another process's listeners."""
+    import dataclasses
+    import inspect
+
+    from appliance.store import events, journal
+    kinds = [cls for _, cls in inspect.getmembers(events, inspect.isclass)
+             if dataclasses.is_dataclass(cls) and cls.__module__ == events.__name__ and cls is not events.Overflowed]
+    assert len(kinds) >= 5
+    for cls in kinds:
+        values = [("x" if f.type in ("str",) else 7 if f.type in ("int",) else (1, 2)) for f in dataclasses.fields(cls)]
+        event = cls(*values)
+        assert journal.decode(journal.encode([event])) == [event], cls.__name__
