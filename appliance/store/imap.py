@@ -12,7 +12,7 @@ that woke it.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Callable, Sequence
 
 from appliance.store.messages import _ROW_COLUMNS, _rows, parse_flags
 from appliance.store.models import MailboxChanges, MailboxSnapshot, MessageRow
@@ -162,3 +162,41 @@ class ImapMixin:
                 rows.append(make_row(MessageRow, (uid, parse_flags(flags), size, date, modseq, blob_id)))
                 forms[blob_id] = (envelope, body, bodystructure)
         return rows, forms
+
+    # -- SORT and THREAD (RFC 5256), from the keys kept at arrival (mime.sortkeys) --------
+
+    _SORT_COLUMNS = {  # RFC 5256 §3 sort keys; RFC 5957 §3 DISPLAYFROM/DISPLAYTO
+        "ARRIVAL": "m.internaldate", "SIZE": "m.size", "DATE": "coalesce(k.sent, m.internaldate)",
+        "SUBJECT": "k.subject", "FROM": "k.from_addr", "TO": "k.to_addr", "CC": "k.cc_addr",
+        "DISPLAYFROM": "k.display_from", "DISPLAYTO": "k.display_to",
+    }
+
+    def sorted_uids(self, mailbox_id: int, order: Sequence[tuple[str, bool]]) -> list[int]:
+        """Every UID of the mailbox in SORT order: by each (key, reverse) of ``order`` in turn,
+        ties in UID order, which is sequence-number order (RFC 5256 §3).
+
+        Raises KeyError for a key that is not one of RFC 5256's or RFC 5957's.
+        """
+        terms = [self._SORT_COLUMNS[key] + (" DESC" if reverse else "") for key, reverse in order]
+        join = " LEFT JOIN sort_keys k ON k.blob_id = m.blob_id" if any("k." in t for t in terms) else ""
+        with self.db.reader() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(f"SELECT m.uid FROM messages m{join} WHERE m.mailbox_id = ?"
+                                  f" ORDER BY {', '.join(terms + ['m.uid'])}", (mailbox_id,)).fetchall()
+        return [uid for uid, in rows]
+
+    def thread_keys(self, mailbox_id: int) -> list[tuple[int, float, str, bool, str, tuple[str, ...]]]:
+        """(uid, sent date, base subject, reply, message id, references) of every message in
+        UID order: what THREAD needs (RFC 5256 §3). The sent date is INTERNALDATE where the
+        message has no readable Date header."""
+        with self.db.reader() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(
+                "SELECT m.uid, coalesce(k.sent, m.internaldate), coalesce(k.subject, ''), coalesce(k.reply, 0),"
+                " coalesce(k.message_id, ''), coalesce(k.refs, '')"
+                " FROM messages m LEFT JOIN sort_keys k ON k.blob_id = m.blob_id WHERE m.mailbox_id = ?"
+                " ORDER BY m.uid", (mailbox_id,)).fetchall()
+        return [(uid, sent, subject, bool(reply), message_id, tuple(refs.split()))
+                for uid, sent, subject, reply, message_id, refs in rows]

@@ -1,0 +1,198 @@
+"""SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267).
+
+Mixed into ``ImapSession``: the handlers use its selected mailbox, its shared search
+evaluation (``search_rows``) and its reply plumbing. The order of a SORT comes from the
+store (``sorted_uids``), which keeps each message's keys from its arrival; the search
+criteria only decide which messages take part.
+
+A search context (RETURN (UPDATE), RFC 5267 §4.3) lives in the selection, so it ends
+with it. Each time the session tells the client about changes, the context's result is
+computed again and the difference goes out as ADDTO/REMOVEFROM: removals before the
+EXPUNGE responses they precede, additions after the EXISTS that makes their numbers valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.imap import replies
+from appliance.imap.errors import CommandSyntaxError, UserError
+from appliance.imap.search import And, Key
+from appliance.imap.thread import Message, ordered_subject, references, render
+
+CHARSETS = ("UTF-8", "US-ASCII")
+CAPABILITIES = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
+                "CONTEXT=SEARCH", "CONTEXT=SORT")
+MAX_CONTEXTS = 8  # updating contexts per selection; RFC 5267 §4.3.1 asks for at least one
+
+
+@dataclass
+class SearchContext:
+    """One RETURN (UPDATE) search or sort, kept until CANCELUPDATE or the end of the selection."""
+
+    uid: bool  # UID SEARCH / UID SORT: updates carry UIDs, else sequence numbers
+    criteria: And
+    order: tuple[tuple[str, bool], ...] | None  # the SORT order; None for SEARCH (positions are 0)
+    results: list[int]  # the UIDs of the result as the client now knows it, in order
+
+
+def ordered_set(numbers: list[int]) -> bytes:
+    """Numbers in the given order as a sequence-set; only ascending runs become ranges
+    (RFC 5267 §3.1: ESORT's ALL keeps the sort order)."""
+    out = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(b"%d" % numbers[i] if i == j else b"%d:%d" % (numbers[i], numbers[j]))
+        i = j + 1
+    return b",".join(out)
+
+
+class SortCommands:
+    """The SORT, THREAD and CANCELUPDATE handlers of ``ImapSession``."""
+
+    def _check_charset(self, charset: str) -> None:
+        # RFC 5256 §3: an unsupported charset gets NO [BADCHARSET] with the ones we take
+        if charset not in CHARSETS:
+            raise UserError("Unsupported charset", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+
+    def _matching(self, criteria: And) -> set[int]:
+        """UIDs of the known, live messages that match ``criteria``."""
+        sel = self.selected
+        if criteria.keys == (Key("ALL"),):
+            return {u for u in sel.uids if u not in sel.gone}  # no rows to read for the usual case
+        return {row.uid for row in self.search_rows(criteria)}
+
+    def _sorted(self, order, criteria: And) -> list[int]:
+        wanted = self._matching(criteria)
+        return [u for u in self.store.sorted_uids(self.selected.mailbox_id, order) if u in wanted]
+
+    def cmd_SORT(self, cmd) -> None:
+        sel = self.selected
+        self._check_charset(cmd.charset)
+        if cmd.returns is not None and "UPDATE" in cmd.returns:
+            self._check_new_context(cmd.tag)
+        uids = self._sorted(cmd.order, cmd.criteria)
+
+        def number(uid: int) -> int:
+            return uid if cmd.UID else sel.seq_of(uid)
+
+        if cmd.returns is None:
+            self.send(b"* SORT" + b"".join(b" %d" % number(u) for u in uids) + b"\r\n")
+        else:
+            self._esearch(cmd, [number(u) for u in uids])
+            if "UPDATE" in cmd.returns:
+                self._start_context(cmd.tag, SearchContext(cmd.UID, cmd.criteria, cmd.order, uids))
+        self.ok(cmd, "SORT completed")
+
+    cmd_UID_SORT = cmd_SORT
+
+    def _esearch(self, cmd, numbers: list[int]) -> None:
+        """RFC 5267 §3.1: the ESEARCH reply to SORT RETURN (...); MIN and MAX are the first
+        and last in sort order, ALL keeps the order."""
+        line = b"* ESEARCH (TAG " + replies.quote(cmd.tag) + b")"
+        if cmd.UID:
+            line += b" UID"
+        if numbers:
+            if "MIN" in cmd.returns:
+                line += b" MIN %d" % numbers[0]
+            if "MAX" in cmd.returns:
+                line += b" MAX %d" % numbers[-1]
+            if "ALL" in cmd.returns:
+                line += b" ALL " + ordered_set(numbers)
+        if "COUNT" in cmd.returns:
+            line += b" COUNT %d" % len(numbers)
+        if cmd.partial is not None:
+            picked = cmd.partial.pick(numbers)
+            line += b" PARTIAL (%s %s)" % (str(cmd.partial).encode(), ordered_set(picked) if picked else b"NIL")
+        self.send(line + b"\r\n")
+
+    def cmd_THREAD(self, cmd) -> None:
+        sel = self.selected
+        self._check_charset(cmd.charset)
+        wanted = self._matching(cmd.criteria)
+        messages = [Message(uid, sent, subject, reply, message_id, refs)
+                    for uid, sent, subject, reply, message_id, refs in self.store.thread_keys(sel.mailbox_id)
+                    if uid in wanted]
+        threads = references(messages) if cmd.algorithm == "REFERENCES" else ordered_subject(messages)
+        self.send(b"* THREAD " + render(threads, (lambda u: u) if cmd.UID else sel.seq_of) + b"\r\n")
+        self.ok(cmd, "THREAD completed")
+
+    cmd_UID_THREAD = cmd_THREAD
+
+    # -- search contexts (RFC 5267 §4) -------------------------------------------------
+
+    def _check_new_context(self, tag: bytes) -> None:
+        # RFC 5267 §4.3: UPDATE with the tag of a live context is BAD
+        if tag in self.selected.contexts:
+            raise CommandSyntaxError("Tag reuse: that tag names an updating search")
+
+    def start_search_context(self, cmd, criteria: And, uids: list[int]) -> None:
+        """SEARCH RETURN (UPDATE): keep the result up to date (CONTEXT=SEARCH)."""
+        self._start_context(cmd.tag, SearchContext(cmd.UID, criteria, None, uids))
+
+    def _start_context(self, tag: bytes, context: SearchContext) -> None:
+        contexts = self.selected.contexts
+        if len(contexts) >= MAX_CONTEXTS:
+            # RFC 5267 §4.3.1: the command still answers, without updates
+            self.send(replies.no(None, "Too many updating searches", "NOUPDATE " + replies.quote(tag).decode()))
+            return
+        contexts[tag] = context
+
+    def cmd_CANCELUPDATE(self, cmd) -> None:
+        contexts = self.selected.contexts
+        unknown = [t for t in cmd.tags if t not in contexts]
+        if unknown:
+            raise CommandSyntaxError("No updating search with that tag")
+        for tag in cmd.tags:
+            del contexts[tag]
+        self.ok(cmd, "CANCELUPDATE completed")
+
+    def update_contexts(self) -> None:
+        """Send ADDTO/REMOVEFROM for every context whose result changed (RFC 5267 §4.3.2)."""
+        sel = self.selected
+        if sel is None or not sel.contexts:
+            return
+        for tag, context in sel.contexts.items():
+            if context.order is None:
+                new = sorted(self._matching(context.criteria))
+            else:
+                new = self._sorted(context.order, context.criteria)
+            if new == context.results:
+                continue
+            number = (lambda u: u) if context.uid else sel.seq_of
+            kept, before = set(new), set(context.results)
+            head = b"* ESEARCH (TAG " + replies.quote(tag) + b")" + (b" UID" if context.uid else b"")
+            removed = _runs([(i, u) for i, u in enumerate(context.results) if u not in kept], removing=True)
+            added = _runs([(i, u) for i, u in enumerate(new) if u not in before], removing=False)
+            line = head
+            for name, runs in ((b"REMOVEFROM", removed), (b"ADDTO", added)):
+                if not runs:
+                    continue
+                if context.order is None:
+                    # RFC 5267 §4.3.3: a SEARCH context's changes go at position 0, in mailbox order
+                    numbers = [number(u) for _, run in runs for u in run]
+                    line += b" %s (0 %s)" % (name, replies.sequence_set(numbers))
+                else:
+                    pairs = [b"%d %s" % (position, ordered_set([number(u) for u in run])) for position, run in runs]
+                    line += b" %s (%s)" % (name, b" ".join(pairs))
+            self.send(line + b"\r\n")
+            context.results = new
+
+
+def _runs(items: list[tuple[int, int]], removing: bool) -> list[tuple[int, list[int]]]:
+    """Group (index, uid) changes into (context position, uids) pairs to apply in order.
+
+    Removals: each index is in the old list, and the removals before it have shifted it
+    down. Additions: each index is the final one, and everything before it is in place.
+    """
+    runs: list[tuple[int, list[int]]] = []
+    for done, (index, uid) in enumerate(items):
+        position = index + 1 - done if removing else index + 1
+        if runs and position == runs[-1][0] + (0 if removing else len(runs[-1][1])):
+            runs[-1][1].append(uid)
+        else:
+            runs.append((position, [uid]))
+    return runs
