@@ -36,6 +36,32 @@ class SearchContext:
     results: list[int]  # the UIDs of the result as the client now knows it, in order
 
 
+class ThreadAnswer:
+    """THREAD over a whole mailbox, shared by sessions until the mailbox changes
+    (``Store.mailbox_answer``); the UID form of the reply is rendered once."""
+
+    def __init__(self, messages: list[Message], algorithm: str) -> None:
+        self.uids = frozenset(m.uid for m in messages)  # the messages it covers
+        self.threads = ALGORITHMS[algorithm](messages)
+        self._by_uid: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def by_uid(self) -> bytes:
+        if self._by_uid is None:
+            self._by_uid = render(self.threads, int)
+        return self._by_uid
+
+
+ALGORITHMS = {"REFERENCES": references, "ORDEREDSUBJECT": ordered_subject}
+
+
+def numbers_line(numbers) -> bytes:
+    """ " 3 1 2": the numbers of a SORT or SEARCH reply."""
+    return (" " + " ".join(map(str, numbers))).encode("ascii") if numbers else b""
+
+
 def ordered_set(numbers: list[int]) -> bytes:
     """Numbers in the given order as a sequence-set; only ascending runs become ranges
     (RFC 5267 §3.1: ESORT's ALL keeps the sort order)."""
@@ -67,7 +93,10 @@ class SortCommands:
 
     def _sorted(self, order, criteria: And) -> list[int]:
         wanted = self._matching(criteria)
-        return [u for u in self.store.sorted_uids(self.selected.mailbox_id, order) if u in wanted]
+        ordered = self.store.sorted_uids(self.selected.mailbox_id, order)
+        if len(wanted) == len(ordered) and wanted.issuperset(ordered):
+            return list(ordered)  # the client knows the whole mailbox and asked for all of it
+        return [u for u in ordered if u in wanted]
 
     def cmd_SORT(self, cmd) -> None:
         sel = self.selected
@@ -76,13 +105,11 @@ class SortCommands:
             self._check_new_context(cmd.tag)
         uids = self._sorted(cmd.order, cmd.criteria)
 
-        def number(uid: int) -> int:
-            return uid if cmd.UID else sel.seq_of(uid)
-
+        numbers = uids if cmd.UID else [sel.seq_of(u) for u in uids]
         if cmd.returns is None:
-            self.send(b"* SORT" + b"".join(b" %d" % number(u) for u in uids) + b"\r\n")
+            self.send(b"* SORT" + numbers_line(numbers) + b"\r\n")
         else:
-            self._esearch(cmd, [number(u) for u in uids])
+            self._esearch(cmd, numbers)
             if "UPDATE" in cmd.returns:
                 self._start_context(cmd.tag, SearchContext(cmd.UID, cmd.criteria, cmd.order, uids))
         self.ok(cmd, "SORT completed")
@@ -113,11 +140,16 @@ class SortCommands:
         sel = self.selected
         self._check_charset(cmd.charset)
         wanted = self._matching(cmd.criteria)
-        messages = [Message(uid, sent, subject, reply, message_id, refs)
-                    for uid, sent, subject, reply, message_id, refs in self.store.thread_keys(sel.mailbox_id)
-                    if uid in wanted]
-        threads = references(messages) if cmd.algorithm == "REFERENCES" else ordered_subject(messages)
-        self.send(b"* THREAD " + render(threads, (lambda u: u) if cmd.UID else sel.seq_of) + b"\r\n")
+
+        def messages() -> list[Message]:
+            return [Message(*row) for row in self.store.thread_keys(sel.mailbox_id)]
+
+        answer = self.store.mailbox_answer(sel.mailbox_id, ("THREAD", cmd.algorithm),
+                                           lambda: ThreadAnswer(messages(), cmd.algorithm))
+        if answer.uids != wanted:  # some of the mailbox only: thread just those
+            answer = ThreadAnswer([m for m in messages() if m.uid in wanted], cmd.algorithm)
+        lists = answer.by_uid() if cmd.UID else render(answer.threads, sel.seq_of)
+        self.send(b"* THREAD " + lists + b"\r\n")
         self.ok(cmd, "THREAD completed")
 
     cmd_UID_THREAD = cmd_THREAD

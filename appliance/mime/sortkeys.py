@@ -97,6 +97,7 @@ def base_subject(subject: str) -> tuple[str, bool]:
 
 
 _MSG_ID = re.compile(r"<([^<>]*)>")
+_SPACE = re.compile(r"\s+")
 
 
 def message_ids(value: str) -> list[str]:
@@ -105,7 +106,7 @@ def message_ids(value: str) -> list[str]:
     Lenient as RFC 5256 §4 asks: whatever is between angle brackets counts; whitespace
     inside a msg-id (folding) is removed.
     """
-    return [re.sub(r"\s+", "", m) for m in _MSG_ID.findall(value) if m.strip()]
+    return [_SPACE.sub("", m) for m in _MSG_ID.findall(value) if m.strip()]
 
 
 def _first_mailbox(value: bytes | None):

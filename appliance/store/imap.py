@@ -12,7 +12,7 @@ that woke it.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Sized
 
 from appliance.store.messages import _ROW_COLUMNS, _rows, parse_flags
 from appliance.store.models import MailboxChanges, MailboxSnapshot, MessageRow
@@ -28,12 +28,12 @@ class ChangeCache:
         self.max_rows = max_rows  # message rows held in all answers, about 100 bytes each
         self._rows_held = 0
         self._lock = threading.Lock()
-        self._answers: dict[int, dict[int, MailboxChanges | MailboxSnapshot | None]] = {}
+        self._answers: dict[int, dict[object, object]] = {}  # mailbox -> key (a modseq, SNAPSHOT, a tuple) -> answer
         self._generation: dict[int, int] = {}    # bumped by forget(): a read begun before it is stale
         self._readers: dict[int, threading.Lock] = {}  # one read at a time per mailbox
         self._recent_claimed: dict[int, int] = {}  # mailbox -> every UID up to this one is no longer \Recent
 
-    def get(self, mailbox_id: int, key: int, read: Callable):
+    def get(self, mailbox_id: int, key, read: Callable):
         """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it."""
         with self._lock:
             answers = self._answers.get(mailbox_id)
@@ -83,7 +83,9 @@ def _weight(answer) -> int:
         return 1
     if isinstance(answer, MailboxSnapshot):
         return 1 + len(answer.uids)
-    return 1 + len(answer.changed) + len(answer.vanished)
+    if isinstance(answer, MailboxChanges):
+        return 1 + len(answer.changed) + len(answer.vanished)
+    return 1 + len(answer)  # a derived answer (mailbox_answer) is as long as the messages it covers
 
 
 class ImapMixin:
@@ -171,12 +173,23 @@ class ImapMixin:
         "DISPLAYFROM": "k.display_from", "DISPLAYTO": "k.display_to",
     }
 
-    def sorted_uids(self, mailbox_id: int, order: Sequence[tuple[str, bool]]) -> list[int]:
+    def mailbox_answer(self, mailbox_id: int, key: tuple, compute: Callable[[], Sized]):
+        """What ``compute()`` derives from this mailbox's messages (a THREAD tree, say), shared by
+        every session until the mailbox changes. ``key`` names the question; the answer must
+        not be changed by those who get it, and its len() is the messages it covers."""
+        return self.changes.get(mailbox_id, key, compute)
+
+    def sorted_uids(self, mailbox_id: int, order: Sequence[tuple[str, bool]]) -> tuple[int, ...]:
         """Every UID of the mailbox in SORT order: by each (key, reverse) of ``order`` in turn,
-        ties in UID order, which is sequence-number order (RFC 5256 §3).
+        ties in UID order, which is sequence-number order (RFC 5256 §3). Shared by every
+        session until the mailbox changes (a client re-sorts a big folder at each look).
 
         Raises KeyError for a key that is not one of RFC 5256's or RFC 5957's.
         """
+        order = tuple(order)
+        return self.changes.get(mailbox_id, ("SORT", order), lambda: self._read_sorted(mailbox_id, order))
+
+    def _read_sorted(self, mailbox_id: int, order: tuple[tuple[str, bool], ...]) -> tuple[int, ...]:
         terms = [self._SORT_COLUMNS[key] + (" DESC" if reverse else "") for key, reverse in order]
         join = " LEFT JOIN sort_keys k ON k.blob_id = m.blob_id" if any("k." in t for t in terms) else ""
         with self.db.reader() as conn:
@@ -184,7 +197,7 @@ class ImapMixin:
             cursor.row_factory = None
             rows = cursor.execute(f"SELECT m.uid FROM messages m{join} WHERE m.mailbox_id = ?"
                                   f" ORDER BY {', '.join(terms + ['m.uid'])}", (mailbox_id,)).fetchall()
-        return [uid for uid, in rows]
+        return tuple(uid for uid, in rows)
 
     def thread_keys(self, mailbox_id: int) -> list[tuple[int, float, str, bool, str, tuple[str, ...]]]:
         """(uid, sent date, base subject, reply, message id, references) of every message in
