@@ -75,3 +75,97 @@ def test_every_sort_key_and_its_reverse(sorted_box, key):
     assert uid_order == reverse  # UIDs are 1..5 here
     # ties stay in sequence order even when reversed (RFC 5256 §3)
     assert reverse == TIED_REVERSED.get(key, ORDERS[key][::-1])
+
+
+def test_several_keys_criteria_and_sequence_numbers(server, sorted_box):
+    conv = sorted_box
+    # SUBJECT first, then the later DATE first among equal subjects (1 and 4 share "apple")
+    assert sort(conv, "SORT (SUBJECT REVERSE DATE) UTF-8 ALL") == [4, 2, 1, 3, 5]
+    assert sort(conv, 'SORT (REVERSE SIZE) UTF-8 NOT CC "z.org"') == [3, 5]
+    assert sort(conv, "SORT (SIZE) UTF-8 SUBJECT nothing-like-this") == []
+    assert sort(conv, 'SORT (ARRIVAL) UTF-8 (OR 1 5) SUBJECT "É"') == [5]
+    # after an expunge the same order comes as the new sequence numbers
+    conv.transact("OK", "STORE 2 +FLAGS.SILENT (\\Deleted)")
+    conv.transact("OK", "EXPUNGE")
+    assert sort(conv, "SORT (SIZE) UTF-8 ALL") == [3, 1, 4, 2]
+    assert sort(conv, "UID SORT (SIZE) UTF-8 ALL") == [4, 1, 5, 3]
+    assert sort(conv, "UID SORT (SIZE) UTF-8 UID 4:5") == [4, 5]
+
+
+def test_bad_charsets_and_bad_sort_commands(sorted_box):
+    conv = sorted_box
+    for command in ("SORT (SUBJECT) ISO-8859-1 ALL", "THREAD REFERENCES KOI8-R ALL", "UID SORT (DATE) x ALL"):
+        conv.transact("NO", command)
+        assert b"[BADCHARSET (UTF-8 US-ASCII)]" in conv.last
+    for command in ("SORT (SUBJECT) ALL", "SORT () UTF-8 ALL", "SORT (COLOR) UTF-8 ALL", "SORT SUBJECT UTF-8 ALL",
+                    "SORT (REVERSE) UTF-8 ALL", "SORT (SUBJECT) UTF-8", "SORT RETURN (FIRST) (SUBJECT) UTF-8 ALL",
+                    "SORT RETURN (PARTIAL 1:-2) (SUBJECT) UTF-8 ALL", "THREAD SIDEWAYS UTF-8 ALL",
+                    "THREAD REFERENCES UTF-8", "CANCELUPDATE", "CANCELUPDATE \"nothing\""):
+        conv.transact("BAD", command)
+    conv.transact("OK", "UNSELECT")
+    conv.transact("NO", "SORT (SUBJECT) UTF-8 ALL")
+    conv.transact("NO", "THREAD REFERENCES UTF-8 ALL")
+
+
+def test_capabilities_name_sort_thread_and_contexts(server):
+    conv = session(server)
+    (line,) = conv.transact("OK", "CAPABILITY")
+    caps = set(line.split()[2:])
+    assert {b"SORT", b"SORT=DISPLAY", b"THREAD=ORDEREDSUBJECT", b"THREAD=REFERENCES", b"ESORT",
+            b"CONTEXT=SEARCH", b"CONTEXT=SORT"} <= caps
+
+
+def esearch(conv, command: str) -> bytes:
+    (line,) = [l for l in conv.transact("OK", command) if l.startswith(b"* ESEARCH")]
+    return line
+
+
+def test_esort_return_options(sorted_box):
+    conv = sorted_box
+    # SIZE order is 2 4 1 5 3: MIN and MAX are the first and last in that order (RFC 5267 §3.1)
+    line = esearch(conv, "SORT RETURN (MIN MAX COUNT ALL) (SIZE) UTF-8 ALL")
+    assert line.startswith(b'* ESEARCH (TAG "t') and line.endswith(b") MIN 2 MAX 3 ALL 2,4,1,5,3 COUNT 5")
+    line = esearch(conv, "UID SORT RETURN () (ARRIVAL) UTF-8 ALL")
+    assert line.endswith(b") UID ALL 1:5")
+    line = esearch(conv, "UID SORT RETURN (COUNT) (ARRIVAL) UTF-8 SUBJECT nothing-like-this")
+    assert line.endswith(b") UID COUNT 0")
+    line = esearch(conv, "UID SORT RETURN (MIN ALL) (ARRIVAL) UTF-8 SUBJECT nothing-like-this")
+    assert line.endswith(b") UID")
+    line = esearch(conv, "SORT RETURN (PARTIAL 2:3) (SIZE) UTF-8 ALL")
+    assert line.endswith(b") PARTIAL (2:3 4,1)")
+    line = esearch(conv, "SORT RETURN (PARTIAL -1:-2 COUNT) (SIZE) UTF-8 ALL")
+    assert line.endswith(b") COUNT 5 PARTIAL (-1:-2 5,3)")
+    line = esearch(conv, "SORT RETURN (PARTIAL 7:9) (SIZE) UTF-8 ALL")
+    assert line.endswith(b") PARTIAL (7:9 NIL)")
+
+
+def thread_reply(conv, command: str) -> bytes:
+    (line,) = [l for l in conv.transact("OK", command) if l.startswith(b"* THREAD")]
+    return line
+
+
+def test_thread_both_algorithms(server):
+    conv = session(server)
+    for raw in (
+        mail("plan", "a@x.org", "b@y.org", "Mon, 4 Mar 2024 10:00:00 +0000", message_id="p1"),
+        mail("Re: plan", "b@y.org", "a@x.org", "Mon, 4 Mar 2024 11:00:00 +0000", message_id="p2",
+             references="<p1>"),
+        mail("lunch", "c@x.org", "a@x.org", "Mon, 4 Mar 2024 09:00:00 +0000", message_id="l1"),
+        mail("Re: plan", "c@x.org", "a@x.org", "Mon, 4 Mar 2024 10:30:00 +0000", message_id="p3",
+             in_reply_to="<p1>"),
+        mail("Re: plan", "a@x.org", "b@y.org", "Mon, 4 Mar 2024 12:00:00 +0000", message_id="p4",
+             references="<p1> <p2>"),
+        mail("Re: lunch", "d@x.org", "a@x.org", "Mon, 4 Mar 2024 09:30:00 +0000", message_id="l2",
+             references="<not-here>"),
+    ):
+        deliver(server, "alice@example.org", raw)
+    conv.transact("OK", "SELECT INBOX")
+    # the lunch thread starts earliest; 6 answers a message that is gone, and joins by subject
+    assert thread_reply(conv, "THREAD REFERENCES UTF-8 ALL") == b"* THREAD (3 6)(1 (4)(2 5))"
+    assert thread_reply(conv, "THREAD ORDEREDSUBJECT UTF-8 ALL") == b"* THREAD (3 6)(1 (4)(2)(5))"
+    assert thread_reply(conv, 'THREAD REFERENCES US-ASCII NOT FROM "c@"') == b"* THREAD (6)(1 2 5)"
+    conv.transact("OK", "STORE 3 +FLAGS.SILENT (\\Deleted)")
+    conv.transact("OK", "EXPUNGE")
+    assert thread_reply(conv, "THREAD REFERENCES UTF-8 ALL") == b"* THREAD (5)(1 (3)(2 4))"
+    assert thread_reply(conv, "UID THREAD REFERENCES UTF-8 ALL") == b"* THREAD (6)(1 (4)(2 5))"
+    assert thread_reply(conv, "UID THREAD REFERENCES UTF-8 SUBJECT nothing-like-this") == b"* THREAD "
