@@ -169,3 +169,104 @@ def test_thread_both_algorithms(server):
     assert thread_reply(conv, "THREAD REFERENCES UTF-8 ALL") == b"* THREAD (5)(1 (3)(2 4))"
     assert thread_reply(conv, "UID THREAD REFERENCES UTF-8 ALL") == b"* THREAD (6)(1 (4)(2 5))"
     assert thread_reply(conv, "UID THREAD REFERENCES UTF-8 SUBJECT nothing-like-this") == b"* THREAD "
+
+
+def append(conv, raw: bytes) -> None:
+    conv.transact("OK", b"APPEND INBOX {%d+}\r\n" % len(raw) + raw + b"\r\n")
+
+
+def test_context_updates_follow_another_sessions_changes(server, sorted_box):
+    watcher, other = sorted_box, session(server)
+    other.transact("OK", "SELECT INBOX")
+    esearch(watcher, "UID SORT RETURN (UPDATE ALL) (SIZE) UTF-8 UNSEEN")
+    by_size = f"t{watcher.count}".encode()
+    assert watcher.last.startswith(by_size + b" OK")
+    assert esearch(watcher, "SORT RETURN (UPDATE COUNT) (ARRIVAL) UTF-8 ALL").endswith(b"COUNT 5")
+    by_arrival = f"t{watcher.count}".encode()
+    line = esearch(watcher, "UID SEARCH RETURN (UPDATE MIN) UNSEEN")
+    assert line.endswith(b"UID MIN 1")
+    unseen = f"t{watcher.count}".encode()
+
+    # a new, small message: first by size, last by arrival; told after the EXISTS
+    append(other, mail("tiny", "a@x.org", "b@y.org", "Mon, 4 Mar 2024 10:00:00 +0000"))
+    lines = watcher.transact("OK", "NOOP")
+    exists = lines.index(b"* 6 EXISTS")
+    assert lines[exists + 2:] == [
+        b'* ESEARCH (TAG "%s") UID ADDTO (1 6)' % by_size,
+        b'* ESEARCH (TAG "%s") ADDTO (6 6)' % by_arrival,
+        b'* ESEARCH (TAG "%s") UID ADDTO (0 6)' % unseen,
+    ]
+    # a flag change takes message 1 out of the UNSEEN results (order by size: 6 2 4 1 5 3)
+    other.transact("OK", "UID STORE 1,3 +FLAGS.SILENT (\\Seen)")
+    lines = watcher.transact("OK", "NOOP")
+    assert b'* ESEARCH (TAG "%s") UID REMOVEFROM (4 1 5 3)' % by_size in lines
+    assert b'* ESEARCH (TAG "%s") UID REMOVEFROM (0 1,3)' % unseen in lines
+    assert not any(by_arrival in l for l in lines)
+    # an expunge: REMOVEFROM goes first, with the numbers the client still has
+    other.transact("OK", "UID STORE 5 +FLAGS.SILENT (\\Deleted)")
+    other.transact("OK", "EXPUNGE")
+    lines = watcher.transact("OK", "NOOP")
+    assert lines[-4:-1] == [
+        b'* ESEARCH (TAG "%s") UID REMOVEFROM (4 5)' % by_size,
+        b'* ESEARCH (TAG "%s") REMOVEFROM (5 5)' % by_arrival,
+        b'* ESEARCH (TAG "%s") UID REMOVEFROM (0 5)' % unseen,
+    ] and lines[-1] == b"* 5 EXPUNGE"
+    # no second context with a live tag (RFC 5267 §4.3); CANCELUPDATE ends one
+    watcher.send(by_size + b" UID SORT RETURN (UPDATE) (SIZE) UTF-8 ALL")
+    assert watcher.read_until(by_size.decode())[1].startswith(by_size + b" BAD")
+    watcher.transact("OK", b'CANCELUPDATE "%s" "%s"' % (by_size, unseen))
+    other.transact("OK", "UID STORE 2 +FLAGS.SILENT (\\Seen)")
+    append(other, mail("another", "a@x.org", "b@y.org", ""))
+    lines = watcher.transact("OK", "NOOP")
+    assert [l for l in lines if l.startswith(b"* ESEARCH")] == [b'* ESEARCH (TAG "%s") ADDTO (6 6)' % by_arrival]
+    # the contexts end with the selection
+    watcher.transact("OK", "SELECT INBOX")
+    append(other, mail("third", "a@x.org", "b@y.org", ""))
+    assert not [l for l in watcher.transact("OK", "NOOP") if l.startswith(b"* ESEARCH")]
+
+
+def test_updates_reach_an_idling_client_and_contexts_are_bounded(server, sorted_box):
+    watcher, other = sorted_box, session(server)
+    other.transact("OK", "SELECT INBOX")
+    for _ in range(8):
+        esearch(watcher, "UID SORT RETURN (UPDATE) (DATE) UTF-8 ALL")
+    lines = watcher.transact("OK", "UID SORT RETURN (UPDATE COUNT) (DATE) UTF-8 ALL")
+    assert lines[0].endswith(b"COUNT 5") and lines[1].startswith(b'* NO [NOUPDATE "t')
+    watcher.send(b"idle IDLE")
+    assert watcher.line().startswith(b"+")
+    append(other, mail("pushed", "a@x.org", "b@y.org", "Mon, 1 Jan 2024 10:00:00 +0000"))
+    seen = []
+    while len([l for l in seen if l.startswith(b"* ESEARCH")]) < 8:
+        seen.append(watcher.line())
+    assert b"* 6 EXISTS" in seen and seen[-1].endswith(b"UID ADDTO (1 6)")
+    watcher.send(b"DONE")
+    watcher.read_until("idle")
+
+
+def test_sort_while_another_session_changes_flags(server, sorted_box):
+    import threading
+
+    watcher, other = sorted_box, session(server)
+    other.transact("OK", "SELECT INBOX")
+    stop = threading.Event()
+
+    def toggle():
+        flip = True
+        while not stop.is_set():
+            other.transact("OK", f"STORE 1:5 {'+' if flip else '-'}FLAGS.SILENT (\\Flagged)")
+            flip = not flip
+
+    flipper = threading.Thread(target=toggle)
+    flipper.start()
+    try:
+        for _ in range(30):
+            found = sort(watcher, "SORT (SIZE) UTF-8 FLAGGED")
+            # every answer is a whole and ordered result of one moment: all or none, in SIZE order
+            assert found in ([], ORDERS["SIZE"])
+    finally:
+        stop.set()
+        flipper.join(10)
+    other.transact("OK", "STORE 2,5 +FLAGS.SILENT (\\Flagged)")
+    other.transact("OK", "STORE 1,3,4 -FLAGS.SILENT (\\Flagged)")
+    assert sort(watcher, "SORT (SIZE) UTF-8 FLAGGED") == [2, 5]
+    assert sort(watcher, "SORT (SIZE) UTF-8 UNFLAGGED") == [4, 1, 3]
