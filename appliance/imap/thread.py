@@ -8,7 +8,7 @@ the one before), so every walk here is a loop, never a recursion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 
@@ -24,13 +24,15 @@ class Message:
     references: tuple[str, ...]
 
 
-@dataclass(eq=False)
 class Node:
     """A container of a thread tree: a message, or a dummy (message None) holding children together."""
 
-    message: Message | None = None
-    children: list[Node] = field(default_factory=list)
-    parent: Node | None = None
+    __slots__ = ("message", "children", "parent")  # ten thousand of them per THREAD of a big mailbox
+
+    def __init__(self, message: Message | None = None, parent: Node | None = None) -> None:
+        self.message = message
+        self.children: list[Node] = []
+        self.parent = parent
 
 
 def _sort_key(node: Node) -> tuple[float, int]:
@@ -91,7 +93,12 @@ def references(messages: Iterable[Message]) -> list[Node]:
         node.message = message
         # step 1B: link the references in order, parent to child, where no link is yet and
         # no loop would come of it
-        chain = [by_id.setdefault(ref, Node()) for ref in message.references]
+        chain = []
+        for ref in message.references:
+            container = by_id.get(ref)
+            if container is None:
+                container = by_id[ref] = Node()
+            chain.append(container)
         for parent, child in zip(chain, chain[1:]):
             if child.parent is None and not _is_ancestor(child, parent):
                 _link(parent, child)
