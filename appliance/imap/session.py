@@ -70,8 +70,9 @@ FLUSH_EVERY = 500  # FETCH responses (without bodies) buffered before a flush
 RAW_BATCH_BYTES = 4 << 20  # message bytes read from the store at once for a FETCH of bodies
 ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
-NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine); SORT and
+# THREAD answer with sequence numbers as SEARCH does (RFC 5256)
+NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
