@@ -142,7 +142,7 @@ class SortCommands:
         wanted = self._matching(cmd.criteria)
 
         def messages() -> list[Message]:
-            return [Message(*row) for row in self.store.thread_keys(sel.mailbox_id)]
+            return list(map(Message._make, self.store.thread_keys(sel.mailbox_id)))
 
         answer = self.store.mailbox_answer(sel.mailbox_id, ("THREAD", cmd.algorithm),
                                            lambda: ThreadAnswer(messages(), cmd.algorithm))

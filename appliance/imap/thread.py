@@ -8,12 +8,10 @@ the one before), so every walk here is a loop, never a recursion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One message as THREAD sees it; strings are the stored casemap keys."""
 
     uid: int
@@ -130,6 +128,8 @@ def _prune(roots: list[Node]) -> list[Node]:
         order.append(node)
         stack.extend(node.children)
     for node in reversed(order):
+        if not any(child.message is None for child in node.children):
+            continue
         kept: list[Node] = []
         for child in node.children:
             if child.message is None:

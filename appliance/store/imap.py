@@ -32,6 +32,9 @@ class ChangeCache:
         self._generation: dict[int, int] = {}    # bumped by forget(): a read begun before it is stale
         self._readers: dict[int, threading.Lock] = {}  # one read at a time per mailbox
         self._recent_claimed: dict[int, int] = {}  # mailbox -> every UID up to this one is no longer \Recent
+        # blob -> its THREAD keys (sent, subject, reply, message id, references): a blob never
+        # changes and its id is never reused, so these stay true; emptied past max_rows
+        self.thread_keys: dict[int, tuple] = {}
 
     def get(self, mailbox_id: int, key, read: Callable):
         """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it."""
@@ -202,14 +205,30 @@ class ImapMixin:
     def thread_keys(self, mailbox_id: int) -> list[tuple[int, float, str, bool, str, tuple[str, ...]]]:
         """(uid, sent date, base subject, reply, message id, references) of every message in
         UID order: what THREAD needs (RFC 5256 §3). The sent date is INTERNALDATE where the
-        message has no readable Date header."""
+        message has no readable Date header.
+
+        A client threads a folder again after each new message; the keys of the blobs read
+        before are kept (``ChangeCache.thread_keys``), so only the new ones are read.
+        """
+        known = self.changes.thread_keys
         with self.db.reader() as conn:
             cursor = conn.cursor()
             cursor.row_factory = None
-            rows = cursor.execute(
-                "SELECT m.uid, coalesce(k.sent, m.internaldate), coalesce(k.subject, ''), coalesce(k.reply, 0),"
-                " coalesce(k.message_id, ''), coalesce(k.refs, '')"
-                " FROM messages m LEFT JOIN sort_keys k ON k.blob_id = m.blob_id WHERE m.mailbox_id = ?"
-                " ORDER BY m.uid", (mailbox_id,)).fetchall()
-        return [(uid, sent, subject, bool(reply), message_id, tuple(refs.split()))
-                for uid, sent, subject, reply, message_id, refs in rows]
+            rows = cursor.execute("SELECT uid, blob_id, internaldate FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                  (mailbox_id,)).fetchall()
+            missing = sorted({blob_id for _, blob_id, _ in rows if blob_id not in known})
+            if len(known) + len(missing) > self.changes.max_rows:
+                known.clear()
+                missing = sorted({blob_id for _, blob_id, _ in rows})
+            for start in range(0, len(missing), 500):
+                chunk = missing[start:start + 500]
+                for blob_id, sent, subject, reply, message_id, refs in cursor.execute(
+                        "SELECT blob_id, sent, subject, reply, message_id, refs FROM sort_keys"
+                        f" WHERE blob_id IN ({','.join('?' * len(chunk))})", chunk):
+                    known[blob_id] = (sent, subject, bool(reply), message_id, tuple(refs.split()))
+        empty = (None, "", False, "", ())
+        out = []
+        for uid, blob_id, internaldate in rows:
+            sent, subject, reply, message_id, refs = known.get(blob_id, empty)
+            out.append((uid, internaldate if sent is None else sent, subject, reply, message_id, refs))
+        return out
