@@ -13,7 +13,8 @@ to decode header words and dates, never to build message trees of large bodies.
 
 Modules: `headers` (fields, encoded words, parameters, addresses), `structure` (the
 Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections` (BODY[...] and
-BINARY[...] cuts), `info` (analyze and the stored record).
+BINARY[...] cuts), `info` (analyze and the stored record), `sortkeys` (what IMAP SORT
+and THREAD compare, stored beside the record).
 """
 
 from .headers import header_fields
