@@ -149,7 +149,8 @@ class SortCommands:
         if answer.uids != wanted:  # some of the mailbox only: thread just those
             answer = ThreadAnswer([m for m in messages() if m.uid in wanted], cmd.algorithm)
         lists = answer.by_uid() if cmd.UID else render(answer.threads, sel.seq_of)
-        self.send(b"* THREAD " + lists + b"\r\n")
+        # thread-data = "THREAD" [SP 1*thread-list] (RFC 5256 §5)
+        self.send(b"* THREAD" + (b" " + lists if lists else b"") + b"\r\n")
         self.ok(cmd, "THREAD completed")
 
     cmd_UID_THREAD = cmd_THREAD
