@@ -1,6 +1,5 @@
 """SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267)."""
 
-import re
 
 import pytest
 
