@@ -1,5 +1,6 @@
 """SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267)."""
 
+import threading
 
 import pytest
 
@@ -244,8 +245,6 @@ def test_updates_reach_an_idling_client_and_contexts_are_bounded(server, sorted_
 
 
 def test_sort_while_another_session_changes_flags(server, sorted_box):
-    import threading
-
     watcher, other = sorted_box, session(server)
     other.transact("OK", "SELECT INBOX")
     stop = threading.Event()
