@@ -44,8 +44,7 @@ class ThreadAnswer:
 
     def __init__(self, messages: list[Message], algorithm: str) -> None:
         self.uids = frozenset(m.uid for m in messages)  # the messages it covers
-        with _no_collection():
-            self.threads = ALGORITHMS[algorithm](messages)
+        self.threads = ALGORITHMS[algorithm](messages)
         self._by_uid: bytes | None = None
 
     def __len__(self) -> int:
@@ -62,12 +61,12 @@ ALGORITHMS = {"REFERENCES": references, "ORDEREDSUBJECT": ordered_subject}
 
 @contextlib.contextmanager
 def _no_collection():
-    """No cyclic garbage collection while a thread tree is built.
+    """No cyclic garbage collection while a THREAD answer is built.
 
-    The tree is a linked container per message: for a big mailbox, the allocations set off
-    collections that each walk the whole server's heap, and the build then took several
-    times as long (measured: 25 ms without, up to 150 ms with). Another thread may have
-    paused collection too; whoever paused it first turns it back on.
+    It makes a record and a linked container per message: for a big mailbox, those
+    allocations set off collections that each walk the whole server's heap, and the build
+    took several times as long (measured: 25 ms without, up to 150 ms with). Another
+    thread may have paused collection too; whoever paused it first turns it back on.
     """
     paused = gc.isenabled()
     gc.disable()
@@ -165,10 +164,11 @@ class SortCommands:
         def messages() -> list[Message]:
             return list(map(Message._make, self.store.thread_keys(sel.mailbox_id)))
 
-        answer = self.store.mailbox_answer(sel.mailbox_id, ("THREAD", cmd.algorithm),
-                                           lambda: ThreadAnswer(messages(), cmd.algorithm))
-        if answer.uids != wanted:  # some of the mailbox only: thread just those
-            answer = ThreadAnswer([m for m in messages() if m.uid in wanted], cmd.algorithm)
+        with _no_collection():
+            answer = self.store.mailbox_answer(sel.mailbox_id, ("THREAD", cmd.algorithm),
+                                               lambda: ThreadAnswer(messages(), cmd.algorithm))
+            if answer.uids != wanted:  # some of the mailbox only: thread just those
+                answer = ThreadAnswer([m for m in messages() if m.uid in wanted], cmd.algorithm)
         lists = answer.by_uid() if cmd.UID else render(answer.threads, sel.seq_of)
         # thread-data = "THREAD" [SP 1*thread-list] (RFC 5256 §5)
         self.send(b"* THREAD" + (b" " + lists if lists else b"") + b"\r\n")
