@@ -109,7 +109,8 @@ def references(messages: Iterable[Message]) -> list[Node]:
             _unlink(node)
     # step 2 (and 3: the id table is not needed past here)
     roots = [node for node in by_id.values() if node.parent is None]
-    roots = _prune(roots)
+    if any(node.message is None for node in by_id.values()):  # only references can make dummies
+        roots = _prune(roots)
     roots.sort(key=_sort_children_first)  # step 5
     roots = _gather_by_subject(roots)  # step 6
     for root in roots:  # step 7
