@@ -944,32 +944,6 @@ class ImapSession(SortCommands):
 
     # SEARCH ---------------------------------------------------------------------
 
-    def search_rows(self, criteria) -> list:
-        """The store rows of the messages the client knows that match ``criteria``, in UID order.
-
-        Messages expunged meanwhile (not yet told) are left out (RFC 2180 §4.1.1).
-        """
-        sel = self.selected
-        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
-                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
-        live = {u for u in sel.uids if u not in sel.gone}
-        # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
-        for key in criteria.keys:
-            if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
-                live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
-        rows = self._rows(live)
-        infos = {}
-        if needs_headers(criteria) and rows:
-            parsed = self.store.get_parsed(r.blob_id for r in rows)
-            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
-        hits = []
-        for row in rows:
-            candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
-                                  row.modseq, row.uid in sel.recent, infos.get(row.blob_id))
-            if matches(criteria, candidate, ctx):
-                hits.append(row)
-        return hits
-
     def cmd_SEARCH(self, cmd) -> None:
         sel = self.selected
         program = cmd.program
@@ -1013,6 +987,32 @@ class ImapSession(SortCommands):
         self.ok(cmd, "SEARCH completed")
 
     cmd_UID_SEARCH = cmd_SEARCH
+
+    def search_rows(self, criteria) -> list:
+        """The store rows of the messages the client knows that match ``criteria``, in UID order.
+
+        Messages expunged meanwhile (not yet told) are left out (RFC 2180 §4.1.1).
+        """
+        sel = self.selected
+        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
+                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
+        live = {u for u in sel.uids if u not in sel.gone}
+        # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
+        for key in criteria.keys:
+            if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
+                live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
+        rows = self._rows(live)
+        infos = {}
+        if needs_headers(criteria) and rows:
+            parsed = self.store.get_parsed(r.blob_id for r in rows)
+            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
+        hits = []
+        for row in rows:
+            candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
+                                  row.modseq, row.uid in sel.recent, infos.get(row.blob_id))
+            if matches(criteria, candidate, ctx):
+                hits.append(row)
+        return hits
 
     # -- keeping the selected mailbox in step with the store -------------------------
 
