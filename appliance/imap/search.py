@@ -25,7 +25,7 @@ _KEYS: dict[str, str] = {
     "UID": "seqset",
     "HEADER": "header", "MODSEQ": "modseq",
 }
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "CONTEXT", "UPDATE"})  # RFC 4731, 5182, 9394, 5267 §4
 
 
 @dataclass(frozen=True)
@@ -172,3 +172,14 @@ def uses_modseq(node) -> bool:
     if isinstance(node, Or):
         return uses_modseq(node.left) or uses_modseq(node.right)
     return uses_modseq(node.key)
+
+
+def parse_criteria(cursor: Cursor) -> And:
+    """1*(SP search-key) to the end of the command: what SORT and THREAD take after their
+    charset (RFC 5256 §5 search-criteria)."""
+    keys = []
+    while True:
+        cursor.sp()
+        keys.append(_key(cursor))
+        if cursor.at_end():
+            return And(tuple(keys))

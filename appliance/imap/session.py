@@ -26,6 +26,7 @@ from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
 from appliance.imap.commands import nonauth as nonauth_cmds
 from appliance.imap.commands import selected as selected_cmds
+from appliance.imap.commands import sorting as sorting_cmds
 from appliance.imap.errors import (CommandSyntaxError, CommandTooLong, ImapError, LiteralTooBig, ServerError,
                                    UserError)
 from appliance.imap.fetch import FetchAtt
@@ -34,6 +35,7 @@ from appliance.imap.parse import InvalidCommand, SequenceSet, parse_command
 from appliance.imap.reader import CommandReader
 from appliance.imap.replies import Atom
 from appliance.imap.search import Key, uses_modseq
+from appliance.imap.sort import CAPABILITIES as SORT_CAPS, SortCommands
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.events import MailboxChanged, Overflowed
@@ -56,7 +58,8 @@ def _verbs(module) -> frozenset[str]:
 LEGAL: dict[State, frozenset[str]] = {
     State.NOT_AUTHENTICATED: _verbs(any_cmds) | _verbs(nonauth_cmds),
     State.AUTHENTICATED: _verbs(any_cmds) | _verbs(auth_cmds),
-    State.SELECTED: _verbs(any_cmds) | (_verbs(auth_cmds) - {"ENABLE"}) | _verbs(selected_cmds),
+    State.SELECTED: _verbs(any_cmds) | (_verbs(auth_cmds) - {"ENABLE"}) | _verbs(selected_cmds)
+    | _verbs(sorting_cmds),
 }
 
 LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
@@ -67,15 +70,16 @@ FLUSH_EVERY = 500  # FETCH responses (without bodies) buffered before a flush
 RAW_BATCH_BYTES = 4 << 20  # message bytes read from the store at once for a FETCH of bodies
 ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
-NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine); SORT and
+# THREAD answer with sequence numbers as SEARCH does (RFC 5256)
+NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
     "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE", "SEARCHRES", "PARTIAL", "NOTIFY",
-)
+) + SORT_CAPS
 ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4rev2"})
 _ENABLEABLE_BY_UPPER = {name.upper(): name for name in ENABLEABLE}
 
@@ -99,6 +103,7 @@ class Selection:
     keywords: set[str] = field(default_factory=set)  # keywords announced in * FLAGS; grown by _announce_keywords
     gone: set[int] = field(default_factory=set)  # expunged in the store, not yet told
     saved: list[int] = field(default_factory=list)  # "$": UIDs saved by SEARCH RETURN (SAVE), RFC 5182; set by SEARCH
+    contexts: dict = field(default_factory=dict)  # RFC 5267 updating searches by tag; kept by sort.py
     _seq: dict[int, int] | None = None  # UID -> sequence number, rebuilt after changes
 
     def seq_of(self, uid: int) -> int:
@@ -110,7 +115,7 @@ class Selection:
         self._seq = None
 
 
-class ImapSession:
+class ImapSession(SortCommands):
     BUSY_REPLY = replies.BYE_TOO_BUSY
 
     def __init__(self, conn, ctx, listener: str) -> None:
@@ -952,28 +957,12 @@ class ImapSession:
             raise CommandSyntaxError("no CHARSET once UTF8=ACCEPT is enabled")
         if program.charset not in (None, "UTF-8", "US-ASCII"):
             raise UserError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+        if returns is not None and "UPDATE" in returns:
+            self._check_new_context(cmd.tag)
         with_modseq = uses_modseq(program.criteria)
         if with_modseq:
             self.condstore = True
-        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
-                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where),
-                      saved=previously_saved)
-        live = {u for u in sel.uids if u not in sel.gone}
-        # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
-        for key in program.criteria.keys:
-            if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
-                live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
-        rows = self._rows(live)
-        infos = {}
-        if needs_headers(program.criteria) and rows:
-            parsed = self.store.get_parsed(r.blob_id for r in rows)
-            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
-        hits = []
-        for row in rows:
-            candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
-                                  row.modseq, row.uid in sel.recent, infos.get(row.blob_id))
-            if matches(program.criteria, candidate, ctx):
-                hits.append(row)
+        hits = self.search_rows(program.criteria, previously_saved)
         numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
         top_modseq = max((r.modseq for r in hits), default=0)
         if returns is None:
@@ -987,9 +976,39 @@ class ImapSession:
             if returns != {"SAVE"}:  # RFC 5182 §2.1: SAVE alone answers no ESEARCH
                 self.send(esearch.esearch_line(cmd.tag, cmd.UID, numbers, returns, program.partial,
                                                top_modseq if with_modseq else None))
+            if "UPDATE" in returns:
+                self.start_search_context(cmd, program.criteria, [r.uid for r in hits])
         self.ok(cmd, "SEARCH completed")
 
     cmd_UID_SEARCH = cmd_SEARCH
+
+    def search_rows(self, criteria, saved: frozenset[int] | None = None) -> list:
+        """The store rows of the messages the client knows that match ``criteria``, in UID order.
+
+        Messages expunged meanwhile (not yet told) are left out (RFC 2180 §4.1.1). ``$`` is
+        ``saved``, else the selection's saved result (RFC 5182).
+        """
+        sel = self.selected
+        ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
+                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where),
+                      saved=frozenset(sel.saved) if saved is None else saved)
+        live = {u for u in sel.uids if u not in sel.gone}
+        # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
+        for key in criteria.keys:
+            if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
+                live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
+        rows = self._rows(live)
+        infos = {}
+        if needs_headers(criteria) and rows:
+            parsed = self.store.get_parsed(r.blob_id for r in rows)
+            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
+        hits = []
+        for row in rows:
+            candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
+                                  row.modseq, row.uid in sel.recent, infos.get(row.blob_id))
+            if matches(criteria, candidate, ctx):
+                hits.append(row)
+        return hits
 
     # -- keeping the selected mailbox in step with the store -------------------------
 
@@ -1061,6 +1080,7 @@ class ImapSession:
         else:
             new_rows = []
         if allow_expunge and sel.gone:
+            self.update_contexts()  # RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE
             self._report_expunges(sel)
         if new_rows:
             for row in new_rows:
@@ -1076,6 +1096,7 @@ class ImapSession:
                 self.send(b"* %d RECENT\r\n" % len(sel.recent))
             if self.notify is not None:
                 self.notify.new_messages(self, new_rows)
+        self.update_contexts()  # RFC 5267 §4.3.3: ADDTO after the EXISTS
 
     def _report_expunges(self, sel: Selection) -> None:
         gone = sorted(sel.gone)

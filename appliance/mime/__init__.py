@@ -14,7 +14,8 @@ to decode header words and dates, never to build message trees of large bodies.
 Modules: `headers` (fields, encoded words, parameters, addresses, and `author`: who a
 message is from, the one answer for ENVELOPE, the TUI, DMARC, Sieve and DKIM signing),
 `structure` (the Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections`
-(BODY[...] and BINARY[...] cuts), `info` (analyze and the stored record).
+(BODY[...] and BINARY[...] cuts), `info` (analyze and the stored record), `sortkeys` (what
+IMAP SORT and THREAD compare, stored beside the record).
 """
 
 from .headers import Author, author, header_fields, mailboxes

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from appliance.mime import sortkeys
 from appliance.store.db import create_private
 
 log = logging.getLogger("kotakpos.store")
@@ -216,9 +217,42 @@ def _v12_queue_ids_never_reused(db) -> None:
     db.execute("CREATE INDEX queue_due ON queue(state, next_attempt)")
 
 
+def _v13_sort_keys(db) -> None:
+    """IMAP SORT and THREAD keys of each blob (mime.sortkeys), so that sorting a big mailbox
+    reads short columns, never headers. Kept beside ``parsed``: written and dropped with it.
+    Built afresh from the blobs, whatever a half-migrated copy held."""
+    db.execute("DROP TABLE IF EXISTS sort_keys")
+    db.execute("CREATE TABLE sort_keys (blob_id INTEGER PRIMARY KEY,"  # blobs.id
+               " sent REAL,"                   # Date header, UTC timestamp; NULL: use INTERNALDATE
+               " subject TEXT NOT NULL,"       # base subject (RFC 5256 §2.1), as a casemap key
+               " reply INTEGER NOT NULL,"      # 1: the subject had a Re:/Fwd: marker
+               " from_addr TEXT NOT NULL, to_addr TEXT NOT NULL, cc_addr TEXT NOT NULL,"  # first addr-mailbox
+               " display_from TEXT NOT NULL, display_to TEXT NOT NULL,"  # RFC 5957 display keys
+               " message_id TEXT NOT NULL,"    # without angle brackets; "" when absent
+               " refs TEXT NOT NULL)")          # the parent chain (References), space-separated
+    cursor = db.conn.execute("SELECT id, substr(data, 1, ?) FROM blobs", (SORT_KEY_HEADER_LIMIT,))
+    while True:
+        batch = cursor.fetchmany(500)
+        if not batch:
+            break
+        db.conn.executemany(f"INSERT INTO sort_keys VALUES ({SORT_KEY_MARKS})",
+                            [sort_key_row(blob_id, sortkeys.sort_keys(data)) for blob_id, data in batch])
+
+
+SORT_KEY_MARKS = ",".join("?" * 11)
+SORT_KEY_HEADER_LIMIT = 256 * 1024  # a header longer than this is read only this far
+
+
+def sort_key_row(blob_id: int, keys) -> tuple:
+    """The sort_keys row of a blob's ``mime.sortkeys.SortKeys``."""
+    return (blob_id, keys.sent, keys.subject, int(keys.reply), keys.from_, keys.to, keys.cc,
+            keys.display_from, keys.display_to, keys.message_id, " ".join(keys.references))
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
-              _v11_change_journal, _v12_queue_ids_never_reused]
+              _v11_change_journal, _v12_queue_ids_never_reused,
+              _v13_sort_keys]
 LATEST = len(MIGRATIONS)
 
 
