@@ -1,4 +1,9 @@
-"""Per-user rules: each recipient's Sieve script (kept in the store) decides their copy.
+"""Per-user rules: each recipient's Sieve scripts (kept in the store) decide their copy.
+
+Two scripts may run, in this order and as one (``sieve.run_in_order``): the account rules
+the user's account page keeps (out of office, forwarding, simple filters), then the script
+the user made active (over ManageSieve, or the admin with ``kotakpos rules``). Activating
+another script therefore never turns the out-of-office off.
 
 The script's actions become the recipient's verdict: folders (fileinto / keep),
 IMAP flags, redirects, discard, reject, and a vacation reply (RFC 5230) sent at most
@@ -46,13 +51,13 @@ class RulesCheck(Check):
 
     def check_rcpt(self, user: User) -> Verdict:
         store = self.f.ctx.store
-        script = store.get_sieve(user.id)
-        if not script:
+        scripts = [s for s in store.delivery_scripts(user.id) if s]  # account rules first, then the active script
+        if not scripts:
             return ACCEPT
         msg = self.msg
         env = sieve.Env(header=msg.header, envelope_from=msg.sender, envelope_to=user.address, size=len(msg.raw),
                         mailbox_exists=lambda name: store.get_mailbox(user.id, name) is not None)
-        actions = sieve.run(compiled(script), env)
+        actions = sieve.run_in_order([compiled(s) for s in scripts], env)
         notices = []
         if actions.vacation is not None:
             reply = self.vacation(user, actions.vacation)

@@ -356,9 +356,18 @@ class _Stop(Exception):
 
 
 def run(commands: list[Command], env: Env) -> Actions:
+    return run_in_order([commands], env)
+
+
+def run_in_order(scripts: list[list[Command]], env: Env) -> Actions:
+    """Run several scripts one after the other for one message, as Pigeonhole runs its
+    ``sieve_before`` scripts ahead of the user's: their actions accumulate into one set,
+    ``stop`` in any script ends them all (RFC 5228 §3.3), and the implicit keep stays only
+    if no script cancelled it (§2.10.2)."""
     actions = Actions()
     try:
-        _block(commands, env, actions)
+        for commands in scripts:
+            _block(commands, env, actions)
     except _Stop:
         pass
     return actions

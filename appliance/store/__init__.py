@@ -16,8 +16,8 @@ from pathlib import Path
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
 from appliance.store.db import MAX_BATCH, Database
-from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
-from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
+from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, ScriptActive, StorageFull, StoreError
+from appliance.store.filters import DEFAULT_SCRIPT, FiltersMixin, Quarantined, RequestedReceipt, SentReceipt, SieveScript
 from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
 from appliance.store.imap import ChangeCache, ImapMixin
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
@@ -32,10 +32,10 @@ from appliance.store.counters import CountersMixin
 from appliance.store.secrets import SecretsMixin
 
 __all__ = [
-    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
+    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "ScriptActive", "StorageFull",
     "User", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
     "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
-    "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",
+    "Quarantined", "RequestedReceipt", "SentReceipt", "SieveScript", "DEFAULT_SCRIPT", "Incoming", "Snapshot", "content_hash",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
 ]
 
