@@ -415,7 +415,10 @@ def _action(cmd: Command, env: Env, a: Actions) -> None:
         a.reject = cmd.args[0]
         a.keep = False
     elif name == "vacation":
-        a.vacation = {"reason": cmd.args[0], **{k[1:]: v for k, v in cmd.tags.items()}}
+        # One reply per message: the first vacation run wins, so the account page's
+        # out-of-office (run first) is the one a sender gets (RFC 5230 §4.7).
+        if a.vacation is None:
+            a.vacation = {"reason": cmd.args[0], **{k[1:]: v for k, v in cmd.tags.items()}}
     elif name in ("setflag", "addflag", "removeflag"):
         flags = {f for item in _strings(cmd.args[0]) for f in item.split()}
         a.flags = flags if name == "setflag" else (a.flags | flags if name == "addflag" else a.flags - flags)
