@@ -72,18 +72,16 @@ class FiltersAdmin:
         """Parse a script without storing it: {"ok": bool, "line": n, "error": text, "warnings":
         [{"line": n, "warning": text}]}. With ``address``, each ``fileinto`` without ``:create``
         to a folder that user lacks is a warning: such mail is kept in INBOX."""
-        from appliance.mda import sieve
+        from appliance.mda import rules, sieve
         try:
             commands = sieve.parse(script)
         except sieve.SieveError as e:
             return {"ok": False, "line": e.line, "error": e.reason, "warnings": []}
         warnings = []
         if address:
-            user = self._user(address)
-            for filing in sieve.filings(commands):
-                if not filing.create and self.store.get_mailbox(user.id, filing.folder) is None:
-                    warnings.append({"line": filing.line, "warning": f'fileinto "{filing.folder}": {address} has no '
-                                     'such folder, so this mail goes to INBOX (create it, or use fileinto :create)'})
+            for filing in rules.missing_folders(self.store, self._user(address).id, commands):
+                warnings.append({"line": filing.line, "warning": f'fileinto "{filing.folder}": {address} has no '
+                                 'such folder, so this mail goes to INBOX (create it, or use fileinto :create)'})
         return {"ok": True, "line": 0, "error": "", "warnings": warnings}
 
     def rules_set(self, address: str, script: str) -> bool:

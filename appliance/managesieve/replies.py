@@ -115,6 +115,15 @@ def invalid_script(line: int, reason: str) -> bytes:
     return no(f"line {line}: {reason}")
 
 
+def stored_with_warnings(warnings: list[str]) -> bytes:
+    """RFC 5804 §1.3 WARNINGS: stored, but the script may not do what its author meant."""
+    return ok("; ".join(warnings), "WARNINGS")
+
+
+def missing_folder(line: int, folder: str) -> str:
+    return f'line {line}: fileinto "{folder}": no such folder, so this mail goes to INBOX (create it, or use :create)'
+
+
 def noop(tag: bytes | None) -> bytes:
     """RFC 5804 §2.13: NOOP echoes its argument in a TAG response code."""
     return ok("Done", "TAG", tag) if tag is not None else OK_DONE

@@ -17,7 +17,7 @@ from appliance.managesieve.errors import (AuthFailed, CommandSyntaxError, Comman
                                           ManageSieveError, ServerError, UserError)
 from appliance.managesieve.parse import Command, InvalidCommand, parse_command, parse_string_line
 from appliance.managesieve.reader import CommandReader
-from appliance.mda import sieve
+from appliance.mda import rules, sieve
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.store import AlreadyExists, NotFound, QuotaExceeded, ScriptActive
 
@@ -264,19 +264,26 @@ class ManageSieveSession:
     def cmd_PUTSCRIPT(self, command: Command) -> None:
         """RFC 5804 §2.6: checked before it is stored; an invalid script stores nothing."""
         name = _script_name(command.args[0])
-        script = _checked_script(command.args[1])
+        script, commands = _checked_script(command.args[1])
         try:
             self.ctx.store.put_sieve_script(self.user.id, name, script, MAX_SCRIPTS)
         except QuotaExceeded:
             raise UserError(replies.NO_MAXSCRIPTS) from None
         log.info("session %s: managesieve %s stored script %r (%d octets)", self.conn.info.id, self.user.address,
                  name, len(command.args[1]))
-        self._send(replies.OK_STORED)
+        self._send(self._warnings(commands) or replies.OK_STORED)
 
     def cmd_CHECKSCRIPT(self, command: Command) -> None:
         """RFC 5804 §2.12: PUTSCRIPT's check without storing."""
-        _checked_script(command.args[0])
-        self._send(replies.OK_VALID)
+        _, commands = _checked_script(command.args[0])
+        self._send(self._warnings(commands) or replies.OK_VALID)
+
+    def _warnings(self, commands: list[sieve.Command]) -> bytes | None:
+        """OK (WARNINGS) for a valid script that files into folders the user lacks."""
+        missing = rules.missing_folders(self.ctx.store, self.user.id, commands)
+        if not missing:
+            return None
+        return replies.stored_with_warnings([replies.missing_folder(f.line, f.folder) for f in missing])
 
     def cmd_LISTSCRIPTS(self, command: Command) -> None:
         """RFC 5804 §2.7."""
@@ -343,8 +350,9 @@ def _script_name(raw: bytes) -> str:
     return name
 
 
-def _checked_script(raw: bytes) -> str:
-    """The script as text once it fits the limit, is UTF-8 and parses (RFC 5804 §2.6)."""
+def _checked_script(raw: bytes) -> tuple[str, list[sieve.Command]]:
+    """The script as text and as commands, once it fits the limit, is UTF-8 and parses
+    (RFC 5804 §2.6)."""
     if len(raw) > MAX_SCRIPT_SIZE:
         raise UserError(replies.NO_MAXSIZE)
     try:
@@ -352,10 +360,9 @@ def _checked_script(raw: bytes) -> str:
     except UnicodeDecodeError:
         raise UserError(replies.NO_NOT_UTF8) from None
     try:
-        sieve.parse(text)
+        return text, sieve.parse(text)
     except sieve.SieveError as e:
         raise UserError(replies.invalid_script(e.line, e.reason)) from None
-    return text
 
 
 def _redacted(command: Command | InvalidCommand, data: bytes) -> str:

@@ -28,6 +28,13 @@ from appliance.store import InvalidName, User, normalize_mailbox_name
 log = logging.getLogger("kotakpos.mda")
 
 
+def missing_folders(store, user_id: int, commands: list[sieve.Command]) -> list[sieve.Filing]:
+    """The ``fileinto``s of a script, without ``:create``, to folders the user lacks: such
+    mail is kept in INBOX (see ``RulesCheck.folders``), which whoever stores the script
+    should hear about."""
+    return [f for f in sieve.filings(commands) if not f.create and store.get_mailbox(user_id, f.folder) is None]
+
+
 @functools.lru_cache(maxsize=256)
 def compiled(script: str) -> list[sieve.Command]:
     """Parsed scripts, by text (a script changes rarely and is stored only when valid)."""

@@ -22,7 +22,9 @@ SCRIPT = 'require "fileinto";\r\nif header :contains "subject" "invoice" {\r\n  
 
 @pytest.fixture
 def alice(server):
-    return server.add_user(ALICE)
+    user = server.add_user(ALICE)
+    server.store.create_mailbox(user.id, "Bills")  # where SCRIPT files
+    return user
 
 
 def login(server) -> SieveWire:
@@ -259,6 +261,19 @@ def test_an_invalid_script_is_refused_with_its_line_and_nothing_is_stored(server
     c.transact(b'PUTSCRIPT "bad" ' + literal(b"# \xff\r\nkeep;"), R.NO_NOT_UTF8)
     c.send("LISTSCRIPTS")
     assert c.until_ok() == []
+
+
+def test_fileinto_a_missing_folder_is_stored_with_a_warning(server, alice):
+    c = login(server)
+    script = SCRIPT.replace("Bills", "Receipts")
+    c.transact(b'PUTSCRIPT "office" ' + literal(script),
+               'OK (WARNINGS) "line 3: fileinto \\"Receipts\\": no such folder, so this mail goes to INBOX*"')
+    c.transact(b"CHECKSCRIPT " + literal(script), "OK (WARNINGS) *")
+    c.send("LISTSCRIPTS")
+    assert c.until_ok() == [b'"office"']  # stored all the same
+    server.store.create_mailbox(alice.id, "Receipts")
+    c.transact(b'PUTSCRIPT "office" ' + literal(script), R.OK_STORED)
+    c.transact(b"CHECKSCRIPT " + literal(script), R.OK_VALID)
 
 
 def test_checkscript(server, alice):
