@@ -81,6 +81,7 @@ class ManageSieveSession:
     def run(self) -> None:
         # A silent client that has not logged in only holds a connection slot.
         self.conn.timeout = self.ctx.config.limits.idle_timeout_unauthenticated
+        self.conn.info.state = self.state.value
         self._send_lines(self._capabilities())  # RFC 5804 §1.7: the greeting
         self._flush()
         try:

@@ -13,6 +13,7 @@ from appliance.managesieve import replies as R
 from appliance.managesieve import session as managesieve_session
 from appliance.mda import sieve
 from tests.conftest import PASSWORD
+from tests.mda_helpers import folder, plain, send
 from tests.protocol.imapconv import Conversation
 from tests.protocol.managesieve_wire import SieveWire, literal, plain_token
 
@@ -223,6 +224,18 @@ def test_put_list_activate_get_rename_delete(server, alice):
     c.transact('DELETESCRIPT "quoted \\"name\\""', R.OK_DELETED)
     c.send("LISTSCRIPTS")
     assert c.until_ok() == [b'"sync"']
+
+
+def test_the_script_activated_here_files_the_next_message(server, alice):
+    c = login(server)
+    c.transact(b'PUTSCRIPT "office" ' + literal(SCRIPT), R.OK_STORED)
+    send(server, plain(subject="Invoice 1"))  # not active yet
+    c.transact('SETACTIVE "office"', R.OK_ACTIVATED)
+    send(server, plain(subject="Invoice 2"))
+    c.transact('SETACTIVE ""', R.OK_DEACTIVATED)
+    send(server, plain(subject="Invoice 3"))
+    assert [b"Invoice 2" in m for m in folder(server, ALICE, "Bills")] == [True]
+    assert len(folder(server, ALICE)) == 2
 
 
 def test_putscript_replaces_and_keeps_active(server, alice):
