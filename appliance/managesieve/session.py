@@ -247,7 +247,7 @@ class ManageSieveSession:
         self.user = None
         self.state = State.NONAUTH
         self.conn.timeout = self.ctx.config.limits.idle_timeout_unauthenticated
-        self.conn.info.user = None
+        self.conn.info.user = ""
         self.conn.info.state = self.state.value
         self._send(replies.OK_LOGGED_OUT)
 

@@ -385,10 +385,6 @@ class FiltersMixin:
 
         self._write_accounts(job)
 
-    def count_sieve_scripts(self, user_id: int) -> int:
-        with self.db.reader() as conn:
-            return conn.execute("SELECT count(*) FROM sieve_scripts WHERE user_id = ?", (user_id,)).fetchone()[0]
-
     def activate_sieve_script(self, user_id: int, name: str | None) -> None:
         """Make ``name`` the one active script, or (None) none (RFC 5804 §2.8 SETACTIVE).
         Raises NotFound."""
