@@ -42,6 +42,7 @@ def _session_classes() -> dict[str, tuple[type, bool]]:
     from appliance.smtp.session import SmtpSession
     from appliance.imap.session import ImapSession
     from appliance.pop3.session import Pop3Session
+    from appliance.managesieve.session import ManageSieveSession
     return {
         "smtp": (SmtpSession, False),
         "submission": (SmtpSession, False),
@@ -50,6 +51,7 @@ def _session_classes() -> dict[str, tuple[type, bool]]:
         "pop3s": (Pop3Session, True),
         "imap": (ImapSession, False),
         "imaps": (ImapSession, True),
+        "managesieve": (ManageSieveSession, False),
     }
 
 

@@ -27,11 +27,12 @@ from bench.peers import Instance
 
 REPO = Path(__file__).resolve().parent.parent
 PORT_NAMES = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps")
-BASE_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
+BASE_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993,
+              "managesieve": 4190}
 
 
 def _free_offset() -> int:
-    """An offset at which all seven standard ports plus it are free on 127.0.0.1."""
+    """An offset at which all the standard ports plus it are free on 127.0.0.1."""
     for offset in range(31000, 60000, 17):
         ports = [p + offset for p in BASE_PORTS.values()]
         if max(ports) > 65535:

@@ -70,7 +70,8 @@ def test_config(**sections) -> Config:
     base = with_overrides(
         Config(),
         server={"hostname": HOSTNAME, "listen": ["127.0.0.1"], "port_offset": 0, "shutdown_grace": 2.0},
-        ports={name: 0 for name in ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps")},
+        ports={name: 0 for name in ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps",
+                                    "managesieve")},
         dns={"resolver": "none"},  # never ask DNS beyond loopback; DNS tests run their own server on loopback
     )
     return with_overrides(base, **sections) if sections else base

@@ -14,7 +14,7 @@ from appliance.store import Delivery, Notice, NotFound
 class FiltersAdmin:
     FILTERS_PUBLIC = frozenset({
         "quarantine_list", "quarantine_show", "quarantine_release", "quarantine_delete",
-        "rules_get", "rules_set", "rules_check", "receipts", "receipts_policy",
+        "rules_get", "rules_set", "rules_check", "rules_list", "receipts", "receipts_policy",
     })
 
     # -- quarantine ------------------------------------------------------------------------
@@ -58,30 +58,35 @@ class FiltersAdmin:
 
     # -- per-user rules (Sieve) ------------------------------------------------------------
 
+    def rules_list(self, address: str) -> list[dict]:
+        """The user's Sieve scripts (several over ManageSieve, one active):
+        [{"name", "active", "size", "updated"}], by name."""
+        return [{"name": s.name, "active": s.active, "size": s.size, "updated": s.updated}
+                for s in self.store.list_sieve_scripts(self._user(address).id)]
+
     def rules_get(self, address: str) -> str:
-        """The user's Sieve script ("" when none)."""
+        """The user's active Sieve script ("" when none is active)."""
         return self.store.get_sieve(self._user(address).id)
 
     def rules_check(self, script: str, address: str = "") -> dict:
         """Parse a script without storing it: {"ok": bool, "line": n, "error": text, "warnings":
         [{"line": n, "warning": text}]}. With ``address``, each ``fileinto`` without ``:create``
         to a folder that user lacks is a warning: such mail is kept in INBOX."""
-        from appliance.mda import sieve
+        from appliance.mda import rules, sieve
         try:
             commands = sieve.parse(script)
         except sieve.SieveError as e:
             return {"ok": False, "line": e.line, "error": e.reason, "warnings": []}
         warnings = []
         if address:
-            user = self._user(address)
-            for filing in sieve.filings(commands):
-                if not filing.create and self.store.get_mailbox(user.id, filing.folder) is None:
-                    warnings.append({"line": filing.line, "warning": f'fileinto "{filing.folder}": {address} has no '
-                                     'such folder, so this mail goes to INBOX (create it, or use fileinto :create)'})
+            for filing in rules.missing_folders(self.store, self._user(address).id, commands):
+                warnings.append({"line": filing.line, "warning": f'fileinto "{filing.folder}": {address} has no '
+                                 'such folder, so this mail goes to INBOX (create it, or use fileinto :create)'})
         return {"ok": True, "line": 0, "error": "", "warnings": warnings}
 
     def rules_set(self, address: str, script: str) -> bool:
-        """Store a user's script after checking it; an invalid script is refused with its line."""
+        """Store a user's active script after checking it (with none active, it becomes the
+        active script "rules"); an invalid script is refused with its line."""
         from appliance.admin.api import AdminError
         result = self.rules_check(script)
         if not result["ok"]:

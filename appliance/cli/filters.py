@@ -75,14 +75,22 @@ def _script(file) -> str:
 
 @main.command()
 @click.argument("address")
-@click.argument("action", type=click.Choice(["get", "set", "check"]))
+@click.argument("action", type=click.Choice(["get", "set", "check", "list"]))
 @click.argument("file", type=click.File("r"), required=False)
 @with_paths
 def rules(paths, address, action, file):
-    """Show, store or check ADDRESS's Sieve rules (set/check read FILE or standard input)."""
+    """Show, store or check ADDRESS's active Sieve script (set/check read FILE or standard
+    input), or list all of ADDRESS's scripts (the user's own, over ManageSieve)."""
     with admin(paths) as api:
         if action == "get":
             click.echo(api.rules_get(address), nl=False)
+            return
+        if action == "list":
+            scripts = api.rules_list(address)
+            if not scripts:
+                click.echo(f"{address} has no Sieve scripts.")
+            for s in scripts:
+                click.echo(f"{'*' if s['active'] else ' '} {s['name']:<30} {s['size']:>8} {_when(s['updated'])}")
             return
         script = _script(file)
         if action == "check":

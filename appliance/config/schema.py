@@ -46,6 +46,7 @@ class PortsSection:
     pop3s: int = setting(995, "POP3 over implicit TLS.")
     imap: int = setting(143, "IMAP, STARTTLS available.")
     imaps: int = setting(993, "IMAP over implicit TLS.")
+    managesieve: int = setting(4190, "ManageSieve (RFC 5804): users manage their Sieve filters from their mail client; STARTTLS, then AUTHENTICATE.")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Per-user rules: each recipient's Sieve script (kept in the store) decides their copy.
+"""Per-user rules: each recipient's Sieve scripts (kept in the store) decide their copy.
+
+Two scripts may run, in this order and as one (``sieve.run_in_order``): the account rules
+the user's account page keeps (out of office, forwarding, simple filters), then the script
+the user made active (over ManageSieve, or the admin with ``kotakpos rules``). Activating
+another script therefore never turns the out-of-office off.
 
 The script's actions become the recipient's verdict: folders (fileinto / keep),
 IMAP flags, redirects, discard, reject, and a vacation reply (RFC 5230) sent at most
@@ -21,6 +26,13 @@ from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Verdict
 from appliance.store import InvalidName, User, normalize_mailbox_name
 
 log = logging.getLogger("kotakpos.mda")
+
+
+def missing_folders(store, user_id: int, commands: list[sieve.Command]) -> list[sieve.Filing]:
+    """The ``fileinto``s of a script, without ``:create``, to folders the user lacks: such
+    mail is kept in INBOX (see ``RulesCheck.folders``), which whoever stores the script
+    should hear about."""
+    return [f for f in sieve.filings(commands) if not f.create and store.get_mailbox(user_id, f.folder) is None]
 
 
 @functools.lru_cache(maxsize=256)
@@ -46,14 +58,14 @@ class RulesCheck(Check):
 
     def check_rcpt(self, user: User) -> Verdict:
         store = self.f.ctx.store
-        script = store.get_sieve(user.id)
-        if not script:
+        scripts = [s for s in store.delivery_scripts(user.id) if s]  # account rules first, then the active script
+        if not scripts:
             return ACCEPT
         msg = self.msg
         env = sieve.Env(header=msg.header, addresses=msg.addresses, envelope_from=msg.sender,
                         envelope_to=user.address, size=len(msg.raw),
                         mailbox_exists=lambda name: store.get_mailbox(user.id, name) is not None)
-        actions = sieve.run(compiled(script), env)
+        actions = sieve.run_in_order([compiled(s) for s in scripts], env)
         notices = []
         if actions.vacation is not None:
             reply = self.vacation(user, actions.vacation)

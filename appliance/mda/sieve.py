@@ -357,9 +357,18 @@ class _Stop(Exception):
 
 
 def run(commands: list[Command], env: Env) -> Actions:
+    return run_in_order([commands], env)
+
+
+def run_in_order(scripts: list[list[Command]], env: Env) -> Actions:
+    """Run several scripts one after the other for one message, as Pigeonhole runs its
+    ``sieve_before`` scripts ahead of the user's: their actions accumulate into one set,
+    ``stop`` in any script ends them all (RFC 5228 §3.3), and the implicit keep stays only
+    if no script cancelled it (§2.10.2)."""
     actions = Actions()
     try:
-        _block(commands, env, actions)
+        for commands in scripts:
+            _block(commands, env, actions)
     except _Stop:
         pass
     return actions
@@ -407,7 +416,10 @@ def _action(cmd: Command, env: Env, a: Actions) -> None:
         a.reject = cmd.args[0]
         a.keep = False
     elif name == "vacation":
-        a.vacation = {"reason": cmd.args[0], **{k[1:]: v for k, v in cmd.tags.items()}}
+        # One reply per message: the first vacation run wins, so the account page's
+        # out-of-office (run first) is the one a sender gets (RFC 5230 §4.7).
+        if a.vacation is None:
+            a.vacation = {"reason": cmd.args[0], **{k[1:]: v for k, v in cmd.tags.items()}}
     elif name in ("setflag", "addflag", "removeflag"):
         flags = {f for item in _strings(cmd.args[0]) for f in item.split()}
         a.flags = flags if name == "setflag" else (a.flags | flags if name == "addflag" else a.flags - flags)

@@ -63,7 +63,7 @@ class BindError(Exception):
 
 @dataclass
 class Listener:
-    name: str                  # smtp, submission, smtps, pop3, pop3s, imap, imaps
+    name: str                  # smtp, submission, smtps, pop3, pop3s, imap, imaps, managesieve
     session_class: type        # called as session_class(conn, ctx, name); has BUSY_REPLY
     implicit_tls: bool
     sockets: list

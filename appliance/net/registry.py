@@ -12,7 +12,7 @@ from typing import Callable
 @dataclass
 class SessionInfo:
     id: int                    # unique for the server's life; admin's kick takes it
-    listener: str              # smtp, submission, smtps, pop3, pop3s, imap, imaps
+    listener: str              # smtp, submission, smtps, pop3, pop3s, imap, imaps, managesieve
     peer_ip: str
     peer_port: int
     local_port: int

@@ -17,8 +17,8 @@ from pathlib import Path
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
 from appliance.store.db import MAX_BATCH, Database, create_private
-from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
-from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
+from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, ScriptActive, StorageFull, StoreError
+from appliance.store.filters import DEFAULT_SCRIPT, FiltersMixin, Quarantined, RequestedReceipt, SentReceipt, SieveScript
 from appliance.store.events import (AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QuarantineChanged,
                                      QueueChanged, Subscription)
 from appliance.store.imap import ChangeCache, ImapMixin
@@ -34,11 +34,11 @@ from appliance.store.counters import CountersMixin
 from appliance.store.secrets import SecretsMixin
 
 __all__ = [
-    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
+    "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "ScriptActive", "StorageFull",
     "User", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
     "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "QuarantineChanged", "AccountsChanged",
     "Overflowed", "Subscription",
-    "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",
+    "Quarantined", "RequestedReceipt", "SentReceipt", "SieveScript", "DEFAULT_SCRIPT", "Incoming", "Snapshot", "content_hash",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
 ]
 

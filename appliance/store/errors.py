@@ -21,6 +21,10 @@ class QuotaExceeded(StoreError):
     pass
 
 
+class ScriptActive(StoreError):
+    """The active Sieve script cannot be deleted (RFC 5804 §2.10); deactivate it first."""
+
+
 class StorageFull(StoreError):
     """The disk holding the store is full (SQLite's SQLITE_FULL); the write was rolled back.
 

@@ -13,12 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from appliance.store.errors import NotFound
+from appliance.store.errors import AlreadyExists, NotFound, QuotaExceeded, ScriptActive
 from appliance.store.events import QuarantineChanged, QueueChanged
 from appliance.store.messages import DeliveryResult, parse_flags, prepare
 from appliance.store.models import MessageRow, Notice
 
 SHARED = 0  # the user_id of the shared Bayes base
+# The name a script gets when it is stored without one (the admin's `kotakpos rules set`
+# with none active, and the migration from one script per user).
+DEFAULT_SCRIPT = "rules"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class Quarantined:
     created: float
     size: int
     blob_id: int
+
+
+@dataclass(frozen=True)
+class SieveScript:
+    """One of a user's Sieve scripts, as LISTSCRIPTS shows it (RFC 5804 §2.7)."""
+
+    name: str
+    active: bool     # the one the MDA runs (after the account rules); at most one per user
+    size: int        # octets of its UTF-8 text
+    updated: float   # when it was last stored or renamed
 
 
 @dataclass(frozen=True)
@@ -304,25 +317,129 @@ class FiltersMixin:
     # -- Sieve scripts and vacation --------------------------------------------------------
 
     def get_sieve(self, user_id: int) -> str:
-        """The user's Sieve script ("" when none). Asked for every delivery: kept in the
-        accounts cache until the next change of scripts or accounts."""
+        """The text of the user's active script ("" when none is active)."""
+        return self.delivery_scripts(user_id)[1]
+
+    def delivery_scripts(self, user_id: int) -> tuple[str, str]:
+        """(account rules, active script) of a user, each "" when absent: what the MDA runs,
+        in that order, for every delivery. Kept in the accounts cache until the next change
+        of scripts or accounts."""
         cache = self.accounts_cache
-        script = cache.get(("sieve", user_id))
-        if script is None:
+        scripts = cache.get(("sieve", user_id))
+        if scripts is None:
             generation = cache.generation
             with self.db.reader() as conn:
-                row = conn.execute("SELECT script FROM sieve_scripts WHERE user_id = ?", (user_id,)).fetchone()
-            script = row["script"] if row else ""
-            cache.put(("sieve", user_id), generation, script)
-        return script
+                before = conn.execute("SELECT script FROM sieve_account_rules WHERE user_id = ?", (user_id,)).fetchone()
+                active = conn.execute("SELECT script FROM sieve_scripts WHERE user_id = ? AND active",
+                                      (user_id,)).fetchone()
+            scripts = (before["script"] if before else "", active["script"] if active else "")
+            cache.put(("sieve", user_id), generation, scripts)
+        return scripts
 
     def set_sieve(self, user_id: int, script: str) -> None:
-        """Store a (validated) script; "" removes it."""
+        """Replace the text of the user's active script with a (validated) one; with none
+        active, store it as ``DEFAULT_SCRIPT`` and activate it. "" deactivates the active
+        script and keeps it in the list."""
+        def job(tx):
+            active = tx.execute("SELECT name FROM sieve_scripts WHERE user_id = ? AND active", (user_id,)).fetchone()
+            if not script:
+                tx.execute("UPDATE sieve_scripts SET active = 0 WHERE user_id = ?", (user_id,))
+            elif active is not None:
+                tx.execute("UPDATE sieve_scripts SET script = ?, updated = ? WHERE user_id = ? AND name = ?",
+                           (script, time.time(), user_id, active["name"]))
+            else:
+                tx.execute("INSERT OR REPLACE INTO sieve_scripts VALUES (?,?,?,1,?)",
+                           (user_id, DEFAULT_SCRIPT, script, time.time()))
+
+        self._write_accounts(job)
+
+    # RFC 5804 §1.6 (names), §2.6-§2.11 (the operations ManageSieve offers).
+
+    def list_sieve_scripts(self, user_id: int) -> list[SieveScript]:
+        """The user's scripts by name; at most one is active (RFC 5804 §2.7 LISTSCRIPTS)."""
+        with self.db.reader() as conn:
+            rows = conn.execute("SELECT name, active, length(CAST(script AS BLOB)) AS size, updated"
+                                " FROM sieve_scripts WHERE user_id = ? ORDER BY name", (user_id,)).fetchall()
+        return [SieveScript(r["name"], bool(r["active"]), r["size"], r["updated"]) for r in rows]
+
+    def get_sieve_script(self, user_id: int, name: str) -> str:
+        """The text of one script (RFC 5804 §2.9 GETSCRIPT). Raises NotFound."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT script FROM sieve_scripts WHERE user_id = ? AND name = ?",
+                               (user_id, name)).fetchone()
+        if row is None:
+            raise NotFound(f"no script {name!r}")
+        return row["script"]
+
+    def put_sieve_script(self, user_id: int, name: str, script: str, max_scripts: int) -> None:
+        """Create a script or replace its text, keeping whether it is active (RFC 5804 §2.6
+        PUTSCRIPT); the caller has checked it. Raises QuotaExceeded when a new script would
+        make more than ``max_scripts``."""
+        def job(tx):
+            exists = tx.execute("SELECT 1 FROM sieve_scripts WHERE user_id = ? AND name = ?",
+                                (user_id, name)).fetchone()
+            if exists:
+                tx.execute("UPDATE sieve_scripts SET script = ?, updated = ? WHERE user_id = ? AND name = ?",
+                           (script, time.time(), user_id, name))
+                return
+            count = tx.execute("SELECT count(*) FROM sieve_scripts WHERE user_id = ?", (user_id,)).fetchone()[0]
+            if count >= max_scripts:
+                raise QuotaExceeded(f"at most {max_scripts} scripts")
+            tx.execute("INSERT INTO sieve_scripts VALUES (?,?,?,0,?)", (user_id, name, script, time.time()))
+
+        self._write_accounts(job)
+
+    def activate_sieve_script(self, user_id: int, name: str | None) -> None:
+        """Make ``name`` the one active script, or (None) none (RFC 5804 §2.8 SETACTIVE).
+        Raises NotFound."""
+        def job(tx):
+            if name is not None and not tx.execute("SELECT 1 FROM sieve_scripts WHERE user_id = ? AND name = ?",
+                                                   (user_id, name)).fetchone():
+                raise NotFound(f"no script {name!r}")
+            tx.execute("UPDATE sieve_scripts SET active = 0 WHERE user_id = ? AND active", (user_id,))
+            if name is not None:
+                tx.execute("UPDATE sieve_scripts SET active = 1 WHERE user_id = ? AND name = ?", (user_id, name))
+
+        self._write_accounts(job)
+
+    def delete_sieve_script(self, user_id: int, name: str) -> None:
+        """RFC 5804 §2.10 DELETESCRIPT. Raises NotFound, or ScriptActive for the active one."""
+        def job(tx):
+            row = tx.execute("SELECT active FROM sieve_scripts WHERE user_id = ? AND name = ?",
+                             (user_id, name)).fetchone()
+            if row is None:
+                raise NotFound(f"no script {name!r}")
+            if row["active"]:
+                raise ScriptActive(f"script {name!r} is active")
+            tx.execute("DELETE FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, name))
+
+        self._write_accounts(job)
+
+    def rename_sieve_script(self, user_id: int, old: str, new: str) -> None:
+        """RFC 5804 §2.11.1 RENAMESCRIPT; an active script stays active. Raises NotFound or
+        AlreadyExists."""
+        def job(tx):
+            if not tx.execute("SELECT 1 FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, old)).fetchone():
+                raise NotFound(f"no script {old!r}")
+            if tx.execute("SELECT 1 FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, new)).fetchone():
+                raise AlreadyExists(f"script {new!r} already exists")
+            tx.execute("UPDATE sieve_scripts SET name = ?, updated = ? WHERE user_id = ? AND name = ?",
+                       (new, time.time(), user_id, old))
+
+        self._write_accounts(job)
+
+    def get_account_rules(self, user_id: int) -> str:
+        """The user's account-rules script ("" when none): the rules the account page keeps
+        (out of office, forwarding, simple filters), run before the active script."""
+        return self.delivery_scripts(user_id)[0]
+
+    def set_account_rules(self, user_id: int, script: str) -> None:
+        """Store the (validated) account-rules script; "" removes it."""
         def job(tx):
             if script:
-                tx.execute("INSERT OR REPLACE INTO sieve_scripts VALUES (?,?,?)", (user_id, script, time.time()))
+                tx.execute("INSERT OR REPLACE INTO sieve_account_rules VALUES (?,?,?)", (user_id, script, time.time()))
             else:
-                tx.execute("DELETE FROM sieve_scripts WHERE user_id = ?", (user_id,))
+                tx.execute("DELETE FROM sieve_account_rules WHERE user_id = ?", (user_id,))
 
         self._write_accounts(job)
 
@@ -371,7 +488,7 @@ class FiltersMixin:
     def _forget_user_filters(self, tx, user_id: int) -> None:
         """Inside ``delete_user``: the user's rules, Bayes data, vacation memory and ledger go too
         (user ids can be reused; the shared Bayes base keeps what it learned)."""
-        for table in ("sieve_scripts", "bayes_tokens", "bayes_totals", "bayes_trained", "vacation_sent",
+        for table in ("sieve_scripts", "sieve_account_rules", "bayes_tokens", "bayes_totals", "bayes_trained", "vacation_sent",
                       "receipts_sent", "receipts_requested"):
             tx.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
 

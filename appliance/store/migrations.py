@@ -249,10 +249,26 @@ def sort_key_row(blob_id: int, keys) -> tuple:
             keys.display_from, keys.display_to, keys.message_id, " ".join(keys.references))
 
 
+def _v14_sieve_scripts(db) -> None:
+    """Several named Sieve scripts per user, one active (RFC 5804 ManageSieve), and the
+    account-rules slot run before the active one. Each existing script stays active under
+    the name "rules" (store.filters.DEFAULT_SCRIPT)."""
+    db.execute("CREATE TABLE sieve_scripts_v14 (user_id INTEGER NOT NULL, name TEXT NOT NULL, script TEXT NOT NULL,"
+               " active INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL, PRIMARY KEY (user_id, name))")
+    db.execute("INSERT INTO sieve_scripts_v14 SELECT user_id, 'rules', script, 1, updated FROM sieve_scripts")
+    db.execute("DROP TABLE sieve_scripts")
+    db.execute("ALTER TABLE sieve_scripts_v14 RENAME TO sieve_scripts")
+    # The store's promise of one active script per user, kept by SQLite itself.
+    db.execute("CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts(user_id) WHERE active")
+    # Written by the account page (out of office, forwarding, simple filters); Pigeonhole's sieve_before.
+    db.execute("CREATE TABLE sieve_account_rules (user_id INTEGER PRIMARY KEY, script TEXT NOT NULL,"
+               " updated REAL NOT NULL)")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
               _v11_change_journal, _v12_queue_ids_never_reused,
-              _v13_sort_keys]
+              _v13_sort_keys, _v14_sieve_scripts]
 LATEST = len(MIGRATIONS)
 
 

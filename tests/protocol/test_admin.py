@@ -40,7 +40,7 @@ def test_socket_is_private_and_greets_with_a_version(server, admin):
 def test_status_lists_listeners_and_counts(server, admin):
     status = admin.status()
     names = {l["name"] for l in status["listeners"]}
-    assert names == {"smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps"}
+    assert names == {"smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "managesieve"}
     assert status["counts"]["domains"] == 1
 
 

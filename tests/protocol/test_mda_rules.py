@@ -131,3 +131,63 @@ def test_create_and_mailboxexists_need_require_mailbox(office):
         office.api.rules_set(ALICE, 'require "fileinto";\nfileinto :create "Invoices";')
     with pytest.raises(AdminError, match='line 1: \'mailboxexists\' needs require "mailbox"'):
         office.api.rules_set(ALICE, 'if mailboxexists "Invoices" { keep; }')
+
+
+# -- the account rules run before the active script (Pigeonhole's sieve_before) ----------------
+
+def scripts(office, address: str, account_rules: str, active: str) -> None:
+    """Set both scripts through the store, as the account page and ManageSieve do."""
+    user_id = office.store.get_user(address).id
+    office.store.set_account_rules(user_id, account_rules)
+    office.store.put_sieve_script(user_id, "mine", active, max_scripts=10)
+    office.store.activate_sieve_script(user_id, "mine")
+
+
+def test_account_rules_and_the_active_script_both_act(office):
+    scripts(office, ALICE, 'require "vacation";\nvacation :subject "Away" "Back on Monday.";',
+            'require ["fileinto", "mailbox"];\nfileinto :create "Sorted";')
+    send(office, plain(subject="hello"), sender="bob@remote.test")
+    folders = imap_folders(office, ALICE)
+    assert folders["Sorted"] == [b"Subject: hello"] and folders["INBOX"] == []
+    assert queued(office) == [("", "bob@remote.test")]  # the out-of-office reply went out too
+
+
+def test_activating_another_script_keeps_the_out_of_office(office):
+    scripts(office, ALICE, 'require "vacation";\nvacation :subject "Away" "Back on Monday.";', "keep;")
+    user_id = office.store.get_user(ALICE).id
+    office.store.put_sieve_script(user_id, "other", 'require "fileinto";\nfileinto "INBOX";', max_scripts=10)
+    office.store.activate_sieve_script(user_id, "other")
+    send(office, plain(subject="hello"), sender="bob@remote.test")
+    assert queued(office) == [("", "bob@remote.test")]
+    office.store.activate_sieve_script(user_id, None)
+    send(office, plain(subject="again"), sender="carol@remote.test")
+    assert sorted(queued(office)) == [("", "bob@remote.test"), ("", "carol@remote.test")]
+    assert len(folder(office, ALICE)) == 2
+
+
+def test_stop_in_the_account_rules_ends_all(office):
+    scripts(office, ALICE, 'require ["fileinto", "mailbox"];\n'
+                           'if header :contains "subject" "invoice" { fileinto :create "Bills"; stop; }',
+            'discard;')
+    send(office, plain(subject="Invoice 3"))
+    send(office, plain(subject="lunch"))
+    folders = imap_folders(office, ALICE)
+    assert folders["Bills"] == [b"Subject: Invoice 3"]  # the active script's discard never ran for it
+    assert folders["INBOX"] == []  # ...but did for the other
+
+
+def test_implicit_keep_only_when_neither_script_cancels_it(office):
+    # the account rules forward with a copy (no cancel); the active script only flags: INBOX keeps it
+    scripts(office, ALICE, 'require "copy";\nredirect :copy "alice@elsewhere.test";',
+            'require "imap4flags";\naddflag "\\\\Flagged";')
+    send(office, plain(subject="kept"))
+    assert len(folder(office, ALICE)) == 1
+    # forwarding without a copy cancels the implicit keep, whatever the active script does not say
+    scripts(office, ALICE, 'redirect "alice@elsewhere.test";', 'require "imap4flags";\naddflag "\\\\Flagged";')
+    send(office, plain(subject="forwarded"))
+    assert len(folder(office, ALICE)) == 1
+    assert queued(office) == [("bob@remote.test", "alice@elsewhere.test")] * 2
+    # an explicit keep in the active script brings the copy back
+    scripts(office, ALICE, 'redirect "alice@elsewhere.test";', "keep;")
+    send(office, plain(subject="both"))
+    assert len(folder(office, ALICE)) == 2

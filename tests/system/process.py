@@ -14,11 +14,12 @@ import uuid
 from pathlib import Path
 
 NO_DNS_CONFIG = '[dns]\nresolver = "none"\n'
-DEFAULT_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
+DEFAULT_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993,
+                 "managesieve": 4190}
 
 
 def free_offset() -> int:
-    """A port offset at which all seven standard ports are free on 127.0.0.1."""
+    """A port offset at which all the standard ports are free on 127.0.0.1."""
     for _ in range(200):
         offset = random.randrange(20000, 60000, 1000)
         socks = []

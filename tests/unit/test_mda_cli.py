@@ -1,5 +1,5 @@
 """The MDA's commands with no server running (the in-process admin API over the store):
-kotakpos quarantine list|show|release|delete, rules ADDRESS get|set|check, receipts ADDRESS."""
+kotakpos quarantine list|show|release|delete, rules ADDRESS get|set|check|list, receipts ADDRESS."""
 
 import pytest
 from click.testing import CliRunner
@@ -59,6 +59,23 @@ def test_rules_set_get_check_from_stdin_and_file(data, tmp_path):
     out = kotakpos(data, "rules", ALICE, "set", str(bad))
     assert out.exit_code == 1 and "line 3" in out.output
     assert kotakpos(data, "rules", ALICE, "get").output == script  # the old script stays
+
+
+def test_rules_act_on_the_active_script_and_list_shows_all(data):
+    assert "has no Sieve scripts" in kotakpos(data, "rules", ALICE, "list").output
+    store = Store.in_folder(data)
+    try:  # the user's own scripts, as ManageSieve stores them
+        user_id = store.get_user(ALICE).id
+        store.put_sieve_script(user_id, "vacation", "keep;\n", max_scripts=10)
+        store.put_sieve_script(user_id, "roundcube", "discard;\n", max_scripts=10)
+        store.activate_sieve_script(user_id, "roundcube")
+    finally:
+        store.close()
+    assert kotakpos(data, "rules", ALICE, "get").output == "discard;\n"
+    assert kotakpos(data, "rules", ALICE, "set", stdin="stop;\n").exit_code == 0
+    lines = kotakpos(data, "rules", ALICE, "list").output.splitlines()
+    assert [line.split()[:2] for line in lines] == [["*", "roundcube"], ["vacation", "6"]]
+    assert kotakpos(data, "rules", ALICE, "get").output == "stop;\n"
 
 
 def test_receipts_policy(data):

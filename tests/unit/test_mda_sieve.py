@@ -100,3 +100,15 @@ def test_mailbox_extension_create_and_mailboxexists():
     msg_env.mailbox_exists = lambda name: name in ("INBOX", "Bills")
     assert sieve.run(script, msg_env).filings == [sieve.Filing("Bills", 2)]
     assert sieve.filings(script) == [sieve.Filing("Bills", 2), sieve.Filing("New/Bills", 3, create=True)]
+
+
+def test_scripts_run_in_order_as_one():
+    account_rules = sieve.parse('require ["vacation", "fileinto"];\nvacation "Away.";\n'
+                                'if header :contains "subject" "stop" { fileinto "Stopped"; stop; }')
+    active = sieve.parse('require ["vacation", "fileinto"];\nvacation "Other.";\nfileinto "Mine";')
+    a = sieve.run_in_order([account_rules, active], env(subject="hello"))
+    assert a.vacation["reason"] == "Away." and a.folders == ["Mine"] and not a.keep
+    b = sieve.run_in_order([account_rules, active], env(subject="please stop"))
+    assert b.folders == ["Stopped"]  # the active script never ran
+    c = sieve.run_in_order([sieve.parse("discard;"), sieve.parse("keep;")], env())
+    assert c.discarded and c.explicit_keep and not c.keep

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from appliance.store import AlreadyExists, Delivery, InvalidName, Notice, NotFound, QueueEntry, Store, StoreError
+from appliance.store import (AlreadyExists, Delivery, InvalidName, Notice, NotFound, QueueEntry, QuotaExceeded, ScriptActive,
+                             Store, StoreError)
 
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nThe quick brown fox.\r\n"
 
@@ -278,6 +279,7 @@ def test_a_store_of_the_previous_version_loses_its_stored_body_text_and_still_se
     conn = sqlite3.connect(tmp_path / "kotakpos.sqlite")
     conn.execute("UPDATE parsed SET info = json_set(info, '$.v', 1, '$.search_text', 'needle in a haystack')")
     conn.execute("DROP TABLE changes")  # came with version 11
+    _undo_v14_sieve_scripts(conn)
     conn.execute("PRAGMA user_version = 9")
     conn.commit()
     conn.close()
@@ -293,6 +295,69 @@ def test_a_store_of_the_previous_version_loses_its_stored_body_text_and_still_se
     assert store.search_index.wait_caught_up()
     assert store.search_text(inbox.id, "haystack", "body") == {1}  # from the index
     store.close()
+
+
+def _undo_v14_sieve_scripts(conn) -> None:
+    """Give a store the Sieve tables of version 13: one script per user, no account rules."""
+    conn.execute("DROP TABLE sieve_account_rules")
+    conn.execute("DROP TABLE sieve_scripts")
+    conn.execute("CREATE TABLE sieve_scripts (user_id INTEGER PRIMARY KEY, script TEXT NOT NULL, updated REAL NOT NULL)")
+
+
+def test_a_store_of_version_13_keeps_each_script_as_the_active_one(tmp_path):
+    store = Store.in_folder(tmp_path)
+    store.add_domain("example.org")
+    alice = store.add_user("alice@example.org", "pw")
+    bob = store.add_user("bob@example.org", "pw")
+    store.close()
+    conn = sqlite3.connect(tmp_path / "kotakpos.sqlite")
+    _undo_v14_sieve_scripts(conn)
+    conn.execute("INSERT INTO sieve_scripts VALUES (?, 'discard;', 0)", (alice.id,))
+    conn.execute("PRAGMA user_version = 13")
+    conn.commit()
+    conn.close()
+    store = Store.in_folder(tmp_path)
+    try:
+        [script] = store.list_sieve_scripts(alice.id)
+        assert (script.name, script.active, script.size) == ("rules", True, len("discard;"))
+        assert store.delivery_scripts(alice.id) == ("", "discard;")
+        assert store.list_sieve_scripts(bob.id) == []
+    finally:
+        store.close()
+
+
+def test_sieve_scripts_several_per_user_one_active(store):
+    user = store.add_user("carol@example.org", "pw")
+    store.put_sieve_script(user.id, "a", "keep;", max_scripts=2)
+    store.put_sieve_script(user.id, "b", "discard;", max_scripts=2)
+    with pytest.raises(QuotaExceeded):
+        store.put_sieve_script(user.id, "c", "keep;", max_scripts=2)
+    store.put_sieve_script(user.id, "b", "stop;", max_scripts=2)  # replacing is not a new script
+    store.activate_sieve_script(user.id, "a")
+    store.activate_sieve_script(user.id, "b")
+    assert [(s.name, s.active) for s in store.list_sieve_scripts(user.id)] == [("a", False), ("b", True)]
+    assert store.get_sieve(user.id) == "stop;"
+    with pytest.raises(ScriptActive):
+        store.delete_sieve_script(user.id, "b")
+    with pytest.raises(AlreadyExists):
+        store.rename_sieve_script(user.id, "b", "a")
+    store.rename_sieve_script(user.id, "b", "Ü b")
+    assert store.get_sieve(user.id) == "stop;"  # still active under its new name
+    with pytest.raises(NotFound):
+        store.activate_sieve_script(user.id, "b")
+    store.activate_sieve_script(user.id, None)
+    assert store.get_sieve(user.id) == "" and store.get_sieve_script(user.id, "Ü b") == "stop;"
+    store.delete_sieve_script(user.id, "Ü b")
+    with pytest.raises(NotFound):
+        store.get_sieve_script(user.id, "Ü b")
+    # the admin's set_sieve writes the active script, or makes "rules" active
+    store.set_sieve(user.id, "keep;")
+    assert [(s.name, s.active) for s in store.list_sieve_scripts(user.id)] == [("a", False), ("rules", True)]
+    store.set_account_rules(user.id, "discard;")
+    assert store.delivery_scripts(user.id) == ("discard;", "keep;")
+    store.delete_user("carol@example.org")
+    newcomer = store.add_user("dave@example.org", "pw")
+    assert store.delivery_scripts(newcomer.id) == ("", "")
 
 
 def _queue_behind_a_busy_writer(store, calls):

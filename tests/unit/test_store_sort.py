@@ -3,6 +3,7 @@
 import sqlite3
 
 from appliance.store import Delivery, Store
+from tests.unit.test_store import _undo_v14_sieve_scripts
 
 
 def _message(subject: str, sender: str, message_id: str, references: str = "") -> bytes:
@@ -46,6 +47,7 @@ def test_a_store_of_the_previous_version_gets_its_sort_keys(tmp_path):
     store.close()
     conn = sqlite3.connect(tmp_path / "kotakpos.sqlite")
     conn.execute("DROP TABLE sort_keys")
+    _undo_v14_sieve_scripts(conn)
     conn.execute("PRAGMA user_version = 12")
     conn.commit()
     conn.close()

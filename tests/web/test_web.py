@@ -128,6 +128,7 @@ def test_dns_lists_the_srv_records_and_setup_names(tmp_path):
     out = cli(tmp_path, "dns", DOMAIN)
     for line in (f"_imaps._tcp.{DOMAIN}.\tIN\tSRV\t0 1 993 {HOST}.", f"_submissions._tcp.{DOMAIN}.\tIN\tSRV\t0 1 465 {HOST}.",
                  f"_submission._tcp.{DOMAIN}.\tIN\tSRV\t0 1 587 {HOST}.", f"_pop3s._tcp.{DOMAIN}.\tIN\tSRV\t0 1 995 {HOST}.",
+                 f"_sieve._tcp.{DOMAIN}.\tIN\tSRV\t0 1 4190 {HOST}.",
                  f"autoconfig.{DOMAIN}.\tIN\tCNAME\t{HOST}.", f"mta-sts.{DOMAIN}.\tIN\tCNAME\t{HOST}."):
         assert line in out.splitlines()
 
