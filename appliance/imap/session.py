@@ -59,7 +59,8 @@ LEGAL: dict[State, frozenset[str]] = {
     State.SELECTED: _verbs(any_cmds) | (_verbs(auth_cmds) - {"ENABLE"}) | _verbs(selected_cmds),
 }
 
-LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
+LINE_LIMIT = 65536  # one line of a command before login
+AUTHED_LINE_LIMIT = 256 << 10  # after login: UID sets of big mailboxes (mbsync) make long lines
 COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
 PRELOGIN_LITERAL_LIMIT = 4096  # before login only LOGIN needs a literal
 MAX_UID = 2**32 - 1
@@ -158,10 +159,11 @@ class ImapSession:
         """Read and answer one command; False once the session must end."""
         try:
             data = self.reader.read(self._literal_limit())
-        except LineTooLong:
-            self.send(replies.BAD_LINE_TOO_LONG)
-            return self._count_error()
         except CommandTooLong as exc:
+            if exc.tag is None:
+                # no tag to answer with: a client waiting for one would wait for ever
+                self.send(replies.BYE_LINE_TOO_LONG)
+                return False
             self.send(replies.bad(exc.tag, "Command too long"))
             return self._count_error()
         except LiteralTooBig as exc:
@@ -182,6 +184,9 @@ class ImapSession:
         verb = command.verb
         if verb in self._handlers and verb not in LEGAL[self.state]:
             self.send(replies.no(tag, f"{verb} is not allowed in the {self.state.value} state"))
+            return True
+        if isinstance(command, InvalidCommand) and command.refused:
+            self.send(replies.no(tag, command.reason))
             return True
         if isinstance(command, InvalidCommand):
             self.send(replies.bad(tag, "Unknown command" if command.unknown else f"Syntax error: {command.reason}"))
@@ -347,6 +352,7 @@ class ImapSession:
         self.conn.info.user = user.address
         self.conn.timeout = self.ctx.config.imap.idle_timeout
         self.events = self.store.subscribe(user.id)
+        self.reader.line_limit = AUTHED_LINE_LIMIT
         self._set_state(State.AUTHENTICATED)
         self.send(replies.ok(cmd.tag, "Logged in", self._capability_code()))
 
@@ -379,7 +385,13 @@ class ImapSession:
             raise UserError(f"No mailbox {cmd.mailbox}", "NONEXISTENT")
         uids = snapshot.uids
         status_modseq = snapshot.highest_modseq
-        recent = set() if cmd.READ_ONLY or not uids else self.store.claim_recent_upto(mailbox.id, uids[-1])
+        if not uids:
+            recent = set()
+        elif cmd.READ_ONLY:
+            # RFC 3501 §6.3.2: EXAMINE answers as SELECT would, but takes no \Recent away
+            recent = self.store.recent_uids(mailbox.id, 1, uids[-1])
+        else:
+            recent = self.store.claim_recent_upto(mailbox.id, uids[-1])
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         uids, snapshot.flags, recent, status_modseq)
         self._announce_keywords(sel, set(snapshot.flags.values()), always=True)
@@ -503,16 +515,19 @@ class ImapSession:
                 return False
             return True
 
+        def pattern_matches(name: str) -> bool:
+            return any(p.fullmatch(name) for p in patterns)
+
         for name in sorted(names, key=lambda n: (n != "INBOX", n)):
-            if not any(p.fullmatch(name) for p in patterns):
+            if not pattern_matches(name):
                 continue
-            childinfo = False
-            if not selected_by_options(name):
-                # RFC 5258 §3.5: RECURSIVEMATCH also lists parents of matching children
-                prefix = name + "/"
-                if not (recursive and any(n.startswith(prefix) and selected_by_options(n) for n in names)):
-                    continue
-                childinfo = True
+            # RFC 5258 §3.5: RECURSIVEMATCH also lists parents of children that meet the
+            # selection options; §4: CHILDINFO only for a child not listed itself
+            prefix = name + "/"
+            childinfo = recursive and any(n.startswith(prefix) and selected_by_options(n) and not pattern_matches(n)
+                                          for n in names)
+            if not (selected_by_options(name) or childinfo):
+                continue
             attrs = []
             mailbox = mailboxes.get(name)
             if mailbox is None:
@@ -536,10 +551,23 @@ class ImapSession:
         subscribed = self.store.subscriptions(self.user.id)
         existing = {m.name for m in self.store.list_mailboxes(self.user.id)}
         pattern = ListPattern(cmd.reference, cmd.pattern)
-        for name in sorted(subscribed):
+        listed = {}  # name -> selectable
+        for name in subscribed:
             if pattern.fullmatch(name):
-                attrs = Atom(b"()") if name in existing else Atom(b"(\\Noselect)")
-                self.send(b"* LSUB " + attrs + b' "/" ' + replies.mailbox_name(name, self.utf8) + b"\r\n")
+                listed[name] = name in existing
+                continue
+            # RFC 3501 §6.3.9: with "%", a parent that is not subscribed itself is listed
+            # \Noselect for its subscribed children
+            levels = name.split("/")
+            for depth in range(len(levels) - 1, 0, -1):
+                parent = "/".join(levels[:depth])
+                if pattern.fullmatch(parent):
+                    if parent not in subscribed:
+                        listed[parent] = False
+                    break
+        for name in sorted(listed):
+            attrs = Atom(b"()") if listed[name] else Atom(b"(\\Noselect)")
+            self.send(b"* LSUB " + attrs + b' "/" ' + replies.mailbox_name(name, self.utf8) + b"\r\n")
         self.ok(cmd, "LSUB completed")
 
     def _send_status(self, mailbox, items) -> None:
@@ -564,7 +592,7 @@ class ImapSession:
             raise UserError("Empty message")
         flags = [f for f in cmd.flags if f != "\\Recent"]
         when = cmd.date.timestamp() if cmd.date else None
-        uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when)
+        uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when, cmd.binary)
         self.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {uid}")
 
     def cmd_NAMESPACE(self, cmd) -> None:
@@ -695,6 +723,12 @@ class ImapSession:
         self.store.expunge(sel.mailbox_id, self._resolve(cmd.uids, uid=True))
         self.ok(cmd, "UID EXPUNGE completed")
 
+    def _use_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 §3.1): the first one tells where the mailbox stands."""
+        if not self.condstore and self.selected is not None:
+            self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {self.selected.modseq}"))
+        self.condstore = True
+
     def _resolve(self, messages: SequenceSet, uid: bool) -> list[int]:
         """The UIDs a sequence set names, in ascending order.
 
@@ -733,9 +767,21 @@ class ImapSession:
         sel = self.selected
         uids = self._resolve(cmd.messages, cmd.UID)
         atts = list(cmd.atts)
+        if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
+            self._use_condstore()
+        if cmd.changedsince is not None and cmd.vanished:
+            # "*" reaches past the last live UID here: expunged UIDs may be above it
+            gone = [u for u in self._changes_since(cmd.changedsince).vanished if cmd.messages.contains(u, MAX_UID)]
+            if gone:
+                self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
+        # RFC 2180 §4.1.1: a message another session expunges while we answer is still
+        # there for us, bodies and parsed forms included, until this FETCH is done
+        with self.store.snapshot():
+            self._fetch(sel, cmd, uids, atts)
+        self.ok(cmd, "FETCH completed")
+
+    def _fetch(self, sel: Selection, cmd, uids: list[int], atts: list) -> None:
         names = {a.name for a in atts}
-        if cmd.changedsince is not None or "MODSEQ" in names:
-            self.condstore = True
         needs_forms = any(a.name in _PRE_RENDERED and a.section is None for a in atts)
         if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
             every, forms = self.store.messages_with_forms(sel.mailbox_id)
@@ -747,12 +793,6 @@ class ImapSession:
         uids = [u for u in uids if u in rows]
         if cmd.changedsince is not None:
             uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
-            if cmd.vanished:
-                # "*" reaches past the last live UID here: expunged UIDs may be above it
-                gone = [u for u in self._changes_since(cmd.changedsince).vanished
-                        if cmd.messages.contains(u, MAX_UID)]
-                if gone:
-                    self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
         # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
         if not sel.read_only and any(a.sets_seen for a in atts):
             unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
@@ -780,7 +820,6 @@ class ImapSession:
                 send(b"* %d FETCH (%b)\r\n" % (seq_of(uid), items))
                 told[uid] = row.flags
             self.conn.flush()  # keep memory flat on a FETCH 1:* of a big mailbox
-        self.ok(cmd, "FETCH completed")
 
     cmd_UID_FETCH = cmd_FETCH
 
@@ -875,7 +914,7 @@ class ImapSession:
         sel = self._writable()
         uids = self._resolve(cmd.messages, cmd.UID)
         if cmd.unchangedsince is not None:
-            self.condstore = True
+            self._use_condstore()
         mode = {"": "set", "+": "add", "-": "remove"}[cmd.mode]
         changed, refused = self.store.store_flags(sel.mailbox_id, uids, mode, cmd.flags, cmd.unchangedsince)
         self._announce_keywords(sel, [row.flags for row in changed])
@@ -926,8 +965,7 @@ class ImapSession:
         sel = self._writable()
         uids = self._resolve(cmd.messages, cmd.UID)
         target = self._target(cmd.mailbox)
-        if target.id == sel.mailbox_id:
-            raise UserError("Source and target are the same mailbox", "CANNOT")
+        # into the selected mailbox itself too: new UIDs, the old ones expunged (as Dovecot does)
         pairs = self.store.move(sel.mailbox_id, uids, target.id)
         # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
         code = _copyuid(target.uidvalidity, pairs)
@@ -949,7 +987,7 @@ class ImapSession:
             raise UserError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
         with_modseq = uses_modseq(program.criteria)
         if with_modseq:
-            self.condstore = True
+            self._use_condstore()
         ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
                       find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
         live = {u for u in sel.uids if u not in sel.gone}
@@ -957,11 +995,12 @@ class ImapSession:
         for key in program.criteria.keys:
             if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
                 live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
-        rows = self._rows(live)
         infos = {}
-        if needs_headers(program.criteria) and rows:
-            parsed = self.store.get_parsed(r.blob_id for r in rows)
-            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
+        with self.store.snapshot():  # no message vanishes between its row and its headers
+            rows = self._rows(live)
+            if needs_headers(program.criteria) and rows:
+                parsed = self.store.get_parsed(r.blob_id for r in rows)
+                infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
         hits = []
         for row in rows:
             candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
@@ -969,11 +1008,10 @@ class ImapSession:
             if matches(program.criteria, candidate, ctx):
                 hits.append(row)
         numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
-        top_modseq = max((r.modseq for r in hits), default=0)
         if program.returns is None:
             line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
             if with_modseq and hits:
-                line += b" (MODSEQ %d)" % top_modseq
+                line += b" (MODSEQ %d)" % max(r.modseq for r in hits)
             self.send(line + b"\r\n")
         else:
             # RFC 4731 §3.1: ESEARCH with the requested results only
@@ -990,7 +1028,7 @@ class ImapSession:
             if "COUNT" in program.returns:
                 line += b" COUNT %d" % len(numbers)
             if with_modseq and hits:
-                line += b" MODSEQ %d" % top_modseq
+                line += b" MODSEQ %d" % _esearch_modseq(program.returns, hits)
             self.send(line + b"\r\n")
         self.ok(cmd, "SEARCH completed")
 
@@ -1058,7 +1096,9 @@ class ImapSession:
                 sel.flags[row.uid] = row.flags
             sel.renumbered()
             self.send(b"* %d EXISTS\r\n" % len(sel.uids))
-            if not sel.read_only:
+            if sel.read_only:
+                sel.recent |= self.store.recent_uids(sel.mailbox_id, new_rows[0].uid, sel.uids[-1])
+            else:
                 # an idler hears of new mail before a \Recent claim's write, not after it
                 flush_first = self.conn.flush if push else None
                 sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1], flush_first)
@@ -1117,6 +1157,17 @@ def _needs_structure(att) -> bool:
     if att.name in ("RFC822.HEADER", "RFC822.TEXT"):
         return True
     return att.section is not None and bool(att.section.part or att.section.text)
+
+
+def _esearch_modseq(returns, hits: list) -> int:
+    """RFC 7162 §3.1.5 (RFC 4731 §3.2): the MODSEQ of an ESEARCH is that of the messages returned.
+
+    MIN or MAX alone returns one message; both, two; anything else all of ``hits`` (in UID order).
+    """
+    if returns and set(returns) <= {"MIN", "MAX"}:
+        shown = ([hits[0]] if "MIN" in returns else []) + ([hits[-1]] if "MAX" in returns else [])
+        return max(r.modseq for r in shown)
+    return max(r.modseq for r in hits)
 
 
 def _copyuid(uidvalidity: int, pairs) -> str | None:

@@ -205,7 +205,8 @@ class List(Command):
 
             cursor.paren_list(option)
             cursor.sp()
-            if selection == {"RECURSIVEMATCH"}:
+            # RFC 5258 §3.1: RECURSIVEMATCH needs an option other than REMOTE to recurse on
+            if "RECURSIVEMATCH" in selection and selection <= {"RECURSIVEMATCH", "REMOTE"}:
                 raise cursor.error("RECURSIVEMATCH needs another selection option")
         reference = cursor.list_mailbox()  # grammar says mailbox; a pattern is a superset
         cursor.sp()
@@ -260,6 +261,7 @@ class Append(Command):
     flags: tuple[str, ...] = ()
     date: dt.datetime | None = None
     message: bytes = b""
+    binary: bool = False  # sent as a literal8 "~{n}" (RFC 3516 §4.3): stored byte for byte
 
     @classmethod
     def parse(cls, tag, cursor):
@@ -275,10 +277,12 @@ class Append(Command):
             date = cursor.date_time()
             cursor.sp()
         if cursor.maybe(b"UTF8 ("):
+            # RFC 9755 §4 asks for a literal8 here whatever the content: no binary choice
             message = cursor.literal(allow_binary=True)
             cursor.expect(b")")
             return cls(tag, mailbox, flags, date, message)
-        return cls(tag, mailbox, flags, date, cursor.literal(allow_binary=True))
+        binary = cursor.peek() == b"~"
+        return cls(tag, mailbox, flags, date, cursor.literal(allow_binary=True), binary)
 
 
 @dataclass(frozen=True)
