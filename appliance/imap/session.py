@@ -121,7 +121,7 @@ class ImapSession:
         self.state = State.NOT_AUTHENTICATED
         self.user = None  # store User, set by LOGIN/AUTHENTICATE
         self.events = None  # store Subscription for this user's mailboxes, opened at login
-        self._info_memo = (None, None)  # (blob id, its MIME tree) of the message a FETCH last cut into
+        self._infos: dict = {}  # blob id -> MIME tree, for the batch of messages a FETCH cuts sections from
         self.enabled: set[str] = set()  # ENABLEd extensions (CONDSTORE, QRESYNC, UTF8=ACCEPT)
         self.condstore = False  # CONDSTORE in use: FETCH responses carry MODSEQ
         self.errors = 0  # bad commands in a row
@@ -774,52 +774,76 @@ class ImapSession:
             gone = [u for u in self._changes_since(cmd.changedsince).vanished if cmd.messages.contains(u, MAX_UID)]
             if gone:
                 self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
-        # RFC 2180 §4.1.1: a message another session expunges while we answer is still
-        # there for us, bodies and parsed forms included, until this FETCH is done
-        with self.store.snapshot():
-            self._fetch(sel, cmd, uids, atts)
+        self._fetch(sel, cmd, uids, atts)
         self.ok(cmd, "FETCH completed")
 
     def _fetch(self, sel: Selection, cmd, uids: list[int], atts: list) -> None:
+        """Send the FETCH responses.
+
+        RFC 2180 §4.1.1: rows, parsed forms and the first batch of bodies (all of them in
+        almost every FETCH) are read in one snapshot, so a message another session expunges
+        meanwhile is still answered in full. Later batches, read once the earlier ones are
+        sent (no snapshot is held while a client reads), may find a message gone: it is
+        left out, as one expunged before the FETCH began is, and the next NOOP tells of it.
+        """
         names = {a.name for a in atts}
         needs_forms = any(a.name in _PRE_RENDERED and a.section is None for a in atts)
-        if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
-            every, forms = self.store.messages_with_forms(sel.mailbox_id)
-            wanted = set(uids)
-            rows = {r.uid: r for r in every if r.uid in wanted}
-        else:
-            rows = {r.uid: r for r in self._rows(uids)}
-            forms = {}
-        uids = [u for u in uids if u in rows]
-        if cmd.changedsince is not None:
-            uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
-        # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
-        if not sel.read_only and any(a.sets_seen for a in atts):
-            unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
-            if unseen:
-                changed, _ = self.store.store_flags(sel.mailbox_id, unseen, "add", ["\\Seen"])
-                for row in changed:
-                    rows[row.uid] = row
-                if "FLAGS" not in names:
-                    atts.append(_FLAGS_ATT)
+        needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
+        needs_info = any(_needs_structure(a) for a in atts)
+        with self.store.snapshot():
+            if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
+                every, forms = self.store.messages_with_forms(sel.mailbox_id)
+                wanted = set(uids)
+                rows = {r.uid: r for r in every if r.uid in wanted}
+            else:
+                rows = {r.uid: r for r in self._rows(uids)}
+                forms = {}
+            uids = [u for u in uids if u in rows]
+            if cmd.changedsince is not None:
+                uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
+            # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
+            if not sel.read_only and any(a.sets_seen for a in atts):
+                unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
+                if unseen:
+                    changed, _ = self.store.store_flags(sel.mailbox_id, unseen, "add", ["\\Seen"])
+                    for row in changed:
+                        rows[row.uid] = row
+                    if "FLAGS" not in names:
+                        atts.append(_FLAGS_ATT)
+            if needs_forms and not forms:
+                forms = self.store.get_imap_forms(rows[u].blob_id for u in uids)
+            batches = list(_batches(uids, rows, RAW_BATCH_BYTES if needs_raw else None))
+            if needs_raw and batches:
+                bodies = self._bodies([rows[u].blob_id for u in batches[0]], needs_info)
         if cmd.UID and "UID" not in names:
             atts.insert(0, _UID_ATT)
         if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
             atts.append(_MODSEQ_ATT)
-        if needs_forms and not forms:
-            forms = self.store.get_imap_forms(rows[u].blob_id for u in uids)
-        needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
         renderers = self._item_renderers(atts)
         seq_of, told, send = sel.seq_of, sel.flags, self.send
-        for batch in _batches(uids, rows, RAW_BATCH_BYTES if needs_raw else None):
-            raws = self.store.get_raws(rows[u].blob_id for u in batch) if needs_raw else {}
+        raws = {}
+        for number, batch in enumerate(batches):
+            if needs_raw:
+                raws, self._infos = bodies if number == 0 else self._bodies([rows[u].blob_id for u in batch], needs_info)
             for uid in batch:
                 row = rows[uid]
-                row_forms, raw = forms.get(row.blob_id), raws.get(row.blob_id)
-                items = b" ".join([render(row, row_forms, raw) for render in renderers])
+                raw = raws.get(row.blob_id)
+                if needs_raw and raw is None:
+                    continue
+                items = b" ".join([render(row, forms.get(row.blob_id), raw) for render in renderers])
                 send(b"* %d FETCH (%b)\r\n" % (seq_of(uid), items))
                 told[uid] = row.flags
             self.conn.flush()  # keep memory flat on a FETCH 1:* of a big mailbox
+        self._infos = {}
+
+    def _bodies(self, blob_ids: list[int], with_info: bool) -> tuple[dict, dict]:
+        """The bytes of these blobs and, when sections are cut out of them, their MIME trees."""
+        with self.store.snapshot():
+            raws = self.store.get_raws(blob_ids)
+            if not with_info:
+                return raws, {}
+            parsed = self.store.get_parsed(blob_ids)
+        return raws, {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
 
     cmd_UID_FETCH = cmd_FETCH
 
@@ -857,12 +881,8 @@ class ImapSession:
         return out
 
     def _section_item(self, att, row, forms, raw: bytes) -> bytes:
-        info = None
-        if _needs_structure(att):
-            # the MIME tree is only needed to cut a part out, and read once per message
-            if self._info_memo[0] != row.blob_id:
-                self._info_memo = (row.blob_id, self.store.get_info(row.blob_id))
-            info = self._info_memo[1]
+        # the MIME tree is only needed to cut a part out
+        info = self._infos[row.blob_id] if _needs_structure(att) else None
         return att.response_key() + b" " + self._section_value(att, raw, info)
 
     def _section_value(self, att, raw: bytes, info) -> bytes:

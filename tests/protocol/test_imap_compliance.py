@@ -61,6 +61,30 @@ def test_fetch_still_answers_for_a_message_expunged_while_it_reads(server, caplo
     assert tracebacks(caplog) == []
 
 
+def test_a_message_expunged_before_a_later_batch_of_bodies_is_left_out(server, monkeypatch, caplog):
+    # past the first batch no snapshot is held while the client reads: what is gone by then is skipped
+    monkeypatch.setattr("appliance.imap.session.RAW_BATCH_BYTES", 1)  # a batch per message
+    conv, view = selected(server, 3)
+    other = session(server)
+    other.transact("OK", "SELECT INBOX")
+    store = server.store
+    real_get_raws = store.get_raws
+    batches = []
+
+    def get_raws_then_expunge(blob_ids):
+        batches.append(list(blob_ids))
+        if len(batches) == 2:
+            other.transact("OK", "STORE 2:3 +FLAGS.SILENT (\\Deleted)")
+            other.transact("OK", "EXPUNGE")
+        return real_get_raws(batches[-1])
+
+    monkeypatch.setattr(store, "get_raws", get_raws_then_expunge)
+    lines = told(conv, "FETCH 1:3 (UID BODY.PEEK[1])", view)
+    assert len(batches) == 3
+    assert [line[:17] for line in lines] == [b"* 1 FETCH (UID 1 "]
+    assert tracebacks(caplog) == []
+
+
 def test_search_of_headers_survives_an_expunge_between_its_reads(server, caplog):
     conv, view = selected(server, 2)
     other = session(server)
