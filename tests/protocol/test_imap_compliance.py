@@ -134,6 +134,27 @@ def test_expunges_racing_fetches_never_fail_them(server, caplog):
     assert tracebacks(caplog) == []
 
 
+def test_search_sees_each_concurrent_store_whole(server):
+    conv, view = selected(server, 20)
+    other = session(server)
+    other.transact("OK", "SELECT INBOX")
+    done = threading.Event()
+
+    def toggle():
+        for n in range(30):
+            other.transact("OK", f"STORE 1:20 {'+-'[n % 2]}FLAGS.SILENT (\\Flagged)")
+        done.set()
+
+    racer = threading.Thread(target=toggle)
+    racer.start()
+    try:
+        while not done.is_set():
+            hits = [line for line in told(conv, "SEARCH FLAGGED", view) if line.startswith(b"* SEARCH")]
+            assert hits in ([b"* SEARCH"], [b"* SEARCH " + b" ".join(b"%d" % n for n in range(1, 21))])
+    finally:
+        racer.join()
+
+
 # 2. and 7. RECENT counts only messages the session was told of; EXAMINE shows it too
 
 def test_recent_never_counts_a_message_appended_after_the_news(server):
