@@ -316,7 +316,7 @@ def test_move_into_the_selected_mailbox_works_like_copy(server):
     conv, view = selected(server, 2)
     lines = told(conv, "MOVE 1 INBOX", view)
     assert re.fullmatch(rb"\* OK \[COPYUID \d+ 1 3\] .*", lines[0])
-    assert lines[1:] == [b"* 1 EXPUNGE", b"* 2 EXISTS", b"* 0 RECENT"] or lines[1:3] == [b"* 1 EXPUNGE", b"* 2 EXISTS"]
+    assert lines[1:] == [b"* 1 EXPUNGE", b"* 2 EXISTS", b"* 2 RECENT"]  # the moved copy is new here
     lines = told(conv, "UID FETCH 1:* (UID)", view)
     assert lines == [b"* 1 FETCH (UID 2)", b"* 2 FETCH (UID 3)"]
 
