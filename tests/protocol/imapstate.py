@@ -62,9 +62,9 @@ class MailboxView:
         if known is not None and known != uid:
             self._problem(f"sequence number {number} was UID {known}, now {uid}", line)
             return
-        below = [u for u in self.uids[:number - 1] if u is not None]
-        above = [u for u in self.uids[number:] if u is not None]
-        if (below and below[-1] >= uid) or (above and above[0] <= uid):
+        below = next((u for u in reversed(self.uids[:number - 1]) if u is not None), 0)
+        above = next((u for u in self.uids[number:] if u is not None), None)
+        if below >= uid or (above is not None and above <= uid):
             self._problem(f"UID {uid} at {number} does not ascend with its neighbours", line)
         self.uids[number - 1] = uid
 

@@ -1,7 +1,7 @@
 """Many clients on the same mailboxes at once, as Dovecot's imaptest runs them.
 
 Each client picks commands at random (SELECT, EXAMINE, FETCH, STORE, SEARCH, EXPUNGE,
-APPEND, COPY, MOVE, NOOP) on two mailboxes that all of them share, and checks every
+APPEND, COPY, MOVE, CLOSE, UNSELECT, NOOP, some with CONDSTORE) on two mailboxes that all of them share, and checks every
 response against what it was told before (``MailboxView``): the server must never
 contradict itself, never fail a command, and never log a traceback. A few seconds
 here; ``-m slow`` runs ten clients for a minute.
@@ -50,6 +50,11 @@ class StressClient:
     def step(self) -> None:
         r = self.random
         exists = self.view.exists
+        if self.selected and r.random() < 0.02:
+            self.command(r.choice(["CLOSE", "UNSELECT"]))
+            self.view.closed()
+            self.selected = False
+            return
         if not self.selected or r.random() < 0.05:
             verb = "EXAMINE" if r.random() < 0.2 else "SELECT"
             self.view.selecting()
@@ -68,18 +73,21 @@ class StressClient:
         elif choice < 0.4:
             self.command(r.choice([f"FETCH {some} (UID FLAGS)", f"FETCH {some} (ENVELOPE BODYSTRUCTURE UID)",
                                    f"FETCH {some} (BODY.PEEK[] RFC822.SIZE)", "UID FETCH 1:* (FLAGS)",
-                                   f"FETCH {some} (BODY[HEADER.FIELDS (SUBJECT)] BINARY.PEEK[1])"]))
+                                   f"FETCH {some} (BODY[HEADER.FIELDS (SUBJECT)] BINARY.PEEK[1])",
+                                   "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"]))
         elif choice < 0.6:
             flags = " ".join(r.sample(FLAGS, r.randrange(1, 3)))
             self.command(f"STORE {some} {r.choice('+-')}FLAGS ({flags})")
         elif choice < 0.68:
-            self.command(r.choice(["SEARCH FLAGGED", "SEARCH NOT SEEN SUBJECT stress", f"UID SEARCH {some}"]))
+            self.command(r.choice(["SEARCH FLAGGED", "SEARCH NOT SEEN SUBJECT stress", f"UID SEARCH {some}",
+                                   "SEARCH RETURN (MIN MAX COUNT) MODSEQ 1"]))
         elif choice < 0.78:
             self.command(r.choice(["EXPUNGE", "UID EXPUNGE 1:*"]))
         elif choice < 0.88:
-            self.command(f"COPY {some} {other}")
+            low = r.randrange(1, 200)
+            self.command(r.choice([f"COPY {some} {other}", f"UID COPY {low}:{low + 3} {other}"]))
         else:
-            self.command(f"MOVE {some} {other}")
+            self.command(r.choice([f"MOVE {some} {other}", f"UID MOVE {self.random.randrange(1, 100)}:* {other}"]))
 
     def some_messages(self, exists: int) -> str | None:
         """A sequence set within what the client knows, or None in an empty mailbox."""
@@ -109,7 +117,7 @@ class StressClient:
                 numbers = [int(n) for n in search.group(1).split()]
                 if any(n > self.view.exists for n in numbers):
                     self.failures.append(f"SEARCH beyond EXISTS {self.view.exists}: {line[:120]!r}")
-        writes = (b"STORE", b"EXPUNGE", b"UID EXPUNGE", b"MOVE")
+        writes = (b"STORE", b"EXPUNGE", b"UID EXPUNGE", b"MOVE", b"UID MOVE")
         if self.read_only and command.startswith(writes) and b" NO [READ-ONLY] " in tagged:
             return
         if not tagged.startswith(tag.encode() + b" OK"):
