@@ -167,7 +167,7 @@ class ImapSession:
             self.send(replies.bad(exc.tag, "Command too long"))
             return self._count_error()
         except LiteralTooBig as exc:
-            if exc.synchronising:
+            if exc.synchronising and exc.tag is not None:
                 # RFC 7888 §4: refusing before "+" means the client will not send it
                 self.send(replies.no(exc.tag, "Literal too big", "TOOBIG"))
                 return self._count_error()
