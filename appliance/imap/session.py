@@ -581,7 +581,10 @@ class ImapSession:
         self.send(replies.data(Atom(b"STATUS"), Atom(replies.mailbox_name(mailbox.name, self.utf8)), pairs))
 
     def cmd_STATUS(self, cmd) -> None:
-        self._send_status(self._mailbox(cmd.mailbox), cmd.items)
+        mailbox = self._mailbox(cmd.mailbox)
+        if "HIGHESTMODSEQ" in cmd.items:
+            self._use_condstore()  # RFC 7162 §3.1: asking for it enables CONDSTORE
+        self._send_status(mailbox, cmd.items)
         self.ok(cmd, "STATUS completed")
 
     def cmd_APPEND(self, cmd) -> None:

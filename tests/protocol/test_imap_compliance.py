@@ -249,6 +249,10 @@ def test_first_condstore_command_reports_highestmodseq(server):
     lines = told(conv, "FETCH 1 (MODSEQ)", view)
     assert re.fullmatch(rb"\* OK \[HIGHESTMODSEQ \d+\] .*", lines[0]) and b"MODSEQ (" in lines[1]
     assert not any(b"HIGHESTMODSEQ" in line for line in told(conv, "FETCH 1 (MODSEQ)", view))
+    other, view = selected(server, 0)
+    lines = told(other, "STATUS Drafts (HIGHESTMODSEQ)", view)  # STATUS enables CONDSTORE too
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ") and lines[1].startswith(b'* STATUS "Drafts"')
+    assert b"MODSEQ (" in told(other, "STORE 1 +FLAGS (\\Seen)", view)[0]
 
 
 def test_esearch_min_and_max_report_the_modseq_of_the_message_found(server):
