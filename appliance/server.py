@@ -8,10 +8,12 @@ closed. The listener table below says which session class speaks on which port.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -103,6 +105,47 @@ class DataFolderInUse(Exception):
     pass
 
 
+# Everything Kotakpos writes is mail or what guards it (store, search index, snapshots,
+# backups, exports, the TLS key, the config with the smarthost password): files 0600 in
+# folders 0700, whatever umask the process was started with (root's is 022).
+PRIVATE_UMASK = 0o077
+
+
+def keep_files_private() -> None:
+    """From now on this process creates files 0600 and folders 0700 (SQLite gives -wal/-shm its file's mode)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def local_warnings(data_dir: Path, config: Config) -> list[str]:
+    """What an admin should fix on this machine: the hostname, mail data others may read.
+
+    Logged at every start and printed by `kotakpos check`.
+    """
+    hostname = config_module.hostname_warning(config.server.hostname)
+    return ([hostname] if hostname else []) + open_to_others(data_dir, config)
+
+
+def open_to_others(data_dir: Path, config: Config) -> list[str]:
+    """Warnings, each with the chmod that fixes it, for mail data that others than its owner may read."""
+    snapshots = data_dir / config.backup.folder
+    candidates = [data_dir, *sorted(data_dir.glob("kotakpos*.sqlite*")), data_dir / config.tls.key_file,
+                  data_dir / "kotakpos.toml", snapshots, *sorted(snapshots.glob("*")),
+                  data_dir / "backups", *sorted((data_dir / "backups").glob("*"))]
+    warnings = []
+    for path in candidates:
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue
+        if not mode & PRIVATE_UMASK or stat.S_ISLNK(mode):
+            continue
+        wanted = "700" if stat.S_ISDIR(mode) else "600"
+        what = "the data folder" if path == data_dir else "folder" if stat.S_ISDIR(mode) else "file"
+        warnings.append(f"{what} {path} is open to other users (mode {stat.S_IMODE(mode):04o}): "
+                        f"fix it with chmod {wanted} {path}")
+    return warnings
+
+
 def resolve_paths(data: str | os.PathLike | None, config_file: str | os.PathLike | None) -> tuple[Path, Path]:
     """The data folder and config file from options, environment and defaults."""
     data_dir = Path(data or os.environ.get("KOTAKPOS_DATA") or "kotakpos-data").absolute()
@@ -150,11 +193,23 @@ def folder_in_use(data_dir: Path) -> bool:
     return False
 
 
+# What a running server takes over when its config is reloaded (SIGHUP): a whole section
+# or one "section.key". Sessions read these from ctx.config when they start, so new
+# sessions get the new values and open ones keep theirs. Everything else is bound at start
+# (sockets, names in the certificate, the queue runner, the filters, the schedulers) and
+# takes a restart.
+RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "auth", "check",
+                        "server.log_level", "server.shutdown_grace"})
+
+
 class Server:
-    def __init__(self, data_dir: Path, config: Config):
+    def __init__(self, data_dir: Path, config: Config, reread_config=None):
+        """``reread_config()``: the config as the file now says (with the command line's
+        overrides); what SIGHUP applies. None: a reload only reloads the certificate."""
         tune_runtime()
         self.data_dir = data_dir
         self.config = config
+        self.reread_config = reread_config
         self._lock_handle = None
         self._stopped = threading.Event()
         self._saver_stop = threading.Event()
@@ -171,6 +226,7 @@ class Server:
     def start(self) -> None:
         """Prepare the data folder, bind every listener and start serving. Raises BindError."""
         cfg = self.config
+        keep_files_private()
         self._lock_handle = lock_data_folder(self.data_dir)
         try:
             self._start(cfg)
@@ -185,6 +241,8 @@ class Server:
             log.info("created a self-signed certificate for %s in %s", cfg.server.hostname, cert)
         tls = TlsContexts(cert, key)
         store = open_store(self.data_dir)
+        for warning in local_warnings(self.data_dir, cfg):
+            log.warning(warning)
         registry = SessionRegistry()
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
@@ -193,7 +251,7 @@ class Server:
         self.ctx.idle_pusher = IdlePusher(store)
         self.connections = ConnectionServer(
             self.ctx, registry, tls.current, cfg.server.max_connections, cfg.server.max_connections_per_ip,
-            exempt_from_ip_limit=auth.trusted.contains)
+            exempt_from_ip_limit=lambda ip: auth.trusted.contains(ip))  # trusted networks may be reloaded
         try:
             from appliance.mda import Mda  # first: a bad [mda] setting stops the start cleanly
             self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
@@ -257,13 +315,48 @@ class Server:
     # -- run and stop --------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the server, SIGHUP reloads the TLS certificate.
+        """SIGTERM/SIGINT stop the server, SIGHUP reloads the config and the TLS certificate.
 
         Called before ``start()``: a supervisor may signal as soon as it sees ``ready``.
         """
         signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
         signal.signal(signal.SIGINT, lambda *_: self._stopped.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_tls() if self.ctx else None)
+        signal.signal(signal.SIGHUP, lambda *_: self.reload() if self.ctx else None)
+
+    def reload(self) -> None:
+        """Reload the TLS certificate, and the config where it is safe (RELOADABLE).
+
+        A config file that no longer loads changes nothing; a changed setting that needs a
+        restart is named in the log and not applied.
+        """
+        self.reload_tls()
+        if self.reread_config is None:
+            return
+        try:
+            new = self.reread_config()
+        except config_module.ConfigError as e:
+            log.error("config reload failed, keeping the running settings: %s", e)
+            return
+        applied, needs_restart, changes = [], [], {}
+        for section in dataclasses.fields(Config):
+            old_values, new_values = getattr(self.config, section.name), getattr(new, section.name)
+            for f in dataclasses.fields(old_values):
+                value = getattr(new_values, f.name)
+                if getattr(old_values, f.name) == value:
+                    continue
+                name = f"{section.name}.{f.name}"
+                if section.name in RELOADABLE or name in RELOADABLE:
+                    changes.setdefault(section.name, {})[f.name] = value
+                    applied.append(name)
+                else:
+                    needs_restart.append(name)
+        self.config = self.ctx.config = config_module.with_overrides(self.config, **changes)
+        self.ctx.auth.reconfigure(self.config.auth)
+        logging.getLogger("kotakpos").setLevel(self.config.server.log_level.upper())
+        log.info("reloaded the config: %s", f"applied {', '.join(applied)}" if applied else "nothing to apply")
+        if needs_restart:
+            log.warning("changed settings that take effect only after a restart, not applied: %s",
+                        ", ".join(needs_restart))
 
     def serve_forever(self) -> None:
         """Block until a stop is requested (a signal or ``request_stop()``), then stop."""

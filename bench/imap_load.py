@@ -5,6 +5,10 @@ On a user whose INBOX holds the bulk-loaded mailbox (10,000 messages by default)
 - `UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)`: what a client does to list a folder;
 - full-body FETCH: `UID FETCH a:b BODY.PEEK[]` in batches of 500, MB/s;
 - `UID SEARCH TEXT <word>`: a word that is in 1 message of 100 (the answer count is checked).
+`sort_figures`: `UID SORT` by SUBJECT, FROM, DATE, ARRIVAL and SIZE and `UID THREAD REFERENCES`
+of the whole mailbox (RFC 5256), each a median of several after an untimed first run; then
+SUBJECT and THREAD again, each time right after a new message was appended (what a client
+sees when it re-sorts a folder because mail came in).
 Then IDLE: `connections` clients log in (spread over a few users), SELECT INBOX and IDLE; we
 record the server's resident memory, deliver one message to all those users at once (LMTP for
 Dovecot, SMTP for Kotakpos: the entry point whose acknowledgement means committed), and time
@@ -15,6 +19,7 @@ how long each idler waits for its `* n EXISTS`, counted from that acknowledgemen
 
 import argparse
 import json
+import re
 import selectors
 import smtplib
 import statistics
@@ -111,6 +116,67 @@ def mailbox_figures(target: Target, address: str, repeat: int = 5, time_limit: f
         c.logout()
     for r in rows:
         print(f"  imap {target.name:16} {r}", flush=True)
+    return rows
+
+
+SORT_CASES = {
+    "UID SORT (SUBJECT)": "UID SORT (SUBJECT) UTF-8 ALL",
+    "UID SORT (FROM)": "UID SORT (FROM) UTF-8 ALL",
+    "UID SORT (DATE)": "UID SORT (DATE) UTF-8 ALL",
+    "UID SORT (ARRIVAL)": "UID SORT (ARRIVAL) UTF-8 ALL",
+    "UID SORT (SIZE)": "UID SORT (SIZE) UTF-8 ALL",
+    "UID THREAD REFERENCES": "UID THREAD REFERENCES UTF-8 ALL",
+}
+
+
+def sort_figures(target: Target, address: str, repeat: int = 5) -> list[dict]:
+    """Time each of SORT_CASES on the big mailbox; the answer must name every message.
+
+    The first run of each is untimed: Dovecot fills its cache file (and thread index) then,
+    as it does once for any mailbox a client sorts.
+    """
+    rows = []
+    c = Imap(target.host, target.imap_port)
+    try:
+        c.login(address, target.password(address))
+        exists = 0
+        for line in c.command("SELECT INBOX"):
+            if line.endswith(b"EXISTS\r\n"):
+                exists = int(line.split()[1])
+
+        for case, command in SORT_CASES.items():
+            def run() -> int:
+                found = 0
+                for line in c.command(command):
+                    if line.startswith((b"* SORT", b"* THREAD")):
+                        found = len(re.findall(rb"\d+", line))
+                return found
+            run()
+            secs, found = _median_time(run, repeat)
+            if found != exists:
+                raise ProtocolError(f"{case}: {found} messages in the answer, {exists} in the mailbox")
+            rows.append({"case": case, "ms": round(secs * 1000, 2), "messages": found})
+
+        for case in ("UID SORT (SUBJECT)", "UID THREAD REFERENCES"):
+            times = []
+            for i in range(repeat):
+                raw = make_message(900_000 + i, 2048, needle=False)
+                told = c.command(f"APPEND INBOX {{{len(raw)}+}}\r\n" + raw.decode("ascii"))
+                for line in told + c.command("NOOP"):
+                    if line.endswith(b"EXISTS\r\n"):
+                        exists = int(line.split()[1])
+                t0 = time.monotonic()
+                found = sum(len(re.findall(rb"\d+", line)) for line in c.command(SORT_CASES[case])
+                            if line.startswith((b"* SORT", b"* THREAD")))
+                times.append(time.monotonic() - t0)
+                if found != exists:
+                    raise ProtocolError(f"{case}: {found} messages in the answer, {exists} in the mailbox")
+            rows.append({"case": f"after APPEND, {case}", "ms": round(statistics.median(times) * 1000, 2),
+                         "messages": exists})
+    finally:
+        c.logout()
+    for r in rows:
+        print(f"  sort {target.name:16} {r}", flush=True)
     return rows
 
 
@@ -234,7 +300,7 @@ def main(argv=None) -> None:
     idle = [tuple(u.split(":", 1)) for u in args.idle_user]
     target = Target(args.name, args.host, imap_port=args.imap_port, users=[big, *idle],
                     server_pid=args.server_pid)
-    rows = mailbox_figures(target, big[0])
+    rows = mailbox_figures(target, big[0]) + sort_figures(target, big[0])
     if idle and args.deliver:
         target.deliver_proto, port = args.deliver.split(":")
         target.deliver_port = int(port)

@@ -43,6 +43,7 @@ TITLES = {
     "pop3": "POP3 on a big maildrop (issue 4)",
     "pop3_reference": "The least a Python POP3 server over SQLite does, against Dovecot (bench/reference_pop3.py)",
     "imap": "IMAP on a big mailbox, and many IDLE clients (issue 5)",
+    "sort": "IMAP SORT and THREAD on a big mailbox (issue 19)",
     "relay": "Relay of queued 4 KiB messages to 10 destinations, aiosmtpd sinks (issue 6)",
     "smtp_reference": "Issue 3's reference, a plain aiosmtpd handler with one SQLite fsync per message, "
                       "against Postfix (bench/reference_smtp.py)",
@@ -59,6 +60,7 @@ GOALS = {
     ("imap", "UID FETCH", "ms"): 1.0,
     ("imap", "full-body", "mb_per_s"): 0.5,
     ("imap", "UID SEARCH", "ms"): 20.0,
+    ("sort", "UID", "ms"): 1.0,
 }
 
 
@@ -182,7 +184,7 @@ def _reference(result: dict) -> dict | None:
 
 
 def render() -> str:
-    order = ["smtp", "smtp_reference", "pop3", "pop3_reference", "imap", "relay", "mda_cost"]
+    order = ["smtp", "smtp_reference", "pop3", "pop3_reference", "imap", "sort", "relay", "mda_cost"]
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     results = [_from_mda_cost(r) if r.get("benchmark") == "mda_cost" else r for r in results]
     results += [t for r in results if (t := _reference(r))]

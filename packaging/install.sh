@@ -57,7 +57,7 @@ fi
 
 # The data folder holds the store, TLS key and admin socket: the service user only.
 mkdir -p "$destdir$data_dir"
-chmod 0750 "$destdir$data_dir"
+chmod 0700 "$destdir$data_dir"
 chown "$user:$user" "$destdir$data_dir"
 
 if [[ $upgrade == yes ]] && systemctl is-active --quiet kotakpos; then

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import shutil
 import threading
 import time
 
 from appliance import __version__
 from appliance.mime import MessageInfo
-from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QueueChanged, Store, StoreError
+from appliance.store import AccountsChanged, MailboxChanged, Overflowed, QuarantineChanged, QueueChanged, Store, StoreError
 from appliance.store.events import EventBus
 from appliance.admin.filters import FiltersAdmin
 from appliance.admin.logtail import LogRing
@@ -34,6 +35,8 @@ def _event_dict(event) -> dict:
                 "count": len(event.uids)}
     if isinstance(event, QueueChanged):
         return {"type": "queue", "kind": event.kind, "ids": list(event.ids)}
+    if isinstance(event, QuarantineChanged):
+        return {"type": "quarantine", "kind": event.kind, "ids": list(event.ids)}
     if isinstance(event, AccountsChanged):
         return {"type": "accounts", "kind": event.kind, "name": event.name}
     if isinstance(event, Overflowed):
@@ -64,8 +67,8 @@ class AdminAPI(FiltersAdmin):
         "version", "status", "listeners", "sessions", "kick", "blocked", "block", "unblock",
         "domains", "add_domain", "delete_domain", "users", "add_user", "delete_user", "set_password", "set_quota",
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
-        "queue", "queue_entry", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
-        "dns_records", "dkim_records", "announce_mail",
+        "queue", "queue_entry", "queue_ids", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
+        "dns_records", "dkim_records", "notify",
         "traffic", "log_tail",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
@@ -255,10 +258,11 @@ class AdminAPI(FiltersAdmin):
         records += client_setup_records(domain, hostname, ports.__dict__)
         return records
 
-    def announce_mail(self, address: str) -> bool:
-        """Mail of ``address`` changed outside the server (``kotakpos import``/``restore`` write the
-        store file directly): sessions with one of the user's folders open look again."""
-        self.store.announce(self._user(address).id)
+    def notify(self) -> bool:
+        """Another process committed to the store file (``kotakpos import``/``restore --user``
+        write it directly): publish its changes now, as the server's own. Returns once done,
+        so the caller's next IMAP or POP3 session already sees them."""
+        self.store.catch_up()
         return True
 
     def dkim_records(self, domain: str) -> list[list[str]]:
@@ -358,6 +362,20 @@ class AdminAPI(FiltersAdmin):
 
     def queue_entry(self, queue_id: int) -> dict:
         return self._store_call(self.store.queue_entry, int(queue_id)).__dict__
+
+    def queue_ids(self, name: str) -> list[int]:
+        """The entries ``name`` stands for: a queue id (``queue list``, the log's "queue 12"),
+        or the message id of the SMTP reply and the log ("queued as 02783ECB9660A699"),
+        which names one entry per remote recipient. [] when nothing in the queue matches."""
+        name = str(name).strip()
+        if re.fullmatch(r"[0-9A-Fa-f]{16}", name):
+            return self.store.queue_ids_of_message(name)
+        if not name.isdigit():
+            raise AdminError(f"'{name}' is neither a queue id (a number) nor a message id (16 hex digits)")
+        try:
+            return [self.store.queue_entry(int(name)).id]
+        except StoreError:
+            return []
 
     def queue_retry(self, ids: list[int]) -> int:
         return self.store.retry_queue(int(i) for i in ids)

@@ -62,14 +62,23 @@ class FiltersAdmin:
         """The user's Sieve script ("" when none)."""
         return self.store.get_sieve(self._user(address).id)
 
-    def rules_check(self, script: str) -> dict:
-        """Parse a script without storing it: {"ok": bool, "line": n, "error": text}."""
+    def rules_check(self, script: str, address: str = "") -> dict:
+        """Parse a script without storing it: {"ok": bool, "line": n, "error": text, "warnings":
+        [{"line": n, "warning": text}]}. With ``address``, each ``fileinto`` without ``:create``
+        to a folder that user lacks is a warning: such mail is kept in INBOX."""
         from appliance.mda import sieve
         try:
-            sieve.parse(script)
+            commands = sieve.parse(script)
         except sieve.SieveError as e:
-            return {"ok": False, "line": e.line, "error": e.reason}
-        return {"ok": True, "line": 0, "error": ""}
+            return {"ok": False, "line": e.line, "error": e.reason, "warnings": []}
+        warnings = []
+        if address:
+            user = self._user(address)
+            for filing in sieve.filings(commands):
+                if not filing.create and self.store.get_mailbox(user.id, filing.folder) is None:
+                    warnings.append({"line": filing.line, "warning": f'fileinto "{filing.folder}": {address} has no '
+                                     'such folder, so this mail goes to INBOX (create it, or use fileinto :create)'})
+        return {"ok": True, "line": 0, "error": "", "warnings": warnings}
 
     def rules_set(self, address: str, script: str) -> bool:
         """Store a user's script after checking it; an invalid script is refused with its line."""

@@ -49,6 +49,11 @@ class Authenticator:
         self._cache_key = os.urandom(32)
         self._cache: dict[str, tuple[bytes, float]] = {}
 
+    def reconfigure(self, auth_config) -> None:
+        """Take a reloaded [auth] section; failure counts and blocks so far are kept."""
+        self.config = auth_config
+        self.trusted = Networks(auth_config.trusted_networks)
+
     # -- policy questions the protocols ask ----------------------------------------------
 
     def plaintext_allowed(self, conn) -> bool:
@@ -77,7 +82,7 @@ class Authenticator:
         if self.is_blocked(ip):
             log.info("auth refused ip=%s user=%s: address blocked", ip, address)
             return None
-        user = self._verify(address, password) if address and password else None
+        user, failure = self._verify(address, password) if address and password else (None, "empty name or password")
         if user is not None:
             with self._lock:
                 self._by_ip.pop(ip, None)
@@ -85,26 +90,31 @@ class Authenticator:
             log.info("auth ok ip=%s user=%s listener=%s", ip, user.address, conn.info.listener)
             return user
         delay = self._record_failure(ip, address.lower())
-        log.info("auth failed ip=%s user=%s listener=%s delay=%.1fs", ip, address, conn.info.listener, delay)
+        # The admin learns why; the client never does (the protocols answer every failure alike).
+        log.info("auth failed ip=%s user=%s listener=%s: %s, delay=%.1fs", ip, address, conn.info.listener,
+                 failure, delay)
         self._sleep(delay)
         return None
 
     def _verify(self, address: str, password: str):
+        """(user, None) for a right password, else (None, why it failed)."""
         found = self.store.get_login(address)
         if found is None:
-            return self.store.verify_password(address, password)  # same slow path: no user enumeration
+            self.store.verify_password(address, password)  # same slow path: no user enumeration by timing
+            return None, "unknown user"
         user, stored_hash = found
         token = hmac.new(self._cache_key, password.encode() + b"\0" + stored_hash.encode(), hashlib.sha256).digest()
         key = user.address.lower()
         with self._lock:
             cached = self._cache.get(key)
         if cached and cached[1] > time.time() and hmac.compare_digest(cached[0], token):
-            return user
+            return user, None
         user = self.store.verify_password(address, password)
-        if user is not None:
-            with self._lock:
-                self._cache[key] = (token, time.time() + CACHE_SECONDS)
-        return user
+        if user is None:
+            return None, "wrong password"
+        with self._lock:
+            self._cache[key] = (token, time.time() + CACHE_SECONDS)
+        return user, None
 
     def _record_failure(self, ip: str, account: str) -> float:
         now = time.time()
@@ -137,8 +147,10 @@ class Authenticator:
                     for ip, f in sorted(self._by_ip.items()) if f.blocked_until > now]
 
     def failing_addresses(self) -> list[dict]:
+        """Every address with failed logins; ``trusted`` ones are never blocked by failures."""
         with self._lock:
-            return [{"ip": ip, "failures": f.count, "until": f.blocked_until} for ip, f in sorted(self._by_ip.items())]
+            return [{"ip": ip, "failures": f.count, "until": f.blocked_until, "trusted": self.is_trusted(ip)}
+                    for ip, f in sorted(self._by_ip.items())]
 
     def block(self, ip: str, seconds: float) -> None:
         with self._lock:

@@ -22,12 +22,13 @@ import click
 from appliance import __version__
 from appliance.admin.api import AdminAPI, AdminError
 from appliance.admin.client import AdminClient, ServerNotRunning
-from appliance.config import ConfigError, with_overrides
+from appliance.config import ConfigError, hostname_warning, with_overrides
 from appliance.net import BindError
-from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, load_config, open_store,
-                              resolve_paths, setup_logging)
+from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
+                              open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
-from appliance.tui.models import duration
+from appliance.admin.sizes import parse_size
+from appliance.tui.models import duration, size
 
 
 class Paths:
@@ -40,14 +41,27 @@ class Paths:
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
 
+    def require_store(self, create: bool = False) -> None:
+        """Refuse to work on a folder without a store, unless the command may make one
+        (``domain add``, ``user add``: the first steps), and then say where it goes."""
+        if (self.data_dir / DB_NAME).exists():
+            return
+        if not create:
+            raise click.ClickException(
+                f"there is no Kotakpos store in {self.data_dir}; run this in the folder that holds "
+                f"the data folder, or name it with --data DIR or KOTAKPOS_DATA")
+        click.echo(f"creating a new Kotakpos store in {self.data_dir}", err=True)
+
 
 @contextmanager
-def admin(paths: Paths):
-    """The running server's admin API, or an in-process one over the store."""
+def admin(paths: Paths, create: bool = False):
+    """The running server's admin API, or an in-process one over the store (which only the
+    commands that set a server up may ``create``)."""
     try:
         client = AdminClient(paths.data_dir / ADMIN_SOCKET)
     except ServerNotRunning:
         paths.config()  # refuse a broken config file here too
+        paths.require_store(create)
         store = open_store(paths.data_dir)
         api = AdminAPI(store=store)
         try:
@@ -64,6 +78,23 @@ def admin(paths: Paths):
         raise click.ClickException(str(e)) from None
     finally:
         client.close()
+
+
+class SizeType(click.ParamType):
+    """A size as people type it: 3000000, 500M, 1.5G (the TUI's forms read the same)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
 
 
 def read_password(password_stdin: bool) -> str:
@@ -91,6 +122,7 @@ config_option = click.option("--config", "config_file", envvar="KOTAKPOS_CONFIG"
 @click.pass_context
 def main(ctx: click.Context, data: str | None, config_file: str | None) -> None:
     """Kotakpos: the mail server for a small office."""
+    keep_files_private()  # backups, exports and a new store hold mail
     ctx.obj = Paths(data, config_file)
 
 
@@ -115,17 +147,21 @@ def with_paths(command):
 @with_paths
 def serve(paths, listen, port_offset, tui):
     """Run the mail server (SMTP, POP3, IMAP) until SIGTERM or Ctrl-C."""
-    config = paths.config(write_sample=True)
     server_overrides = {}
     if listen:
         server_overrides["listen"] = list(listen)
     if port_offset is not None:
         server_overrides["port_offset"] = port_offset
-    if server_overrides:
-        config = with_overrides(config, server=server_overrides)
+
+    def read_config():
+        """The file's settings with the command line's over them (again on each reload)."""
+        config = load_config(paths.data_dir, paths.config_path)
+        return with_overrides(config, server=server_overrides) if server_overrides else config
+
+    config = with_overrides(paths.config(write_sample=True), server=server_overrides)
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
-    server = Server(paths.data_dir, config)
+    server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()
     try:
@@ -138,9 +174,11 @@ def serve(paths, listen, port_offset, tui):
     if tui:
         from appliance.tui import run_tui
         try:
-            run_tui(server.admin)
+            status = run_tui(server.admin)
         finally:
             server.stop()
+        if status:
+            raise click.ClickException("the terminal UI failed (see above); the server has stopped")
         return
     server.serve_forever()
 
@@ -150,7 +188,8 @@ def serve(paths, listen, port_offset, tui):
 def tui(paths):
     """Administer a running server in the terminal UI (it reconnects if the server restarts)."""
     from appliance.tui import attach
-    attach(paths.data_dir / ADMIN_SOCKET)
+    if attach(paths.data_dir / ADMIN_SOCKET):
+        raise click.ClickException("the terminal UI failed (see above)")
 
 
 @main.command()
@@ -204,13 +243,15 @@ def domain():
 @click.argument("name")
 @with_paths
 def domain_add(paths, name):
-    with admin(paths) as api:
+    """Receive mail for the domain NAME (creates the store on first use)."""
+    with admin(paths, create=True) as api:
         click.echo(f"added domain {api.add_domain(name)}")
 
 
 @domain.command("list")
 @with_paths
 def domain_list(paths):
+    """List the local domains."""
     with admin(paths) as api:
         for name in api.domains():
             click.echo(name)
@@ -220,6 +261,7 @@ def domain_list(paths):
 @click.argument("name")
 @with_paths
 def domain_del(paths, name):
+    """Stop receiving mail for NAME (its users must be deleted first)."""
     with admin(paths) as api:
         api.delete_domain(name)
         click.echo(f"deleted domain {name}")
@@ -233,11 +275,13 @@ def user():
 @user.command("add")
 @click.argument("address")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--quota", type=int, default=0, metavar="BYTES", help="Mail storage quota (0 = unlimited).")
+@click.option("--quota", type=SIZE, default=0, metavar="SIZE",
+              help="Mail storage quota: bytes, or with K, M or G (500M, 2G); 0 = unlimited.")
 @with_paths
 def user_add(paths, address, password_stdin, quota):
+    """Add the user ADDRESS (its domain must be added first); asks for the password twice."""
     password = read_password(password_stdin)
-    with admin(paths) as api:
+    with admin(paths, create=True) as api:
         created = api.add_user(address, password, quota)
         click.echo(f"added user {created['address']}")
 
@@ -245,6 +289,7 @@ def user_add(paths, address, password_stdin, quota):
 @user.command("list")
 @with_paths
 def user_list(paths):
+    """List the users with the mail each keeps and their quota."""
     with admin(paths) as api:
         for u in api.users():
             quota = f"{u['quota']} bytes" if u["quota"] else "unlimited"
@@ -255,6 +300,7 @@ def user_list(paths):
 @click.argument("address")
 @with_paths
 def user_del(paths, address):
+    """Delete the user ADDRESS and all their mail."""
     with admin(paths) as api:
         api.delete_user(address)
         click.echo(f"deleted user {address} and their mail")
@@ -265,6 +311,7 @@ def user_del(paths, address):
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @with_paths
 def user_passwd(paths, address, password_stdin):
+    """Set a new password for ADDRESS (asks twice, or reads --password-stdin)."""
     password = read_password(password_stdin)
     with admin(paths) as api:
         api.set_password(address, password)
@@ -273,13 +320,13 @@ def user_passwd(paths, address, password_stdin):
 
 @user.command("quota")
 @click.argument("address")
-@click.argument("quota", type=int)
+@click.argument("quota", type=SIZE)
 @with_paths
 def user_quota(paths, address, quota):
-    """Set ADDRESS's quota in bytes (0 = unlimited)."""
+    """Set ADDRESS's quota: bytes, or with K, M or G (500M, 1.5G, 2G); 0 = unlimited."""
     with admin(paths) as api:
         api.set_quota(address, quota)
-        click.echo(f"quota of {address} is now {quota or 'unlimited'}" + (" bytes" if quota else ""))
+        click.echo(f"quota of {address} is now {f'{quota} bytes ({size(quota)})' if quota else 'unlimited'}")
 
 
 @main.group()
@@ -292,6 +339,8 @@ def alias():
 @click.argument("targets", nargs=-1, required=True)
 @with_paths
 def alias_add(paths, alias_address, targets):
+    """Send mail for ALIAS to TARGETS (users, aliases, or addresses elsewhere);
+    ALIAS @domain catches every unknown address of the domain."""
     with admin(paths) as api:
         api.add_alias(alias_address, list(targets))
         click.echo(f"{alias_address} -> {', '.join(targets)}")
@@ -300,6 +349,7 @@ def alias_add(paths, alias_address, targets):
 @alias.command("list")
 @with_paths
 def alias_list(paths):
+    """List aliases with their targets."""
     with admin(paths) as api:
         for name, targets in api.aliases().items():
             click.echo(f"{name} -> {', '.join(targets)}")
@@ -329,17 +379,24 @@ class _BackupGroup(click.Group):
 
 @main.group(cls=_BackupGroup)
 def backup():
-    """Snapshots of the store: ``backup FILE`` writes one now; ``backup verify FILE`` checks one."""
+    """Snapshots of the store.
+
+    \b
+    kotakpos backup FILE           write one now (the same as: backup now FILE)
+    kotakpos backup verify FILE    check one
+    """
 
 
 @backup.command("now")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @with_paths
-def backup_now(paths, file):
+def backup_now(paths, file, force):
     """Write a consistent copy of the store to FILE (safe while the server runs)."""
+    paths.require_store()
     source = paths.data_dir / DB_NAME
-    if not source.exists():
-        raise click.ClickException(f"there is no store in {paths.data_dir}")
+    if file.exists() and not force:
+        raise click.ClickException(f"{file} exists already; choose another name, or overwrite it with --force")
     backup_database(source, file)
     click.echo(f"backed up {source} to {file}")
 
@@ -393,6 +450,7 @@ def queue():
 @queue.command("list")
 @with_paths
 def queue_list(paths):
+    """List the relay queue: id, state, age, size, sender, recipient, next try."""
     with admin(paths) as api:
         entries = api.queue()
     if not entries:
@@ -407,42 +465,73 @@ def queue_list(paths):
             click.echo(f"{'':>6} {e['last_error']}")
 
 
-@queue.command("show")
-@click.argument("queue_id", type=int, metavar="ID")
+ID_HELP = ("An ID is a queue id (the first column of `queue list`) or the message id of the SMTP reply"
+           " and the log (\"queued as 02783ECB9660A699\"), which stands for each of its entries.")
+
+
+def _queue_ids(api, names) -> tuple[list[int], list[str]]:
+    """The entries the IDs name, and the IDs that name none."""
+    found, unknown = [], []
+    for name in names:
+        ids = api.queue_ids(name)
+        found += [i for i in ids if i not in found]
+        if not ids:
+            unknown.append(name)
+    return found, unknown
+
+
+@queue.command("show", help="Show every detail of queue entries.\n\n" + ID_HELP)
+@click.argument("names", nargs=-1, required=True, metavar="ID...")
 @with_paths
-def queue_show(paths, queue_id):
+def queue_show(paths, names):
     with admin(paths) as api:
-        e = api.queue_entry(queue_id)
-    for key in ("id", "state", "sender", "recipient", "domain", "size", "attempts", "last_error", "dsn"):
-        click.echo(f"{key + ':':<13} {e[key]}")
-    for key in ("created", "next_attempt"):
-        click.echo(f"{key + ':':<13} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e[key]))}")
+        ids, unknown = _queue_ids(api, names)
+        entries = [api.queue_entry(i) for i in ids]
+    for n, e in enumerate(entries):
+        if n:
+            click.echo()
+        for key in ("id", "state", "sender", "recipient", "domain", "size", "attempts", "last_error", "dsn"):
+            click.echo(f"{key + ':':<13} {e[key]}")
+        for key in ("created", "next_attempt"):
+            click.echo(f"{key + ':':<13} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e[key]))}")
+    _refuse_unknown(unknown)
 
 
-def _queue_action(name: str, verb: str, help_text: str):
+def _refuse_unknown(unknown: list[str]) -> None:
+    if unknown:
+        raise click.ClickException(f"no queue entry {', '.join(unknown)} (see `kotakpos queue list`)")
+
+
+def _queue_action(name: str, verb: str, participle: str, help_text: str):
     """``kotakpos queue NAME ID... | --all``: one admin call on the given (or every) entry."""
-    @queue.command(name, help=help_text)
-    @click.argument("ids", nargs=-1, type=int, metavar="ID...")
+    @queue.command(name, help=help_text + "\n\n" + ID_HELP)
+    @click.argument("names", nargs=-1, metavar="ID...")
     @click.option("--all", "every", is_flag=True, help="Every entry in the queue.")
     @with_paths
-    def command(paths, ids, every):
-        if bool(ids) == every:
+    def command(paths, names, every):
+        if bool(names) == every:
             raise click.UsageError("give entry IDs or --all")
         with admin(paths) as api:
-            chosen = [e["id"] for e in api.queue()] if every else list(ids)
-            if name == "bounce":
+            chosen, unknown = ([e["id"] for e in api.queue()], []) if every else _queue_ids(api, names)
+            if not chosen:
+                done = 0
+            elif name == "bounce":
                 done = api.queue_bounce(chosen, paths.config().server.hostname)
             else:
                 done = getattr(api, f"queue_{name}")(chosen)
-        click.echo(f"{verb} {done} of {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}")
+        if chosen or every:
+            click.echo(f"{verb} {done} of {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}")
+        _refuse_unknown(unknown)
+        if done < len(chosen) and not every:
+            raise click.ClickException(f"{len(chosen) - done} of them could not be {participle} now")
     return command
 
 
-_queue_action("retry", "retrying", "Make entries due now (held entries stay held).")
-_queue_action("hold", "held", "Keep entries in the queue without trying them.")
-_queue_action("release", "released", "Let held entries be tried again.")
-_queue_action("delete", "deleted", "Remove entries without telling anyone.")
-_queue_action("bounce", "bounced", "Give up on entries now; each sender gets a failure notice.")
+_queue_action("retry", "retrying", "retried", "Make entries due now (held entries stay held).")
+_queue_action("hold", "held", "held", "Keep entries in the queue without trying them.")
+_queue_action("release", "released", "released", "Let held entries be tried again.")
+_queue_action("delete", "deleted", "deleted (being delivered right now)", "Remove entries without telling anyone.")
+_queue_action("bounce", "bounced", "bounced (being delivered right now)", "Give up on entries now; each sender gets a failure notice.")
 
 
 @main.command()
@@ -453,16 +542,27 @@ def dns(paths, domain_name):
     hostname = paths.config().server.hostname
     with admin(paths) as api:
         records = api.dns_records(domain_name, hostname)
+    warning = hostname_warning(hostname)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)  # the MX below names it
+    for line in zone_lines(domain_name, records):
+        click.echo(line)
+
+
+def zone_lines(domain_name: str, records: list[dict]) -> list[str]:
+    """The records of ``api.dns_records`` as zone-file lines, the optional ones after a comment."""
+    lines = []
     for r in records:
         if r["optional"] and not any(p["optional"] for p in records[:records.index(r)]):
-            click.echo("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
-                       f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
-                       "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
+            lines.append("; optional: TLS reports (RFC 8460), MTA-STS (RFC 8461, also needs the policy at "
+                         f"https://mta-sts.{domain_name}/.well-known/mta-sts.txt), and client auto-setup "
+                         "(RFC 6186 SRV; the CNAMEs must reach the [web] listener)")
         value = r["value"]
         if r["type"] == "TXT":
             # A TXT string holds at most 255 bytes; longer values are split into several.
             value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
-        click.echo(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+        lines.append(f"{r['name']}.\tIN\t{r['type']}\t{value}")
+    return lines
 
 
 from appliance.cli import filters as _filters  # noqa: E402,F401  (registers quarantine, rules, receipts)

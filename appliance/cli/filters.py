@@ -26,6 +26,7 @@ def quarantine():
 @quarantine.command("list")
 @with_paths
 def quarantine_list(paths):
+    """List the messages held in quarantine."""
     with admin(paths) as api:
         held = api.quarantine_list()
     if not held:
@@ -40,6 +41,7 @@ def quarantine_list(paths):
 @click.argument("quarantine_id", type=int, metavar="ID")
 @with_paths
 def quarantine_show(paths, quarantine_id):
+    """Show a held message with why it was held."""
     with admin(paths) as api:
         q = api.quarantine_show(quarantine_id)
     click.echo(f"Reason:     {q['reason']}\nSender:     <{q['sender']}>\nRecipients: {', '.join(q['recipients'])}\n"
@@ -61,6 +63,7 @@ def quarantine_release(paths, quarantine_id):
 @click.argument("quarantine_id", type=int, metavar="ID")
 @with_paths
 def quarantine_delete(paths, quarantine_id):
+    """Delete a held message for good."""
     with admin(paths) as api:
         api.quarantine_delete(quarantine_id)
     click.echo(f"deleted {quarantine_id}")
@@ -83,9 +86,11 @@ def rules(paths, address, action, file):
             return
         script = _script(file)
         if action == "check":
-            result = api.rules_check(script)
+            result = api.rules_check(script, address)
             if not result["ok"]:
                 raise click.ClickException(f"line {result['line']}: {result['error']}")
+            for w in result["warnings"]:
+                click.echo(f"warning: line {w['line']}: {w['warning']}", err=True)
             click.echo("the script is valid")
             return
         api.rules_set(address, script)

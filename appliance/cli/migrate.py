@@ -22,10 +22,11 @@ from appliance.store import StoreError, normalize_mailbox_name
 
 
 @contextmanager
-def store_of(paths, address: str | None = None):
+def store_of(paths):
     """The store file, opened here even while a server runs; afterwards a running server is
-    told that ``address``'s mail changed, so its IMAP sessions and the TUI see it at once."""
+    told that it changed, so its IMAP and POP3 sessions and the TUI see the change at once."""
     paths.config()  # refuse a broken config file here too
+    paths.require_store()
     store = open_store(paths.data_dir)
     try:
         yield store
@@ -33,19 +34,19 @@ def store_of(paths, address: str | None = None):
         raise click.ClickException(str(e)) from None
     finally:
         store.close()
-        if address is not None:
-            _announce(paths, address)
+        if store.db.commits:
+            _notify_server(paths)
 
 
-def _announce(paths, address: str) -> None:
+def _notify_server(paths) -> None:
     try:
         client = AdminClient(paths.data_dir / ADMIN_SOCKET)
     except ServerNotRunning:
         return
     try:
-        client.announce_mail(address)
-    except AdminError:
-        pass  # the user is unknown: nothing was written
+        client.notify()
+    except (AdminError, OSError):
+        pass  # it reads the store's change journal within a second anyway
     finally:
         client.close()
 
@@ -104,7 +105,7 @@ def import_mbox(paths, path, address, folder):
         folders = [f for f in mbox.read_tree(path) if folder is None or f.name == folder]
         if not folders:
             raise click.ClickException(f"no mbox {'for ' + folder + ' ' if folder else ''}in {path}")
-    with store_of(paths, address) as store:
+    with store_of(paths) as store:
         print_summary(run_import(Importer(store, address), folders), f"imported into {address}")
 
 
@@ -128,7 +129,7 @@ def import_maildir(paths, path, address, folder):
         folders = [maildir.read(path, folder)]  # one Maildir given: --folder says where it goes
     if not folders:
         raise click.ClickException(f"no Maildir {'folder ' + folder + ' ' if folder else ''}in {path}")
-    with store_of(paths, address) as store:
+    with store_of(paths) as store:
         print_summary(run_import(Importer(store, address), folders), f"imported into {address}")
 
 
@@ -141,9 +142,9 @@ def import_maildir(paths, path, address, folder):
 def export(paths, address, fmt, directory, folder):
     """Write ADDRESS's mail into DIR: one mbox file per folder, or a Maildir++ tree."""
     folder = _folder_name(folder)
-    directory.mkdir(parents=True, exist_ok=True)
     with store_of(paths) as store:
         _, mailboxes = exporter.folders_of(store, address, folder)
+        directory.mkdir(parents=True, exist_ok=True)
         written = 0
         for mailbox in mailboxes:
             with _progress(store.mailbox_status(mailbox.id).messages, mailbox.name) as bar:
@@ -173,7 +174,7 @@ def import_imap(paths, host, port, security, remote_user, password_stdin, cafile
     else:
         raise click.UsageError("no terminal to ask for the password; pass it with --password-stdin")
     remote = Remote(host, port or (993 if security == "tls" else 143), security, remote_user, password, cafile, insecure)
-    with store_of(paths, address) as store:
+    with store_of(paths) as store:
         importer = Importer(store, address)
         try:
             run = ImapImport(importer, remote)
@@ -221,7 +222,7 @@ def restore_user(paths, file: Path, address: str, folder: str | None) -> None:
         raise click.ClickException(f"{file} is not a usable snapshot: {'; '.join(verdict.problems)}")
     folder = _folder_name(folder)
     total = Summary()
-    with store_of(paths, address) as store:
+    with store_of(paths) as store:
         for name, count, run in restore(store, file, address, folder):
             with _progress(count, name) as bar:
                 total.add(run(bar.update))

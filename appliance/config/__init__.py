@@ -9,13 +9,14 @@ config file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
 
 from appliance.config.schema import Config
 
-__all__ = ["Config", "ConfigError", "load", "sample_text", "with_overrides"]
+__all__ = ["Config", "ConfigError", "hostname_warning", "load", "sample_text", "with_overrides"]
 
 
 class ConfigError(Exception):
@@ -40,12 +41,34 @@ def with_overrides(config: Config, **sections: dict) -> Config:
     return dataclasses.replace(config, **changes)
 
 
+def hostname_warning(hostname: str) -> str | None:
+    """What is wrong with ``server.hostname`` for mail on the internet, or None.
+
+    Receivers check the name in HELO (RFC 5321 §4.1.1.1 asks for a fully qualified
+    domain name), clients check it against the certificate, and `kotakpos dns` publishes
+    it as the MX: a bare machine name ("vm") fails all three.
+    """
+    name = hostname.rstrip(".")
+    labels = name.split(".")
+    try:
+        ipaddress.ip_address(name)
+        reason = "is an IP address"
+    except ValueError:
+        reason = "" if len(labels) >= 2 and all(labels) and labels[-1] != "localdomain" else \
+            "is not a fully qualified domain name"
+    if not reason:
+        return None
+    return (f"server.hostname {hostname!r} {reason}: it is the name this server gives in HELO, its TLS "
+            f"certificate and the MX record; set the name the internet knows it by in kotakpos.toml, "
+            f"under [server]: hostname = \"mail.example.org\"")
+
+
 def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     defaults = cls()
     values = {}
     for key, value in data.items():
-        if key not in names:
+        if key not in fields:
             raise ConfigError(f"{path}:{_line_of(text, where, key)}: unknown setting '{'.'.join(where + (key,))}'")
         default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
@@ -53,11 +76,11 @@ def _build(cls, data: dict, where: tuple[str, ...], text: str, path: Path):
                 raise ConfigError(f"{path}:{_line_of(text, where, key)}: '{key}' must be a table [{key}]")
             values[key] = _build(type(default), value, where + (key,), text, path)
         else:
-            values[key] = _checked(value, default, where + (key,), text, path)
+            values[key] = _checked(value, default, fields[key].metadata, where + (key,), text, path)
     return cls(**values)
 
 
-def _checked(value, default, key_path, text, path):
+def _checked(value, default, metadata, key_path, text, path):
     expected = type(default)
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -71,7 +94,30 @@ def _checked(value, default, key_path, text, path):
         raise ConfigError(
             f"{path}:{line}: '{'.'.join(key_path)}' must be {_type_name(expected)}, not {value!r}"
         )
+    choices = metadata.get("choices")
+    if choices:
+        for item in value if expected is list else [value]:  # a list setting: each of its items
+            if item not in choices:
+                line = _line_of(text, key_path[:-1], key_path[-1])
+                raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' cannot be {item!r}; "
+                                  f"allowed: {', '.join(map(repr, choices))}")
+    if metadata.get("values") == "host:port":
+        for name, item in value.items():
+            if not _is_host_port(item):
+                line = _line_of(text, key_path, name)
+                raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' entry {name!r} must be \"host:port\" "
+                                  f"(e.g. \"mx.example.org:25\"), not {item!r}")
     return value
+
+
+def _is_host_port(text: str) -> bool:
+    """``host:port`` or ``[v6]:port``, the port a number from 1 to 65535."""
+    if text.startswith("["):
+        host, separator, port = text[1:].partition("]:")
+    else:
+        host, separator, port = text.rpartition(":")
+        separator = separator if ":" not in host else ""  # a bare IPv6 address has no port
+    return bool(host and separator and port.isdigit() and 0 < int(port) < 65536)
 
 
 def _type_name(t) -> str:
@@ -89,16 +135,22 @@ def _line_of(text: str, section: tuple[str, ...], key: str) -> int:
             if current == section + (key,):
                 return number
             continue
-        assignment = re.match(r"\s*\"?([A-Za-z0-9_.\-]+)\"?\s*=", line)
+        assignment = re.match(r'\s*(?:"([^"]*)"|([A-Za-z0-9_.\-]+))\s*=', line)
         if assignment:
-            dotted = tuple(current) + tuple(assignment.group(1).split("."))
+            quoted, bare = assignment.groups()
+            dotted = tuple(current) + ((quoted,) if quoted is not None else tuple(bare.split(".")))
             if dotted == section + (key,):
                 return number
     return 0
 
 
 def sample_text() -> str:
-    """The commented kotakpos.toml written on first start: every setting with its default."""
+    """The commented kotakpos.toml written on first start: every setting with its default.
+
+    In TOML a key belongs to the table whose header came last, so each section lists its
+    plain settings first and its sub-tables ([mta.routes]) after them: uncommenting any
+    line then keeps it in the table it is listed under.
+    """
     lines = [
         "# Kotakpos configuration. Every setting is listed with its default, commented out.",
         "# Uncomment and change only what you need; the rest keeps its default.",
@@ -107,14 +159,17 @@ def sample_text() -> str:
     for section in dataclasses.fields(Config):
         lines.append(f"[{section.name}]")
         defaults = section.default_factory()
-        for f in dataclasses.fields(defaults):
-            lines.append(f"# {f.metadata['doc']}")
-            value = getattr(defaults, f.name)
-            if isinstance(value, dict):
-                lines.append(f"# [{section.name}.{f.name}]")
-                lines.append('# "example.org" = "mx.example.org:25"')
-            else:
-                lines.append(f"# {f.name} = {_toml_value(value)}")
+        fields = dataclasses.fields(defaults)
+        tables = [f for f in fields if isinstance(getattr(defaults, f.name), dict)]
+        for f in fields:
+            if f not in tables:
+                lines.append(f"# {f.metadata['doc']}")
+                lines.append(f"# {f.name} = {_toml_value(getattr(defaults, f.name))}")
+        for f in tables:
+            lines.append(f"# {f.metadata['doc']} Uncomment the [{section.name}.{f.name}] line too: "
+                         f"every line below it belongs to it.")
+            lines.append(f"# [{section.name}.{f.name}]")
+            lines.append('# "example.org" = "mx.example.org:25"')
         lines.append("")
     return "\n".join(lines)
 

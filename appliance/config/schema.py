@@ -12,11 +12,16 @@ import socket
 from dataclasses import dataclass, field
 
 
-def setting(default, doc: str, **kw):
-    """A config field with its documentation (mutable defaults are copied per instance)."""
+def setting(default, doc: str, choices: tuple = (), values: str = "", **kw):
+    """A config field with its documentation (mutable defaults are copied per instance).
+
+    ``choices``: the only values allowed (an enumerated setting). ``values``: the form each
+    value of a table setting must have; "host:port" is the one the loader knows.
+    """
+    metadata = {"doc": doc, "choices": choices, "values": values}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc}, **kw)
-    return field(default=default, metadata={"doc": doc}, **kw)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kw)
+    return field(default=default, metadata=metadata, **kw)
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,8 @@ class ServerSection:
     max_connections_per_ip: int = setting(50, "Connections at once from one address (the trusted networks of [auth] are exempt).")
     shutdown_grace: float = setting(10.0, "Seconds that transactions in flight may take to finish when the server is asked to stop.")
     log_file: str = setting("", "Also write the log to this file (relative to the data folder); \"\" logs to stderr only.")
-    log_level: str = setting("info", "One of debug, info, warning, error.")
+    log_level: str = setting("info", "How much the log says: debug, info, warning or error.", choices=("debug", "info", "warning", "error"))
+    admin_address: str = setting("", "Where mail to postmaster@ every local domain goes (RFC 5321 §4.5.1) unless an alias or user says otherwise; \"\" means the first user created.")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class TlsSection:
 
 @dataclass(frozen=True)
 class LimitsSection:
-    message_size: int = setting(26214400, "Largest message accepted, in bytes (SMTP SIZE, IMAP APPEND).")
+    message_size: int = setting(37748736, "Largest message accepted, in bytes (SMTP SIZE, IMAP APPEND). 36 MiB, as Exchange Online receives: Gmail and Outlook let their users attach 25 MB, and base64 makes that about 34 MB on the wire.")
     idle_timeout_unauthenticated: float = setting(60.0, "Seconds an IMAP or POP3 client may stay silent before it logs in.")
 
 
@@ -74,8 +80,8 @@ class SmtpSection:
     stress_load: float = setting(0.75, "Share of server.max_connections in use from which SMTP runs in stress mode, like Postfix's: every wait for the client is cut to stress_timeout.")
     stress_timeout: float = setting(10.0, "Seconds to wait for the next command or block of data in stress mode (instead of command_timeout and data_timeout).")
     junk_command_limit: int = setting(100, "NOOP, RSET, HELP, VRFY and EXPN commands without a message accepted before each further one counts as an error.")
-    bare_newline: str = setting("reject", "Bare CR or LF inside a message: \"reject\" refuses it with 550 5.5.2; \"normalize\" turns it into CRLF. Only <CRLF>.<CRLF> ever ends a message.")
-    quota_reply: str = setting("temporary", "A recipient whose mailbox is over quota, at RCPT: \"temporary\" answers 452 4.2.2 (the sender retries for days, time to make room); \"permanent\" answers 552 5.2.2 (the sender gets a bounce at once).")
+    bare_newline: str = setting("reject", "Bare CR or LF inside a message: \"reject\" refuses it with 550 5.5.2; \"normalize\" turns it into CRLF. Only <CRLF>.<CRLF> ever ends a message.", choices=("reject", "normalize"))
+    quota_reply: str = setting("temporary", "A recipient whose mailbox is over quota, at RCPT: \"temporary\" answers 452 4.2.2 (the sender retries for days, time to make room); \"permanent\" answers 552 5.2.2 (the sender gets a bounce at once).", choices=("temporary", "permanent"))
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,10 @@ class DnsSection:
 
 @dataclass(frozen=True)
 class MtaSection:
-    routes: dict = setting({}, "Static routes, like Postfix's transport map: domain = \"host:port\".")
+    routes: dict = setting({}, "Static routes, like Postfix's transport map: domain = \"host:port\".", values="host:port")
     smarthost: str = setting("", "Relay all outbound mail through this host:port (an ISP's server) instead of looking up MX records.")
     remote_port: int = setting(25, "Port of the MX servers found in DNS (25; only a tunnel past a blocked port 25 needs another).")
-    smarthost_tls: str = setting("starttls", "How to reach the smarthost: \"starttls\" (port 587, STARTTLS required) or \"implicit\" (port 465, TLS from the first byte).")
+    smarthost_tls: str = setting("starttls", "How to reach the smarthost: \"starttls\" (port 587, STARTTLS required) or \"implicit\" (port 465, TLS from the first byte).", choices=("starttls", "implicit"))
     smarthost_user: str = setting("", "Login name for AUTH at the smarthost; \"\" sends without AUTH.")
     smarthost_password: str = setting("", "Password for AUTH at the smarthost (sent only over TLS).")
     tls_cafile: str = setting("", "Extra CA certificates (PEM) to trust when a peer's certificate must be verified (smarthost, tls_verify_domains); \"\" uses the system's.")
@@ -125,12 +131,13 @@ class MtaSection:
 
 @dataclass(frozen=True)
 class MdaSection:
-    filters: list = setting(["virus", "auth", "spam", "rules", "receipts"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts); greylist (RFC 6647, off by default) may go first. [] delivers unfiltered.")
+    filters: list = setting(["virus", "auth", "spam", "rules", "receipts"], "Filters every locally delivered message passes, in order: virus (built-in checks and clamd), auth (SPF, DKIM, DMARC, ARC), spam (heuristics, Bayes, spamd), rules (each user's Sieve script), receipts (delivery and read receipts); greylist (RFC 6647, off by default) may go first. [] delivers unfiltered.",
+                           choices=("greylist", "virus", "auth", "spam", "rules", "receipts"))
     greylist_delay: float = setting(300.0, "Greylisting (add \"greylist\" first to filters; off by default): seconds before a first-time sender's retry is accepted.")
     greylist_window: float = setting(86400.0, "Greylisting: seconds a refused first attempt is remembered, waiting for its retry.")
     greylist_keep: float = setting(3110400.0, "Greylisting: seconds a sender that retried properly passes without delay (36 days).")
     time_budget: float = setting(10.0, "Seconds the filters may take per message while the SMTP client waits; past it the message goes to INBOX unfiltered (and the failure is logged).")
-    virus_action: str = setting("reject", "What happens to infected mail and blocked attachments: \"reject\" (554 5.7.0 at the end of DATA) or \"quarantine\" (held for `kotakpos quarantine`).")
+    virus_action: str = setting("reject", "What happens to infected mail and blocked attachments: \"reject\" (554 5.7.0 at the end of DATA) or \"quarantine\" (held for `kotakpos quarantine`).", choices=("reject", "quarantine"))
     blocked_extensions: list = setting(["exe", "scr", "js", "vbs", "bat", "cmd", "jar", "com", "pif", "docm", "xlsm", "pptm", "dotm", "xltm"], "Attachment file name extensions refused like a virus (also inside zip archives).")
     max_mime_depth: int = setting(20, "MIME nesting deeper than this is treated as a MIME bomb and refused like a virus.")
     max_mime_parts: int = setting(500, "More MIME parts than this is treated as a MIME bomb.")
@@ -145,7 +152,8 @@ class MdaSection:
     spamd: str = setting("", "SpamAssassin spamd as \"host:port\" for an extra opinion; \"\" does without.")
     spamd_timeout: float = setting(5.0, "Seconds a spamd check may take.")
     vacation_days: int = setting(7, "Days between two vacation replies to one sender when the script does not say (RFC 5230 :days).")
-    read_receipts: str = setting("client", "Default read-receipt (MDN) policy of a user: \"client\" (the mail client asks), \"auto\" (the server sends it on first read), \"never\". Each user may choose otherwise (kotakpos receipts ADDRESS --policy).")
+    arc_trusted_sealers: list = setting([], "ARC (RFC 8617): domains whose ARC seal you trust as forwarders, e.g. [\"google.com\", \"outlook.com\"]. Mail that fails SPF or DMARC but carries a valid ARC chain last sealed by one of them is not scored for those failures. [] trusts none (ARC is still checked and recorded).")
+    read_receipts: str = setting("client", "Default read-receipt (MDN) policy of a user: \"client\" (the mail client asks), \"auto\" (the server sends it on first read), \"never\". Each user may choose otherwise (kotakpos receipts ADDRESS --policy).", choices=("client", "auto", "never"))
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,7 @@ class WebSection:
     enabled: bool = setting(False, "Serve mail client set-up (Thunderbird autoconfig, Outlook Autodiscover, Apple profiles) and the MTA-STS policy over HTTP and HTTPS.")
     http_port: int = setting(80, "HTTP port (plus server.port_offset).")
     https_port: int = setting(443, "HTTPS port (plus server.port_offset), with the server's TLS certificate.")
-    mta_sts_mode: str = setting("testing", "MTA-STS policy mode (RFC 8461): \"testing\", \"enforce\" or \"none\".")
+    mta_sts_mode: str = setting("testing", "MTA-STS policy mode (RFC 8461): \"testing\", \"enforce\" or \"none\".", choices=("testing", "enforce", "none"))
     mta_sts_max_age: int = setting(604800, "Seconds senders may cache the MTA-STS policy.")
 
 

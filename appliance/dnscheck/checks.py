@@ -15,11 +15,12 @@ import dns.reversename
 from appliance.net.dns import make_resolver
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+UNREACHABLE = "DNS"  # the aspect of the finding that says DNS gave no answer at all
 
 
 @dataclass
 class Finding:
-    aspect: str                 # MX, SPF, DKIM, DMARC, MTA-STS, PTR
+    aspect: str                 # MX, SPF, DKIM, DMARC, MTA-STS, PTR; UNREACHABLE when DNS did not answer
     status: str                 # ok | warn | FAIL
     detail: str
     fix: list[str] = field(default_factory=list)   # records to publish (zone-file lines) or actions
@@ -254,6 +255,7 @@ def check_domain(resolver: Resolver, domain: str, hostname: str, public: str,
             findings += step()
         except DnsError as e:
             # The resolver is failing: asking the rest would only wait for the same timeout again.
-            findings.append(Finding(aspect, FAIL, f"{e}; the remaining checks were skipped"))
+            findings.append(Finding(UNREACHABLE, FAIL, f"DNS could not be reached ({e}); the {aspect} check "
+                                    "and those after it were skipped"))
             break
     return findings

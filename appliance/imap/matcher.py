@@ -48,6 +48,7 @@ class Context:
     largest_uid: int
     text_hits: dict = field(default_factory=dict)  # (name, needle) -> set of UIDs
     find_text: Callable[[str, str], set[int]] | None = None  # (needle, "text"/"body") -> UIDs
+    saved: frozenset[int] = frozenset()  # UIDs of the result saved by SEARCH RETURN (SAVE), for "$"
 
     def text(self, name: str, needle: str) -> set[int]:
         key = (name, needle)
@@ -123,6 +124,8 @@ def _leaf(key: Key, msg: Candidate, ctx: Context) -> bool:
         return msg.size > arg
     if name == "SMALLER":
         return msg.size < arg
+    if name in ("SEQ", "UID") and arg.saved:
+        return msg.uid in ctx.saved  # "$" names UIDs, whether or not the command is a UID command
     if name == "SEQ":
         return arg.contains(msg.seq, ctx.largest_seq)
     if name == "UID":

@@ -40,9 +40,12 @@ class SequenceSet:
     """RFC 3501 §9 sequence-set. ``None`` stands for "*" (the largest number in use).
 
     Ranges are kept as written ("7:3" stays (7, 3)); ``resolve`` orders them.
+    ``saved`` is "$", the result saved by SEARCH RETURN (SAVE) (RFC 5182 §2.1),
+    which the session resolves; it has no ranges.
     """
 
     ranges: tuple[tuple[int | None, int | None], ...]
+    saved: bool = False
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Ranges as ordered (low, high) pairs with "*" replaced by ``largest``.
@@ -64,7 +67,12 @@ class SequenceSet:
         def one(n: int | None) -> str:
             return "*" if n is None else str(n)
 
+        if self.saved:
+            return "$"
         return ",".join(one(a) if a == b else f"{one(a)}:{one(b)}" for a, b in self.ranges)
+
+
+SAVED_RESULT = SequenceSet((), saved=True)
 
 
 class Cursor:
@@ -217,6 +225,9 @@ class Cursor:
 
     def sequence_set(self) -> SequenceSet:
         # sequence-set = (seq-number / seq-range) ["," sequence-set]
+        # sequence-set =/ seq-last-command; seq-last-command = "$" (RFC 5182 §4)
+        if self.maybe(b"$"):
+            return SAVED_RESULT
         ranges = []
         while True:
             first = self.seq_number()

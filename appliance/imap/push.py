@@ -56,14 +56,15 @@ class Waker:
 
 
 class Idler:
-    """One IDLE command as the pusher sees it.
+    """One IDLE command (or a NOTIFY session between commands) as the pusher sees it.
 
     ``lock`` is held by the session's thread whenever it is not asleep in poll(); the
     pusher writes for the session only when it can take the lock at once.
     """
 
-    def __init__(self, session) -> None:
+    def __init__(self, session, tell) -> None:
         self.session = session
+        self.tell = tell  # writes the session's news: sync for IDLE, the NOTIFY session's own choice
         self.user_id = session.user.id
         self.lock = threading.Lock()
         self.waker = Waker()
@@ -79,7 +80,7 @@ class Idler:
             if not self.active:
                 return  # the IDLE ended while the pusher was on its way here
             if self.failure is None and self.session.conn.writable_now():
-                self.session.sync(True, push=True)
+                self.tell()
                 if self.session.conn.pending_output() <= PUSH_WRITE_LIMIT:
                     self.session.conn.flush()
                     return
@@ -88,6 +89,45 @@ class Idler:
         finally:
             self.lock.release()
         self.waker.wake()
+
+
+def until_client_speaks(session, tell, start=None) -> None:
+    """Tell the client of changes as they happen, until it sends something (IDLE, NOTIFY).
+
+    ``tell()`` writes the news; ``start`` runs once the pusher listens (IDLE's "+ idling").
+    While the client is silent the pusher calls ``tell`` itself, or wakes this thread to
+    (see ``Idler.push``).
+    """
+    idler = Idler(session, tell)
+    pusher = session.ctx.idle_pusher
+    conn = session.conn
+    idler.lock.acquire()
+    pusher.add(idler)  # listen first, then catch up: an event between the two still reaches us
+    try:
+        if start is not None:
+            start()
+        tell()
+        conn.flush()
+        with conn.between_commands():
+            # TLS is asked while the lock is held: the pusher may write through it otherwise
+            while not conn.has_buffered_line() and not conn.tls_pending():
+                idler.lock.release()
+                try:
+                    client_spoke = session._wait(idler.waker)
+                finally:
+                    idler.lock.acquire()
+                if idler.failure is not None:
+                    raise idler.failure
+                if client_spoke:
+                    break
+                idler.waker.clear()
+                tell()
+                conn.flush()
+    finally:
+        idler.active = False
+        pusher.remove(idler)
+        idler.lock.release()
+        idler.waker.close()
 
 
 class IdlePusher:

@@ -25,7 +25,7 @@ _KEYS: dict[str, str] = {
     "UID": "seqset",
     "HEADER": "header", "MODSEQ": "modseq",
 }
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "CONTEXT", "UPDATE"})  # RFC 4731, 5182, 9394, 5267 §4
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class SearchProgram:
     criteria: And
     charset: str | None = None
     returns: frozenset[str] | None = None  # None: classic SEARCH reply; set: ESEARCH
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL first:last), negative counts from the end (RFC 9394)
 
 
 def _key(cursor: Cursor):
@@ -66,7 +67,7 @@ def _key(cursor: Cursor):
     first = cursor.peek()
     if first == b"(":
         return And(tuple(cursor.paren_list(lambda: _key(cursor), allow_empty=False)))
-    if first.isdigit() or first == b"*":
+    if first.isdigit() or first in (b"*", b"$"):
         return Key("SEQ", cursor.sequence_set())
     name = cursor.keyword()
     if name == "NOT":
@@ -119,6 +120,7 @@ def _key(cursor: Cursor):
 def parse_search(cursor: Cursor) -> SearchProgram:
     """search = "SEARCH" [search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key)"""
     returns = None
+    partial = None
     charset = None
     keys = []
     cursor.sp()
@@ -126,9 +128,13 @@ def parse_search(cursor: Cursor) -> SearchProgram:
         opts = set()
 
         def option():
+            nonlocal partial
             name = cursor.keyword()
             if name not in RETURN_OPTIONS:
                 raise cursor.error(f"unknown search return option {name}")
+            if name == "PARTIAL":
+                cursor.sp()
+                partial = partial_range(cursor)
             opts.add(name)
 
         cursor.paren_list(option)
@@ -142,7 +148,19 @@ def parse_search(cursor: Cursor) -> SearchProgram:
     while not cursor.at_end():
         cursor.sp()
         keys.append(_key(cursor))
-    return SearchProgram(And(tuple(keys)), charset, returns)
+    return SearchProgram(And(tuple(keys)), charset, returns, partial)
+
+
+def partial_range(cursor: Cursor) -> tuple[int, int]:
+    """partial-range = partial-range-first / partial-range-last (RFC 9394 §5):
+    "1:100" counts from the first result, "-1:-100" from the last."""
+    negative = cursor.maybe(b"-")
+    first = cursor.nz_number()
+    cursor.expect(b":")
+    if negative:
+        cursor.expect(b"-")
+    last = cursor.nz_number()
+    return (-first, -last) if negative else (first, last)
 
 
 def uses_modseq(node) -> bool:
@@ -154,3 +172,14 @@ def uses_modseq(node) -> bool:
     if isinstance(node, Or):
         return uses_modseq(node.left) or uses_modseq(node.right)
     return uses_modseq(node.key)
+
+
+def parse_criteria(cursor: Cursor) -> And:
+    """1*(SP search-key) to the end of the command: what SORT and THREAD take after their
+    charset (RFC 5256 §5 search-criteria)."""
+    keys = []
+    while True:
+        cursor.sp()
+        keys.append(_key(cursor))
+        if cursor.at_end():
+            return And(tuple(keys))

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 from appliance import mime
 from appliance.auth.sasl import SaslError, decode_plain
-from appliance.imap import replies
-from appliance.imap.push import Idler
+from appliance.imap import append, esearch, notify, replies
+from appliance.imap.push import until_client_speaks
 from appliance.imap.commands import any as any_cmds
 from appliance.imap.commands import auth as auth_cmds
 from appliance.imap.commands import nonauth as nonauth_cmds
 from appliance.imap.commands import selected as selected_cmds
+from appliance.imap.commands import sorting as sorting_cmds
 from appliance.imap.errors import (CommandSyntaxError, CommandTooLong, ImapError, LiteralTooBig, ServerError,
                                    UserError)
 from appliance.imap.fetch import FetchAtt
@@ -34,6 +35,7 @@ from appliance.imap.parse import InvalidCommand, SequenceSet, parse_command
 from appliance.imap.reader import CommandReader
 from appliance.imap.replies import Atom
 from appliance.imap.search import Key, uses_modseq
+from appliance.imap.sort import CAPABILITIES as SORT_CAPS, SortCommands
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.events import MailboxChanged, Overflowed
@@ -56,7 +58,8 @@ def _verbs(module) -> frozenset[str]:
 LEGAL: dict[State, frozenset[str]] = {
     State.NOT_AUTHENTICATED: _verbs(any_cmds) | _verbs(nonauth_cmds),
     State.AUTHENTICATED: _verbs(any_cmds) | _verbs(auth_cmds),
-    State.SELECTED: _verbs(any_cmds) | (_verbs(auth_cmds) - {"ENABLE"}) | _verbs(selected_cmds),
+    State.SELECTED: _verbs(any_cmds) | (_verbs(auth_cmds) - {"ENABLE"}) | _verbs(selected_cmds)
+    | _verbs(sorting_cmds),
 }
 
 LINE_LIMIT = 65536  # one line of a command before login
@@ -68,16 +71,18 @@ FLUSH_EVERY = 500  # FETCH responses (without bodies) buffered before a flush
 RAW_BATCH_BYTES = 4 << 20  # message bytes read from the store at once for a FETCH of bodies
 ROWS_BY_UID_LIMIT = 1000  # up to this many messages are read by UID, more by scanning the mailbox
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine)
-NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+# RFC 3501 §7.4.1: no EXPUNGE while answering these (their UID forms are fine); SORT and
+# THREAD answer with sequence numbers as SEARCH does (RFC 5256)
+NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
-BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
+BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTHED_CAPS = BASE_CAPS + (
     "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "QUOTA", "QUOTA=RES-STORAGE", "CONDSTORE", "QRESYNC", "BINARY",
-    "STATUS=SIZE", "UTF8=ACCEPT",
-)
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
+    "STATUS=SIZE", "UTF8=ACCEPT", "MULTIAPPEND", "CATENATE", "SEARCHRES", "PARTIAL", "NOTIFY",
+) + SORT_CAPS
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4rev2"})
+_ENABLEABLE_BY_UPPER = {name.upper(): name for name in ENABLEABLE}
 
 
 class MailboxGone(Exception):
@@ -98,6 +103,8 @@ class Selection:
     modseq: int  # every change up to this modseq has been looked at by sync
     keywords: set[str] = field(default_factory=set)  # keywords announced in * FLAGS; grown by _announce_keywords
     gone: set[int] = field(default_factory=set)  # expunged in the store, not yet told
+    saved: list[int] = field(default_factory=list)  # "$": UIDs saved by SEARCH RETURN (SAVE), RFC 5182; set by SEARCH
+    contexts: dict = field(default_factory=dict)  # RFC 5267 updating searches by tag; kept by sort.py
     _seq: dict[int, int] | None = None  # UID -> sequence number, rebuilt after changes
 
     def seq_of(self, uid: int) -> int:
@@ -109,7 +116,7 @@ class Selection:
         self._seq = None
 
 
-class ImapSession:
+class ImapSession(SortCommands):
     BUSY_REPLY = replies.BYE_TOO_BUSY
 
     def __init__(self, conn, ctx, listener: str) -> None:
@@ -129,6 +136,8 @@ class ImapSession:
         # mailbox lifetime: replaced by SELECT/EXAMINE, dropped by CLOSE/UNSELECT
         self.selected: Selection | None = None
         self.verb = ""  # the verb being answered (decides whether EXPUNGE may be sent)
+        self.notify: notify.Notifier | None = None  # set by NOTIFY SET (RFC 5465); read by step and sync
+        self._held_news = False  # the selected mailbox changed while a NOTIFY client waited; sync reads it
 
     # -- main loop -------------------------------------------------------------------
 
@@ -157,6 +166,13 @@ class ImapSession:
 
     def step(self) -> bool:
         """Read and answer one command; False once the session must end."""
+        if self.notify is not None and not self.conn.has_buffered_line():
+            # RFC 5465: news reaches a NOTIFY client while it is silent, as under IDLE
+            try:
+                until_client_speaks(self, self._tell_notified)
+            except MailboxGone:
+                self.send(replies.bye("Selected mailbox was deleted"))
+                return False
         try:
             data = self.reader.read(self._literal_limit())
         except CommandTooLong as exc:
@@ -260,9 +276,14 @@ class ImapSession:
         self.conn.info.state = state.value
 
     @property
+    def rev2(self) -> bool:
+        """The client ENABLEd IMAP4rev2 (RFC 9051 §6.3.1): rev2 replies from now on."""
+        return "IMAP4rev2" in self.enabled
+
+    @property
     def utf8(self) -> bool:
-        """The client ENABLEd UTF8=ACCEPT: mailbox names travel as UTF-8 (RFC 9755)."""
-        return "UTF8=ACCEPT" in self.enabled
+        """Mailbox names travel as UTF-8: the client ENABLEd UTF8=ACCEPT (RFC 9755) or IMAP4rev2 (RFC 9051 §5.1)."""
+        return "UTF8=ACCEPT" in self.enabled or self.rev2
 
     # -- capabilities ----------------------------------------------------------------
 
@@ -370,7 +391,8 @@ class ImapSession:
             # RFC 7162 §3.2.11: a client using QRESYNC is told where the old mailbox ends
             self.selected = None
             self._set_state(State.AUTHENTICATED)
-            if "QRESYNC" in self.enabled:
+            if "QRESYNC" in self.enabled or self.rev2:
+                # RFC 9051 §6.3.2 asks the same of IMAP4rev2
                 self.send(replies.ok(None, "Previous mailbox closed", "CLOSED"))
         if cmd.qresync is not None and "QRESYNC" not in self.enabled:
             raise CommandSyntaxError("QRESYNC must be enabled first")
@@ -395,10 +417,15 @@ class ImapSession:
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         uids, snapshot.flags, recent, status_modseq)
         self._announce_keywords(sel, set(snapshot.flags.values()), always=True)
-        self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), len(recent)))
-        unseen = next((n for n, flags in enumerate(snapshot.flags.values(), 1) if "\\Seen" not in flags), None)
-        if unseen is not None:
-            self.send(replies.ok(None, "First unseen", f"UNSEEN {unseen}"))
+        if self.rev2:
+            # RFC 9051 §6.3.2: a LIST reply with the name, no RECENT and no UNSEEN code
+            self.send(b"* %d EXISTS\r\n" % len(uids))
+            self.send(b'* LIST () "/" ' + replies.mailbox_name(mailbox.name, True) + b"\r\n")
+        else:
+            self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), len(recent)))
+            unseen = next((n for n, flags in enumerate(snapshot.flags.values(), 1) if "\\Seen" not in flags), None)
+            if unseen is not None:
+                self.send(replies.ok(None, "First unseen", f"UNSEEN {unseen}"))
         self.send(replies.ok(None, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
         self.send(replies.ok(None, "Predicted next UID", f"UIDNEXT {snapshot.uidnext}"))
         self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {status_modseq}"))
@@ -474,7 +501,7 @@ class ImapSession:
         prefix = mailbox.name + "/"
         if any(m.name.startswith(prefix) for m in self.store.list_mailboxes(self.user.id)):
             # RFC 3501 §6.3.4: we do not keep \Noselect parents, so a parent stays while it has children
-            raise UserError("Mailbox has children; delete them first", "INUSE")
+            raise UserError("Mailbox has children; delete them first", "HASCHILDREN")  # RFC 9051 §7.1
         self.store.delete_mailbox(self.user.id, mailbox.name)
         self.ok(cmd, "DELETE completed")
 
@@ -574,7 +601,7 @@ class ImapSession:
         status = self.store.mailbox_status(mailbox.id)
         values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
                   "UIDVALIDITY": status.uidvalidity, "UNSEEN": status.unseen,
-                  "HIGHESTMODSEQ": status.highestmodseq, "SIZE": status.size}
+                  "HIGHESTMODSEQ": status.highestmodseq, "SIZE": status.size, "DELETED": status.deleted}
         pairs = []
         for item in items:
             pairs += [Atom(item.encode("ascii")), values[item]]
@@ -588,15 +615,7 @@ class ImapSession:
         self.ok(cmd, "STATUS completed")
 
     def cmd_APPEND(self, cmd) -> None:
-        mailbox = self.store.get_mailbox(self.user.id, cmd.mailbox)
-        if mailbox is None:
-            raise UserError(f"No mailbox {cmd.mailbox}", "TRYCREATE")
-        if not cmd.message:
-            raise UserError("Empty message")
-        flags = [f for f in cmd.flags if f != "\\Recent"]
-        when = cmd.date.timestamp() if cmd.date else None
-        uidvalidity, uid = self.store.append(self.user.id, mailbox.id, cmd.message, flags, when, cmd.binary)
-        self.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {uid}")
+        append.append(self, cmd)
 
     def cmd_NAMESPACE(self, cmd) -> None:
         # RFC 2342: one personal namespace, no prefix, "/" as delimiter; no others
@@ -605,7 +624,8 @@ class ImapSession:
 
     def cmd_ENABLE(self, cmd) -> None:
         newly = []
-        for name in cmd.capabilities:
+        for word in cmd.capabilities:
+            name = _ENABLEABLE_BY_UPPER.get(word, word)  # the parser upper-cases; IMAP4rev2 is spelt so
             if name in ENABLEABLE and name not in self.enabled:
                 self.enabled.add(name)
                 newly.append(name)
@@ -646,38 +666,14 @@ class ImapSession:
         (appliance.imap.push) and this thread sleeps on; it wakes when the client
         speaks or when the pusher hands the news over.
         """
-        idler = Idler(self)
-        pusher = self.ctx.idle_pusher
-        idler.lock.acquire()
-        pusher.add(idler)  # listen first, then catch up: an event between the two still reaches us
-        try:
-            self.send(replies.CONTINUE_IDLE)
-            self.sync(True, push=True)
-            self.conn.flush()
-            with self.conn.between_commands():
-                # TLS is asked while the lock is held: the pusher may write through it otherwise
-                while not self.conn.has_buffered_line() and not self.conn.tls_pending():
-                    idler.lock.release()
-                    try:
-                        client_spoke = self._wait(idler.waker)
-                    finally:
-                        idler.lock.acquire()
-                    if idler.failure is not None:
-                        raise idler.failure
-                    if client_spoke:
-                        break
-                    idler.waker.clear()
-                    self.sync(True, push=True)
-                    self.conn.flush()
-        finally:
-            idler.active = False
-            pusher.remove(idler)
-            idler.lock.release()
-            idler.waker.close()
+        until_client_speaks(self, lambda: self.sync(True, push=True), lambda: self.send(replies.CONTINUE_IDLE))
         line = self.conn.read_line(LINE_LIMIT)
         if line.rstrip(b"\r\n").upper() != b"DONE":
             raise CommandSyntaxError("Expected DONE")
         self.ok(cmd, "IDLE terminated")
+
+    def cmd_NOTIFY(self, cmd) -> None:
+        notify.notify(self, cmd)
 
     def _wait(self, waker) -> bool:
         """Block until the client sends something (True) or the pusher wakes us (False).
@@ -739,6 +735,10 @@ class ImapSession:
         UIDs that do not exist are simply not there (RFC 3501 §6.4.8).
         """
         sel = self.selected
+        if messages.saved:
+            # RFC 5182 §2.1: "$" is the saved UIDs, less those expunged since, in UID and sequence commands alike
+            live = set(sel.uids) - sel.gone
+            return [u for u in sel.saved if u in live]
         if uid:
             known = sel.uids  # ascending, so each range is one slice of it
             largest = known[-1] if known else 0
@@ -804,6 +804,9 @@ class ImapSession:
             uids = [u for u in uids if u in rows]
             if cmd.changedsince is not None:
                 uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
+            if cmd.partial is not None:
+                # RFC 9394 §4: the page of the messages the set (and CHANGEDSINCE) names, counted in UID order
+                uids = esearch.partial_slice(uids, cmd.partial)
             # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
             if not sel.read_only and any(a.sets_seen for a in atts):
                 unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
@@ -884,8 +887,11 @@ class ImapSession:
         return out
 
     def _section_item(self, att, row, forms, raw: bytes) -> bytes:
-        # the MIME tree is only needed to cut a part out
-        info = self._infos[row.blob_id] if _needs_structure(att) else None
+        # the MIME tree is only needed to cut a part out: FETCH reads it with the bodies,
+        # other senders of FETCH responses (NOTIFY) one message at a time
+        info = None
+        if _needs_structure(att):
+            info = self._infos.get(row.blob_id) or self.store.get_info(row.blob_id)
         return att.response_key() + b" " + self._section_value(att, raw, info)
 
     def _section_value(self, att, raw: bytes, info) -> bytes:
@@ -922,7 +928,7 @@ class ImapSession:
 
     def _shown_flags(self, uid: int, flags) -> Atom:
         """A message's flags as the client sees them: stored flags plus this session's \\Recent."""
-        return _flag_list(flags, uid in self.selected.recent)
+        return _flag_list(flags, uid in self.selected.recent and not self.rev2)
 
     def _fetch_flags_line(self, seq: int, uid: int, flags, modseq: int) -> bytes:
         """The unsolicited FETCH that reports a flag change (with MODSEQ under CONDSTORE)."""
@@ -1003,59 +1009,70 @@ class ImapSession:
     def cmd_SEARCH(self, cmd) -> None:
         sel = self.selected
         program = cmd.program
-        if self.utf8 and program.charset is not None:
+        returns = program.returns
+        if returns is None and self.rev2:
+            returns = frozenset({"ALL"})  # RFC 9051 §7.3.4: IMAP4rev2 answers SEARCH with ESEARCH
+        saving = returns is not None and "SAVE" in returns
+        previously_saved = frozenset(sel.saved)
+        if saving:
+            sel.saved = []  # RFC 5182 §2.1: a failed SEARCH (RETURN (SAVE)) leaves the result empty
+        if "UTF8=ACCEPT" in self.enabled and program.charset is not None:
             # RFC 9755 §3: the strings of the command are UTF-8 already
             raise CommandSyntaxError("no CHARSET once UTF8=ACCEPT is enabled")
         if program.charset not in (None, "UTF-8", "US-ASCII"):
             raise UserError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+        if returns is not None and "UPDATE" in returns:
+            self._check_new_context(cmd.tag)
         with_modseq = uses_modseq(program.criteria)
         if with_modseq:
             self._use_condstore()
+        hits = self.search_rows(program.criteria, previously_saved)
+        numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
+        if returns is None:
+            line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
+            if with_modseq and hits:
+                line += b" (MODSEQ %d)" % max(r.modseq for r in hits)
+            self.send(line + b"\r\n")
+        else:
+            if saving:
+                sel.saved = esearch.saved_uids(returns, [r.uid for r in hits], program.partial)
+            if returns != {"SAVE"}:  # RFC 5182 §2.1: SAVE alone answers no ESEARCH
+                modseq = esearch.result_modseq(returns, hits) if with_modseq and hits else None
+                self.send(esearch.esearch_line(cmd.tag, cmd.UID, numbers, returns, program.partial, modseq))
+            if "UPDATE" in returns:
+                self.start_search_context(cmd, program.criteria, [r.uid for r in hits])
+        self.ok(cmd, "SEARCH completed")
+
+    cmd_UID_SEARCH = cmd_SEARCH
+
+    def search_rows(self, criteria, saved: frozenset[int] | None = None) -> list:
+        """The store rows of the messages the client knows that match ``criteria``, in UID order.
+
+        Messages expunged meanwhile (not yet told) are left out (RFC 2180 §4.1.1). ``$`` is
+        ``saved``, else the selection's saved result (RFC 5182).
+        """
+        sel = self.selected
         ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
-                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where))
+                      find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where),
+                      saved=frozenset(sel.saved) if saved is None else saved)
         live = {u for u in sel.uids if u not in sel.gone}
         # a top-level TEXT/BODY key narrows the candidates to its FTS hits before anything else
-        for key in program.criteria.keys:
+        for key in criteria.keys:
             if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
                 live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
         infos = {}
         with self.store.snapshot():  # no message vanishes between its row and its headers
             rows = self._rows(live)
-            if needs_headers(program.criteria) and rows:
+            if needs_headers(criteria) and rows:
                 parsed = self.store.get_parsed(r.blob_id for r in rows)
                 infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
         hits = []
         for row in rows:
             candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
                                   row.modseq, row.uid in sel.recent, infos.get(row.blob_id))
-            if matches(program.criteria, candidate, ctx):
+            if matches(criteria, candidate, ctx):
                 hits.append(row)
-        numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
-        if program.returns is None:
-            line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
-            if with_modseq and hits:
-                line += b" (MODSEQ %d)" % max(r.modseq for r in hits)
-            self.send(line + b"\r\n")
-        else:
-            # RFC 4731 §3.1: ESEARCH with the requested results only
-            line = b'* ESEARCH (TAG ' + replies.quote(cmd.tag) + b")"
-            if cmd.UID:
-                line += b" UID"
-            if numbers:
-                if "MIN" in program.returns:
-                    line += b" MIN %d" % min(numbers)
-                if "MAX" in program.returns:
-                    line += b" MAX %d" % max(numbers)
-                if "ALL" in program.returns:
-                    line += b" ALL " + replies.sequence_set(numbers)
-            if "COUNT" in program.returns:
-                line += b" COUNT %d" % len(numbers)
-            if with_modseq and hits:
-                line += b" MODSEQ %d" % _esearch_modseq(program.returns, hits)
-            self.send(line + b"\r\n")
-        self.ok(cmd, "SEARCH completed")
-
-    cmd_UID_SEARCH = cmd_SEARCH
+        return hits
 
     # -- keeping the selected mailbox in step with the store -------------------------
 
@@ -1066,6 +1083,8 @@ class ImapSession:
         dirty = False
         sel = self.selected
         for event in self.events.drain():
+            if self.notify is not None:
+                self.notify.collect(self, event)
             if isinstance(event, Overflowed):
                 self.events.overflowed = False
                 dirty = True
@@ -1082,6 +1101,16 @@ class ImapSession:
         except (StoreError, MailboxGone):
             pass
 
+    def _tell_notified(self) -> None:
+        """News for a silent NOTIFY client; the selected mailbox's only under a SELECTED filter (RFC 5465)."""
+        if self.notify is None:
+            return
+        if self.notify.follows_selected:
+            self.sync(self.notify.expunge_at_once, push=True)
+        else:
+            self._held_news |= self._drain_events()  # told with the next command, as without NOTIFY
+            self.notify.report(self)
+
     def sync(self, allow_expunge: bool, push: bool = False) -> None:
         """Tell the client what changed in the selected mailbox since it last heard.
 
@@ -1089,7 +1118,10 @@ class ImapSession:
         ``allow_expunge`` (RFC 3501 §7.4.1), otherwise they wait in ``gone``.
         ``push`` (IDLE) sends news as soon as it is known.
         """
-        dirty = self._drain_events()
+        dirty = self._drain_events() or self._held_news
+        self._held_news = False
+        if self.notify is not None:
+            self.notify.report(self)
         sel = self.selected
         if sel is None or not (dirty or (allow_expunge and sel.gone)):
             return
@@ -1112,6 +1144,7 @@ class ImapSession:
         else:
             new_rows = []
         if allow_expunge and sel.gone:
+            self.update_contexts()  # RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE
             self._report_expunges(sel)
         if new_rows:
             for row in new_rows:
@@ -1125,7 +1158,11 @@ class ImapSession:
                 # an idler hears of new mail before a \Recent claim's write, not after it
                 flush_first = self.conn.flush if push else None
                 sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1], flush_first)
-            self.send(b"* %d RECENT\r\n" % len(sel.recent))
+            if not self.rev2:  # RFC 9051 has no \Recent and no RECENT response
+                self.send(b"* %d RECENT\r\n" % len(sel.recent))
+            if self.notify is not None:
+                self.notify.new_messages(self, new_rows)
+        self.update_contexts()  # RFC 5267 §4.3.3: ADDTO after the EXISTS
 
     def _report_expunges(self, sel: Selection) -> None:
         gone = sorted(sel.gone)
@@ -1180,17 +1217,6 @@ def _needs_structure(att) -> bool:
     if att.name in ("RFC822.HEADER", "RFC822.TEXT"):
         return True
     return att.section is not None and bool(att.section.part or att.section.text)
-
-
-def _esearch_modseq(returns, hits: list) -> int:
-    """RFC 7162 §3.1.5 (RFC 4731 §3.2): the MODSEQ of an ESEARCH is that of the messages returned.
-
-    MIN or MAX alone returns one message; both, two; anything else all of ``hits`` (in UID order).
-    """
-    if returns and set(returns) <= {"MIN", "MAX"}:
-        shown = ([hits[0]] if "MIN" in returns else []) + ([hits[-1]] if "MAX" in returns else [])
-        return max(r.modseq for r in shown)
-    return max(r.modseq for r in hits)
 
 
 def _copyuid(uidvalidity: int, pairs) -> str | None:

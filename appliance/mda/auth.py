@@ -1,20 +1,25 @@
-"""Sender authentication: SPF (pyspf), DKIM (dkimpy) and DMARC, in Authentication-Results.
+"""Sender authentication: SPF (pyspf), DKIM (dkimpy), DMARC and ARC, in Authentication-Results.
 
 The results go into one Authentication-Results header (RFC 8601) and into
 ``msg.notes["auth"]`` for the spam filter, which scores failures; this filter itself
-never refuses mail. Mail submitted by a logged-in user is recorded as ``auth=pass``
+never refuses mail. DMARC reads the author with ``mime.author`` (what every other reader
+shows) and takes organizational domains from the Public Suffix List shipped in the
+``publicsuffixlist`` package. Mail submitted by a logged-in user is recorded as ``auth=pass``
 and not checked. DNS goes through ``dnsquery.Resolver``: when DNS is unreachable each
 check records ``temperror`` at once.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 
 import dkim
 import spf
+from publicsuffixlist import PublicSuffixList
 
+from appliance.mda import arc
 from appliance.mda.dnsquery import Resolver, Unavailable
 from appliance.mda.filter import Check, Filter, Incoming, Verdict
 
@@ -52,9 +57,41 @@ def tags(value: str) -> dict[str, str]:
     return {k.lower(): "".join(v.split()) for k, v in _TAG.findall(value)}
 
 
+# RFC 7489 §3.2: the Public Suffix List is the copy inside the publicsuffixlist package,
+# read from disk once on first use and never fetched: a newer list comes with an upgrade.
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def canonical(domain: str) -> str:
+    """A domain as DMARC compares it: lower case, no trailing dot, A-labels (RFC 5890)."""
+    domain = domain.strip().lower().rstrip(".")
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:  # not a valid IDN: compared as written, it aligns with nothing else
+        return domain
+
+
 def organizational(domain: str) -> str:
-    """The organizational domain, approximated by the last two labels (no public suffix list)."""
-    return ".".join(domain.lower().rstrip(".").split(".")[-2:])
+    """The organizational domain (RFC 7489 §3.2): one label more than the public suffix,
+    e.g. bank.co.uk for mail.bank.co.uk; a public suffix itself stays as it is."""
+    domain = canonical(domain)
+    return _public_suffixes().privatesuffix(domain) or domain
+
+
+def aligned(domain: str, author_domain: str, strict: bool) -> bool:
+    """RFC 7489 §3.1: strict alignment wants the same domain, relaxed the same organizational domain."""
+    domain, author_domain = canonical(domain), canonical(author_domain)
+    if strict:
+        return domain == author_domain
+    return organizational(domain) == organizational(author_domain)
+
+
+_POLICIES = ("none", "quarantine", "reject")
+_STRICTNESS = {"": 0, "none": 1, "quarantine": 2, "reject": 3}
 
 
 class AuthFilter(Filter):
@@ -63,6 +100,7 @@ class AuthFilter(Filter):
     def __init__(self, ctx):
         self.ctx = ctx
         self.resolver = Resolver(ctx.config.dns.resolver, ctx.config.mda.dns_timeout)
+        self.trusted_sealers = frozenset(d.lower().rstrip(".") for d in ctx.config.mda.arc_trusted_sealers)
 
     def check(self, msg: Incoming) -> Check:
         return AuthCheck(self, msg)
@@ -84,11 +122,15 @@ class AuthCheck(Check):
         spf_result, spf_domain = self.spf()
         dkim_results = self.dkim()
         dmarc_result, policy, from_domain = self.dmarc(spf_result, spf_domain, dkim_results)
+        chain = arc.verify(msg.raw, self.f.resolver)
+        trusted_chain = chain.result == "pass" and chain.sealer in self.f.trusted_sealers
         msg.notes["auth"] = {"spf": spf_result, "dkim": [r for r, _, _ in dkim_results] or ["none"],
-                             "dmarc": dmarc_result, "dmarc_policy": policy}
+                             "dmarc": dmarc_result, "dmarc_policy": policy, "arc": chain.result,
+                             "arc_trusted": trusted_chain}
         parts = [f"spf={spf_result} smtp.mailfrom={msg.sender or 'postmaster@' + msg.envelope.client_name}"]
         parts += [f"dkim={r} header.d={d} header.s={s}" for r, d, s in dkim_results] or ["dkim=none"]
         parts.append(f"dmarc={dmarc_result}" + (f" header.from={from_domain}" if from_domain else ""))
+        parts.append(chain.entry(msg.envelope.client_ip, trusted_chain))
         return Verdict(add_headers=(("Authentication-Results", f"{self.hostname};\r\n\t" + ";\r\n\t".join(parts)),))
 
     def close(self) -> None:
@@ -120,7 +162,7 @@ class AuthCheck(Check):
                 results.append(("temperror", domain, selector))
                 continue
             try:
-                ok = verifier.verify(idx=index, dnsfunc=self._dkim_txt)
+                ok = verifier.verify(idx=index, dnsfunc=self.f.resolver.key_record)
                 results.append(("pass" if ok else "fail", domain, selector))
             except (Unavailable, dkim.DnsTimeoutError):
                 results.append(("temperror", domain, selector))
@@ -130,35 +172,52 @@ class AuthCheck(Check):
                 results.append(("permerror", domain, selector))
         return results
 
-    def _dkim_txt(self, name, timeout=5) -> bytes | None:
-        name = name.decode() if isinstance(name, bytes) else name
-        records = self.f.resolver.txt(name.rstrip("."))
-        return records[0] if records else None
-
-    # RFC 7489 §6.6: the From domain's policy, passed when SPF or DKIM passed for an
-    # aligned domain (relaxed alignment: same organizational domain).
+    # RFC 7489 §6.6: each author domain's policy, passed when SPF or DKIM passed for a
+    # domain aligned with it. A message with several From fields is not aligned whatever
+    # it carries (§6.6.1); one that names several domains fails when any of them fails,
+    # under the strictest of their policies.
     def dmarc(self, spf_result: str, spf_domain: str, dkim_results) -> tuple[str, str, str]:
-        authors = self.msg.addresses("From")
-        if len(authors) != 1:
-            return "none", "", ""
-        from_domain = authors[0].rpartition("@")[2]
-        if not from_domain:
-            return "none", "", ""
-        try:
-            record = self._dmarc_record(from_domain) or self._dmarc_record(organizational(from_domain))
-        except Unavailable:
-            return "temperror", "", from_domain
+        author = self.msg.author
+        domains = [canonical(d) for d in author.domains]
+        if not domains:
+            return "permerror", "", ""  # no domain to take a policy from
+        results = []
+        for domain in domains:
+            try:
+                found = self._policy(domain)
+            except Unavailable:
+                return "temperror", "", domains[0]
+            if author.fields > 1:
+                results.append(("fail", found[1] if found else "", domain))
+            elif found is None:
+                results.append(("none", "", domain))
+            else:
+                t, policy = found
+                passed = (spf_result == "pass" and aligned(spf_domain, domain, t.get("aspf") == "s")) or any(
+                    r == "pass" and aligned(d, domain, t.get("adkim") == "s") for r, d, _ in dkim_results)
+                results.append(("pass" if passed else "fail", policy, domain))
+        failed = [r for r in results if r[0] == "fail"]
+        if failed:
+            return max(failed, key=lambda r: _STRICTNESS[r[1]])
+        return next((r for r in results if r[0] == "pass"), results[0])
+
+    def _policy(self, domain: str) -> tuple[dict[str, str], str] | None:
+        """The DMARC record's tags and the policy for ``domain`` (RFC 7489 §6.6.3): its own
+        record's p=, else its organizational domain's sp= (or p=); None without a record."""
+        record = self._dmarc_record(domain)
+        subdomain = False
         if record is None:
-            return "none", "", from_domain
+            org = organizational(domain)
+            if org == domain:
+                return None
+            record, subdomain = self._dmarc_record(org), True
+            if record is None:
+                return None
         t = tags(record)
-        strict_spf, strict_dkim = t.get("aspf") == "s", t.get("adkim") == "s"
-
-        def aligned(domain: str, strict: bool) -> bool:
-            return domain == from_domain if strict else organizational(domain) == organizational(from_domain)
-
-        passed = (spf_result == "pass" and aligned(spf_domain, strict_spf)) or any(
-            r == "pass" and aligned(d, strict_dkim) for r, d, _ in dkim_results)
-        return ("pass" if passed else "fail"), t.get("p", "none").lower(), from_domain
+        policy = (t.get("sp") if subdomain else None) or t.get("p", "")
+        policy = policy.lower()
+        # §6.6.3 step 6: a record without a usable policy asks for reports only
+        return t, policy if policy in _POLICIES else "none"
 
     def _dmarc_record(self, domain: str) -> str | None:
         if not self.f.resolver.available:

@@ -61,3 +61,9 @@ class Resolver:
     def txt(self, name: str) -> list[bytes]:
         """Each TXT record of ``name`` as one byte string (its strings joined)."""
         return [b"".join(r.strings) for r in self.query(name, "TXT")]
+
+    def key_record(self, name: bytes | str, timeout: float = 5) -> bytes | None:
+        """The first TXT record of ``name``, as dkimpy's ``dnsfunc`` asks for a DKIM or ARC key."""
+        name = name.decode() if isinstance(name, bytes) else name
+        records = self.txt(name.rstrip("."))
+        return records[0] if records else None

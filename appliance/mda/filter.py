@@ -9,9 +9,7 @@ earlier filters added). ``close()`` always runs, whatever the hooks did.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from functools import cached_property
 
 from appliance import mime
@@ -28,21 +26,13 @@ class Verdict:
     reason: str = ""  # for the log, the quarantine list and the counters; never sent to the client
     add_headers: tuple[tuple[str, str], ...] = ()  # (name, value), added on top of the message
     folders: tuple[str, ...] = ()  # check_rcpt: file into these mailboxes instead of INBOX
+    create: tuple[str, ...] = ()  # check_rcpt: those of ``folders`` to make when missing (Sieve :create)
     flags: tuple[str, ...] = ()  # check_rcpt: IMAP flags for the stored copy
     redirect: tuple[str, ...] = ()  # check_rcpt: also send the message on to these addresses
     notices: tuple[Notice, ...] = ()  # messages to write with the delivery (receipts, replies)
 
 
 ACCEPT = Verdict()
-
-
-# A field that is one plain address, bare or in <> after a plain phrase (RFC 5322 §3.4
-# dot-atoms only): read by one regex match. Anything else — groups, quoting, comments,
-# lists, non-ASCII names — goes to the email package's parser.
-_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
-_PLAIN_ADDRESS = rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
-_ONE_PLAIN_ADDRESS = re.compile(rf"[ \t]*(?:(?:[{_ATEXT}.]+[ \t]+)*[{_ATEXT}.]+[ \t]*)?<({_PLAIN_ADDRESS})>[ \t]*\Z"
-                                rf"|[ \t]*({_PLAIN_ADDRESS})[ \t]*\Z")
 
 
 def without_forged_results(raw: bytes, hostname: str) -> bytes:
@@ -128,13 +118,17 @@ class Incoming:
         return values
 
     def addresses(self, name: str) -> list[str]:
-        """The addresses in a header such as From or To, lower-cased."""
-        values = self.header(name)
-        if len(values) == 1:
-            plain = _ONE_PLAIN_ADDRESS.match(values[0])
-            if plain:
-                return [(plain.group(1) or plain.group(2)).lower()]
-        return [a.lower() for _, a in getaddresses(values) if a]
+        """The addresses of a header such as To or Cc, as written, read from the raw bytes by
+        the parser behind IMAP's ENVELOPE (mime.mailboxes), never from decoded words."""
+        wanted = name.lower()
+        values = [v.encode() for n, v in self.added if n.lower() == wanted] if self.added else []
+        values += self._fields_by_name.get(wanted, ())
+        return [a for value in values for a in mime.mailboxes(value)]
+
+    @cached_property
+    def author(self) -> mime.Author:
+        """Who the message is from: what DMARC checks and ENVELOPE and the TUI show."""
+        return mime.author(self.fields)
 
     @cached_property
     def body_text(self) -> str:
@@ -192,6 +186,7 @@ class Outcome:
 class UserOutcome:
     headers: list[tuple[str, str]] = field(default_factory=list)
     folders: tuple[str, ...] = ()
+    create: tuple[str, ...] = ()  # of ``folders``, those the delivery makes when missing
     flags: tuple[str, ...] = ()
     discard: bool = False
     redirect: tuple[str, ...] = ()

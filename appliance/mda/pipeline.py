@@ -6,6 +6,11 @@ raises, its verdicts are dropped and the others go on; if the budget runs out, t
 message goes to every recipient's INBOX as it came (fail safe: a filter never loses
 mail). Everything that follows from the verdicts — each recipient's copy, notices,
 a quarantine row — is written in one store transaction before the caller answers 250.
+
+Mail we forward (an alias of ours with outside targets, a Sieve redirect) leaves with our
+Authentication-Results and an ARC set (RFC 8617) when we verified it, so the next hop
+can trust what we saw although forwarding broke SPF. Mail forwarded only, with no local
+recipient, passes the auth filter alone for that.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import logging
 
 from appliance import mime
 from appliance.mda import outbound, receipts
+from appliance.mda.errors import Refused
 from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Outcome, UserOutcome, Verdict, headers_text
 from appliance.mda.trainer import Trainer
-from appliance.smtp.errors import UserError
-from appliance.smtp.replies import reply
+from appliance.mta import dkim
 from appliance.store import Delivery, DeliveryResult, Notice, QueueEntry, User
 
 log = logging.getLogger("kotakpos.mda")
@@ -66,6 +71,8 @@ class Mda:
     def __init__(self, ctx, filters: list[Filter] | None = None):
         self.ctx = ctx
         self.filters = build_filters(ctx) if filters is None else filters
+        self.verifiers = [f for f in self.filters if f.name == "auth"]  # what mail forwarded only passes
+        self.sealer = dkim.Signer(ctx.store)
         self.trainer = Trainer(ctx, on_seen=self._each("on_seen"), on_arrival=self._each("on_arrival"))
         self._workers = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="mda-filters")
 
@@ -90,23 +97,24 @@ class Mda:
 
     # -- running the filters -------------------------------------------------------------
 
-    def run(self, msg: Incoming) -> Outcome | None:
-        """The filters' combined outcome, or None when the time budget ran out.
+    def run(self, msg: Incoming, filters: list[Filter] | None = None) -> Outcome | None:
+        """The combined outcome of ``filters`` (all configured ones by default), or None
+        when the time budget ran out.
 
         The filters run on a pooled worker, so that a hanging one cannot hold the SMTP
         session past the budget. When hung filters occupy every worker, new messages wait
         for one, run out of budget and go to INBOX unfiltered: never lost, never stuck.
         """
-        future = self._workers.submit(self._run_all, msg)
+        future = self._workers.submit(self._run_all, msg, self.filters if filters is None else filters)
         try:
             return future.result(self.ctx.config.mda.time_budget)
         except concurrent.futures.TimeoutError:
             future.cancel()  # not started yet: it never will
             return None
 
-    def _run_all(self, msg: Incoming) -> Outcome:
+    def _run_all(self, msg: Incoming, filters: list[Filter]) -> Outcome:
         outcome = Outcome(per_user={u.id: UserOutcome() for u in msg.users})
-        for f in self.filters:
+        for f in filters:
             if outcome.reject or outcome.quarantine or outcome.discard:
                 break  # nothing later filters say could change the fate of this message
             self._run_one(f, msg, outcome)
@@ -163,6 +171,7 @@ class Mda:
         mine.headers.extend(v.add_headers)
         if v.folders:
             mine.folders = v.folders  # a later filter (the user's own rules) overrides an earlier one
+            mine.create = v.create
         mine.flags = tuple(dict.fromkeys(mine.flags + v.flags))
         mine.redirect += v.redirect
         mine.discard = mine.discard or v.discard or bool(v.reject)
@@ -172,31 +181,36 @@ class Mda:
     # -- delivering ------------------------------------------------------------------------
 
     def deliver(self, envelope, raw: bytes, users: list[User], queue: list[QueueEntry], *,
-                crlf_checked: bool = False) -> DeliveryResult:
+                crlf_checked: bool = False, notices: list[Notice] = ()) -> DeliveryResult:
         """Filter and store one message for local ``users`` and queue it for ``queue``.
 
         ``raw`` is the message as received with our trace header, without Return-Path;
-        ``crlf_checked``: every line of it is known to end in CRLF.
-        Mail with no local recipient passes no filter (it only gets its ledger rows).
-        Raises UserError (the client gets the filter's 5xx) for a refused message.
+        ``crlf_checked``: every line of it is known to end in CRLF. ``notices`` (the router's
+        DSNs for recipients left out) are written with the copies, unless the message is
+        refused, quarantined or discarded.
+        Mail with no local recipient passes no filter (it only gets its ledger rows), but
+        mail an alias of ours forwards is verified, to be sealed with ARC.
+        Raises Refused (the client gets the filter's 5xx) for a refused message.
         Returns once everything is durable.
         """
         ctx = self.ctx
         sent = self._ledger_rows(envelope, raw)
-        if not users:
-            return self._write([Notice(raw, queue=tuple(queue))], sent=sent)
+        # Our own users' mail is DKIM-signed when it leaves, not sealed.
+        forwarder = "" if envelope.authenticated_as else _forwarding_domain(envelope)
+        if not users and not (forwarder and self.verifiers):
+            return self._write([Notice(raw, queue=tuple(queue)), *notices], sent=sent)
         return_path = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n"
         auth = getattr(ctx, "auth", None)
         trusted = bool(auth and envelope.client_ip and auth.trusted.contains(envelope.client_ip))
         msg = Incoming(envelope, raw, users, ctx.hostname, trusted, crlf_checked=crlf_checked)
         msg.notes["sent_receipts"] = sent
-        outcome = self.run(msg)
+        outcome = self.run(msg, None if users else self.verifiers)
         if outcome is None:
             ctx.count("mda.timeout")
             log.error("filters took longer than %.1fs on %s: delivered unfiltered to INBOX",
                       ctx.config.mda.time_budget, envelope.message_id)
-            return self._write([Notice(return_path + msg.raw, tuple(Delivery(u.id) for u in users), tuple(queue))],
-                               sent=sent, known=msg)
+            return self._write([Notice(return_path + msg.raw, tuple(Delivery(u.id) for u in users), tuple(queue)),
+                                *notices], sent=sent, known=msg)
         reasons = "; ".join(outcome.reasons) or "-"
         if not outcome.reject and not queue and outcome.per_user and all(o.reject for o in outcome.per_user.values()):
             # every recipient's rules refused it (Sieve reject): refuse in SMTP, no bounce later
@@ -205,7 +219,7 @@ class Mda:
             code, status, text = outcome.reject
             ctx.count("mda.reject")
             log.info("mda %s: rejected from=<%s> (%d %s): %s", envelope.message_id, envelope.sender, code, status, reasons)
-            raise UserError(reply(code, status, text), f"filter refused {envelope.message_id}: {reasons}")
+            raise Refused(code, status, text, f"filter refused {envelope.message_id}: {reasons}")
 
         copies: list[Notice] = []
         quarantine = None
@@ -218,13 +232,15 @@ class Mda:
             log.info("mda %s: discarded from=<%s>: %s", envelope.message_id, envelope.sender, reasons)
         else:
             copies = self._copies(msg, outcome, return_path)
-            log.info("mda %s: from=<%s> %s", envelope.message_id, envelope.sender, "; ".join(
-                f"{u.address}: {self._fate(outcome.per_user[u.id])}" for u in users))
+            if users:
+                log.info("mda %s: from=<%s> %s", envelope.message_id, envelope.sender, "; ".join(
+                    f"{u.address}: {self._fate(outcome.per_user[u.id])}" for u in users))
         if queue:
             # Remote recipients and forwarding targets of the same message are relayed as
-            # received: the verdicts (quarantine and discard included) are for local mailboxes.
-            copies.append(Notice(return_path + msg.raw, queue=tuple(queue)))
-        extra = list(outcome.notices) if not (outcome.quarantine or outcome.discard) else []
+            # received (sealed, when forwarded): the verdicts, quarantine and discard included,
+            # are for local mailboxes.
+            copies.append(Notice(return_path + self._sent_on(msg, forwarder), queue=tuple(queue)))
+        extra = [*outcome.notices, *notices] if not (outcome.quarantine or outcome.discard) else []
         return self._write(copies + extra, quarantine, msg.notes.get("requested", ()), sent, known=msg)
 
     def _write(self, copies: list[Notice], quarantine=None, requested=(), sent=(),
@@ -265,22 +281,51 @@ class Mda:
         """One copy per distinct header set; recipients with equal headers share one blob."""
         by_headers: dict[tuple, list[Delivery]] = {}
         redirects: list[str] = []
+        redirected_by = ""  # the domain of the first user whose rules redirect: it seals the copy
         for user in msg.users:
             mine = outcome.per_user[user.id]
             redirects += mine.redirect
+            if mine.redirect and not redirected_by:
+                redirected_by = user.address.rpartition("@")[2]
             if mine.discard:
                 self.ctx.count("mda.discard")
                 continue
             headers = tuple(outcome.headers + mine.headers)
             folders = mine.folders or ("INBOX",)
             for folder in folders:
-                by_headers.setdefault(headers, []).append(Delivery(user.id, folder, mine.flags))
+                by_headers.setdefault(headers, []).append(Delivery(user.id, folder, mine.flags, folder in mine.create))
             self.ctx.count("mda.junk" if "Junk" in folders else "mda.accept")
         copies = [Notice(return_path + headers_text(h) + msg.raw, tuple(d)) for h, d in by_headers.items()]
         if redirects:
-            # RFC 5228 §4.2: the redirected message goes on unchanged, from its envelope sender.
-            sent_on = outbound.notice(self.ctx.store, msg.sender, msg.raw, dict.fromkeys(redirects))
+            # RFC 5228 §4.2: the redirected message goes on unchanged (but for the trace
+            # fields of our verification), from its envelope sender.
+            sent_on = outbound.notice(self.ctx.store, msg.sender, self._sent_on(msg, redirected_by),
+                                      dict.fromkeys(redirects))
             if sent_on is not None:
                 copies.append(sent_on)
         return copies
+
+    def _sent_on(self, msg: Incoming, forwarder: str) -> bytes:
+        """``msg`` as we forward it for an address of domain ``forwarder``: with our
+        Authentication-Results and an ARC set sealed for that domain (RFC 8617 §5.1) when we
+        verified it; as received when it is our own users' mail, we did not check it, or the
+        domain has no keys."""
+        results = [v for n, v in msg.added if n.lower() == "authentication-results"]
+        if msg.internal or not results or not forwarder:
+            return msg.raw
+        ours = headers_text([("Authentication-Results", results[0])])
+        arc_set = self.sealer.seal(ours + msg.raw, forwarder, self.ctx.hostname)
+        if not arc_set:
+            return msg.raw
+        log.info("mda %s: forwarded with an ARC set sealed for %s", msg.envelope.message_id, forwarder)
+        return arc_set + ours + msg.raw
+
+
+def _forwarding_domain(envelope) -> str:
+    """The domain of the first recipient address of ours that leads to other addresses
+    (an alias with outside targets; an SRS address leading back to a sender), else ""."""
+    for r in envelope.recipients:
+        if any(target.lower() != r.route.address.lower() for target in r.route.external):
+            return r.route.address.rpartition("@")[2].lower()
+    return ""
 

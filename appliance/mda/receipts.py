@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from email.parser import BytesHeaderParser
-from email.utils import formatdate, getaddresses
+from email.utils import formatdate
 
+from appliance import mime
 from appliance.mda import outbound
 from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Verdict
 from appliance.mime import Part
@@ -172,7 +172,7 @@ class ReceiptsCheck(Check):
     def check_rcpt(self, user: User) -> Verdict:
         """Remember a read-receipt request (RFC 8098 §2.1), refused at once where no MDN may go."""
         msg = self.msg
-        notify = [a for _, a in getaddresses(msg.header("Disposition-Notification-To")) if a]
+        notify = [a for a in msg.addresses("Disposition-Notification-To") if "@" in a]
         if not notify or not msg.info.message_id:
             return ACCEPT
         spam = msg.notes.get("spam", {}).get(user.id, 0.0) >= self.f.ctx.config.mda.junk_score
@@ -223,12 +223,11 @@ def _child(root: Part, maintype: str, subtype: str) -> Part | None:
 
 def _blocks(data: bytes) -> list[dict[str, str]]:
     """RFC 3464 §2.1 / RFC 8098 §3.1: header-like blocks separated by blank lines."""
-    text = data.replace(b"\r\n", b"\n").decode("utf-8", "replace").strip("\n")
     blocks = []
-    for chunk in text.split("\n\n"):
-        fields = BytesHeaderParser().parsebytes(chunk.strip("\n").encode() + b"\n\n")
-        if fields.keys():
-            blocks.append({k.lower(): " ".join(str(v).split()) for k, v in fields.items()})
+    for chunk in data.replace(b"\r\n", b"\n").strip(b"\n").split(b"\n\n"):
+        fields = mime.headers.first_values(mime.header_fields(chunk.strip(b"\n") + b"\n"))
+        if fields:
+            blocks.append({name: " ".join(mime.headers.to_text(value).split()) for name, value in fields.items()})
     return blocks
 
 
@@ -241,6 +240,6 @@ def _returned_message_id(raw: bytes, root: Part) -> str:
     """The Message-ID of the returned original (text/rfc822-headers or message/rfc822 part)."""
     for child in root.children:
         if (child.maintype, child.subtype) in (("text", "rfc822-headers"), ("message", "rfc822")):
-            headers = BytesHeaderParser().parsebytes(raw[child.body_start:child.body_end])
-            return " ".join(str(headers.get("Message-ID", "")).split())
+            headers = mime.headers.first_values(mime.header_fields(raw[child.body_start:child.body_end]))
+            return mime.headers.to_text(headers.get("message-id", b"")).strip()
     return ""

@@ -14,11 +14,11 @@ import hashlib
 import logging
 import secrets
 import time
-from email.utils import formatdate, getaddresses
+from email.utils import formatdate
 
 from appliance.mda import outbound, sieve
 from appliance.mda.filter import ACCEPT, Check, Filter, Incoming, Verdict
-from appliance.store import User
+from appliance.store import InvalidName, User, normalize_mailbox_name
 
 log = logging.getLogger("kotakpos.mda")
 
@@ -50,7 +50,9 @@ class RulesCheck(Check):
         if not script:
             return ACCEPT
         msg = self.msg
-        env = sieve.Env(header=msg.header, envelope_from=msg.sender, envelope_to=user.address, size=len(msg.raw))
+        env = sieve.Env(header=msg.header, addresses=msg.addresses, envelope_from=msg.sender,
+                        envelope_to=user.address, size=len(msg.raw),
+                        mailbox_exists=lambda name: store.get_mailbox(user.id, name) is not None)
         actions = sieve.run(compiled(script), env)
         notices = []
         if actions.vacation is not None:
@@ -64,14 +66,38 @@ class RulesCheck(Check):
         if actions.discarded and not (actions.explicit_keep or actions.folders):
             return Verdict(discard=True, redirect=tuple(actions.redirects), notices=tuple(notices),
                            reason=f"discarded by the rules of {user.address}")
-        folders = list(actions.folders)
+        folders, created, missed = self.folders(user, actions.filings)
         if actions.explicit_keep and "INBOX" not in folders:
             folders.insert(0, "INBOX")
         if not folders and not actions.keep:
             # only redirected: no local copy
             return Verdict(discard=True, redirect=tuple(actions.redirects), notices=tuple(notices),
                            reason=f"redirected by the rules of {user.address}")
-        return Verdict(folders=tuple(folders), flags=flags, redirect=tuple(actions.redirects), notices=tuple(notices))
+        return Verdict(folders=tuple(folders), flags=flags, redirect=tuple(actions.redirects), notices=tuple(notices),
+                       create=tuple(created), reason="; ".join(missed))
+
+    def folders(self, user: User, filings: list[sieve.Filing]) -> tuple[list[str], list[str], list[str]]:
+        """Where the fileinto actions put the copy: (folders, those to create, what went to
+        INBOX instead and why). RFC 5490 §3.2: only ``:create`` makes a missing folder; without
+        it the copy is kept in INBOX (RFC 5228 §4.1 lets an implementation do that), and the
+        log says so with the rule's line."""
+        store = self.f.ctx.store
+        folders, created, missed = [], [], []
+        for filing in filings:
+            try:
+                name = normalize_mailbox_name(filing.folder)
+            except InvalidName:
+                missed.append(f'fileinto "{filing.folder}" at line {filing.line}: not a folder name, kept in INBOX')
+                name = "INBOX"
+            if store.get_mailbox(user.id, name) is None:
+                if filing.create:
+                    created.append(name)
+                else:
+                    missed.append(f'fileinto "{name}" at line {filing.line}: no such folder, kept in INBOX')
+                    name = "INBOX"
+            if name not in folders:
+                folders.append(name)
+        return folders, created, missed
 
     # RFC 5230 §4.5-§4.6 and RFC 3834: whom not to answer, and how an answer looks.
     def vacation(self, user: User, v: dict):
@@ -80,7 +106,7 @@ class RulesCheck(Check):
         if not sender or _is_automatic(msg, sender):
             return None
         mine = {user.address.lower()} | {a.lower() for a in sieve._strings(v.get("addresses", []))}
-        recipients = {a.lower() for _, a in getaddresses(msg.header("To") + msg.header("Cc"))}
+        recipients = {a.lower() for a in msg.addresses("To") + msg.addresses("Cc")}
         if not mine & recipients:
             return None  # §4.5: only mail addressed to the user in To/Cc gets an answer
         days = max(int(v.get("days", self.f.ctx.config.mda.vacation_days)), 1)

@@ -1,13 +1,14 @@
-"""A Sieve subset (RFC 5228) with imap4flags (RFC 5232) and vacation (RFC 5230).
+"""A Sieve subset (RFC 5228) with imap4flags (RFC 5232), vacation (RFC 5230) and mailbox (RFC 5490).
 
 ``parse(text)`` turns a script into a list of ``Command`` trees or raises ``SieveError``
 with the line and the reason; ``run(commands, env)`` evaluates it for one message and
 returns the ``Actions`` it chose. Supported:
 
 - control: require, if / elsif / else, stop
-- actions: keep, discard, fileinto, redirect (with :copy, RFC 3894), reject, vacation,
-  setflag / addflag / removeflag; tagged arguments a command does not take are errors
-- tests: address, header, envelope, exists, size, allof, anyof, not, true, false
+- actions: keep, discard, fileinto (with :copy, RFC 3894, and :create, RFC 5490), redirect
+  (with :copy), reject, vacation, setflag / addflag / removeflag; tagged arguments a command
+  does not take are errors
+- tests: address, header, envelope, exists, size, mailboxexists, allof, anyof, not, true, false
 - match types :is, :contains, :matches; address parts :all, :localpart, :domain;
   comparators i;ascii-casemap (default) and i;octet.
 """
@@ -19,22 +20,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-CAPABILITIES = frozenset({"fileinto", "reject", "envelope", "vacation", "imap4flags", "copy", "comparator-i;octet",
-                          "comparator-i;ascii-casemap"})
+CAPABILITIES = frozenset({"fileinto", "reject", "envelope", "vacation", "imap4flags", "copy", "mailbox",
+                          "comparator-i;octet", "comparator-i;ascii-casemap"})
 _MATCH = {":is", ":contains", ":matches", ":comparator"}
 _PARTS = {":all", ":localpart", ":domain"}
 # The tagged arguments each command and test takes (RFC 5228 §2.6.2: others are errors).
-_TAGS = {"keep": {":flags"}, "fileinto": {":flags", ":copy"}, "redirect": {":copy"},
+_TAGS = {"keep": {":flags"}, "fileinto": {":flags", ":copy", ":create"}, "redirect": {":copy"},
          "vacation": {":days", ":subject", ":from", ":addresses", ":handle", ":mime"},
          "header": _MATCH, "address": _MATCH | _PARTS, "envelope": _MATCH | _PARTS, "size": {":over", ":under"}}
-# Tagged arguments that belong to an extension (RFC 5232 :flags, RFC 3894 :copy).
-_TAG_NEEDS = {":flags": "imap4flags", ":copy": "copy"}
+# Tagged arguments that belong to an extension (RFC 5232 :flags, RFC 3894 :copy, RFC 5490 :create).
+_TAG_NEEDS = {":flags": "imap4flags", ":copy": "copy", ":create": "mailbox"}
 # What each command or test needs in ``require`` (RFC 5228 §3.2: using it without is an error).
 _NEEDS = {"fileinto": "fileinto", "reject": "reject", "envelope": "envelope", "vacation": "vacation",
-          "setflag": "imap4flags", "addflag": "imap4flags", "removeflag": "imap4flags"}
+          "setflag": "imap4flags", "addflag": "imap4flags", "removeflag": "imap4flags", "mailboxexists": "mailbox"}
 _ACTIONS = {"keep", "discard", "fileinto", "redirect", "reject", "vacation", "setflag", "addflag", "removeflag",
             "stop", "require"}
-_TESTS = {"address", "header", "envelope", "exists", "size", "allof", "anyof", "not", "true", "false"}
+_TESTS = {"address", "header", "envelope", "exists", "size", "mailboxexists", "allof", "anyof", "not", "true",
+          "false"}
 MAX_REDIRECTS = 5  # redirects one script may make per message (RFC 5228 §4.2 allows a limit)
 
 
@@ -280,6 +282,8 @@ def _check_test(test: Test) -> None:
             raise SieveError(test.line, f"'{test.name}' takes a header list and a key list")
     elif test.name == "exists" and len(test.args) != 1:
         raise SieveError(test.line, "'exists' takes a header list")
+    elif test.name == "mailboxexists" and len(test.args) != 1:
+        raise SieveError(test.line, "'mailboxexists' takes a mailbox list")  # RFC 5490 §3.1
     elif test.name == "size":
         if not (len(test.args) == 1 and isinstance(test.args[0], int) and (":over" in test.tags) != (":under" in test.tags)):
             raise SieveError(test.line, "'size' takes :over or :under and a number")
@@ -299,6 +303,16 @@ def _strings(value) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
+def filings(commands: list[Command]) -> list["Filing"]:
+    """Every ``fileinto`` of a script, run or not, in script order (for checking a script)."""
+    out = []
+    for cmd in commands:
+        if cmd.name == "fileinto":
+            out.append(Filing(cmd.args[0], cmd.line, ":create" in cmd.tags))
+        out += filings(cmd.block)
+    return out
+
+
 # -- running -------------------------------------------------------------------------------
 
 @dataclass
@@ -306,21 +320,36 @@ class Env:
     """What a script may look at for one message and one recipient."""
 
     header: Callable[[str], list[str]]  # decoded values of a header field
+    addresses: Callable[[str], list[str]]  # the addresses of a header field (Incoming.addresses)
     envelope_from: str
     envelope_to: str
     size: int
+    mailbox_exists: Callable[[str], bool] = lambda name: False  # the recipient has this mailbox (RFC 5490 §3.1)
+
+
+@dataclass(frozen=True)
+class Filing:
+    """One ``fileinto``: the folder, the script line that asked, and whether :create was given."""
+
+    folder: str
+    line: int
+    create: bool = False
 
 
 @dataclass
 class Actions:
     keep: bool = True  # the implicit keep (or an explicit one, see ``explicit_keep``)
     explicit_keep: bool = False
-    folders: list[str] = field(default_factory=list)
+    filings: list[Filing] = field(default_factory=list)  # fileinto, one per folder, in script order
     redirects: list[str] = field(default_factory=list)
     reject: str | None = None
     vacation: dict | None = None  # the vacation command's tags and reason
     flags: set[str] = field(default_factory=set)  # imap4flags' internal variable
     discarded: bool = False
+
+    @property
+    def folders(self) -> list[str]:
+        return [f.folder for f in self.filings]
 
 
 class _Stop(Exception):
@@ -366,7 +395,7 @@ def _action(cmd: Command, env: Env, a: Actions) -> None:
         a.keep = False
     elif name == "fileinto":
         if cmd.args[0] not in a.folders:
-            a.folders.append(cmd.args[0])
+            a.filings.append(Filing(cmd.args[0], cmd.line, ":create" in cmd.tags))
         a.flags |= set(_strings(cmd.tags.get(":flags", [])))
         a.keep = False
     elif name == "redirect":
@@ -398,22 +427,19 @@ def _test(test: Test, env: Env) -> bool:
         return any(_test(t, env) for t in test.tests)
     if name == "exists":
         return all(env.header(h) for h in _strings(test.args[0]))
+    if name == "mailboxexists":
+        return all(env.mailbox_exists(m) for m in _strings(test.args[0]))
     if name == "size":
         return env.size > test.args[0] if ":over" in test.tags else env.size < test.args[0]
     names, keys = _strings(test.args[0]), _strings(test.args[1])
     if name == "header":
         values = [v for h in names for v in env.header(h)]
     elif name == "address":
-        values = [_part(a, test.tags) for h in names for a in _addresses(env.header(h))]
+        values = [_part(a, test.tags) for h in names for a in env.addresses(h)]
     else:  # envelope: "from" and "to" (RFC 5228 §5.4)
         found = {"from": env.envelope_from, "to": env.envelope_to}
         values = [_part(found[h.lower()], test.tags) for h in names if h.lower() in found]
     return any(_match(v, k, test.tags) for v in values for k in keys)
-
-
-def _addresses(values: list[str]) -> list[str]:
-    from email.utils import getaddresses
-    return [address for _, address in getaddresses(values) if address]
 
 
 def _part(address: str, tags: dict) -> str:

@@ -33,7 +33,7 @@ _PHRASES = re.compile(r"\b(you have won|lottery|viagra|cialis|100% free|risk[- ]
 def heuristics(msg: Incoming) -> list[tuple[str, float]]:
     """(test name, points) of the header, content and authentication tests that hit."""
     hits: list[tuple[str, float]] = []
-    if not msg.header("From"):
+    if not msg.author.domains:  # no From field, or none with an address a reader can check
         hits.append(("MISSING_FROM", 2.0))
     if not msg.header("Date"):
         hits.append(("MISSING_DATE", 1.0))
@@ -53,6 +53,10 @@ def heuristics(msg: Incoming) -> list[tuple[str, float]]:
     if phrases:
         hits.append(("SPAM_PHRASES", min(1.0 * len(phrases), 4.0)))
     auth = msg.notes.get("auth", {})
+    if auth.get("arc_trusted"):
+        # A forwarder the administrator trusts sealed what it verified (RFC 8617, local policy):
+        # SPF and DMARC failing here is what forwarding does, not evidence against the sender.
+        auth = {k: v for k, v in auth.items() if k not in ("spf", "dmarc")}
     if auth.get("spf") == "fail":
         hits.append(("SPF_FAIL", 2.0))
     elif auth.get("spf") == "softfail":

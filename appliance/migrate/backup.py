@@ -70,7 +70,7 @@ def verify(path: Path | str, expected: dict[str, int] | None = None) -> Verdict:
 
 def take(store: Store, folder: Path) -> Verdict:
     """Write a new snapshot into ``folder`` and verify it."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # snapshots are whole copies of everyone's mail
     now = time.time()
     path = folder / f"kotakpos-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{int(now * 1000) % 1000:03d}.sqlite"
     counts = store.snapshot(path)

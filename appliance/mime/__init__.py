@@ -11,17 +11,22 @@ bounded (structure.MAX_DEPTH, structure.MAX_PARTS) and content past the bounds i
 opaque. Boundaries are found with bytes.find; the stdlib `email` package is used only
 to decode header words and dates, never to build message trees of large bodies.
 
-Modules: `headers` (fields, encoded words, parameters, addresses), `structure` (the
-Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections` (BODY[...] and
-BINARY[...] cuts), `info` (analyze and the stored record).
+Modules: `headers` (fields, encoded words, parameters, addresses, and `author`: who a
+message is from, the one answer for ENVELOPE, the TUI, DMARC, Sieve and DKIM signing),
+`structure` (the Part tree), `imapformat` (ENVELOPE/BODYSTRUCTURE text), `sections`
+(BODY[...] and BINARY[...] cuts), `info` (analyze and the stored record), `sortkeys` (what
+IMAP SORT and THREAD compare, stored beside the record).
 """
 
-from .headers import header_fields
+from .headers import Author, author, header_fields, mailboxes
 from .info import MessageInfo, analyze, body_text, normalize_crlf, prepend_header
 from .sections import UnknownEncoding, decoded, find_part, section
-from .structure import MAX_DEPTH, MAX_PARTS, Part
+from .structure import MAX_DEPTH, MAX_PARTS, Part, header_end
 
 __all__ = [
+    "Author",
+    "author",
+    "mailboxes",
     "prepend_header",
     "MAX_DEPTH",
     "MAX_PARTS",
@@ -32,6 +37,7 @@ __all__ = [
     "body_text",
     "decoded",
     "find_part",
+    "header_end",
     "header_fields",
     "normalize_crlf",
     "section",

@@ -297,7 +297,11 @@ class Address:
 
 
 # quoted string (closing quote optional), domain literal, special, or atom
-_ADDR_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\[[^\]]*\]?)|([<>,:;@])|([^ \t\r\n<>,:;@"(\[]+)', re.S)
+_ADDR_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\[[^\]]*\]?)|([<>,:;@])'
+                         r'|([^ \t\r\n<>,:;@"(\[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+)', re.S)
+# RFC 5322 allows no control characters in an address: one (a NUL above all) ends the
+# entry like a comma, so that no reader can take "a@x<NUL>b@y" for a single address
+_CONTROL = frozenset(chr(c) for c in (*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f))
 
 
 def _address_tokens(s: str) -> list[tuple[str, str]]:
@@ -308,6 +312,9 @@ def _address_tokens(s: str) -> list[tuple[str, str]]:
     while i < n:
         c = s[i]
         if c in " \t\r\n":
+            i += 1
+        elif c in _CONTROL:
+            tokens.append(("s", ","))
             i += 1
         elif c == "(":
             end = _comment_end(s, i)
@@ -410,26 +417,96 @@ def _parse_addresses(value: bytes) -> tuple[Address, ...]:
 
 def display_addresses(value: bytes) -> str:
     """Decoded, readable form of an address list, e.g. 'Alice <a@x.org>, b@y.org'."""
+    return display(parse_addresses(value), value)
+
+
+# RFC 5322 §3.2.3 specials (without ".", common in plain names): a decoded name holding
+# one is quoted, so that "Bank, CEO <ceo@bank.example>" stays one name on display; a
+# local part also when it holds a space or a control character
+_PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
+_LOCAL_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"\s\x00-\x1f\x7f]')
+
+
+def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
+    """Decoded, readable form of parsed addresses; ``value``, decoded, when there are none.
+
+    Names and local parts are quoted where they need it, so the text parses back
+    (parse_addresses) to the same addresses: a decoded display name cannot pose as
+    another address or split the list, and "ceo@bank.example"@evil.example shows its domain.
+    """
     items = []
     group: list[str] | None = None
     group_name = ""
-    for addr in parse_addresses(value):
+    for addr in addresses:
         if addr.is_group_start:
-            group, group_name = [], decode_words((addr.mailbox or "").encode("latin-1"))
+            group, group_name = [], _quote_if(decode_words((addr.mailbox or "").encode("latin-1")), _PHRASE_SPECIALS)
             continue
         if addr.is_group_end:
             if group is not None:
                 items.append(f"{group_name}: {', '.join(group)};")
             group = None
             continue
-        spec = addr.mailbox or ""
-        if addr.host:
-            spec += "@" + addr.host
+        local = _quote_if(addr.mailbox or "", _LOCAL_SPECIALS)
+        spec = to_text((local + ("@" + addr.host if addr.host else "")).encode("latin-1"))
         if addr.name:
-            text = f"{decode_words(addr.name.encode('latin-1'))} <{spec}>"
+            text = f"{_quote_if(decode_words(addr.name.encode('latin-1')), _PHRASE_SPECIALS)} <{spec}>"
         else:
             text = spec or "<>"
         (group if group is not None else items).append(text)
     if not items and value:
         return decode_words(value)
     return ", ".join(items)
+
+
+def _quote_if(text: str, specials: re.Pattern) -> str:
+    """RFC 5322 §3.2.4 quoted-string of ``text`` when it holds one of ``specials``."""
+    if specials.search(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def mailboxes(value: bytes) -> list[str]:
+    """The addresses of an address list, "local@domain" as written (no domain: the local part).
+
+    Read from the raw bytes with parse_addresses, the parser behind ENVELOPE and the TUI:
+    an encoded word is a name or an atom, never an address (RFC 2047 §5).
+    """
+    return _specs(parse_addresses(value))
+
+
+def _specs(addresses: tuple[Address, ...]) -> list[str]:
+    # the parser keeps latin-1 text of the bytes; an 8-bit address (RFC 6532) is UTF-8
+    return [to_text((f"{a.mailbox}@{a.host}" if a.host else a.mailbox).encode("latin-1"))
+            for a in addresses if a.host is not None and (a.mailbox or a.host)]
+
+
+def from_addresses(fields: list[tuple[str, bytes]]) -> tuple[Address, ...]:
+    """The addresses of every From field of a header, in order: ENVELOPE's from, what the
+    TUI shows and what DMARC checks. A second From field is shown as it is checked."""
+    return tuple(a for name, value in fields if name.lower() == "from" for a in parse_addresses(value))
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who a message says it is from (RFC 5322 §3.6.2), as ``author`` reads it."""
+
+    fields: int  # how many From fields the header has (RFC 5322 allows exactly one)
+    addresses: tuple[str, ...]  # the addresses of from_addresses(), as mailboxes() gives them
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The distinct domains of the addresses, lower-cased, trailing dot removed, in order."""
+        found = (a.rpartition("@")[2].lower().rstrip(".") for a in self.addresses if "@" in a)
+        return tuple(dict.fromkeys(d for d in found if d))
+
+    @property
+    def single(self) -> bool:
+        """One From field naming one domain: the only shape DMARC can align (RFC 7489 §6.6.1)."""
+        return self.fields == 1 and len(self.domains) == 1 and all("@" in a for a in self.addresses)
+
+
+def author(fields: list[tuple[str, bytes]]) -> Author:
+    """Who a message is from, given its top-level header_fields(): the one answer for
+    DMARC, the filters, Sieve and the DKIM signing domain."""
+    count = sum(1 for name, _ in fields if name.lower() == "from")
+    return Author(count, tuple(_specs(from_addresses(fields))))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .headers import Address, first_values, header_fields, parse_addresses
+from .headers import Address, first_values, from_addresses, header_fields, parse_addresses
 from .structure import Part
 
 NIL = b"NIL"
@@ -74,24 +74,31 @@ def _address_list_cached(value: bytes) -> bytes:
 
 
 def _render_address_list(value: bytes) -> bytes:
-    addresses = parse_addresses(value)
+    return _render(parse_addresses(value))
+
+
+def _render(addresses: tuple[Address, ...]) -> bytes:
     if not addresses:
         return NIL
     return b"(" + b"".join(_address(a) for a in addresses) + b")"
 
 
 def envelope(fields: list[tuple[str, bytes]]) -> bytes:
-    """ENVELOPE of a message, given its header_fields() (RFC 3501 §7.4.2)."""
+    """ENVELOPE of a message, given its header_fields() (RFC 3501 §7.4.2).
+
+    The from member lists the addresses of every From field (headers.from_addresses): a
+    second From field is shown to the reader as DMARC sees it, not hidden behind the first.
+    """
     values = first_values(fields)
-    sender = values.get("from")
+    authors = _render(from_addresses(fields))
 
     def addresses(name: str) -> bytes:
         value = values.get(name)
         # "If the Sender or Reply-To lines are absent ... or are present but empty, the
         # server sets the corresponding member of the envelope to be the same value as
         # the from member"
-        if not value and name in ("sender", "reply-to"):
-            value = sender
+        if name == "from" or (not value and name in ("sender", "reply-to")):
+            return authors
         return _address_list(value)
 
     items = [

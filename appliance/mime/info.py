@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from .headers import decode_charset, decode_words, display_addresses, first_values, header_fields, to_text
+from .headers import (decode_charset, decode_words, display, display_addresses, first_values, from_addresses,
+                      header_fields, to_text)
 from .imapformat import body_structures, envelope
 from .sections import UnknownEncoding, transfer_decode
 from .structure import Part, header_end, parse_structure
@@ -38,7 +39,7 @@ class MessageInfo:
     bodystructure: bytes  # IMAP BODYSTRUCTURE with extension data
     root: Part  # the MIME tree, as offsets into the raw message
     subject: str  # decoded Subject ("" when absent)
-    from_: str  # decoded From, e.g. "Alice <a@x.org>"
+    from_: str  # decoded From (every From field's addresses, as ENVELOPE lists them), e.g. "Alice <a@x.org>"
     to: str  # decoded To
     cc: str  # decoded Cc
     date: datetime | None  # the Date header (SENTBEFORE/SENTON/SENTSINCE); None when absent or unreadable
@@ -109,7 +110,7 @@ def analyze(raw: bytes, crlf: bool = False) -> MessageInfo:
         bodystructure=b"(" + structure + b")",
         root=root,
         subject=_one_line(decode_words(values.get("subject", b""))),
-        from_=addresses("from"),
+        from_=_one_line(display(from_addresses(fields))),
         to=addresses("to"),
         cc=addresses("cc"),
         date=_date(values.get("date")),

@@ -1,4 +1,5 @@
-"""DKIM signing of outbound mail from local domains (RFC 6376, ed25519 per RFC 8463).
+"""DKIM signing of outbound mail from local domains (RFC 6376, ed25519 per RFC 8463), and
+ARC sealing of mail we forward (RFC 8617) with the same RSA key.
 
 Each local domain has two keys in the store (so backups carry them), made by
 ``kotakpos domain add``: ``dkim/<domain>/rsa`` (rsa-sha256, 2048 bits, PKCS#1 PEM) and
@@ -104,3 +105,19 @@ class Signer:
             log.error("DKIM signing for %s failed, sending unsigned: %s", domain, e)
             return raw
         return rsa_sig + ed_sig + raw
+
+    def seal(self, raw: bytes, domain: str, authserv_id: str) -> bytes:
+        """The next ARC set for ``raw`` (RFC 8617 §5.1), sealed for ``domain``: b"" when the
+        domain has no keys, or ``raw`` has no Authentication-Results of ``authserv_id`` to
+        build the ARC-Authentication-Results from. The seal's cv= follows the ``arc=`` result
+        recorded there. ARC defines only rsa-sha256, so the RSA key seals; its DNS
+        record is the one ``public_records`` gives for DKIM."""
+        keys = self._domain_keys(domain.lower())
+        if keys is None:
+            return b""
+        try:
+            arc_set = dkimpy.arc_sign(raw, RSA_SELECTOR.encode(), domain.encode(), keys[0], authserv_id.encode())
+        except dkimpy.DKIMException as e:
+            log.error("ARC sealing for %s failed, forwarding unsealed: %s", domain, e)
+            return b""
+        return b"".join(arc_set)

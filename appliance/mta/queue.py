@@ -32,10 +32,9 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from email.parser import BytesHeaderParser
-from email.utils import parseaddr
 from pathlib import Path
 
+from appliance import mime
 from appliance.mta import dkim, dsn, sts, transport
 from appliance.mta.deliver import Connection, Outgoing, Result, Timeouts, client_contexts
 from appliance.mta.errors import DeliveryError
@@ -76,9 +75,10 @@ def strip_return_path(raw: bytes) -> bytes:
 
 
 def author_domain(raw: bytes) -> str:
-    """The domain of the From address ("" when there is none)."""
-    headers = BytesHeaderParser().parsebytes(raw)
-    return parseaddr(str(headers.get("From", "")))[1].rpartition("@")[2].lower()
+    """The domain of the message's author, as DMARC will align it ("" unless there is
+    exactly one From field naming one domain: RFC 7489 §6.6.1)."""
+    author = mime.author(mime.header_fields(raw[:mime.header_end(raw)]))
+    return author.domains[0] if author.single else ""
 
 
 class QueueRunner:
@@ -90,8 +90,6 @@ class QueueRunner:
         self.mta = ctx.config.mta
         self.hostname = ctx.hostname
         self.intervals = [parse_duration(t) for t in self.mta.retry_intervals] or [3600.0]
-        if self.mta.smarthost_tls not in ("starttls", "implicit"):
-            raise ValueError(f"[mta] smarthost_tls must be \"starttls\" or \"implicit\", not {self.mta.smarthost_tls!r}")
         self.timeouts = Timeouts.from_config(self.mta)
         cafile = self.mta.tls_cafile
         self.contexts = client_contexts(str(Path(ctx.data_dir) / cafile) if cafile else "")

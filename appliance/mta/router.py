@@ -12,12 +12,27 @@ module only says where an address leads.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 
+import logging
+
+from appliance.mta import dsn
+from appliance.mta.queue import address_notice
 from appliance.mta.srs import Srs
-from appliance.store import Delivery, DeliveryResult, QueueEntry, Store, User
+from appliance.store import Delivery, DeliveryResult, Notice, QueueEntry, QuotaExceeded, Resolution, Store, User
+
+log = logging.getLogger("kotakpos.mta")
+
+
+def has_room(store: Store, user: User, size: int) -> bool:
+    """Whether ``user``'s quota takes ``size`` more bytes (the quota rule of RCPT and DATA)."""
+    if not user.quota:
+        return True
+    used = store.usage(user.id)
+    return used < user.quota and used + size <= user.quota
 
 
 class Kind(Enum):
@@ -34,10 +49,11 @@ class Route:
     external: tuple[str, ...] = ()  # addresses to relay to: the recipient itself, or forwarding targets
 
 
-def route(store: Store, recipients: Sequence[str], srs: Srs | None = None) -> list[Route]:
+def route(store: Store, recipients: Sequence[str], srs: Srs | None = None, admin_address: str = "") -> list[Route]:
     """Route each recipient address. Aliases, lists and the catch-all are followed by
     ``store.resolve``; a domain that is not ours is remote as a whole. A valid SRS address
-    of ours (a bounce to mail we forwarded) leads back to the original sender."""
+    of ours (a bounce to mail we forwarded) leads back to the original sender. Postmaster
+    of a local domain that no user or alias names reaches the administrator (``postmaster``)."""
     routes = []
     for address in recipients:
         original = srs.reverse(address) if srs else None
@@ -49,11 +65,24 @@ def route(store: Store, recipients: Sequence[str], srs: Srs | None = None) -> li
             routes.append(Route(address, Kind.REMOTE, external=(address,)))
             continue
         resolution = store.resolve(address)
+        if resolution is None and address.rpartition("@")[0].lower() == "postmaster":
+            resolution = postmaster(store, admin_address)
         if resolution is None:
             routes.append(Route(address, Kind.UNKNOWN))
         else:
             routes.append(Route(address, Kind.LOCAL, resolution.users, resolution.external))
     return routes
+
+
+def postmaster(store: Store, admin_address: str) -> Resolution | None:
+    """Where postmaster mail goes when no alias says: ``admin_address``, or else the first
+    user created. RFC 5321 §4.5.1: every domain a server takes mail for must accept it."""
+    if not admin_address:
+        first = store.first_user()
+        return Resolution(users=(first,), external=()) if first else None
+    if store.is_local_domain(admin_address.rpartition("@")[2]):
+        return store.resolve(admin_address)
+    return Resolution(users=(), external=(admin_address,))
 
 
 @dataclass(frozen=True)
@@ -100,21 +129,51 @@ def accept(ctx, envelope: Envelope, raw: bytes, *, crlf_checked: bool = False) -
     Returns only after commit and fsync: the caller may then answer 250.
     """
     users: dict[int, User] = {}
+    reached_by: dict[int, Recipient] = {}
     queue: dict[str, QueueEntry] = {}
     for r in envelope.recipients:
         for user in r.route.users:
             users.setdefault(user.id, user)
+            reached_by.setdefault(user.id, r)
         for target in r.route.external:
             queue.setdefault(target.lower(), QueueEntry(envelope.sender, target, _dsn(envelope, r)))
+    full = [user for user in users.values() if not has_room(ctx.store, user, len(raw))]
+    notices: list[Notice] = []
+    if full:
+        if len(full) == len(users) and not queue:
+            raise QuotaExceeded("every recipient's mailbox is full")  # the SMTP client is told at once
+        for user in full:
+            del users[user.id]
+        notices = _quota_notices(ctx, envelope, raw, [(user, reached_by[user.id]) for user in full])
 
-    # The MDA filter pipeline (issue 7: spam, virus, rules, receipts) runs here, between
-    # routing and the store: it sees the envelope, the local users and ``raw``, and may
-    # reject (raising the SMTP UserError), quarantine or add headers before anything is written.
+    # The MDA filter pipeline (spam, virus, rules, receipts) runs here, between routing and
+    # the store: it sees the envelope, the local users and ``raw``, and may reject (raising
+    # ``appliance.mda.errors.Refused``), quarantine or add headers before anything is written.
     # With no local recipient it only records the receipt ledger of a local sender.
     mda = getattr(ctx, "mda", None)
     if mda is not None:
-        return mda.deliver(envelope, raw, list(users.values()), list(queue.values()), crlf_checked=crlf_checked)
+        return mda.deliver(envelope, raw, list(users.values()), list(queue.values()), crlf_checked=crlf_checked,
+                           notices=notices)
     deliveries = [Delivery(user_id) for user_id in users]
     if deliveries:
         raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "surrogateescape") + b">\r\n" + raw
+    if notices:
+        return ctx.store.deliver_filtered([Notice(raw, tuple(deliveries), tuple(queue.values())), *notices])
     return ctx.store.deliver(raw, deliveries, list(queue.values()))
+
+
+def _quota_notices(ctx, envelope: Envelope, raw: bytes, left_out: list[tuple[User, Recipient]]) -> list[Notice]:
+    """The failure DSN (RFC 3464, status 5.2.2) for list members whose mailbox is full: the
+    others got the message, and the sender hears which member did not (RFC 3461 NOTIFY)."""
+    for user, r in left_out:
+        log.info("%s: <%s> (through <%s>) left out: mailbox full", envelope.message_id, user.address, r.route.address)
+    if not envelope.sender:
+        return []  # never a bounce for a bounce
+    statuses = [dsn.RecipientStatus(user.address, dsn.FAILED, "5.2.2", "mailbox full",
+                                    orcpt=r.orcpt or ("rfc822", r.route.address))
+                for user, r in left_out if dsn.wanted(_dsn(envelope, r), dsn.FAILED)]
+    if not statuses:
+        return []
+    report = dsn.build(ctx.hostname, envelope.sender, raw, statuses, time.time(), envelope.ret, envelope.envid)
+    notice = address_notice(ctx.store, envelope.sender, report)
+    return [notice] if notice is not None else []

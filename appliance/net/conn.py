@@ -62,6 +62,7 @@ class Connection:
         self._lock = threading.Lock()   # guards close() against a concurrent kick
         self.on_command = None          # set by the registry: tells live views a command was noted
         self.server_load = lambda: 0.0  # set by the ConnectionServer: share of max_connections in use (stress mode)
+        self.stop_fd: int | None = None  # set by the ConnectionServer: readable once the server stops (TLS waits poll it)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -88,6 +89,8 @@ class Connection:
             self._sock_timeout = self.timeout
 
     def _fill(self) -> None:
+        if self._waiting_for_command and self.is_tls and self.stop_fd is not None:
+            self._wait_for_tls_data()
         self._set_sock_timeouts(writing=False)
         try:
             data = self.sock.recv(RECV_SIZE)
@@ -101,6 +104,25 @@ class Connection:
             raise ConnectionClosed()
         self.info.bytes_in += len(data)
         self._buf += data
+
+    def _wait_for_tls_data(self) -> None:
+        """Between commands on TLS, wait for the client or for the server to stop, whichever first.
+
+        A plain session is woken for shutdown by shutting its socket's read side (see
+        ``stop_reading``); OpenSSL takes such an end as an attack and would refuse the
+        goodbye after it, so a TLS session watches the server's stop pipe as well.
+        """
+        if self.sock.pending():
+            return
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.stop_fd, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll(self.timeout * 1000)}
+        if self.stop_fd in ready:
+            self.stopping = True
+            raise ConnectionClosed("server stopping")
+        if not ready:
+            raise IdleTimeout()
 
     def read_line(self, limit: int) -> bytes:
         """One line with its terminator (LF or CRLF), at most ``limit`` bytes long.
@@ -257,6 +279,20 @@ class Connection:
         with self._lock:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop_reading(self) -> None:
+        """Wake the owner waiting for a command so it can say goodbye (server stopping).
+
+        A plain socket's read side is shut: the owner's read ends while writing still works.
+        A TLS session wakes on the server's stop pipe instead (``_wait_for_tls_data``).
+        """
+        if self.is_tls:
+            return
+        with self._lock:
+            try:
+                self.sock.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
 

@@ -13,6 +13,7 @@ import ctypes
 import errno
 import gc
 import logging
+import os
 import socket
 import threading
 import time
@@ -115,6 +116,9 @@ class ConnectionServer:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        # Made by start(), written once by stop() and never read: readable from then on, it
+        # wakes every TLS session waiting for a command (Connection._wait_for_tls_data).
+        self._stop_read = self._stop_write = -1
 
     def add(self, name: str, hosts: list[str], port: int, session_class: type, implicit_tls: bool) -> Listener:
         sockets = []
@@ -131,6 +135,7 @@ class ConnectionServer:
         return listener
 
     def start(self) -> None:
+        self._stop_read, self._stop_write = os.pipe()
         threading.stack_size(THREAD_STACK_SIZE)
         for listener in self.listeners:
             for sock in listener.sockets:
@@ -140,22 +145,26 @@ class ConnectionServer:
                 self._threads.append(t)
 
     def _accept_loop(self, listener: Listener, sock: socket.socket) -> None:
-        while not self._stopping:
+        while True:
             try:
                 client, address = sock.accept()
             except OSError:
                 if self._stopping:
-                    return
+                    return  # stop() shut the socket to wake us
                 time.sleep(0.05)  # e.g. EMFILE: breathe instead of spinning
                 continue
+            if self._stopping:  # came in as the server stopped: nobody would serve it
+                client.close()
+                return
             ip = plain_ip(address[0])
             if not self._admit(ip):
                 self._refuse(client, listener)
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            info = self.registry.open(listener.name, ip, address[1], sock.getsockname()[1])
+            info = self.registry.open(listener.name, ip, address[1], listener.port)
             conn = Connection(client, info, self.tls_source, is_loopback(ip))
             conn.server_load = lambda: self.load
+            conn.stop_fd = self._stop_read
             try:
                 threading.Thread(target=self._serve, args=(listener, conn), name=f"{listener.name}-{info.id}",
                                  daemon=True).start()
@@ -224,22 +233,37 @@ class ConnectionServer:
 
     def stop(self, grace: float) -> None:
         """Stop accepting; end idle sessions now and busy ones when done or after ``grace`` seconds."""
+        if self._stopping or self._stop_write < 0:
+            return  # stopped already, or never started
         self._stopping = True
+        for conn in self.registry.connections():
+            conn.stopping = True
+        os.write(self._stop_write, b"x")
+        # Shutting a listening socket wakes its thread blocked in accept(); closing it would
+        # not, and a client arriving then would be accepted on a closed socket.
         for listener in self.listeners:
             for sock in listener.sockets:
                 try:
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+        for thread in self._threads:
+            thread.join(1.0)
+        for listener in self.listeners:
+            for sock in listener.sockets:
+                sock.close()
         deadline = time.monotonic() + grace
         while self.registry.count() and time.monotonic() < deadline:
             for conn in self.registry.connections():
                 conn.stopping = True
                 if conn.waiting_for_command:
-                    conn.abort()
+                    conn.stop_reading()  # the session says goodbye (IMAP BYE, SMTP 421, POP3 -ERR)
             time.sleep(0.05)
         for conn in self.registry.connections():
             conn.abort()
         end = time.monotonic() + 2.0
         while self.registry.count() and time.monotonic() < end:
             time.sleep(0.02)
+        if not self.registry.count():  # a session still ending may yet poll the pipe
+            os.close(self._stop_read)
+            os.close(self._stop_write)

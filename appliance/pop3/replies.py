@@ -64,6 +64,9 @@ ERR_BUSY = b"-ERR [SYS/TEMP] Server too busy, try again later"
 ERR_QUIT_FAILED = b"-ERR [SYS/TEMP] Deleting messages failed, none were deleted"
 ERR_TOO_MANY_ERRORS = b"-ERR Too many errors, closing connection"
 ERR_IDLE_TIMEOUT = b"-ERR Disconnected for inactivity"
+# POP3 has no unsolicited replies; a last -ERR [SYS/TEMP] (as Dovecot sends) tells the
+# client why the connection ends and that nothing was deleted.
+ERR_SHUTTING_DOWN = b"-ERR [SYS/TEMP] Server shutting down, try again later"
 
 # ---------------------------------------------------------------------------
 # Builders for single-line replies

@@ -180,6 +180,10 @@ class Pop3Session:
                     self._flush()
         except IdleTimeout:
             self._send(replies.ERR_IDLE_TIMEOUT)
+        except ConnectionClosed:
+            if not self.conn.stopping:
+                raise
+            self._send(replies.ERR_SHUTTING_DOWN)
         finally:
             self._mark_retrieved_seen()
             if self.maildrop is not None:

@@ -129,7 +129,6 @@ R538_ENCRYPTION_REQUIRED = reply(538, "5.7.11", "Encryption required for request
 R550_NO_SUCH_USER = reply(550, "5.1.1", "No such user here")
 R550_BARE_NEWLINE = reply(550, "5.5.2", "Bare <CR> or <LF> in message; lines must end with <CR><LF>")
 R550_LINE_TOO_LONG = reply(550, "5.6.0", "Message has a line longer than 998 octets")
-R552_MESSAGE_TOO_BIG = reply(552, "5.3.4", "Message size exceeds fixed limit")
 R552_MAILBOX_FULL = reply(552, "5.2.2", "Mailbox full")
 R553_NOT_YOUR_ADDRESS = reply(553, "5.7.1", "Sender address not owned by the authenticated user")
 R553_UTF8_NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
@@ -153,6 +152,20 @@ def helo_reply(hostname: str, client_name: str) -> Reply:
 def queued(message_id: str) -> Reply:
     """250 after the final dot or the last BDAT: the message is durable."""
     return reply(250, "2.0.0", f"OK queued as {message_id}")
+
+
+@lru_cache(maxsize=8)
+def message_too_big(limit: int) -> Reply:
+    """RFC 1870 §6.1 and §6.3: the limit in words, so a person reading a bounce knows it."""
+    return reply(552, "5.3.4", f"Message too big: the limit is {size_text(limit)}")
+
+
+def size_text(octets: int) -> str:
+    """A size as people read it: ``36 MB``, ``1.5 MB``, ``64 KB``, ``900 bytes`` (MB = 2**20 bytes)."""
+    for unit, scale in (("MB", 2 ** 20), ("KB", 2 ** 10)):
+        if octets >= scale:
+            return f"{round(octets / scale, 1):g} {unit}"
+    return f"{octets} bytes"
 
 
 def bdat_chunk_ok(octets: int) -> Reply:

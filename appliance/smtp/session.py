@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 
 from appliance.auth.sasl import SaslError, decode_plain, decode_text
+from appliance.mda.errors import Refused
 from appliance.mta import router
 from appliance.mta.router import Envelope, Kind, Recipient
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
@@ -45,7 +46,7 @@ from appliance.smtp.parse import (FOREIGN_VERBS, VERBS, Auth, Bdat, Command, Ehl
                                   InvalidCommand, Mail, MailParams, Path, Rcpt, Unknown, Vrfy, parse_command,
                                   parse_mailbox)
 from appliance.smtp.replies import Reply, format_reply
-from appliance.store import StorageFull
+from appliance.store import QuotaExceeded, StorageFull
 
 log = logging.getLogger("kotakpos.smtp")
 
@@ -221,8 +222,7 @@ def check_content(content: bytes, policy: str, *, stuffed: bool, binary: bool) -
     return content, DataOutcome.NOMINAL
 
 
-OUTCOME_REPLY = {
-    DataOutcome.TOO_BIG: R.R552_MESSAGE_TOO_BIG,
+OUTCOME_REPLY = {  # TOO_BIG names the configured limit: R.message_too_big
     DataOutcome.BARE_NEWLINE: R.R550_BARE_NEWLINE,
     DataOutcome.LINE_TOO_LONG: R.R550_LINE_TOO_LONG,
 }
@@ -441,7 +441,7 @@ class SmtpSession:
             self.reply(R.R252_CANNOT_VRFY)
             return
         path = self._address_argument(cmd.argument, R.R501_VRFY_SYNTAX)
-        found = router.route(self.ctx.store, [path.address], self.ctx.srs)[0]
+        found = router.route(self.ctx.store, [path.address], self.ctx.srs, self.ctx.config.server.admin_address)[0]
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER)
         if found.kind is Kind.REMOTE or not found.users:
@@ -536,9 +536,10 @@ class SmtpSession:
         if cmd.path and cmd.path.is_utf8 and not cmd.params.smtputf8:
             raise UserError(R.R553_UTF8_NEEDS_SMTPUTF8)
         if cmd.params.size is not None and cmd.params.size > self.ctx.config.limits.message_size:
-            raise UserError(R.R552_MESSAGE_TOO_BIG)  # RFC 1870 §6.1
+            raise UserError(R.message_too_big(self.ctx.config.limits.message_size))  # RFC 1870 §6.1
         if self.user is not None and not self._owns(cmd.path):
-            raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {cmd.path}")
+            sender = cmd.path.address if cmd.path else "<>"
+            raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {sender}")
         self.txn = Transaction(cmd.path, cmd.params)
         self.set_state(State.MAIL)
         self.reply(R.R250_SENDER_OK)
@@ -564,17 +565,19 @@ class SmtpSession:
         if path.relay_tricks and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay trick {sorted(path.relay_tricks)} in {path.address}")
         address = path.address if path.domain else self._postmaster()
-        found = router.route(self.ctx.store, [address], self.ctx.srs)[0]
+        found = router.route(self.ctx.store, [address], self.ctx.srs, self.ctx.config.server.admin_address)[0]
         if found.kind is Kind.REMOTE and not self.may_relay:
             raise UserError(R.R554_RELAY_DENIED, f"relay to {address} from {self.conn.peer_ip}")
         if found.kind is Kind.UNKNOWN:
             raise UserError(R.R550_NO_SUCH_USER, f"unknown recipient {address}")
         if self._over_quota(found, txn.params.size or 0):
-            reply = R.R552_MAILBOX_FULL if self.cfg.quota_reply == "permanent" else R.R452_MAILBOX_FULL
-            raise UserError(reply, f"recipient {address} is over quota")
+            raise UserError(self._mailbox_full(), f"recipient {address} is over quota")
         txn.recipients.append(Recipient(found, cmd.params.notify, cmd.params.orcpt))
         self.set_state(State.RCPT)
         self.reply(R.R250_RCPT_OK)
+
+    def _mailbox_full(self) -> Reply:
+        return R.R552_MAILBOX_FULL if self.cfg.quota_reply == "permanent" else R.R452_MAILBOX_FULL
 
     def _over_quota(self, found, declared_size: int) -> bool:
         """RFC 3463 4.2.2/5.2.2: every mailbox the address reaches is full (or would be
@@ -582,23 +585,14 @@ class SmtpSession:
         mailbox, or with outside targets, still takes the message."""
         if found.external or not found.users:
             return False
-        store = self.ctx.store
-        for user in found.users:
-            if not user.quota:
-                return False
-            used = store.usage(user.id)
-            if used < user.quota and used + declared_size <= user.quota:
-                return False
-        return True
+        return not any(router.has_room(self.ctx.store, user, declared_size) for user in found.users)
 
     def _postmaster(self) -> str:
-        """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster."""
-        domains = self.ctx.store.list_domains()
+        """RFC 5321 §4.1.1.3: <Postmaster> without a domain reaches our postmaster: that of
+        the local domain the hostname is in, else of the first local domain."""
         host = self.ctx.hostname.lower()
-        for domain in sorted(domains, key=lambda d: (not host.endswith(d), d)):
-            if self.ctx.store.resolve(f"postmaster@{domain}") is not None:
-                return f"postmaster@{domain}"
-        return f"postmaster@{host}"
+        domains = sorted(self.ctx.store.list_domains(), key=lambda d: (not (host == d or host.endswith("." + d)), d))
+        return f"postmaster@{domains[0] if domains else host}"
 
     def cmd_DATA(self, cmd) -> None:
         """RFC 5321 §4.1.1.4: 354, content up to <CRLF>.<CRLF>, then one reply."""
@@ -624,7 +618,7 @@ class SmtpSession:
             # RFC 3030 §2: a failed BDAT ends the transaction; chunks already pipelined
             # after it then meet state READY and are read and refused with 503.
             self.reset_transaction()
-            raise UserError(R.R552_MESSAGE_TOO_BIG)
+            raise UserError(R.message_too_big(self.ctx.config.limits.message_size))
         txn.chunks += self.read_chunk(cmd.size, keep=True)
         if not cmd.last:
             self.reply(R.bdat_chunk_ok(cmd.size))
@@ -655,6 +649,8 @@ class SmtpSession:
         """Hand the message to the router; 250 only once it is durable."""
         txn = self.txn
         self.reset_transaction()
+        if outcome is DataOutcome.TOO_BIG:
+            raise UserError(R.message_too_big(self.ctx.config.limits.message_size), "message refused: too big")
         if outcome is not DataOutcome.NOMINAL:
             raise UserError(OUTCOME_REPLY[outcome], f"message refused: {outcome.value}")
         message_id = secrets.token_hex(8).upper()
@@ -674,11 +670,13 @@ class SmtpSession:
         try:
             # check_content saw every line end in CRLF, except in BINARYMIME octets
             router.accept(self.ctx, envelope, raw, crlf_checked=txn.params.body != "BINARYMIME")
-        except SmtpError:
-            raise  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
+        except Refused as e:  # a filter refused the message: the client gets its reply (e.g. 554 5.7.0)
+            raise UserError(R.reply(e.code, e.status, e.text), e.reason) from None
         except StorageFull:
             log.warning("session %s: disk full, %s refused with 452", self.conn.info.id, message_id)
             raise UserError(R.R452_STORAGE_FULL) from None
+        except QuotaExceeded:  # every mailbox it was for is full now (decided with the real size)
+            raise UserError(self._mailbox_full(), f"{message_id}: every recipient is over quota") from None
         except Exception as e:  # the store or a filter failed: the client may retry
             raise ServerError(R.R451_LOCAL_ERROR, f"accepting {message_id} failed: {e!r}") from e
         self.messages += 1

@@ -3,7 +3,8 @@
 This is the only package that holds SQL. Protocols call the narrow API of ``Store``,
 named after mailbox operations; each write is one transaction, committed and fsynced
 before the call returns (group commit in ``db``), and change events go out after commit
-(``events``) for IMAP IDLE and the TUI. The API is split by subject into mixins —
+(``events``) for IMAP IDLE and the TUI, also for what other processes commit to the file
+(``journal``). The API is split by subject into mixins —
 ``accounts``, ``mailboxes``, ``messages``, ``imap`` (what IMAP reads), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
 ``migration`` (bulk import, snapshots) — so each file reads on its own.
 """
@@ -15,10 +16,11 @@ from pathlib import Path
 
 from appliance.store import migrations
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
-from appliance.store.db import MAX_BATCH, Database
+from appliance.store.db import MAX_BATCH, Database, create_private
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
 from appliance.store.filters import FiltersMixin, Quarantined, RequestedReceipt, SentReceipt
-from appliance.store.events import AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QueueChanged, Subscription
+from appliance.store.events import (AccountsChanged, BlobReleased, EventBus, MailboxChanged, Overflowed, QuarantineChanged,
+                                     QueueChanged, Subscription)
 from appliance.store.imap import ChangeCache, ImapMixin
 from appliance.store.mailboxes import DELIMITER, MailboxesMixin, normalize_mailbox_name
 from appliance.store.messages import DeliveryResult, MessagesMixin
@@ -34,7 +36,8 @@ from appliance.store.secrets import SecretsMixin
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "StorageFull",
     "User", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
-    "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "AccountsChanged", "Overflowed", "Subscription",
+    "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "QuarantineChanged", "AccountsChanged",
+    "Overflowed", "Subscription",
     "Quarantined", "RequestedReceipt", "SentReceipt", "Incoming", "Snapshot", "content_hash",
     "DELIMITER", "normalize_address", "normalize_domain", "normalize_mailbox_name", "split_address",
 ]
@@ -47,28 +50,42 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):
         """``max_batch=1`` commits every write alone (one fsync each): only benchmarks want that."""
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = create_private(path)
+        search_path = create_private(self.path.with_name(self.path.stem + "-search.sqlite"))
         migrations.migrate(self.path)
         self.bus = EventBus()
         self.changes = ChangeCache()
-        self.db = Database(self.path, self._after_commit, max_batch)
-        self.search_index = SearchIndex(self.db, self.path.with_name(self.path.stem + "-search.sqlite"))
+        self.db = Database(self.path, self._after_commit, max_batch, journal=True)
+        self.search_index = SearchIndex(self.db, search_path)
 
     @classmethod
     def in_folder(cls, data_dir: Path | str, **options) -> "Store":
         return cls(Path(data_dir) / DB_NAME, **options)
 
     def _after_commit(self, events: list) -> None:
+        """Publish the events of a commit, this process's own or another's (``journal``)."""
         released = [e.blob_id for e in events if isinstance(e, BlobReleased)]
         if released:
             self.search_index.forget(released)
         self.search_index.notify()
+        if any(isinstance(e, Overflowed) for e in events):
+            # another process's changes were missed: every answer kept may be old
+            self.changes.forget_all()
+            self.accounts_cache.invalidate()
+            self.bus.overflow_all()
+            return
         public = [e for e in events if not isinstance(e, BlobReleased)]
         # before anyone hears of the commit: nobody may then be handed an older answer
         self.changes.forget([e for e in public if isinstance(e, MailboxChanged)])
+        if any(isinstance(e, AccountsChanged) for e in public):
+            self.accounts_cache.invalidate()  # another process's change (this one's forgot already)
         if public:
             self.bus.publish(public)
+
+    def catch_up(self) -> None:
+        """Publish now what other processes committed to the file (a running server is asked
+        to after ``kotakpos import`` and the like); returns once it is published."""
+        self.db.catch_up()
 
     def subscribe(self, user_id: int | None = None) -> Subscription:
         """Change events after commit: one user's mailbox events, or everything (None)."""
@@ -108,7 +125,7 @@ def backup_database(source: Path | str, target: Path | str) -> None:
     target = Path(target)
     tmp = target.with_name(target.name + ".partial")
     tmp.unlink(missing_ok=True)
-    dest = sqlite3.connect(str(tmp))
+    dest = sqlite3.connect(str(create_private(tmp)))
     try:
         src.backup(dest)
         dest.execute("PRAGMA journal_mode=DELETE")

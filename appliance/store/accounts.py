@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import functools
 import hashlib
 import hmac
@@ -71,8 +72,9 @@ class AccountsCache:
     Each change made through this Store moves the generation on once its commit returns;
     an answer is used only while the generation it was read under is still current, so a
     lookup never sees a domain, user, alias or script older than the last change the
-    changing caller saw committed. An answer also expires after ``MAX_AGE`` seconds, for
-    changes made behind this Store's back (another process on the same file).
+    changing caller saw committed. Another process's changes arrive through the change
+    journal (``journal``) and forget every answer; an answer also expires after ``MAX_AGE``
+    seconds, for a write made without Kotakpos (the sqlite3 shell).
     """
 
     MAX_AGE = 5.0
@@ -251,6 +253,12 @@ class AccountsMixin:
             row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         return _user(row) if row else None
 
+    def first_user(self) -> User | None:
+        """The user created first: the default administrator (``[server] admin_address``)."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT * FROM users ORDER BY id LIMIT 1").fetchone()
+        return _user(row) if row else None
+
     def list_users(self) -> list[tuple[User, int]]:
         """Every user with the bytes their mail uses."""
         with self.db.reader() as conn:
@@ -296,6 +304,8 @@ class AccountsMixin:
             domain = alias.rpartition("@")[2]
             if not tx.execute("SELECT 1 FROM domains WHERE name = ? COLLATE NOCASE", (domain,)).fetchone():
                 raise NotFound(f"unknown domain {domain}; aliases must belong to a local domain")
+            for target in clean:
+                self._check_local_target(tx, target)
             for target in clean:
                 tx.execute("INSERT OR IGNORE INTO aliases(alias, target) VALUES (?, ?)", (alias, target))
             if self._has_loop(tx, alias):
@@ -390,6 +400,24 @@ class AccountsMixin:
         if alias.startswith("@"):
             return "@" + normalize_domain(alias[1:])
         return normalize_address(alias)
+
+    @staticmethod
+    def _check_local_target(tx, target: str) -> None:
+        """A target in a local domain must be a user or an alias there (a typo would lose
+        the mail, or feed it to the catch-all); other domains' addresses are forwarded to."""
+        domain = target.rpartition("@")[2]
+        if not tx.execute("SELECT 1 FROM domains WHERE name = ? COLLATE NOCASE", (domain,)).fetchone():
+            return
+        pattern = "%@" + _like_escape(domain)
+        names = [r[0] for r in tx.execute(
+            "SELECT address FROM users WHERE address LIKE ? ESCAPE '\\'"
+            " UNION SELECT alias FROM aliases WHERE alias LIKE ? ESCAPE '\\'", (pattern, pattern))]
+        if target.lower() in (n.lower() for n in names):
+            return
+        close = difflib.get_close_matches(target.lower(), [n.lower() for n in names], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise NotFound(f"{target} is neither a user nor an alias of the local domain {domain}{hint}"
+                       " (add the user first, or name an address of another domain to forward to)")
 
     @staticmethod
     def _has_loop(tx, start: str) -> bool:

@@ -17,19 +17,26 @@ work. If a group fails, its items are run again one by one, each in its own SAVE
 item still fails alone.
 
 Readers use a small pool of connections in WAL mode, so reads never wait for the writer.
+
+The store's database also keeps a change journal (``journal``): each batch with events
+writes them in its own transaction, and the writer thread publishes the events other
+processes committed, as soon as it notices them (see ``_hear_others``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 from appliance.store.errors import StorageFull
+from appliance.store.journal import Journal
 
 log = logging.getLogger("kotakpos.store")
 
@@ -44,6 +51,24 @@ CACHED_STATEMENTS = 512
 # The pages they stop caching are still in the kernel's page cache, a read call away.
 WRITER_CACHE_KIB = 4096
 READER_CACHE_KIB = 512
+# How often the writer asks SQLite whether another process committed, when nothing else
+# told it. A process that writes to the store pokes the running server (``catch_up``) and
+# the writer reads the journal whenever its own commit shows that others wrote in between;
+# this check only catches a writer that could do neither (a CLI killed before its poke, the
+# sqlite3 shell), so it may be slow. It is one PRAGMA: a few microseconds once a second.
+CHECK_SECONDS = 1.0
+
+
+def create_private(path: Path | str) -> Path:
+    """Make ``path`` an empty file of mode 0600 (in a 0700 folder) unless it exists.
+
+    An empty file is a new SQLite database, and SQLite gives its -wal, -shm and journal
+    files the database's own mode: so mail stays private whatever umask we run under.
+    """
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return path
 
 
 def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
@@ -99,17 +124,25 @@ class _Job:
         return self.fn(tx) if self.group is None else self.group(tx, [self.item])[0]
 
 
+def _catch_up(tx: Tx) -> None:
+    """The job ``Database.catch_up`` queues: the writer reads the journal after its batch."""
+
+
 class Database:
     """Owns the database file: the writer thread and the reader pool."""
 
     def __init__(self, path: Path, publish: Callable[[list], None], max_batch: int = MAX_BATCH,
-                 synchronous: str = "FULL"):
+                 synchronous: str = "FULL", journal: bool = False):
+        """``journal``: keep the change journal (the store's schema has its table)."""
         self.path = Path(path)
         self.max_batch = max_batch
         self.synchronous = synchronous
         self._publish = publish
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer_conn = connect(self.path, synchronous)
+        self._journal = Journal(self._writer_conn) if journal else None
+        self._journal_row: tuple[int, list] | None = None  # (row id, others' events) of the batch in flight
+        self._next_check = time.monotonic() + CHECK_SECONDS
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_count = 0
         self._reader_lock = threading.Lock()
@@ -140,6 +173,12 @@ class Database:
             raise RuntimeError("store is closed")
         return self._wait(_Job(None, group, item))
 
+    def catch_up(self) -> None:
+        """Publish what other processes committed and this one has not heard yet; returns
+        once it is published (a process that wrote to the file asks the server for this)."""
+        if self._journal is not None:
+            self.write(_catch_up)
+
     def _wait(self, job: _Job) -> Any:
         self._jobs.put(job)
         job.done.acquire()
@@ -161,7 +200,7 @@ class Database:
                 # hold no finished job while idle: a result (10,000 rows after a big STORE)
                 # would stay in memory until the next write
                 committed, batch, job, first = [], None, None, None
-                first = self._jobs.get()
+                first = self._next_job()
             if first is None:
                 break
             batch = [first]
@@ -180,11 +219,43 @@ class Database:
             # milliseconds), and the callers do their work during this batch's fsync.
             began = self._run_batch(conn, batch)
             self._finish(committed)
-            if began:
-                self._commit(conn, batch)
+            if began and self._commit(conn, batch) and self._journal is not None:
+                self._journal_committed(conn, batch)
             committed = batch
         self._finish(committed)
         conn.close()
+
+    def _next_job(self) -> _Job | None:
+        """Wait for the next job; meanwhile look for other processes' commits now and then."""
+        if self._journal is None:
+            return self._jobs.get()
+        while True:
+            try:
+                return self._jobs.get(timeout=max(0.0, self._next_check - time.monotonic()))
+            except queue.Empty:
+                self._hear_others(self._writer_conn)
+
+    def _journal_committed(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """After a commit: publish the others' events the batch found in the journal, and
+        read the journal when a caller asked to or it is time for the safety check."""
+        if self._journal_row is not None:
+            row_id, others = self._journal_row
+            self._journal_row = None
+            self._journal.committed(row_id)
+            if others:
+                self._publish(others)
+        if time.monotonic() >= self._next_check or any(job.fn is _catch_up for job in batch):
+            self._hear_others(conn)
+
+    def _hear_others(self, conn: sqlite3.Connection) -> None:
+        self._next_check = time.monotonic() + CHECK_SECONDS
+        try:
+            events = self._journal.others(conn)
+        except sqlite3.Error as e:  # a busy or full disk: the next check tries again
+            log.warning("could not read the change journal: %s", e)
+            return
+        if events:
+            self._publish(events)
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> bool:
         """BEGIN and run every job of the batch; False if the transaction could not begin."""
@@ -205,22 +276,42 @@ class Database:
                 for job in batch[start:end]:
                     self._run_job(conn, job)
             start = end
+        if self._journal is None:
+            return True
+        events = [ev for job in batch if job.error is None for ev in job.events]
+        if not events:
+            return True
+        try:
+            self._journal_row = self._journal.record(conn, events)
+        except sqlite3.Error as e:  # without its journal row the batch would go unheard elsewhere
+            self._journal_row = None
+            self._fail(conn, batch, e)
+            return False
         return True
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> bool:
+        """COMMIT the batch; False (and every job failed) if that did not work."""
         try:
             conn.execute("COMMIT")
             self.commits += 1
+            return True
         except sqlite3.Error as e:
             log.error("commit failed: %s", e)
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for job in batch:
-                if job.error is None:
-                    job.error = e
-                    job.events = []
+            self._journal_row = None
+            self._fail(conn, batch, e)
+            return False
+
+    @staticmethod
+    def _fail(conn: sqlite3.Connection, batch: list[_Job], error: sqlite3.Error) -> None:
+        """Roll the batch back; each job not failed already fails with ``error``."""
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        for job in batch:
+            if job.error is None:
+                job.error = error
+                job.events = []
 
     def _finish(self, batch: list[_Job]) -> None:
         """Wake the callers of a batch that is committed (or failed), then publish its events."""

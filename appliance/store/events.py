@@ -15,7 +15,8 @@ from dataclasses import dataclass
 class MailboxChanged:
     """Messages appeared, changed flags or were expunged in a mailbox."""
 
-    kind: str                       # "exists" | "flags" | "expunge" | "created" | "deleted" | "renamed"
+    # "exists" | "flags" | "expunge" | "created" | "deleted" | "renamed" | "subscriptions" (mailbox_id 0)
+    kind: str
     user_id: int
     mailbox_id: int
     uids: tuple[int, ...] = ()
@@ -27,6 +28,14 @@ class QueueChanged:
     """Relay queue rows were added, attempted, delivered or removed."""
 
     kind: str                       # "queued" | "deferred" | "delivered" | "bounced" | "held" | "released" | "deleted"
+    ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuarantineChanged:
+    """A filter held a message back, or one was released or deleted."""
+
+    kind: str                       # "held" | "released" | "deleted"
     ids: tuple[int, ...] = ()
 
 
@@ -152,6 +161,11 @@ class EventBus:
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
             self._subscribers = [s for s in self._subscribers if s is not sub]
+
+    def overflow_all(self) -> None:
+        """Tell every subscriber to re-read what it shows (changes were missed)."""
+        for sub in self._subscribers:
+            sub._offer([Overflowed()])
 
     def publish(self, events: list) -> None:
         by_owner: dict[int | None, list] = {}

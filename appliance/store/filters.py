@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from appliance.store.errors import NotFound
-from appliance.store.events import QueueChanged
+from appliance.store.events import QuarantineChanged, QueueChanged
 from appliance.store.messages import DeliveryResult, parse_flags, prepare
 from appliance.store.models import MessageRow, Notice
 
@@ -88,8 +88,10 @@ class FiltersMixin:
             if held:
                 p, (_, sender, addresses, reason) = held
                 blob_id = self._put_blob(tx, p, 1)
-                tx.execute("INSERT INTO quarantine(blob_id, sender, recipients, reason, created) VALUES (?,?,?,?,?)",
-                           (blob_id, sender, json.dumps(list(addresses)), reason, when))
+                held_id = tx.execute("INSERT INTO quarantine(blob_id, sender, recipients, reason, created)"
+                                     " VALUES (?,?,?,?,?) RETURNING id",
+                                     (blob_id, sender, json.dumps(list(addresses)), reason, when)).fetchone()[0]
+                tx.emit(QuarantineChanged("held", (held_id,)))
             for r in requested:
                 tx.execute("INSERT OR IGNORE INTO receipts_requested VALUES (?,?,?,?,?,?,?,?)",
                            (r.user_id, r.message_id, r.notify_to, r.return_path, r.subject, when, r.state, when))
@@ -136,6 +138,7 @@ class FiltersMixin:
                 uids.update(copy_uids)
                 queue_ids += copy_queue_ids
             self._release_blobs(tx, [row["blob_id"]])
+            tx.emit(QuarantineChanged("released", (quarantine_id,)))
             if queue_ids:
                 tx.emit(QueueChanged("queued", tuple(queue_ids)))
             return DeliveryResult(uids, tuple(queue_ids))
@@ -148,6 +151,7 @@ class FiltersMixin:
             if row is None:
                 raise NotFound(f"no quarantined message {quarantine_id}")
             self._release_blobs(tx, [row["blob_id"]])
+            tx.emit(QuarantineChanged("deleted", (quarantine_id,)))
 
         self.db.write(job)
 

@@ -12,7 +12,7 @@ that woke it.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Callable, Sequence, Sized
 
 from appliance.store.messages import _ROW_COLUMNS, _rows, parse_flags
 from appliance.store.models import MailboxChanges, MailboxSnapshot, MessageRow
@@ -28,12 +28,16 @@ class ChangeCache:
         self.max_rows = max_rows  # message rows held in all answers, about 100 bytes each
         self._rows_held = 0
         self._lock = threading.Lock()
-        self._answers: dict[int, dict[int, MailboxChanges | MailboxSnapshot | None]] = {}
+        self._answers: dict[int, dict[object, object]] = {}  # mailbox -> key (a modseq, SNAPSHOT, a tuple) -> answer
         self._generation: dict[int, int] = {}    # bumped by forget(): a read begun before it is stale
+        self._epoch = 0                           # bumped by forget_all(): likewise for every mailbox
         self._readers: dict[int, threading.Lock] = {}  # one read at a time per mailbox
         self._recent_claimed: dict[int, int] = {}  # mailbox -> every UID up to this one is no longer \Recent
+        # blob -> its THREAD keys (sent, subject, reply, message id, references): a blob never
+        # changes and its id is never reused, so these stay true; emptied past max_rows
+        self.thread_keys: dict[int, tuple] = {}
 
-    def get(self, mailbox_id: int, key: int, read: Callable, shareable: bool = True):
+    def get(self, mailbox_id: int, key, read: Callable, shareable: bool = True):
         """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it.
 
         ``shareable`` False: the caller reads inside an older snapshot, so its answer may
@@ -51,11 +55,11 @@ class ChangeCache:
                 answers = self._answers.get(mailbox_id)
                 if answers is not None and key in answers:
                     return answers[key]  # someone read it while we waited
-                generation = self._generation.get(mailbox_id, 0)
+                generation = (self._epoch, self._generation.get(mailbox_id, 0))
             answer = read()
             rows = _weight(answer)
             with self._lock:
-                if self._generation.get(mailbox_id, 0) == generation:
+                if (self._epoch, self._generation.get(mailbox_id, 0)) == generation:
                     if self._rows_held + rows > self.max_rows:
                         self._answers.clear()
                         self._rows_held = 0
@@ -74,6 +78,13 @@ class ChangeCache:
                 if event.kind in ("created", "deleted"):
                     self._recent_claimed.pop(mailbox_id, None)  # SQLite may give a new mailbox a freed id
 
+    def forget_all(self) -> None:
+        """Drop every answer (another process's changes were missed)."""
+        with self._lock:
+            self._epoch += 1
+            self._answers.clear()
+            self._rows_held = 0
+
     def start_recent_claim(self, mailbox_id: int, uid: int) -> bool:
         """True for the one caller whose claim must cover ``uid``: no claim begun before it did."""
         with self._lock:
@@ -89,7 +100,9 @@ def _weight(answer) -> int:
         return 1
     if isinstance(answer, MailboxSnapshot):
         return 1 + len(answer.uids)
-    return 1 + len(answer.changed) + len(answer.vanished)
+    if isinstance(answer, MailboxChanges):
+        return 1 + len(answer.changed) + len(answer.vanished)
+    return 1 + len(answer)  # a derived answer (mailbox_answer) is as long as the messages it covers
 
 
 class ImapMixin:
@@ -176,3 +189,68 @@ class ImapMixin:
                 rows.append(make_row(MessageRow, (uid, parse_flags(flags), size, date, modseq, blob_id)))
                 forms[blob_id] = (envelope, body, bodystructure)
         return rows, forms
+
+    # -- SORT and THREAD (RFC 5256), from the keys kept at arrival (mime.sortkeys) --------
+
+    _SORT_COLUMNS = {  # RFC 5256 §3 sort keys; RFC 5957 §3 DISPLAYFROM/DISPLAYTO
+        "ARRIVAL": "m.internaldate", "SIZE": "m.size", "DATE": "coalesce(k.sent, m.internaldate)",
+        "SUBJECT": "k.subject", "FROM": "k.from_addr", "TO": "k.to_addr", "CC": "k.cc_addr",
+        "DISPLAYFROM": "k.display_from", "DISPLAYTO": "k.display_to",
+    }
+
+    def mailbox_answer(self, mailbox_id: int, key: tuple, compute: Callable[[], Sized]):
+        """What ``compute()`` derives from this mailbox's messages (a THREAD tree, say), shared by
+        every session until the mailbox changes. ``key`` names the question; the answer must
+        not be changed by those who get it, and its len() is the messages it covers."""
+        return self.changes.get(mailbox_id, key, compute)
+
+    def sorted_uids(self, mailbox_id: int, order: Sequence[tuple[str, bool]]) -> tuple[int, ...]:
+        """Every UID of the mailbox in SORT order: by each (key, reverse) of ``order`` in turn,
+        ties in UID order, which is sequence-number order (RFC 5256 §3). Shared by every
+        session until the mailbox changes (a client re-sorts a big folder at each look).
+
+        Raises KeyError for a key that is not one of RFC 5256's or RFC 5957's.
+        """
+        order = tuple(order)
+        return self.changes.get(mailbox_id, ("SORT", order), lambda: self._read_sorted(mailbox_id, order))
+
+    def _read_sorted(self, mailbox_id: int, order: tuple[tuple[str, bool], ...]) -> tuple[int, ...]:
+        terms = [self._SORT_COLUMNS[key] + (" DESC" if reverse else "") for key, reverse in order]
+        join = " LEFT JOIN sort_keys k ON k.blob_id = m.blob_id" if any("k." in t for t in terms) else ""
+        with self.db.reader() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(f"SELECT m.uid FROM messages m{join} WHERE m.mailbox_id = ?"
+                                  f" ORDER BY {', '.join(terms + ['m.uid'])}", (mailbox_id,)).fetchall()
+        return tuple(uid for uid, in rows)
+
+    def thread_keys(self, mailbox_id: int) -> list[tuple[int, float, str, bool, str, tuple[str, ...]]]:
+        """(uid, sent date, base subject, reply, message id, references) of every message in
+        UID order: what THREAD needs (RFC 5256 §3). The sent date is INTERNALDATE where the
+        message has no readable Date header.
+
+        A client threads a folder again after each new message; the keys of the blobs read
+        before are kept (``ChangeCache.thread_keys``), so only the new ones are read.
+        """
+        known = self.changes.thread_keys
+        with self.db.reader() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute("SELECT uid, blob_id, internaldate FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                  (mailbox_id,)).fetchall()
+            missing = sorted({blob_id for _, blob_id, _ in rows if blob_id not in known})
+            if len(known) + len(missing) > self.changes.max_rows:
+                known.clear()
+                missing = sorted({blob_id for _, blob_id, _ in rows})
+            for start in range(0, len(missing), 500):
+                chunk = missing[start:start + 500]
+                for blob_id, sent, subject, reply, message_id, refs in cursor.execute(
+                        "SELECT blob_id, sent, subject, reply, message_id, refs FROM sort_keys"
+                        f" WHERE blob_id IN ({','.join('?' * len(chunk))})", chunk):
+                    known[blob_id] = (sent, subject, bool(reply), message_id, tuple(refs.split()))
+        empty = (None, "", False, "", ())
+        out = []
+        for uid, blob_id, internaldate in rows:
+            sent, subject, reply, message_id, refs = known.get(blob_id, empty)
+            out.append((uid, internaldate if sent is None else sent, subject, reply, message_id, refs))
+        return out

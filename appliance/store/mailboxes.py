@@ -77,16 +77,30 @@ class MailboxesMixin:
         def job(tx):
             if tx.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)).fetchone():
                 raise AlreadyExists(f"mailbox {name} already exists")
-            parts = name.split(DELIMITER)
-            for depth in range(1, len(parts)):
-                parent = DELIMITER.join(parts[:depth])
-                if not tx.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, parent)).fetchone():
-                    self._insert_mailbox(tx, user_id, parent, None)
-            mailbox_id = self._insert_mailbox(tx, user_id, name, special_use)
-            tx.emit(MailboxChanged("created", user_id, mailbox_id))
+            mailbox_id = self._insert_with_parents(tx, user_id, name, special_use)
             return _mailbox(tx.execute("SELECT * FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone())
 
         return self.db.write(job)
+
+    def _insert_with_parents(self, tx, user_id: int, name: str, special_use: str | None) -> int:
+        parts = name.split(DELIMITER)
+        for depth in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:depth])
+            if not tx.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, parent)).fetchone():
+                self._insert_mailbox(tx, user_id, parent, None)
+        mailbox_id = self._insert_mailbox(tx, user_id, name, special_use)
+        tx.emit(MailboxChanged("created", user_id, mailbox_id))
+        return mailbox_id
+
+    def _make_missing_mailbox(self, tx, user_id: int, name: str) -> None:
+        """Inside a delivery: create ``name`` unless it exists (RFC 5490 §3.2, fileinto :create).
+        An invalid name is left alone: the delivery then falls back to INBOX."""
+        try:
+            name = normalize_mailbox_name(name)
+        except InvalidName:
+            return
+        if not tx.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)).fetchone():
+            self._insert_with_parents(tx, user_id, name, None)
 
     def delete_mailbox(self, user_id: int, name: str) -> None:
         """RFC 3501 §6.3.4: delete a mailbox and its messages; INBOX cannot be deleted."""
@@ -158,6 +172,7 @@ class MailboxesMixin:
                 tx.execute("INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES (?, ?)", (user_id, name))
             else:
                 tx.execute("DELETE FROM subscriptions WHERE user_id = ? AND name = ?", (user_id, name))
+            tx.emit(MailboxChanged("subscriptions", user_id, 0))  # IMAP NOTIFY SubscriptionChange (RFC 5465 §5.5)
 
         self.db.write(job)
 

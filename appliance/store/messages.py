@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from appliance import mime
+from appliance.mime.sortkeys import sort_keys
 from appliance.store.errors import NotFound, QuotaExceeded
 from appliance.store import search
+from appliance.store.migrations import SORT_KEY_MARKS, sort_key_row
 from appliance.store.events import BlobReleased, MailboxChanged, QueueChanged
 from appliance.store.models import Delivery, MessageRow, Parsed, QueueEntry
 
@@ -39,6 +41,7 @@ class _Prepared:
     sha256: bytes
     info: "mime.MessageInfo"
     info_json: str  # info.to_json(), what parsed.info stores
+    sort_row: tuple  # its sort_keys row without the blob id (IMAP SORT and THREAD)
 
 
 def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None, binary: bool = False) -> _Prepared:
@@ -56,7 +59,8 @@ def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None, b
     if known is not None and raw.endswith(known[0]):
         info = mime.prepend_header(known[1], raw[:len(raw) - len(known[0])])
     info = info or mime.analyze(raw, crlf=not binary)
-    return _Prepared(raw, hashlib.sha256(raw).digest(), info, info.to_json())
+    return _Prepared(raw, hashlib.sha256(raw).digest(), info, info.to_json(),
+                     sort_key_row(0, sort_keys(raw))[1:])
 
 
 def format_flags(flags: Iterable[str]) -> str:
@@ -102,6 +106,8 @@ class MessagesMixin:
         events, in the same order), but one multi-row statement per table for all of them.
         """
         blob_ids = self._put_blobs(tx, [(p, len(ds) + len(qs)) for p, ds, qs, _ in items])
+        for d in {d for _, ds, _, _ in items for d in ds if d.create}:
+            self._make_missing_mailbox(tx, d.user_id, d.mailbox)
         targets = self._target_mailboxes(tx, {(d.user_id, d.mailbox) for _, ds, _, _ in items for d in ds})
         rows, results = [], []
         for (prepared, deliveries, queue, when), blob_id in zip(items, blob_ids):
@@ -343,6 +349,8 @@ class MessagesMixin:
         blob_id = self._put_blob(tx, prepared, len(deliveries) + len(queue))
         uids = {}
         for d in deliveries:
+            if d.create:
+                self._make_missing_mailbox(tx, d.user_id, d.mailbox)
             mailbox_id = self._target_mailbox(tx, d.user_id, d.mailbox)
             uids[d.user_id] = (mailbox_id, self._insert_message(tx, d.user_id, mailbox_id, blob_id,
                                                                  len(prepared.raw), d.flags, when))
@@ -358,6 +366,7 @@ class MessagesMixin:
                              (prepared.sha256, len(prepared.raw), references, prepared.raw)).lastrowid
         tx.execute("INSERT INTO parsed(blob_id, envelope, body, bodystructure, info) VALUES (?,?,?,?,?)",
                    (blob_id, info.envelope, info.body, info.bodystructure, prepared.info_json))
+        tx.execute(f"INSERT INTO sort_keys VALUES ({SORT_KEY_MARKS})", (blob_id, *prepared.sort_row))
         return blob_id
 
     def _put_blobs(self, tx, entries: list[tuple[_Prepared, int]]) -> list[int]:
@@ -382,15 +391,17 @@ class MessagesMixin:
         if new:
             last = tx.execute("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'blobs'), 0),"
                               " coalesce((SELECT max(id) FROM blobs), 0))").fetchone()[0]
-            blobs, parsed = [], []
+            blobs, parsed, keys = [], [], []
             for blob_id, sha in enumerate(new, last + 1):
                 prepared, references = wanted[sha]
                 info = prepared.info
                 ids[sha] = blob_id
                 blobs.append((blob_id, sha, len(prepared.raw), references, prepared.raw))
                 parsed.append((blob_id, info.envelope, info.body, info.bodystructure, prepared.info_json))
+                keys.append((blob_id, *prepared.sort_row))
             _insert_rows(tx, "blobs(id, sha256, size, refcount, data)", blobs)
             _insert_rows(tx, "parsed(blob_id, envelope, body, bodystructure, info)", parsed)
+            _insert_rows(tx, "sort_keys", keys)
         return [ids[prepared.sha256] for prepared, _ in entries]
 
     def _target_mailboxes(self, tx, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
@@ -427,6 +438,7 @@ class MessagesMixin:
             if left and left["refcount"] <= 0:
                 tx.emit(BlobReleased(blob_id))
                 tx.execute("DELETE FROM parsed WHERE blob_id = ?", (blob_id,))
+                tx.execute("DELETE FROM sort_keys WHERE blob_id = ?", (blob_id,))
                 tx.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
 
     def _target_mailbox(self, tx, user_id: int, name: str) -> int:

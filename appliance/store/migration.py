@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from appliance import mime
+from appliance.store.db import create_private
 from appliance.store.errors import NotFound, QuotaExceeded
-from appliance.store.events import MailboxChanged
 from appliance.store.messages import _chunks, parse_flags, prepare
 
 
@@ -34,6 +34,7 @@ class Incoming:
     raw: bytes
     flags: frozenset[str]
     internaldate: float
+    binary: bool = False  # kept byte for byte (an IMAP binary literal, see messages.prepare)
 
 
 class MigrationMixin:
@@ -50,7 +51,7 @@ class MigrationMixin:
         Like ``append`` (RFC 3501 §6.3.11) for bulk imports. Raises QuotaExceeded when the
         batch would pass the user's quota (nothing of it is stored), NotFound for a gone mailbox.
         """
-        prepared = [(prepare(m.raw), m.flags, m.internaldate) for m in messages]
+        prepared = [(prepare(m.raw, binary=m.binary), m.flags, m.internaldate) for m in messages]
         user = self.get_user_by_id(user_id)
         size = sum(len(p.raw) for p, _, _ in prepared)
         if user and user.quota and self.usage(user_id) + size > user.quota:
@@ -66,14 +67,6 @@ class MigrationMixin:
             return uids
 
         return self.db.write(job)
-
-    def announce(self, user_id: int) -> None:
-        """Tell this process's subscribers (IMAP sessions, the TUI) that a user's folders may have
-        changed: for writes another process made to the file (``kotakpos import`` beside a server)."""
-        events = [MailboxChanged("exists", user_id, mb.id) for mb in self.list_mailboxes(user_id)]
-        self.search_index.notify()
-        if events:
-            self.bus.publish(events)
 
     def imap_import_progress(self, user_id: int, source: str) -> dict[str, tuple[int, int]]:
         """Remote folder -> (UIDVALIDITY, highest UID copied) of earlier imports from ``source``."""
@@ -100,7 +93,7 @@ class MigrationMixin:
         with self.db.reader() as conn:
             counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                       for table in ("users", "mailboxes", "messages", "blobs")}
-            dest = sqlite3.connect(str(partial))
+            dest = sqlite3.connect(str(create_private(partial)))
             try:
                 conn.backup(dest)
                 dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file

@@ -12,6 +12,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from appliance.mime import sortkeys
+from appliance.store.db import create_private
+
 log = logging.getLogger("kotakpos.store")
 
 
@@ -88,7 +91,7 @@ def _v2_queue_warned(db) -> None:
 
 
 def _v3_filters(db) -> None:
-    """Tables of the MDA (issue 7): rules, Bayes counts, vacation memory, receipt ledger."""
+    """Tables of the MDA: rules, Bayes counts, vacation memory, receipt ledger."""
     # Per-user Sieve script (RFC 5228 subset); one per user, kept as text.
     db.execute("CREATE TABLE sieve_scripts (user_id INTEGER PRIMARY KEY, script TEXT NOT NULL, updated REAL NOT NULL)")
     # Bayes token counts. user_id 0 is the shared base every user's classifier starts from.
@@ -127,7 +130,7 @@ def _v3_filters(db) -> None:
 
 
 def _v4_imap_imports(db) -> None:
-    """Progress of ``kotakpos import imap`` (issue 11), so a second run copies only what is new."""
+    """Progress of ``kotakpos import imap``, so a second run copies only what is new."""
     db.execute("CREATE TABLE imap_imports (user_id INTEGER NOT NULL,"
                " source TEXT NOT NULL,"       # "user@host:port" of the remote account
                " folder TEXT NOT NULL,"       # the remote folder's name as the remote server spells it
@@ -193,8 +196,63 @@ def _v10_no_stored_body_text(db) -> None:
                " WHERE json_extract(info, '$.v') = 1")
 
 
+def _v11_change_journal(db) -> None:
+    """What each commit changed, for the other processes on the file (store/journal.py)."""
+    db.execute("CREATE TABLE changes (id INTEGER PRIMARY KEY,"  # one per commit with events, never reused
+               " created REAL NOT NULL,"  # when it was written (pruned after a minute)
+               " events TEXT NOT NULL)")  # JSON: [[event type, fields...], ...]
+
+
+def _v12_queue_ids_never_reused(db) -> None:
+    """Queue ids are AUTOINCREMENT: an id the log or an admin once saw never names another
+    entry later (a plain INTEGER PRIMARY KEY hands the highest freed id out again)."""
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue'").fetchone()[0]
+    if "AUTOINCREMENT" in sql:
+        return  # a store whose version number was set back by hand (tests do) has it already
+    new = sql.replace('"queue"', '"queue_new"', 1).replace('"id" INTEGER PRIMARY KEY', '"id" INTEGER PRIMARY KEY AUTOINCREMENT', 1)
+    db.execute(new)
+    db.execute("INSERT INTO queue_new SELECT * FROM queue")
+    db.execute("DROP TABLE queue")
+    db.execute("ALTER TABLE queue_new RENAME TO queue")
+    db.execute("CREATE INDEX queue_due ON queue(state, next_attempt)")
+
+
+def _v13_sort_keys(db) -> None:
+    """IMAP SORT and THREAD keys of each blob (mime.sortkeys), so that sorting a big mailbox
+    reads short columns, never headers. Kept beside ``parsed``: written and dropped with it.
+    Built afresh from the blobs, whatever a half-migrated copy held."""
+    db.execute("DROP TABLE IF EXISTS sort_keys")
+    db.execute("CREATE TABLE sort_keys (blob_id INTEGER PRIMARY KEY,"  # blobs.id
+               " sent REAL,"                   # Date header, UTC timestamp; NULL: use INTERNALDATE
+               " subject TEXT NOT NULL,"       # base subject (RFC 5256 §2.1), as a casemap key
+               " reply INTEGER NOT NULL,"      # 1: the subject had a Re:/Fwd: marker
+               " from_addr TEXT NOT NULL, to_addr TEXT NOT NULL, cc_addr TEXT NOT NULL,"  # first addr-mailbox
+               " display_from TEXT NOT NULL, display_to TEXT NOT NULL,"  # RFC 5957 display keys
+               " message_id TEXT NOT NULL,"    # without angle brackets; "" when absent
+               " refs TEXT NOT NULL)")          # the parent chain (References), space-separated
+    cursor = db.conn.execute("SELECT id, substr(data, 1, ?) FROM blobs", (SORT_KEY_HEADER_LIMIT,))
+    while True:
+        batch = cursor.fetchmany(500)
+        if not batch:
+            break
+        db.conn.executemany(f"INSERT INTO sort_keys VALUES ({SORT_KEY_MARKS})",
+                            [sort_key_row(blob_id, sortkeys.sort_keys(data)) for blob_id, data in batch])
+
+
+SORT_KEY_MARKS = ",".join("?" * 11)
+SORT_KEY_HEADER_LIMIT = 256 * 1024  # a header longer than this is read only this far
+
+
+def sort_key_row(blob_id: int, keys) -> tuple:
+    """The sort_keys row of a blob's ``mime.sortkeys.SortKeys``."""
+    return (blob_id, keys.sent, keys.subject, int(keys.reply), keys.from_, keys.to, keys.cc,
+            keys.display_from, keys.display_to, keys.message_id, " ".join(keys.references))
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
-              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text]
+              _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
+              _v11_change_journal, _v12_queue_ids_never_reused,
+              _v13_sort_keys]
 LATEST = len(MIGRATIONS)
 
 
@@ -228,10 +286,8 @@ def migrate(path: Path) -> int:
 
 
 def _backup_before_migration(conn: sqlite3.Connection, path: Path, version: int) -> Path:
-    folder = path.parent / "backups"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{path.stem}-v{version}-{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
-    dest = sqlite3.connect(str(target))
+    target = path.parent / "backups" / f"{path.stem}-v{version}-{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
+    dest = sqlite3.connect(str(create_private(target)))
     with dest:
         conn.backup(dest)
     dest.close()

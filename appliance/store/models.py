@@ -95,11 +95,12 @@ class Resolution:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One local recipient of a delivery: into ``mailbox`` (INBOX if it does not exist)."""
+    """One local recipient of a delivery: into ``mailbox`` (INBOX if it does not exist, unless ``create``)."""
 
     user_id: int
     mailbox: str = "INBOX"
     flags: tuple[str, ...] = ()
+    create: bool = False  # make ``mailbox`` (and its parents) when missing, in the delivery's transaction
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,14 @@ class QueueMixin:
             raise NotFound(f"no queue entry {queue_id}")
         return _queue_row(row)
 
+    def queue_ids_of_message(self, message_id: str) -> list[int]:
+        """The entries of the message the SMTP reply and the log call ``message_id``
+        ("queued as 02783ECB9660A699"): one per remote recipient."""
+        with self.db.reader() as conn:
+            return [r[0] for r in conn.execute(
+                "SELECT id FROM queue WHERE json_extract(dsn, '$.message_id') = ? COLLATE NOCASE ORDER BY id",
+                (message_id,))]
+
     def queue_stats(self) -> dict:
         """Depth by state and the age of the oldest entry, for status views."""
         with self.db.reader() as conn:

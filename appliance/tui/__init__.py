@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 
-def run_tui(admin) -> None:
-    """Run the TUI over an in-process admin API until the user quits.
+def run_tui(admin) -> int:
+    """Run the TUI over an in-process admin API until the user quits; returns its exit
+    status: 0 when the user quit, 1 when it crashed (Textual has printed why).
 
     While the TUI owns the terminal, the server's log lines go to its Log screen (and to
     the log file, if one is configured) instead of being written across the screen.
@@ -26,17 +27,22 @@ def run_tui(admin) -> None:
                    if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)]
     for handler in on_terminal:
         logger.removeHandler(handler)
+    app = in_process(admin)
     try:
-        in_process(admin).run()
+        app.run()
     finally:
         for handler in on_terminal:
             logger.addHandler(handler)
+    return app.return_code or 0
 
 
-def attach(socket_path: Path) -> None:
-    """Run the TUI against the server behind ``socket_path`` until the user quits.
+def attach(socket_path: Path) -> int:
+    """Run the TUI against the server behind ``socket_path`` until the user quits; returns
+    its exit status as ``run_tui`` does.
 
     Starts even when no server answers yet: it says so and connects once one does.
     """
     from appliance.tui.app import attach as attached_app
-    attached_app(Path(socket_path)).run()
+    app = attached_app(Path(socket_path))
+    app.run()
+    return app.return_code or 0

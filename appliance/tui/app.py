@@ -30,6 +30,7 @@ from appliance.tui.screens.log import LogScreen
 from appliance.tui.screens.mailboxes import MailboxesScreen
 from appliance.tui.screens.queue import QueueScreen
 from appliance.tui.screens.sessions import SessionsScreen
+from appliance.tui.table import WIDE
 
 RETRY_INTERVAL = 1.0    # seconds between reconnection attempts
 EVENT_BATCH = 1000      # at most this many events per EventsArrived message
@@ -39,6 +40,7 @@ BACKLOG = 20            # posted messages the UI may lag behind before the link 
 class KotakposApp(App):
     CSS_PATH = "kotakpos.tcss"
     TITLE = "Kotakpos"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]     # screen classes the stylesheet uses
     MODES = {
         "dashboard": DashboardScreen,
         "sessions": SessionsScreen,
@@ -183,17 +185,30 @@ class KotakposApp(App):
         else:
             self.notify(f"{type(error).__name__}: {error}", title=what, severity="error")
 
-    # -- the command palette finds every screen and every action of the current one ---------
+    # -- the command palette finds every screen and every action of every screen ------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, key, _ in SCREENS:
-            yield SystemCommand(f"Go to {mode.title()}", f"Show the {mode} screen (key {key})",
+        if not isinstance(screen, AdminScreen):
+            return      # a form or a viewer: its own keys are in its footer
+        for mode, key, title in SCREENS:
+            yield SystemCommand(f"Go to {title}", f"Show the {title} screen (key {key})",
                                 lambda mode=mode: self.switch_mode(mode))
-        for binding in screen.BINDINGS:
-            if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(binding.description, f"{binding.description} (key {binding.key})",
-                                    lambda action=binding.action: self.call_later(self.run_action, action, screen))
+            actions: dict[str, tuple[str, list[str]]] = {}     # action -> (description, its keys)
+            for binding in Binding.make_bindings(self.MODES[mode].BINDINGS):
+                if binding.description:
+                    actions.setdefault(binding.action, (binding.description, []))[1].append(
+                        self.get_key_display(binding))
+            for action, (description, keys) in actions.items():
+                yield SystemCommand(f"{title}: {description}",
+                                    f"{description} on the {title} screen (key {key}, then {' or '.join(keys)})",
+                                    lambda mode=mode, action=action: self._run_on(mode, action))
+
+    async def _run_on(self, mode: str, action: str) -> None:
+        """Show ``mode``'s screen and run ``action`` there, as its key would."""
+        await self.switch_mode(mode)
+        self.screen.show_action(action)
+        self.screen.run_when_loaded(action)
 
 
 def attach(socket_path: Path) -> KotakposApp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from textual.app import ComposeResult
@@ -190,19 +191,46 @@ class TextScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
 
-    def __init__(self, title: str, text: str):
+    def __init__(self, title: str, text: str, wrap: bool = True):
         super().__init__()
         self.title_text = title
         self.text = text
+        self.wrap = wrap
 
     def compose(self) -> ComposeResult:
-        viewer = TextArea(self.text, read_only=True, soft_wrap=True, show_line_numbers=False, id="viewer")
+        viewer = TextArea(self.text, read_only=True, soft_wrap=self.wrap, show_line_numbers=False, id="viewer")
         viewer.border_title = self.title_text
         yield viewer
         yield Footer(compact=True, show_command_palette=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class RecordsScreen(TextScreen):
+    """DNS records to publish, one to a line and never wrapped (a DKIM key is longer than
+    any terminal is wide, and a wrapped one cannot be copied off the screen): the arrow
+    keys scroll sideways, c copies all of them, s saves them to a file."""
+
+    BINDINGS = [Binding("c", "copy", "Copy all"), Binding("s", "save", "Save to file")]
+
+    def __init__(self, title: str, text: str, filename: str):
+        super().__init__(title, text, wrap=False)
+        self.filename = filename
+
+    def action_copy(self) -> None:
+        # OSC 52: the terminal puts it on the clipboard, also over ssh (tmux: set-clipboard on).
+        self.app.copy_to_clipboard(self.text)
+        self.notify("Copied the records to the clipboard, if your terminal allows it (else s saves them).")
+
+    def action_save(self) -> None:
+        path = Path.cwd() / self.filename
+        try:
+            path.write_text(self.text, encoding="utf-8")
+        except OSError as e:
+            self.notify(f"Cannot write {path}: {e.strerror}", severity="error")
+            return
+        self.notify(f"Saved to {path}")
 
 
 class RulesEditor(ModalScreen[bool]):
@@ -237,7 +265,7 @@ class RulesEditor(ModalScreen[bool]):
         self.run_worker(job, name=name, group="rules", thread=True, exclusive=True, exit_on_error=False)
 
     def action_check(self) -> None:
-        self._run("check", lambda admin, text: admin.rules_check(text))
+        self._run("check", lambda admin, text: admin.rules_check(text, self.address))
 
     def action_save(self) -> None:
         self._run("save", lambda admin, text: admin.rules_set(self.address, text))
@@ -256,5 +284,6 @@ class RulesEditor(ModalScreen[bool]):
                 self.dismiss(True)
             else:
                 result = event.worker.result
-                status.update("The script is valid." if result["ok"] else
-                              f"[b red]Line {result['line']}: {result['error']}[/]")
+                status.update(("The script is valid." + "".join(
+                    f"\n[b yellow]Line {w['line']}: {w['warning']}[/]" for w in result["warnings"]))
+                    if result["ok"] else f"[b red]Line {result['line']}: {result['error']}[/]")

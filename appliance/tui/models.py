@@ -7,10 +7,12 @@ tested without a terminal and behaves the same in-process and over the socket.
 from __future__ import annotations
 
 import collections
+import re
 import time
 from dataclasses import dataclass, field
 
 from appliance.admin.api import traffic_of
+from appliance.admin.sizes import parse_size  # noqa: F401  (the TUI's forms use it from here)
 
 TRAFFIC_MINUTES = 30    # how many minutes the dashboard's sparklines span
 LOG_LINES = 2000        # log lines kept for the log view (the server keeps as many)
@@ -38,17 +40,6 @@ def size(n: int | float | None) -> str:
     raise AssertionError("unreachable")
 
 
-def parse_size(text: str) -> int:
-    """A quota as typed: 0, 500000, 100k, 250M, 2G (powers of 1024). Raises ValueError."""
-    text = text.strip().upper().removesuffix("B")
-    factor = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:], 1)
-    number = text[:-1] if factor > 1 else text
-    value = float(number)
-    if value < 0:
-        raise ValueError("negative size")
-    return int(value * factor)
-
-
 def quota_text(used: int, quota: int) -> str:
     """Usage against quota: '312M/1.0G 30%', or '48M' without a quota."""
     if not quota:
@@ -60,11 +51,18 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+# one "Name <address>" or '"Quoted, name" <address>', as the admin API gives a From
+_ONE_NAMED = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>,]*?))\s*<([^<>]*)>\s*\Z')
+
+
 def sender(from_: str, width: int = 24) -> str:
-    """The name in a From header if it has one ('Bob' for 'Bob <bob@example.org>'), else the address."""
-    name, _, rest = from_.partition("<")
-    name = name.strip().strip('"')
-    return clip(name if name and rest else from_.strip(), width) or "-"
+    """The name in a From header if it has one ('Bob' for 'Bob <bob@example.org>'), else the
+    address; a name holding an "@" could pose as another sender, so the address is shown."""
+    m = _ONE_NAMED.match(from_)
+    if m is None:
+        return clip(from_.strip(), width) or "-"
+    name = re.sub(r"\\(.)", r"\1", m.group(1)) if m.group(1) is not None else m.group(2)
+    return clip(name if name.strip() and "@" not in name else m.group(3), width) or "-"
 
 
 def clock_time(when: float, now: float) -> str:
@@ -134,19 +132,29 @@ def log_matches(line: dict, text: str) -> bool:
     return all(word in haystack for word in text.lower().split())
 
 
-def session_cells(s: dict, now: float) -> tuple:
-    """One row of the sessions table."""
-    peer = f"{s['peer_ip']}:{s['peer_port']}"
-    return (str(s["id"]), s["listener"], peer, s["user"] or "-", s["state"], s["last_command"],
-            duration(now - s["started"]), f"{size(s['bytes_in'])}/{size(s['bytes_out'])}", s["tls"] or "-")
+def session_cells(s: dict, now: float) -> dict[str, str]:
+    """One row of the sessions table, by column key."""
+    return {"id": str(s["id"]), "listener": s["listener"], "peer": f"{s['peer_ip']}:{s['peer_port']}",
+            "user": s["user"] or "-", "state": s["state"], "last": s["last_command"],
+            "time": duration(now - s["started"]), "bytes": f"{size(s['bytes_in'])}/{size(s['bytes_out'])}",
+            "tls": s["tls"] or "-"}
 
 
-def queue_cells(q: dict, now: float) -> tuple:
-    """One row of the queue table. Times are absolute so 10,000 rows need no ticking."""
+def queue_cells(q: dict, now: float) -> dict[str, str]:
+    """One row of the queue table, by column key. Times are absolute so 10,000 rows need no ticking."""
     state = q["state"]
     if state == "held":
         next_try = "held"
     else:
         next_try = "now" if q["next_attempt"] <= now else clock_time(q["next_attempt"], now)
-    return (str(q["id"]), q["recipient"], q["domain"], state, str(q["attempts"]), next_try,
-            clock_time(q["created"], now), (q["last_error"] or "-").replace("\n", " "))
+    return {"id": str(q["id"]), "recipient": q["recipient"], "domain": q["domain"], "state": state,
+            "attempts": str(q["attempts"]), "next": next_try, "created": clock_time(q["created"], now),
+            "error": (q["last_error"] or "-").replace("\n", " ")}
+
+
+def mail_date(when: float, now: float) -> str:
+    """A message's date, always with the day: 'Nov 02 10:00' this year, '2025-11-02' before."""
+    if not when:
+        return "-"
+    fmt = "%b %d %H:%M" if time.localtime(when).tm_year == time.localtime(now).tm_year else "%Y-%m-%d"
+    return time.strftime(fmt, time.localtime(when))

@@ -129,10 +129,39 @@ def test_spf_that_leaves_us_out_gets_our_mx_added(data):
     assert f'publish: {DOMAIN}.\tIN\tTXT\t"v=spf1 mx ip4:198.51.100.7 -all"' in out
 
 
-def test_an_unreachable_resolver_fails_loudly(data):
-    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[dns]\nresolver = "127.0.0.1:9"\n')
+def test_an_unreachable_resolver_fails_loudly_and_still_shows_the_records(data):
+    (data / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n[dns]\nresolver = "127.0.0.1:9"\ntimeout = 1.0\n')
     out = cli(data, "check", code=1)
-    assert "FAIL  MX       DNS gave no answer" in out
+    assert "FAIL  DNS      DNS could not be reached (DNS gave no answer for example.org MX" in out
+    # every record `kotakpos dns` prints, in the same form
+    for line in cli(data, "dns", DOMAIN).splitlines():
+        assert f"{'':16}{line}\n" in out
+    assert f"{DOMAIN}.\tIN\tMX\t10 {HOST}." in out and "_dmarc.example.org." in out
+    assert out.splitlines()[-1].startswith("DNS could not be reached: check [dns] resolver")
+
+
+def test_check_warns_of_a_bare_hostname_and_of_mail_data_others_can_read(data):
+    (data / "kotakpos.toml").write_text('[server]\nhostname = "vm"\n[dns]\nresolver = "127.0.0.1:9"\ntimeout = 1.0\n')
+    data.chmod(0o755)
+    (data / "kotakpos.sqlite").chmod(0o644)
+    out = cli(data, "check", code=1)
+    assert ("FAIL  local    server.hostname 'vm' is not a fully qualified domain name: it is the name this "
+            "server gives in HELO") in out
+    assert 'under [server]: hostname = "mail.example.org"' in out
+    assert f"the data folder {data} is open to other users (mode 0755): fix it with chmod 700 {data}" in out
+    assert (f"file {data}/kotakpos.sqlite is open to other users (mode 0644): "
+            f"fix it with chmod 600 {data}/kotakpos.sqlite") in out
+    assert "warning: server.hostname 'vm' is not a fully qualified domain name" in cli(data, "dns", DOMAIN)
+
+
+def test_check_is_content_with_a_private_data_folder_and_a_full_hostname(data):
+    zone = correct_zone(data)
+    server = serve(zone, data)
+    try:
+        out = cli(data, "check")
+    finally:
+        server.stop()
+    assert "ok    local    a fully qualified hostname; the mail data is private" in out
 
 
 def test_mta_sts_policy_fetched_from_kotakpos_and_compared(make_server, tmp_path):

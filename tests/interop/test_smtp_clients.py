@@ -41,6 +41,28 @@ def test_smtplib_refuses_relay_on_25(office):
     assert refused.value.recipients["victim@remote.test"] == (554, b"5.7.1 Relay access denied")
 
 
+def test_smtplib_a_25_megabyte_attachment_passes_with_the_default_limit(make_server):
+    server = relay_test_server(make_server, mda={"filters": []})  # the limit is the point, not the filters
+    server.add_user(ALICE)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "someone@remote.test", ALICE, "the big report"
+    msg.set_content("Attached.\n")
+    msg.add_attachment(bytes(range(256)) * (25 * 1024 * 1024 // 256), maintype="application",
+                       subtype="octet-stream", filename="report.bin")
+    with smtplib.SMTP(*server.address("smtp")) as smtp:
+        smtp.ehlo()
+        assert smtp.esmtp_features["size"] == str(36 * 1024 * 1024)
+        assert smtp.send_message(msg) == {}  # smtplib declares SIZE= (about 34 MB) in MAIL
+    assert len(inbox(server, ALICE)[0]) > 34_000_000
+
+
+def test_smtplib_too_big_is_refused_with_the_limit_in_megabytes(office):
+    with smtplib.SMTP(*office.address("smtp")) as smtp:
+        smtp.ehlo()
+        assert smtp.mail("someone@remote.test", [f"SIZE={40 * 1000 * 1000}"]) == \
+            (552, b"5.3.4 Message too big: the limit is 36 MB")
+
+
 def test_smtplib_starttls_login_send_message(office):
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = ALICE, f"{BOB}, friend@remote.test", "submission"

@@ -110,6 +110,10 @@ class Sink:
             return list(self.messages)
 
     def close(self):
-        self._server.close()
+        if not self._thread.is_alive():
+            return  # closed before
+        async def shut():
+            self._server.close()  # on the loop's own thread: asyncio servers are not thread-safe
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)

@@ -27,7 +27,7 @@ def small(make_server):
 def test_size_is_advertised_and_declared_size_checked(small):
     c = Wire.open(small)
     assert "SIZE 2000" in c.ehlo()
-    c.transact(R.R552_MESSAGE_TOO_BIG, "MAIL FROM:<someone@remote.test> SIZE=2001")
+    c.transact(R.message_too_big(2000), "MAIL FROM:<someone@remote.test> SIZE=2001")
     c.transact(R.R250_SENDER_OK, "MAIL FROM:<someone@remote.test> SIZE=2000")
 
 
@@ -35,7 +35,7 @@ def test_oversize_data_is_read_to_the_end_and_refused(small):
     c = ready(Wire.open(small))
     c.transact(R.R354_START_DATA, "DATA")
     c.send_raw(b"Subject: big\r\n\r\n" + b"x" * 70 + b"\r\n" * 1 + (b"y" * 70 + b"\r\n") * 200 + b".\r\n")
-    c.expect(R.R552_MESSAGE_TOO_BIG)
+    c.expect(R.message_too_big(2000))
     # the session goes on, and a message that fits is accepted
     c.transact(R.R250_SENDER_OK, "MAIL FROM:<someone@remote.test>")
     c.transact(R.R250_RCPT_OK, f"RCPT TO:<{ALICE}>")
@@ -49,7 +49,7 @@ def test_oversize_bdat_refused_and_pipelined_chunks_discarded(small):
     c = ready(Wire.open(small))
     c.send_raw(b"BDAT 1500\r\n" + b"a" * 1500 + b"BDAT 1500\r\n" + b"b" * 1500 + b"BDAT 4 LAST\r\nNOOP")
     c.expect(R.bdat_chunk_ok(1500))
-    c.expect(R.R552_MESSAGE_TOO_BIG)
+    c.expect(R.message_too_big(2000))
     c.expect(R.R503_NEED_MAIL)  # the transaction ended; the chunk "NOOP" was read and dropped
     c.transact(R.R250_OK, "NOOP")
     assert inbox(small, ALICE) == []
@@ -149,7 +149,7 @@ def test_one_client_over_the_limits_others_unaffected(small):
     good.send_raw(b"Subject: good\r\n\r\nfine\r\n.\r\n")
     good.expect("250 *")
     bad.send_raw(b"\r\n.\r\n")
-    bad.expect(R.R552_MESSAGE_TOO_BIG)
+    bad.expect(R.message_too_big(2000))
     assert len(inbox(small, ALICE)) == 1
 
 

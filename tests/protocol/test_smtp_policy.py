@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 
 import pytest
 
@@ -131,6 +132,33 @@ def test_postmaster_without_domain(office):
     assert len(inbox(office, "postmaster@example.org")) == 1
 
 
+def test_postmaster_of_every_local_domain_reaches_the_first_user_without_an_alias(office):
+    """RFC 5321 §4.5.1; alice was created first, so she is the administrator by default."""
+    office.store.add_domain("example.net")
+    c = Wire.open(office)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org", "PostMaster@example.net"], b"Subject: pm\r\n\r\nx\r\n")
+    send(c, "someone@remote.test", ["postmaster"], b"Subject: pm2\r\n\r\nx\r\n")
+    assert len(inbox(office, ALICE)) == 2 and inbox(office, BOB) == []
+    c.transact(R.R250_SENDER_OK, "MAIL FROM:<someone@remote.test>")
+    c.transact(R.R550_NO_SUCH_USER, "RCPT TO:<postmistress@example.org>")  # only postmaster is special
+
+
+def test_postmaster_goes_to_the_configured_admin_address_unless_an_alias_says(make_server):
+    server = relay_test_server(make_server, server={"admin_address": BOB})
+    server.add_user(ALICE)
+    server.add_user(BOB)
+    server.store.add_domain("example.net")
+    server.store.add_alias("postmaster@example.net", [ALICE])
+    c = Wire.open(server)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org"], b"Subject: to bob\r\n\r\nx\r\n")
+    send(c, "someone@remote.test", ["postmaster@example.net"], b"Subject: to alice\r\n\r\nx\r\n")
+    [to_bob] = inbox(server, BOB)
+    [to_alice] = inbox(server, ALICE)
+    assert b"Subject: to bob" in to_bob and b"Subject: to alice" in to_alice
+
+
 def test_trusted_network_may_relay_without_auth(make_server):
     server = relay_test_server(make_server, auth={"trusted_networks": ["127.0.0.0/8"]})
     c = Wire.open(server)
@@ -239,6 +267,29 @@ def test_sender_must_be_own_address_or_alias(office):
     c.transact(R.R250_SENDER_OK, "MAIL FROM:<sales@example.org>")
 
 
+def test_a_refused_sender_is_logged_as_an_address(office, caplog):
+    caplog.set_level(logging.INFO, logger="kotakpos")
+    c = submission(office)
+    c.transact(R.R553_NOT_YOUR_ADDRESS, f"MAIL FROM:<{BOB}>")
+    c.transact(R.R553_NOT_YOUR_ADDRESS, 'MAIL FROM:<"odd name"@remote.test>')
+    assert f"{ALICE} may not send as {BOB}" in caplog.text
+    assert f'{ALICE} may not send as "odd name"@remote.test' in caplog.text
+    assert "Path(" not in caplog.text
+
+
+def test_a_failed_login_logs_why_and_tells_the_client_nothing(office, caplog):
+    caplog.set_level(logging.INFO, logger="kotakpos.auth")
+    c = Wire.open(office, "smtps")
+    c.ehlo()
+    c.transact(R.R535_AUTH_FAILED, f"AUTH PLAIN {plain('nobody@example.org')}")
+    c.transact(R.R535_AUTH_FAILED, f"AUTH PLAIN {plain(ALICE, 'not the password')}")
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("auth failed")]
+    assert len(failures) == 2
+    assert "user=nobody@example.org listener=smtps: unknown user, delay=" in failures[0]
+    assert f"user={ALICE} listener=smtps: wrong password, delay=" in failures[1]
+    assert "not the password" not in caplog.text
+
+
 def test_submission_adds_message_id_and_date_when_missing(office):
     c = submission(office, listener="smtps")
     send(c, ALICE, [BOB], b"Subject: bare\r\n\r\nbody\r\n")
@@ -296,3 +347,13 @@ def test_malformed_auth_line_is_not_recorded(office):
     c.transact(R.R501_AUTH_SYNTAX, f"AUTH PLAIN {plain(ALICE)} extra")
     [info] = [i for i in office.ctx.registry.list() if i.listener == "smtps"]
     assert PASSWORD not in info.last_command and plain(ALICE) not in info.last_command
+
+
+def test_postmaster_may_be_an_address_elsewhere(make_server):
+    server = relay_test_server(make_server, server={"admin_address": "boss@remote.test"})
+    server.add_user(ALICE)
+    c = Wire.open(server)
+    c.ehlo()
+    send(c, "someone@remote.test", ["postmaster@example.org"], b"Subject: pm\r\n\r\nx\r\n")
+    assert [r.recipient for r in server.store.list_queue()] == ["boss@remote.test"]
+    assert inbox(server, ALICE) == []

@@ -1,7 +1,8 @@
 """Quotas and a full disk: the sender is told to come back later, and nothing stored is harmed.
 
 * A recipient over quota is refused at RCPT with 452 4.2.2 (``smtp.quota_reply =
-  "permanent"``: 552 5.2.2). APPEND over quota answering NO [OVERQUOTA] is
+  "permanent"``: 552 5.2.2), or after DATA when the real size passes the quota. A list
+  member over quota is left out and the sender gets a failure DSN for that member. APPEND over quota answering NO [OVERQUOTA] is
   tests/protocol/test_imap_mailboxes.py::test_namespace_and_quota.
 * With the data folder on a small tmpfs the test mounts and fills: SMTP answers
   452 4.3.1, APPEND answers NO [UNAVAILABLE], POP3's QUIT deletes nothing and says so,
@@ -79,6 +80,56 @@ def test_alias_with_one_member_over_quota_still_delivers_to_the_other(server):
     c.ehlo()
     assert _mail(c, "team@example.org", b"to the team").startswith(b"250 ")
     assert len(inbox(server, "roomy@example.org")) == 1
+    assert len(inbox(server, "full@example.org")) == 1  # only the message that filled it
+    # the sender hears which member did not get it (RFC 3464 failure report, 5.2.2)
+    [bounce] = [r for r in server.store.list_queue() if r.recipient == "sender@client.test"]
+    assert bounce.sender == ""
+    report = server.store.get_raw(bounce.blob_id)
+    assert b"Final-Recipient: rfc822; full@example.org" in report and b"Status: 5.2.2" in report
+    assert b"Original-Recipient: rfc822; team@example.org" in report and b"to the team" in report
+    assert b"roomy@example.org" not in report
+
+
+def test_list_member_whose_quota_this_message_would_pass_is_left_out(server):
+    """Decided after DATA with the real size: the sender gave no SIZE at MAIL FROM."""
+    server.add_user("tight@example.org", quota=3000)
+    server.add_user("roomy@example.org")
+    server.store.add_alias("team@example.org", ["tight@example.org", "roomy@example.org"])
+    c = Wire.open(server)
+    c.ehlo()
+    big = (b"x" * 70 + b"\r\n") * 70
+    assert _mail(c, "team@example.org", big).startswith(b"250 ")
+    assert len(inbox(server, "roomy@example.org")) == 1 and inbox(server, "tight@example.org") == []
+    assert _mail(c, "tight@example.org", big) == b"452 4.2.2 Mailbox full, try again later\r\n"
+    assert _mail(c, "tight@example.org", b"small").startswith(b"250 ")
+    assert len(inbox(server, "tight@example.org")) == 1
+
+
+def test_a_sender_who_asked_for_no_reports_gets_none_for_a_full_member(server):
+    server.add_user("full@example.org", quota=100)
+    server.add_user("roomy@example.org")
+    deliver(server, "full@example.org", b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
+    server.store.add_alias("team@example.org", ["full@example.org", "roomy@example.org"])
+    c = Wire.open(server)
+    c.ehlo()
+    c.transact(R.R250_SENDER_OK, "MAIL FROM:<sender@client.test>")
+    c.transact(R.R250_RCPT_OK, "RCPT TO:<team@example.org> NOTIFY=NEVER")
+    c.transact("354 *", "DATA")
+    c.send_raw(b"Subject: hi\r\n\r\nhello\r\n.\r\n")
+    c.expect("250 *")
+    assert len(inbox(server, "roomy@example.org")) == 1 and server.store.list_queue() == []
+
+
+def test_list_whose_every_member_is_full_is_refused_at_rcpt(server):
+    server.add_user("full@example.org", quota=100)
+    server.add_user("full2@example.org", quota=100)
+    for address in ("full@example.org", "full2@example.org"):
+        deliver(server, address, b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
+    server.store.add_alias("team@example.org", ["full@example.org", "full2@example.org"])
+    c = Wire.open(server)
+    c.ehlo()
+    c.transact(R.R250_SENDER_OK, "MAIL FROM:<sender@client.test>")
+    c.transact(R.R452_MAILBOX_FULL, "RCPT TO:<team@example.org>")
 
 
 # -- a full disk --------------------------------------------------------------------------

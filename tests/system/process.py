@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 NO_DNS_CONFIG = '[dns]\nresolver = "none"\n'
@@ -109,3 +110,35 @@ def run_cli(*args: str, data_dir: Path, input: str | None = None, command: list[
             env=None) -> subprocess.CompletedProcess:
     return subprocess.run((command or kotakpos_command()) + ["--data", str(data_dir), *args], input=input,
                           capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+class Terminal:
+    """A private tmux server (its own socket: a developer's sessions are never touched)
+    running one command in an 80x24 window, the smallest terminal the TUI promises to fit."""
+
+    def __init__(self, command: list[str], cwd: Path | str):
+        self.socket = f"kotakpos-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._tmux("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", "-c", str(cwd), *command)
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True,
+                              timeout=10).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "tui")
+
+    def wait_for(self, *texts: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if all(text in screen for text in texts):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{texts} not on screen after {timeout}s:\n{screen}")
+            time.sleep(0.2)
+
+    def send(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "tui", *keys)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)

@@ -15,6 +15,7 @@ import poplib
 import re
 import shutil
 import signal
+import smtplib
 import ssl
 import subprocess
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import dns_zone
 from tests.system.process import DEFAULT_PORTS, ServeProcess, free_offset, kotakpos_command, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,13 +42,13 @@ START_TIMEOUT = 60.0   # the first start of a one-file binary unpacks it; a slow
 class Frozen:
     """``dist/kotakpos serve`` in a temporary folder, and the binary's CLI on the same folder."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, config: str = ""):
         self.folder = folder
         self.data_dir = folder / "data"
         self.data_dir.mkdir()
         # A fixed hostname, so nothing depends on the name of the machine running the test.
         (self.data_dir / "kotakpos.toml").write_text(
-            f'[server]\nhostname = "{HOSTNAME}"\nshutdown_grace = 2.0\n', encoding="utf-8")
+            f'[server]\nhostname = "{HOSTNAME}"\nshutdown_grace = 2.0\n{config}', encoding="utf-8")
         self.serve = ServeProcess(self.data_dir, command=[str(BINARY)])
         self.process = self.serve.proc
         self.port = self.serve.port
@@ -175,6 +177,30 @@ def test_pop3_reads_the_message(frozen, sent_message):
     raw = b"\r\n".join(lines)
     assert f"Subject: {sent_message}".encode() in raw
     assert b"Sent to the frozen binary." in raw
+
+
+def test_dmarc_tells_a_neighbour_under_co_uk_from_the_bank(tmp_path):
+    # The Public Suffix List is a data file inside the binary: without it evil.co.uk and
+    # bank.co.uk would be one organization and the forgery would pass.
+    zone = dns_zone.Zone()
+    zone.add("evil.co.uk", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    zone.add("_dmarc.evil.co.uk", "TXT", "v=DMARC1; p=none")
+    zone.add("_dmarc.bank.co.uk", "TXT", "v=DMARC1; p=reject")
+    dns, address = dns_zone.start(zone)
+    server = Frozen(tmp_path, config=f'[dns]\nresolver = "{address}"\n')
+    try:
+        server.serve.wait_ready(START_TIMEOUT)
+        server.cli("domain", "add", DOMAIN)
+        server.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=30) as smtp:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("eve@evil.co.uk", USER, f"From: ceo@bank.co.uk\r\nTo: {USER}\r\n\r\nPay.\r\n")
+            assert refused.value.smtp_code == 550
+            assert smtp.sendmail("eve@evil.co.uk", USER, f"From: eve@evil.co.uk\r\nTo: {USER}\r\n\r\nHi.\r\n") == {}
+    finally:
+        server.serve.stop()
+        dns.stop()
+    assert "DMARC_REJECT" in server.log()
 
 
 class Tmux:

@@ -115,3 +115,14 @@ def test_sigterm_lets_the_server_exit_cleanly_with_clients_connected(tmp_path):
     finally:
         for c in clients:
             c.close()
+
+
+def test_a_route_without_a_port_stops_the_start_with_key_and_line(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "kotakpos.toml").write_text('[server]\nhostname = "mx.example.org"\n\n[mta.routes]\n'
+                                        '"partner.example" = "mx.partner.example"\n')
+    result = run_cli("serve", "--port-offset", "30000", data_dir=data)
+    assert result.returncode != 0
+    assert ("kotakpos.toml:5: 'mta.routes' entry 'partner.example' must be \"host:port\" "
+            "(e.g. \"mx.example.org:25\"), not 'mx.partner.example'") in result.stderr

@@ -117,8 +117,9 @@ class FakeAdmin:
         return SESSIONS
 
     def blocked(self) -> list[dict]:
-        return [{"ip": "203.0.113.50", "failures": 12, "until": NOW + 3000},
-                {"ip": "198.51.100.7", "failures": 2, "until": 0}]
+        return [{"ip": "127.0.0.1", "failures": 3, "until": 0, "trusted": True},
+                {"ip": "203.0.113.50", "failures": 12, "until": NOW + 3000, "trusted": False},
+                {"ip": "198.51.100.7", "failures": 2, "until": 0, "trusted": False}]
 
     def queue(self, limit: int = 10000) -> list[dict]:
         return QUEUE[:limit]
@@ -157,6 +158,9 @@ class FakeAdmin:
 
     def rules_get(self, address: str) -> str:
         return 'require ["fileinto"];\nif header :contains "subject" "newsletter" {\n  fileinto "News";\n}\n'
+
+    def rules_check(self, script: str, address: str = "") -> dict:
+        return {"ok": True, "line": 0, "error": "", "warnings": []}  # anna has a "News" folder
 
     def receipts(self, address: str, limit: int = 200) -> dict:
         return {"address": address, "policy": "client", "at": NOW,

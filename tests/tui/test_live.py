@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 
+import pytest
 from textual.widgets import DataTable, Input, RichLog
 
 from appliance.server import ADMIN_SOCKET
@@ -117,6 +118,49 @@ async def test_a_queued_message_appears_and_retry_reaches_the_server(tui_app, of
         assert queue_id not in {q.id for q in office.store.list_queue()}
 
 
+def column_labels(table) -> list[str]:
+    return [str(column.label) for column in table.ordered_columns]
+
+
+def all_but_the_last_column_fit(table) -> bool:
+    """Every column is on screen without scrolling; the last one may be cut at the frame."""
+    widths = [column.get_render_width(table) for column in table.ordered_columns]
+    return sum(widths[:-1]) < table.scrollable_content_region.width
+
+
+async def test_at_80_columns_the_tables_keep_their_key_columns_and_show_all_on_a_wider_terminal(office):
+    queue_one(office, f"wide-{uuid.uuid4().hex[:8]}@example.net")
+    office.store.deliver_filtered([], quarantine=(MESSAGE, "bob@example.net", ["anna@example.org"], "spam score 12.5"))
+    client = office.connect("imap")
+    client.recv(1000)
+    tables = {  # screen key, table -> (columns at 80, the columns a wider terminal adds)
+        ("2", "#sessions"): (["ID", "Listener", "Peer", "User", "State", "Time"], ["Last command", "In/Out", "TLS"]),
+        ("3", "#queue"): (["", "ID", "Recipient", "State", "Tries", "Next try", "Last error"], ["Domain", "Queued"]),
+        ("6", "#quarantine"): (["ID", "From", "Subject", "Reason", "For"], ["Held"]),
+    }
+    app = in_process(office.server.admin)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.connected, what="the link")
+            for (key, table_id), (narrow, _) in tables.items():
+                await pilot.press(key)
+                table = app.screen.query_one(table_id, DataTable)
+                await wait_for(pilot, lambda: table.row_count, what=f"rows in {table_id}")
+                assert column_labels(table) == narrow
+                assert all_but_the_last_column_fit(table), table_id
+            await pilot.resize_terminal(120, 40)
+            for (key, table_id), (narrow, wider) in tables.items():
+                await pilot.press(key)
+                table = app.screen.query_one(table_id, DataTable)
+                await wait_for(pilot, lambda: set(column_labels(table)) == set(narrow + wider),
+                               what=lambda: f"every column of {table_id}, not {column_labels(table)}")
+                assert table.row_count
+    finally:
+        client.close()
+        for held in office.store.list_quarantine():
+            office.store.delete_quarantined(held.id)
+
+
 async def test_queue_with_10000_entries_stays_responsive(make_server):
     office = make_server()
     stop_relay(office)
@@ -182,7 +226,7 @@ async def test_mailboxes_show_a_message_to_read_and_delete(office):
     user = office.add_user("mia@example.org")
     office.store.deliver(MESSAGE, [Delivery(user.id)])
     app = attach(office.data_dir / ADMIN_SOCKET)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
         await pilot.press("4")
         users = app.screen.query_one("#users", DataTable)
@@ -191,6 +235,9 @@ async def test_mailboxes_show_a_message_to_read_and_delete(office):
         messages = app.screen.query_one("#messages", DataTable)
         await wait_for(pilot, lambda: messages.row_count == 1, what="the message row")
         assert "quarterly figures" in messages.get_row_at(0)
+        # sender, date (with the day, also for today's mail) and subject, on 80 columns
+        assert column_labels(messages)[:3] == ["From", "Date", "Subject"] and all_but_the_last_column_fit(messages)
+        assert messages.get_row_at(0)[1].startswith(time.strftime("%b %d "))
         assert "INBOX" in table_keys(app.screen.query_one("#folders", DataTable))
         await pilot.press("r")
         viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the message text")
@@ -235,19 +282,24 @@ async def test_a_server_that_goes_away_is_shown_and_reconnected(make_server):
         client.close()
 
 
-async def test_every_screen_action_is_in_the_command_palette(office):
+async def test_the_command_palette_runs_every_action_of_every_screen(office):
     app = in_process(office.server.admin)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
-        await pilot.press("3")
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Go to Sessions", "Retry", "Hold", "Release", "Delete", "Mark all"} <= titles
-        await pilot.press("ctrl+p", *"go to log", "enter")
-        await wait_for(pilot, lambda: app.screen.MODE == "log" if hasattr(app.screen, "MODE") else False,
-                       what="the log screen")
+        titles = {c.title for c in app.get_system_commands(app.screen)}     # on the dashboard
+        assert {"Go to Sessions", "Go to Log", "Dash: Refresh", "Sessions: Block IP", "Queue: Retry", "Queue: Mark all",
+                "Mail: Read", "Accounts: DNS records", "Filters: Release", "Filters: Edit rules",
+                "Log: Filter"} <= titles
+        # From the dashboard to the Domains tab of Accounts and its records, in one command.
+        await pilot.press("ctrl+p", *"Accounts: DNS records", "enter")
+        viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the DNS records")
+        assert "_domainkey.example.org." in viewer.first().text
+        await pilot.press("escape", "ctrl+p", *"go to log", "enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", "") == "log", what="the log screen")
 
 
-async def test_the_dns_records_of_a_domain_are_shown(office):
+async def test_the_dns_records_of_a_domain_are_shown_unwrapped_copied_and_saved(office, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     app = in_process(office.server.admin)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
@@ -256,10 +308,17 @@ async def test_the_dns_records_of_a_domain_are_shown(office):
         await wait_for(pilot, lambda: "example.org" in table_keys(domains), what="the domain")
         domains.move_cursor(row=domains.get_row_index("example.org"))
         await pilot.press("d")
-        viewer = await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the records")
-        text = viewer.first().text
+        viewer = (await wait_for(pilot, lambda: app.screen.query("#viewer"), what="the records")).first()
+        text = viewer.text
         assert f"example.org.  IN MX    10 {office.ctx.hostname}." in text
-        assert "_domainkey.example.org." in text and "v=DKIM1" in text
+        dkim = [line for line in text.splitlines() if "_domainkey.example.org." in line]
+        assert any("v=DKIM1; k=rsa" in line and len(line) > 200 for line in dkim), dkim
+        # One screen line per record, however long: the key runs off to the right, not across the frame.
+        assert viewer.wrapped_document.height == viewer.document.line_count
+        await pilot.press("c")
+        assert app.clipboard == text
+        await pilot.press("s")
+        assert (tmp_path / "dns-example.org.txt").read_text() == text
 
 
 async def test_a_quarantined_message_is_released_into_the_inbox(office):
@@ -272,12 +331,31 @@ async def test_a_quarantined_message_is_released_into_the_inbox(office):
         await pilot.press("6")
         held = app.screen.query_one("#quarantine", DataTable)
         await wait_for(pilot, lambda: held.row_count == 1, what="the quarantined message")
-        assert "blocked attachment type" in held.get_row_at(0)[4]
+        assert held.get_cell(held.ordered_rows[0].key, "reason").startswith("blocked attachment")
         await pilot.press("r", "y")
         await wait_for(pilot, lambda: held.row_count == 0, what="the release")
     inbox = office.store.get_mailbox(user.id, "INBOX")
     assert office.store.mailbox_status(inbox.id).messages == 1
     assert office.store.list_quarantine() == []
+
+
+async def test_a_message_quarantined_while_the_filters_screen_is_open_shows_at_once(tui_app, office):
+    address = "quentin@example.org"
+    if office.store.get_user(address) is None:
+        office.add_user(address)
+    async with tui_app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        await pilot.press("6")
+        held = tui_app.screen.query_one("#quarantine", DataTable)
+        await wait_for(pilot, lambda: held.border_title, what="the first reading of the quarantine")
+        reason = f"virus found: Eicar-{uuid.uuid4().hex[:6]}"
+        office.store.deliver_filtered([], quarantine=(MESSAGE, "bob@example.net", [address], reason))
+        [entry] = [q for q in office.store.list_quarantine() if q.reason == reason]
+        # no key pressed: the store's event brings it
+        await wait_for(pilot, lambda: str(entry.id) in table_keys(held), what="the held message")
+        assert reason[:20] in " ".join(held.get_row(str(entry.id)))
+        office.store.delete_quarantined(entry.id)
+        await wait_for(pilot, lambda: str(entry.id) not in table_keys(held), what="the deleted message to go")
 
 
 async def test_rules_are_edited_and_a_bad_script_is_explained(office):
@@ -298,6 +376,21 @@ async def test_rules_are_edited_and_a_bad_script_is_explained(office):
         await wait_for(pilot, lambda: office.store.get_sieve(user.id) == "keep;", what="the saved script")
 
 
+async def test_the_rules_view_says_a_fileinto_to_a_missing_folder_goes_to_inbox(office):
+    user = office.add_user("rosa@example.org")
+    office.store.set_sieve(user.id, 'require "fileinto";\nif size :over 1M {\n  fileinto "Big";\n}\n')
+    app = in_process(office.server.admin)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("6", "t", "t")
+        users = app.screen.query_one("#rule-users", DataTable)
+        await wait_for(pilot, lambda: "rosa@example.org" in table_keys(users), what="the user")
+        users.move_cursor(row=users.get_row_index("rosa@example.org"))
+        script = app.screen.query_one("#rules-script")
+        await wait_for(pilot, lambda: script.border_subtitle == "line 3: fileinto to a missing folder goes to INBOX",
+                       what="the warning")
+
+
 async def test_an_address_is_blocked_and_unblocked_by_hand(office):
     app = attach(office.data_dir / ADMIN_SOCKET)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -313,6 +406,25 @@ async def test_an_address_is_blocked_and_unblocked_by_hand(office):
         await pilot.press("u")
         await wait_for(pilot, lambda: "203.0.113.77" not in table_keys(blocked), what="the row to go")
     assert not office.ctx.auth.is_blocked("203.0.113.77")
+
+
+async def test_failed_logins_from_loopback_are_shown_as_never_blocked(office):
+    if office.store.get_user("anna@example.org") is None:
+        office.add_user("anna@example.org")
+    with imaplib.IMAP4_SSL("127.0.0.1", office.port("imaps"), ssl_context=office.tls_context()) as imap:
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login("anna@example.org", "not the password")
+    app = attach(office.data_dir / ADMIN_SOCKET)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connected, what="the link")
+        await pilot.press("2")
+        blocked = app.screen.query_one("#blocked", DataTable)
+        await wait_for(pilot, lambda: "127.0.0.1" in table_keys(blocked), what="the failing address")
+        assert blocked.get_row("127.0.0.1")[2] == "never (trusted)"
+        assert "loopback" in str(blocked.border_subtitle)
+        await pilot.press("b")      # the form to block an address says it too
+        form = await wait_for(pilot, lambda: app.screen.query(".explanation"), what="the form")
+        assert "except loopback (127.0.0.0/8, ::1)" in str(form.first().render())
 
 
 async def test_an_alias_added_in_the_form_resolves(office):

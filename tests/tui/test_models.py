@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from appliance.tui import models
@@ -34,6 +36,11 @@ def test_the_sender_column_shows_a_name_when_there_is_one():
     assert models.sender("noreply@bank.example") == "noreply@bank.example"
     assert models.sender("") == "-"
     assert models.sender("A Very Long Display Name Indeed <x@y.example>", width=10) == "A Very Lo…"
+    # a name that looks like an address shows the address behind it
+    assert models.sender('"ceo@bank.example" <evil@evil.example>') == "evil@evil.example"
+    assert models.sender('"Bank, CEO <ceo@bank.example>" <evil@evil.example>') == "evil@evil.example"
+    assert models.sender('"Say \\"hi\\"" <a@b.example>') == 'Say "hi"'
+    assert models.sender("a@b.example, c@d.example") == "a@b.example, c@d.example"
 
 
 def test_traffic_continues_the_server_history_and_moves_with_the_clock():
@@ -61,3 +68,11 @@ def test_the_log_filter_wants_every_word():
     assert models.log_matches(line, "warning 203.0.113")
     assert models.log_matches(line, "AUTH failed")
     assert not models.log_matches(line, "auth ok")
+
+
+def test_mail_dates_always_show_the_day():
+    now = time.mktime((2026, 11, 20, 12, 0, 0, 0, 0, -1))
+    assert models.mail_date(now - 3600, now) == "Nov 20 11:00"
+    assert models.mail_date(time.mktime((2026, 1, 5, 9, 30, 0, 0, 0, -1)), now) == "Jan 05 09:30"
+    assert models.mail_date(time.mktime((2025, 12, 31, 23, 0, 0, 0, 0, -1)), now) == "2025-12-31"
+    assert models.mail_date(0, now) == "-"

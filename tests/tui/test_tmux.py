@@ -6,48 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import time
-import uuid
 
 import pytest
 
-from tests.system.process import DEFAULT_PORTS, ServeProcess, free_offset, kotakpos_command
+from tests.system.process import DEFAULT_PORTS, ServeProcess, Terminal, free_offset, kotakpos_command
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class Terminal:
-    """A private tmux server (its own socket) running one command in an 80x24 window."""
-
-    def __init__(self, command: list[str]):
-        self.socket = f"kotakpos-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._tmux("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", "-c", REPO, *command)
-
-    def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True,
-                              timeout=10).stdout
-
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", "tui")
-
-    def wait_for(self, *texts: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if all(text in screen for text in texts):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{texts} not on screen after {timeout}s:\n{screen}")
-            time.sleep(0.2)
-
-    def send(self, *keys: str) -> None:
-        self._tmux("send-keys", "-t", "tui", *keys)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
 
 
 def test_kotakpos_tui_in_tmux_shows_the_live_dashboard(tmp_path):
@@ -55,7 +21,7 @@ def test_kotakpos_tui_in_tmux_shows_the_live_dashboard(tmp_path):
     terminal = None
     try:
         server.wait_ready()
-        terminal = Terminal(kotakpos_command() + ["--data", str(server.data_dir), "tui"])
+        terminal = Terminal(kotakpos_command() + ["--data", str(server.data_dir), "tui"], cwd=REPO)
         screen = terminal.wait_for("Listeners on 127.0.0.1", "Sessions  0", "Messages per minute")
         imap_row = next(line for line in screen.splitlines() if "│ imap " in line)
         assert str(server.port("imap")) in imap_row and "listening" in imap_row
@@ -80,7 +46,7 @@ def test_serve_with_tui_shows_the_server_in_the_same_process_and_stops_it_on_qui
     # The shell keeps the pane open after kotakpos exits, so its last words stay readable.
     command = " ".join(kotakpos_command() + ["serve", "--data", str(data), "--listen", "127.0.0.1",
                                              "--port-offset", str(offset), "--tui"])
-    terminal = Terminal(["sh", "-c", f"{command}; echo exited $?; sleep 60"])
+    terminal = Terminal(["sh", "-c", f"{command}; echo exited $?; sleep 60"], cwd=REPO)
     try:
         screen = terminal.wait_for("Listeners on 127.0.0.1", "Sessions  0")
         assert str(DEFAULT_PORTS["imap"] + offset) in screen

@@ -99,6 +99,6 @@ def test_modseq_search():
 
 
 @pytest.mark.parametrize("text", [b"", b"BOGUS", b"OR SEEN", b"LARGER x", b"SINCE 2024-01-01",
-                                  b"RETURN (SAVE) ALL", b"0", b"(ALL"])
+                                  b"RETURN (FIRST) ALL", b"0", b"(ALL"])
 def test_bad_search(text):
     assert isinstance(parse_command(b"a SEARCH " + text + b"\r\n"), InvalidCommand)

@@ -87,13 +87,25 @@ def test_select_with_condstore_and_qresync():
 
 def test_append_with_flags_date_and_literal():
     cmd = parse(b'a APPEND Sent (\\Seen $Label1) "05-Mar-2024 08:09:10 +0100" {11}\r\nHello world')
-    assert cmd.mailbox == "Sent" and cmd.flags == ("\\Seen", "$Label1")
-    assert cmd.date == dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    assert cmd.message == b"Hello world"
-    assert parse(b"a APPEND INBOX {2+}\r\nhi").message == b"hi"
-    assert parse(b"a APPEND INBOX ~{3}\r\na\x00b").message == b"a\x00b"  # RFC 3516 literal8
+    (msg,) = cmd.messages
+    assert cmd.mailbox == "Sent" and msg.flags == ("\\Seen", "$Label1")
+    assert msg.date == dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert msg.message == b"Hello world" and msg.parts is None
+    assert parse(b"a APPEND INBOX {2+}\r\nhi").messages[0].message == b"hi"
+    assert parse(b"a APPEND INBOX ~{3}\r\na\x00b").messages[0].message == b"a\x00b"  # RFC 3516 literal8
     assert isinstance(parse(b"a LOGIN ~{3}\r\na\x00b x"), InvalidCommand)
     assert isinstance(parse(b'a APPEND INBOX "32-Jan-2024 00:00:00 +0000" {1}\r\nx'), InvalidCommand)
+
+
+def test_multiappend_and_catenate():
+    # RFC 3502: several messages, each with its own options; RFC 4469: CATENATE parts
+    cmd = parse(b'a APPEND INBOX {1+}\r\nx (\\Seen) {1+}\r\ny CATENATE (URL "/INBOX/;UID=3" TEXT {2+}\r\nhi)')
+    first, second, third = cmd.messages
+    assert (first.message, second.message, second.flags) == (b"x", b"y", ("\\Seen",))
+    assert third.parts[0].url == "/INBOX/;UID=3" and third.parts[1].text == b"hi"
+    for bad in (b"a APPEND INBOX", b"a APPEND INBOX {1+}\r\nx y", b"a APPEND INBOX CATENATE ()",
+                b'a APPEND INBOX CATENATE (FILE "x")', b"a APPEND INBOX {1+}\r\nx (\\Seen)"):
+        assert isinstance(parse(bad), InvalidCommand), bad
 
 
 def test_store_variants():
@@ -145,6 +157,33 @@ def test_parser_never_raises(pieces, tail):
     assert result.tag == b"t" or result.tag is None
 
 
+def test_saved_result_and_partial_ranges():
+    # RFC 5182 "$" stands alone as a sequence set; RFC 9394 partial ranges count from either end
+    cmd = parse(b"a UID FETCH $ (FLAGS) (PARTIAL -1:-30)")
+    assert cmd.messages.saved and str(cmd.messages) == "$" and cmd.partial == (-1, -30)
+    assert parse(b"a SEARCH RETURN (SAVE PARTIAL 1:10) $ UID $").program.partial == (1, 10)
+    for bad in (b"a FETCH $,1 FLAGS", b"a FETCH 1:$ FLAGS", b"a SEARCH RETURN (PARTIAL 1:-2) ALL",
+                b"a SEARCH RETURN (PARTIAL 0:2) ALL", b"a SEARCH RETURN (PARTIAL) ALL"):
+        assert isinstance(parse(bad), InvalidCommand), bad
+
+
+def test_notify():
+    # RFC 5465 §8: NOTIFY SET [STATUS] event-groups / NOTIFY NONE
+    cmd = parse(b'a NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge)) '
+                b'(SUBTREE (Lists "Work/A") (MessageNew MessageExpunge FlagChange)) (INBOXES NONE)')
+    selected, subtree, inboxes = cmd.groups
+    assert cmd.status and selected.filter == "SELECTED" and [a.name for a in selected.fetch_atts] == ["UID", "BODY"]
+    assert subtree.mailboxes == ("Lists", "Work/A") and "FLAGCHANGE" in subtree.events
+    assert inboxes.events == frozenset()
+    assert parse(b"a NOTIFY NONE").groups is None
+    assert parse(b"a NOTIFY SET (MAILBOXES INBOX (MailboxName))").groups[0].mailboxes == ("INBOX",)
+    for bad in (b"a NOTIFY", b"a NOTIFY SET", b"a NOTIFY SET (PERSONAL (Bogus))", b"a NOTIFY SET (NOWHERE NONE)",
+                b"a NOTIFY SET (PERSONAL (MessageExpunge))", b"a NOTIFY SET (PERSONAL (FlagChange))",
+                b"a NOTIFY SET (INBOXES (MessageNew (UID) MessageExpunge))", b"a NOTIFY SET (SUBTREE (MailboxName))",
+                b"a NOTIFY SET (SELECTED NONE) (SELECTED NONE)"):
+        assert isinstance(parse(bad), InvalidCommand), bad
+
+
 def test_a_name_that_is_not_modified_utf7_is_refused_not_malformed():
     for line in (b'a SELECT "&Jjo"', b'a LIST "" "&AGE-"', b"a CREATE a&b"):
         cmd = parse(line)
@@ -154,5 +193,5 @@ def test_a_name_that_is_not_modified_utf7_is_refused_not_malformed():
 
 
 def test_append_of_a_binary_literal_is_marked_binary():
-    assert parse(b"a APPEND INBOX ~{3+}\r\nx\ny").binary
-    assert not parse(b"a APPEND INBOX {3+}\r\nx\ny").binary
+    assert parse(b"a APPEND INBOX ~{3+}\r\nx\ny").messages[0].binary
+    assert not parse(b"a APPEND INBOX {3+}\r\nx\ny").messages[0].binary

@@ -82,3 +82,15 @@ def test_a_deleted_users_rules_do_not_pass_to_the_next_user(data):
         assert store.get_sieve(newcomer.id) == ""
     finally:
         store.close()
+
+
+def test_rules_check_warns_about_fileinto_a_missing_folder(data):
+    store = Store.in_folder(data)
+    store.create_mailbox(store.get_user(ALICE).id, "Bills")
+    store.close()
+    script = ('require ["fileinto", "mailbox"];\nif header :contains "subject" "invoice" {\n  fileinto "Invoices";\n}\n'
+              'fileinto "Bills";\nfileinto :create "Receipts";\n')
+    out = CliRunner().invoke(main, ["rules", ALICE, "check", "--data", str(data)], input=script)
+    assert out.exit_code == 0 and "the script is valid" in out.stdout
+    assert out.stderr.splitlines() == [f'warning: line 3: fileinto "Invoices": {ALICE} has no such folder, so this '
+                                       'mail goes to INBOX (create it, or use fileinto :create)']

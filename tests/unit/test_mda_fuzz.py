@@ -21,7 +21,8 @@ def test_sieve_parse_raises_only_sieve_errors(text):
     except sieve.SieveError as e:
         assert e.line >= 1 and e.reason
         return
-    env = sieve.Env(header=lambda name: ["x"], envelope_from="a@b.test", envelope_to="c@d.test", size=10)
+    env = sieve.Env(header=lambda name: ["x"], addresses=lambda name: ["x@y.test"], envelope_from="a@b.test",
+                    envelope_to="c@d.test", size=10)
     sieve.run(commands, env)
 
 

@@ -8,8 +8,8 @@ from tests.mda_helpers import incoming, plain, wire
 
 def env(**headers):
     msg = incoming(wire(plain(subject=headers.pop("subject", "hello"), headers=headers)))
-    return sieve.Env(header=msg.header, envelope_from="bob@remote.test", envelope_to="alice@example.org",
-                     size=len(msg.raw))
+    return sieve.Env(header=msg.header, addresses=msg.addresses, envelope_from="bob@remote.test",
+                     envelope_to="alice@example.org", size=len(msg.raw))
 
 
 def run(script: str, **headers) -> sieve.Actions:
@@ -85,3 +85,18 @@ def test_invalid_scripts_name_line_and_reason(script, line, reason):
     with pytest.raises(sieve.SieveError) as e:
         sieve.parse(script)
     assert (e.value.line, e.value.reason) == (line, reason)
+
+
+def test_mailbox_extension_create_and_mailboxexists():
+    with pytest.raises(sieve.SieveError, match=':create needs require "mailbox"'):
+        sieve.parse('require "fileinto";\nfileinto :create "A";')
+    script = sieve.parse('require ["fileinto", "mailbox"];\n'
+                         'if mailboxexists ["Bills", "INBOX"] { fileinto "Bills"; }\n'
+                         'else { fileinto :create "New/Bills"; }')
+    msg_env = env()
+    msg_env.mailbox_exists = lambda name: name in ("INBOX",)
+    a = sieve.run(script, msg_env)
+    assert a.filings == [sieve.Filing("New/Bills", 3, create=True)]
+    msg_env.mailbox_exists = lambda name: name in ("INBOX", "Bills")
+    assert sieve.run(script, msg_env).filings == [sieve.Filing("Bills", 2)]
+    assert sieve.filings(script) == [sieve.Filing("Bills", 2), sieve.Filing("New/Bills", 3, create=True)]

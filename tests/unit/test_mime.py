@@ -474,7 +474,7 @@ def test_nested_bodystructure_exact():
         b'("application" "pdf" ("name" "x.pdf") NIL NIL "base64" 8) "mixed") 14)'
         b'("image" "png" NIL "<dot@example.org>" NIL "base64" 12) "mixed")'
     )
-    assert info.to == 'Bob <bob@example.net>, Carol, C. <carol@example.net>'
+    assert info.to == 'Bob <bob@example.net>, "Carol, C." <carol@example.net>'  # the comma stays inside the name
 
 
 def test_bodystructure_parses_with_a_real_client_parser():

@@ -133,7 +133,7 @@ def test_install_places_everything_and_starts_the_service(tmp_path):
     unit = box.root / "etc/systemd/system/kotakpos.service"
     assert unit.read_text() == (PACKAGING / "kotakpos.service").read_text()
     data = box.root / "var/lib/kotakpos"
-    assert stat.S_IMODE(data.stat().st_mode) == 0o750
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
     calls = box.calls()
     assert calls[0].startswith("useradd --system") and calls[0].endswith(" kotakpos")
     assert f"chown kotakpos:kotakpos {data}" in calls

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from appliance.store import AlreadyExists, Delivery, InvalidName, NotFound, QueueEntry, Store, StoreError
+from appliance.store import AlreadyExists, Delivery, InvalidName, Notice, NotFound, QueueEntry, Store, StoreError
 
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nThe quick brown fox.\r\n"
 
@@ -27,10 +27,13 @@ def test_account_errors_change_nothing(store):
         store.add_user("bob@elsewhere.org", "pw")
     with pytest.raises(InvalidName):
         store.add_user("not an address", "pw")
-    store.add_alias("a@example.org", ["b@example.org"])
+    store.add_alias("a@example.org", ["alice@example.org"])
+    store.add_alias("b@example.org", ["a@example.org"])
     with pytest.raises(StoreError, match="loop"):
-        store.add_alias("b@example.org", ["a@example.org"])
-    assert store.list_aliases() == {"a@example.org": ["b@example.org"]}
+        store.add_alias("a@example.org", ["b@example.org"])
+    with pytest.raises(NotFound, match="did you mean alice@example.org"):
+        store.add_alias("c@example.org", ["alcie@example.org", "friend@elsewhere.org"])
+    assert store.list_aliases() == {"a@example.org": ["alice@example.org"], "b@example.org": ["a@example.org"]}
     assert [u.address for u, _ in store.list_users()] == ["alice@example.org"]
 
 
@@ -274,6 +277,7 @@ def test_a_store_of_the_previous_version_loses_its_stored_body_text_and_still_se
     # As version 9 wrote it: the analysis carried the body text.
     conn = sqlite3.connect(tmp_path / "kotakpos.sqlite")
     conn.execute("UPDATE parsed SET info = json_set(info, '$.v', 1, '$.search_text', 'needle in a haystack')")
+    conn.execute("DROP TABLE changes")  # came with version 11
     conn.execute("PRAGMA user_version = 9")
     conn.commit()
     conn.close()
@@ -358,3 +362,75 @@ def test_a_failing_delivery_in_a_group_fails_alone(store):
     assert [e for i, e in enumerate(errors) if i != 1] == [None, None, None]
     assert [m.uid for m in store.list_messages(inbox.id)] == [1, 2, 3]
     assert store.counts()["blobs"] == 3
+
+
+def test_a_delivery_may_create_its_folder_in_the_same_transaction(store):
+    user = store.add_user("alice@example.org", "pw")
+    store.deliver(MSG, [Delivery(user.id, "Bills/2026", create=True), Delivery(user.id, "Nowhere")])
+    store.deliver_filtered([Notice(MSG, (Delivery(user.id, "Receipts", create=True),))])
+    names = {m.name: store.mailbox_status(m.id).messages for m in store.list_mailboxes(user.id)}
+    assert names["Bills"] == 0 and names["Bills/2026"] == 1 and names["Receipts"] == 1
+    assert "Nowhere" not in names and names["INBOX"] == 1  # without create: INBOX, as before
+
+
+def test_another_process_commits_reach_this_ones_subscribers_and_caches(tmp_path):
+    """Two Store objects on one file stand for two processes (each has its own connections)."""
+    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        inbox = here.get_mailbox(user.id, "INBOX")
+        assert here.mailbox_snapshot(inbox.id).uids == []  # kept until a change is heard
+        with here.subscribe(user.id) as sub:
+            there.append(user.id, inbox.id, b"Subject: one\r\n\r\nhi\r\n")
+            here.catch_up()
+            assert [e.kind for e in sub.drain()] == ["exists"]
+            assert here.mailbox_snapshot(inbox.id).uids == [1]
+            # found inside this process's own next commit, without a catch_up
+            there.append(user.id, inbox.id, b"Subject: two\r\n\r\nhi\r\n")
+            here.append(user.id, inbox.id, b"Subject: three\r\n\r\nhi\r\n")
+            assert [e.uids for e in sub.drain()] == [(2,), (3,)]
+        assert here.resolve("bob@example.org").users[0].quota == 0
+        there.set_quota("bob@example.org", 1000)
+        assert here.resolve("bob@example.org").users[0].quota == 0  # kept until a change is heard
+        here.catch_up()
+        assert here.resolve("bob@example.org").users[0].quota == 1000
+    finally:
+        here.close()
+        there.close()
+
+
+def test_a_process_that_missed_pruned_changes_rereads_everything(tmp_path, monkeypatch):
+    from appliance.store import Overflowed, journal
+    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        inbox = here.get_mailbox(user.id, "INBOX")
+        assert here.mailbox_snapshot(inbox.id).uids == []
+        monkeypatch.setattr(journal, "KEEP_SECONDS", -1.0)
+        monkeypatch.setattr(journal, "PRUNE_EVERY", 1)
+        with here.subscribe(user.id) as sub:
+            for n in range(3):
+                there.append(user.id, inbox.id, b"Subject: %d\r\n\r\nhi\r\n" % n)
+            here.catch_up()
+            assert any(isinstance(e, Overflowed) for e in sub.drain())
+        assert here.mailbox_snapshot(inbox.id).uids == [1, 2, 3]
+    finally:
+        here.close()
+        there.close()
+
+
+def test_every_change_event_crosses_the_journal_unchanged():
+    """An event type the journal cannot carry would never reach another process's listeners."""
+    import dataclasses
+    import inspect
+
+    from appliance.store import events, journal
+    kinds = [cls for _, cls in inspect.getmembers(events, inspect.isclass)
+             if dataclasses.is_dataclass(cls) and cls.__module__ == events.__name__ and cls is not events.Overflowed]
+    assert len(kinds) >= 5
+    for cls in kinds:
+        values = [("x" if f.type in ("str",) else 7 if f.type in ("int",) else (1, 2)) for f in dataclasses.fields(cls)]
+        event = cls(*values)
+        assert journal.decode(journal.encode([event])) == [event], cls.__name__

@@ -8,12 +8,12 @@ Each class has ``VERB`` (the wire verb, "UID FETCH" for UID forms) and a
 from __future__ import annotations
 
 from appliance.imap.commands import any as any_state
-from appliance.imap.commands import auth, nonauth, selected
+from appliance.imap.commands import auth, nonauth, selected, sorting
 from appliance.imap.commands.base import Command
 
 COMMANDS: dict[str, type[Command]] = {
     cls.VERB: cls
-    for module in (any_state, nonauth, auth, selected)
+    for module in (any_state, nonauth, auth, selected, sorting)
     for cls in module.COMMANDS
 }
 

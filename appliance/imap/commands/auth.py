@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from appliance.imap.commands.base import Command
+from appliance.imap.commands.notify import Notify
 from appliance.imap.parse import MAX_MODSEQ, SequenceSet
 
 
@@ -143,7 +144,7 @@ class Rename(Command):
 
 
 STATUS_ITEMS = frozenset(
-    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
+    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
 )
 
 
@@ -253,36 +254,75 @@ class Lsub(Command):
 
 
 @dataclass(frozen=True)
-class Append(Command):
-    # append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal
-    # append-data =/ "UTF8" SP "(" literal8 ")" (RFC 9755 §4: a message with UTF-8 headers)
-    VERB = "APPEND"
-    mailbox: str = ""
+class CatenatePart:
+    """One cat-part of RFC 4469 §5: literal ``text``, or an IMAP ``url`` whose data is copied."""
+
+    text: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class AppendMessage:
+    """One append-message: its flags, date and either a literal or CATENATE parts."""
+
     flags: tuple[str, ...] = ()
     date: dt.datetime | None = None
     message: bytes = b""
+    parts: tuple[CatenatePart, ...] | None = None  # CATENATE (RFC 4469); None for a plain literal
     binary: bool = False  # sent as a literal8 "~{n}" (RFC 3516 §4.3): stored byte for byte
+
+
+def _append_message(cursor) -> AppendMessage:
+    # append-message = append-opts SP append-data (RFC 3502 §6, RFC 4466 §2.6)
+    # append-opts = [flag-list SP] [date-time SP]
+    flags: tuple[str, ...] = ()
+    date = None
+    if cursor.peek() == b"(":
+        flags = tuple(cursor.flag_list())
+        cursor.sp()
+    if cursor.peek() == b'"':
+        date = cursor.date_time()
+        cursor.sp()
+    if cursor.maybe(b"UTF8 ("):
+        # append-data =/ "UTF8" SP "(" literal8 ")" (RFC 9755 §4: a message with UTF-8 headers);
+        # the literal8 is asked for whatever the content, so it does not make the message binary
+        message = cursor.literal(allow_binary=True)
+        cursor.expect(b")")
+        return AppendMessage(flags, date, message)
+    if cursor.maybe(b"CATENATE "):
+        # append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")" (RFC 4469 §5)
+        def cat_part() -> CatenatePart:
+            kind = cursor.keyword()
+            cursor.sp()
+            if kind == "TEXT":
+                return CatenatePart(text=cursor.literal(allow_binary=True))
+            if kind == "URL":
+                return CatenatePart(url=cursor.astring().decode("utf-8", "replace"))
+            raise cursor.error("expected TEXT or URL")
+
+        return AppendMessage(flags, date, parts=tuple(cursor.paren_list(cat_part, allow_empty=False)))
+    binary = cursor.peek() == b"~"
+    return AppendMessage(flags, date, cursor.literal(allow_binary=True), binary=binary)
+
+
+@dataclass(frozen=True)
+class Append(Command):
+    # append = "APPEND" SP mailbox 1*(SP append-message) (RFC 3502 MULTIAPPEND)
+    VERB = "APPEND"
+    mailbox: str = ""
+    messages: tuple[AppendMessage, ...] = ()
 
     @classmethod
     def parse(cls, tag, cursor):
         cursor.sp()
         mailbox = cursor.mailbox()
-        cursor.sp()
-        flags: tuple[str, ...] = ()
-        date = None
-        if cursor.peek() == b"(":
-            flags = tuple(cursor.flag_list())
+        messages = []
+        while not cursor.at_end():
             cursor.sp()
-        if cursor.peek() == b'"':
-            date = cursor.date_time()
-            cursor.sp()
-        if cursor.maybe(b"UTF8 ("):
-            # RFC 9755 §4 asks for a literal8 here whatever the content: no binary choice
-            message = cursor.literal(allow_binary=True)
-            cursor.expect(b")")
-            return cls(tag, mailbox, flags, date, message)
-        binary = cursor.peek() == b"~"
-        return cls(tag, mailbox, flags, date, cursor.literal(allow_binary=True), binary)
+            messages.append(_append_message(cursor))
+        if not messages:
+            raise cursor.error("APPEND needs a message")
+        return cls(tag, mailbox, tuple(messages))
 
 
 @dataclass(frozen=True)
@@ -313,4 +353,4 @@ class Enable(Command):
 
 
 COMMANDS = (Select, Examine, Create, Delete, Rename, Subscribe, Unsubscribe, List, Lsub,
-            Status, Append, Namespace, Idle, Enable, GetQuota, GetQuotaRoot)
+            Status, Append, Namespace, Idle, Enable, GetQuota, GetQuotaRoot, Notify)

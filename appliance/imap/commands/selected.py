@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from appliance.imap.commands.base import Command
 from appliance.imap.fetch import FetchAtt, parse_fetch_atts
 from appliance.imap.parse import MAX_MODSEQ, SequenceSet
-from appliance.imap.search import SearchProgram, parse_search
+from appliance.imap.search import SearchProgram, parse_search, partial_range
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Fetch(Command):
     atts: tuple[FetchAtt, ...] = ()
     changedsince: int | None = None
     vanished: bool = False
+    partial: tuple[int, int] | None = None  # fetch-modifier =/ "PARTIAL" SP partial-range (RFC 9394 §4)
 
     @classmethod
     def parse(cls, tag, cursor):
@@ -78,17 +79,21 @@ class Fetch(Command):
         atts = parse_fetch_atts(cursor)
         changedsince = None
         vanished = False
+        partial = None
         if not cursor.at_end():
             cursor.sp()
 
             def modifier():
-                nonlocal changedsince, vanished
+                nonlocal changedsince, vanished, partial
                 name = cursor.keyword()
                 if name == "CHANGEDSINCE":
                     cursor.sp()
                     changedsince = cursor.number(MAX_MODSEQ)
                 elif name == "VANISHED":
                     vanished = True
+                elif name == "PARTIAL":
+                    cursor.sp()
+                    partial = partial_range(cursor)
                 else:
                     raise cursor.error(f"unknown fetch modifier {name}")
 
@@ -96,7 +101,7 @@ class Fetch(Command):
         if vanished and (not cls.UID or changedsince is None):
             # RFC 7162 §3.2.6: VANISHED only with UID FETCH and CHANGEDSINCE
             raise cursor.error("VANISHED needs UID FETCH with CHANGEDSINCE")
-        return cls(tag, messages, atts, changedsince, vanished)
+        return cls(tag, messages, atts, changedsince, vanished, partial)
 
 
 @dataclass(frozen=True)

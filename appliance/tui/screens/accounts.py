@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, TabbedContent, TabPane
 
 from appliance.tui import models
-from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, TextScreen, address, addresses, domain, password,
+from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, RecordsScreen, address, addresses, domain, password,
                                  quota, required)
 from appliance.tui.screens.base import AdminScreen
 
@@ -39,6 +39,11 @@ class AccountsScreen(AdminScreen):
         self.query_one("#account-users", DataTable).add_columns("Address", "Used", "Quota", "Created")
         self.query_one("#account-domains", DataTable).add_columns("Domain")
         self.query_one("#account-aliases", DataTable).add_columns("Alias", "Delivers to")
+
+    def show_action(self, action: str) -> None:
+        tab = {"password": "users", "quota": "users", "dns": "domains"}.get(action)
+        if tab is not None:
+            self.query_one("#account-tabs", TabbedContent).active = f"tab-{tab}"
 
     def _tab(self) -> str:
         return self.query_one("#account-tabs", TabbedContent).active.removeprefix("tab-")
@@ -154,15 +159,17 @@ class AccountsScreen(AdminScreen):
         name = self.selected_key(self._table("domains"))
         if name is not None:
             self.call_admin("dns_records", name, then=lambda records: self.app.push_screen(
-                TextScreen(f"DNS records to publish for {name}", dns_text(records))))
+                RecordsScreen(f"DNS records to publish for {name}", dns_text(records), f"dns-{name}.txt")))
 
 
 def dns_text(records: list[dict]) -> str:
-    """Records as zone-file lines, the required ones first, then the optional ones."""
+    """Records one to a line, the required ones first, then the optional ones. Values are
+    as a DNS provider's form takes them; ``kotakpos dns`` prints zone-file syntax."""
     def lines(optional: bool) -> list[str]:
         return [f"{r['name']}.  IN {r['type']:<5} {r['value']}" for r in records if r["optional"] == optional]
-    text = "Publish these at your DNS provider:\n\n" + "\n".join(lines(False))
+    text = "Publish these at your DNS provider (kotakpos dns prints them for a zone file):\n\n"
+    text += "\n".join(lines(False))
     extra = lines(True)
     if extra:
-        text += "\n\nOptional (TLS reports, MTA-STS):\n\n" + "\n".join(extra)
+        text += "\n\nOptional (TLS reports, MTA-STS, client auto-setup):\n\n" + "\n".join(extra)
     return text + "\n"

@@ -11,6 +11,7 @@ from textual.worker import WorkerState
 
 from appliance.admin.api import AdminError
 from appliance.tui.messages import AdminReplied
+from appliance.tui.table import FitTable
 
 # (mode name, key, title), in the order of the top bar.
 SCREENS = (
@@ -70,6 +71,7 @@ class AdminScreen(Screen):
         super().__init__()
         self.stale = True                   # reload when next shown or connected
         self._reload_timer = None
+        self._after_load: list[str] = []    # actions to run once the data being fetched is shown
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.MODE)
@@ -89,6 +91,10 @@ class AdminScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.reload_if_stale()
+
+    def on_resize(self, event) -> None:
+        for table in self.query(FitTable):
+            table.fit(event.size.width)
 
     def reload_if_stale(self) -> None:
         if self.stale and self.app.admin is not None:
@@ -110,6 +116,26 @@ class AdminScreen(Screen):
 
     def tick(self) -> None:
         """Once a second while shown: refresh figures derived from the clock."""
+
+    def show_action(self, action: str) -> None:
+        """Bring up the part of the screen that ``action`` works on (a tab): the command
+        palette runs any action of any screen, not only those the footer shows."""
+
+    def run_when_loaded(self, action: str) -> None:
+        """Run ``action`` once the data being fetched is shown, at once when nothing is
+        (from the palette, a screen may just have started reading what its action needs)."""
+        self.reload_if_stale()
+        self._after_load.append(action)
+        self._run_after_load()
+
+    def _run_after_load(self) -> None:
+        # A reply's ``then`` may fetch more (a user's folders, then their messages): the
+        # actions wait until no fetch of this screen is left.
+        fetching = any(w.node is self and w.group != "action" and not w.is_finished for w in self.app.workers)
+        if self._after_load and not fetching:
+            actions, self._after_load = self._after_load, []
+            for action in actions:
+                self.call_later(self.run_action, action)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -148,6 +174,8 @@ class AdminScreen(Screen):
     def on_worker_state_changed(self, event) -> None:
         if event.state == WorkerState.ERROR:
             self.app.report_failure(event.worker.name, event.worker.error)
+        if event.worker.is_finished:
+            self._run_after_load()
 
     def selected_key(self, table) -> str | None:
         """The row key under a DataTable's cursor, or None when the table is empty."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
@@ -13,7 +14,7 @@ from appliance.tui.screens.base import AdminScreen
 class DashboardScreen(AdminScreen):
     MODE = "dashboard"
     WATCHES = frozenset({"session", "queue", "mailbox", "accounts"})
-    BINDINGS = [("r", "reload", "Refresh")]
+    BINDINGS = [Binding("r", "reload", "Refresh")]
     RELOAD_DELAY = 1.0      # status() counts the whole store: at most once a second
 
     def __init__(self):

@@ -1,9 +1,10 @@
 """Filters and receipts: the quarantine, spam and virus statistics, per-user rules (Sieve)
 and the receipt ledger.
 
-Quarantine and receipts change without events of their own (the filters write them while
-an SMTP client waits), so this screen reads them again whenever it is shown, after its
-own actions, and on mailbox events (a release delivers into mailboxes).
+The quarantine is live: the store announces each message held, released or deleted.
+Receipts have no events of their own (the filters write them while an SMTP client
+waits), so this screen reads them again whenever it is shown, after its own actions and
+on mailbox events, which come with most receipt changes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane, TextArea
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, Field, FormScreen, RulesEditor, TextScreen, one_of
 from appliance.tui.screens.base import AdminScreen
+from appliance.tui.table import Column, FitTable
 
 TABS = ("quarantine", "stats", "rules", "receipts")
+# On 80 columns: who sent what to whom and why it is held (v shows the whole message).
+QUARANTINE_COLUMNS = (Column("ID", "id"), Column("Held", "held", narrow=False), Column("From", "from", narrow_width=12),
+                      Column("Subject", "subject", narrow_width=16), Column("Reason", "reason", narrow_width=22),
+                      Column("For", "for"))
+USER_COLUMNS = (Column("User", "address"),)
 ACTIONS_BY_TAB = {          # the actions that apply on each tab; the footer shows only those
     "view": {"quarantine"}, "release": {"quarantine"}, "delete": {"quarantine"},
     "edit_rules": {"rules"}, "policy": {"receipts"},
@@ -35,7 +42,7 @@ COUNTER_NAMES = {           # counters the filters keep (ServerContext.count), i
 
 class FiltersScreen(AdminScreen):
     MODE = "filters"
-    WATCHES = frozenset({"mailbox", "accounts"})
+    WATCHES = frozenset({"quarantine", "mailbox", "accounts"})
     RELOAD_DELAY = 1.0
     BINDINGS = [
         Binding("t", "next_tab", "Next tab"),
@@ -55,18 +62,18 @@ class FiltersScreen(AdminScreen):
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="filter-tabs"):
             with TabPane("Quarantine", id="tab-quarantine"):
-                yield DataTable(id="quarantine", cursor_type="row", zebra_stripes=True)
+                yield FitTable(QUARANTINE_COLUMNS, id="quarantine", cursor_type="row", zebra_stripes=True)
             with TabPane("Statistics", id="tab-stats"):
                 yield Static(id="filter-stats")
             with TabPane("Rules", id="tab-rules"):
                 with Horizontal():
-                    yield DataTable(id="rule-users", cursor_type="row", classes="user-list")
+                    yield FitTable(USER_COLUMNS, id="rule-users", cursor_type="row", classes="user-list")
                     script = TextArea("", read_only=True, id="rules-script", show_line_numbers=True)
                     script.border_title = "Sieve rules"
                     yield script
             with TabPane("Receipts", id="tab-receipts"):
                 with Horizontal():
-                    yield DataTable(id="receipt-users", cursor_type="row", classes="user-list")
+                    yield FitTable(USER_COLUMNS, id="receipt-users", cursor_type="row", classes="user-list")
                     with Vertical():
                         sent = DataTable(id="receipts-sent", cursor_type="row")
                         sent.border_title = "Receipts for mail they sent"
@@ -76,9 +83,6 @@ class FiltersScreen(AdminScreen):
                         yield asked
 
     def on_mount(self) -> None:
-        self.query_one("#quarantine", DataTable).add_columns("ID", "Held", "From", "Subject", "Reason", "For")
-        self.query_one("#rule-users", DataTable).add_column("User")
-        self.query_one("#receipt-users", DataTable).add_column("User")
         self.query_one("#receipts-sent", DataTable).add_columns("To", "Delivery", "Read", "Subject", "Sent")
         self.query_one("#receipts-asked", DataTable).add_columns("From", "Receipt", "Subject", "Received")
 
@@ -98,6 +102,11 @@ class FiltersScreen(AdminScreen):
         if first:
             self.query_one(first).focus()
 
+    def show_action(self, action: str) -> None:
+        tabs = ACTIONS_BY_TAB.get(action)
+        if tabs and self._tab() not in tabs:
+            self.query_one("#filter-tabs", TabbedContent).active = f"tab-{next(iter(tabs))}"
+
     def check_action(self, action: str, parameters) -> bool | None:
         tabs = ACTIONS_BY_TAB.get(action)
         return tabs is None or self._tab() in tabs
@@ -113,15 +122,13 @@ class FiltersScreen(AdminScreen):
         self.reload()
 
     def _show_quarantine(self, held: list[dict]) -> None:
-        table = self.query_one("#quarantine", DataTable)
-        table.clear()
+        table = self.query_one("#quarantine", FitTable)
         now = self.app.now()
-        for q in held:
-            table.add_row(str(q["id"]), models.clock_time(q["created"], now), models.sender(q["from"] or q["sender"]),
-                          models.clip(q["subject"] or "(no subject)", 30), models.clip(q["reason"], 30),
-                          ", ".join(q["recipients"]), key=str(q["id"]))
-        pane = self.query_one("#tab-quarantine", TabPane)
-        pane.query_one(DataTable).border_title = f"{len(held)} held" if held else "Nothing is held"
+        table.replace_rows([(str(q["id"]), {
+            "id": str(q["id"]), "held": models.clock_time(q["created"], now), "from": models.sender(q["from"] or q["sender"]),
+            "subject": models.clip(q["subject"] or "(no subject)", 30), "reason": models.clip(q["reason"], 30),
+            "for": ", ".join(q["recipients"])}) for q in held])
+        table.border_title = f"{len(held)} held" if held else "Nothing is held"
 
     def _show_stats(self, status: dict) -> None:
         counters = {k: v for k, v in status["stats"].items() if k.startswith("mda.")}
@@ -133,10 +140,8 @@ class FiltersScreen(AdminScreen):
 
     def _show_users(self, users: list[dict]) -> None:
         for table_id in ("#rule-users", "#receipt-users"):
-            table = self.query_one(table_id, DataTable)
-            table.clear()
-            for u in users:
-                table.add_row(u["address"], key=u["address"])
+            # keeps the cursor on the user it was on: a reload must not change whose rules are shown
+            self.query_one(table_id, FitTable).replace_rows([(u["address"], {"address": u["address"]}) for u in users])
         self._load_rules()
         self._load_receipts()
 
@@ -155,6 +160,15 @@ class FiltersScreen(AdminScreen):
         area = self.query_one("#rules-script", TextArea)
         area.text = script or "# No rules: every message goes to the INBOX (or Junk, by the spam filter)."
         area.border_title = f"Sieve rules of {self._rules_user}"
+        area.border_subtitle = ""
+        if script:
+            self.call_admin("rules_check", script, self._rules_user, then=self._show_rule_warnings)
+
+    def _show_rule_warnings(self, result: dict) -> None:
+        """A fileinto to a missing folder files into INBOX: say so under the script, with its line."""
+        warnings = result.get("warnings", [])
+        self.query_one("#rules-script", TextArea).border_subtitle = "; ".join(
+            f"line {w['line']}: fileinto to a missing folder goes to INBOX" for w in warnings)
 
     def _load_receipts(self) -> None:
         self._receipts_user = self.selected_key(self.query_one("#receipt-users", DataTable))

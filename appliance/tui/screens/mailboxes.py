@@ -10,26 +10,21 @@ from textual.widgets import DataTable
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, TextScreen
 from appliance.tui.screens.base import AdminScreen
+from appliance.tui.table import Column, FitTable
 
 MESSAGES_SHOWN = 500    # newest first; the admin API pages, the TUI shows the first page
 SENDER_WIDTH = 20
-SUBJECT_WIDTH = 40
+SUBJECT_WIDTH = 36
 
-
-def refill(table: DataTable, rows: list[tuple[str, tuple]], prefer: str | None = None) -> None:
-    """Replace a table's rows, keeping the cursor on the same key when it is still there
-    (else on ``prefer``)."""
-    keep = prefer
-    if table.row_count:
-        keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if keep is not None:
-        for index, (key, _) in enumerate(rows):
-            if key == keep:
-                table.move_cursor(row=index)
-                break
+# On 80 columns the user and folder lists get narrower, and each message keeps its sender,
+# date and subject. Fixed widths elsewhere: cells are cut to them, and the columns never
+# jump as folders change.
+USER_COLUMNS = (Column("Address", "address"), Column("Used/quota", "usage", narrow=False))
+FOLDER_COLUMNS = (Column("Folder", "name"), Column("Msgs", "messages"), Column("New", "unseen"),
+                  Column("Size", "size", narrow=False))
+MESSAGE_COLUMNS = (Column("From", "from", width=SENDER_WIDTH, narrow_width=14), Column("Date", "date", width=12),
+                   Column("Subject", "subject", width=SUBJECT_WIDTH), Column("Size", "size", width=5, narrow=False),
+                   Column("Flags", "flags", width=20, narrow=False))
 
 
 class MailboxesScreen(AdminScreen):
@@ -49,24 +44,15 @@ class MailboxesScreen(AdminScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="mail"):
             with Vertical(id="mail-left"):
-                users = DataTable(id="users", cursor_type="row")
+                users = FitTable(USER_COLUMNS, id="users", cursor_type="row")
                 users.border_title = "Users"
                 yield users
-                folders = DataTable(id="folders", cursor_type="row")
+                folders = FitTable(FOLDER_COLUMNS, id="folders", cursor_type="row")
                 folders.border_title = "Folders"
                 yield folders
-            messages = DataTable(id="messages", cursor_type="row", zebra_stripes=True)
+            messages = FitTable(MESSAGE_COLUMNS, id="messages", cursor_type="row", zebra_stripes=True)
             messages.border_title = "Messages"
             yield messages
-
-    def on_mount(self) -> None:
-        self.query_one("#users", DataTable).add_columns("Address", "Used/quota")
-        self.query_one("#folders", DataTable).add_columns("Folder", "Msgs", "New", "Size")
-        messages = self.query_one("#messages", DataTable)
-        # Fixed widths: the cells are clipped to them, and the columns never jump as folders change.
-        for label, width in (("From", SENDER_WIDTH), ("Subject", SUBJECT_WIDTH), ("Date", 10), ("Size", 5),
-                             ("Flags", 20)):
-            messages.add_column(label, width=width)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -74,12 +60,13 @@ class MailboxesScreen(AdminScreen):
         self.call_admin("users", then=self._show_users)
 
     def _show_users(self, users: list[dict]) -> None:
-        refill(self.query_one("#users", DataTable),
-               [(u["address"], (u["address"], models.quota_text(u["used"], u["quota"]))) for u in users])
+        self.query_one("#users", FitTable).replace_rows(
+            [(u["address"], {"address": u["address"], "usage": models.quota_text(u["used"], u["quota"])})
+             for u in users])
         if not users:
             self._user = self._folder = None
-            self.query_one("#folders", DataTable).clear()
-            self.query_one("#messages", DataTable).clear()
+            self.query_one("#folders", FitTable).clear_rows()
+            self.query_one("#messages", FitTable).clear_rows()
         else:
             self._load_folders()
 
@@ -91,11 +78,11 @@ class MailboxesScreen(AdminScreen):
             self.call_admin("mailboxes", self._user, then=self._show_folders)
 
     def _show_folders(self, folders: list[dict]) -> None:
-        table = self.query_one("#folders", DataTable)
+        table = self.query_one("#folders", FitTable)
         if self._folder is None:
-            table.clear()   # another user's folders: start again at their INBOX
-        refill(table, [(f["name"], (f["name"], str(f["messages"]), str(f["unseen"]), models.size(f["size"])))
-                       for f in folders], prefer="INBOX")
+            table.clear_rows()   # another user's folders: start again at their INBOX
+        table.replace_rows([(f["name"], {"name": f["name"], "messages": str(f["messages"]), "unseen": str(f["unseen"]),
+                                         "size": models.size(f["size"])}) for f in folders], prefer="INBOX")
         self._load_messages()
 
     def _load_messages(self) -> None:
@@ -103,15 +90,15 @@ class MailboxesScreen(AdminScreen):
         if self._user is not None and self._folder is not None:
             self.call_admin("messages", self._user, self._folder, MESSAGES_SHOWN, then=self._show_messages)
         else:
-            self.query_one("#messages", DataTable).clear()
+            self.query_one("#messages", FitTable).clear_rows()
 
     def _show_messages(self, messages: list[dict]) -> None:
         now = self.app.now()
-        table = self.query_one("#messages", DataTable)
-        refill(table, [(str(m["uid"]), (models.sender(m["from"], SENDER_WIDTH),
-                                        models.clip(m["subject"] or "(no subject)", SUBJECT_WIDTH),
-                                        models.clock_time(m["date"], now), models.size(m["size"]),
-                                        " ".join(f.lstrip("\\") for f in m["flags"]))) for m in messages])
+        table = self.query_one("#messages", FitTable)
+        table.replace_rows([(str(m["uid"]), {
+            "from": models.sender(m["from"], SENDER_WIDTH), "date": models.mail_date(m["date"], now),
+            "subject": models.clip(m["subject"] or "(no subject)", SUBJECT_WIDTH), "size": models.size(m["size"]),
+            "flags": " ".join(f.lstrip("\\") for f in m["flags"])}) for m in messages])
         table.border_title = f"Messages in {self._folder}" if self._folder else "Messages"
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -16,9 +16,13 @@ from textual.widgets import DataTable, Input, Static
 from appliance.tui import models
 from appliance.tui.forms import ConfirmScreen, TextScreen
 from appliance.tui.screens.base import AdminScreen
+from appliance.tui.table import Column, FitTable
 
-COLUMNS = (("", "mark"), ("ID", "id"), ("Recipient", "recipient"), ("Domain", "domain"), ("State", "state"),
-           ("Tries", "attempts"), ("Next try", "next"), ("Queued", "created"), ("Last error", "error"))
+# On 80 columns: which entry, its state and next try, and as much of the error as fits
+# (the domain is in the recipient; Enter shows the whole entry).
+COLUMNS = (Column("", "mark"), Column("ID", "id"), Column("Recipient", "recipient"),
+           Column("Domain", "domain", narrow=False), Column("State", "state"), Column("Tries", "attempts"),
+           Column("Next try", "next"), Column("Queued", "created", narrow=False), Column("Last error", "error"))
 LIMIT = 10000           # rows fetched: the admin API's own bound
 PAGE = 250              # rows in the table at once
 REBUILD_OVER = 100      # with more removals than this, rebuilding the table is faster than removing rows
@@ -54,19 +58,15 @@ class QueueScreen(AdminScreen):
         self._entries: list[dict] = []          # the last fetch, in the admin API's order
         self._matching: list[dict] = []         # the entries that pass the filter
         self._page = 0                          # which PAGE of the matching entries the table shows
-        self._rows: dict[str, tuple] = {}       # queue id -> the cells the table shows (without the mark)
         self._marked: set[str] = set()          # ids marked with space or 'a'; actions apply to them
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="queue-summary")
         yield Input(placeholder="filter: recipient, sender, state or error words; / to edit", id="queue-filter")
-        yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        yield FitTable(COLUMNS, id="queue", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#queue", DataTable)
-        for label, key in COLUMNS:
-            table.add_column(label, key=key)
-        table.focus()
+        self.query_one("#queue", FitTable).focus()
 
     # -- data ----------------------------------------------------------------------------
 
@@ -85,24 +85,16 @@ class QueueScreen(AdminScreen):
         self._page = min(self._page, pages - 1)
         now = self.app.now()
         shown = self._matching[self._page * PAGE:(self._page + 1) * PAGE]
-        rows = {str(q["id"]): models.queue_cells(q, now) for q in shown}
-        table = self.query_one("#queue", DataTable)
-        gone = self._rows.keys() - rows.keys()
+        rows = {str(q["id"]): {"mark": self._mark(str(q["id"])), **models.queue_cells(q, now)} for q in shown}
+        table = self.query_one("#queue", FitTable)
+        gone = set(table.row_keys()) - rows.keys()
         if len(gone) > REBUILD_OVER:
-            table.clear()
-            self._rows = {}
+            table.clear_rows()
         else:
             for key in gone:
-                table.remove_row(key)
+                table.drop_row(key)
         for key, cells in rows.items():
-            old = self._rows.get(key)
-            if old is None:
-                table.add_row(self._mark(key), *cells, key=key)
-            elif old != cells:
-                for (_, column), before, after in zip(COLUMNS[1:], old, cells):
-                    if before != after:
-                        table.update_cell(key, column, after)
-        self._rows = rows
+            table.set_row(key, cells)
         self._show_summary(pages)
 
     def _mark(self, key: str) -> str:
@@ -144,22 +136,18 @@ class QueueScreen(AdminScreen):
         return [int(key)] if key is not None else []
 
     def action_mark(self) -> None:
-        table = self.query_one("#queue", DataTable)
+        table = self.query_one("#queue", FitTable)
         key = self.selected_key(table)
         if key is None:
             return
         self._marked ^= {key}
-        table.update_cell(key, "mark", self._mark(key))
-        table.action_cursor_down()
         self._show_page()
+        table.action_cursor_down()
 
     def action_mark_all(self) -> None:
         """Mark every entry that passes the filter (on all pages); again to unmark them."""
         keys = {str(q["id"]) for q in self._matching}
         self._marked = self._marked - keys if keys <= self._marked else self._marked | keys
-        table = self.query_one("#queue", DataTable)
-        for key in self._rows:
-            table.update_cell(key, "mark", self._mark(key))
         self._show_page()
 
     def action_page(self, step: int) -> None:

@@ -10,9 +10,12 @@ from textual.widgets import DataTable, RichLog
 from appliance.tui import models
 from appliance.tui.forms import Field, FormScreen, positive_number, required
 from appliance.tui.screens.base import AdminScreen
+from appliance.tui.table import Column, FitTable
 
-COLUMNS = (("ID", "id"), ("Listener", "listener"), ("Peer", "peer"), ("User", "user"), ("State", "state"),
-           ("Last command", "last"), ("Time", "time"), ("In/Out", "bytes"), ("TLS", "tls"))
+# On 80 columns: who is connected where and for how long; the last command is in the follow pane.
+COLUMNS = (Column("ID", "id"), Column("Listener", "listener"), Column("Peer", "peer"), Column("User", "user"),
+           Column("State", "state"), Column("Last command", "last", narrow=False), Column("Time", "time"),
+           Column("In/Out", "bytes", narrow=False), Column("TLS", "tls", narrow=False))
 
 
 class SessionsScreen(AdminScreen):
@@ -34,7 +37,7 @@ class SessionsScreen(AdminScreen):
         self._changes: dict[int, dict | None] | None = None
 
     def compose_body(self) -> ComposeResult:
-        table = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        table = FitTable(COLUMNS, id="sessions", cursor_type="row", zebra_stripes=True)
         table.border_title = "Live sessions"
         yield table
         with Horizontal(id="sessions-bottom"):
@@ -43,12 +46,10 @@ class SessionsScreen(AdminScreen):
             yield follow
             blocked = DataTable(id="blocked", cursor_type="row")
             blocked.border_title = "Failed logins / blocked"
+            blocked.border_subtitle = "loopback, trusted: never blocked"
             yield blocked
 
     def on_mount(self) -> None:
-        table = self.query_one("#sessions", DataTable)
-        for label, key in COLUMNS:
-            table.add_column(label, key=key)
         blocked = self.query_one("#blocked", DataTable)
         blocked.add_column("Address", key="ip")
         blocked.add_column("Fails", key="failures")
@@ -62,8 +63,7 @@ class SessionsScreen(AdminScreen):
         self.call_admin("blocked", then=self._show_blocked)
 
     def _show_sessions(self, sessions: list[dict]) -> None:
-        table = self.query_one("#sessions", DataTable)
-        table.clear()
+        table = self.query_one("#sessions", FitTable)
         self._sessions = {s["id"]: s for s in sessions}
         for sid, latest in (self._changes or {}).items():
             if latest is None:
@@ -72,19 +72,21 @@ class SessionsScreen(AdminScreen):
                 self._sessions[sid] = latest
         self._changes = None
         now = self.app.now()
-        for s in self._sessions.values():
-            table.add_row(*models.session_cells(s, now), key=str(s["id"]))
+        table.replace_rows([(str(s["id"]), models.session_cells(s, now)) for s in self._sessions.values()])
 
     def _show_blocked(self, entries: list[dict]) -> None:
         table = self.query_one("#blocked", DataTable)
         table.clear()
         now = self.app.now()
         for e in entries:
-            until = f"for {models.duration(e['until'] - now)}" if e["until"] > now else "-"
+            if e["until"] > now:
+                until = f"for {models.duration(e['until'] - now)}"
+            else:
+                until = "never (trusted)" if e.get("trusted") else "-"
             table.add_row(e["ip"], str(e["failures"]), until, key=e["ip"])
 
     def admin_events(self, events: list[dict]) -> None:
-        table = self.query_one("#sessions", DataTable)
+        table = self.query_one("#sessions", FitTable)
         now = self.app.now()
         for event in events:
             if event.get("type") != "session":
@@ -94,17 +96,13 @@ class SessionsScreen(AdminScreen):
             if self._changes is not None:
                 self._changes[sid] = None if event["kind"] == "closed" else s
             if event["kind"] == "closed":
-                if self._sessions.pop(sid, None) is not None:
-                    table.remove_row(key)
+                self._sessions.pop(sid, None)
+                table.drop_row(key)
                 if sid == self._following:
                     self.query_one("#follow", RichLog).write(f"{models.clock_time(now, now)} -- session closed")
-            elif sid in self._sessions:
-                self._sessions[sid] = s
-                for (_, column), value in zip(COLUMNS, models.session_cells(s, now)):
-                    table.update_cell(key, column, value)
             else:
                 self._sessions[sid] = s
-                table.add_row(*models.session_cells(s, now), key=key)
+                table.set_row(key, models.session_cells(s, now))
             if event["kind"] == "command" and sid == self._following:
                 self.query_one("#follow", RichLog).write(f"{models.clock_time(now, now)} {s['last_command']}")
         if self.watches(events):
@@ -112,10 +110,10 @@ class SessionsScreen(AdminScreen):
             self.call_admin("blocked", then=self._show_blocked)
 
     def tick(self) -> None:
-        table = self.query_one("#sessions", DataTable)
+        table = self.query_one("#sessions", FitTable)
         now = self.app.now()
         for sid, s in self._sessions.items():
-            table.update_cell(str(sid), "time", models.duration(now - s["started"]))
+            table.set_row(str(sid), models.session_cells(s, now))
 
     # -- actions -------------------------------------------------------------------------
 
@@ -149,7 +147,9 @@ class SessionsScreen(AdminScreen):
         peer = self._sessions[sid]["peer_ip"] if sid is not None else ""
         form = FormScreen(
             "Block an address",
-            "Refuse logins from this address for a while (failed logins block automatically).",
+            "Refuse logins from this address for a while. Failed logins block an address by themselves, "
+            "except loopback (127.0.0.0/8, ::1) and [auth] trusted_networks, which are only slowed per "
+            "account; a block set here applies to any address.",
             [Field("ip", "Address", value=peer, validators=[required("an IP address")]),
              Field("minutes", "Minutes", value="60", validators=[positive_number()])],
             submit=lambda admin, v: admin.block(v["ip"].strip(), float(v["minutes"]) * 60),

@@ -1,0 +1,247 @@
+"""THREAD (RFC 5256 §3): the ORDEREDSUBJECT and REFERENCES algorithms and the reply's lists.
+
+Pure functions over ``Message`` records (the stored sort keys of each message); the
+session turns the UIDs of the resulting trees into sequence numbers or keeps them.
+Threads can be thousands of messages deep (a long discussion where each reply quotes
+the one before), so every walk here is a loop, never a recursion.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, NamedTuple
+
+
+class Message(NamedTuple):
+    """One message as THREAD sees it; strings are the stored casemap keys."""
+
+    uid: int
+    sent: float  # the Date header, or INTERNALDATE when it has none (RFC 5256 §3 "sent date")
+    subject: str  # base subject
+    reply: bool  # the subject carried a Re:/Fwd: marker
+    message_id: str
+    references: tuple[str, ...]
+
+
+class Node:
+    """A container of a thread tree: a message, or a dummy (message None) holding children together."""
+
+    __slots__ = ("message", "children", "parent")  # ten thousand of them per THREAD of a big mailbox
+
+    def __init__(self, message: Message | None = None, parent: Node | None = None) -> None:
+        self.message = message
+        self.children: list[Node] = []
+        self.parent = parent
+
+
+def _sort_key(node: Node) -> tuple[float, int]:
+    # the sent date, then the sequence (here UID) order; a dummy sorts as its first child
+    while node.message is None:
+        node = node.children[0]
+    return node.message.sent, node.message.uid
+
+
+def ordered_subject(messages: Iterable[Message]) -> list[Node]:
+    """THREAD=ORDEREDSUBJECT: one thread per base subject, every later message a child of the first."""
+    groups: dict[str, list[Message]] = {}
+    for message in sorted(messages, key=lambda m: (m.subject, m.sent, m.uid)):
+        groups.setdefault(message.subject, []).append(message)
+    roots = []
+    for members in groups.values():
+        root = Node(members[0])
+        root.children = [Node(m, parent=root) for m in members[1:]]
+        roots.append(root)
+    roots.sort(key=_sort_key)
+    return roots
+
+
+def _is_ancestor(candidate: Node, node: Node) -> bool:
+    """Whether ``candidate`` is ``node`` or one of its ancestors."""
+    while node is not None:
+        if node is candidate:
+            return True
+        node = node.parent
+    return False
+
+
+def _unlink(node: Node) -> None:
+    if node.parent is not None:
+        node.parent.children.remove(node)
+        node.parent = None
+
+
+def _link(parent: Node, child: Node) -> None:
+    _unlink(child)
+    child.parent = parent
+    parent.children.append(child)
+
+
+def references(messages: Iterable[Message]) -> list[Node]:
+    """THREAD=REFERENCES, RFC 5256 §3 steps 1 to 7."""
+    by_id: dict[str, Node] = {}
+    # step 1: containers for every message and every message-id it refers to
+    for message in messages:
+        node = by_id.get(message.message_id) if message.message_id else None
+        if node is None or node.message is not None:
+            # step 1A: a missing or duplicate Message-ID gets a container of its own
+            node = Node()
+            if message.message_id and message.message_id not in by_id:
+                by_id[message.message_id] = node
+            else:
+                by_id[f"\0{message.uid}"] = node
+        node.message = message
+        # step 1B: link the references in order, parent to child, where no link is yet and
+        # no loop would come of it
+        chain = []
+        for ref in message.references:
+            container = by_id.get(ref)
+            if container is None:
+                container = by_id[ref] = Node()
+            chain.append(container)
+        for parent, child in zip(chain, chain[1:]):
+            if child.parent is None and not _is_ancestor(child, parent):
+                _link(parent, child)
+        # step 1C: the last reference is the parent, replacing any parent a truncated
+        # References gave this message before; no references, no parent
+        if chain and not _is_ancestor(node, chain[-1]):
+            if node.parent is not chain[-1]:
+                _link(chain[-1], node)
+        elif not chain:
+            _unlink(node)
+    # step 2 (and 3: the id table is not needed past here)
+    roots = [node for node in by_id.values() if node.parent is None]
+    if any(node.message is None for node in by_id.values()):  # only references can make dummies
+        roots = _prune(roots)
+    roots.sort(key=_sort_children_first)  # step 5
+    roots = _gather_by_subject(roots)  # step 6
+    for root in roots:  # step 7
+        _sort_tree(root)
+    return roots
+
+
+def _prune(roots: list[Node]) -> list[Node]:
+    """Step 4: drop empty dummies; lift a dummy's children into its place, except for a
+    dummy at the top that holds several threads together."""
+    # Children are pruned before their parent: walk in pre-order, then handle it reversed.
+    order: list[Node] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    for node in reversed(order):
+        if not any(child.message is None for child in node.children):
+            continue
+        kept: list[Node] = []
+        for child in node.children:
+            if child.message is None:
+                kept.extend(child.children)  # an empty dummy adds nothing
+            else:
+                kept.append(child)
+        for child in kept:
+            child.parent = node
+        node.children = kept
+    out = []
+    for root in roots:
+        if root.message is None and len(root.children) <= 1:
+            for child in root.children:
+                child.parent = None
+            out.extend(root.children)
+        else:
+            out.append(root)
+    return out
+
+
+def _sort_children_first(node: Node) -> tuple[float, int]:
+    if node.message is None:
+        node.children.sort(key=_sort_key)
+    return _sort_key(node)
+
+
+def _subject_of(node: Node) -> Message:
+    return node.message if node.message is not None else node.children[0].message
+
+
+def _gather_by_subject(roots: list[Node]) -> list[Node]:
+    """Step 6: threads whose first messages share a base subject become one thread."""
+    table: dict[str, Node] = {}
+    for node in roots:  # 6A to 6C
+        subject = _subject_of(node).subject
+        if not subject:
+            continue
+        held = table.get(subject)
+        if held is None or (node.message is None and held.message is not None) or (
+                held.message is not None and held.message.reply and node.message is not None
+                and not node.message.reply):
+            table[subject] = node
+    replaced: dict[int, Node] = {}  # id of a root -> the dummy that took its place
+    for node in roots:  # 6D
+        subject = _subject_of(node).subject
+        held = table.get(subject) if subject else None
+        if held is None or held is node or node.parent is not None:
+            continue
+        if held.message is None and node.message is None:
+            for child in node.children:
+                child.parent = held
+            held.children.extend(node.children)
+            node.children = []
+        elif held.message is None:
+            _link(held, node)
+        elif node.message is not None and node.message.reply and not held.message.reply:
+            _link(held, node)
+        else:
+            dummy = Node()
+            _link(dummy, held)
+            _link(dummy, node)
+            table[subject] = dummy
+            replaced[id(held)] = dummy
+    out = []
+    for node in roots:
+        if id(node) in replaced:
+            out.append(replaced[id(node)])
+        elif node.parent is None and (node.message is not None or node.children):
+            out.append(node)
+    return out
+
+
+def _sort_tree(root: Node) -> None:
+    """Step 7: siblings in order of sent date, deepest first (a dummy sorts as its first child)."""
+    order: list[Node] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    for node in reversed(order):
+        if len(node.children) > 1:
+            node.children.sort(key=_sort_key)
+
+
+def render(roots: list[Node], number: Callable[[int], int]) -> bytes:
+    """The THREAD response's thread lists (RFC 5256 §4): ``(1 2 (3)(4 5))`` and so on.
+
+    A message with one child continues its list with the child; several children each
+    get a nested list. ``number`` maps a UID to what the client is to see.
+    """
+    out: list[bytes] = []
+    for root in roots:
+        out.append(b"(")
+        stack: list[Node | bytes] = [b")", root]  # nodes to write, and parentheses
+        spaced = False  # whether the next number needs a space before it
+        while stack:
+            item = stack.pop()
+            if isinstance(item, bytes):
+                out.append(item)
+                spaced = False
+                continue
+            if item.message is not None:
+                out.append(b"%s%d" % (b" " if spaced else b"", number(item.message.uid)))
+                spaced = True
+            children = item.children
+            if len(children) == 1:
+                stack.append(children[0])
+            elif children:
+                if spaced:
+                    out.append(b" ")
+                for child in reversed(children):
+                    stack.extend((b")", child, b"("))
+    return b"".join(out)

@@ -1,0 +1,88 @@
+"""Stopping the server: every session waiting for a command gets its protocol's goodbye,
+over plain and TLS connections, and a client arriving meanwhile is refused cleanly."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.protocol.imapconv import session
+
+ALICE = "alice@example.org"
+
+GOODBYES = {  # listener -> the last line the client reads before the connection ends
+    "imap": b"* BYE [UNAVAILABLE] Server shutting down\r\n",
+    "imaps": b"* BYE [UNAVAILABLE] Server shutting down\r\n",
+    "pop3": b"-ERR [SYS/TEMP] Server shutting down, try again later\r\n",
+    "pop3s": b"-ERR [SYS/TEMP] Server shutting down, try again later\r\n",
+    "smtp": b"421 4.3.2 Service shutting down, try again later\r\n",
+    "smtps": b"421 4.3.2 Service shutting down, try again later\r\n",
+}
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def greeted(server, listener: str) -> socket.socket:
+    sock = server.connect(listener)
+    if listener.endswith("s"):
+        sock = server.tls_context().wrap_socket(sock, server_hostname="mail.example.org")
+    assert sock.recv(4096)  # the greeting
+    return sock
+
+
+def rest_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def test_every_waiting_session_gets_its_goodbye_when_the_server_stops(make_server):
+    server = make_server()
+    clients = {listener: greeted(server, listener) for listener in GOODBYES}
+    imap_user = session(server, ALICE, "imaps")  # logged in, a mailbox selected
+    imap_user.transact("OK", "SELECT INBOX")
+    wait_for(lambda: all(conn.waiting_for_command for conn in server.ctx.registry.connections())
+             and server.ctx.registry.count() == len(GOODBYES) + 1, "every session to wait for a command")
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < server.config.server.shutdown_grace  # nobody waited for the grace
+    for listener, sock in clients.items():
+        assert rest_until_closed(sock).endswith(GOODBYES[listener]), listener
+    assert imap_user.line() == GOODBYES["imaps"].rstrip(b"\r\n")
+
+
+def test_a_client_arriving_during_shutdown_is_refused_without_an_error_in_the_log(make_server, caplog,
+                                                                                   monkeypatch):
+    crashes = []
+    monkeypatch.setattr(threading, "excepthook", crashes.append)
+    caplog.set_level(logging.INFO, logger="kotakpos")
+    server = make_server(server={"hostname": "mail.example.org", "listen": ["127.0.0.1"], "shutdown_grace": 3.0})
+    server.add_user(ALICE)
+    busy = greeted(server, "smtp")  # inside DATA: the stop waits for it up to the grace
+    for line in (b"EHLO client.test", b"MAIL FROM:<a@remote.test>", f"RCPT TO:<{ALICE}>".encode()):
+        busy.sendall(line + b"\r\n")
+        assert busy.recv(4096).startswith(b"250")
+    busy.sendall(b"DATA\r\n")
+    assert busy.recv(4096).startswith(b"354")
+    address = server.address("imap")
+    [listening] = next(l for l in server.server.connections.listeners if l.name == "imap").sockets
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    wait_for(lambda: listening.fileno() == -1, "the listeners to close")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address, timeout=5).recv(4096)
+    busy.close()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert crashes == []
+    assert "Bad file descriptor" not in caplog.text and "Traceback" not in caplog.text
