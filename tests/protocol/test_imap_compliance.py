@@ -229,6 +229,11 @@ def test_binary_append_keeps_the_bytes_of_a_binary_part(server):
     assert b"BINARY.SIZE[2] %d " % len(BINARY_PART) in line
     assert b"BINARY[2] ~{%d}\r\n%s " % (len(BINARY_PART), BINARY_PART) in line
     assert line.endswith(b"RFC822.SIZE %d)" % len(raw))
+    # the same in a MULTIAPPEND (RFC 3502), beside a message sent as a plain literal
+    conv.transact("OK", b"APPEND INBOX {%d+}\r\n%s ~{%d+}\r\n%s\r\n" % (len(raw), raw, len(raw), raw))
+    lines = conv.transact("OK", "FETCH 2:3 (BINARY.SIZE[2])")
+    assert lines[-2:] == [b"* 2 FETCH (BINARY.SIZE[2] %d)" % (len(BINARY_PART) + 2),  # bare LF and CR made CRLF
+                          b"* 3 FETCH (BINARY.SIZE[2] %d)" % len(BINARY_PART)]
 
 
 def test_binary_fetch_decodes_quoted_printable_as_rfc_2045_says(server):
