@@ -396,8 +396,8 @@ class Database:
     def snapshot(self):
         """Make every read of this thread inside the block see one and the same moment.
 
-        For a command that reads in several steps (IMAP FETCH: rows, then bodies batch by
-        batch) and must not find a message gone halfway. Writes are not affected.
+        For a command that reads in several steps (IMAP FETCH: rows, then parsed forms and
+        bodies) and must not find a message gone halfway. Writes are not affected.
         """
         if getattr(self._pinned, "conn", None) is not None:
             yield

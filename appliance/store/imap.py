@@ -137,8 +137,9 @@ class ImapMixin:
     def snapshot(self):
         """A ``with`` block in which every read of this thread sees the same moment.
 
-        IMAP FETCH reads its rows, then its bodies batch by batch: a message expunged by
-        another session meanwhile is still there for it (RFC 2180 §4.1.1).
+        IMAP FETCH reads its rows, then their parsed forms and bodies: a message expunged
+        by another session meanwhile is still there for it (RFC 2180 §4.1.1). Answers of
+        ``changes`` read inside one are the caller's alone (``ChangeCache.get``).
         """
         return self.db.snapshot()
 
