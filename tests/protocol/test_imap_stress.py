@@ -1,8 +1,9 @@
 """Many clients on the same mailboxes at once, as Dovecot's imaptest runs them.
 
 Each client picks commands at random (SELECT, EXAMINE, FETCH, STORE, SEARCH, EXPUNGE,
-APPEND, COPY, MOVE, CLOSE, UNSELECT, NOOP, some with CONDSTORE) on two mailboxes that all of them share, and checks every
-response against what it was told before (``MailboxView``): the server must never
+APPEND, COPY, MOVE, CLOSE, UNSELECT, NOOP, some with CONDSTORE; some clients speak
+IMAP4rev2) on two mailboxes that all of them share, and checks every response against
+what it was told before (``MailboxView``): the server must never
 contradict itself, never fail a command, and never log a traceback. A few seconds
 here; ``-m slow`` runs ten clients for a minute.
 """
@@ -32,6 +33,9 @@ class StressClient:
         self.conv = Conversation.open(server)
         self.conv.login(ADDRESS)
         self.random = random.Random(seed)
+        self.rev2 = seed % 3 == 2  # every third client speaks IMAP4rev2 (RFC 9051): no RECENT, ESEARCH
+        if self.rev2:
+            self.conv.transact("OK", "ENABLE IMAP4rev2")
         self.view = MailboxView()
         self.selected = False
         self.read_only = False  # the mailbox was EXAMINEd: changes are refused READ-ONLY
@@ -109,6 +113,8 @@ class StressClient:
             self.view.selecting()
         for line in untagged:
             self.view.feed(line)
+            if self.rev2 and line.endswith(b" RECENT"):
+                self.failures.append(f"RECENT to an IMAP4rev2 client: {line!r}")  # RFC 9051 has no RECENT
             if command.startswith((b"FETCH", b"STORE", b"SEARCH")) and line.endswith(b" EXPUNGE"):
                 # RFC 3501 §7.4.1: sequence numbers may not shift under these
                 self.failures.append(f"EXPUNGE during {command[:20]!r}")
