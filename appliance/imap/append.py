@@ -41,15 +41,15 @@ def append(session, cmd) -> None:
         if not raw:
             raise UserError("Empty message")
         flags = [f for f in message.flags if f != "\\Recent"]
-        items.append((raw, flags, message.date.timestamp() if message.date else None))
+        items.append((raw, flags, message.date.timestamp() if message.date else None, message.binary))
     if len(items) == 1:
-        raw, flags, when = items[0]
-        uidvalidity, uid = session.store.append(session.user.id, mailbox.id, raw, flags, when)
+        raw, flags, when, binary = items[0]
+        uidvalidity, uid = session.store.append(session.user.id, mailbox.id, raw, flags, when, binary)
         uids = [uid]
     else:
         # RFC 3502 §6.3.11: one transaction, so that either every message is added or none
         uidvalidity = mailbox.uidvalidity
-        incoming = [Incoming(raw, frozenset(flags), when or time.time()) for raw, flags, when in items]
+        incoming = [Incoming(raw, frozenset(flags), when or time.time(), binary) for raw, flags, when, binary in items]
         uids = session.store.append_many(session.user.id, mailbox.id, incoming)
     # RFC 4315 §3 with RFC 3502: one APPENDUID with the UIDs of all the messages, in order
     session.ok(cmd, "APPEND completed", f"APPENDUID {uidvalidity} {replies.sequence_set(uids).decode()}")

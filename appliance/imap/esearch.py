@@ -36,12 +36,24 @@ def saved_uids(returns: frozenset[str], uids: list[int], partial: tuple[int, int
     return uids
 
 
+def result_modseq(returns, hits: list) -> int:
+    """RFC 7162 §3.1.5 (RFC 4731 §3.2): the MODSEQ of an ESEARCH is that of the messages returned.
+
+    MIN or MAX alone returns one message; both, two; anything else all of ``hits`` (rows
+    with a ``modseq``, in UID order).
+    """
+    if returns and set(returns) <= {"MIN", "MAX"}:
+        shown = ([hits[0]] if "MIN" in returns else []) + ([hits[-1]] if "MAX" in returns else [])
+        return max(r.modseq for r in shown)
+    return max(r.modseq for r in hits)
+
+
 def esearch_line(tag: bytes, uid: bool, numbers: list[int], returns: frozenset[str],
                  partial: tuple[int, int] | None, modseq: int | None) -> bytes:
     """``* ESEARCH (TAG "t") [UID] ...`` with the asked-for results (RFC 4731 §3.1, RFC 9394 §3.1).
 
-    ``numbers`` ascending; ``modseq`` the highest mod-sequence of the hits when the
-    search used MODSEQ (RFC 7162 §3.1.5), else None.
+    ``numbers`` ascending; ``modseq`` the ``result_modseq`` of the hits when the search
+    used MODSEQ (RFC 7162 §3.1.5), else None.
     """
     line = b"* ESEARCH (TAG " + replies.quote(tag) + b")"
     if uid:

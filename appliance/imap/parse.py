@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from appliance.imap import utf7
-from appliance.imap.errors import CommandSyntaxError
+from appliance.imap.errors import CommandSyntaxError, UserError
 
 MAX_NZ = 2**32 - 1  # RFC 3501 §9: nz-number fits 32 bits
 MAX_MODSEQ = 2**63 - 1  # RFC 7162 §7: mod-sequence-value
@@ -344,12 +344,14 @@ def _decode_name(raw: bytes, utf8: bool) -> str:
     if utf8:
         try:
             return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError as exc:  # RFC 9755 §3: the grammar itself asks for UTF-8
             raise CommandSyntaxError("mailbox name is not valid UTF-8") from exc
+    # any astring is a mailbox by the grammar: one that is not modified UTF-7 names a
+    # mailbox that cannot exist, answered NO (as Dovecot does), not a syntax error
     try:
         return utf7.decode(raw)
     except utf7.Utf7Error as exc:
-        raise CommandSyntaxError("mailbox name is not valid modified UTF-7") from exc
+        raise UserError("Mailbox name is not valid modified UTF-7") from exc
 
 
 def _mailbox_name(name: str) -> str:
@@ -365,13 +367,16 @@ class InvalidCommand:
     """A command that could not be parsed; the session answers it BAD (pymap style).
 
     ``verb`` is set when the verb was read, so the session can still apply its
-    state gate; ``unknown`` says the verb itself is not one we know.
+    state gate; ``unknown`` says the verb itself is not one we know; ``refused``
+    says the grammar was kept but an argument names nothing that can exist (a
+    mailbox name that does not decode): answered NO.
     """
 
     tag: bytes | None
     verb: str | None
     reason: str
     unknown: bool = False
+    refused: bool = False
 
 
 def split_tag(data: bytes) -> bytes | None:
@@ -413,3 +418,5 @@ def parse_command(data: bytes, utf8_names: bool = False):
         return command
     except CommandSyntaxError as exc:
         return InvalidCommand(tag, verb, exc.text)
+    except UserError as exc:
+        return InvalidCommand(tag, verb, exc.text, refused=True)

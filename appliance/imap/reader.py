@@ -15,6 +15,7 @@ import re
 from appliance.imap import replies
 from appliance.imap.errors import CommandTooLong, LiteralTooBig
 from appliance.imap.parse import split_tag
+from appliance.net.conn import LineTooLong
 
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}\r?\n\Z")
 
@@ -30,8 +31,9 @@ class CommandReader:
     def read(self, literal_limit: int) -> bytes:
         """Return the next command's bytes (CRLF-terminated, literals inlined).
 
-        Raises LiteralTooBig, CommandTooLong, or the Connection's own errors
-        (LineTooLong, ConnectionClosed, IdleTimeout).
+        Raises LiteralTooBig, CommandTooLong (a line too long included: its tag is
+        taken from its start), or the Connection's own errors (ConnectionClosed,
+        IdleTimeout).
         """
         parts: list[bytes] = []
         text_size = 0
@@ -39,8 +41,11 @@ class CommandReader:
         tag = None
         while True:
             # Only the first line is "between commands", where shutdown may end us.
-            line = (self.conn.read_line(self.line_limit) if parts
-                    else self.conn.read_command_line(self.line_limit))
+            try:
+                line = (self.conn.read_line(self.line_limit) if parts
+                        else self.conn.read_command_line(self.line_limit))
+            except LineTooLong as exc:
+                raise CommandTooLong(tag if parts else split_tag(exc.head)) from exc
             if tag is None:
                 tag = split_tag(line)
             parts.append(line)

@@ -62,7 +62,8 @@ LEGAL: dict[State, frozenset[str]] = {
     | _verbs(sorting_cmds),
 }
 
-LINE_LIMIT = 65536  # one line of a command; mbsync sends long UID sets
+LINE_LIMIT = 65536  # one line of a command before login
+AUTHED_LINE_LIMIT = 256 << 10  # after login: UID sets of big mailboxes (mbsync) make long lines
 COMMAND_LIMIT = 1 << 20  # all lines of one command, literals excluded
 PRELOGIN_LITERAL_LIMIT = 4096  # before login only LOGIN needs a literal
 MAX_UID = 2**32 - 1
@@ -127,7 +128,7 @@ class ImapSession(SortCommands):
         self.state = State.NOT_AUTHENTICATED
         self.user = None  # store User, set by LOGIN/AUTHENTICATE
         self.events = None  # store Subscription for this user's mailboxes, opened at login
-        self._info_memo = (None, None)  # (blob id, its MIME tree) of the message a FETCH last cut into
+        self._infos: dict = {}  # blob id -> MIME tree, for the batch of messages a FETCH cuts sections from
         self.enabled: set[str] = set()  # ENABLEd extensions (CONDSTORE, QRESYNC, UTF8=ACCEPT)
         self.condstore = False  # CONDSTORE in use: FETCH responses carry MODSEQ
         self.errors = 0  # bad commands in a row
@@ -174,14 +175,15 @@ class ImapSession(SortCommands):
                 return False
         try:
             data = self.reader.read(self._literal_limit())
-        except LineTooLong:
-            self.send(replies.BAD_LINE_TOO_LONG)
-            return self._count_error()
         except CommandTooLong as exc:
+            if exc.tag is None:
+                # no tag to answer with: a client waiting for one would wait for ever
+                self.send(replies.BYE_LINE_TOO_LONG)
+                return False
             self.send(replies.bad(exc.tag, "Command too long"))
             return self._count_error()
         except LiteralTooBig as exc:
-            if exc.synchronising:
+            if exc.synchronising and exc.tag is not None:
                 # RFC 7888 §4: refusing before "+" means the client will not send it
                 self.send(replies.no(exc.tag, "Literal too big", "TOOBIG"))
                 return self._count_error()
@@ -198,6 +200,9 @@ class ImapSession(SortCommands):
         verb = command.verb
         if verb in self._handlers and verb not in LEGAL[self.state]:
             self.send(replies.no(tag, f"{verb} is not allowed in the {self.state.value} state"))
+            return True
+        if isinstance(command, InvalidCommand) and command.refused:
+            self.send(replies.no(tag, command.reason))
             return True
         if isinstance(command, InvalidCommand):
             self.send(replies.bad(tag, "Unknown command" if command.unknown else f"Syntax error: {command.reason}"))
@@ -368,6 +373,7 @@ class ImapSession(SortCommands):
         self.conn.info.user = user.address
         self.conn.timeout = self.ctx.config.imap.idle_timeout
         self.events = self.store.subscribe(user.id)
+        self.reader.line_limit = AUTHED_LINE_LIMIT
         self._set_state(State.AUTHENTICATED)
         self.send(replies.ok(cmd.tag, "Logged in", self._capability_code()))
 
@@ -401,7 +407,13 @@ class ImapSession(SortCommands):
             raise UserError(f"No mailbox {cmd.mailbox}", "NONEXISTENT")
         uids = snapshot.uids
         status_modseq = snapshot.highest_modseq
-        recent = set() if cmd.READ_ONLY or not uids else self.store.claim_recent_upto(mailbox.id, uids[-1])
+        if not uids:
+            recent = set()
+        elif cmd.READ_ONLY:
+            # RFC 3501 §6.3.2: EXAMINE answers as SELECT would, but takes no \Recent away
+            recent = self.store.recent_uids(mailbox.id, 1, uids[-1])
+        else:
+            recent = self.store.claim_recent_upto(mailbox.id, uids[-1])
         sel = Selection(mailbox.id, mailbox.name, mailbox.uidvalidity, cmd.READ_ONLY,
                         uids, snapshot.flags, recent, status_modseq)
         self._announce_keywords(sel, set(snapshot.flags.values()), always=True)
@@ -530,16 +542,19 @@ class ImapSession(SortCommands):
                 return False
             return True
 
+        def pattern_matches(name: str) -> bool:
+            return any(p.fullmatch(name) for p in patterns)
+
         for name in sorted(names, key=lambda n: (n != "INBOX", n)):
-            if not any(p.fullmatch(name) for p in patterns):
+            if not pattern_matches(name):
                 continue
-            childinfo = False
-            if not selected_by_options(name):
-                # RFC 5258 §3.5: RECURSIVEMATCH also lists parents of matching children
-                prefix = name + "/"
-                if not (recursive and any(n.startswith(prefix) and selected_by_options(n) for n in names)):
-                    continue
-                childinfo = True
+            # RFC 5258 §3.5: RECURSIVEMATCH also lists parents of children that meet the
+            # selection options; §4: CHILDINFO only for a child not listed itself
+            prefix = name + "/"
+            childinfo = recursive and any(n.startswith(prefix) and selected_by_options(n) and not pattern_matches(n)
+                                          for n in names)
+            if not (selected_by_options(name) or childinfo):
+                continue
             attrs = []
             mailbox = mailboxes.get(name)
             if mailbox is None:
@@ -563,10 +578,23 @@ class ImapSession(SortCommands):
         subscribed = self.store.subscriptions(self.user.id)
         existing = {m.name for m in self.store.list_mailboxes(self.user.id)}
         pattern = ListPattern(cmd.reference, cmd.pattern)
-        for name in sorted(subscribed):
+        listed = {}  # name -> selectable
+        for name in subscribed:
             if pattern.fullmatch(name):
-                attrs = Atom(b"()") if name in existing else Atom(b"(\\Noselect)")
-                self.send(b"* LSUB " + attrs + b' "/" ' + replies.mailbox_name(name, self.utf8) + b"\r\n")
+                listed[name] = name in existing
+                continue
+            # RFC 3501 §6.3.9: with "%", a parent that is not subscribed itself is listed
+            # \Noselect for its subscribed children
+            levels = name.split("/")
+            for depth in range(len(levels) - 1, 0, -1):
+                parent = "/".join(levels[:depth])
+                if pattern.fullmatch(parent):
+                    if parent not in subscribed:
+                        listed[parent] = False
+                    break
+        for name in sorted(listed):
+            attrs = Atom(b"()") if listed[name] else Atom(b"(\\Noselect)")
+            self.send(b"* LSUB " + attrs + b' "/" ' + replies.mailbox_name(name, self.utf8) + b"\r\n")
         self.ok(cmd, "LSUB completed")
 
     def _send_status(self, mailbox, items) -> None:
@@ -580,7 +608,10 @@ class ImapSession(SortCommands):
         self.send(replies.data(Atom(b"STATUS"), Atom(replies.mailbox_name(mailbox.name, self.utf8)), pairs))
 
     def cmd_STATUS(self, cmd) -> None:
-        self._send_status(self._mailbox(cmd.mailbox), cmd.items)
+        mailbox = self._mailbox(cmd.mailbox)
+        if "HIGHESTMODSEQ" in cmd.items:
+            self._use_condstore()  # RFC 7162 §3.1: asking for it enables CONDSTORE
+        self._send_status(mailbox, cmd.items)
         self.ok(cmd, "STATUS completed")
 
     def cmd_APPEND(self, cmd) -> None:
@@ -691,6 +722,12 @@ class ImapSession(SortCommands):
         self.store.expunge(sel.mailbox_id, self._resolve(cmd.uids, uid=True))
         self.ok(cmd, "UID EXPUNGE completed")
 
+    def _use_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 §3.1): the first one tells where the mailbox stands."""
+        if not self.condstore and self.selected is not None:
+            self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {self.selected.modseq}"))
+        self.condstore = True
+
     def _resolve(self, messages: SequenceSet, uid: bool) -> list[int]:
         """The UIDs a sequence set names, in ascending order.
 
@@ -733,57 +770,86 @@ class ImapSession(SortCommands):
         sel = self.selected
         uids = self._resolve(cmd.messages, cmd.UID)
         atts = list(cmd.atts)
+        if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
+            self._use_condstore()
+        if cmd.changedsince is not None and cmd.vanished:
+            # "*" reaches past the last live UID here: expunged UIDs may be above it
+            gone = [u for u in self._changes_since(cmd.changedsince).vanished if cmd.messages.contains(u, MAX_UID)]
+            if gone:
+                self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
+        self._fetch(sel, cmd, uids, atts)
+        self.ok(cmd, "FETCH completed")
+
+    def _fetch(self, sel: Selection, cmd, uids: list[int], atts: list) -> None:
+        """Send the FETCH responses.
+
+        RFC 2180 §4.1.1: rows, parsed forms and the first batch of bodies (all of them in
+        almost every FETCH) are read in one snapshot, so a message another session expunges
+        meanwhile is still answered in full. Later batches, read once the earlier ones are
+        sent (no snapshot is held while a client reads), may find a message gone: it is
+        left out, as one expunged before the FETCH began is, and the next NOOP tells of it.
+        """
         names = {a.name for a in atts}
-        if cmd.changedsince is not None or "MODSEQ" in names:
-            self.condstore = True
         needs_forms = any(a.name in _PRE_RENDERED and a.section is None for a in atts)
-        if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
-            every, forms = self.store.messages_with_forms(sel.mailbox_id)
-            wanted = set(uids)
-            rows = {r.uid: r for r in every if r.uid in wanted}
-        else:
-            rows = {r.uid: r for r in self._rows(uids)}
-            forms = {}
-        uids = [u for u in uids if u in rows]
-        if cmd.changedsince is not None:
-            uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
-            if cmd.vanished:
-                # "*" reaches past the last live UID here: expunged UIDs may be above it
-                gone = [u for u in self._changes_since(cmd.changedsince).vanished
-                        if cmd.messages.contains(u, MAX_UID)]
-                if gone:
-                    self.send(b"* VANISHED (EARLIER) " + replies.sequence_set(gone) + b"\r\n")
-        if cmd.partial is not None:
-            # RFC 9394 §4: the page of the messages the set (and CHANGEDSINCE) names, counted in UID order
-            uids = esearch.partial_slice(uids, cmd.partial)
-        # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
-        if not sel.read_only and any(a.sets_seen for a in atts):
-            unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
-            if unseen:
-                changed, _ = self.store.store_flags(sel.mailbox_id, unseen, "add", ["\\Seen"])
-                for row in changed:
-                    rows[row.uid] = row
-                if "FLAGS" not in names:
-                    atts.append(_FLAGS_ATT)
+        needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
+        needs_info = any(_needs_structure(a) for a in atts)
+        with self.store.snapshot():
+            if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
+                every, forms = self.store.messages_with_forms(sel.mailbox_id)
+                wanted = set(uids)
+                rows = {r.uid: r for r in every if r.uid in wanted}
+            else:
+                rows = {r.uid: r for r in self._rows(uids)}
+                forms = {}
+            uids = [u for u in uids if u in rows]
+            if cmd.changedsince is not None:
+                uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
+            if cmd.partial is not None:
+                # RFC 9394 §4: the page of the messages the set (and CHANGEDSINCE) names, counted in UID order
+                uids = esearch.partial_slice(uids, cmd.partial)
+            # RFC 3501 §6.4.5: fetching a body section sets \Seen (not in EXAMINE)
+            if not sel.read_only and any(a.sets_seen for a in atts):
+                unseen = [u for u in uids if "\\Seen" not in rows[u].flags]
+                if unseen:
+                    changed, _ = self.store.store_flags(sel.mailbox_id, unseen, "add", ["\\Seen"])
+                    for row in changed:
+                        rows[row.uid] = row
+                    if "FLAGS" not in names:
+                        atts.append(_FLAGS_ATT)
+            if needs_forms and not forms:
+                forms = self.store.get_imap_forms(rows[u].blob_id for u in uids)
+            batches = list(_batches(uids, rows, RAW_BATCH_BYTES if needs_raw else None))
+            if needs_raw and batches:
+                bodies = self._bodies([rows[u].blob_id for u in batches[0]], needs_info)
         if cmd.UID and "UID" not in names:
             atts.insert(0, _UID_ATT)
         if self.condstore and "MODSEQ" not in names and cmd.changedsince is not None:
             atts.append(_MODSEQ_ATT)
-        if needs_forms and not forms:
-            forms = self.store.get_imap_forms(rows[u].blob_id for u in uids)
-        needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
         renderers = self._item_renderers(atts)
         seq_of, told, send = sel.seq_of, sel.flags, self.send
-        for batch in _batches(uids, rows, RAW_BATCH_BYTES if needs_raw else None):
-            raws = self.store.get_raws(rows[u].blob_id for u in batch) if needs_raw else {}
+        raws = {}
+        for number, batch in enumerate(batches):
+            if needs_raw:
+                raws, self._infos = bodies if number == 0 else self._bodies([rows[u].blob_id for u in batch], needs_info)
             for uid in batch:
                 row = rows[uid]
-                row_forms, raw = forms.get(row.blob_id), raws.get(row.blob_id)
-                items = b" ".join([render(row, row_forms, raw) for render in renderers])
+                raw = raws.get(row.blob_id)
+                if needs_raw and raw is None:
+                    continue
+                items = b" ".join([render(row, forms.get(row.blob_id), raw) for render in renderers])
                 send(b"* %d FETCH (%b)\r\n" % (seq_of(uid), items))
                 told[uid] = row.flags
             self.conn.flush()  # keep memory flat on a FETCH 1:* of a big mailbox
-        self.ok(cmd, "FETCH completed")
+        self._infos = {}
+
+    def _bodies(self, blob_ids: list[int], with_info: bool) -> tuple[dict, dict]:
+        """The bytes of these blobs and, when sections are cut out of them, their MIME trees."""
+        with self.store.snapshot():
+            raws = self.store.get_raws(blob_ids)
+            if not with_info:
+                return raws, {}
+            parsed = self.store.get_parsed(blob_ids)
+        return raws, {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
 
     cmd_UID_FETCH = cmd_FETCH
 
@@ -821,12 +887,11 @@ class ImapSession(SortCommands):
         return out
 
     def _section_item(self, att, row, forms, raw: bytes) -> bytes:
+        # the MIME tree is only needed to cut a part out: FETCH reads it with the bodies,
+        # other senders of FETCH responses (NOTIFY) one message at a time
         info = None
         if _needs_structure(att):
-            # the MIME tree is only needed to cut a part out, and read once per message
-            if self._info_memo[0] != row.blob_id:
-                self._info_memo = (row.blob_id, self.store.get_info(row.blob_id))
-            info = self._info_memo[1]
+            info = self._infos.get(row.blob_id) or self.store.get_info(row.blob_id)
         return att.response_key() + b" " + self._section_value(att, raw, info)
 
     def _section_value(self, att, raw: bytes, info) -> bytes:
@@ -878,7 +943,7 @@ class ImapSession(SortCommands):
         sel = self._writable()
         uids = self._resolve(cmd.messages, cmd.UID)
         if cmd.unchangedsince is not None:
-            self.condstore = True
+            self._use_condstore()
         mode = {"": "set", "+": "add", "-": "remove"}[cmd.mode]
         changed, refused = self.store.store_flags(sel.mailbox_id, uids, mode, cmd.flags, cmd.unchangedsince)
         self._announce_keywords(sel, [row.flags for row in changed])
@@ -929,8 +994,7 @@ class ImapSession(SortCommands):
         sel = self._writable()
         uids = self._resolve(cmd.messages, cmd.UID)
         target = self._target(cmd.mailbox)
-        if target.id == sel.mailbox_id:
-            raise UserError("Source and target are the same mailbox", "CANNOT")
+        # into the selected mailbox itself too: new UIDs, the old ones expunged (as Dovecot does)
         pairs = self.store.move(sel.mailbox_id, uids, target.id)
         # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
         code = _copyuid(target.uidvalidity, pairs)
@@ -961,21 +1025,20 @@ class ImapSession(SortCommands):
             self._check_new_context(cmd.tag)
         with_modseq = uses_modseq(program.criteria)
         if with_modseq:
-            self.condstore = True
+            self._use_condstore()
         hits = self.search_rows(program.criteria, previously_saved)
         numbers = [r.uid if cmd.UID else sel.seq_of(r.uid) for r in hits]
-        top_modseq = max((r.modseq for r in hits), default=0)
         if returns is None:
             line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
             if with_modseq and hits:
-                line += b" (MODSEQ %d)" % top_modseq
+                line += b" (MODSEQ %d)" % max(r.modseq for r in hits)
             self.send(line + b"\r\n")
         else:
             if saving:
                 sel.saved = esearch.saved_uids(returns, [r.uid for r in hits], program.partial)
             if returns != {"SAVE"}:  # RFC 5182 §2.1: SAVE alone answers no ESEARCH
-                self.send(esearch.esearch_line(cmd.tag, cmd.UID, numbers, returns, program.partial,
-                                               top_modseq if with_modseq else None))
+                modseq = esearch.result_modseq(returns, hits) if with_modseq and hits else None
+                self.send(esearch.esearch_line(cmd.tag, cmd.UID, numbers, returns, program.partial, modseq))
             if "UPDATE" in returns:
                 self.start_search_context(cmd, program.criteria, [r.uid for r in hits])
         self.ok(cmd, "SEARCH completed")
@@ -997,11 +1060,12 @@ class ImapSession(SortCommands):
         for key in criteria.keys:
             if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
                 live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
-        rows = self._rows(live)
         infos = {}
-        if needs_headers(criteria) and rows:
-            parsed = self.store.get_parsed(r.blob_id for r in rows)
-            infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
+        with self.store.snapshot():  # no message vanishes between its row and its headers
+            rows = self._rows(live)
+            if needs_headers(criteria) and rows:
+                parsed = self.store.get_parsed(r.blob_id for r in rows)
+                infos = {blob_id: mime.MessageInfo.from_json(p.info_json) for blob_id, p in parsed.items()}
         hits = []
         for row in rows:
             candidate = Candidate(sel.seq_of(row.uid), row.uid, row.flags, row.size, row.internaldate,
@@ -1088,7 +1152,9 @@ class ImapSession(SortCommands):
                 sel.flags[row.uid] = row.flags
             sel.renumbered()
             self.send(b"* %d EXISTS\r\n" % len(sel.uids))
-            if not sel.read_only:
+            if sel.read_only:
+                sel.recent |= self.store.recent_uids(sel.mailbox_id, new_rows[0].uid, sel.uids[-1])
+            else:
                 # an idler hears of new mail before a \Recent claim's write, not after it
                 flush_first = self.conn.flush if push else None
                 sel.recent |= self.store.claim_recent_upto(sel.mailbox_id, sel.uids[-1], flush_first)

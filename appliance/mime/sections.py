@@ -127,8 +127,23 @@ def transfer_decode(body: bytes, encoding: str) -> bytes:
     if encoding == "base64":
         return _base64(body)
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(body)
+        return _quoted_printable(body)
     raise UnknownEncoding(encoding)
+
+
+def _quoted_printable(body: bytes) -> bytes:
+    """RFC 2045 §6.7: whitespace at the end of a line was added in transport and goes (rule 3);
+    a line ending in "=" (after that) is a soft line break and joins the next (rule 5)."""
+    out = []
+    for line in body.splitlines(keepends=True):
+        text = line.rstrip(b"\r\n")
+        ending = line[len(text):]
+        text = text.rstrip(b" \t")
+        if text.endswith(b"="):
+            out.append(binascii.a2b_qp(text[:-1]))
+        else:
+            out.append(binascii.a2b_qp(text) + ending)
+    return b"".join(out)
 
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

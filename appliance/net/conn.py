@@ -31,7 +31,16 @@ class IdleTimeout(Exception):
 
 
 class LineTooLong(Exception):
-    """A line passed the caller's limit; the rest of it has been read and dropped."""
+    """A line passed the caller's limit; the rest of it has been read and dropped.
+
+    ``head`` keeps the line's first bytes: an IMAP tag stands there, and the answer needs it.
+    """
+
+    HEAD = 256
+
+    def __init__(self, head: bytes = b"") -> None:
+        super().__init__("line too long")
+        self.head = head
 
 
 class Connection:
@@ -125,15 +134,17 @@ class Connection:
             end = self._buf.find(b"\n", scanned)
             if end >= 0:
                 if end + 1 > limit:
+                    head = bytes(self._buf[:LineTooLong.HEAD])
                     del self._buf[:end + 1]
-                    raise LineTooLong()
+                    raise LineTooLong(head)
                 line = bytes(self._buf[:end + 1])
                 del self._buf[:end + 1]
                 return line
             if len(self._buf) > limit:
+                head = bytes(self._buf[:LineTooLong.HEAD])
                 self._buf.clear()
                 self._discard_rest_of_line()
-                raise LineTooLong()
+                raise LineTooLong(head)
             scanned = len(self._buf)
             self._fill()
 

@@ -147,6 +147,7 @@ class Database:
         self._reader_count = 0
         self._reader_lock = threading.Lock()
         self._all_readers: list[sqlite3.Connection] = []
+        self._pinned = threading.local()  # .conn: this thread's reader while a snapshot() block runs
         self.commits = 0  # how many fsyncing commits the writer made (for benchmarks and tests)
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
@@ -356,7 +357,14 @@ class Database:
 
     @contextmanager
     def reader(self):
-        """A read connection from the pool; each ``with`` block sees one consistent snapshot."""
+        """A read connection from the pool; each ``with`` block sees one consistent snapshot.
+
+        Inside a ``snapshot()`` block the thread's pinned connection is handed out instead.
+        """
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
@@ -378,6 +386,28 @@ class Database:
                 conn.execute("COMMIT")
         finally:
             self._readers.put(conn)
+
+    @property
+    def pinned(self) -> bool:
+        """True inside a snapshot() block of this thread."""
+        return getattr(self._pinned, "conn", None) is not None
+
+    @contextmanager
+    def snapshot(self):
+        """Make every read of this thread inside the block see one and the same moment.
+
+        For a command that reads in several steps (IMAP FETCH: rows, then parsed forms and
+        bodies) and must not find a message gone halfway. Writes are not affected.
+        """
+        if getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        with self.reader() as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
 
     def close(self) -> None:
         """Finish queued writes, then close every connection."""

@@ -37,8 +37,14 @@ class ChangeCache:
         # changes and its id is never reused, so these stay true; emptied past max_rows
         self.thread_keys: dict[int, tuple] = {}
 
-    def get(self, mailbox_id: int, key, read: Callable):
-        """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it."""
+    def get(self, mailbox_id: int, key, read: Callable, shareable: bool = True):
+        """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it.
+
+        ``shareable`` False: the caller reads inside an older snapshot, so its answer may
+        predate a forget() it would be filed under; it is read alone and not kept.
+        """
+        if not shareable:
+            return read()
         with self._lock:
             answers = self._answers.get(mailbox_id)
             if answers is not None and key in answers:
@@ -103,7 +109,7 @@ class ImapMixin:
     def mailbox_snapshot(self, mailbox_id: int) -> MailboxSnapshot | None:
         """Every message's UID and flags, in UID order: what SELECT starts from (the caller's own
         copy), with the mailbox's modseq and UIDNEXT read in the same moment. None when it is gone."""
-        shared = self.changes.get(mailbox_id, SNAPSHOT, lambda: self._read_snapshot(mailbox_id))
+        shared = self.changes.get(mailbox_id, SNAPSHOT, lambda: self._read_snapshot(mailbox_id), not self.db.pinned)
         if shared is None:
             return None
         return MailboxSnapshot(list(shared.uids), dict(shared.flags), shared.highest_modseq, shared.uidnext)
@@ -126,7 +132,16 @@ class ImapMixin:
 
     def mailbox_changes(self, mailbox_id: int, since: int) -> MailboxChanges | None:
         """RFC 7162's view of a mailbox after modseq ``since``: None when the mailbox is gone."""
-        return self.changes.get(mailbox_id, since, lambda: self._read_changes(mailbox_id, since))
+        return self.changes.get(mailbox_id, since, lambda: self._read_changes(mailbox_id, since), not self.db.pinned)
+
+    def snapshot(self):
+        """A ``with`` block in which every read of this thread sees the same moment.
+
+        IMAP FETCH reads its rows, then their parsed forms and bodies: a message expunged
+        by another session meanwhile is still there for it (RFC 2180 §4.1.1). Answers of
+        ``changes`` read inside one are the caller's alone (``ChangeCache.get``).
+        """
+        return self.db.snapshot()
 
     def _read_changes(self, mailbox_id: int, since: int) -> MailboxChanges | None:
         with self.db.reader() as conn:  # one snapshot: the horizon and the rows agree
@@ -145,16 +160,16 @@ class ImapMixin:
         The hundred idlers told of one new message would each make a write to learn that
         the first of them took its \\Recent; once a claim covering a UID has begun, later
         sessions skip the write, even while that claim still waits for the writer. (A
-        claim takes every \\Recent message there is when it runs, and it runs after the
-        commit that made its session know ``highest_uid``; UIDs only grow, so nothing at
-        or below it can be \\Recent again.) ``before_write`` runs only when the claim
+        claim takes every \\Recent message up to its UID, and it runs after the commit
+        that made its session know ``highest_uid``; UIDs only grow, so nothing at or below
+        it can be \\Recent again.) ``before_write`` runs only when the claim
         must write: IDLE flushes its news first then, not otherwise.
         """
         if not self.changes.start_recent_claim(mailbox_id, highest_uid):
             return set()
         if before_write is not None:
             before_write()
-        return self.claim_recent(mailbox_id)
+        return self.claim_recent(mailbox_id, highest_uid)
 
     def messages_with_forms(self, mailbox_id: int) -> tuple[list[MessageRow], dict[int, tuple[bytes, bytes, bytes]]]:
         """Every message in UID order, and each blob's stored (ENVELOPE, BODY, BODYSTRUCTURE).

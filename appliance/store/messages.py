@@ -44,18 +44,21 @@ class _Prepared:
     sort_row: tuple  # its sort_keys row without the blob id (IMAP SORT and THREAD)
 
 
-def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None) -> _Prepared:
+def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None, binary: bool = False) -> _Prepared:
     """Hash and analyse a message for storage.
 
     ``known`` is (a message, its analysis) of which ``raw`` may be a copy with trace or
     filter headers prepended (what the MDA hands over): then the analysis is shifted,
-    not redone, so a message is parsed once on its way in.
+    not redone, so a message is parsed once on its way in. ``binary``: the message came
+    as an IMAP binary literal (RFC 3516 §4.3) and is kept byte for byte, bare CRs and
+    LFs of its binary parts included.
     """
-    raw = mime.normalize_crlf(raw)
+    if not binary:
+        raw = mime.normalize_crlf(raw)
     info = None
     if known is not None and raw.endswith(known[0]):
         info = mime.prepend_header(known[1], raw[:len(raw) - len(known[0])])
-    info = info or mime.analyze(raw, crlf=True)
+    info = info or mime.analyze(raw, crlf=not binary)
     return _Prepared(raw, hashlib.sha256(raw).digest(), info, info.to_json(),
                      sort_key_row(0, sort_keys(raw))[1:])
 
@@ -130,12 +133,13 @@ class MessagesMixin:
         return results
 
     def append(self, user_id: int, mailbox_id: int, raw: bytes, flags: Iterable[str] = (),
-               internaldate: float | None = None) -> tuple[int, int]:
+               internaldate: float | None = None, binary: bool = False) -> tuple[int, int]:
         """RFC 3501 §6.3.11: add a message to a mailbox; returns (uidvalidity, uid) once durable.
 
-        Raises QuotaExceeded when the user's quota would be passed, NotFound for a gone mailbox.
+        ``binary``: see ``prepare``. Raises QuotaExceeded when the user's quota would be
+        passed, NotFound for a gone mailbox.
         """
-        prepared = prepare(raw)
+        prepared = prepare(raw, binary=binary)
         when = internaldate or time.time()
         user = self.get_user_by_id(user_id)
         if user and user.quota and self.usage(user_id) + len(prepared.raw) > user.quota:
@@ -220,15 +224,25 @@ class MessagesMixin:
 
         return self.db.write(job)
 
-    def claim_recent(self, mailbox_id: int) -> set[int]:
-        """The UIDs that are \\Recent for the session selecting now; no later session sees them so."""
+    def claim_recent(self, mailbox_id: int, highest_uid: int) -> set[int]:
+        """The UIDs up to ``highest_uid`` that are \\Recent for the session claiming now; no
+        later session sees them so. Messages above it stay \\Recent for whoever hears of them
+        first (RFC 3501 §2.3.2): RECENT never counts a message its session was not told of."""
         def job(tx):
-            uids = {r["uid"] for r in tx.execute("SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1", (mailbox_id,))}
+            uids = {r["uid"] for r in tx.execute("SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1"
+                                                 " AND uid <= ?", (mailbox_id, highest_uid))}
             if uids:
-                tx.execute("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1", (mailbox_id,))
+                tx.execute("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1 AND uid <= ?",
+                           (mailbox_id, highest_uid))
             return uids
 
         return self.db.write(job)
+
+    def recent_uids(self, mailbox_id: int, lowest_uid: int, highest_uid: int) -> set[int]:
+        """The UIDs in this range still \\Recent, claimed by nobody (what EXAMINE shows, RFC 3501 §6.3.2)."""
+        with self.db.reader() as conn:
+            return {r["uid"] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1"
+                                                   " AND uid BETWEEN ? AND ?", (mailbox_id, lowest_uid, highest_uid))}
 
     # -- reading -----------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class Incoming:
     raw: bytes
     flags: frozenset[str]
     internaldate: float
+    binary: bool = False  # kept byte for byte (an IMAP binary literal, see messages.prepare)
 
 
 class MigrationMixin:
@@ -50,7 +51,7 @@ class MigrationMixin:
         Like ``append`` (RFC 3501 §6.3.11) for bulk imports. Raises QuotaExceeded when the
         batch would pass the user's quota (nothing of it is stored), NotFound for a gone mailbox.
         """
-        prepared = [(prepare(m.raw), m.flags, m.internaldate) for m in messages]
+        prepared = [(prepare(m.raw, binary=m.binary), m.flags, m.internaldate) for m in messages]
         user = self.get_user_by_id(user_id)
         size = sum(len(p.raw) for p, _, _ in prepared)
         if user and user.quota and self.usage(user_id) + size > user.quota:

@@ -162,11 +162,17 @@ def test_too_many_bad_commands_end_the_session(make_server):
     assert conv.line().startswith(b"* BYE")
 
 
-def test_long_line_is_refused_and_next_command_works(server):
+def test_long_line_is_refused_with_its_tag_and_next_command_works(server):
     conv = Conversation.open(server)
     conv.send(b"a1 NOOP " + b"x" * 100_000)
-    assert conv.line().startswith(b"* BAD")
+    assert conv.line() == b"a1 BAD Command too long"  # the client is not left waiting for its tag
     conv.transact("OK", "NOOP")
+
+
+def test_long_line_without_a_tag_ends_the_session(server):
+    conv = Conversation.open(server)
+    conv.send(b"(" * 100_000)
+    assert conv.line().startswith(b"* BYE")
 
 
 def test_id_noop_logout(server):

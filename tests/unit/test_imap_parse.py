@@ -124,6 +124,9 @@ def test_list_forms():
     assert cmd.returns == {"SUBSCRIBED", "STATUS"} and cmd.status_items == ("MESSAGES",)
     assert cmd.extended
     assert isinstance(parse(b'a LIST (RECURSIVEMATCH) "" *'), InvalidCommand)
+    assert isinstance(parse(b'a LIST (REMOTE RECURSIVEMATCH) "" *'), InvalidCommand)  # RFC 5258 §3.1
+    assert parse(b'a LIST (REMOTE SUBSCRIBED RECURSIVEMATCH) "" *').selection == {
+        "REMOTE", "SUBSCRIBED", "RECURSIVEMATCH"}
     assert parse(b'a LSUB "" INBOX/%') == auth.Lsub(b"a", "", "INBOX/%")
 
 
@@ -179,3 +182,16 @@ def test_notify():
                 b"a NOTIFY SET (INBOXES (MessageNew (UID) MessageExpunge))", b"a NOTIFY SET (SUBTREE (MailboxName))",
                 b"a NOTIFY SET (SELECTED NONE) (SELECTED NONE)"):
         assert isinstance(parse(bad), InvalidCommand), bad
+
+
+def test_a_name_that_is_not_modified_utf7_is_refused_not_malformed():
+    for line in (b'a SELECT "&Jjo"', b'a LIST "" "&AGE-"', b"a CREATE a&b"):
+        cmd = parse(line)
+        assert isinstance(cmd, InvalidCommand) and cmd.refused and cmd.tag == b"a"
+    cmd = parse(b"a SELECT")
+    assert isinstance(cmd, InvalidCommand) and not cmd.refused
+
+
+def test_append_of_a_binary_literal_is_marked_binary():
+    assert parse(b"a APPEND INBOX ~{3+}\r\nx\ny").messages[0].binary
+    assert not parse(b"a APPEND INBOX {3+}\r\nx\ny").messages[0].binary

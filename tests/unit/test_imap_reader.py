@@ -5,6 +5,7 @@ import pytest
 from appliance.imap import replies
 from appliance.imap.errors import CommandTooLong, LiteralTooBig
 from appliance.imap.reader import CommandReader
+from appliance.net.conn import LineTooLong
 
 
 class ScriptedConn:
@@ -75,3 +76,32 @@ def test_many_short_lines_hit_the_command_limit():
     with pytest.raises(CommandTooLong) as info:
         CommandReader(ScriptedConn(data), 8192, 200).read(100)
     assert info.value.tag == b"a1"
+
+
+class TooLongConn(ScriptedConn):
+    """Every line after the first ``good`` ones is too long, as Connection.read_line reports it."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        super().__init__(data)
+        self.good = good
+
+    def read_line(self, limit: int) -> bytes:
+        line = super().read_line(limit)
+        if self.good == 0:
+            raise LineTooLong(line[:LineTooLong.HEAD])
+        self.good -= 1
+        return line
+
+    read_command_line = read_line
+
+
+def test_a_line_too_long_is_answered_with_the_tag_of_its_command():
+    with pytest.raises(CommandTooLong) as caught:
+        CommandReader(TooLongConn(b"a7 SEARCH OR ALL ALL\r\n", 0), 8192, 65536).read(100)
+    assert caught.value.tag == b"a7"
+    with pytest.raises(CommandTooLong) as caught:  # the tag of a later line's command is on its first line
+        CommandReader(TooLongConn(b"a8 APPEND INBOX {1}\r\nx FLAGS\r\n", 1), 8192, 65536).read(100)
+    assert caught.value.tag == b"a8"
+    with pytest.raises(CommandTooLong) as caught:
+        CommandReader(TooLongConn(b"((((\r\n", 0), 8192, 65536).read(100)
+    assert caught.value.tag is None

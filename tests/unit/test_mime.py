@@ -862,3 +862,12 @@ def test_mime_shaped_input_never_raises(pieces, path):
 def test_lines_counted_by_lf_once_crlf_is_checked(pieces):
     raw = normalize_crlf(b"".join(pieces))
     assert analyze(raw, crlf=True) == analyze(raw)
+
+
+def test_quoted_printable_follows_rfc_2045():
+    from appliance.mime.sections import transfer_decode
+
+    # §6.7 rule 3: whitespace ending a line was added in transport; rule 5: "=" then
+    # whitespace is still a soft line break
+    encoded = b"end spaces  \t\r\nsoft= \t\r\nbreak=3D=0D=0A\r\nlast="
+    assert transfer_decode(encoded, "quoted-printable") == b"end spaces\r\nsoftbreak=\r\n\r\nlast"

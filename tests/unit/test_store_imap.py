@@ -97,3 +97,30 @@ def test_select_snapshots_are_shared_until_the_mailbox_changes(store):
     assert again.flags[first] == {"\\Seen"}
     assert again.highest_modseq > snapshot.highest_modseq
     assert again.uidnext == second + 1
+
+
+def test_a_claim_leaves_recent_messages_above_what_its_session_knows(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    first = store.deliver(MSG, [Delivery(user.id)]).uids[user.id][1]
+    second = store.deliver(MSG + b"later\r\n", [Delivery(user.id)]).uids[user.id][1]
+    assert store.recent_uids(inbox.id, 1, second) == {first, second}  # looking takes nothing
+    assert store.claim_recent_upto(inbox.id, first) == {first}
+    assert store.recent_uids(inbox.id, 1, second) == {second}
+    assert store.claim_recent_upto(inbox.id, second) == {second}
+
+
+def test_reads_in_a_snapshot_still_find_a_message_expunged_meanwhile(store):
+    user = store.add_user("alice@example.org", "pw")
+    inbox = store.get_mailbox(user.id, "INBOX")
+    uid = store.deliver(MSG, [Delivery(user.id)]).uids[user.id][1]
+    with store.snapshot():
+        (row,) = store.messages_by_uid(inbox.id, [uid])
+        # another session's expunge commits (the writer is another thread)
+        store.store_flags(inbox.id, [uid], "add", ["\\Deleted"])
+        assert store.expunge(inbox.id) == [uid]
+        assert store.get_raws([row.blob_id]) == {row.blob_id: MSG}
+        assert store.get_imap_forms([row.blob_id])[row.blob_id][0].startswith(b"(")
+        assert store.mailbox_changes(inbox.id, 0).vanished == ()  # read alone in the snapshot, not shared
+    assert store.get_raws([row.blob_id]) == {}
+    assert store.mailbox_changes(inbox.id, 0).vanished == (uid,)

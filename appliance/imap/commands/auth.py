@@ -206,7 +206,8 @@ class List(Command):
 
             cursor.paren_list(option)
             cursor.sp()
-            if selection == {"RECURSIVEMATCH"}:
+            # RFC 5258 §3.1: RECURSIVEMATCH needs an option other than REMOTE to recurse on
+            if "RECURSIVEMATCH" in selection and selection <= {"RECURSIVEMATCH", "REMOTE"}:
                 raise cursor.error("RECURSIVEMATCH needs another selection option")
         reference = cursor.list_mailbox()  # grammar says mailbox; a pattern is a superset
         cursor.sp()
@@ -268,6 +269,7 @@ class AppendMessage:
     date: dt.datetime | None = None
     message: bytes = b""
     parts: tuple[CatenatePart, ...] | None = None  # CATENATE (RFC 4469); None for a plain literal
+    binary: bool = False  # sent as a literal8 "~{n}" (RFC 3516 §4.3): stored byte for byte
 
 
 def _append_message(cursor) -> AppendMessage:
@@ -282,7 +284,8 @@ def _append_message(cursor) -> AppendMessage:
         date = cursor.date_time()
         cursor.sp()
     if cursor.maybe(b"UTF8 ("):
-        # append-data =/ "UTF8" SP "(" literal8 ")" (RFC 9755 §4: a message with UTF-8 headers)
+        # append-data =/ "UTF8" SP "(" literal8 ")" (RFC 9755 §4: a message with UTF-8 headers);
+        # the literal8 is asked for whatever the content, so it does not make the message binary
         message = cursor.literal(allow_binary=True)
         cursor.expect(b")")
         return AppendMessage(flags, date, message)
@@ -298,7 +301,8 @@ def _append_message(cursor) -> AppendMessage:
             raise cursor.error("expected TEXT or URL")
 
         return AppendMessage(flags, date, parts=tuple(cursor.paren_list(cat_part, allow_empty=False)))
-    return AppendMessage(flags, date, cursor.literal(allow_binary=True))
+    binary = cursor.peek() == b"~"
+    return AppendMessage(flags, date, cursor.literal(allow_binary=True), binary=binary)
 
 
 @dataclass(frozen=True)
