@@ -793,7 +793,7 @@ class ImapSession(SortCommands):
         needs_forms = any(a.name in _PRE_RENDERED and a.section is None for a in atts)
         needs_raw = any(a.name not in _FROM_ROW and (a.name not in _PRE_RENDERED or a.section) for a in atts)
         needs_info = any(_needs_structure(a) for a in atts)
-        with self.store.snapshot():
+        with self.store.read_snapshot():
             if needs_forms and len(uids) > ROWS_BY_UID_LIMIT:
                 every, forms = self.store.messages_with_forms(sel.mailbox_id)
                 wanted = set(uids)
@@ -844,7 +844,7 @@ class ImapSession(SortCommands):
 
     def _bodies(self, blob_ids: list[int], with_info: bool) -> tuple[dict, dict]:
         """The bytes of these blobs and, when sections are cut out of them, their MIME trees."""
-        with self.store.snapshot():
+        with self.store.read_snapshot():
             raws = self.store.get_raws(blob_ids)
             if not with_info:
                 return raws, {}
@@ -1061,7 +1061,7 @@ class ImapSession(SortCommands):
             if isinstance(key, Key) and key.name in ("TEXT", "BODY"):
                 live &= ctx.text(key.name, key.arg.decode("utf-8", "replace"))
         infos = {}
-        with self.store.snapshot():  # no message vanishes between its row and its headers
+        with self.store.read_snapshot():  # no message vanishes between its row and its headers
             rows = self._rows(live)
             if needs_headers(criteria) and rows:
                 parsed = self.store.get_parsed(r.blob_id for r in rows)

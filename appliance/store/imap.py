@@ -134,7 +134,7 @@ class ImapMixin:
         """RFC 7162's view of a mailbox after modseq ``since``: None when the mailbox is gone."""
         return self.changes.get(mailbox_id, since, lambda: self._read_changes(mailbox_id, since), not self.db.pinned)
 
-    def snapshot(self):
+    def read_snapshot(self):
         """A ``with`` block in which every read of this thread sees the same moment.
 
         IMAP FETCH reads its rows, then their parsed forms and bodies: a message expunged

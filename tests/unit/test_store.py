@@ -499,3 +499,15 @@ def test_every_change_event_crosses_the_journal_unchanged():
         values = [("x" if f.type in ("str",) else 7 if f.type in ("int",) else (1, 2)) for f in dataclasses.fields(cls)]
         event = cls(*values)
         assert journal.decode(journal.encode([event])) == [event], cls.__name__
+
+
+def test_no_part_of_the_store_hides_another_parts_method():
+    """Store is assembled from mixins: two defining one name would silently leave one unused."""
+    seen: dict[str, str] = {}
+    for mixin in Store.__mro__[1:]:
+        if mixin is object:
+            continue
+        for name in vars(mixin):
+            if not name.startswith("__"):
+                assert name not in seen, f"{mixin.__name__}.{name} is hidden by {seen[name]}.{name}"
+                seen[name] = mixin.__name__

@@ -114,7 +114,7 @@ def test_reads_in_a_snapshot_still_find_a_message_expunged_meanwhile(store):
     user = store.add_user("alice@example.org", "pw")
     inbox = store.get_mailbox(user.id, "INBOX")
     uid = store.deliver(MSG, [Delivery(user.id)]).uids[user.id][1]
-    with store.snapshot():
+    with store.read_snapshot():
         (row,) = store.messages_by_uid(inbox.id, [uid])
         # another session's expunge commits (the writer is another thread)
         store.store_flags(inbox.id, [uid], "add", ["\\Deleted"])
