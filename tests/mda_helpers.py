@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import smtplib
 import time
@@ -9,7 +10,11 @@ import zipfile
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from appliance.config import Config, with_overrides
+from appliance.mda.auth import AuthFilter
 from appliance.mda.filter import Incoming
 from appliance.mta.router import Envelope, Kind, Recipient, Route
 from appliance.store import User
@@ -28,6 +33,16 @@ def plain(body: str = "Hello there.\n", subject: str = "hello", sender: str = "b
         m[k] = v
     m.set_content(body)
     return m
+
+
+def rsa_key() -> tuple[bytes, str]:
+    """A small RSA key for DKIM and ARC tests: (the PKCS#1 PEM dkimpy signs with, the
+    base64 public key a DNS record's p= carries)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, base64.b64encode(der).decode()
 
 
 def with_attachment(name: str, data: bytes, **kw) -> EmailMessage:
@@ -69,6 +84,21 @@ def incoming(raw: bytes, sender: str = "bob@remote.test", users=(USER,), client_
     return Incoming(env, raw, list(users), "mail.example.org")
 
 
+def authenticate(raw: bytes, resolver: str, **kw) -> tuple[str, dict, Incoming]:
+    """Run the auth filter alone on ``raw`` (``kw`` as for ``incoming``): its
+    Authentication-Results value, the notes it leaves the spam filter, and the message."""
+    f = AuthFilter(Counting(resolver=resolver, dns_timeout=0.5))
+    msg = incoming(raw, **kw)
+    check = f.check(msg)
+    try:
+        verdict = check.check_body()
+    finally:
+        check.close()
+    [(name, value)] = verdict.add_headers
+    assert name == "Authentication-Results" and verdict.reject is None
+    return value, msg.notes["auth"], msg
+
+
 def send(server, raw: bytes | EmailMessage, to: str | list[str] = "alice@example.org",
          sender: str = "bob@remote.test", port: str = "smtp", rcpt_options=(), mail_options=(),
          login: tuple[str, str] | None = None):
@@ -99,5 +129,5 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["EICAR", "USER", "Counting", "folder", "incoming", "plain", "send", "wait_for",
+__all__ = ["EICAR", "USER", "Counting", "authenticate", "folder", "incoming", "plain", "rsa_key", "send", "wait_for",
            "with_attachment", "wire", "zipped"]
