@@ -4,7 +4,7 @@ alignment, the policy lookup's fallback to the organizational domain, several Fr
 import dkim
 import pytest
 
-from appliance.mda.auth import aligned, organizational
+from appliance.mda.auth import MAX_AUTHOR_DOMAINS, aligned, organizational
 from appliance.mda.spam import heuristics
 from tests import dns_zone
 from tests.mda_helpers import authenticate, rsa_key
@@ -169,3 +169,10 @@ def test_a_from_without_an_address_is_a_permanent_error(zone):
     header, notes, msg = check(zone, message(b"=?utf-8?q?ceo=40bank.co.uk?="))
     assert notes["dmarc"] == "permerror" and "header.from" not in header
     assert ("MISSING_FROM", 2.0) in heuristics(msg)
+
+
+def test_a_from_of_more_domains_than_are_looked_up_fails_as_reject(zone):
+    # none of these has a record: looked up one by one, they would all be "none"
+    many = b", ".join(b"someone@d%d.nowhere.test" % i for i in range(MAX_AUTHOR_DOMAINS + 1))
+    header, notes, _ = check(zone, message(many))
+    assert notes["dmarc"] == "fail" and notes["dmarc_policy"] == "reject" and "header.from=d0.nowhere.test" in header
