@@ -63,7 +63,7 @@ def quota() -> Validator:
         try:
             parse_size(v)
             return True
-        except (ValueError, IndexError):
+        except ValueError:
             return False
     return Function(check, "A size like 500M or 2G (0 = no quota).")
 
