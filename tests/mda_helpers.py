@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import imaplib
 import io
 import smtplib
 import time
@@ -18,6 +19,7 @@ from appliance.mda.auth import AuthFilter
 from appliance.mda.filter import Incoming
 from appliance.mta.router import Envelope, Kind, Recipient, Route
 from appliance.store import User
+from tests.conftest import PASSWORD
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 USER = User(1, "alice@example.org", 0, 0.0)
@@ -119,6 +121,21 @@ def folder(server, address: str, name: str = "INBOX") -> list[bytes]:
     return [store.get_raw(r.blob_id) for r in store.list_messages(mailbox.id)]
 
 
+def imap_folders(server, address: str) -> dict[str, list[bytes]]:
+    """Each folder of ``address`` and the subjects in it, as an IMAP client sees them."""
+    client = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    client.starttls(ssl_context=server.tls_context())
+    client.login(address, PASSWORD)
+    seen = {}
+    for line in client.list()[1]:
+        name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
+        count = int(client.select(f'"{name}"', readonly=True)[1][0])
+        subjects = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1] if count else []
+        seen[name] = [part[1].strip() for part in subjects if isinstance(part, tuple)]
+    client.logout()
+    return seen
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,5 +146,5 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["EICAR", "USER", "Counting", "authenticate", "folder", "incoming", "plain", "rsa_key", "send", "wait_for",
-           "with_attachment", "wire", "zipped"]
+__all__ = ["EICAR", "USER", "Counting", "authenticate", "folder", "imap_folders", "incoming", "plain", "rsa_key",
+           "send", "wait_for", "with_attachment", "wire", "zipped"]
