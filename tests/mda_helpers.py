@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import imaplib
 import io
 import smtplib
 import time
@@ -9,10 +11,15 @@ import zipfile
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from appliance.config import Config, with_overrides
+from appliance.mda.auth import AuthFilter
 from appliance.mda.filter import Incoming
 from appliance.mta.router import Envelope, Kind, Recipient, Route
 from appliance.store import User
+from tests.conftest import PASSWORD
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 USER = User(1, "alice@example.org", 0, 0.0)
@@ -28,6 +35,16 @@ def plain(body: str = "Hello there.\n", subject: str = "hello", sender: str = "b
         m[k] = v
     m.set_content(body)
     return m
+
+
+def rsa_key() -> tuple[bytes, str]:
+    """A small RSA key for DKIM and ARC tests: (the PKCS#1 PEM dkimpy signs with, the
+    base64 public key a DNS record's p= carries)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, base64.b64encode(der).decode()
 
 
 def with_attachment(name: str, data: bytes, **kw) -> EmailMessage:
@@ -69,6 +86,21 @@ def incoming(raw: bytes, sender: str = "bob@remote.test", users=(USER,), client_
     return Incoming(env, raw, list(users), "mail.example.org")
 
 
+def authenticate(raw: bytes, resolver: str, **kw) -> tuple[str, dict, Incoming]:
+    """Run the auth filter alone on ``raw`` (``kw`` as for ``incoming``): its
+    Authentication-Results value, the notes it leaves the spam filter, and the message."""
+    f = AuthFilter(Counting(resolver=resolver, dns_timeout=0.5))
+    msg = incoming(raw, **kw)
+    check = f.check(msg)
+    try:
+        verdict = check.check_body()
+    finally:
+        check.close()
+    [(name, value)] = verdict.add_headers
+    assert name == "Authentication-Results" and verdict.reject is None
+    return value, msg.notes["auth"], msg
+
+
 def send(server, raw: bytes | EmailMessage, to: str | list[str] = "alice@example.org",
          sender: str = "bob@remote.test", port: str = "smtp", rcpt_options=(), mail_options=(),
          login: tuple[str, str] | None = None):
@@ -89,6 +121,21 @@ def folder(server, address: str, name: str = "INBOX") -> list[bytes]:
     return [store.get_raw(r.blob_id) for r in store.list_messages(mailbox.id)]
 
 
+def imap_folders(server, address: str) -> dict[str, list[bytes]]:
+    """Each folder of ``address`` and the subjects in it, as an IMAP client sees them."""
+    client = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    client.starttls(ssl_context=server.tls_context())
+    client.login(address, PASSWORD)
+    seen = {}
+    for line in client.list()[1]:
+        name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
+        count = int(client.select(f'"{name}"', readonly=True)[1][0])
+        subjects = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1] if count else []
+        seen[name] = [part[1].strip() for part in subjects if isinstance(part, tuple)]
+    client.logout()
+    return seen
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,5 +146,5 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["EICAR", "USER", "Counting", "folder", "incoming", "plain", "send", "wait_for",
-           "with_attachment", "wire", "zipped"]
+__all__ = ["EICAR", "USER", "Counting", "authenticate", "folder", "imap_folders", "incoming", "plain", "rsa_key",
+           "send", "wait_for", "with_attachment", "wire", "zipped"]

@@ -6,6 +6,7 @@ import re
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMG]?)(?:I?B)?", re.IGNORECASE)
 _FACTORS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+_LIMIT = 2 ** 63  # the store keeps sizes in SQLite's signed 64-bit INTEGER
 
 
 def parse_size(text: str) -> int:
@@ -14,4 +15,7 @@ def parse_size(text: str) -> int:
     if match is None:
         raise ValueError(f"'{text}' is not a size (examples: 3000000, 500M, 1.5G)")
     number, unit = match.groups()
-    return int(float(number) * _FACTORS[unit.upper()])
+    size = float(number) * _FACTORS[unit.upper()]
+    if size >= _LIMIT:  # also a number too long for a float (inf)
+        raise ValueError(f"'{text}' is larger than any disk")
+    return int(size)

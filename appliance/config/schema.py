@@ -58,7 +58,7 @@ class TlsSection:
 @dataclass(frozen=True)
 class LimitsSection:
     message_size: int = setting(37748736, "Largest message accepted, in bytes (SMTP SIZE, IMAP APPEND). 36 MiB, as Exchange Online receives: Gmail and Outlook let their users attach 25 MB, and base64 makes that about 34 MB on the wire.")
-    idle_timeout_unauthenticated: float = setting(60.0, "Seconds an IMAP or POP3 client may stay silent before it logs in.")
+    idle_timeout_unauthenticated: float = setting(60.0, "Seconds an IMAP, POP3 or ManageSieve client may stay silent before it logs in.")
 
 
 @dataclass(frozen=True)

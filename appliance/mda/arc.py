@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import dkim
 
 from appliance.mda.dnsquery import Resolver, Unavailable
+from appliance.mime import header_end
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ArcResult:
 
 def verify(raw: bytes, resolver: Resolver) -> ArcResult:
     """Check the ARC chain of ``raw`` (RFC 8617 §5.2), looking keys up through ``resolver``."""
-    if b"arc-seal:" not in raw[:raw.find(b"\r\n\r\n") + 2].lower():
+    if b"arc-seal:" not in raw[:header_end(raw)].lower():
         return ArcResult("none")
     if not resolver.available:
         return ArcResult("temperror")

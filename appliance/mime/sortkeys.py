@@ -119,6 +119,13 @@ def _first_mailbox(value: bytes | None):
     return None
 
 
+def _mailbox_key(address) -> str:
+    # RFC 5256 §3: SORT FROM, TO and CC compare the addr-mailbox (the local part) alone
+    if address is None or not address.mailbox:
+        return ""
+    return casemap(decode_words(address.mailbox.encode("latin-1")))
+
+
 def _display(address) -> str:
     # RFC 5957 §3: the decoded display name; when it is absent or empty, the address itself
     if address is None:
@@ -146,9 +153,9 @@ def sort_keys(raw: bytes) -> SortKeys:
         sent=date.timestamp() if date is not None else None,
         subject=casemap(subject),
         reply=reply,
-        from_=casemap(decode_words(sender.mailbox.encode("latin-1"))) if sender and sender.mailbox else "",
-        to=casemap(decode_words(recipient.mailbox.encode("latin-1"))) if recipient and recipient.mailbox else "",
-        cc=casemap(decode_words(copied.mailbox.encode("latin-1"))) if copied and copied.mailbox else "",
+        from_=_mailbox_key(sender),
+        to=_mailbox_key(recipient),
+        cc=_mailbox_key(copied),
         display_from=casemap(_display(sender)),
         display_to=casemap(_display(recipient)),
         message_id=own_id[0] if own_id else "",

@@ -18,7 +18,7 @@ from textual.widgets import Footer, Input, Label, Static, TextArea
 from textual.worker import WorkerState
 
 from appliance.admin.api import AdminError
-from appliance.tui.models import parse_size
+from appliance.admin.sizes import parse_size
 
 ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}", re.IGNORECASE)
@@ -63,7 +63,7 @@ def quota() -> Validator:
         try:
             parse_size(v)
             return True
-        except (ValueError, IndexError):
+        except ValueError:
             return False
     return Function(check, "A size like 500M or 2G (0 = no quota).")
 

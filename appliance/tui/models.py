@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 from appliance.admin.api import traffic_of
-from appliance.admin.sizes import parse_size  # noqa: F401  (the TUI's forms use it from here)
 
 TRAFFIC_MINUTES = 30    # how many minutes the dashboard's sparklines span
 LOG_LINES = 2000        # log lines kept for the log view (the server keeps as many)

@@ -18,6 +18,13 @@ from appliance.tui.models import clip
 WIDE = 100      # terminal columns from which tables show every column (and screens get class -wide)
 
 
+def cursor_key(table: DataTable) -> str | None:
+    """The row key under a DataTable's cursor, or None when the table is empty."""
+    if not table.row_count:
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+
 @dataclass(frozen=True)
 class Column:
     label: str
@@ -47,7 +54,7 @@ class FitTable(DataTable):
         if layout == self._layout:
             return
         self._layout = layout
-        keep = self.current_key()
+        keep = cursor_key(self)
         self.clear(columns=True)
         for column, width in layout:
             self.add_column(column.label, key=column.key, width=width)
@@ -62,12 +69,6 @@ class FitTable(DataTable):
     def _cell(text: str, width: int | None) -> str:
         # a cut cell ends in '…', so nobody takes it for the whole value
         return text if width is None else clip(text, width)
-
-    def current_key(self) -> str | None:
-        """The key of the row under the cursor, or None when the table is empty."""
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def _move_to(self, key: str | None) -> None:
         if key in self._cells:
@@ -93,7 +94,7 @@ class FitTable(DataTable):
     def replace_rows(self, rows: Sequence[tuple[str, dict[str, str]]], prefer: str | None = None) -> None:
         """Show exactly ``rows``, keeping the cursor on the same key when it is still there
         (else on ``prefer``)."""
-        keep = self.current_key() or prefer
+        keep = cursor_key(self) or prefer
         self.clear_rows()
         for key, cells in rows:
             self.set_row(key, cells)

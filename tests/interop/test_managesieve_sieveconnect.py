@@ -4,14 +4,13 @@ arrives over SMTP, as an IMAP client sees it."""
 
 from __future__ import annotations
 
-import imaplib
 import shutil
 import subprocess
 
 import pytest
 
 from tests.conftest import HOSTNAME, PASSWORD
-from tests.mda_helpers import plain, send
+from tests.mda_helpers import imap_folders, plain, send
 
 pytestmark = pytest.mark.skipif(shutil.which("sieve-connect") is None,
                                 reason="sieve-connect is not installed (.ci/run installs it)")
@@ -31,14 +30,6 @@ def sieve_connect(server, *args: str, password: str = PASSWORD) -> subprocess.Co
     return subprocess.run(command, input=password + "\n", capture_output=True, text=True, timeout=60)
 
 
-def subjects(server, folder: str) -> list[bytes]:
-    with imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=server.tls_context()) as imap:
-        imap.login(ALICE, PASSWORD)
-        count = int(imap.select(f'"{folder}"', readonly=True)[1][0])
-        found = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1] if count else []
-    return [part[1].strip() for part in found if isinstance(part, tuple)]
-
-
 def test_put_list_activate_get_then_the_script_files_mail(server, tmp_path):
     server.add_user(ALICE)
     local = tmp_path / "office.sieve"
@@ -56,8 +47,8 @@ def test_put_list_activate_get_then_the_script_files_mail(server, tmp_path):
 
     send(server, plain(subject="Invoice 42"))
     send(server, plain(subject="lunch?"))
-    assert subjects(server, "Bills") == [b"Subject: Invoice 42"]
-    assert subjects(server, "INBOX") == [b"Subject: lunch?"]
+    folders = imap_folders(server, ALICE)
+    assert folders["Bills"] == [b"Subject: Invoice 42"] and folders["INBOX"] == [b"Subject: lunch?"]
 
 
 def test_a_wrong_password_or_an_invalid_script_is_refused(server, tmp_path):

@@ -1,27 +1,21 @@
 """A ManageSieve transcript client: ``c.transact("PUTSCRIPT ...", R.OK_STORED)``.
 
 ``expect`` takes a named response from ``appliance.managesieve.replies`` (compared byte
-for byte) or an fnmatch pattern such as ``"NO *"``. ``until_ok`` reads the lines of a
-multi-line answer up to its final response.
+for byte) or an fnmatch pattern such as ``"NO *"`` (see ``line_wire``). ``until_ok`` reads
+the lines of a multi-line answer up to its final response.
 """
 
 from __future__ import annotations
 
 import base64
-import fnmatch
 import re
-import socket
 
 from appliance.managesieve import replies
+from tests.protocol.line_wire import LineWire
 
-HOSTNAME = "mail.example.org"
 
-
-class SieveWire:
-    def __init__(self, sock: socket.socket, server):
-        self.sock = sock
-        self.server = server
-        self.buf = b""
+class SieveWire(LineWire):
+    encoding = "utf-8"  # RFC 5804 strings are UTF-8
 
     @classmethod
     def open(cls, server, timeout: float = 10.0) -> "SieveWire":
@@ -43,32 +37,9 @@ class SieveWire:
         wire.transact(f'AUTHENTICATE "PLAIN" "{plain_token(address, password)}"', replies.OK_LOGGED_IN)
         return wire
 
-    def starttls(self) -> None:
-        assert not self.buf, f"bytes before the handshake: {self.buf!r}"
-        self.sock = self.server.tls_context().wrap_socket(self.sock, server_hostname=HOSTNAME)
-
-    # -- sending ------------------------------------------------------------------
-
-    def send(self, line: str | bytes) -> None:
-        data = line.encode("utf-8") if isinstance(line, str) else line
-        self.sock.sendall(data + b"\r\n")
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    # -- receiving ----------------------------------------------------------------
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError(f"connection closed; unread {self.buf!r}")
-        self.buf += chunk
-
     def line(self) -> bytes:
         """The next line without its CRLF; a literal ``{n}`` at its end is read into it."""
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, _, self.buf = self.buf.partition(b"\r\n")
+        line = super().line()
         literal = re.search(rb"\{(\d+)\}\Z", line)
         if literal:
             size = int(literal.group(1))
@@ -77,18 +48,6 @@ class SieveWire:
             line, self.buf = line + b"\r\n" + self.buf[:size], self.buf[size:]
             return line + self.line()
         return line
-
-    def expect(self, want: bytes | str) -> bytes:
-        got = self.line()
-        if isinstance(want, bytes):
-            assert got == want, f"expected {want!r}, got {got!r}"
-        else:
-            assert fnmatch.fnmatchcase(got.decode("utf-8", "replace"), want), f"expected {want!r}, got {got!r}"
-        return got
-
-    def transact(self, command: str | bytes, want: bytes | str) -> bytes:
-        self.send(command)
-        return self.expect(want)
 
     def until_ok(self) -> list[bytes]:
         """The lines of a multi-line answer before its final OK (which must come)."""
@@ -99,17 +58,6 @@ class SieveWire:
                 assert line.startswith(b"OK"), f"expected OK, got {line!r} after {lines!r}"
                 return lines
             lines.append(line)
-
-    def closed(self) -> bool:
-        """The server closed the connection (after whatever it had still to say)."""
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            return True
 
 
 def plain_token(address: str, password: str) -> str:

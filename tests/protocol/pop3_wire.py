@@ -1,29 +1,22 @@
 """POP3 test clients: a transcript client (``c.send(...)``, ``c.expect(...)``) and poplib.
 
 ``expect`` takes a named reply from ``appliance.pop3.replies`` (compared byte for
-byte) or an fnmatch pattern such as ``"+OK *"``. ``multiline`` reads a whole
-multi-line reply and returns its body lines with the byte-stuffing undone.
+byte) or an fnmatch pattern such as ``"+OK *"`` (see ``line_wire``). ``multiline`` reads a
+whole multi-line reply and returns its body lines with the byte-stuffing undone.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import poplib
 import socket
 import time
 
 from appliance.pop3 import replies
 from appliance.store.models import Delivery
+from tests.protocol.line_wire import HOSTNAME, LineWire
 
-HOSTNAME = "mail.example.org"
 
-
-class Pop3Wire:
-    def __init__(self, sock: socket.socket, server):
-        self.sock = sock
-        self.server = server
-        self.buf = b""
-
+class Pop3Wire(LineWire):
     @classmethod
     def open(cls, server, listener: str = "pop3s", timeout: float = 10.0) -> "Pop3Wire":
         sock = server.connect(listener, timeout=timeout)
@@ -40,59 +33,12 @@ class Pop3Wire:
         wire.transact(f"PASS {password}", replies.OK_LOGGED_IN)
         return wire
 
-    def starttls(self) -> None:
-        self.sock = self.server.tls_context().wrap_socket(self.sock, server_hostname=HOSTNAME)
-
-    # -- sending ------------------------------------------------------------------
-
-    def send(self, line: str | bytes) -> None:
-        data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
-        self.sock.sendall(data + b"\r\n")
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    # -- receiving ----------------------------------------------------------------
-
-    def line(self) -> bytes:
-        """The next line without its CRLF."""
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"connection closed; unread {self.buf!r}")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def expect(self, want: bytes | str) -> bytes:
-        got = self.line()
-        if isinstance(want, bytes):
-            assert got == want, f"expected {want!r}, got {got!r}"
-        else:
-            assert fnmatch.fnmatchcase(got.decode("latin-1"), want), f"expected {want!r}, got {got!r}"
-        return got
-
-    def transact(self, command: str | bytes, want: bytes | str) -> bytes:
-        self.send(command)
-        return self.expect(want)
-
     def multiline(self) -> list[bytes]:
         """Body lines of a multi-line reply whose status line was already read."""
         body = []
         while (line := self.line()) != b".":
             body.append(line[1:] if line.startswith(b"..") else line)
         return body
-
-    def closed(self) -> bool:
-        """True when the server has closed the connection (after whatever is buffered)."""
-        self.sock.settimeout(5)
-        try:
-            return self.buf == b"" and self.sock.recv(1) == b""
-        except (ConnectionError, OSError):
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class VerifiedPOP3(poplib.POP3):

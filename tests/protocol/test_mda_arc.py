@@ -3,31 +3,20 @@ ARC chain of an earlier forwarder), Kotakpos records ``arc=`` in Authentication-
 forwards it (an alias with an outside target, a Sieve redirect) and the receiving MTA (an
 aiosmtpd sink) verifies the ARC set we added with dkimpy, against the test DNS zone."""
 
-import base64
 import re
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance.mta import dkim as kotakpos_dkim
 from tests import dns_zone
 from tests.conftest import PASSWORD
-from tests.mda_helpers import folder, plain, send, wire
+from tests.mda_helpers import folder, plain, rsa_key, send, wire
 from tests.protocol.mta_helpers import FAST_RETRY
 from tests.protocol.mta_sink import Sink
 
 ALICE = "alice@example.org"
 AUTHOR = "news@origin.test"
-
-
-def rsa_key() -> tuple[bytes, str]:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(der).decode()
 
 
 @pytest.fixture(scope="module")

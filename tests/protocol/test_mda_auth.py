@@ -1,25 +1,18 @@
 """SPF and DKIM results of mail received by SMTP, checked against a local DNS server."""
 
-import base64
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests import dns_zone
-from tests.mda_helpers import folder, plain, send, wire
+from tests.mda_helpers import folder, plain, rsa_key, send, wire
 
 ALICE = "alice@example.org"
 
 
 @pytest.fixture
 def dkim_key():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(der).decode()
+    return rsa_key()
 
 
 @pytest.fixture

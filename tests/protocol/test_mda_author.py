@@ -5,21 +5,18 @@ about the sender. It goes by SMTP through the auth and rules filters of a live s
 and the test reads back what each reader saw.
 """
 
-import base64
 import smtplib
 
 import dkim
 import imapclient
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance import mime
 from appliance.admin.api import AdminAPI
 from appliance.tui import models
 from tests import dns_zone
 from tests.conftest import PASSWORD
-from tests.mda_helpers import folder, plain, send, wait_for, wire
+from tests.mda_helpers import folder, plain, rsa_key, send, wait_for, wire
 
 ALICE = "alice@example.org"
 SPOOFER = "spoof@evil.co.uk"  # SPF passes for evil.co.uk from 127.0.0.1
@@ -127,12 +124,9 @@ def test_every_reader_sees_the_same_author(office):
 
 
 def test_a_neighbour_under_co_uk_cannot_pass_as_the_bank(make_server):
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem, public = rsa_key()
     zone = dns_zone.Zone()
-    zone.add("sel._domainkey.evil.co.uk", "TXT", f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}")
+    zone.add("sel._domainkey.evil.co.uk", "TXT", f"v=DKIM1; k=rsa; p={public}")
     zone.add("_dmarc.bank.co.uk", "TXT", "v=DMARC1; p=reject")
     zone.add("_dmarc.evil.co.uk", "TXT", "v=DMARC1; p=none")
     dns, address = dns_zone.start(zone)

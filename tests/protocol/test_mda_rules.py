@@ -1,15 +1,13 @@
 """Per-user Sieve rules on mail received by SMTP: fileinto (with :create), mailboxexists, redirect,
 reject, vacation once per sender."""
 
-import imaplib
 import logging
 import smtplib
 
 import pytest
 
 from appliance.admin.api import AdminAPI, AdminError
-from tests.conftest import PASSWORD
-from tests.mda_helpers import folder, plain, send
+from tests.mda_helpers import folder, imap_folders, plain, send
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
@@ -76,21 +74,6 @@ def test_invalid_script_is_refused_with_line_and_reason(office):
     with pytest.raises(AdminError, match=r"line 2: unknown command 'fileinto_x'"):
         office.api.rules_set(ALICE, "keep;\nfileinto_x;")
     assert office.api.rules_get(ALICE) == ""
-
-
-def imap_folders(server, address: str) -> dict[str, list[bytes]]:
-    """Each folder of ``address`` and the subjects in it, as an IMAP client sees them."""
-    client = imaplib.IMAP4("127.0.0.1", server.port("imap"))
-    client.starttls(ssl_context=server.tls_context())
-    client.login(address, PASSWORD)
-    seen = {}
-    for line in client.list()[1]:
-        name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
-        count = int(client.select(f'"{name}"', readonly=True)[1][0])
-        subjects = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1] if count else []
-        seen[name] = [part[1].strip() for part in subjects if isinstance(part, tuple)]
-    client.logout()
-    return seen
 
 
 def test_fileinto_create_makes_the_folder(office):

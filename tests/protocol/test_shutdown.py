@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.mda_helpers import wait_for
 from tests.protocol.imapconv import session
 
 ALICE = "alice@example.org"
@@ -22,13 +23,6 @@ GOODBYES = {  # listener -> the last line the client reads before the connection
     "smtp": b"421 4.3.2 Service shutting down, try again later\r\n",
     "smtps": b"421 4.3.2 Service shutting down, try again later\r\n",
 }
-
-
-def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def greeted(server, listener: str) -> socket.socket:
@@ -52,7 +46,7 @@ def test_every_waiting_session_gets_its_goodbye_when_the_server_stops(make_serve
     imap_user = session(server, ALICE, "imaps")  # logged in, a mailbox selected
     imap_user.transact("OK", "SELECT INBOX")
     wait_for(lambda: all(conn.waiting_for_command for conn in server.ctx.registry.connections())
-             and server.ctx.registry.count() == len(GOODBYES) + 1, "every session to wait for a command")
+             and server.ctx.registry.count() == len(GOODBYES) + 1, what="every session to wait for a command")
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < server.config.server.shutdown_grace  # nobody waited for the grace
@@ -78,7 +72,7 @@ def test_a_client_arriving_during_shutdown_is_refused_without_an_error_in_the_lo
     [listening] = next(l for l in server.server.connections.listeners if l.name == "imap").sockets
     stopper = threading.Thread(target=server.stop)
     stopper.start()
-    wait_for(lambda: listening.fileno() == -1, "the listeners to close")
+    wait_for(lambda: listening.fileno() == -1, what="the listeners to close")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=5).recv(4096)
     busy.close()

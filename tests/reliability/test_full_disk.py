@@ -2,7 +2,8 @@
 
 * A recipient over quota is refused at RCPT with 452 4.2.2 (``smtp.quota_reply =
   "permanent"``: 552 5.2.2), or after DATA when the real size passes the quota. A list
-  member over quota is left out and the sender gets a failure DSN for that member. APPEND over quota answering NO [OVERQUOTA] is
+  member over quota is left out and the sender gets a failure DSN for that member.
+  APPEND over quota answering NO [OVERQUOTA] is
   tests/protocol/test_imap_mailboxes.py::test_namespace_and_quota.
 * With the data folder on a small tmpfs the test mounts and fills: SMTP answers
   452 4.3.1, APPEND answers NO [UNAVAILABLE], POP3's QUIT deletes nothing and says so,
@@ -22,6 +23,12 @@ from tests.conftest import PASSWORD
 from tests.protocol.imapconv import deliver, session
 from tests.protocol.pop3_wire import Pop3Wire
 from tests.protocol.smtp_wire import Wire, inbox
+
+
+def _full_user(server, address: str) -> None:
+    """A user whose 100-byte quota one stored message already passes."""
+    server.add_user(address, quota=100)
+    deliver(server, address, b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
 
 
 def _mail(wire: Wire, rcpt: str, body: bytes) -> bytes:
@@ -63,8 +70,7 @@ def test_declared_size_that_would_pass_the_quota_is_refused(server):
 
 def test_permanent_quota_reply_by_config(make_server):
     server = make_server(smtp={"quota_reply": "permanent"})
-    server.add_user("full@example.org", quota=100)
-    deliver(server, "full@example.org", b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
+    _full_user(server, "full@example.org")
     c = Wire.open(server)
     c.ehlo()
     c.transact(R.R250_SENDER_OK, "MAIL FROM:<sender@client.test>")
@@ -72,9 +78,8 @@ def test_permanent_quota_reply_by_config(make_server):
 
 
 def test_alias_with_one_member_over_quota_still_delivers_to_the_other(server):
-    server.add_user("full@example.org", quota=100)
+    _full_user(server, "full@example.org")
     server.add_user("roomy@example.org")
-    deliver(server, "full@example.org", b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
     server.store.add_alias("team@example.org", ["full@example.org", "roomy@example.org"])
     c = Wire.open(server)
     c.ehlo()
@@ -106,9 +111,8 @@ def test_list_member_whose_quota_this_message_would_pass_is_left_out(server):
 
 
 def test_a_sender_who_asked_for_no_reports_gets_none_for_a_full_member(server):
-    server.add_user("full@example.org", quota=100)
+    _full_user(server, "full@example.org")
     server.add_user("roomy@example.org")
-    deliver(server, "full@example.org", b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
     server.store.add_alias("team@example.org", ["full@example.org", "roomy@example.org"])
     c = Wire.open(server)
     c.ehlo()
@@ -121,10 +125,8 @@ def test_a_sender_who_asked_for_no_reports_gets_none_for_a_full_member(server):
 
 
 def test_list_whose_every_member_is_full_is_refused_at_rcpt(server):
-    server.add_user("full@example.org", quota=100)
-    server.add_user("full2@example.org", quota=100)
-    for address in ("full@example.org", "full2@example.org"):
-        deliver(server, address, b"Subject: fat\r\n\r\n" + b"x" * 500 + b"\r\n")
+    _full_user(server, "full@example.org")
+    _full_user(server, "full2@example.org")
     server.store.add_alias("team@example.org", ["full@example.org", "full2@example.org"])
     c = Wire.open(server)
     c.ehlo()

@@ -2,9 +2,9 @@
 
 import os
 import stat
-import time
 from contextlib import contextmanager
 
+from tests.mda_helpers import wait_for
 from tests.system.process import ServeProcess, run_cli
 
 
@@ -16,13 +16,6 @@ def umask(mask: int):
         yield
     finally:
         os.umask(old)
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def modes_under(folder) -> dict[str, int]:
@@ -39,7 +32,7 @@ def test_everything_is_created_private_under_root_umask_and_a_bare_hostname_is_l
             assert run_cli("domain", "add", "example.org", data_dir=data).returncode == 0
             assert run_cli("user", "add", "alice@example.org", "--password-stdin", input="pw\n",
                            data_dir=data).returncode == 0
-            wait_for(lambda: list((data / "snapshots").glob("*.sqlite")), "the first snapshot")
+            wait_for(lambda: list((data / "snapshots").glob("*.sqlite")), timeout=20.0, what="the first snapshot")
             backup = tmp_path / "out" / "office.sqlite"
             assert run_cli("backup", "now", str(backup), data_dir=data).returncode == 0
             exported = tmp_path / "export"

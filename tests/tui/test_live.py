@@ -358,15 +358,20 @@ async def test_a_message_quarantined_while_the_filters_screen_is_open_shows_at_o
         await wait_for(pilot, lambda: str(entry.id) not in table_keys(held), what="the deleted message to go")
 
 
+async def show_rules_of(pilot, app, address: str) -> None:
+    """Go to the Rules tab of the Filters screen and put the cursor on ``address``."""
+    await pilot.press("6", "t", "t")
+    users = app.screen.query_one("#rule-users", DataTable)
+    await wait_for(pilot, lambda: address in table_keys(users), what="the user")
+    users.move_cursor(row=users.get_row_index(address))
+
+
 async def test_rules_are_edited_and_a_bad_script_is_explained(office):
     user = office.add_user("rita@example.org")
     app = in_process(office.server.admin)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
-        await pilot.press("6", "t", "t")
-        users = app.screen.query_one("#rule-users", DataTable)
-        await wait_for(pilot, lambda: "rita@example.org" in table_keys(users), what="the user")
-        users.move_cursor(row=users.get_row_index("rita@example.org"))
+        await show_rules_of(pilot, app, "rita@example.org")
         await pilot.press("e")
         await wait_for(pilot, lambda: app.screen.query("#rules-editor"), what="the editor")
         await pilot.press(*"fileinto", "ctrl+s")
@@ -382,10 +387,7 @@ async def test_the_rules_view_says_a_fileinto_to_a_missing_folder_goes_to_inbox(
     app = in_process(office.server.admin)
     async with app.run_test(size=(100, 24)) as pilot:
         await wait_for(pilot, lambda: app.connected, what="the link")
-        await pilot.press("6", "t", "t")
-        users = app.screen.query_one("#rule-users", DataTable)
-        await wait_for(pilot, lambda: "rosa@example.org" in table_keys(users), what="the user")
-        users.move_cursor(row=users.get_row_index("rosa@example.org"))
+        await show_rules_of(pilot, app, "rosa@example.org")
         script = app.screen.query_one("#rules-script")
         await wait_for(pilot, lambda: script.border_subtitle == "line 3: fileinto to a missing folder goes to INBOX",
                        what="the warning")

@@ -1,26 +1,18 @@
 """SPF, DKIM and DMARC against a local DNS server, and temperror at once without DNS."""
 
-import base64
 import time
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance.mda.auth import AuthFilter
 from tests import dns_zone
-from tests.mda_helpers import Counting, incoming, plain, wire
+from tests.mda_helpers import Counting, authenticate, incoming, plain, rsa_key, wire
 
 
 @pytest.fixture(scope="module")
 def key():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(public).decode()
+    return rsa_key()
 
 
 @pytest.fixture(scope="module")
@@ -35,48 +27,35 @@ def zone(key):
     server.stop()
 
 
-def run(raw: bytes, resolver: str, **kw) -> tuple[str, dict]:
-    f = AuthFilter(Counting(resolver=resolver, dns_timeout=0.5))
-    msg = incoming(raw, **kw)
-    check = f.check(msg)
-    try:
-        verdict = check.check_body()
-    finally:
-        check.close()
-    [(name, value)] = verdict.add_headers
-    assert name == "Authentication-Results" and verdict.reject is None
-    return value, msg.notes["auth"]
-
-
 def signed(key, **kw) -> bytes:
     raw = wire(plain(sender="bob@remote.test", **kw))
     return dkim.sign(raw, b"sel", b"remote.test", key[0], include_headers=[b"from", b"subject", b"to"]) + raw
 
 
 def test_spf_pass_and_dmarc_pass(zone):
-    header, notes = run(wire(plain(sender="bob@remote.test")), zone, client_ip="127.0.0.1")
+    header, notes, _ = authenticate(wire(plain(sender="bob@remote.test")), zone, client_ip="127.0.0.1")
     assert notes["spf"] == "pass" and notes["dmarc"] == "pass"
     assert header.startswith("mail.example.org;") and "spf=pass smtp.mailfrom=bob@remote.test" in header
 
 
 def test_spf_fail_from_a_wrong_address_and_dmarc_fails_with_policy(zone):
-    _, notes = run(wire(plain(sender="bob@remote.test")), zone, client_ip="192.0.2.9")
+    _, notes, _ = authenticate(wire(plain(sender="bob@remote.test")), zone, client_ip="192.0.2.9")
     assert notes["spf"] == "fail" and notes["dmarc"] == "fail" and notes["dmarc_policy"] == "reject"
 
 
 def test_dkim_pass_and_fail(zone, key):
     raw = signed(key)
-    header, notes = run(raw, zone, client_ip="192.0.2.9", sender="bounce@elsewhere.test")
+    header, notes, _ = authenticate(raw, zone, client_ip="192.0.2.9", sender="bounce@elsewhere.test")
     assert notes["dkim"] == ["pass"] and "dkim=pass header.d=remote.test header.s=sel" in header
     assert notes["dmarc"] == "pass"  # aligned DKIM alone passes DMARC
     tampered = raw.replace(b"Hello there.", b"Hello thief.")
-    _, notes = run(tampered, zone, client_ip="192.0.2.9", sender="bounce@elsewhere.test")
+    _, notes, _ = authenticate(tampered, zone, client_ip="192.0.2.9", sender="bounce@elsewhere.test")
     assert notes["dkim"] == ["fail"] and notes["dmarc"] == "fail"
 
 
 def test_no_dns_records_temperror_at_once():
     start = time.monotonic()
-    header, notes = run(wire(plain()), "none", client_ip="127.0.0.1")
+    header, notes, _ = authenticate(wire(plain()), "none", client_ip="127.0.0.1")
     assert time.monotonic() - start < 0.5
     assert notes["spf"] == "temperror" and notes["dmarc"] == "temperror"
 
@@ -93,7 +72,7 @@ def test_unreachable_resolver_costs_one_timeout_then_nothing():
 
 
 def test_submitted_mail_is_not_checked():
-    header, notes = run(wire(plain()), "none", authenticated_as="alice@example.org")
+    header, notes, _ = authenticate(wire(plain()), "none", authenticated_as="alice@example.org")
     assert notes == {"auth": "pass"} and "auth=pass smtp.auth=alice@example.org" in header
 
 

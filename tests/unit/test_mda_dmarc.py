@@ -1,17 +1,13 @@
 """DMARC (RFC 7489): organizational domains from the Public Suffix List, strict and relaxed
 alignment, the policy lookup's fallback to the organizational domain, several From fields."""
 
-import base64
-
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from appliance.mda.auth import AuthFilter, aligned, organizational
+from appliance.mda.auth import MAX_AUTHOR_DOMAINS, aligned, organizational
 from appliance.mda.spam import heuristics
 from tests import dns_zone
-from tests.mda_helpers import Counting, incoming
+from tests.mda_helpers import authenticate, rsa_key
 
 SIGNERS = ("evil.co.uk", "bank.co.uk", "mail.bank.co.uk", "toko.co.id", "mail.toko.co.id", "strict.co.id",
            "mail.strict.co.id", "alice.github.io", "bob.github.io", "xn--bcher-kva.de")
@@ -52,12 +48,7 @@ def test_alignment(domain, author, strict, expected):
 
 @pytest.fixture(scope="module")
 def key():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(public).decode()
+    return rsa_key()
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +81,7 @@ def signed(key, raw: bytes, domain: str) -> bytes:
 
 def check(zone, raw: bytes, sender: str = "bounce@nowhere.test", client_ip: str = "192.0.2.9"):
     """The Authentication-Results value, the notes for the spam filter, and the message."""
-    f = AuthFilter(Counting(resolver=zone, dns_timeout=0.5))
-    msg = incoming(raw, sender=sender, client_ip=client_ip)
-    c = f.check(msg)
-    try:
-        [(_, value)] = c.check_body().add_headers
-    finally:
-        c.close()
-    return value, msg.notes["auth"], msg
+    return authenticate(raw, zone, sender=sender, client_ip=client_ip)
 
 
 def test_the_attack_dkim_of_a_neighbour_under_co_uk_fails_dmarc(zone, key):
@@ -185,3 +169,10 @@ def test_a_from_without_an_address_is_a_permanent_error(zone):
     header, notes, msg = check(zone, message(b"=?utf-8?q?ceo=40bank.co.uk?="))
     assert notes["dmarc"] == "permerror" and "header.from" not in header
     assert ("MISSING_FROM", 2.0) in heuristics(msg)
+
+
+def test_a_from_of_more_domains_than_are_looked_up_fails_as_reject(zone):
+    # none of these has a record: looked up one by one, they would all be "none"
+    many = b", ".join(b"someone@d%d.nowhere.test" % i for i in range(MAX_AUTHOR_DOMAINS + 1))
+    header, notes, _ = check(zone, message(many))
+    assert notes["dmarc"] == "fail" and notes["dmarc_policy"] == "reject" and "header.from=d0.nowhere.test" in header

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, TabbedContent, TabPane
 
+from appliance.admin.sizes import parse_size
 from appliance.tui import models
 from appliance.tui.forms import (ConfirmScreen, Field, FormScreen, RecordsScreen, address, addresses, domain, password,
                                  quota, required)
@@ -100,7 +101,7 @@ class AccountsScreen(AdminScreen):
                  Field("password", "Password", password=True, validators=[password()]),
                  Field("quota", "Quota (0 = none)", value="0", validators=[quota()])],
                 submit=lambda admin, v: admin.add_user(v["address"].strip(), v["password"],
-                                                      models.parse_size(v["quota"]))))
+                                                      parse_size(v["quota"]))))
         elif tab == "domains":
             self._form(FormScreen(
                 "Add a domain",
@@ -150,7 +151,7 @@ class AccountsScreen(AdminScreen):
             self._form(FormScreen(
                 f"Quota for {user}", "Mail over the quota is refused (SMTP 452/552, IMAP NO [OVERQUOTA]).",
                 [Field("quota", "Quota (0 = none)", value="0", validators=[quota()])],
-                submit=lambda admin, v: admin.set_quota(user, models.parse_size(v["quota"]))))
+                submit=lambda admin, v: admin.set_quota(user, parse_size(v["quota"]))))
 
     def action_dns(self) -> None:
         if self._tab() != "domains":

@@ -11,7 +11,7 @@ from textual.worker import WorkerState
 
 from appliance.admin.api import AdminError
 from appliance.tui.messages import AdminReplied
-from appliance.tui.table import FitTable
+from appliance.tui.table import FitTable, cursor_key
 
 # (mode name, key, title), in the order of the top bar.
 SCREENS = (
@@ -179,6 +179,4 @@ class AdminScreen(Screen):
 
     def selected_key(self, table) -> str | None:
         """The row key under a DataTable's cursor, or None when the table is empty."""
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return cursor_key(table)
