@@ -125,21 +125,7 @@ def parse_search(cursor: Cursor) -> SearchProgram:
     keys = []
     cursor.sp()
     if cursor.maybe(b"RETURN "):
-        opts = set()
-
-        def option():
-            nonlocal partial
-            name = cursor.keyword()
-            if name not in RETURN_OPTIONS:
-                raise cursor.error(f"unknown search return option {name}")
-            if name == "PARTIAL":
-                cursor.sp()
-                partial = partial_range(cursor)
-            opts.add(name)
-
-        cursor.paren_list(option)
-        # RFC 4731 §3.1: RETURN () means RETURN (ALL)
-        returns = frozenset(opts or {"ALL"})
+        returns, partial = parse_return_options(cursor, RETURN_OPTIONS)
         cursor.sp()
     if cursor.maybe(b"CHARSET "):
         charset = cursor.astring().decode("ascii", "replace").upper()
@@ -149,6 +135,27 @@ def parse_search(cursor: Cursor) -> SearchProgram:
         cursor.sp()
         keys.append(_key(cursor))
     return SearchProgram(And(tuple(keys)), charset, returns, partial)
+
+
+def parse_return_options(cursor: Cursor, allowed: frozenset[str]) -> tuple[frozenset[str], tuple[int, int] | None]:
+    """ "(" [return-opt *(SP return-opt)] ")" after RETURN, for SEARCH (RFC 4731 §3.1) and
+    SORT (RFC 5267 §3.1): the options and the PARTIAL range, if asked."""
+    options = set()
+    partial = None
+
+    def option():
+        nonlocal partial
+        name = cursor.keyword()
+        if name not in allowed:
+            raise cursor.error(f"unknown return option {name}")
+        if name == "PARTIAL":
+            cursor.sp()
+            partial = partial_range(cursor)
+        options.add(name)
+
+    cursor.paren_list(option)
+    # RFC 4731 §3.1 and RFC 5267 §3.1: RETURN () means RETURN (ALL)
+    return frozenset(options or {"ALL"}), partial
 
 
 def partial_range(cursor: Cursor) -> tuple[int, int]:

@@ -909,8 +909,10 @@ class ImapSession(SortCommands):
         if name == "RFC822.TEXT":
             return replies.literal(mime.section(raw, info, (), "TEXT"))
         section = att.section
-        if name == "BODY":
+        if name == "BODY" or section.text is not None:
             data = mime.section(raw, info, section.part, section.text, list(section.fields))
+            if name == "BINARY.SIZE":
+                return b"%d" % len(data)
         else:
             try:
                 data = mime.decoded(raw, info, section.part)
