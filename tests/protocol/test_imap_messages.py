@@ -103,6 +103,22 @@ def test_nested_parts_of_a_forwarded_message(server):
     assert b'"message" "rfc822"' in line
 
 
+def test_binary_of_header_mime_and_text_sections(server):
+    # RFC 3516 names only part numbers for BINARY[]; a HEADER, MIME or TEXT section has no
+    # Content-Transfer-Encoding of its own, so BINARY of it answers BODY's octets, never BAD
+    conv = selected(server, FORWARD)
+    for section in ("2.HEADER", "2.HEADER.FIELDS (FROM)", "2.2.MIME", "2.TEXT", "TEXT"):
+        (body,) = fetch(conv, f"FETCH 1 BODY.PEEK[{section}]")
+        (binary,) = fetch(conv, f"FETCH 1 (BINARY.SIZE[{section}] BINARY.PEEK[{section}])")
+        octets = body.partition(b"}\r\n")[2][:-1]
+        assert binary.startswith(b"* 1 FETCH (BINARY.SIZE[%s] %d BINARY[%s] {%d}\r\n"
+                                 % (section.encode(), len(octets), section.encode(), len(octets)))
+        assert binary.endswith(octets + b")")
+    (line,) = fetch(conv, "FETCH 1 FLAGS")
+    assert b"\\Seen" not in line  # .PEEK kept it unread
+    conv.transact("BAD", "FETCH 1 BINARY.PEEK[2.BOGUS]")
+
+
 def test_rfc822_header_text_and_macros(server):
     raw = message("macro")
     conv = selected(server, raw)

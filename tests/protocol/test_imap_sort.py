@@ -137,6 +137,13 @@ def test_esort_return_options(sorted_box):
     assert line.endswith(b") COUNT 5 PARTIAL (-1:-2 5,3)")
     line = esearch(conv, "SORT RETURN (PARTIAL 7:9) (SIZE) UTF-8 ALL")
     assert line.endswith(b") PARTIAL (7:9 NIL)")
+    # the range is answered low end first, as SEARCH's is (RFC 9394 §3.1)
+    line = esearch(conv, "SORT RETURN (PARTIAL 3:2) (SIZE) UTF-8 ALL")
+    assert line.endswith(b") PARTIAL (2:3 4,1)")
+    # clients also write RETURN after the charset: the same answer
+    line = esearch(conv, "SORT (SIZE) UTF-8 RETURN (PARTIAL 3:2) ALL")
+    assert line.endswith(b") PARTIAL (2:3 4,1)")
+    conv.transact("BAD", "SORT (SIZE) UTF-8 RETURN (PARTIAL 1:*) ALL")
 
 
 def thread_reply(conv, command: str) -> bytes:
