@@ -1,4 +1,6 @@
-"""MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469) against a live server."""
+"""MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469) against a live server.
+
+imaptest groups: append, catenate, catenate-multiappend."""
 
 import re
 

@@ -1,5 +1,9 @@
 """Message commands: APPEND, FETCH (all items and sections), STORE, COPY, MOVE,
-EXPUNGE, UID EXPUNGE, SEARCH/ESEARCH, CONDSTORE and QRESYNC."""
+EXPUNGE, UID EXPUNGE, SEARCH/ESEARCH, CONDSTORE and QRESYNC.
+
+The behaviour of imaptest's scripted groups fetch, fetch-body*, fetch-bodystructure,
+fetch-envelope, fetch-binary-mime*, store, copy, move, expunge*, search-* and esearch*
+is tried here, in our own conversations."""
 
 import base64
 import re

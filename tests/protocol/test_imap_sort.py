@@ -1,4 +1,6 @@
-"""SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267)."""
+"""SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267).
+
+imaptest groups: sort-*, sort-partial, thread*, esort, search-context-update*."""
 
 import threading
 
