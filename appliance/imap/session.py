@@ -1209,7 +1209,8 @@ def _flag_list(flags: frozenset[str], recent: bool) -> Atom:
 
 
 def _internaldate(timestamp: float) -> Atom:
-    return replies.internaldate(dt.datetime.fromtimestamp(timestamp, dt.timezone.utc))
+    # in the server's local zone, as the day SEARCH BEFORE/ON/SINCE compare (matcher._day)
+    return replies.internaldate(dt.datetime.fromtimestamp(timestamp).astimezone())
 
 
 def _needs_structure(att) -> bool:

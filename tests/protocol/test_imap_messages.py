@@ -8,7 +8,7 @@ is tried here, in our own conversations."""
 import base64
 import re
 
-from tests.protocol.imapconv import deliver, message, session
+from tests.protocol.imapconv import deliver, message, server_zone, session
 
 MULTIPART = (
     b"From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nCc: Dan <dan@example.net>\r\n"
@@ -43,7 +43,8 @@ def test_append_then_fetch_everything(server):
     _, tagged = conv.read_until(tag)
     assert re.match(rb"t\d+ OK \[APPENDUID \d+ 1\]", tagged)
     conv.transact("OK", "SELECT Drafts")
-    (line,) = fetch(conv, "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE UID)")
+    with server_zone("UTC0"):
+        (line,) = fetch(conv, "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE UID)")
     assert line == (b'* 1 FETCH (FLAGS ($Todo \\Draft \\Recent) INTERNALDATE "05-Mar-2024 07:09:10 +0000" '
                     b"RFC822.SIZE %d UID 1)" % len(raw))
     (line,) = fetch(conv, "FETCH 1 RFC822")
@@ -193,6 +194,37 @@ def test_uids_ascend_and_are_never_reused(server):
     assert fetch(conv, "FETCH 1:* UID") == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)"]
     assert fetch(conv, "UID FETCH 2:* UID") == [b"* 2 FETCH (UID 3)"]
     assert fetch(conv, "UID FETCH 100:* UID") == [b"* 2 FETCH (UID 3)"]  # n:* includes the largest
+
+
+def search_numbers(conv, command: str) -> list[int]:
+    (line,) = [l for l in conv.transact("OK", command) if l.startswith(b"* SEARCH")]
+    return [int(n) for n in line.split()[2:]]
+
+
+def test_internaldate_days_are_the_servers_local_days(server):
+    # RFC 3501 §6.4.4: BEFORE, ON and SINCE look at INTERNALDATE's date, disregarding time and
+    # zone; the server reads that date, and shows INTERNALDATE, in its own zone, summer time too
+    conv = session(server)
+    conv.transact("OK", "CREATE Dated")
+    stamps = ("24-Mar-2007 23:30:00 +0200", "25-Mar-2007 00:30:00 +0200",
+              "25-Mar-2007 23:30:00 +0300", "26-Mar-2007 00:30:00 +0300")
+    for when in stamps:
+        raw = message(when)
+        tag = conv.next_tag()
+        conv.send(f'{tag} APPEND Dated "{when}" {{{len(raw)}+}}'.encode() + b"\r\n" + raw + b"\r\n")
+        assert conv.read_until(tag)[1].split()[1] == b"OK"
+    conv.transact("OK", "SELECT Dated")
+    with server_zone("EET-2EEST,M3.5.0/3,M10.5.0/4"):  # +0200, +0300 from 25 March 2007
+        assert search_numbers(conv, "SEARCH BEFORE 25-Mar-2007") == [1]
+        assert search_numbers(conv, "SEARCH ON 25-Mar-2007") == [2, 3]
+        assert search_numbers(conv, "SEARCH SINCE 26-Mar-2007") == [4]
+        lines = fetch(conv, "FETCH 1:4 INTERNALDATE")
+        assert [line.split(b'"')[1].decode() for line in lines] == list(stamps)
+    with server_zone("UTC0"):
+        assert search_numbers(conv, "SEARCH ON 24-Mar-2007") == [1, 2]
+        assert search_numbers(conv, "SEARCH ON 25-Mar-2007") == [3, 4]
+        (line,) = fetch(conv, "FETCH 2 INTERNALDATE")
+        assert b'"24-Mar-2007 22:30:00 +0000"' in line
 
 
 def test_search_keys(server):
