@@ -140,22 +140,10 @@ def parse_search(cursor: Cursor) -> SearchProgram:
 def parse_return_options(cursor: Cursor, allowed: frozenset[str]) -> tuple[frozenset[str], tuple[int, int] | None]:
     """ "(" [return-opt *(SP return-opt)] ")" after RETURN, for SEARCH (RFC 4731 §3.1) and
     SORT (RFC 5267 §3.1): the options and the PARTIAL range, if asked."""
-    options = set()
-    partial = None
-
-    def option():
-        nonlocal partial
-        name = cursor.keyword()
-        if name not in allowed:
-            raise cursor.error(f"unknown return option {name}")
-        if name == "PARTIAL":
-            cursor.sp()
-            partial = partial_range(cursor)
-        options.add(name)
-
-    cursor.paren_list(option)
+    readers = {name: (lambda: partial_range(cursor)) if name == "PARTIAL" else None for name in allowed}
+    options = cursor.options(readers, "return option")
     # RFC 4731 §3.1 and RFC 5267 §3.1: RETURN () means RETURN (ALL)
-    return frozenset(options or {"ALL"}), partial
+    return frozenset(options or {"ALL"}), options.get("PARTIAL")
 
 
 def partial_range(cursor: Cursor) -> tuple[int, int]:
