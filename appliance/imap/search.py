@@ -158,15 +158,20 @@ def partial_range(cursor: Cursor) -> tuple[int, int]:
     return (-first, -last) if negative else (first, last)
 
 
+def key_names(node) -> set[str]:
+    """The names of every key in a search program, however deeply nested."""
+    if isinstance(node, Key):
+        return {node.name}
+    if isinstance(node, And):
+        return set().union(*(key_names(k) for k in node.keys))
+    if isinstance(node, Or):
+        return key_names(node.left) | key_names(node.right)
+    return key_names(node.key)
+
+
 def uses_modseq(node) -> bool:
     """True when MODSEQ appears anywhere (RFC 7162 §3.1.5: the reply then carries MODSEQ)."""
-    if isinstance(node, Key):
-        return node.name == "MODSEQ"
-    if isinstance(node, And):
-        return any(uses_modseq(k) for k in node.keys)
-    if isinstance(node, Or):
-        return uses_modseq(node.left) or uses_modseq(node.right)
-    return uses_modseq(node.key)
+    return "MODSEQ" in key_names(node)
 
 
 def parse_criteria(cursor: Cursor) -> And:
