@@ -124,6 +124,69 @@ def test_binary_of_header_mime_and_text_sections(server):
     conv.transact("BAD", "FETCH 1 BINARY.PEEK[2.BOGUS]")
 
 
+DIGEST = (
+    b"From: list@example.net\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: digest@example.net\r\nSubject: weekly\r\nContent-Type: multipart/digest; boundary=\"d d\"\r\n\r\n"
+    b"prologue\r\n--d d \r\n\r\nFrom: one@example.net\r\nSubject: first\r\n\r\nfirst body\r\n"
+    b"--d d\r\nX-Note: about two\r\n\r\nFrom: two@example.net\r\nSubject: second\r\n\r\nsecond body\r\n"
+    b"--d d--\r\nepilogue\r\n"
+)
+
+
+def test_digest_parts_inside_a_forwarded_message(server):
+    # RFC 2046 §5.1.5: a digest's parts are message/rfc822 unless they say otherwise; a part
+    # with an empty MIME header has an empty MIME section (RFC 3501 §6.4.5). The boundary line
+    # may carry trailing blanks (RFC 2046 §5.1.1).
+    conv = selected(server, DIGEST)
+    expected = {
+        # the CRLF before a boundary line belongs to the boundary
+        "1.1": b"From: one@example.net\r\nSubject: first\r\n\r\nfirst body",
+        "1.1.MIME": b"\r\n",
+        "1.1.HEADER": b"From: one@example.net\r\nSubject: first\r\n\r\n",
+        "1.1.TEXT": b"first body",
+        "1.2.MIME": b"X-Note: about two\r\n\r\n",
+        "1.2.TEXT": b"second body",
+    }
+    for section, octets in expected.items():
+        (line,) = fetch(conv, f"FETCH 1 BODY.PEEK[{section}]")
+        assert line.endswith(b"{%d}\r\n%s)" % (len(octets), octets)), section
+    (line,) = fetch(conv, "FETCH 1 BODYSTRUCTURE")
+    assert line.count(b'("message" "rfc822"') == 3 and b'"digest"' in line
+
+
+def test_envelope_groups_routes_and_empty_fields(server):
+    # RFC 3501 §7.4.2: a group is a start marker (NIL NIL "name" NIL) and an end marker of NILs;
+    # a source route is the address's adl; an empty Sender or Reply-To falls back to From
+    conv = selected(server,
+                    b"From: bob@example.net (Bob Real)\r\nSender: \r\nReply-To: \r\n"
+                    b"To: team: ann@a.example, bo@b.example;, solo: cy@c.example;\r\n\r\nbody\r\n",
+                    b"From: <@relay.example:dee@d.example>\r\n\r\nbody\r\n")
+    lines = fetch(conv, "FETCH 1:2 ENVELOPE")
+    bob = b'(("Bob Real" NIL "bob" "example.net"))'
+    assert b"NIL NIL %s %s %s (" % (bob, bob, bob) in lines[0]
+    assert (b'((NIL NIL "team" NIL)(NIL NIL "ann" "a.example")(NIL NIL "bo" "b.example")(NIL NIL NIL NIL)'
+            b'(NIL NIL "solo" NIL)(NIL NIL "cy" "c.example")(NIL NIL NIL NIL))') in lines[0]
+    assert b'((NIL "@relay.example" "dee" "d.example"))' in lines[1]
+
+
+def test_search_addresses_by_part_name_comment_and_group(server):
+    # RFC 3501 §6.4.4: FROM/TO/CC/BCC match a substring of the address header, names included;
+    # comments inside an address do not hide it, group names and members count
+    conv = selected(server,
+                    b"From: Real Person <user-from@d.example>\r\nTo: user-to@d.example\r\n\r\nx\r\n",
+                    b"From: <user-from (a note) @ (another) d.example>\r\nBcc: Hidden <user-bcc@d.example>\r\n\r\nx\r\n",
+                    b"From: user-from1@d.example, user-from2@d.example\r\n"
+                    b"To: crew: m1@d.example, m2@d.example;\r\n\r\nx\r\n")
+    assert search_numbers(conv, "SEARCH FROM user-from@d.example") == [1, 2]
+    assert search_numbers(conv, "SEARCH FROM ser-fro") == [1, 2, 3]
+    assert search_numbers(conv, 'SEARCH FROM "eal pers"') == [1]
+    assert search_numbers(conv, "SEARCH BCC hidden") == [2]
+    assert search_numbers(conv, "SEARCH TO crew") == [3]
+    assert search_numbers(conv, "SEARCH TO m2@d.example") == [3]
+    assert search_numbers(conv, 'SEARCH HEADER TO ""') == [1, 3]
+    assert search_numbers(conv, "SEARCH TO m3") == []
+
+
 def test_rfc822_header_text_and_macros(server):
     raw = message("macro")
     conv = selected(server, raw)
