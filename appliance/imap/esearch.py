@@ -49,12 +49,14 @@ def result_modseq(returns, hits: list) -> int:
 
 
 def esearch_line(tag: bytes, uid: bool, numbers: list[int], returns: frozenset[str],
-                 partial: tuple[int, int] | None, modseq: int | None) -> bytes:
+                 partial: tuple[int, int] | None, modseq: int | None, ordered: bool = False) -> bytes:
     """``* ESEARCH (TAG "t") [UID] ...`` with the asked-for results (RFC 4731 §3.1, RFC 9394 §3.1).
 
-    ``numbers`` ascending; ``modseq`` the ``result_modseq`` of the hits when the search
-    used MODSEQ (RFC 7162 §3.1.5), else None.
+    ``numbers`` ascending, or in sort order when ``ordered`` (SORT RETURN, RFC 5267 §3.1);
+    ``modseq`` the ``result_modseq`` of the hits when the search used MODSEQ (RFC 7162 §3.1.5),
+    else None.
     """
+    as_set = replies.ordered_set if ordered else replies.sequence_set
     line = b"* ESEARCH (TAG " + replies.quote(tag) + b")"
     if uid:
         line += b" UID"
@@ -64,12 +66,12 @@ def esearch_line(tag: bytes, uid: bool, numbers: list[int], returns: frozenset[s
         if "MAX" in returns:
             line += b" MAX %d" % numbers[-1]
         if "ALL" in returns:
-            line += b" ALL " + replies.sequence_set(numbers)
+            line += b" ALL " + as_set(numbers)
     if "COUNT" in returns:
         line += b" COUNT %d" % len(numbers)
     if partial is not None:
         page = partial_slice(numbers, partial)
-        line += b" PARTIAL (" + _range_text(partial) + b" " + (replies.sequence_set(page) if page else b"NIL") + b")"
+        line += b" PARTIAL (" + _range_text(partial) + b" " + (as_set(page) if page else b"NIL") + b")"
     if modseq is not None and numbers:
         line += b" MODSEQ %d" % modseq
     return line + b"\r\n"

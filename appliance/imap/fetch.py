@@ -77,8 +77,10 @@ def _header_field(cursor: Cursor) -> str:
     return raw.decode("ascii").upper()
 
 
-def _section(cursor: Cursor, binary: bool) -> Section:
-    # section = "[" [section-spec] "]"; section-binary = "[" [section-part] "]"
+def _section(cursor: Cursor) -> Section:
+    # section = "[" [section-spec] "]". RFC 3516's section-binary is only "[" [section-part] "]",
+    # but clients also ask BINARY for a HEADER, MIME or TEXT section: those carry no
+    # Content-Transfer-Encoding of their own, so they are read like BODY's (see the session)
     cursor.expect(b"[")
     part: list[int] = []
     text = None
@@ -89,10 +91,10 @@ def _section(cursor: Cursor, binary: bool) -> Section:
     while cursor.peek().isdigit() and (dotted or not part):
         part.append(cursor.nz_number())
         dotted = cursor.maybe(b".")
-    if dotted and (binary or cursor.peek() == b"]"):
+    if dotted and cursor.peek() == b"]":
         raise cursor.error("bad section")
     if cursor.peek() != b"]":
-        if binary or (part and not dotted):
+        if part and not dotted:
             raise cursor.error("bad section")
         word = _NAME.match(cursor.data, cursor.pos)
         text = word.group(0).decode().upper() if word else ""
@@ -127,13 +129,13 @@ def parse_fetch_att(cursor: Cursor) -> FetchAtt:
     cursor.pos = match.end()
     if cursor.peek() == b"[":
         if name in ("BODY", "BODY.PEEK"):
-            section = _section(cursor, binary=False)
+            section = _section(cursor)
             return FetchAtt("BODY", section, _partial(cursor), name == "BODY.PEEK")
         if name in ("BINARY", "BINARY.PEEK"):
-            section = _section(cursor, binary=True)
+            section = _section(cursor)
             return FetchAtt("BINARY", section, _partial(cursor), name == "BINARY.PEEK")
         if name == "BINARY.SIZE":
-            return FetchAtt("BINARY.SIZE", _section(cursor, binary=True))
+            return FetchAtt("BINARY.SIZE", _section(cursor))
         raise cursor.error(f"{name} takes no section")
     if name not in SIMPLE:
         raise cursor.error(f"unknown fetch attribute {name}")

@@ -90,7 +90,9 @@ def _header_values(info, name: str) -> list[str]:
 
 
 def _day(timestamp: float) -> dt.date:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).date()
+    # RFC 3501 §6.4.4 compares INTERNALDATE's date alone: the day as it reads in the server's
+    # own zone, the zone FETCH shows it in, so that "ON today" is the office's today
+    return dt.datetime.fromtimestamp(timestamp).date()
 
 
 def matches(node, msg: Candidate, ctx: Context) -> bool:

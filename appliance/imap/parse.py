@@ -266,6 +266,26 @@ class Cursor:
                 return out
             self.sp()
 
+    def options(self, allowed: dict, what: str, allow_empty: bool = True) -> dict[str, object]:
+        """ "(" [option *(SP option)] ")" of named options, each a keyword, some followed by
+        SP and an argument: the shape of LIST's selection and return options (RFC 5258),
+        SEARCH's and SORT's RETURN (RFC 4731, RFC 5267) and the FETCH and STORE modifiers
+        (RFC 4466 §2.4). ``allowed`` maps each name to the reader of its argument, or None;
+        the answer maps each given name to its argument (True when it takes none)."""
+        found: dict[str, object] = {}
+
+        def option():
+            name = self.keyword()
+            if name not in allowed:
+                raise self.error(f"unknown {what} {name}")
+            read = allowed[name]
+            if read is not None:
+                self.sp()
+            found[name] = True if read is None else read()
+
+        self.paren_list(option, allow_empty)
+        return found
+
     def flag(self) -> str:
         # flag = "\Answered" / ... / flag-keyword / flag-extension; returned as
         # written, system flags normalised to their canonical case

@@ -122,6 +122,20 @@ def sequence_set(numbers) -> Atom:
     return Atom(",".join(out).encode("ascii"))
 
 
+def ordered_set(numbers: list[int]) -> Atom:
+    """Numbers in the given order as a sequence-set; only ascending runs become ranges
+    (RFC 5267 §3.1: ESORT's ALL keeps the sort order)."""
+    out = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(b"%d" % numbers[i] if i == j else b"%d:%d" % (numbers[i], numbers[j]))
+        i = j + 1
+    return Atom(b",".join(out))
+
+
 CONTINUE_LITERAL = b"+ Ready for literal data\r\n"
 CONTINUE_IDLE = b"+ idling\r\n"
 CONTINUE_SASL = b"+ \r\n"

@@ -125,21 +125,7 @@ def parse_search(cursor: Cursor) -> SearchProgram:
     keys = []
     cursor.sp()
     if cursor.maybe(b"RETURN "):
-        opts = set()
-
-        def option():
-            nonlocal partial
-            name = cursor.keyword()
-            if name not in RETURN_OPTIONS:
-                raise cursor.error(f"unknown search return option {name}")
-            if name == "PARTIAL":
-                cursor.sp()
-                partial = partial_range(cursor)
-            opts.add(name)
-
-        cursor.paren_list(option)
-        # RFC 4731 §3.1: RETURN () means RETURN (ALL)
-        returns = frozenset(opts or {"ALL"})
+        returns, partial = parse_return_options(cursor, RETURN_OPTIONS)
         cursor.sp()
     if cursor.maybe(b"CHARSET "):
         charset = cursor.astring().decode("ascii", "replace").upper()
@@ -149,6 +135,15 @@ def parse_search(cursor: Cursor) -> SearchProgram:
         cursor.sp()
         keys.append(_key(cursor))
     return SearchProgram(And(tuple(keys)), charset, returns, partial)
+
+
+def parse_return_options(cursor: Cursor, allowed: frozenset[str]) -> tuple[frozenset[str], tuple[int, int] | None]:
+    """ "(" [return-opt *(SP return-opt)] ")" after RETURN, for SEARCH (RFC 4731 §3.1) and
+    SORT (RFC 5267 §3.1): the options and the PARTIAL range, if asked."""
+    readers = {name: (lambda: partial_range(cursor)) if name == "PARTIAL" else None for name in allowed}
+    options = cursor.options(readers, "return option")
+    # RFC 4731 §3.1 and RFC 5267 §3.1: RETURN () means RETURN (ALL)
+    return frozenset(options or {"ALL"}), options.get("PARTIAL")
 
 
 def partial_range(cursor: Cursor) -> tuple[int, int]:
@@ -163,15 +158,20 @@ def partial_range(cursor: Cursor) -> tuple[int, int]:
     return (-first, -last) if negative else (first, last)
 
 
+def key_names(node) -> set[str]:
+    """The names of every key in a search program, however deeply nested."""
+    if isinstance(node, Key):
+        return {node.name}
+    if isinstance(node, And):
+        return set().union(*(key_names(k) for k in node.keys))
+    if isinstance(node, Or):
+        return key_names(node.left) | key_names(node.right)
+    return key_names(node.key)
+
+
 def uses_modseq(node) -> bool:
     """True when MODSEQ appears anywhere (RFC 7162 §3.1.5: the reply then carries MODSEQ)."""
-    if isinstance(node, Key):
-        return node.name == "MODSEQ"
-    if isinstance(node, And):
-        return any(uses_modseq(k) for k in node.keys)
-    if isinstance(node, Or):
-        return uses_modseq(node.left) or uses_modseq(node.right)
-    return uses_modseq(node.key)
+    return "MODSEQ" in key_names(node)
 
 
 def parse_criteria(cursor: Cursor) -> And:

@@ -34,7 +34,7 @@ from appliance.imap.matcher import Candidate, Context, matches, needs_headers
 from appliance.imap.parse import InvalidCommand, SequenceSet, parse_command
 from appliance.imap.reader import CommandReader
 from appliance.imap.replies import Atom
-from appliance.imap.search import Key, uses_modseq
+from appliance.imap.search import Key, key_names, uses_modseq
 from appliance.imap.sort import CAPABILITIES as SORT_CAPS, SortCommands
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.store import AlreadyExists, InvalidName, NotFound, QuotaExceeded, StorageFull, StoreError
@@ -521,6 +521,7 @@ class ImapSession(SortCommands):
         self.ok(cmd, "UNSUBSCRIBE completed")
 
     def cmd_LIST(self, cmd) -> None:
+        self._check_status_items(cmd.status_items)
         if not cmd.extended and cmd.patterns == ("",):
             # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and root
             self.send(b'* LIST (\\Noselect) "/" ""\r\n')
@@ -597,6 +598,10 @@ class ImapSession(SortCommands):
             self.send(b"* LSUB " + attrs + b' "/" ' + replies.mailbox_name(name, self.utf8) + b"\r\n")
         self.ok(cmd, "LSUB completed")
 
+    def _check_status_items(self, items) -> None:
+        if self.rev2 and "RECENT" in items:
+            raise CommandSyntaxError("RECENT is not an IMAP4rev2 status item")  # RFC 9051 §9 status-att
+
     def _send_status(self, mailbox, items) -> None:
         status = self.store.mailbox_status(mailbox.id)
         values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
@@ -608,6 +613,7 @@ class ImapSession(SortCommands):
         self.send(replies.data(Atom(b"STATUS"), Atom(replies.mailbox_name(mailbox.name, self.utf8)), pairs))
 
     def cmd_STATUS(self, cmd) -> None:
+        self._check_status_items(cmd.items)
         mailbox = self._mailbox(cmd.mailbox)
         if "HIGHESTMODSEQ" in cmd.items:
             self._use_condstore()  # RFC 7162 §3.1: asking for it enables CONDSTORE
@@ -909,8 +915,10 @@ class ImapSession(SortCommands):
         if name == "RFC822.TEXT":
             return replies.literal(mime.section(raw, info, (), "TEXT"))
         section = att.section
-        if name == "BODY":
+        if name == "BODY" or section.text is not None:
             data = mime.section(raw, info, section.part, section.text, list(section.fields))
+            if name == "BINARY.SIZE":
+                return b"%d" % len(data)
         else:
             try:
                 data = mime.decoded(raw, info, section.part)
@@ -1051,6 +1059,9 @@ class ImapSession(SortCommands):
         Messages expunged meanwhile (not yet told) are left out (RFC 2180 §4.1.1). ``$`` is
         ``saved``, else the selection's saved result (RFC 5182).
         """
+        if self.rev2 and key_names(criteria) & {"RECENT", "NEW", "OLD"}:
+            # RFC 9051 has no \Recent flag, so these keys are not in its search-key grammar
+            raise CommandSyntaxError("RECENT, NEW and OLD are not IMAP4rev2 search keys")
         sel = self.selected
         ctx = Context(largest_seq=len(sel.uids), largest_uid=sel.uids[-1] if sel.uids else 0,
                       find_text=lambda needle, where: self.store.search_text(sel.mailbox_id, needle, where),
@@ -1207,7 +1218,8 @@ def _flag_list(flags: frozenset[str], recent: bool) -> Atom:
 
 
 def _internaldate(timestamp: float) -> Atom:
-    return replies.internaldate(dt.datetime.fromtimestamp(timestamp, dt.timezone.utc))
+    # in the server's local zone, as the day SEARCH BEFORE/ON/SINCE compare (matcher._day)
+    return replies.internaldate(dt.datetime.fromtimestamp(timestamp).astimezone())
 
 
 def _needs_structure(att) -> bool:

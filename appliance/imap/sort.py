@@ -17,7 +17,7 @@ import contextlib
 import gc
 from dataclasses import dataclass
 
-from appliance.imap import replies
+from appliance.imap import esearch, replies
 from appliance.imap.errors import CommandSyntaxError, UserError
 from appliance.imap.search import And, Key
 from appliance.imap.thread import Message, ordered_subject, references, render
@@ -82,20 +82,6 @@ def numbers_line(numbers) -> bytes:
     return (" " + " ".join(map(str, numbers))).encode("ascii") if numbers else b""
 
 
-def ordered_set(numbers: list[int]) -> bytes:
-    """Numbers in the given order as a sequence-set; only ascending runs become ranges
-    (RFC 5267 §3.1: ESORT's ALL keeps the sort order)."""
-    out = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        out.append(b"%d" % numbers[i] if i == j else b"%d:%d" % (numbers[i], numbers[j]))
-        i = j + 1
-    return b",".join(out)
-
-
 class SortCommands:
     """The SORT, THREAD and CANCELUPDATE handlers of ``ImapSession``."""
 
@@ -129,32 +115,13 @@ class SortCommands:
         if cmd.returns is None:
             self.send(b"* SORT" + numbers_line(numbers) + b"\r\n")
         else:
-            self._esearch(cmd, numbers)
+            # RFC 5267 §3.1: MIN and MAX are the first and last in sort order, ALL keeps the order
+            self.send(esearch.esearch_line(cmd.tag, cmd.UID, numbers, cmd.returns, cmd.partial, None, ordered=True))
             if "UPDATE" in cmd.returns:
                 self._start_context(cmd.tag, SearchContext(cmd.UID, cmd.criteria, cmd.order, uids))
         self.ok(cmd, "SORT completed")
 
     cmd_UID_SORT = cmd_SORT
-
-    def _esearch(self, cmd, numbers: list[int]) -> None:
-        """RFC 5267 §3.1: the ESEARCH reply to SORT RETURN (...); MIN and MAX are the first
-        and last in sort order, ALL keeps the order."""
-        line = b"* ESEARCH (TAG " + replies.quote(cmd.tag) + b")"
-        if cmd.UID:
-            line += b" UID"
-        if numbers:
-            if "MIN" in cmd.returns:
-                line += b" MIN %d" % numbers[0]
-            if "MAX" in cmd.returns:
-                line += b" MAX %d" % numbers[-1]
-            if "ALL" in cmd.returns:
-                line += b" ALL " + ordered_set(numbers)
-        if "COUNT" in cmd.returns:
-            line += b" COUNT %d" % len(numbers)
-        if cmd.partial is not None:
-            picked = cmd.partial.pick(numbers)
-            line += b" PARTIAL (%s %s)" % (str(cmd.partial).encode(), ordered_set(picked) if picked else b"NIL")
-        self.send(line + b"\r\n")
 
     def cmd_THREAD(self, cmd) -> None:
         sel = self.selected
@@ -230,7 +197,7 @@ class SortCommands:
                     numbers = [number(u) for _, run in runs for u in run]
                     line += b" %s (0 %s)" % (name, replies.sequence_set(numbers))
                 else:
-                    pairs = [b"%d %s" % (position, ordered_set([number(u) for u in run])) for position, run in runs]
+                    pairs = [b"%d %s" % (position, replies.ordered_set([number(u) for u in run])) for position, run in runs]
                     line += b" %s (%s)" % (name, b" ".join(pairs))
             self.send(line + b"\r\n")
             context.results = new

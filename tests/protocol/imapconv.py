@@ -6,8 +6,11 @@ reply, checks its status and returns the untagged lines (literals inlined).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import socket
+import time
 
 
 from tests.conftest import PASSWORD
@@ -113,3 +116,20 @@ def session(server, address: str = "alice@example.org", listener: str = "imaps")
     return conv
 
 
+
+
+@contextlib.contextmanager
+def server_zone(zone: str):
+    """Run the in-process server in the local time zone ``zone`` (a POSIX TZ string, which
+    needs no tz database), then put the process's zone back."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()

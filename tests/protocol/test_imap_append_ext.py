@@ -1,9 +1,11 @@
-"""MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469) against a live server."""
+"""MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469) against a live server.
+
+imaptest groups: append, catenate, catenate-multiappend."""
 
 import re
 
 from tests.conftest import HOSTNAME
-from tests.protocol.imapconv import message, session
+from tests.protocol.imapconv import message, server_zone, session
 
 MULTIPART = (
     b"From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nSubject: parts\r\n"
@@ -39,7 +41,8 @@ def test_multiappend_adds_all_with_one_appenduid(server):
     match = re.match(rb"t\d+ OK \[APPENDUID (\d+) 1:3\]", tagged)
     assert match, tagged
     conv.transact("OK", "SELECT INBOX")
-    lines = conv.transact("OK", "FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    with server_zone("UTC0"):
+        lines = conv.transact("OK", "FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert b"\\Seen" in lines[0] and b"Subject: one" in lines[0]
     assert b'"05-Mar-2024 07:09:10 +0000"' in lines[1] and b"Subject: two" in lines[1]
     assert b"\\Flagged" in lines[2] and b"Subject: three" in lines[2]
@@ -140,3 +143,30 @@ def test_multiappend_is_bounded(server):
     conv = session(server)
     _, tagged = send_append(conv, b"INBOX " + b" ".join([lit(message("many"))] * 1001))
     assert b" NO [LIMIT]" in tagged and count(conv) == 0
+
+
+def test_multiappend_mixes_catenated_and_plain_messages(server):
+    # RFC 3502 §6.3.11 with RFC 4469 §5: each message of one APPEND is either a literal or a
+    # CATENATE list, with its own flags; a bad URL in any of them adds none
+    conv = session(server)
+    conv.transact("OK", "CREATE Source")
+    _, tagged = send_append(conv, b"Source " + lit(MULTIPART))
+    assert b"OK [APPENDUID" in tagged
+    header_url = b'"/Source/;UID=1/;SECTION=HEADER"'
+    _, tagged = send_append(conv, b"INBOX CATENATE (URL " + header_url + b") (\\Answered) "
+                            + lit(b"New: Message\r\n\r\nbody\r\n")
+                            + b" CATENATE (URL \"/Source/;UID=1\")")
+    assert re.match(rb"t\d+ OK \[APPENDUID \d+ 1:3\]", tagged), tagged
+    conv.transact("OK", "SELECT INBOX")
+    lines = [x for x in conv.transact("OK", "FETCH 1:3 (FLAGS BODY.PEEK[])") if b" FETCH " in x]
+    header = MULTIPART.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+    assert lines[0].endswith(b"{%d}\r\n%s)" % (len(header), header))  # the header alone: a message with no body
+    assert b"\\Answered" in lines[1] and lines[1].endswith(b"New: Message\r\n\r\nbody\r\n)")
+    assert lines[2].endswith(MULTIPART + b")")
+    _, tagged = send_append(conv, b"INBOX " + lit(b"Subject: x\r\n\r\ny\r\n")
+                            + b' CATENATE (URL "/Source;UIDVALIDITY=1/;UID=1")')
+    assert b" NO [BADURL" in tagged and count(conv) == 3
+    # RFC 4469 §5: a missing target mailbox is TRYCREATE, whatever the parts are
+    _, tagged = send_append(conv, b'Nowhere CATENATE (TEXT ' + lit(b"Subject: x\r\n\r\n")
+                            + b' URL "/Source;UIDVALIDITY=1/;UID=1")')
+    assert b" NO [TRYCREATE]" in tagged

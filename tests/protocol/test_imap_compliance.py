@@ -1,6 +1,9 @@
 """Cases a compliance tester tries: sessions racing on one mailbox, RECENT, binary
 APPEND and BINARY fetch, CONDSTORE's first command, LIST-EXTENDED, LSUB, mailbox
-names that do not decode, MOVE into the mailbox itself, and overlong command lines."""
+names that do not decode, MOVE into the mailbox itself, and overlong command lines.
+
+imaptest groups: append-binary, fetch-binary-mime-qp, esearch-condstore, listext, subscribe,
+select, move (and the stress run's state rules)."""
 
 import logging
 import re

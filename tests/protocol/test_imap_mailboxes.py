@@ -1,5 +1,7 @@
 """Mailbox commands: CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST variants, LSUB, STATUS,
-NAMESPACE, QUOTA, and isolation between users."""
+NAMESPACE, QUOTA, and isolation between users.
+
+imaptest groups: list, listext, subscribe."""
 
 from tests.protocol.imapconv import deliver, message, session
 

@@ -1,10 +1,14 @@
 """Message commands: APPEND, FETCH (all items and sections), STORE, COPY, MOVE,
-EXPUNGE, UID EXPUNGE, SEARCH/ESEARCH, CONDSTORE and QRESYNC."""
+EXPUNGE, UID EXPUNGE, SEARCH/ESEARCH, CONDSTORE and QRESYNC.
+
+The behaviour of imaptest's scripted groups fetch, fetch-body*, fetch-bodystructure,
+fetch-envelope, fetch-binary-mime*, store, copy, move, expunge*, search-* and esearch*
+is tried here, in our own conversations."""
 
 import base64
 import re
 
-from tests.protocol.imapconv import deliver, message, session
+from tests.protocol.imapconv import deliver, message, server_zone, session
 
 MULTIPART = (
     b"From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nCc: Dan <dan@example.net>\r\n"
@@ -39,7 +43,8 @@ def test_append_then_fetch_everything(server):
     _, tagged = conv.read_until(tag)
     assert re.match(rb"t\d+ OK \[APPENDUID \d+ 1\]", tagged)
     conv.transact("OK", "SELECT Drafts")
-    (line,) = fetch(conv, "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE UID)")
+    with server_zone("UTC0"):
+        (line,) = fetch(conv, "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE UID)")
     assert line == (b'* 1 FETCH (FLAGS ($Todo \\Draft \\Recent) INTERNALDATE "05-Mar-2024 07:09:10 +0000" '
                     b"RFC822.SIZE %d UID 1)" % len(raw))
     (line,) = fetch(conv, "FETCH 1 RFC822")
@@ -101,6 +106,85 @@ def test_nested_parts_of_a_forwarded_message(server):
     assert line.endswith(b"BODY[2.TEXT]<0> {4}\r\n--XX)")
     (line,) = fetch(conv, "FETCH 1 BODYSTRUCTURE")
     assert b'"message" "rfc822"' in line
+
+
+def test_binary_of_header_mime_and_text_sections(server):
+    # RFC 3516 names only part numbers for BINARY[]; a HEADER, MIME or TEXT section has no
+    # Content-Transfer-Encoding of its own, so BINARY of it answers BODY's octets, never BAD
+    conv = selected(server, FORWARD)
+    for section in ("2.HEADER", "2.HEADER.FIELDS (FROM)", "2.2.MIME", "2.TEXT", "TEXT"):
+        (body,) = fetch(conv, f"FETCH 1 BODY.PEEK[{section}]")
+        (binary,) = fetch(conv, f"FETCH 1 (BINARY.SIZE[{section}] BINARY.PEEK[{section}])")
+        octets = body.partition(b"}\r\n")[2][:-1]
+        assert binary.startswith(b"* 1 FETCH (BINARY.SIZE[%s] %d BINARY[%s] {%d}\r\n"
+                                 % (section.encode(), len(octets), section.encode(), len(octets)))
+        assert binary.endswith(octets + b")")
+    (line,) = fetch(conv, "FETCH 1 FLAGS")
+    assert b"\\Seen" not in line  # .PEEK kept it unread
+    conv.transact("BAD", "FETCH 1 BINARY.PEEK[2.BOGUS]")
+
+
+DIGEST = (
+    b"From: list@example.net\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: digest@example.net\r\nSubject: weekly\r\nContent-Type: multipart/digest; boundary=\"d d\"\r\n\r\n"
+    b"prologue\r\n--d d \r\n\r\nFrom: one@example.net\r\nSubject: first\r\n\r\nfirst body\r\n"
+    b"--d d\r\nX-Note: about two\r\n\r\nFrom: two@example.net\r\nSubject: second\r\n\r\nsecond body\r\n"
+    b"--d d--\r\nepilogue\r\n"
+)
+
+
+def test_digest_parts_inside_a_forwarded_message(server):
+    # RFC 2046 §5.1.5: a digest's parts are message/rfc822 unless they say otherwise; a part
+    # with an empty MIME header has an empty MIME section (RFC 3501 §6.4.5). The boundary line
+    # may carry trailing blanks (RFC 2046 §5.1.1).
+    conv = selected(server, DIGEST)
+    expected = {
+        # the CRLF before a boundary line belongs to the boundary
+        "1.1": b"From: one@example.net\r\nSubject: first\r\n\r\nfirst body",
+        "1.1.MIME": b"\r\n",
+        "1.1.HEADER": b"From: one@example.net\r\nSubject: first\r\n\r\n",
+        "1.1.TEXT": b"first body",
+        "1.2.MIME": b"X-Note: about two\r\n\r\n",
+        "1.2.TEXT": b"second body",
+    }
+    for section, octets in expected.items():
+        (line,) = fetch(conv, f"FETCH 1 BODY.PEEK[{section}]")
+        assert line.endswith(b"{%d}\r\n%s)" % (len(octets), octets)), section
+    (line,) = fetch(conv, "FETCH 1 BODYSTRUCTURE")
+    assert line.count(b'("message" "rfc822"') == 3 and b'"digest"' in line
+
+
+def test_envelope_groups_routes_and_empty_fields(server):
+    # RFC 3501 §7.4.2: a group is a start marker (NIL NIL "name" NIL) and an end marker of NILs;
+    # a source route is the address's adl; an empty Sender or Reply-To falls back to From
+    conv = selected(server,
+                    b"From: bob@example.net (Bob Real)\r\nSender: \r\nReply-To: \r\n"
+                    b"To: team: ann@a.example, bo@b.example;, solo: cy@c.example;\r\n\r\nbody\r\n",
+                    b"From: <@relay.example:dee@d.example>\r\n\r\nbody\r\n")
+    lines = fetch(conv, "FETCH 1:2 ENVELOPE")
+    bob = b'(("Bob Real" NIL "bob" "example.net"))'
+    assert b"NIL NIL %s %s %s (" % (bob, bob, bob) in lines[0]
+    assert (b'((NIL NIL "team" NIL)(NIL NIL "ann" "a.example")(NIL NIL "bo" "b.example")(NIL NIL NIL NIL)'
+            b'(NIL NIL "solo" NIL)(NIL NIL "cy" "c.example")(NIL NIL NIL NIL))') in lines[0]
+    assert b'((NIL "@relay.example" "dee" "d.example"))' in lines[1]
+
+
+def test_search_addresses_by_part_name_comment_and_group(server):
+    # RFC 3501 §6.4.4: FROM/TO/CC/BCC match a substring of the address header, names included;
+    # comments inside an address do not hide it, group names and members count
+    conv = selected(server,
+                    b"From: Real Person <user-from@d.example>\r\nTo: user-to@d.example\r\n\r\nx\r\n",
+                    b"From: <user-from (a note) @ (another) d.example>\r\nBcc: Hidden <user-bcc@d.example>\r\n\r\nx\r\n",
+                    b"From: user-from1@d.example, user-from2@d.example\r\n"
+                    b"To: crew: m1@d.example, m2@d.example;\r\n\r\nx\r\n")
+    assert search_numbers(conv, "SEARCH FROM user-from@d.example") == [1, 2]
+    assert search_numbers(conv, "SEARCH FROM ser-fro") == [1, 2, 3]
+    assert search_numbers(conv, 'SEARCH FROM "eal pers"') == [1]
+    assert search_numbers(conv, "SEARCH BCC hidden") == [2]
+    assert search_numbers(conv, "SEARCH TO crew") == [3]
+    assert search_numbers(conv, "SEARCH TO m2@d.example") == [3]
+    assert search_numbers(conv, 'SEARCH HEADER TO ""') == [1, 3]
+    assert search_numbers(conv, "SEARCH TO m3") == []
 
 
 def test_rfc822_header_text_and_macros(server):
@@ -173,6 +257,37 @@ def test_uids_ascend_and_are_never_reused(server):
     assert fetch(conv, "FETCH 1:* UID") == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)"]
     assert fetch(conv, "UID FETCH 2:* UID") == [b"* 2 FETCH (UID 3)"]
     assert fetch(conv, "UID FETCH 100:* UID") == [b"* 2 FETCH (UID 3)"]  # n:* includes the largest
+
+
+def search_numbers(conv, command: str) -> list[int]:
+    (line,) = [l for l in conv.transact("OK", command) if l.startswith(b"* SEARCH")]
+    return [int(n) for n in line.split()[2:]]
+
+
+def test_internaldate_days_are_the_servers_local_days(server):
+    # RFC 3501 §6.4.4: BEFORE, ON and SINCE look at INTERNALDATE's date, disregarding time and
+    # zone; the server reads that date, and shows INTERNALDATE, in its own zone, summer time too
+    conv = session(server)
+    conv.transact("OK", "CREATE Dated")
+    stamps = ("24-Mar-2007 23:30:00 +0200", "25-Mar-2007 00:30:00 +0200",
+              "25-Mar-2007 23:30:00 +0300", "26-Mar-2007 00:30:00 +0300")
+    for when in stamps:
+        raw = message(when)
+        tag = conv.next_tag()
+        conv.send(f'{tag} APPEND Dated "{when}" {{{len(raw)}+}}'.encode() + b"\r\n" + raw + b"\r\n")
+        assert conv.read_until(tag)[1].split()[1] == b"OK"
+    conv.transact("OK", "SELECT Dated")
+    with server_zone("EET-2EEST,M3.5.0/3,M10.5.0/4"):  # +0200, +0300 from 25 March 2007
+        assert search_numbers(conv, "SEARCH BEFORE 25-Mar-2007") == [1]
+        assert search_numbers(conv, "SEARCH ON 25-Mar-2007") == [2, 3]
+        assert search_numbers(conv, "SEARCH SINCE 26-Mar-2007") == [4]
+        lines = fetch(conv, "FETCH 1:4 INTERNALDATE")
+        assert [line.split(b'"')[1].decode() for line in lines] == list(stamps)
+    with server_zone("UTC0"):
+        assert search_numbers(conv, "SEARCH ON 24-Mar-2007") == [1, 2]
+        assert search_numbers(conv, "SEARCH ON 25-Mar-2007") == [3, 4]
+        (line,) = fetch(conv, "FETCH 2 INTERNALDATE")
+        assert b'"24-Mar-2007 22:30:00 +0000"' in line
 
 
 def test_search_keys(server):

@@ -1,4 +1,6 @@
-"""NOTIFY (RFC 5465): a second session changes things; the NOTIFY session hears of them without IDLE."""
+"""NOTIFY (RFC 5465): a second session changes things; the NOTIFY session hears of them without IDLE.
+
+imaptest group: notify."""
 
 import re
 

@@ -45,6 +45,24 @@ def test_rev2_select_search_fetch_and_status(server):
     assert line == b'* STATUS "INBOX" (DELETED 1)'
 
 
+def test_rev2_refuses_what_rfc9051_took_out_with_recent(server):
+    # RFC 9051 Appendix E: no \Recent, so no RECENT/NEW/OLD search keys and no RECENT status
+    # item in its grammar; a rev1 session keeps them
+    deliver(server, "alice@example.org", message("one"))
+    conv = session(server)
+    conv.transact("OK", "SELECT INBOX")
+    assert conv.transact("OK", "SEARCH NEW") == [b"* SEARCH 1"]
+    assert conv.transact("OK", "STATUS Drafts (RECENT)") == [b'* STATUS "Drafts" (RECENT 0)']
+    conv = session(server)
+    conv.transact("OK", "ENABLE IMAP4rev2")
+    conv.transact("OK", "SELECT INBOX")
+    for command in ("SEARCH NEW", "UID SEARCH OR RECENT SEEN", "SEARCH NOT OLD", "SORT (ARRIVAL) UTF-8 RECENT",
+                    "THREAD REFERENCES UTF-8 NEW", "STATUS Drafts (MESSAGES RECENT)",
+                    'LIST "" "*" RETURN (STATUS (RECENT))'):
+        assert conv.transact("BAD", command) == []
+    assert conv.transact("OK", "UID SEARCH OR UNSEEN SEEN") == [b'* ESEARCH (TAG "t%d") UID ALL 1' % conv.count]
+
+
 def test_rev2_list_status_subscribed_nonexistent_and_utf8_names(server):
     conv = session(server)
     deliver(server, "alice@example.org", message("one"))

@@ -1,4 +1,6 @@
-"""SEARCHRES (RFC 5182) and PARTIAL (RFC 9394) against a live server."""
+"""SEARCHRES (RFC 5182) and PARTIAL (RFC 9394) against a live server.
+
+imaptest group: search-partial."""
 
 from tests.protocol.imapconv import deliver, message, session
 

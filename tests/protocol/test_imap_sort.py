@@ -1,4 +1,6 @@
-"""SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267)."""
+"""SORT and THREAD (RFC 5256, RFC 5957), ESORT and search contexts (RFC 5267).
+
+imaptest groups: sort-*, sort-partial, thread*, esort, search-context-update*."""
 
 import threading
 
@@ -137,6 +139,13 @@ def test_esort_return_options(sorted_box):
     assert line.endswith(b") COUNT 5 PARTIAL (-1:-2 5,3)")
     line = esearch(conv, "SORT RETURN (PARTIAL 7:9) (SIZE) UTF-8 ALL")
     assert line.endswith(b") PARTIAL (7:9 NIL)")
+    # the range is answered low end first, as SEARCH's is (RFC 9394 §3.1)
+    line = esearch(conv, "SORT RETURN (PARTIAL 3:2) (SIZE) UTF-8 ALL")
+    assert line.endswith(b") PARTIAL (2:3 4,1)")
+    # clients also write RETURN after the charset: the same answer
+    line = esearch(conv, "SORT (SIZE) UTF-8 RETURN (PARTIAL 3:2) ALL")
+    assert line.endswith(b") PARTIAL (2:3 4,1)")
+    conv.transact("BAD", "SORT (SIZE) UTF-8 RETURN (PARTIAL 1:*) ALL")
 
 
 def thread_reply(conv, command: str) -> bytes:
@@ -269,3 +278,33 @@ def test_sort_while_another_session_changes_flags(server, sorted_box):
     other.transact("OK", "STORE 1,3,4 -FLAGS.SILENT (\\Flagged)")
     assert sort(watcher, "SORT (SIZE) UTF-8 FLAGGED") == [2, 5]
     assert sort(watcher, "SORT (SIZE) UTF-8 UNFLAGGED") == [4, 1, 3]
+
+
+def test_base_subjects_of_tangled_prefixes(server):
+    # RFC 5256 §2.1: blobs, Re:/Fwd:/Fw: (any case), trailing (fwd) and [fwd: ...] wrappers all
+    # go; a subject that is one blob keeps it; no subject sorts as empty, first (RFC 5256 §3)
+    subjects = ["apple", "Cherry", "[team] FW: [ops] re: Fwd: banana (FWD)  (fwd)", "banana (b)", "Re: [Fwd: cherry]",
+                "[only-a-blob]", ""]
+    for number, subject in enumerate(subjects, 1):
+        head = f"Subject: {subject}\r\n" if subject else ""
+        deliver(server, "alice@example.org", f"From: a@x.org\r\n{head}\r\n{'x' * number}\r\n".encode())
+    conv = session(server)
+    conv.transact("OK", "SELECT INBOX")
+    # base subjects: apple, cherry, banana, banana (b), cherry, [only-a-blob], "" (ties by
+    # number); the i;unicode-casemap titlecase puts "[" after the letters
+    assert sort(conv, "SORT (SUBJECT) UTF-8 ALL") == [7, 1, 3, 4, 2, 5, 6]
+    assert sort(conv, "SORT (SUBJECT REVERSE SIZE) UTF-8 ALL") == [7, 1, 3, 4, 5, 2, 6]
+
+
+def test_thread_references_survive_a_reference_loop(server):
+    # RFC 5256 §3 REFERENCES step 1: a link that would make a loop is not made
+    for message_id, references, hour in (("a@x", "", 12), ("b@x", "<c@x> <a@x>", 10), ("c@x", "<b@x>", 11)):
+        refs = f"References: {references}\r\n" if references else ""
+        deliver(server, "alice@example.org",
+                f"Message-ID: <{message_id}>\r\n{refs}Date: Mon, 4 Mar 2024 {hour}:00:00 +0000\r\n\r\nx\r\n".encode())
+    conv = session(server)
+    conv.transact("OK", "SELECT INBOX")
+    assert thread_reply(conv, "THREAD REFERENCES UTF-8 ALL") == b"* THREAD (3 1 2)"
+    conv.transact("OK", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+    conv.transact("OK", "EXPUNGE")
+    assert thread_reply(conv, "THREAD REFERENCES UTF-8 ALL") == b"* THREAD (2 1)"

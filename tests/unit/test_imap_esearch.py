@@ -29,3 +29,10 @@ def test_esearch_line():
     assert line == b'* ESEARCH (TAG "t3") PARTIAL (1:6 1:5)\r\n'
     line = esearch_line(b"t2", False, [], frozenset({"MIN", "COUNT"}), None, None)
     assert line == b'* ESEARCH (TAG "t2") COUNT 0\r\n'
+
+
+def test_esearch_line_in_sort_order():
+    # RFC 5267 §3.1: SORT's MIN and MAX are its first and last, ALL and PARTIAL keep the order
+    line = esearch_line(b"t4", False, [5, 3, 4, 2, 1], frozenset({"MIN", "MAX", "ALL", "PARTIAL"}), (4, 2), None,
+                        ordered=True)
+    assert line == b'* ESEARCH (TAG "t4") MIN 5 MAX 1 ALL 5,3:4,2,1 PARTIAL (2:4 3:4,2)\r\n'

@@ -37,6 +37,9 @@ def test_macros_expand():
     (b"BODY[TEXT]<100.5>", FetchAtt("BODY", Section((), "TEXT"), (100, 5)), b"BODY[TEXT]<100>"),
     (b"BINARY.PEEK[1]", FetchAtt("BINARY", Section((1,)), None, True), b"BINARY[1]"),
     (b"BINARY.SIZE[]", FetchAtt("BINARY.SIZE", Section()), b"BINARY.SIZE[]"),
+    # beyond RFC 3516's grammar, as clients send it: a section without an encoding of its own
+    (b"BINARY.PEEK[2.HEADER]", FetchAtt("BINARY", Section((2,), "HEADER"), None, True), b"BINARY[2.HEADER]"),
+    (b"BINARY.SIZE[1.MIME]", FetchAtt("BINARY.SIZE", Section((1,), "MIME")), b"BINARY.SIZE[1.MIME]"),
     (b"MODSEQ", FetchAtt("MODSEQ"), b"MODSEQ"),
 ])
 def test_section_attributes(text, att, key):
@@ -53,7 +56,7 @@ def test_seen_side_effect():
 
 
 @pytest.mark.parametrize("text", [
-    b"BODY[MIME]", b"BODY[1.]", b"BODY[0]", b"BINARY[TEXT]", b"BODY[HEADER.FIELDS ()]",
+    b"BODY[MIME]", b"BODY[1.]", b"BODY[0]", b"BINARY[1.BOGUS]", b"BINARY[1]<2>", b"BODY[HEADER.FIELDS ()]",
     b"BODY[]<5>", b"BODY[]<1.0>", b"FLAGS.BOGUS", b"ENVELOPE[]", b"()",
 ])
 def test_bad_attributes(text):

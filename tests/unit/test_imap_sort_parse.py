@@ -2,7 +2,7 @@
 
 import pytest
 
-from appliance.imap.commands.sorting import CancelUpdate, Partial, Sort, Thread, UidSort
+from appliance.imap.commands.sorting import CancelUpdate, Sort, Thread, UidSort
 from appliance.imap.parse import InvalidCommand, parse_command
 from appliance.imap.search import And, Key, Not
 
@@ -18,19 +18,17 @@ def test_sort_with_reverse_keys_charset_and_criteria():
 def test_sort_return_options():
     cmd = parse_command(b"a SORT RETURN (MIN COUNT PARTIAL 1:10 UPDATE) (SIZE) US-ASCII ALL\r\n")
     assert isinstance(cmd, Sort) and cmd.returns == frozenset({"MIN", "COUNT", "PARTIAL", "UPDATE"})
-    assert cmd.partial == Partial(1, 10)
+    assert cmd.partial == (1, 10)
     assert parse_command(b"a SORT RETURN () (SIZE) UTF-8 ALL\r\n").returns == frozenset({"ALL"})
-    assert parse_command(b"a SORT RETURN (PARTIAL -1:-5) (SIZE) UTF-8 ALL\r\n").partial == Partial(-1, -5)
+    assert parse_command(b"a SORT RETURN (PARTIAL -1:-5) (SIZE) UTF-8 ALL\r\n").partial == (-1, -5)
 
 
-def test_partial_ranges_pick_from_either_end():
-    results = list(range(10, 20))
-    assert Partial(2, 4).pick(results) == [11, 12, 13]
-    assert Partial(4, 2).pick(results) == [11, 12, 13]
-    assert Partial(9, 30).pick(results) == [18, 19]
-    assert Partial(-1, -3).pick(results) == [17, 18, 19]
-    assert Partial(-10, -30).pick(results) == [10]
-    assert Partial(11, 12).pick(results) == []
+def test_sort_return_after_the_charset():
+    # clients also write RETURN after the charset; the same options are read there
+    cmd = parse_command(b"a SORT (ARRIVAL) US-ASCII RETURN (PARTIAL 4:2) ALL\r\n")
+    assert cmd.returns == frozenset({"PARTIAL"}) and cmd.partial == (4, 2)
+    assert cmd.criteria == And((Key("ALL"),))
+    assert isinstance(parse_command(b"a SORT (ARRIVAL) US-ASCII RETURN (PARTIAL 1:*) ALL\r\n"), InvalidCommand)
 
 
 def test_thread_and_cancelupdate():

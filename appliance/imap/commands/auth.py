@@ -197,14 +197,7 @@ class List(Command):
         extended = False
         if cursor.peek() == b"(":
             extended = True
-
-            def option():
-                name = cursor.keyword()
-                if name not in SELECTION_OPTIONS:
-                    raise cursor.error(f"unknown selection option {name}")
-                selection.add(name)
-
-            cursor.paren_list(option)
+            selection = set(cursor.options(dict.fromkeys(SELECTION_OPTIONS), "selection option"))
             cursor.sp()
             # RFC 5258 §3.1: RECURSIVEMATCH needs an option other than REMOTE to recurse on
             if "RECURSIVEMATCH" in selection and selection <= {"RECURSIVEMATCH", "REMOTE"}:
@@ -216,27 +209,16 @@ class List(Command):
             patterns = tuple(cursor.paren_list(cursor.list_mailbox, allow_empty=False))
         else:
             patterns = (cursor.list_mailbox(),)
-        returns: set[str] = set()
-        status_items: tuple[str, ...] = ()
+        returns: dict[str, object] = {}
         if not cursor.at_end():
             cursor.sp()
             cursor.expect(b"RETURN")
             cursor.sp()
             extended = True
-
-            def return_option():
-                nonlocal status_items
-                name = cursor.keyword()
-                if name not in RETURN_OPTIONS:
-                    raise cursor.error(f"unknown return option {name}")
-                if name == "STATUS":
-                    cursor.sp()
-                    status_items = _status_items(cursor)
-                returns.add(name)
-
-            cursor.paren_list(return_option)
-        return cls(tag, reference, patterns, frozenset(selection), frozenset(returns),
-                   status_items, extended)
+            readers = {name: (lambda: _status_items(cursor)) if name == "STATUS" else None for name in RETURN_OPTIONS}
+            returns = cursor.options(readers, "return option")
+        status_items = returns.get("STATUS", ())
+        return cls(tag, reference, patterns, frozenset(selection), frozenset(returns), status_items, extended)
 
 
 @dataclass(frozen=True)

@@ -77,27 +77,13 @@ class Fetch(Command):
         messages = cursor.sequence_set()
         cursor.sp()
         atts = parse_fetch_atts(cursor)
-        changedsince = None
-        vanished = False
-        partial = None
+        modifiers = {}
         if not cursor.at_end():
             cursor.sp()
-
-            def modifier():
-                nonlocal changedsince, vanished, partial
-                name = cursor.keyword()
-                if name == "CHANGEDSINCE":
-                    cursor.sp()
-                    changedsince = cursor.number(MAX_MODSEQ)
-                elif name == "VANISHED":
-                    vanished = True
-                elif name == "PARTIAL":
-                    cursor.sp()
-                    partial = partial_range(cursor)
-                else:
-                    raise cursor.error(f"unknown fetch modifier {name}")
-
-            cursor.paren_list(modifier, allow_empty=False)
+            modifiers = cursor.options({"CHANGEDSINCE": lambda: cursor.number(MAX_MODSEQ), "VANISHED": None,
+                                        "PARTIAL": lambda: partial_range(cursor)}, "fetch modifier", allow_empty=False)
+        changedsince, vanished, partial = (modifiers.get("CHANGEDSINCE"), "VANISHED" in modifiers,
+                                           modifiers.get("PARTIAL"))
         if vanished and (not cls.UID or changedsince is None):
             # RFC 7162 §3.2.6: VANISHED only with UID FETCH and CHANGEDSINCE
             raise cursor.error("VANISHED needs UID FETCH with CHANGEDSINCE")
@@ -130,14 +116,9 @@ class Store(Command):
         cursor.sp()
         unchangedsince = None
         if cursor.peek() == b"(":
-            def modifier():
-                nonlocal unchangedsince
-                if cursor.keyword() != "UNCHANGEDSINCE":
-                    raise cursor.error("unknown store modifier")
-                cursor.sp()
-                unchangedsince = cursor.number(MAX_MODSEQ)
-
-            cursor.paren_list(modifier, allow_empty=False)
+            modifiers = cursor.options({"UNCHANGEDSINCE": lambda: cursor.number(MAX_MODSEQ)}, "store modifier",
+                                       allow_empty=False)
+            unchangedsince = modifiers["UNCHANGEDSINCE"]
             cursor.sp()
         mode = ""
         if cursor.peek() in (b"+", b"-"):

@@ -5,34 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.imap.commands.base import Command
-from appliance.imap.search import And, parse_criteria
+from appliance.imap.search import And, parse_criteria, parse_return_options
 
 # RFC 5256 §3 sort-key, RFC 5957 §3 DISPLAYFROM / DISPLAYTO
 SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
 THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
 # RFC 5267 §3.1 (ESORT) and §4 (CONTEXT=SORT)
 SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "CONTEXT", "UPDATE", "PARTIAL"})
-
-
-@dataclass(frozen=True)
-class Partial:
-    """RFC 5267 §4.4 partial-range ``first:last`` (1-based); RFC 9394 §3.1 adds negative
-    ranges, counted from the end (-1 is the last result)."""
-
-    first: int
-    last: int
-
-    def pick(self, results: list) -> list:
-        count = len(results)
-        if self.first < 0:
-            low, high = count + max(self.first, self.last) + 1, count + min(self.first, self.last) + 1
-            low, high = min(low, high), max(low, high)
-        else:
-            low, high = min(self.first, self.last), max(self.first, self.last)
-        return results[max(low, 1) - 1:max(high, 0)]
-
-    def __str__(self) -> str:
-        return f"{self.first}:{self.last}"
 
 
 @dataclass(frozen=True)
@@ -46,28 +25,14 @@ class Sort(Command):
     charset: str = ""
     criteria: And | None = None
     returns: frozenset[str] | None = None  # None: the classic * SORT reply; a set: ESEARCH
-    partial: Partial | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL first:last), as SEARCH's
 
     @classmethod
     def parse(cls, tag, cursor):
         cursor.sp()
         returns = partial = None
         if cursor.maybe(b"RETURN "):
-            options = set()
-
-            def option():
-                nonlocal partial
-                name = cursor.keyword()
-                if name not in SORT_RETURN_OPTIONS:
-                    raise cursor.error(f"unknown sort return option {name}")
-                if name == "PARTIAL":
-                    cursor.sp()
-                    partial = _partial_range(cursor)
-                options.add(name)
-
-            cursor.paren_list(option)
-            # RFC 5267 §3.1: an empty list asks for ALL, as RFC 4731 §3.1 does for SEARCH
-            returns = frozenset(options or {"ALL"})
+            returns, partial = parse_return_options(cursor, SORT_RETURN_OPTIONS)
             cursor.sp()
         order = []
 
@@ -81,6 +46,10 @@ class Sort(Command):
         cursor.paren_list(criterion, allow_empty=False)
         cursor.sp()
         charset = cursor.astring().decode("ascii", "replace").upper()
+        # clients also put RETURN after the charset; no search key is named RETURN, so
+        # reading it there too is unambiguous
+        if returns is None and cursor.maybe(b" RETURN "):
+            returns, partial = parse_return_options(cursor, SORT_RETURN_OPTIONS)
         return cls(tag, tuple(order), charset, parse_criteria(cursor), returns, partial)
 
 
@@ -88,18 +57,6 @@ class Sort(Command):
 class UidSort(Sort):
     VERB = "UID SORT"
     UID = True
-
-
-def _partial_range(cursor) -> Partial:
-    # partial-range = partial-range-first ":" partial-range-last; each an nz-number,
-    # or both negative (RFC 9394 §3.1)
-    negative = cursor.maybe(b"-")
-    first = cursor.nz_number()
-    cursor.expect(b":")
-    if cursor.maybe(b"-") != negative:
-        raise cursor.error("a partial range is all positive or all negative")
-    last = cursor.nz_number()
-    return Partial(-first, -last) if negative else Partial(first, last)
 
 
 @dataclass(frozen=True)
