@@ -75,16 +75,15 @@ class SessionRegistry:
               max_total: int, max_per_ip: int | None) -> SessionInfo | None:
         """A new session if the server-wide limits allow one more connection (``max_per_ip``
         None: this address is not limited), else None. ``remove`` frees its slot."""
-        info = SessionInfo(0, listener, peer_ip, peer_port, local_port)
-        taken = self.shared.open_session(info, max_total, max_per_ip)
-        if taken is None:
+        session_id = self.shared.open_session(peer_ip, max_total, max_per_ip)
+        if session_id is None:
             return None
-        info.id, self._server_total = taken
-        return info
+        self._server_total += 1
+        return SessionInfo(session_id, listener, peer_ip, peer_port, local_port)
 
     @property
     def server_total(self) -> int:
-        """Connections open in every process, as of this process's last look (within SYNC_SECONDS)."""
+        """Connections open in every process: counted within SYNC_SECONDS, plus this process's since."""
         return self._server_total
 
     def add(self, info: SessionInfo, conn) -> None:
