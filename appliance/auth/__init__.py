@@ -130,8 +130,10 @@ class Authenticator:
         return [entry for entry in self.failing_addresses() if entry["until"] > now]
 
     def failing_addresses(self) -> list[dict]:
+        """Every address with failed logins; ``trusted`` ones are never blocked by failures."""
         self.shared.prune_failures(time.time() - FORGET_AFTER, time.time())
-        return [{"ip": f.key, "failures": f.count, "until": f.blocked_until} for f in self.shared.failing_addresses()]
+        return [{"ip": f.key, "failures": f.count, "until": f.blocked_until, "trusted": self.is_trusted(f.key)}
+                for f in self.shared.failing_addresses()]
 
     def block(self, ip: str, seconds: float) -> None:
         now = time.time()

@@ -32,7 +32,7 @@ KICK_WAIT = 3.0       # how long kick() waits for another process to disconnect 
 @dataclass
 class SessionInfo:
     id: int                    # unique server-wide for the server's life; admin's kick takes it
-    listener: str              # smtp, submission, smtps, pop3, pop3s, imap, imaps
+    listener: str              # smtp, submission, smtps, pop3, pop3s, imap, imaps, managesieve
     peer_ip: str
     peer_port: int
     local_port: int

@@ -142,17 +142,17 @@ class ImapMixin:
         sessions skip the write, even while that claim still waits for the writer. (A
         claim takes every \\Recent message there is when it runs, and it runs after the
         commit that made its session know ``highest_uid``; UIDs only grow, so nothing at
-        or below it can be \\Recent again.) Claims are recorded first in this process's
-        memory, then in the runtime table every worker process shares (``runtime``), so a
-        session in any process skips when a claim anywhere covers its UID; the claim's
-        write to the store is atomic, so each message's \\Recent goes to exactly one
-        session. ``before_write`` runs only when the claim must write: IDLE flushes its
-        news first then, not otherwise.
+        or below it can be \\Recent again.) ``before_write`` runs only when the claim
+        must write: IDLE flushes its news first then, not otherwise.
         """
         if not self.changes.start_recent_claim(mailbox_id, highest_uid):
-            return set()  # a claim of this process covers it (so a shared one does too)
+            return set()
+        # A claim of this process covers the UID (so a shared one does too), else ask the
+        # runtime table every worker process shares: a session in any process skips when a
+        # claim anywhere covers its UID. The store's claim is one atomic write, so each
+        # message's \Recent still goes to exactly one session, in any process.
         if not self.runtime.start_recent_claim(mailbox_id, highest_uid):
-            return set()  # another process's claim covers it
+            return set()
         if before_write is not None:
             before_write()
         return self.claim_recent(mailbox_id)
