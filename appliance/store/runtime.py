@@ -136,9 +136,8 @@ class Runtime:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []  # connections not in use; one per concurrent caller at most
-        # Every write of this process goes through one connection, one at a time: a
-        # connection that another one in the process wrote behind must drop its page cache
-        # first, which cost four times the write itself.
+        # Every write of this process goes through one connection, one at a time, so its
+        # page cache stays valid from one write to the next unless another process wrote.
         self._writer = self._connect()
         self._write_lock = threading.Lock()
         self._lock_fd = os.open(create_private(self.path.with_name(self.path.name + "-lock")), os.O_RDWR)
@@ -180,10 +179,9 @@ class Runtime:
 
         Writers queue first on a thread lock, then on an ``flock`` of the lock file, and
         only then ask SQLite: SQLite's own busy handler waits by sleeping (1 ms, then 2,
-        5, ...), which under a burst of connections cost more than the writes themselves
-        (half the accept rate was lost in those sleeps); the kernel wakes an flock waiter
-        the moment the lock is free. ``transaction=False`` for a single statement, which
-        is atomic on its own while the lock is held.
+        5, ...), far longer than a write of some tens of microseconds holds the lock,
+        while the kernel wakes an flock waiter the moment the lock is free.
+        ``transaction=False`` for a single statement, which is atomic on its own.
         """
         with self._write_lock:
             conn = self._writer
@@ -250,7 +248,7 @@ class Runtime:
         conn.execute("DELETE FROM recent_claims WHERE pid = ?", (pid,))
         # its counters since start stay in the server's sum; what it had not saved is lost, as in a crash
         conn.execute("INSERT INTO counters(pid, day, name, n) SELECT 0, day, name, n FROM counters"
-                     " WHERE pid = ? AND day = '' AND true"
+                     " WHERE pid = ? AND day = ''"
                      " ON CONFLICT(pid, day, name) DO UPDATE SET n = n + excluded.n", (pid,))
         conn.execute("DELETE FROM counters WHERE pid = ?", (pid,))
 
