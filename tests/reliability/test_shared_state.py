@@ -246,3 +246,9 @@ def test_the_status_sums_the_counters_of_both_processes(pair):
     assert first.server.admin.status()["today"]["mda.greylisted"] == 3
     second.stop()  # what a process that ended counted still counts
     assert first.server.admin.status()["stats"]["mda.greylisted"] == 3
+
+
+def test_the_traffic_counts_the_mail_the_other_process_took_in(pair):
+    first, second = pair()
+    send(second, plain(subject="through the other process"))
+    wait_for(lambda: sum(first.server.admin.traffic()["in"]) == 1, what="the message in the admin's traffic")
