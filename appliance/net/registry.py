@@ -121,8 +121,10 @@ class SessionRegistry:
 
     def all(self) -> list[SessionInfo]:
         """Every session of every process: this one's as they are, the others' as last published."""
-        mine = self.list()
-        return sorted(mine + self.shared.sessions(other_than=os.getpid()), key=lambda info: info.id)
+        return sorted(self.list() + self._others(), key=lambda info: info.id)
+
+    def _others(self) -> list[SessionInfo]:
+        return [SessionInfo(**fields) for fields in self.shared.sessions(other_than=os.getpid())]
 
     def kick(self, session_id: int) -> bool:
         """Disconnect one session, whichever process serves it; True if it existed.
@@ -205,7 +207,7 @@ class SessionRegistry:
                     self._published[session_id] = figures
                     changed.append(info)
         if changed:
-            self.shared.update_sessions(changed)
+            self.shared.update_sessions({info.id: _published_fields(info) for info in changed})
         for session_id in self.shared.kicks():
             with self._lock:
                 entry = self._sessions.get(session_id)
@@ -216,7 +218,7 @@ class SessionRegistry:
 
     def _compare(self, before: dict[int, SessionInfo]) -> dict[int, SessionInfo]:
         """Tell observers how other processes' sessions changed since ``before``."""
-        now = {info.id: info for info in self.shared.sessions(other_than=os.getpid())}
+        now = {info.id: info for info in self._others()}
         for session_id, info in now.items():
             old = before.get(session_id)
             if old is None:
@@ -226,3 +228,10 @@ class SessionRegistry:
         for session_id in before.keys() - now.keys():
             self._notify("closed", before[session_id])
         return now
+
+
+def _published_fields(info: SessionInfo) -> dict:
+    """What other processes learn of a session (its id and pid are the shared row's own)."""
+    fields = vars(info).copy()
+    del fields["id"], fields["pid"]
+    return fields

@@ -33,7 +33,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.net.registry import SessionInfo
 from appliance.store.db import create_private
 
 SUFFIX = "-runtime.sqlite"
@@ -88,12 +87,6 @@ class Failures:
     count: int
     last: float
     blocked_until: float
-
-
-def _encode(info: SessionInfo) -> str:
-    fields = vars(info).copy()
-    del fields["id"], fields["pid"]  # columns of their own
-    return json.dumps(fields, separators=(",", ":"))
 
 
 def path_beside(store_path: Path | str) -> Path:
@@ -282,9 +275,11 @@ class Runtime:
         with self._write(transaction=False) as conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
-    def update_sessions(self, infos: list[SessionInfo]) -> None:
-        """Publish what this process's sessions are doing now (for other processes' admin)."""
-        rows = [(_encode(info), info.id, self.pid) for info in infos]
+    def update_sessions(self, described: dict[int, dict]) -> None:
+        """Publish what this process's sessions are doing now (for other processes' admin):
+        session id -> its description (``net.registry.SessionInfo``'s fields, JSON-friendly)."""
+        rows = [(json.dumps(fields, separators=(",", ":")), session_id, self.pid)
+                for session_id, fields in described.items()]
         with self._write() as conn:
             conn.executemany("UPDATE sessions SET info = ? WHERE id = ? AND pid = ?", rows)
 
@@ -293,13 +288,13 @@ class Runtime:
         with self._connection() as conn:
             return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
 
-    def sessions(self, other_than: int | None = None) -> list[SessionInfo]:
+    def sessions(self, other_than: int | None = None) -> list[dict]:
         """Every open session as last published (not those admitted a moment ago and not yet
-        published), but those of process ``other_than``."""
+        published), but those of process ``other_than``: each description with its ``id`` and ``pid``."""
         with self._connection() as conn:
             rows = conn.execute("SELECT id, pid, info FROM sessions WHERE pid IS NOT ? AND info IS NOT NULL ORDER BY id",
                                 (other_than,)).fetchall()
-        return [SessionInfo(**{**json.loads(info), "id": session_id, "pid": pid}) for session_id, pid, info in rows]
+        return [{**json.loads(info), "id": session_id, "pid": pid} for session_id, pid, info in rows]
 
     def request_kick(self, session_id: int) -> int | None:
         """Ask the process serving the session to disconnect it; returns that pid, None if no such session."""
