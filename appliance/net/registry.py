@@ -10,6 +10,12 @@ A sync thread publishes what this process's sessions are doing a few times a sec
 acts on the admin's requests to disconnect one of them (written by whichever process
 serves the admin), and tells observers of the other processes' sessions opening,
 working and closing.
+
+Why requests through the shared table rather than a small admin endpoint in each process
+that the admin fans out to: the table exists anyway for the limits; it needs no
+per-process socket to find, reach and time out on; and a process that dies leaves
+nothing behind that others must handle (its rows are dropped, see ``store.runtime``).
+The price is a delay of at most SYNC_SECONDS before another process acts on a kick.
 """
 
 from __future__ import annotations
