@@ -28,12 +28,13 @@ from appliance.net import ConnectionServer, SessionRegistry
 from appliance.net.listener import tune_runtime
 from appliance.mta.srs import Srs, load_secret as load_srs_secret
 from appliance.net.tls import TlsContexts, ensure_certificate
-from appliance.store import Store
+from appliance.store import Store, reset_runtime
 
 log = logging.getLogger("kotakpos")
 
 LOCK_NAME = "kotakpos.lock"
 COUNTS_SAVE_SECONDS = 10.0  # how often counters reach the store (a crash loses at most this much)
+COUNTS_PUBLISH_SECONDS = 1.0  # how often other processes see this one's counters (store.runtime)
 ADMIN_SOCKET = "admin.sock"
 
 
@@ -74,6 +75,7 @@ class ServerContext:
     stats_lock: threading.Lock = field(default_factory=threading.Lock)
     mda: object = None  # appliance.mda.Mda: the filters local deliveries pass (None: unfiltered)
     idle_pusher: object = None  # appliance.imap.push.IdlePusher: tells idling IMAP clients of changes
+    published: tuple = ()  # the counters as publish_counts last published them (skips a write when the same)
 
     def count(self, name: str, n: int = 1) -> None:
         key = (time.strftime("%Y-%m-%d"), name)
@@ -92,10 +94,30 @@ class ServerContext:
                 for key, n in unsaved.items():
                     self.unsaved[key] = self.unsaved.get(key, 0) + n
             raise
+        self.publish_counts()  # at once: others would count what was just saved twice
+
+    def publish_counts(self) -> None:
+        """Let the other worker processes' admin see this process's counters."""
+        with self.stats_lock:
+            stats, unsaved = dict(self.stats), dict(self.unsaved)
+        if (stats, unsaved) != self.published:
+            self.store.runtime.publish_counters(stats, unsaved)
+            self.published = (stats, unsaved)
+
+    def server_stats(self) -> dict[str, int]:
+        """The counters since start of every worker process, summed."""
+        counts = self.store.runtime.counters("", other_than=os.getpid())
+        with self.stats_lock:
+            for name, n in self.stats.items():
+                counts[name] = counts.get(name, 0) + n
+        return counts
 
     def counts_today(self) -> dict[str, int]:
+        """Today's counters: saved in the store, plus what each worker process has not saved yet."""
         day = time.strftime("%Y-%m-%d")
         counts = self.store.daily_counts(day)
+        for name, n in self.store.runtime.counters(day, other_than=os.getpid()).items():
+            counts[name] = counts.get(name, 0) + n
         with self.stats_lock:
             for (when, name), n in self.unsaved.items():
                 if when == day:
@@ -230,6 +252,7 @@ class Server:
         cfg = self.config
         keep_files_private()
         self._lock_handle = lock_data_folder(self.data_dir)
+        reset_runtime(self.data_dir)  # the folder is ours: nothing else serves from it
         try:
             self._start(cfg)
         except BaseException:
@@ -245,7 +268,7 @@ class Server:
         store = open_store(self.data_dir)
         for warning in local_warnings(self.data_dir, cfg):
             log.warning(warning)
-        registry = SessionRegistry()
+        registry = SessionRegistry(store.runtime)
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
                                  hostname=cfg.server.hostname, data_dir=self.data_dir,
@@ -377,9 +400,14 @@ class Server:
         self._stopped.set()
 
     def _save_counts_loop(self) -> None:
-        while not self._saver_stop.wait(COUNTS_SAVE_SECONDS):
+        next_save = time.monotonic() + COUNTS_SAVE_SECONDS
+        while not self._saver_stop.wait(COUNTS_PUBLISH_SECONDS):
             try:
-                self.ctx.save_counts()
+                if time.monotonic() >= next_save:
+                    next_save = time.monotonic() + COUNTS_SAVE_SECONDS
+                    self.ctx.save_counts()
+                else:
+                    self.ctx.publish_counts()
             except Exception as e:
                 log.warning("could not save counters, keeping them for later: %s", e)
 
@@ -412,6 +440,7 @@ class Server:
             self.ctx.save_counts()
         except Exception as e:
             log.warning("could not save counters: %s", e)
+        self.ctx.store.runtime.unregister()
         self.ctx.store.close()
         self.connections = None
         self._release_lock()

@@ -142,13 +142,12 @@ class AdminAPI(FiltersAdmin):
         return __version__
 
     def status(self) -> dict:
+        """The whole server: every worker process's sessions and counters, summed."""
         ctx = self._ctx()
-        sessions = ctx.registry.list()
+        sessions = ctx.registry.all()
         by_protocol: dict[str, int] = {}
         for s in sessions:
             by_protocol[s.protocol] = by_protocol.get(s.protocol, 0) + 1
-        with ctx.stats_lock:
-            stats = dict(ctx.stats)
         return {
             "version": __version__,
             "hostname": ctx.hostname,
@@ -160,7 +159,7 @@ class AdminAPI(FiltersAdmin):
             "sessions_by_protocol": by_protocol,
             "counts": self.store.counts(),
             "queue": self.store.queue_stats(),
-            "stats": stats,
+            "stats": ctx.server_stats(),
             "today": ctx.counts_today(),
             "blocked": len(ctx.auth.blocked_addresses()),
             "tls_expiry": ctx.tls.expiry().isoformat(),
@@ -192,9 +191,11 @@ class AdminAPI(FiltersAdmin):
                  "state": "listening"} for l in self.server.connections.listeners]
 
     def sessions(self) -> list[dict]:
-        return [s.to_dict() for s in self._ctx().registry.list()]
+        """Every session of every worker process (``pid`` says which serves it)."""
+        return [s.to_dict() for s in self._ctx().registry.all()]
 
     def kick(self, session_id: int) -> bool:
+        """Disconnect a session, whichever worker process serves it (returns once it is gone)."""
         if not self._ctx().registry.kick(int(session_id)):
             raise AdminError(f"no session {session_id}")
         return True

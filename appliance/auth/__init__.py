@@ -5,6 +5,11 @@ account (so an account guessed from many addresses slows down too). An address t
 keeps failing is refused for ``auth.block_seconds``; loopback and trusted networks — a
 webmail on the same box — are never blocked wholesale, only slowed per account. Nothing
 here ever logs or stores a password.
+
+The failure counts and blocks are the server's, not one process's: they live in the
+store's runtime table (``store.runtime``), which every worker process reads and writes
+atomically, so thirty wrong passwords spread over eight workers count as thirty, and a
+block or an unblock by the admin holds in every worker at once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 
 from appliance.net.addresses import Networks, is_loopback
 
@@ -26,22 +30,14 @@ FORGET_AFTER = 3600.0  # failures older than this no longer count
 CACHE_SECONDS = 3600.0  # how long a verified login skips the deliberately slow hash
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    blocked_until: float = 0.0
-
-
 class Authenticator:
     def __init__(self, store, auth_config, sleep=time.sleep):
         self.store = store
         self.config = auth_config
         self.trusted = Networks(auth_config.trusted_networks)
         self._sleep = sleep
+        self.shared = store.runtime  # failures and blocks, server-wide (module docstring)
         self._lock = threading.Lock()
-        self._by_ip: dict[str, _Failures] = {}
-        self._by_account: dict[str, _Failures] = {}
         # Verified logins, as Dovecot's auth cache: a phone checking mail every minute
         # should not cost 50 ms of scrypt each time. Entries hold an HMAC of the password
         # and the stored hash under a per-process key — never the password — so a changed
@@ -70,23 +66,22 @@ class Authenticator:
         return self.is_blocked(conn.peer_ip)
 
     def is_blocked(self, ip: str) -> bool:
-        with self._lock:
-            entry = self._by_ip.get(ip)
-            return bool(entry and entry.blocked_until > time.time())
+        entry, _ = self.shared.failures(ip, "")
+        return bool(entry and entry.blocked_until > time.time())
 
     # -- logging in ------------------------------------------------------------------------
 
     def login(self, address: str, password: str, conn):
         """The user if the password is right, else None (after a growing delay)."""
         ip = conn.peer_ip
-        if self.is_blocked(ip):
+        by_ip, by_account = self.shared.failures(ip, address.lower())
+        if by_ip and by_ip.blocked_until > time.time():
             log.info("auth refused ip=%s user=%s: address blocked", ip, address)
             return None
         user, failure = self._verify(address, password) if address and password else (None, "empty name or password")
         if user is not None:
-            with self._lock:
-                self._by_ip.pop(ip, None)
-                self._by_account.pop(user.address.lower(), None)
+            if by_ip or by_account or address.lower() != user.address.lower():
+                self.shared.clear_failures(ip, user.address.lower())
             log.info("auth ok ip=%s user=%s listener=%s", ip, user.address, conn.info.listener)
             return user
         delay = self._record_failure(ip, address.lower())
@@ -118,46 +113,31 @@ class Authenticator:
 
     def _record_failure(self, ip: str, account: str) -> float:
         now = time.time()
-        with self._lock:
-            by_ip = self._fresh(self._by_ip, ip, now)
-            by_account = self._fresh(self._by_account, account, now)
-            by_ip.count += 1
-            by_account.count += 1
-            by_ip.last = by_account.last = now
-            if by_ip.count >= self.config.block_after and not self.is_trusted(ip):
-                by_ip.blocked_until = now + self.config.block_seconds
-                log.warning("blocking ip=%s for %ds after %d failed logins", ip, self.config.block_seconds, by_ip.count)
-            # A trusted address is slowed only by the account's own failures.
-            count = by_account.count if self.is_trusted(ip) else max(by_ip.count, by_account.count)
+        trusted = self.is_trusted(ip)
+        by_ip, by_account = self.shared.record_failure(ip, account, now, FORGET_AFTER,
+                                                       None if trusted else self.config.block_after,
+                                                       self.config.block_seconds)
+        if by_ip.blocked_until > now and not trusted:
+            log.warning("blocking ip=%s for %ds after %d failed logins", ip, self.config.block_seconds, by_ip.count)
+        # A trusted address is slowed only by the account's own failures.
+        count = by_account.count if trusted else max(by_ip.count, by_account.count)
         return min(self.config.fail_delay_max, FIRST_DELAY * 2 ** (count - 1))
-
-    @staticmethod
-    def _fresh(table: dict, key: str, now: float) -> _Failures:
-        entry = table.get(key)
-        if entry is None or (now - entry.last > FORGET_AFTER and entry.blocked_until < now):
-            entry = table[key] = _Failures()
-        return entry
 
     # -- administration -----------------------------------------------------------------
 
     def blocked_addresses(self) -> list[dict]:
         now = time.time()
-        with self._lock:
-            return [{"ip": ip, "failures": f.count, "until": f.blocked_until}
-                    for ip, f in sorted(self._by_ip.items()) if f.blocked_until > now]
+        return [entry for entry in self.failing_addresses() if entry["until"] > now]
 
     def failing_addresses(self) -> list[dict]:
         """Every address with failed logins; ``trusted`` ones are never blocked by failures."""
-        with self._lock:
-            return [{"ip": ip, "failures": f.count, "until": f.blocked_until, "trusted": self.is_trusted(ip)}
-                    for ip, f in sorted(self._by_ip.items())]
+        self.shared.prune_failures(time.time() - FORGET_AFTER, time.time())
+        return [{"ip": f.key, "failures": f.count, "until": f.blocked_until, "trusted": self.is_trusted(f.key)}
+                for f in self.shared.failing_addresses()]
 
     def block(self, ip: str, seconds: float) -> None:
-        with self._lock:
-            entry = self._by_ip.setdefault(ip, _Failures())
-            entry.blocked_until = time.time() + seconds
-            entry.last = time.time()
+        now = time.time()
+        self.shared.block(ip, now + seconds, now)
 
     def unblock(self, ip: str) -> bool:
-        with self._lock:
-            return self._by_ip.pop(ip, None) is not None
+        return self.shared.unblock(ip)

@@ -4,7 +4,11 @@ Each listener owns a bound socket and an accept thread. Every accepted client ge
 own thread (small stack) running the protocol's session class. The server enforces the
 connection limits before a session starts, answering with the protocol's own "too busy"
 reply, and on shutdown ends sessions between commands first and the rest after a grace
-period.
+period. The limits count the connections of every worker process: the session registry
+takes each slot in its shared table (``registry``), so N workers admit no more than one.
+The accept thread checks only this process's own count (in memory: a flood is refused
+without a thread); the connection's thread then takes the server-wide slot, so accepting
+never waits for the shared table.
 """
 
 from __future__ import annotations
@@ -111,9 +115,9 @@ class ConnectionServer:
         self.max_per_ip = max_per_ip
         self.exempt_from_ip_limit = exempt_from_ip_limit
         self.listeners: list[Listener] = []
-        self._per_ip: dict[str, int] = {}
-        self._active = 0
         self._lock = threading.Lock()
+        self._held = 0                             # connections this process holds (admitted or being admitted)
+        self._held_per_ip: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
         # Made by start(), written once by stop() and never read: readable from then on, it
@@ -136,6 +140,7 @@ class ConnectionServer:
 
     def start(self) -> None:
         self._stop_read, self._stop_write = os.pipe()
+        self.registry.start()
         threading.stack_size(THREAD_STACK_SIZE)
         for listener in self.listeners:
             for sock in listener.sockets:
@@ -157,49 +162,53 @@ class ConnectionServer:
                 client.close()
                 return
             ip = plain_ip(address[0])
-            if not self._admit(ip):
+            limit = None if self.exempt_from_ip_limit(ip) else self.max_per_ip
+            # This process alone at a limit: refused here, without a thread or a shared write.
+            if not self._hold(ip, limit):
                 self._refuse(client, listener)
                 continue
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            info = self.registry.open(listener.name, ip, address[1], listener.port)
-            conn = Connection(client, info, self.tls_source, is_loopback(ip))
-            conn.server_load = lambda: self.load
-            conn.stop_fd = self._stop_read
             try:
-                threading.Thread(target=self._serve, args=(listener, conn), name=f"{listener.name}-{info.id}",
-                                 daemon=True).start()
+                threading.Thread(target=self._serve, args=(listener, client, ip, address[1], limit),
+                                 name=f"{listener.name}-new", daemon=True).start()
             except RuntimeError:  # cannot start a thread: treat as too busy
-                self._release(ip)
+                self._let_go(ip)
                 self._refuse(client, listener)
+
+    def _hold(self, ip: str, limit: int | None) -> bool:
+        """Count a connection in this process if its own connections leave room for it."""
+        with self._lock:
+            count = self._held_per_ip.get(ip, 0)
+            if self._held >= self.max_connections or (limit is not None and count >= limit):
+                return False
+            self._held += 1
+            self._held_per_ip[ip] = count + 1
+            return True
+
+    def _let_go(self, ip: str) -> None:
+        with self._lock:
+            self._held -= 1
+            left = self._held_per_ip.get(ip, 1) - 1
+            if left:
+                self._held_per_ip[ip] = left
+            else:
+                self._held_per_ip.pop(ip, None)
 
     @property
     def load(self) -> float:
-        """Connections in use as a share of max_connections (0.0-1.0).
+        """Connections in use server-wide as a share of max_connections (0.0-1.0).
 
         Sessions read it before each wait for the client, so a protocol can shorten its
         timeouts while connections pile up (SMTP's stress mode, like Postfix's).
         """
-        return self._active / self.max_connections
+        return self.registry.server_total / self.max_connections
 
-    def _admit(self, ip: str) -> bool:
-        with self._lock:
-            if self._active >= self.max_connections:
-                return False
-            count = self._per_ip.get(ip, 0)
-            if count >= self.max_per_ip and not self.exempt_from_ip_limit(ip):
-                return False
-            self._active += 1
-            self._per_ip[ip] = count + 1
-            return True
-
-    def _release(self, ip: str) -> None:
-        with self._lock:
-            self._active -= 1
-            left = self._per_ip.get(ip, 1) - 1
-            if left:
-                self._per_ip[ip] = left
-            else:
-                self._per_ip.pop(ip, None)
+    def _admit(self, listener: Listener, ip: str, port: int, limit: int | None):
+        """The new session's SessionInfo if the server-wide limits allow it, else None."""
+        try:
+            return self.registry.admit(listener.name, ip, port, listener.port, self.max_connections, limit)
+        except Exception:  # the shared table failed (e.g. the disk is full): too busy, not dead
+            log.exception("cannot admit a %s connection", listener.name)
+            return None
 
     def _refuse(self, client: socket.socket, listener: Listener) -> None:
         log.info("refused %s connection: too many connections", listener.name)
@@ -212,11 +221,35 @@ class ConnectionServer:
         finally:
             client.close()
 
-    def _serve(self, listener: Listener, conn: Connection) -> None:
+    def _serve(self, listener: Listener, client: socket.socket, ip: str, port: int, limit: int | None) -> None:
+        """One connection's thread: take a server-wide slot (here, so that the accept thread
+        never waits for the shared table), then run the session and free the slot."""
+        try:
+            info = self._admit(listener, ip, port, limit)
+            if info is None:
+                self._refuse(client, listener)
+                return
+            threading.current_thread().name = f"{listener.name}-{info.id}"
+            try:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn = Connection(client, info, self.tls_source, is_loopback(ip))
+            except OSError:  # the client left already
+                client.close()
+                self.registry.remove(info)
+                return
+            conn.server_load = lambda: self.load
+            conn.stop_fd = self._stop_read
+            self._run(listener, conn)
+        finally:
+            self._let_go(ip)
+
+    def _run(self, listener: Listener, conn: Connection) -> None:
         info = conn.info
         self.registry.add(info, conn)
         log.info("session %d open %s from %s:%d", info.id, listener.name, info.peer_ip, info.peer_port)
         try:
+            if self._stopping:
+                return  # admitted as the server stopped: nobody would end it
             if listener.implicit_tls:
                 conn.start_tls()
             listener.session_class(conn, self.ctx, listener.name).run()
@@ -226,8 +259,10 @@ class ConnectionServer:
             log.exception("session %d (%s) failed", info.id, listener.name)
         finally:
             conn.close()
-            self._release(info.peer_ip)
-            self.registry.remove(info)
+            try:
+                self.registry.remove(info)
+            except Exception:
+                log.exception("session %d: cannot free its slot", info.id)
             log.info("session %d closed %s user=%s in=%d out=%d", info.id, listener.name, info.user or "-",
                      info.bytes_in, info.bytes_out)
 
@@ -264,6 +299,7 @@ class ConnectionServer:
         end = time.monotonic() + 2.0
         while self.registry.count() and time.monotonic() < end:
             time.sleep(0.02)
+        self.registry.stop()
         if not self.registry.count():  # a session still ending may yet poll the pipe
             os.close(self._stop_read)
             os.close(self._stop_write)

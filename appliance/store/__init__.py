@@ -6,15 +6,18 @@ before the call returns (group commit in ``db``), and change events go out after
 (``events``) for IMAP IDLE and the TUI, also for what other processes commit to the file
 (``journal``). The API is split by subject into mixins —
 ``accounts``, ``mailboxes``, ``messages``, ``imap`` (what IMAP reads), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
-``migration`` (bulk import, snapshots) — so each file reads on its own.
+``migration`` (bulk import, snapshots) — so each file reads on its own. What the serving
+processes share but is no mail (sessions, connection slots, failed logins, ``\\Recent``
+claims, counters) lives in a second, unsynced file beside it (``runtime``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
-from appliance.store import migrations
+from appliance.store import migrations, runtime
 from appliance.store.accounts import AccountsMixin, normalize_address, normalize_domain, split_address
 from appliance.store.db import MAX_BATCH, Database, create_private
 from appliance.store.errors import AlreadyExists, InvalidName, NotFound, QuotaExceeded, ScriptActive, StorageFull, StoreError
@@ -29,6 +32,7 @@ from appliance.store.pop3 import Pop3Mixin
 from appliance.store.models import (Delivery, Mailbox, MailboxChanges, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
                                     QueueOutcome, QueueRow, Resolution, User)
 from appliance.store.queue import QueueMixin
+from appliance.store.runtime import Runtime
 from appliance.store.search import SearchIndex
 from appliance.store.counters import CountersMixin
 from appliance.store.secrets import SecretsMixin
@@ -57,6 +61,16 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         self.changes = ChangeCache()
         self.db = Database(self.path, self._after_commit, max_batch, journal=True)
         self.search_index = SearchIndex(self.db, search_path)
+        self._runtime: Runtime | None = None
+        self._runtime_lock = threading.Lock()
+
+    @property
+    def runtime(self) -> Runtime:
+        """The serving processes' shared state beside this store (``runtime``), opened on first use."""
+        with self._runtime_lock:
+            if self._runtime is None:
+                self._runtime = Runtime(self.path)
+            return self._runtime
 
     @classmethod
     def in_folder(cls, data_dir: Path | str, **options) -> "Store":
@@ -76,7 +90,11 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
             return
         public = [e for e in events if not isinstance(e, BlobReleased)]
         # before anyone hears of the commit: nobody may then be handed an older answer
-        self.changes.forget([e for e in public if isinstance(e, MailboxChanged)])
+        mailbox_events = [e for e in public if isinstance(e, MailboxChanged)]
+        self.changes.forget(mailbox_events)
+        remade = [e.mailbox_id for e in mailbox_events if e.kind in ("created", "deleted")]
+        if remade and self._runtime is not None:  # only a serving process claims \Recent
+            self._runtime.forget_recent_claims(remade)
         if any(isinstance(e, AccountsChanged) for e in public):
             self.accounts_cache.invalidate()  # another process's change (this one's forgot already)
         if public:
@@ -117,6 +135,13 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
     def close(self) -> None:
         self.search_index.close()  # first: it reads from the store's database
         self.db.close()
+        if self._runtime is not None:
+            self._runtime.close()
+
+
+def reset_runtime(data_dir: Path | str) -> None:
+    """Empty the serving processes' shared state of the store in ``data_dir`` (``runtime.reset``)."""
+    runtime.reset(Path(data_dir) / DB_NAME)
 
 
 def backup_database(source: Path | str, target: Path | str) -> None:

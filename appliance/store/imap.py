@@ -167,6 +167,12 @@ class ImapMixin:
         """
         if not self.changes.start_recent_claim(mailbox_id, highest_uid):
             return set()
+        # A claim of this process covers the UID (so a shared one does too), else ask the
+        # runtime table every worker process shares: a session in any process skips when a
+        # claim anywhere covers its UID. The store's claim is one atomic write, so each
+        # message's \Recent still goes to exactly one session, in any process.
+        if not self.runtime.start_recent_claim(mailbox_id, highest_uid):
+            return set()
         if before_write is not None:
             before_write()
         return self.claim_recent(mailbox_id, highest_uid)

@@ -9,6 +9,7 @@ import pytest
 
 from appliance.net import ConnectionServer, LineTooLong, SessionRegistry
 from appliance.net.tls import TlsContexts
+from appliance.store.runtime import Runtime
 
 
 class Echo:
@@ -42,11 +43,11 @@ class Echo:
 
 
 @pytest.fixture
-def echo_server(_certificate):
+def echo_server(_certificate, tmp_path):
     made = []
 
     def make(max_connections=100, max_per_ip=100, exempt=lambda ip: False):
-        registry = SessionRegistry()
+        registry = SessionRegistry(Runtime(tmp_path / f"echo{len(made)}.sqlite"))
         tls = TlsContexts(*_certificate)
         server = ConnectionServer(None, registry, tls.current, max_connections, max_per_ip, exempt)
         server.add("echo", ["127.0.0.1"], 0, Echo, implicit_tls=False)
