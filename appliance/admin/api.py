@@ -67,7 +67,7 @@ class AdminAPI(FiltersAdmin):
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
         "queue", "queue_entry", "queue_ids", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
         "dns_records", "dkim_records", "notify",
-        "traffic", "log_tail",
+        "traffic", "log_tail", "workers",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
 
@@ -188,6 +188,14 @@ class AdminAPI(FiltersAdmin):
         self._ctx()
         return [{"name": l.name, "addresses": [f"{h}:{p}" for h, p in l.addresses], "implicit_tls": l.implicit_tls,
                  "state": "listening"} for l in self.server.connections.listeners]
+
+    def workers(self) -> list[dict]:
+        """The server's processes (one, or each worker of ``[server] workers``): index, pid,
+        sessions (a count) and session_list (theirs, as ``sessions()`` gives them), cpu_seconds,
+        memory (resident bytes), restarts. A worker that did not answer in time has its index only."""
+        if self.server is None or self.server.ctx is None:
+            raise AdminError("no server is running")
+        return self.server.workers()
 
     def sessions(self) -> list[dict]:
         return [s.to_dict() for s in self._ctx().registry.list()]

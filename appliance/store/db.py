@@ -148,6 +148,9 @@ class Database:
         self._reader_lock = threading.Lock()
         self._all_readers: list[sqlite3.Connection] = []
         self.commits = 0  # how many fsyncing commits the writer made (for benchmarks and tests)
+        # Called in the writer thread after each commit that wrote a journal row; must not
+        # block (a worker rings the other workers: net/doorbell.py).
+        self.after_journal_row: Callable[[], None] | None = None
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._writer.start()
@@ -241,6 +244,8 @@ class Database:
             row_id, others = self._journal_row
             self._journal_row = None
             self._journal.committed(row_id)
+            if self.after_journal_row is not None:
+                self.after_journal_row()
             if others:
                 self._publish(others)
         if time.monotonic() >= self._next_check or any(job.fn is _catch_up for job in batch):

@@ -216,9 +216,15 @@ def _v12_queue_ids_never_reused(db) -> None:
     db.execute("CREATE INDEX queue_due ON queue(state, next_attempt)")
 
 
+def _v13_queue_owner(db) -> None:
+    """Who is delivering a row, so a restarting worker never takes a live worker's delivery."""
+    # "pid:start time" of the process that claimed a 'delivering' row (store/queue.py); NULL otherwise
+    db.execute("ALTER TABLE queue ADD COLUMN owner TEXT")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
-              _v11_change_journal, _v12_queue_ids_never_reused]
+              _v11_change_journal, _v12_queue_ids_never_reused, _v13_queue_owner]
 LATEST = len(MIGRATIONS)
 
 
