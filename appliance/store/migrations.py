@@ -218,6 +218,8 @@ def _v12_queue_ids_never_reused(db) -> None:
 
 def _v13_queue_owner(db) -> None:
     """Who is delivering a row, so a restarting worker never takes a live worker's delivery."""
+    if "owner" in db["queue"].columns_dict:
+        return  # a store whose version number was set back by hand (tests do) has it already
     # "pid:start time" of the process that claimed a 'delivering' row (store/queue.py); NULL otherwise
     db.execute("ALTER TABLE queue ADD COLUMN owner TEXT")
 
