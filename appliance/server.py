@@ -346,6 +346,13 @@ class Server:
                 "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "memory": _resident_bytes(),
                 "restarts": self.worker.restarts if self.worker else 0, "started": self.ctx.started if self.ctx else 0}
 
+    def catch_up(self) -> None:
+        """Publish what other processes committed to the store, in every worker; returns once done."""
+        self.ctx.store.catch_up()
+        if self.worker is not None:
+            from appliance.net.doorbell import catch_up_all
+            catch_up_all(self.data_dir / WORKERS_FOLDER, self.worker.count, self.worker.index)
+
     def workers(self) -> list[dict]:
         """Every worker's report (one entry for a single-process server)."""
         own = self.worker_report()

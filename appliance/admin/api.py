@@ -267,8 +267,11 @@ class AdminAPI(FiltersAdmin):
     def notify(self) -> bool:
         """Another process committed to the store file (``kotakpos import``/``restore --user``
         write it directly): publish its changes now, as the server's own. Returns once done,
-        so the caller's next IMAP or POP3 session already sees them."""
-        self.store.catch_up()
+        so the caller's next IMAP or POP3 session already sees them (on every worker)."""
+        if self.server is not None and self.server.ctx is not None:
+            self.server.catch_up()
+        else:
+            self.store.catch_up()
         return True
 
     def dkim_records(self, domain: str) -> list[list[str]]:

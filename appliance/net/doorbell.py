@@ -8,8 +8,9 @@ publishes the others' events to its IDLE clients, caches and queue runner. A dat
 costs a few microseconds and needs no connection: a sleeping or restarting worker simply
 misses it, and its store's once-a-second check (``store/db.py``) still reads the journal.
 
-The same socket answers a report request (pid, sessions, CPU, memory): the admin of the
-first worker gathers them for the dashboard's list of workers (``gather``).
+The same socket answers requests of the first worker's admin: a report (pid, sessions,
+CPU, memory) for the dashboard's list of workers (``gather``), and a catch-up that
+answers once done, for the admin's ``notify`` after ``kotakpos import`` (``catch_up_all``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from typing import Callable
 log = logging.getLogger("kotakpos.net")
 
 RING = b"w"      # "I committed: read the journal"
-REPORT = b"r"    # "send me your report" (the answer goes to the sender's address)
-REPORT_SIZE = 1 << 20  # largest report datagram read back (1,000 sessions fit)
+CATCH_UP = b"c"  # "read the journal, then answer" (another process wrote to the store)
+REPORT = b"r"    # "send me your report"
+# (answers go to the sender's address, as JSON with the worker's "index")
+REPORT_SIZE = 1 << 20  # the receive buffer for answers
+DATAGRAM_MAX = 150_000  # a datagram Linux sends with its default buffers (net.core.wmem_default: 208 KiB)
 
 
 def socket_path(folder: Path, index: int) -> Path:
@@ -75,7 +79,7 @@ class Doorbell:
             readable, _, _ = select.select([self._sock, self._stop_read], [], [])
             if self._stop_read in readable:
                 return
-            rung = False
+            rung, waiting = False, []
             while True:  # every ring waiting now is answered by one catch-up
                 try:
                     data, sender = self._sock.recvfrom(16)
@@ -83,19 +87,31 @@ class Doorbell:
                     break
                 if data == RING:
                     rung = True
+                elif data == CATCH_UP and sender:
+                    rung = True
+                    waiting.append(sender)
                 elif data == REPORT and sender:
-                    self._answer(sender)
+                    self._answer_report(sender)
             if rung:
                 try:
                     self.on_ring()
                 except Exception as e:  # e.g. the store is closing: the next ring or check tries again
                     log.debug("doorbell: could not catch up: %s", e)
+            for sender in waiting:
+                self._answer(sender, {"index": self.index})
 
-    def _answer(self, sender: str) -> None:
+    def _answer_report(self, sender: str) -> None:
+        report = self.report()
+        if len(json.dumps(report)) > DATAGRAM_MAX and "session_list" in report:
+            # thousands of sessions: the counts still fit in one datagram
+            report["session_list"], report["session_list_cut"] = [], True
+        self._answer(sender, report)
+
+    def _answer(self, sender: str, answer: dict) -> None:
         try:
-            self._out.sendto(json.dumps(self.report()).encode(), sender)
+            self._out.sendto(json.dumps(answer).encode(), sender)
         except OSError as e:
-            log.debug("doorbell: could not answer a report request: %s", e)
+            log.debug("doorbell: could not answer a request: %s", e)
 
     def close(self) -> None:
         os.write(self._stop_write, b"x")
@@ -110,35 +126,45 @@ class Doorbell:
             pass
 
 
-def gather(folder: Path, count: int, own: dict | None = None, own_index: int = 0,
-           timeout: float = 1.0) -> list[dict]:
+def gather(folder: Path, count: int, own: dict, own_index: int, timeout: float = 1.0) -> list[dict]:
     """Every worker's report, in worker order (``own``: the caller's, asked of nobody).
 
     A worker that does not answer within ``timeout`` (restarting, or stuck) is listed with
     its index only, so the list always has ``count`` entries.
     """
+    others = [i for i in range(count) if i != own_index]
+    reports = {own_index: own, **_ask(folder, others, REPORT, timeout)}
+    return [reports.get(i, {"index": i}) for i in range(count)]
+
+
+def catch_up_all(folder: Path, count: int, own_index: int, timeout: float = 10.0) -> None:
+    """Have every other worker publish what other processes committed; return once they
+    have (or ``timeout`` passed: a restarting worker reads the journal as it starts)."""
+    _ask(folder, [i for i in range(count) if i != own_index], CATCH_UP, timeout)
+
+
+def _ask(folder: Path, indices: list[int], request: bytes, timeout: float) -> dict[int, dict]:
+    """Send ``request`` to the workers ``indices``; their answers by index, as they came in time."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REPORT_SIZE)
-    sock.bind(f"\0kotakpos-report-{os.getpid()}-{threading.get_ident()}")  # abstract: nothing to clean up
-    reports: dict[int, dict] = {}
-    if own is not None:
-        reports[own_index] = own
+    sock.bind(f"\0kotakpos-ask-{os.getpid()}-{threading.get_ident()}")  # abstract: nothing to clean up
+    answers: dict[int, dict] = {}
     try:
-        for i in range(count):
-            if i in reports:
-                continue
+        asked = 0
+        for i in indices:
             try:
-                sock.sendto(REPORT, str(socket_path(folder, i)))
+                sock.sendto(request, str(socket_path(folder, i)))
+                asked += 1
             except OSError as e:
                 if e.errno not in (errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN):
                     raise
         deadline = time.monotonic() + timeout
-        while len(reports) < count:
+        while len(answers) < asked:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([sock], [], [], left)[0]:
                 break
-            report = json.loads(sock.recv(REPORT_SIZE))
-            reports[report["index"]] = report
+            answer = json.loads(sock.recv(REPORT_SIZE))
+            answers[answer["index"]] = answer
     finally:
         sock.close()
-    return [reports.get(i, {"index": i}) for i in range(count)]
+    return answers
