@@ -301,7 +301,7 @@ class Server:
         if self.worker is not None:
             from appliance.net.doorbell import Doorbell
             self.doorbell = Doorbell(self.data_dir / WORKERS_FOLDER, self.worker.index, self.worker.count,
-                                     on_ring=store.catch_up, report=self.worker_report)
+                                     on_ring=store.catch_up, report=self.worker_report, on_certificate=self.reload_tls)
             store.after_each_commit(self.doorbell.ring_others)
         # Each worker saves its own counters: the store adds them up (add_daily_counts).
         self._counts_saver = threading.Thread(target=self._save_counts_loop, name="counts-saver", daemon=True)
@@ -379,7 +379,13 @@ class Server:
         self.web.start()
         if challenges is not None:
             from appliance.acme.manager import CertificateManager
-            self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges)
+            self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges,
+                                           installed=self._certificate_installed)
+
+    def _certificate_installed(self) -> None:
+        """ACME put a new certificate in place (this process loaded it): the other workers load it too."""
+        if self.doorbell is not None:
+            self.doorbell.certificate_changed()
 
     def port(self, name: str) -> int:
         return next(l.port for l in self.connections.listeners if l.name == name)

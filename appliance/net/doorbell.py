@@ -30,6 +30,7 @@ log = logging.getLogger("kotakpos.net")
 
 RING = b"w"      # "I committed: read the journal"
 CATCH_UP = b"c"  # "read the journal, then answer" (another process wrote to the store)
+CERTIFICATE = b"t"  # "the TLS certificate files changed: load them" (ACME renewed it)
 REPORT = b"r"    # "send me your report"
 # (answers go to the sender's address, as JSON with the worker's "index")
 REPORT_SIZE = 1 << 20  # the receive buffer for answers
@@ -44,10 +45,11 @@ class Doorbell:
     """Worker ``index`` of ``count``: rings the others after its commits, hears their rings."""
 
     def __init__(self, folder: Path, index: int, count: int, on_ring: Callable[[], None],
-                 report: Callable[[], dict]):
+                 report: Callable[[], dict], on_certificate: Callable[[], None]):
         self.index = index
         self.on_ring = on_ring
         self.report = report
+        self.on_certificate = on_certificate
         path = socket_path(folder, index)
         try:
             path.unlink()  # left by this worker's predecessor
@@ -66,9 +68,15 @@ class Doorbell:
         self._thread.start()
 
     def ring_others(self) -> None:
+        self._tell_others(RING)
+
+    def certificate_changed(self) -> None:
+        self._tell_others(CERTIFICATE)
+
+    def _tell_others(self, message: bytes) -> None:
         for peer in self._peers:
             try:
-                self._out.sendto(RING, peer)
+                self._out.sendto(message, peer)
             except OSError:
                 # A peer that is restarting (no socket yet) or whose queue is full (rings
                 # waiting already: one is as good as many) needs nothing more from us.
@@ -92,6 +100,8 @@ class Doorbell:
                     waiting.append(sender)
                 elif data == REPORT and sender:
                     self._answer_report(sender)
+                elif data == CERTIFICATE:
+                    self.on_certificate()
             if rung:
                 try:
                     self.on_ring()
