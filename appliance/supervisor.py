@@ -96,6 +96,8 @@ class Supervisor:
         self._hangup = False
         self._wake_read = self._wake_write = -1
         self._ready_logged = False
+        self._reloaded = False  # a SIGHUP came: a worker started from now on reloads as the others did
+        self.shutdown_grace = config.server.shutdown_grace
 
     # -- start ---------------------------------------------------------------------------
 
@@ -184,6 +186,8 @@ class Supervisor:
             server = Server(self.data_dir, self.config, self.reread_config, worker=role)
             server.install_signal_handlers()
             server.start()
+            if self._reloaded:
+                server.reload()
             server.serve_forever()
             code = 0
         except BaseException:
@@ -213,12 +217,25 @@ class Supervisor:
                 self._hangup = False
                 self._signal_all(signal.SIGHUP)
                 log.info("passed SIGHUP on to %d worker(s)", self.count)
+                self._reread_config()
             now = time.monotonic()
             for slot in self.slots:
                 if slot.start_at and now >= slot.start_at and not self._stopping:
                     slot.restarts += 1
                     self._fork(slot)
                     log.info("worker %d started again, pid %d", slot.index, slot.pid)
+
+    def _reread_config(self) -> None:
+        """Take the new shutdown_grace (the wait for stopping workers) and log level, as the workers do."""
+        self._reloaded = True
+        if self.reread_config is None:
+            return
+        try:
+            new = self.reread_config()
+        except Exception:  # noqa: BLE001 - each worker logs why the file does not load
+            return
+        self.shutdown_grace = new.server.shutdown_grace
+        logging.getLogger("kotakpos").setLevel(new.server.log_level.upper())
 
     def _heard_from(self, slot: _Slot) -> None:
         got = os.read(slot.ready_fd, 1)
@@ -284,7 +301,7 @@ class Supervisor:
             return
         log.info("stopping %d worker(s)", sum(1 for s in self.slots if s.pid))
         self._signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + self.config.server.shutdown_grace + STOP_MARGIN
+        deadline = time.monotonic() + self.shutdown_grace + STOP_MARGIN
         while any(s.pid for s in self.slots):
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -296,8 +313,7 @@ class Supervisor:
                         slot.pid = 0
                 continue
             if time.monotonic() > deadline:
-                log.error("worker(s) did not stop within %.0fs: killing them",
-                          self.config.server.shutdown_grace + STOP_MARGIN)
+                log.error("worker(s) did not stop within %.0fs: killing them", self.shutdown_grace + STOP_MARGIN)
                 self._signal_all(signal.SIGKILL)
                 deadline = float("inf")
             time.sleep(0.05)
