@@ -42,6 +42,7 @@ from appliance.server import (ADMIN_SOCKET, WORKERS_FOLDER, Server, WorkerRole, 
 
 log = logging.getLogger("kotakpos")
 
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 CRASH_WINDOW = 60.0   # seconds over which a worker's deaths are counted
 CRASH_LIMIT = 5       # deaths within CRASH_WINDOW before restarts slow down
 CRASH_PAUSE_MAX = 60.0
@@ -175,6 +176,8 @@ class Supervisor:
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_DFL)
             _stop_with(supervisor)
+            for handler in logging.getLogger("kotakpos").handlers:  # which process said it
+                handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
             os.close(self._wake_read)
             os.close(self._wake_write)
             for other in self.slots:
