@@ -16,9 +16,11 @@ only waits for signals and children:
   logs the one ``ready`` line (the format a single-process server logs, plus ``workers=N``);
 - SIGTERM/SIGINT: SIGTERM to every worker (each finishes its transactions within
   ``shutdown_grace``), then the lock is released; SIGHUP is passed to every worker;
-- a worker that dies is started again at once; one that keeps dying (``CRASH_LIMIT``
-  deaths within ``CRASH_WINDOW`` seconds) is started again only after a pause that
-  doubles each time, and the log says so. If a worker dies before the server was ever
+- a worker that dies is started again at once. One that keeps dying young — before it
+  served, or within ``CRASH_UPTIME`` of it, ``CRASH_LIMIT`` times in a row — is in a crash
+  loop (a bug met at every start, a full disk): it is started again only after a pause
+  that doubles each time, up to ``CRASH_PAUSE_MAX``, and the log says so. A worker that
+  served longer ends the series: a crash now and then is always restarted at once. If a worker dies before the server was ever
   ready, the start failed: every worker is stopped and ``serve`` exits non-zero.
 """
 
@@ -31,7 +33,7 @@ import select
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Config
@@ -43,8 +45,8 @@ from appliance.server import (ADMIN_SOCKET, WORKERS_FOLDER, Server, WorkerRole, 
 log = logging.getLogger("kotakpos")
 
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-CRASH_WINDOW = 60.0   # seconds over which a worker's deaths are counted
-CRASH_LIMIT = 5       # deaths within CRASH_WINDOW before restarts slow down
+CRASH_UPTIME = 1.0    # seconds of serving after which a worker's death is no sign of a crash loop
+CRASH_LIMIT = 5       # young deaths in a row before restarts slow down
 CRASH_PAUSE_MAX = 60.0
 STOP_MARGIN = 10.0    # beyond shutdown_grace, before a worker that does not stop is killed
 
@@ -79,7 +81,8 @@ class _Slot:
     ready_fd: int = -1           # the read end of the worker's ready pipe, until it wrote
     ready: bool = False
     restarts: int = 0
-    deaths: list = field(default_factory=list)   # monotonic times of recent deaths
+    ready_at: float = 0.0        # monotonic time it said it serves
+    young_deaths: int = 0        # deaths in a row before or soon after serving
     pause: float = 0.0           # the current crash-loop pause
     start_at: float = 0.0        # when a dead worker is to be started again (0: not waiting)
 
@@ -245,6 +248,7 @@ class Supervisor:
         os.close(slot.ready_fd)
         slot.ready_fd = -1
         slot.ready = bool(got)  # b"": it closed the pipe without being ready (it is dying)
+        slot.ready_at = time.monotonic()
         if not self._ready_logged and all(s.ready for s in self.slots):
             self._ready_logged = True
             addresses = " ".join(f"{name}={_format(socks[0].getsockname())}" for name, socks in self.sockets.items())
@@ -276,14 +280,15 @@ class Supervisor:
 
     def _schedule_restart(self, slot: _Slot, pid: int, how: str) -> None:
         now = time.monotonic()
-        slot.deaths = [t for t in slot.deaths if now - t < CRASH_WINDOW] + [now]
-        if len(slot.deaths) < CRASH_LIMIT:
+        young = not slot.ready or now - slot.ready_at < CRASH_UPTIME
+        slot.young_deaths = slot.young_deaths + 1 if young else 0
+        if slot.young_deaths < CRASH_LIMIT:
             slot.pause = 0.0
             log.warning("worker %d (pid %d) %s; starting it again", slot.index, pid, how)
         else:
             slot.pause = min(CRASH_PAUSE_MAX, max(1.0, slot.pause * 2))
-            log.error("worker %d (pid %d) %s, %d times in %ds: starting it again in %.0fs", slot.index, pid, how,
-                      len(slot.deaths), CRASH_WINDOW, slot.pause)
+            log.error("worker %d (pid %d) %s, the %d. time in a row before or right after it served: "
+                      "starting it again in %.0fs", slot.index, pid, how, slot.young_deaths, slot.pause)
         slot.ready = False
         slot.start_at = now + slot.pause if slot.pause else now
 

@@ -232,6 +232,18 @@ def test_a_killed_worker_is_restarted_and_the_other_sessions_go_on(served):
     victim.close()
 
 
+def test_a_crash_loop_is_slowed_down_and_logged(served):
+    cert = served.data_dir / "tls" / "cert.pem"
+    good = cert.read_bytes()
+    cert.write_text("not a PEM file\n")  # from now on every new worker fails as it starts
+    os.kill(worker_pids(served)[1], signal.SIGKILL)
+    wait_for(lambda: "the 5. time in a row before or right after it served: starting it again in 1s" in served.log,
+             timeout=20, what="the crash loop to be noticed")
+    cert.write_bytes(good)  # fixed: the worker comes back after its pause
+    wait_for(lambda: (pids := worker_pids_when_up(served)) and all(pids), timeout=20, what="the worker")
+    assert served.proc.poll() is None
+
+
 def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(served):
     pids = worker_pids(served)
     served.proc.send_signal(signal.SIGHUP)
