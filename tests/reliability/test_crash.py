@@ -286,9 +286,12 @@ def crash_run(tmp_path, kills: int, harness=Harness, workers: int = 1) -> None:
         h.stop.set()
         for t in clients:
             t.join(15)
-        # Let the queue drain to the receiving MTA, then stop cleanly.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not h.ledger.relayed <= _sink_markers(sink):
+        # Let the queue drain to the receiving MTA (at the sink's pace: a long run leaves a
+        # backlog), until it is done or nothing arrived for 30 s; then stop cleanly.
+        arrived, last_arrival = 0, time.monotonic()
+        while not h.ledger.relayed <= _sink_markers(sink) and time.monotonic() - last_arrival < 30:
+            if len(sink.messages) > arrived:
+                arrived, last_arrival = len(sink.messages), time.monotonic()
             time.sleep(0.2)
         h.proc.terminate()
     finally:
