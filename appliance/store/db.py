@@ -215,6 +215,13 @@ class Database:
                     self._jobs.put(None)
                     break
                 batch.append(job)
+            if all(job.fn is _catch_up for job in batch):
+                # Only asked to read the journal (a worker rang after each of its commits):
+                # no write transaction, which the other workers' writers would wait for.
+                self._finish(committed)
+                self._hear_others(conn)
+                committed = batch
+                continue
             # Write this batch before waking the callers of the last one: the statements
             # then run while those threads still sleep (each statement gives up the GIL,
             # and 30 threads analysing their next message would each time keep it for
