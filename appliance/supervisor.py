@@ -121,7 +121,8 @@ class Supervisor:
                 for s in socks:
                     s.close()
             self._lock_handle.close()  # releases the lock: every worker has exited
-            log.info("stopped")
+            if self._wake_read >= 0:  # workers were started (a failed bind says why itself)
+                log.info("stopped")
 
     def _prepare(self) -> None:
         """What one process does before the workers exist: the folder, the store's schema, the sockets."""
