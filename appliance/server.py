@@ -115,6 +115,7 @@ class WorkerRole:
     sockets: dict      # listener name -> the listening sockets the supervisor bound (inherited)
     ready_fd: int      # written once serving; the supervisor says ``ready`` when every worker has
     restarts: int = 0  # how often the supervisor restarted this worker's slot (for the dashboard)
+    supervisor_pid: int = 0  # the process an admin signals (SIGHUP, SIGTERM)
 
     @property
     def first(self) -> bool:
@@ -336,6 +337,11 @@ class Server:
             from appliance.migrate.backup import Scheduler
             self.backups = Scheduler(store, self.data_dir / cfg.backup.folder, cfg.backup.interval, cfg.backup.keep)
             self.backups.start()
+
+    @property
+    def pid(self) -> int:
+        """The server's process for signals: the supervisor of a worker, else this one."""
+        return self.worker.supervisor_pid if self.worker else os.getpid()
 
     def worker_report(self) -> dict:
         """This process for the dashboard's list of workers: pid, sessions, CPU, memory."""

@@ -189,7 +189,7 @@ class Supervisor:
                     os.close(other.ready_fd)
             # Closing this copy keeps the supervisor's lock: a flock belongs to the open file.
             self._lock_handle.close()
-            role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts)
+            role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts, supervisor)
             server = Server(self.data_dir, self.config, self.reread_config, worker=role)
             server.install_signal_handlers()
             server.start()

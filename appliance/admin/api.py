@@ -150,7 +150,7 @@ class AdminAPI(FiltersAdmin):
         return {
             "version": __version__,
             "hostname": ctx.hostname,
-            "pid": __import__("os").getpid(),
+            "pid": self.server.pid,  # the supervisor's when workers serve: the one to signal
             "uptime": time.time() - ctx.started,
             "data_dir": str(ctx.data_dir),
             "listeners": self.listeners(),

@@ -179,6 +179,7 @@ def test_every_worker_serves_every_port(served):
     assert all(pids_seen <= set(pids) for pids_seen in seen_by_port.values())
     status = run_cli("status", data_dir=served.data_dir)
     assert status.returncode == 0, status.stderr
+    assert f"(pid {served.proc.pid})" in status.stdout  # the supervisor: the process to signal
     for pid in pids:
         assert f"pid {pid}" in status.stdout
 
