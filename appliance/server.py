@@ -12,6 +12,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import resource
 import signal
 import stat
 import sys
@@ -129,6 +130,26 @@ class DataFolderInUse(Exception):
     pass
 
 
+@dataclass
+class WorkerRole:
+    """This process is worker ``index`` of ``count`` under a supervisor (``appliance.supervisor``)."""
+
+    index: int
+    count: int
+    sockets: dict      # listener name -> the listening sockets the supervisor bound (inherited)
+    ready_fd: int      # written once serving; the supervisor says ``ready`` when every worker has
+    restarts: int = 0  # how often the supervisor restarted this worker's slot (for the dashboard)
+    supervisor_pid: int = 0  # the process an admin signals (SIGHUP, SIGTERM)
+
+    @property
+    def first(self) -> bool:
+        """The first worker runs what must run once per server (docs/ARCHITECTURE.md)."""
+        return self.index == 0
+
+
+WORKERS_FOLDER = "workers"  # the workers' doorbell sockets (net/doorbell.py), in the data folder
+
+
 # Everything Kotakpos writes is mail or what guards it (store, search index, snapshots,
 # backups, exports, the TLS key, the config with the smarthost password): files 0600 in
 # folders 0700, whatever umask the process was started with (root's is 022).
@@ -184,8 +205,8 @@ def load_config(data_dir: Path, config_path: Path, write_sample: bool = False) -
     return config_module.load(config_path)
 
 
-def open_store(data_dir: Path) -> Store:
-    return Store.in_folder(data_dir)
+def open_store(data_dir: Path, indexer: bool = True) -> Store:
+    return Store.in_folder(data_dir, indexer=indexer)
 
 
 def lock_data_folder(data_dir: Path):
@@ -227,13 +248,19 @@ RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "auth", "check",
 
 
 class Server:
-    def __init__(self, data_dir: Path, config: Config, reread_config=None):
+    def __init__(self, data_dir: Path, config: Config, reread_config=None, worker: WorkerRole | None = None):
         """``reread_config()``: the config as the file now says (with the command line's
-        overrides); what SIGHUP applies. None: a reload only reloads the certificate."""
+        overrides); what SIGHUP applies. None: a reload only reloads the certificate.
+        ``worker``: serve as one worker of several, on sockets the supervisor bound; None:
+        the whole server in this process."""
         tune_runtime()
         self.data_dir = data_dir
         self.config = config
         self.reread_config = reread_config
+        self.worker = worker
+        # What runs once per server: the queue, schedulers, web, admin socket, indexer, trainer.
+        self.runs_singletons = worker is None or worker.first
+        self.doorbell = None  # net.doorbell.Doorbell of a worker
         self._lock_handle = None
         self._stopped = threading.Event()
         self._saver_stop = threading.Event()
@@ -251,8 +278,9 @@ class Server:
         """Prepare the data folder, bind every listener and start serving. Raises BindError."""
         cfg = self.config
         keep_files_private()
-        self._lock_handle = lock_data_folder(self.data_dir)
-        reset_runtime(self.data_dir)  # the folder is ours: nothing else serves from it
+        if self.worker is None:  # a worker's supervisor holds the lock (and reset the runtime)
+            self._lock_handle = lock_data_folder(self.data_dir)
+            reset_runtime(self.data_dir)  # the folder is ours: nothing else serves from it
         try:
             self._start(cfg)
         except BaseException:
@@ -265,9 +293,10 @@ class Server:
         if ensure_certificate(cert, key, cfg.server.hostname):
             log.info("created a self-signed certificate for %s in %s", cfg.server.hostname, cert)
         tls = TlsContexts(cert, key)
-        store = open_store(self.data_dir)
-        for warning in local_warnings(self.data_dir, cfg):
-            log.warning(warning)
+        store = open_store(self.data_dir, indexer=self.runs_singletons)
+        if self.worker is None:  # the supervisor warned once for all workers
+            for warning in local_warnings(self.data_dir, cfg):
+                log.warning(warning)
         registry = SessionRegistry(store.runtime)
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
@@ -281,9 +310,12 @@ class Server:
             from appliance.mda import Mda  # first: a bad [mda] setting stops the start cleanly
             self.ctx.mda = Mda(self.ctx) if cfg.mda.filters else None
             for name, (session_class, implicit_tls) in _session_classes().items():
+                if self.worker is not None:
+                    self.connections.adopt(name, self.worker.sockets[name], session_class, implicit_tls)
+                    continue
                 port = getattr(cfg.ports, name) + cfg.server.port_offset
                 self.connections.add(name, cfg.server.listen, port, session_class, implicit_tls)
-            if cfg.web.enabled or cfg.acme.enabled:
+            if self.runs_singletons and (cfg.web.enabled or cfg.acme.enabled):
                 self._start_web(cfg, tls, store)
         except BaseException:
             for listener in self.connections.listeners:
@@ -292,27 +324,73 @@ class Server:
             self.ctx.idle_pusher.stop()
             store.close()
             raise
+        if self.worker is not None:
+            from appliance.net.doorbell import Doorbell
+            self.doorbell = Doorbell(self.data_dir / WORKERS_FOLDER, self.worker.index, self.worker.count,
+                                     on_ring=store.catch_up, report=self.worker_report, on_certificate=self.reload_tls)
+            store.after_each_commit(self.doorbell.ring_others)
+        # Each worker saves its own counters: the store adds them up (add_daily_counts).
+        self._counts_saver = threading.Thread(target=self._save_counts_loop, name="counts-saver", daemon=True)
+        self._counts_saver.start()
+        if self.ctx.mda is not None:
+            self.ctx.mda.start(train=self.runs_singletons)
+        if self.runs_singletons:
+            self._start_singletons(cfg, store)
+        self.connections.start()
+        if self.worker is not None:
+            log.info("worker %d serving, pid %d", self.worker.index, os.getpid())
+            os.write(self.worker.ready_fd, b"r")
+            os.close(self.worker.ready_fd)
+            return
+        addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
+        log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
+
+    def _start_singletons(self, cfg: Config, store: Store) -> None:
+        """What runs in one process of the server: the admin socket, the relay queue (its
+        limits hold for the whole server), certificate renewal and backups."""
         from appliance.admin.server import AdminSocketServer
         from appliance.admin.api import AdminAPI
         self.admin = AdminAPI(self)
         self.admin_socket = AdminSocketServer(self.admin, self.data_dir / ADMIN_SOCKET)
         self.admin_socket.start()
-        self._counts_saver = threading.Thread(target=self._save_counts_loop, name="counts-saver", daemon=True)
-        self._counts_saver.start()
         from appliance.mta.queue import QueueRunner
         self.mta = QueueRunner(self.ctx)
         self.mta.start()
-        if self.ctx.mda is not None:
-            self.ctx.mda.start()
         if self.acme is not None:
             self.acme.start()   # the web listener already answers the CA's HTTP-01 checks
         if cfg.backup.interval > 0:
             from appliance.migrate.backup import Scheduler
             self.backups = Scheduler(store, self.data_dir / cfg.backup.folder, cfg.backup.interval, cfg.backup.keep)
             self.backups.start()
-        self.connections.start()
-        addresses = " ".join(f"{l.name}={_format(l.addresses[0])}" for l in self.connections.listeners)
-        log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
+
+    @property
+    def pid(self) -> int:
+        """The server's process for signals: the supervisor of a worker, else this one."""
+        return self.worker.supervisor_pid if self.worker else os.getpid()
+
+    def worker_report(self) -> dict:
+        """This process for the dashboard's list of workers: pid, sessions, CPU, memory."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        sessions = [info.to_dict() for info in self.ctx.registry.list()] if self.ctx else []
+        return {"index": self.worker.index if self.worker else 0, "pid": os.getpid(),
+                "sessions": len(sessions), "session_list": sessions,
+                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "memory": _resident_bytes(),
+                "restarts": self.worker.restarts if self.worker else 0, "started": self.ctx.started if self.ctx else 0}
+
+    def catch_up(self) -> None:
+        """Publish what other processes committed to the store, in every worker; returns once done."""
+        self.ctx.store.catch_up()
+        if self.worker is not None:
+            from appliance.net.doorbell import catch_up_all
+            catch_up_all(self.data_dir / WORKERS_FOLDER, self.worker.count, self.worker.index)
+
+    def workers(self) -> list[dict]:
+        """Every worker's report (one entry for a single-process server)."""
+        own = self.worker_report()
+        if self.worker is None:
+            return [own]
+        from appliance.net.doorbell import gather
+        return gather(self.data_dir / WORKERS_FOLDER, self.worker.count, own, self.worker.index)
 
     def _start_web(self, cfg: Config, tls: TlsContexts, store: Store) -> None:
         from appliance.web.documents import Settings
@@ -332,7 +410,13 @@ class Server:
         self.web.start()
         if challenges is not None:
             from appliance.acme.manager import CertificateManager
-            self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges)
+            self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges,
+                                           installed=self._certificate_installed)
+
+    def _certificate_installed(self) -> None:
+        """ACME put a new certificate in place (this process loaded it): the other workers load it too."""
+        if self.doorbell is not None:
+            self.doorbell.certificate_changed()
 
     def port(self, name: str) -> int:
         return next(l.port for l in self.connections.listeners if l.name == name)
@@ -435,6 +519,8 @@ class Server:
         if self.admin is not None:
             self.admin_socket.stop()
             self.admin.close()
+        if self.doorbell is not None:
+            self.doorbell.close()
         self._saver_stop.set()
         try:
             self.ctx.save_counts()
@@ -451,6 +537,15 @@ class Server:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux's /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _format(address) -> str:

@@ -34,12 +34,15 @@ def certificate_info(path: Path) -> CertificateInfo:
 
 
 class CertificateManager:
-    def __init__(self, acme_config, hostname: str, data_dir: Path, tls, challenges: Challenges):
+    def __init__(self, acme_config, hostname: str, data_dir: Path, tls, challenges: Challenges, installed=None):
+        """``installed()``: called after a new certificate is in place and loaded here (the
+        other worker processes of the server load it then)."""
         self.config = acme_config
         self.names = [hostname] + [n for n in acme_config.names if n != hostname]
         self.data_dir = data_dir
         self.tls = tls                      # appliance.net.tls.TlsContexts: its files and reload()
         self.challenges = challenges
+        self.installed = installed
         self.last_error = ""                # why the last order failed ("" after a success)
         self.last_attempt = 0.0
         self._stop = threading.Event()
@@ -76,12 +79,17 @@ class CertificateManager:
             self._fall_back()
             return False
         install(self.tls.cert_path, self.tls.key_path, fullchain, key)
-        self.tls.reload()
+        self._reload()
         self.last_error = ""
         info = certificate_info(self.tls.cert_path)
         log.info("new certificate for %s from %s, valid until %s", ", ".join(self.names), info.issuer,
                  info.not_after.isoformat())
         return True
+
+    def _reload(self) -> None:
+        self.tls.reload()
+        if self.installed is not None:
+            self.installed()
 
     def _fall_back(self) -> None:
         info = certificate_info(self.tls.cert_path)
@@ -91,7 +99,7 @@ class CertificateManager:
             self.tls.cert_path.replace(self.tls.cert_path.with_name(f"{self.tls.cert_path.name}.expired-{stamp}"))
             self.tls.key_path.replace(self.tls.key_path.with_name(f"{self.tls.key_path.name}.expired-{stamp}"))
             ensure_certificate(self.tls.cert_path, self.tls.key_path, self.names[0])
-            self.tls.reload()
+            self._reload()
             info = certificate_info(self.tls.cert_path)
         kind = "a SELF-SIGNED certificate (mail clients will warn)" if info.self_signed else "the current certificate"
         log.warning("!!! ACME: no certificate for %s from %s: %s. Serving %s until %s; trying again in %s.",

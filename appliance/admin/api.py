@@ -69,7 +69,7 @@ class AdminAPI(FiltersAdmin):
         "aliases", "add_alias", "delete_alias", "mailboxes", "messages", "message", "delete_message",
         "queue", "queue_entry", "queue_ids", "queue_retry", "queue_hold", "queue_release", "queue_delete", "queue_bounce",
         "dns_records", "dkim_records", "notify",
-        "traffic", "log_tail",
+        "traffic", "log_tail", "workers",
     })
     PUBLIC = PUBLIC | FiltersAdmin.FILTERS_PUBLIC  # quarantine, rules, receipts (admin/filters.py)
 
@@ -151,7 +151,7 @@ class AdminAPI(FiltersAdmin):
         return {
             "version": __version__,
             "hostname": ctx.hostname,
-            "pid": __import__("os").getpid(),
+            "pid": self.server.pid,  # the supervisor's when workers serve: the one to signal
             "uptime": time.time() - ctx.started,
             "data_dir": str(ctx.data_dir),
             "listeners": self.listeners(),
@@ -189,6 +189,14 @@ class AdminAPI(FiltersAdmin):
         self._ctx()
         return [{"name": l.name, "addresses": [f"{h}:{p}" for h, p in l.addresses], "implicit_tls": l.implicit_tls,
                  "state": "listening"} for l in self.server.connections.listeners]
+
+    def workers(self) -> list[dict]:
+        """The server's processes (one, or each worker of ``[server] workers``): index, pid,
+        sessions (a count) and session_list (theirs, as ``sessions()`` gives them), cpu_seconds,
+        memory (resident bytes), restarts. A worker that did not answer in time has its index only."""
+        if self.server is None or self.server.ctx is None:
+            raise AdminError("no server is running")
+        return self.server.workers()
 
     def sessions(self) -> list[dict]:
         """Every session of every worker process (``pid`` says which serves it)."""
@@ -262,8 +270,11 @@ class AdminAPI(FiltersAdmin):
     def notify(self) -> bool:
         """Another process committed to the store file (``kotakpos import``/``restore --user``
         write it directly): publish its changes now, as the server's own. Returns once done,
-        so the caller's next IMAP or POP3 session already sees them."""
-        self.store.catch_up()
+        so the caller's next IMAP or POP3 session already sees them (on every worker)."""
+        if self.server is not None and self.server.ctx is not None:
+            self.server.catch_up()
+        else:
+            self.store.catch_up()
         return True
 
     def dkim_records(self, domain: str) -> list[list[str]]:

@@ -27,6 +27,7 @@ from appliance.net import BindError
 from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
                               open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
+from appliance.supervisor import StartFailed, Supervisor, worker_count
 from appliance.admin.sizes import parse_size
 from appliance.tui.models import duration, size
 
@@ -161,6 +162,17 @@ def serve(paths, listen, port_offset, tui):
     config = with_overrides(paths.config(write_sample=True), server=server_overrides)
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
+    if worker_count(config) > 1 and not tui:
+        try:
+            Supervisor(paths.data_dir, config, reread_config=read_config).run()
+        except (BindError, DataFolderInUse, StartFailed) as e:
+            raise click.ClickException(str(e)) from None
+        except Exception as e:
+            logging.getLogger("kotakpos").exception("start failed")
+            raise click.ClickException(f"cannot start: {e}") from None
+        return
+    if worker_count(config) > 1:
+        logging.getLogger("kotakpos").info("with --tui the server runs as one process ([server] workers applies without it)")
     server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()
@@ -203,15 +215,28 @@ def status(paths):
         sys.exit(3)
     try:
         st = client.status()
-        sessions = client.sessions()
+        workers = client.workers()
     finally:
         client.close()
+    # each worker process lists its own sessions ([server] workers)
+    sessions = [s for w in workers for s in w.get("session_list", [])]
     click.echo(f"Kotakpos {st['version']} on {st['hostname']} (pid {st['pid']}), up {duration(st['uptime'])}")
     click.echo("Listeners:")
     for l in st["listeners"]:
         click.echo(f"  {l['name']:<11} {', '.join(l['addresses'])}  {l['state']}")
-    by_proto = ", ".join(f"{k} {v}" for k, v in sorted(st["sessions_by_protocol"].items())) or "none"
-    click.echo(f"Sessions: {st['sessions']} ({by_proto})")
+    if len(workers) > 1:
+        click.echo("Workers:")
+        for w in workers:
+            if "pid" not in w:
+                click.echo(f"  worker {w['index']}: not answering (restarting?)")
+                continue
+            click.echo(f"  worker {w['index']}  pid {w['pid']:<7} {w['sessions']} sessions, cpu {w['cpu_seconds']:.1f}s, "
+                       f"{size(w['memory'])} resident, restarted {w['restarts']} times")
+    by_protocol: dict[str, int] = {}
+    for s in sessions:
+        by_protocol[s["protocol"]] = by_protocol.get(s["protocol"], 0) + 1
+    by_proto = ", ".join(f"{k} {v}" for k, v in sorted(by_protocol.items())) or "none"
+    click.echo(f"Sessions: {len(sessions)} ({by_proto})")
     for s in sessions:
         click.echo(f"  #{s['id']:<5} {s['listener']:<10} {s['peer_ip']:<15} {s['user'] or '-':<25} "
                    f"{s['tls'] or 'plain':<8} {s['state']:<12} {duration(time.time() - s['started'])}")

@@ -76,9 +76,13 @@ class Mda:
         self.trainer = Trainer(ctx, on_seen=self._each("on_seen"), on_arrival=self._each("on_arrival"))
         self._workers = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="mda-filters")
 
-    def start(self) -> None:
-        """Start listening to store events (Bayes training, receipts)."""
-        self.trainer.start()
+    def start(self, train: bool = True) -> None:
+        """Start listening to store events (Bayes training, receipts). ``train=False``: another
+        worker process trains, once for the commits of every worker (it hears them all)."""
+        if train:
+            self.trainer.start()
+        else:
+            self.trainer.stop()
 
     def close(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)

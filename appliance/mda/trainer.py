@@ -64,7 +64,8 @@ class Trainer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # never started in a worker that does not train
+            self._thread.join(5)
         self._subscription.close()
 
     def _loop(self) -> None:

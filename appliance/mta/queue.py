@@ -2,9 +2,14 @@
 
 Rules (the queue's contract):
 
-- A row is claimed ('delivering') by one runner job at a time; at start-up, rows left
-  'delivering' by a server that stopped or died are made due again. Their remote 250 may
-  have been lost with the crash, so such a message can arrive twice, never zero times.
+- A row is claimed ('delivering') by one runner job at a time, and records its owner (the
+  claiming process: pid and start time). Rows whose owner is gone — a server that stopped
+  or died, a killed worker, a killed ``kotakpos queue bounce`` — are made due again, at
+  start-up and each time the runner looks at the queue; a live owner's rows are never
+  taken. Their remote 250 may have been lost with the crash, so such a message can arrive
+  twice, never zero times.
+- One process runs the queue (the only one, or the first worker of several: see
+  docs/ARCHITECTURE.md), so the limits below hold for the whole server.
 - Rows are grouped by destination (a domain's MX, a static route, the smarthost); one
   connection carries every due message for it, up to ``messages_per_connection``. At most
   ``workers`` connections run at once, and ``connections_per_destination`` to one place.
@@ -184,6 +189,9 @@ class QueueRunner:
 
         Returns True when due mail had to wait for a slot (a finishing job wakes us).
         """
+        recovered = self.store.requeue_interrupted()
+        if recovered:
+            log.info("queue: %d message(s) whose delivering process is gone are due again", recovered)
         now = time.time()
         groups: dict[str, list[QueueRow]] = {}
         for row in self.store.due_queue(now):

@@ -18,6 +18,7 @@ import errno
 import gc
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -72,6 +73,7 @@ class Listener:
     implicit_tls: bool
     sockets: list
     addresses: list            # (host, port) actually bound, for the ready line and the admin API
+    shared: bool = False       # the sockets are a supervisor's, accepted on by every worker process
 
     @property
     def port(self) -> int:
@@ -138,6 +140,17 @@ class ConnectionServer:
         self.listeners.append(listener)
         return listener
 
+    def adopt(self, name: str, sockets: list[socket.socket], session_class: type, implicit_tls: bool) -> Listener:
+        """Serve on listening sockets bound by a supervisor, which other worker processes accept on too."""
+        for sock in sockets:
+            # Every worker waits in select() and then tries accept(): the one that loses the
+            # race for a client must not block (O_NONBLOCK is shared by the processes anyway).
+            sock.setblocking(False)
+        listener = Listener(name, session_class, implicit_tls, sockets, [s.getsockname()[:2] for s in sockets],
+                            shared=True)
+        self.listeners.append(listener)
+        return listener
+
     def start(self) -> None:
         self._stop_read, self._stop_write = os.pipe()
         self.registry.start()
@@ -152,7 +165,18 @@ class ConnectionServer:
     def _accept_loop(self, listener: Listener, sock: socket.socket) -> None:
         while True:
             try:
-                client, address = sock.accept()
+                if listener.shared:
+                    # Shutting a shared socket down would stop every worker's listening: stop()
+                    # wakes this thread through the stop pipe instead.
+                    if self._stop_read in select.select([sock, self._stop_read], [], [])[0]:
+                        return
+                    try:
+                        client, address = sock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue  # another worker took it
+                    client.setblocking(True)
+                else:
+                    client, address = sock.accept()
             except OSError:
                 if self._stopping:
                     return  # stop() shut the socket to wake us
@@ -277,6 +301,8 @@ class ConnectionServer:
         # Shutting a listening socket wakes its thread blocked in accept(); closing it would
         # not, and a client arriving then would be accepted on a closed socket.
         for listener in self.listeners:
+            if listener.shared:
+                continue
             for sock in listener.sockets:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)

@@ -52,15 +52,16 @@ DB_NAME = "kotakpos.sqlite"
 class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
-    def __init__(self, path: Path | str, max_batch: int = MAX_BATCH):
-        """``max_batch=1`` commits every write alone (one fsync each): only benchmarks want that."""
+    def __init__(self, path: Path | str, max_batch: int = MAX_BATCH, indexer: bool = True):
+        """``max_batch=1`` commits every write alone (one fsync each): only benchmarks want that.
+        ``indexer``: this process keeps the search index up to date (one process on the file does)."""
         self.path = create_private(path)
         search_path = create_private(self.path.with_name(self.path.stem + "-search.sqlite"))
         migrations.migrate(self.path)
         self.bus = EventBus()
         self.changes = ChangeCache()
         self.db = Database(self.path, self._after_commit, max_batch, journal=True)
-        self.search_index = SearchIndex(self.db, search_path)
+        self.search_index = SearchIndex(self.db, search_path, indexer)
         self._runtime: Runtime | None = None
         self._runtime_lock = threading.Lock()
 
@@ -104,6 +105,11 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         """Publish now what other processes committed to the file (a running server is asked
         to after ``kotakpos import`` and the like); returns once it is published."""
         self.db.catch_up()
+
+    def after_each_commit(self, hook) -> None:
+        """``hook()`` runs right after each commit that others must hear of (it wrote the
+        change journal), in the writer thread: it must not block."""
+        self.db.after_journal_row = hook
 
     def subscribe(self, user_id: int | None = None) -> Subscription:
         """Change events after commit: one user's mailbox events, or everything (None)."""

@@ -149,6 +149,9 @@ class Database:
         self._all_readers: list[sqlite3.Connection] = []
         self._pinned = threading.local()  # .conn: this thread's reader while a snapshot() block runs
         self.commits = 0  # how many fsyncing commits the writer made (for benchmarks and tests)
+        # Called in the writer thread after each commit that wrote a journal row; must not
+        # block (a worker rings the other workers: net/doorbell.py).
+        self.after_journal_row: Callable[[], None] | None = None
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._writer.start()
@@ -213,6 +216,13 @@ class Database:
                     self._jobs.put(None)
                     break
                 batch.append(job)
+            if all(job.fn is _catch_up for job in batch):
+                # Only asked to read the journal (a worker rang after each of its commits):
+                # no write transaction, which the other workers' writers would wait for.
+                self._finish(committed)
+                self._hear_others(conn)
+                committed = batch
+                continue
             # Write this batch before waking the callers of the last one: the statements
             # then run while those threads still sleep (each statement gives up the GIL,
             # and 30 threads analysing their next message would each time keep it for
@@ -242,6 +252,8 @@ class Database:
             row_id, others = self._journal_row
             self._journal_row = None
             self._journal.committed(row_id)
+            if self.after_journal_row is not None:
+                self.after_journal_row()
             if others:
                 self._publish(others)
         if time.monotonic() >= self._next_check or any(job.fn is _catch_up for job in batch):

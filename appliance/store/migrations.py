@@ -265,10 +265,18 @@ def _v14_sieve_scripts(db) -> None:
                " updated REAL NOT NULL)")
 
 
+def _v15_queue_owner(db) -> None:
+    """Who is delivering a row, so a restarting worker never takes a live worker's delivery."""
+    if "owner" in db["queue"].columns_dict:
+        return  # a store whose version number was set back by hand (tests do) has it already
+    # "pid:start time" of the process that claimed a 'delivering' row (store/queue.py); NULL otherwise
+    db.execute("ALTER TABLE queue ADD COLUMN owner TEXT")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
               _v11_change_journal, _v12_queue_ids_never_reused,
-              _v13_sort_keys, _v14_sieve_scripts]
+              _v13_sort_keys, _v14_sieve_scripts, _v15_queue_owner]
 LATEST = len(MIGRATIONS)
 
 

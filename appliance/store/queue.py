@@ -7,6 +7,7 @@ record the outcome; ``appliance.mta`` holds the retry and bounce rules.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Iterable, Sequence
 
@@ -21,6 +22,30 @@ _SELECT = ("SELECT q.id, q.sender, q.recipient, q.domain, q.created, q.attempts,
 
 def _queue_row(r) -> QueueRow:
     return QueueRow(**{k: r[k] for k in r.keys()})
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot; Linux's /proc), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name in parentheses may hold spaces: count fields after its ')'
+    return stat[stat.rindex(b")") + 2:].split()[19].decode()
+
+
+def process_token() -> str:
+    """This process, as the owner of the rows it claims: a pid, with its start time so
+    that a later process given the same pid is not taken for it."""
+    return f"{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    if not owner:
+        return False  # claimed before rows had owners: by a server that has stopped since
+    pid, _, started = owner.partition(":")
+    return pid.isdigit() and _start_time(int(pid)) == started
 
 
 class QueueMixin:
@@ -99,12 +124,21 @@ class QueueMixin:
     # -- the queue runner (appliance.mta.queue) ------------------------------------------
 
     def requeue_interrupted(self) -> int:
-        """At start-up: rows left 'delivering' by a stopped or killed server become due again.
+        """Rows left 'delivering' by a process that is gone (a stopped server, a killed
+        worker) become due again; a live process's deliveries are left to it.
 
         Their outcome was never recorded, so they are tried once more (at-least-once).
         """
-        return self._queue_update_where("UPDATE queue SET state = 'queued', next_attempt = ? WHERE state = 'delivering'",
-                                        (time.time(),), "queued")
+        with self.db.reader() as conn:
+            owners = [r[0] for r in conn.execute("SELECT DISTINCT owner FROM queue WHERE state = 'delivering'")]
+        gone = [o for o in owners if not owner_alive(o)]
+        if not gone:
+            return 0
+        marks = ",".join("?" * len(gone))
+        # IS: a NULL owner (claimed before owners were recorded) matches too
+        return self._queue_update_where(
+            "UPDATE queue SET state = 'queued', owner = NULL, next_attempt = ? WHERE state = 'delivering'"
+            f" AND (owner IS NULL OR owner IN ({marks}))", (time.time(), *gone), "queued")
 
     def _queue_update_where(self, sql: str, params: tuple, kind: str) -> int:
         def job(tx):
@@ -132,12 +166,13 @@ class QueueMixin:
         with ``held_too`` — and, given ``due_by``, due by then). One claimer per row at a time."""
         id_list = list(ids)
         states = "('queued', 'held')" if held_too else "('queued')"
+        owner = process_token()
 
         def job(tx):
             claimed = []
             for queue_id in id_list:
-                sql = f"UPDATE queue SET state = 'delivering' WHERE id = ? AND state IN {states}"
-                params: tuple = (queue_id,)
+                sql = f"UPDATE queue SET state = 'delivering', owner = ? WHERE id = ? AND state IN {states}"
+                params: tuple = (owner, queue_id)
                 if due_by is not None:
                     sql += " AND next_attempt <= ?"
                     params += (due_by,)
@@ -171,7 +206,8 @@ class QueueMixin:
                 if o.action == "deferred":
                     n = tx.execute("UPDATE queue SET attempts = attempts + 1, last_error = ?, next_attempt = ?,"
                                    " warned = max(warned, ?),"
-                                   " state = CASE state WHEN 'delivering' THEN 'queued' ELSE state END WHERE id = ?",
+                                   " state = CASE state WHEN 'delivering' THEN 'queued' ELSE state END,"
+                                   " owner = NULL WHERE id = ?",
                                    (o.error, o.next_attempt, int(o.warned), o.id)).rowcount
                     if n:
                         deferred.append(o.id)

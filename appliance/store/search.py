@@ -74,21 +74,26 @@ def _glob_literal(text: str) -> str:
 
 
 class SearchIndex:
-    def __init__(self, store_db: Database, index_path: Path):
+    def __init__(self, store_db: Database, index_path: Path, indexing: bool = True):
+        """``indexing``: this process runs the indexer thread. The other processes of a server
+        with several workers only search, reading how far the index goes from its file."""
         self.store_db = store_db
+        self.indexing = indexing
         self.db = Database(index_path, publish=lambda events: None, synchronous="NORMAL")
         self.db.write(_index_schema)
         with self.db.reader() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'indexed_upto'").fetchone()
-        self.indexed_upto = row[0] if row else 0
+        self._indexed_upto = row[0] if row else 0
+        if not indexing:
+            return
         with store_db.reader() as conn:
             seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'blobs'").fetchone()
-        if self.indexed_upto > (seq[0] if seq else 0):
+        if self._indexed_upto > (seq[0] if seq else 0):
             # The store is older than its index (a restored backup): start the index afresh.
             log.warning("search index is ahead of the store; rebuilding it")
             self.db.write(lambda tx: (tx.execute("DELETE FROM search"),
                                       tx.execute("DELETE FROM meta WHERE key = 'indexed_upto'")))
-            self.indexed_upto = 0
+            self._indexed_upto = 0
         self._forget: list[int] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -98,19 +103,32 @@ class SearchIndex:
         self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
         self._thread.start()
 
+    @property
+    def indexed_upto(self) -> int:
+        """Every blob up to this id is in the index."""
+        if self.indexing:
+            return self._indexed_upto
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'indexed_upto'").fetchone()
+        return row[0] if row else 0
+
     def notify(self) -> None:
         """New blobs were committed."""
+        if not self.indexing:
+            return
         self._caught_up.clear()
         self._wake.set()
 
     def forget(self, blob_ids: list[int]) -> None:
         """These blobs are gone; drop their rows (stale rows never match: ids are not reused)."""
+        if not self.indexing:
+            return  # the indexing process hears of them through the change journal
         with self._lock:
             self._forget.extend(blob_ids)
         self._wake.set()
 
     def wait_caught_up(self, timeout: float = 30.0) -> bool:
-        """For tests and benchmarks that want to time the index itself."""
+        """For tests and benchmarks that want to time the index itself (indexing process only)."""
         self.notify()
         return self._caught_up.wait(timeout)
 
@@ -136,12 +154,12 @@ class SearchIndex:
         with self.store_db.reader() as conn:
             rows = conn.execute("SELECT p.blob_id, p.info, b.data FROM parsed p JOIN blobs b ON b.id = p.blob_id"
                                 " WHERE p.blob_id > ? ORDER BY p.blob_id LIMIT ?",
-                                (self.indexed_upto, BATCH)).fetchall()
+                                (self._indexed_upto, BATCH)).fetchall()
         if not rows and not forget:
             self._caught_up.set()
             return False
         items = [(r["blob_id"], *searchable(r["info"], r["data"])) for r in rows]
-        upto = rows[-1]["blob_id"] if rows else self.indexed_upto
+        upto = rows[-1]["blob_id"] if rows else self._indexed_upto
 
         def job(tx):
             tx.executemany("DELETE FROM search WHERE rowid = ?", [(b,) for b in forget])
@@ -149,7 +167,7 @@ class SearchIndex:
             tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('indexed_upto', ?)", (upto,))
 
         self.db.write(job)
-        self.indexed_upto = upto
+        self._indexed_upto = upto
         return True
 
     def matching_blobs(self, needle: str, where: str) -> set[int]:
@@ -164,8 +182,9 @@ class SearchIndex:
         return found
 
     def close(self) -> None:
-        self._stopping = True
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(5)
+        if self.indexing:
+            self._stopping = True
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(5)
         self.db.close()

@@ -275,3 +275,26 @@ def test_sigterm_stops_the_server_cleanly(frozen):
     assert wait_for_log(frozen, ": stopped", timeout=10), frozen.log()
     log = frozen.log()
     assert "Traceback" not in log
+
+
+def test_the_binary_runs_two_workers_and_restarts_a_killed_one(tmp_path):
+    server = Frozen(tmp_path, "workers = 2\n")
+    try:
+        server.serve.wait_ready(START_TIMEOUT)
+        assert "workers=2" in next(line for line in server.log().splitlines() if ": ready " in line)
+        workers = re.findall(r"kotakpos\[(\d+)\]: worker \d serving", server.log())
+        assert len(workers) == 2
+        subprocess.run(["kill", "-KILL", workers[1]], check=True)
+        assert wait_for_log(server, "started again", timeout=10), server.log()
+        deadline = time.monotonic() + 10
+        while server.log().count(" serving, pid ") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.log().count(" serving, pid ") == 3, server.log()
+        for _ in range(4):  # whichever worker takes it
+            with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=30) as smtp:
+                assert smtp.noop()[0] == 250
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0, server.log()
+        assert "Traceback" not in server.log()
+    finally:
+        server.serve.stop()

@@ -148,3 +148,31 @@ def test_stop_ends_idle_sessions_at_once_and_lets_busy_ones_finish(echo_server):
     assert busy_reader.readline() == b"OK SLOW\r\n"  # the command in flight finished
     stopper.join()
     assert time.monotonic() - started < 3
+
+
+def test_doorbells_wake_the_other_workers_and_answer_the_admin(tmp_path):
+    import threading
+    from appliance.net.doorbell import Doorbell, catch_up_all, gather
+
+    heard = {0: threading.Event(), 1: threading.Event()}
+    certificates = threading.Event()
+    caught_up = []
+    bells = [Doorbell(tmp_path, i, 2, on_ring=lambda i=i: (caught_up.append(i), heard[i].set()),
+                      report=lambda i=i: {"index": i, "pid": 100 + i}, on_certificate=certificates.set)
+             for i in range(2)]
+    try:
+        bells[0].ring_others()
+        assert heard[1].wait(5) and not heard[0].is_set()  # a worker never rings itself
+        bells[1].certificate_changed()
+        assert certificates.wait(5)
+        caught_up.clear()
+        catch_up_all(tmp_path, 2, own_index=0)
+        assert caught_up == [1]  # answered only once worker 1 had caught up
+        assert gather(tmp_path, 2, {"index": 0, "pid": 1}, 0) == [{"index": 0, "pid": 1}, {"index": 1, "pid": 101}]
+        bells[1].close()
+        assert gather(tmp_path, 2, {"index": 0}, 0, timeout=0.2) == [{"index": 0}, {"index": 1}]  # gone: index only
+        bells[0].ring_others()  # a missing peer is no error
+    finally:
+        bells[0].close()
+        if (tmp_path / "1.sock").exists():
+            bells[1].close()

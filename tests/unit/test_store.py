@@ -2,6 +2,8 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -511,3 +513,23 @@ def test_no_part_of_the_store_hides_another_parts_method():
             if not name.startswith("__"):
                 assert name not in seen, f"{mixin.__name__}.{name} is hidden by {seen[name]}.{name}"
                 seen[name] = mixin.__name__
+
+
+def test_a_delivery_is_taken_over_only_when_its_owner_process_is_gone(tmp_path):
+    store = Store(tmp_path / "k.sqlite")
+    try:
+        store.add_domain("example.org")
+        alice = store.add_user("alice@example.org", "pw")
+        ids = store.deliver(MSG, [Delivery(alice.id)], [QueueEntry("alice@example.org", "x@remote.net"),
+                                                        QueueEntry("alice@example.org", "y@remote.net")]).queue_ids
+        assert [r.id for r in store.claim_queue(ids[:1])] == [ids[0]]  # this live process delivers it
+        # Another process claims the second row and dies without recording an outcome.
+        subprocess.run([sys.executable, "-c", "import sys; from appliance.store import Store;"
+                        " s = Store(sys.argv[1]); assert s.claim_queue([int(sys.argv[2])]); s.close()",
+                        str(tmp_path / "k.sqlite"), str(ids[1])], check=True, timeout=60)
+        assert store.queue_entry(ids[1]).state == "delivering"
+        assert store.requeue_interrupted() == 1
+        assert [store.queue_entry(i).state for i in ids] == ["delivering", "queued"]
+        assert store.requeue_interrupted() == 0
+    finally:
+        store.close()

@@ -1,0 +1,330 @@
+"""``kotakpos serve`` with ``[server] workers`` above 1: one supervisor, N worker processes.
+
+The supervisor takes the data-folder lock, prepares the folder (certificate, store
+migrations), binds every listening socket once — so privileged ports work for a root
+start and for the systemd unit's CAP_NET_BIND_SERVICE alike — and forks the workers. Each
+worker is today's threaded ``Server`` on the inherited sockets (every worker accepts on
+every port); the first one also runs what must run once per server (``Server._start_singletons``).
+
+Workers are made with ``fork()`` from a supervisor that has started no thread: they
+inherit the sockets, the loaded modules (shared pages: less memory than N fresh
+interpreters) and the config, and it works the same in the PyInstaller binary, where
+re-executing ``sys.executable`` would need a second entry point. The supervisor itself
+only waits for signals and children:
+
+- every worker writes one byte to its pipe once serving; when all have, the supervisor
+  logs the one ``ready`` line (the format a single-process server logs, plus ``workers=N``);
+- SIGTERM/SIGINT: SIGTERM to every worker (each finishes its transactions within
+  ``shutdown_grace``), then the lock is released; SIGHUP is passed to every worker;
+- a worker that dies is started again at once. One that keeps dying young — before it
+  served, or within ``CRASH_UPTIME`` of it, ``CRASH_LIMIT`` times in a row — is in a crash
+  loop (a bug met at every start, a full disk): it is started again only after a pause
+  that doubles each time, up to ``CRASH_PAUSE_MAX``, and the log says so. A worker that
+  served longer ends the series: a crash now and then is always restarted at once. If a worker dies before the server was ever
+  ready, the start failed: every worker is stopped and ``serve`` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import Config
+from appliance.net.listener import BindError, bind
+from appliance.net.tls import ensure_certificate
+from appliance.store import reset_runtime
+from appliance.server import (ADMIN_SOCKET, WORKERS_FOLDER, Server, WorkerRole, _format, _session_classes,
+                              keep_files_private, local_warnings, lock_data_folder, open_store)
+
+log = logging.getLogger("kotakpos")
+
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+CRASH_UPTIME = 1.0    # seconds of serving after which a worker's death is no sign of a crash loop
+CRASH_LIMIT = 5       # young deaths in a row before restarts slow down
+CRASH_PAUSE_MAX = 60.0
+STOP_MARGIN = 10.0    # beyond shutdown_grace, before a worker that does not stop is killed
+
+
+def worker_count(config: Config) -> int:
+    """``[server] workers``: 0 means one per CPU."""
+    return max(1, config.server.workers or os.cpu_count() or 1)
+
+
+PR_SET_PDEATHSIG = 1  # Linux prctl(2)
+
+
+def _stop_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies (even by SIGKILL):
+    a worker left alone would hold the ports, and the next start could not bind them."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: the supervisor's own SIGTERM still stops the workers
+    if os.getppid() != supervisor:  # it died before the prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class StartFailed(Exception):
+    """A worker died before the server was ready (its log lines say why)."""
+
+
+@dataclass
+class _Slot:
+    index: int
+    pid: int = 0
+    ready_fd: int = -1           # the read end of the worker's ready pipe, until it wrote
+    ready: bool = False
+    restarts: int = 0
+    ready_at: float = 0.0        # monotonic time it said it serves
+    young_deaths: int = 0        # deaths in a row before or soon after serving
+    pause: float = 0.0           # the current crash-loop pause
+    start_at: float = 0.0        # when a dead worker is to be started again (0: not waiting)
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path, config: Config, reread_config=None):
+        self.data_dir = data_dir
+        self.config = config
+        self.reread_config = reread_config
+        self.count = worker_count(config)
+        self.slots = [_Slot(i) for i in range(self.count)]
+        self.sockets: dict[str, list[socket.socket]] = {}
+        self._lock_handle = None
+        self._stopping = False
+        self._hangup = False
+        self._wake_read = self._wake_write = -1
+        self._ready_logged = False
+        self._reloaded = False  # a SIGHUP came: a worker started from now on reloads as the others did
+        self.shutdown_grace = config.server.shutdown_grace
+
+    # -- start ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT. Raises DataFolderInUse, BindError or StartFailed."""
+        keep_files_private()
+        self._lock_handle = lock_data_folder(self.data_dir)
+        reset_runtime(self.data_dir)  # the folder is ours: what dead processes shared is stale
+        try:
+            self._prepare()
+            self._install_signal_handlers()
+            for slot in self.slots:
+                self._fork(slot)
+            self._loop()
+        finally:
+            self._stop_all()
+            for socks in self.sockets.values():
+                for s in socks:
+                    s.close()
+            self._lock_handle.close()  # releases the lock: every worker has exited
+            if self._wake_read >= 0:  # workers were started (a failed bind says why itself)
+                log.info("stopped")
+
+    def _prepare(self) -> None:
+        """What one process does before the workers exist: the folder, the store's schema, the sockets."""
+        cfg = self.config
+        (self.data_dir / WORKERS_FOLDER).mkdir(mode=0o700, exist_ok=True)
+        for stale in (self.data_dir / WORKERS_FOLDER).glob("*.sock"):
+            stale.unlink()
+        cert, key = self.data_dir / cfg.tls.cert_file, self.data_dir / cfg.tls.key_file
+        if ensure_certificate(cert, key, cfg.server.hostname):
+            log.info("created a self-signed certificate for %s in %s", cfg.server.hostname, cert)
+        open_store(self.data_dir, indexer=False).close()  # migrations run once, here
+        for warning in local_warnings(self.data_dir, cfg):
+            log.warning(warning)
+        try:
+            for name in _session_classes():  # imported here: the workers share these pages
+                port = getattr(cfg.ports, name) + cfg.server.port_offset
+                self.sockets[name] = [s for host in cfg.server.listen for s in bind(host, port, name)]
+        except BindError:
+            for socks in self.sockets.values():
+                for s in socks:
+                    s.close()
+            self.sockets = {}
+            raise
+
+    def _install_signal_handlers(self) -> None:
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        signal.set_wakeup_fd(self._wake_write)  # a signal wakes the select() below
+
+        def stop(*_):
+            self._stopping = True
+
+        def hangup(*_):
+            self._hangup = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hangup)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select()
+
+    def _fork(self, slot: _Slot) -> None:
+        ready_read, ready_write = os.pipe()
+        supervisor = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_read)
+            self._become_worker(slot, ready_write, supervisor)  # never returns
+        os.close(ready_write)
+        slot.pid, slot.ready_fd, slot.ready, slot.start_at = pid, ready_read, False, 0.0
+
+    def _become_worker(self, slot: _Slot, ready_write: int, supervisor: int) -> None:
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            _stop_with(supervisor)
+            for handler in logging.getLogger("kotakpos").handlers:  # which process said it
+                handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            for other in self.slots:
+                if other.ready_fd >= 0:
+                    os.close(other.ready_fd)
+            # Closing this copy keeps the supervisor's lock: a flock belongs to the open file.
+            self._lock_handle.close()
+            role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts, supervisor)
+            server = Server(self.data_dir, self.config, self.reread_config, worker=role)
+            server.install_signal_handlers()
+            server.start()
+            if self._reloaded:
+                server.reload()
+            server.serve_forever()
+            code = 0
+        except BaseException:
+            log.exception("worker %d failed", slot.index)
+        finally:
+            logging.shutdown()
+            os._exit(code)  # never back into the supervisor's stack (click, this loop)
+
+    # -- supervise -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            waiting = [s.start_at for s in self.slots if s.start_at]
+            timeout = max(0.0, min(waiting) - time.monotonic()) if waiting else None
+            fds = [self._wake_read] + [s.ready_fd for s in self.slots if s.ready_fd >= 0]
+            try:
+                readable = select.select(fds, [], [], timeout)[0]
+            except InterruptedError:
+                readable = []
+            if self._wake_read in readable:
+                os.read(self._wake_read, 512)
+            for slot in self.slots:
+                if slot.ready_fd in readable:
+                    self._heard_from(slot)
+            self._reap()
+            if self._hangup:
+                self._hangup = False
+                self._signal_all(signal.SIGHUP)
+                log.info("passed SIGHUP on to %d worker(s)", self.count)
+                self._reread_config()
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.start_at and now >= slot.start_at and not self._stopping:
+                    slot.restarts += 1
+                    self._fork(slot)
+                    log.info("worker %d started again, pid %d", slot.index, slot.pid)
+
+    def _reread_config(self) -> None:
+        """Take the new shutdown_grace (the wait for stopping workers) and log level, as the workers do."""
+        self._reloaded = True
+        if self.reread_config is None:
+            return
+        try:
+            new = self.reread_config()
+        except Exception:  # noqa: BLE001 - each worker logs why the file does not load
+            return
+        self.shutdown_grace = new.server.shutdown_grace
+        logging.getLogger("kotakpos").setLevel(new.server.log_level.upper())
+
+    def _heard_from(self, slot: _Slot) -> None:
+        got = os.read(slot.ready_fd, 1)
+        os.close(slot.ready_fd)
+        slot.ready_fd = -1
+        slot.ready = bool(got)  # b"": it closed the pipe without being ready (it is dying)
+        slot.ready_at = time.monotonic()
+        if not self._ready_logged and all(s.ready for s in self.slots):
+            self._ready_logged = True
+            addresses = " ".join(f"{name}={_format(socks[0].getsockname())}" for name, socks in self.sockets.items())
+            log.info("ready %s admin=%s workers=%d", addresses, self.data_dir / ADMIN_SOCKET, self.count)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is None:
+                continue
+            slot.pid = 0
+            if slot.ready_fd >= 0:
+                os.close(slot.ready_fd)
+                slot.ready_fd = -1
+            if self._stopping:
+                continue
+            how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exited with status {os.WEXITSTATUS(status)}")
+            if not self._ready_logged:
+                self._stopping = True
+                raise StartFailed(f"worker {slot.index} {how} while starting; see the log above")
+            self._schedule_restart(slot, pid, how)
+
+    def _schedule_restart(self, slot: _Slot, pid: int, how: str) -> None:
+        now = time.monotonic()
+        young = not slot.ready or now - slot.ready_at < CRASH_UPTIME
+        slot.young_deaths = slot.young_deaths + 1 if young else 0
+        if slot.young_deaths < CRASH_LIMIT:
+            slot.pause = 0.0
+            log.warning("worker %d (pid %d) %s; starting it again", slot.index, pid, how)
+        else:
+            slot.pause = min(CRASH_PAUSE_MAX, max(1.0, slot.pause * 2))
+            log.error("worker %d (pid %d) %s, the %d. time in a row before or right after it served: "
+                      "starting it again in %.0fs", slot.index, pid, how, slot.young_deaths, slot.pause)
+        slot.ready = False
+        slot.start_at = now + slot.pause if slot.pause else now
+
+    # -- stop ----------------------------------------------------------------------------
+
+    def _signal_all(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.pid:
+                try:
+                    os.kill(slot.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def _stop_all(self) -> None:
+        """SIGTERM every worker; wait for them (transactions finish within shutdown_grace)."""
+        self._stopping = True
+        if not any(s.pid for s in self.slots):
+            return
+        log.info("stopping %d worker(s)", sum(1 for s in self.slots if s.pid))
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.shutdown_grace + STOP_MARGIN
+        while any(s.pid for s in self.slots):
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                for slot in self.slots:
+                    if slot.pid == pid:
+                        slot.pid = 0
+                continue
+            if time.monotonic() > deadline:
+                log.error("worker(s) did not stop within %.0fs: killing them", self.shutdown_grace + STOP_MARGIN)
+                self._signal_all(signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.05)

@@ -1,0 +1,289 @@
+"""``[server] workers = 2``: a supervisor and two worker processes, as a user runs them.
+
+Which worker accepts a connection is the kernel's choice; a test that needs two
+connections on different workers opens connections until the admin's list of workers
+(``AdminClient.workers()``: each worker's sessions with their peer ports) shows it has them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import ssl
+import time
+
+import pytest
+
+from appliance.admin.client import AdminClient, ServerNotRunning
+from appliance.store import Store
+from tests.system.process import NO_DNS_CONFIG, ServeProcess, run_cli
+
+PASSWORD = "workers test password"
+TWO_WORKERS = NO_DNS_CONFIG + "[server]\nworkers = 2\n[auth]\nallow_plaintext = true\ntrusted_networks = [\"127.0.0.0/8\"]\n"
+GREETINGS = {"smtp": b"220 ", "submission": b"220 ", "smtps": b"220 ", "pop3": b"+OK", "pop3s": b"+OK",
+             "imap": b"* OK", "imaps": b"* OK"}
+
+
+def prepare(data_dir, config: str = TWO_WORKERS) -> None:
+    data_dir.mkdir()
+    (data_dir / "kotakpos.toml").write_text(config)
+    store = Store.in_folder(data_dir)
+    store.add_domain("example.org")
+    store.add_user("alice@example.org", PASSWORD)
+    store.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    data = tmp_path / "data"
+    prepare(data)
+    proc = ServeProcess(data)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+def admin(proc: ServeProcess) -> AdminClient:
+    return AdminClient(proc.data_dir / "admin.sock")
+
+
+def worker_pids(proc: ServeProcess) -> list[int]:
+    """Every worker's pid (0 for one that does not answer)."""
+    client = admin(proc)
+    try:
+        return [w.get("pid", 0) for w in client.workers()]
+    finally:
+        client.close()
+
+
+def worker_pids_when_up(proc: ServeProcess) -> list[int] | None:
+    """``worker_pids``, or None while the first worker (the admin's) restarts."""
+    try:
+        return worker_pids(proc)
+    except (OSError, ServerNotRunning):
+        return None
+
+
+def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def serving_worker(proc: ServeProcess, local_port: int) -> int:
+    """The pid of the worker that holds the session whose client port is ``local_port``."""
+    def find():
+        client = admin(proc)
+        try:
+            for w in client.workers():
+                if any(s["peer_port"] == local_port for s in w.get("session_list", [])):
+                    return w["pid"]
+        finally:
+            client.close()
+        return None
+    return wait_for(find, what=f"the session from port {local_port}")
+
+
+class Imap:
+    """A line-level IMAP client: imaplib has no IDLE."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.file = self.sock.makefile("rb")
+        assert self.file.readline().startswith(b"* OK")
+        self.tag = 0
+
+    @property
+    def local_port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def command(self, text: str) -> list[bytes]:
+        self.tag += 1
+        tag = f"a{self.tag}".encode()
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        lines = []
+        while True:
+            line = self.file.readline()
+            assert line, "connection closed"
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                assert line.startswith(tag + b" OK"), lines
+                return lines
+
+    def append(self, mailbox: str, raw: bytes) -> None:
+        self.tag += 1
+        tag = f"a{self.tag}".encode()
+        self.sock.sendall(tag + f" APPEND {mailbox} {{{len(raw)}+}}\r\n".encode() + raw + b"\r\n")
+        while not (line := self.file.readline()).startswith(tag + b" "):
+            assert line
+        assert line.startswith(tag + b" OK"), line
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def logged_in_on_two_workers(proc: ServeProcess) -> tuple[Imap, Imap]:
+    """Two logged-in IMAP connections that two different workers serve."""
+    first = Imap(proc.port("imap"))
+    first.command(f'LOGIN alice@example.org "{PASSWORD}"')
+    first_pid = serving_worker(proc, first.local_port)
+    for _ in range(40):
+        other = Imap(proc.port("imap"))
+        other.command(f'LOGIN alice@example.org "{PASSWORD}"')
+        if serving_worker(proc, other.local_port) != first_pid:
+            return first, other
+        other.close()
+    raise AssertionError("40 connections in a row went to the same worker")
+
+
+def smtp_on_worker_other_than(proc: ServeProcess, pid: int) -> smtplib.SMTP:
+    for _ in range(40):
+        smtp = smtplib.SMTP("127.0.0.1", proc.port("smtp"), timeout=10)
+        if serving_worker(proc, smtp.sock.getsockname()[1]) != pid:
+            return smtp
+        smtp.quit()
+    raise AssertionError("40 connections in a row went to the same worker")
+
+
+def wait_exists(imap: Imap, timeout: float = 5.0) -> None:
+    """Until the idling connection hears of a new message."""
+    imap.sock.settimeout(timeout)
+    while not (line := imap.file.readline()).endswith(b" EXISTS\r\n"):
+        assert line, "connection closed while idling"
+
+
+def test_every_worker_serves_every_port(served):
+    ready = next(line for line in served.log_lines if " ready " in line)
+    assert "workers=2" in ready
+    pids = worker_pids(served)
+    assert len(set(pids)) == 2 and served.proc.pid not in pids
+    seen_by_port: dict[str, set[int]] = {}
+    for name, greeting in GREETINGS.items():
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", served.port(name)), timeout=10)
+            if name in ("smtps", "pop3s", "imaps"):
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                sock = context.wrap_socket(sock)
+            assert sock.recv(100).startswith(greeting), name
+            seen_by_port.setdefault(name, set()).add(serving_worker(served, sock.getsockname()[1]))
+            sock.close()
+    assert all(pids_seen <= set(pids) for pids_seen in seen_by_port.values())
+    status = run_cli("status", data_dir=served.data_dir)
+    assert status.returncode == 0, status.stderr
+    assert f"(pid {served.proc.pid})" in status.stdout  # the supervisor: the process to signal
+    for pid in pids:
+        assert f"pid {pid}" in status.stdout
+
+
+def test_idle_on_one_worker_hears_append_and_smtp_on_the_other(served):
+    idler, writer = logged_in_on_two_workers(served)
+    idler.command("SELECT INBOX")
+    idler.sock.sendall(b"i1 IDLE\r\n")
+    assert idler.file.readline().startswith(b"+ ")
+
+    # Measured from the moment the command is sent: an upper bound of the delay after the commit.
+    sent = time.monotonic()
+    writer.append("INBOX", b"Subject: appended elsewhere\r\n\r\nhello\r\n")
+    wait_exists(idler)
+    after_append = time.monotonic() - sent
+    smtp = smtp_on_worker_other_than(served, serving_worker(served, idler.local_port))
+    smtp.ehlo()
+    smtp.mail("someone@client.test")
+    smtp.rcpt("alice@example.org")
+    sent = time.monotonic()
+    smtp.data("Subject: by smtp\r\n\r\nhi\r\n")
+    wait_exists(idler)
+    after_smtp = time.monotonic() - sent
+    smtp.quit()
+    print(f"\nIDLE on the other worker heard an APPEND {after_append * 1000:.1f} ms, an SMTP delivery "
+          f"{after_smtp * 1000:.1f} ms after the client sent it")
+    # 100 ms is the goal on an idle machine; under the test suite's load allow more.
+    assert after_append < 1.0 and after_smtp < 1.0
+    idler.sock.sendall(b"DONE\r\n")
+    idler.close()
+    writer.close()
+
+
+def test_a_killed_worker_is_restarted_and_the_other_sessions_go_on(served):
+    survivor, victim = logged_in_on_two_workers(served)
+    survivor.command("SELECT INBOX")
+    victim_pid = serving_worker(served, victim.local_port)
+    os.kill(victim_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: (pids := worker_pids_when_up(served)) and victim_pid not in pids and all(pids),
+             timeout=5, what="a new worker")
+    restarted_after = time.monotonic() - killed
+    assert "killed by signal 9; starting it again" in served.log
+    survivor.command("NOOP")  # the other worker's session never noticed
+    survivor.append("INBOX", b"Subject: after the kill\r\n\r\nstill here\r\n")
+    assert restarted_after < 2.0, f"the worker came back after {restarted_after:.1f}s"
+    for _ in range(6):  # the new worker serves too
+        with smtplib.SMTP("127.0.0.1", served.port("smtp"), timeout=10) as smtp:
+            assert smtp.noop()[0] == 250
+    survivor.close()
+    victim.close()
+
+
+def test_a_crash_loop_is_slowed_down_and_logged(served):
+    cert = served.data_dir / "tls" / "cert.pem"
+    good = cert.read_bytes()
+    cert.write_text("not a PEM file\n")  # from now on every new worker fails as it starts
+    os.kill(worker_pids(served)[1], signal.SIGKILL)
+    wait_for(lambda: "the 5. time in a row before or right after it served: starting it again in 1s" in served.log,
+             timeout=20, what="the crash loop to be noticed")
+    cert.write_bytes(good)  # fixed: the worker comes back after its pause
+    wait_for(lambda: (pids := worker_pids_when_up(served)) and all(pids), timeout=20, what="the worker")
+    assert served.proc.poll() is None
+
+
+def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(served):
+    pids = worker_pids(served)
+    served.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: served.log.count("reloaded TLS certificate") == 2, what="both workers reloading")
+    assert "passed SIGHUP on to 2 worker(s)" in served.log
+    assert served.terminate() == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or b"zombie" in open(f"/proc/{pid}/status", "rb").read().lower()
+    assert served.log.count("kotakpos: stopped") == 1  # the supervisor, after
+    assert all(f"kotakpos[{pid}]: stopped" in served.log for pid in pids)  # its two workers
+
+
+def test_a_second_supervisor_on_the_same_folder_is_refused(served):
+    second = ServeProcess(served.data_dir, offset=served.offset + 500)
+    assert second.proc.wait(30) != 0
+    assert "in use by a running Kotakpos server" in second.log
+    assert len(worker_pids(served)) == 2  # the first one serves on
+
+
+def test_a_worker_that_fails_to_start_fails_the_start(tmp_path):
+    data = tmp_path / "data"
+    prepare(data)
+    (data / "tls").mkdir(mode=0o700)
+    for name in ("cert.pem", "key.pem"):  # each worker loads the certificate, and cannot
+        (data / "tls" / name).write_text("not a PEM file\n")
+    proc = ServeProcess(data)
+    assert proc.proc.wait(30) != 0
+    assert "while starting" in proc.log and " ready " not in proc.log
+    assert not (data / "workers" / "0.sock").exists()
+
+
+def test_default_run_is_one_process(tmp_path):
+    data = tmp_path / "data"
+    prepare(data, NO_DNS_CONFIG)
+    proc = ServeProcess(data)
+    try:
+        proc.wait_ready()
+        assert worker_pids(proc) == [proc.proc.pid]
+        assert "workers=" not in proc.log
+    finally:
+        assert proc.terminate() == 0
+
