@@ -290,8 +290,10 @@ class Server:
         log.info("ready %s admin=%s", addresses, self.data_dir / ADMIN_SOCKET)
 
     def _start_web(self, cfg: Config, tls: TlsContexts, store: Store) -> None:
+        from appliance.web import app
         from appliance.web.documents import Settings
         from appliance.web.server import WebListener
+        from appliance.web.setup import SetupSite
         offset = cfg.server.port_offset
         client_ports = ("imaps", "imap", "pop3s", "pop3", "smtps", "submission")
         settings = Settings(cfg.server.hostname, {name: self.port(name) for name in client_ports},
@@ -300,10 +302,12 @@ class Server:
         if cfg.acme.enabled:
             from appliance.acme.issuer import Challenges
             challenges = Challenges()
+        site = SetupSite(settings, store.is_local_domain) if cfg.web.enabled else None
         # With only [acme] on, HTTP serves its challenges and nothing listens on HTTPS.
         https_port = cfg.web.https_port + offset if cfg.web.enabled else None
-        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port,
-                               tls.current, settings, store.is_local_domain, cfg.web.enabled, challenges)
+        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,
+                               app.http_app(site, challenges, https_port),
+                               app.https_app(site) if site is not None else None)
         self.web.start()
         if challenges is not None:
             from appliance.acme.manager import CertificateManager

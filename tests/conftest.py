@@ -72,6 +72,7 @@ def test_config(**sections) -> Config:
         server={"hostname": HOSTNAME, "listen": ["127.0.0.1"], "port_offset": 0, "shutdown_grace": 2.0},
         ports={name: 0 for name in ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps")},
         dns={"resolver": "none"},  # never ask DNS beyond loopback; DNS tests run their own server on loopback
+        web={"http_port": 0, "https_port": 0},
     )
     return with_overrides(base, **sections) if sections else base
 

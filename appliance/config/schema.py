@@ -165,7 +165,7 @@ class BackupSection:
 
 @dataclass(frozen=True)
 class WebSection:
-    enabled: bool = setting(False, "Serve mail client set-up (Thunderbird autoconfig, Outlook Autodiscover, Apple profiles) and the MTA-STS policy over HTTP and HTTPS.")
+    enabled: bool = setting(True, "Serve the account page (HTTPS), mail client set-up (Thunderbird autoconfig, Outlook Autodiscover, Apple profiles) and the MTA-STS policy over HTTP and HTTPS.")
     http_port: int = setting(80, "HTTP port (plus server.port_offset).")
     https_port: int = setting(443, "HTTPS port (plus server.port_offset), with the server's TLS certificate.")
     mta_sts_mode: str = setting("testing", "MTA-STS policy mode (RFC 8461): \"testing\", \"enforce\" or \"none\".", choices=("testing", "enforce", "none"))
