@@ -67,6 +67,7 @@ class AuthSection:
     fail_delay_max: float = setting(5.0, "Longest delay, in seconds, before answering a failed login; each failure from an address doubles it.")
     block_after: int = setting(10, "Failed logins from one address before it is refused for a while.")
     block_seconds: int = setting(900, "How long an address that kept failing is refused.")
+    require_app_passwords: bool = setting(False, "Mail clients (IMAP, POP3, SMTP submission) must log in with an app password made on the account page; the main password then opens only the account page.")
 
 
 @dataclass(frozen=True)
