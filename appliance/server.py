@@ -305,9 +305,14 @@ class Server:
         site = SetupSite(settings, store.is_local_domain) if cfg.web.enabled else None
         # With only [acme] on, HTTP serves its challenges and nothing listens on HTTPS.
         https_port = cfg.web.https_port + offset if cfg.web.enabled else None
+        https_app = None
+        if site is not None:
+            from appliance.web.account import AccountSite, account_routes
+            account = AccountSite(store, self.ctx.auth, cfg.server.hostname,
+                                  lambda: self.config.auth.require_app_passwords)
+            https_app = app.https_app(site, account_routes(account))
         self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,
-                               app.http_app(site, challenges, https_port),
-                               app.https_app(site) if site is not None else None)
+                               app.http_app(site, challenges, https_port), https_app)
         self.web.start()
         if challenges is not None:
             from appliance.acme.manager import CertificateManager

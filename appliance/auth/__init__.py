@@ -106,11 +106,16 @@ class Authenticator:
                 self._by_account.pop(user.address.lower(), None)
             log.info("auth ok ip=%s user=%s listener=%s%s", ip, user.address, listener, how)
             return user
+        self.record_failure(ip, address, failure, listener)
+        return None
+
+    def record_failure(self, ip: str, address: str, why: str, listener: str) -> None:
+        """Count, log and delay a failed login (also one found after the password: a wrong
+        two-step code), in the same tables as every other."""
         delay = self._record_failure(ip, address.lower())
         # The admin learns why; the client never does (the protocols answer every failure alike).
-        log.info("auth failed ip=%s user=%s listener=%s: %s, delay=%.1fs", ip, address, listener, failure, delay)
+        log.info("auth failed ip=%s user=%s listener=%s: %s, delay=%.1fs", ip, address, listener, why, delay)
         self._sleep(delay)
-        return None
 
     def _verify(self, address: str, password: str, ip: str, mail_client: bool):
         """(user, None, how) for a right password, else (None, why it failed, "")."""
