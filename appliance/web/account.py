@@ -66,7 +66,7 @@ HEADERS = {
 class AccountSite:
     store: object                          # appliance.store.Store
     auth: Authenticator
-    issuer: str                            # the name authenticator apps show (server.hostname)
+    hostname: str                          # server.hostname: what mail programs connect to, what authenticator apps show
     require_app_passwords: Callable[[], bool]   # [auth] require_app_passwords, as reloaded
     sessions: Sessions = field(default_factory=Sessions)
     # RFC 6238 §5.2: a code is accepted once. The last step used per user (memory is enough:
@@ -152,7 +152,7 @@ def account_routes(site: AccountSite) -> list:
         apple = f"{base}/mobileconfig?email={quote(session.address)}"
         enrolment = None
         if session.totp_secret is not None:
-            uri = totp.provisioning_uri(session.totp_secret, session.address, site.issuer)
+            uri = totp.provisioning_uri(session.totp_secret, session.address, site.hostname)
             enrolment = {"key": session.totp_secret, "qr": _qr(uri)}
         return {
             "app_passwords": [{"id": a.id, "name": a.name, "created": _when(a.created), "last_used": _when(a.last_used),
@@ -163,7 +163,7 @@ def account_routes(site: AccountSite) -> list:
             "enrolment": enrolment,
             "usage": usage, "folders": folders,
             "thunderbird": f"{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={quote(session.address)}",
-            "apple": apple, "apple_qr": _qr(apple), "server": request.url.hostname,
+            "apple": apple, "apple_qr": _qr(apple), "server": site.hostname,
         }
 
     async def read_form(request: Request) -> dict[str, str]:
