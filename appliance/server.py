@@ -312,7 +312,8 @@ class Server:
                                   lambda: self.config.auth.require_app_passwords)
             https_app = app.https_app(site, account_routes(account))
         self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,
-                               app.http_app(site, challenges, https_port), https_app)
+                               app.http_app(site, challenges, (lambda: self.web.port("https")) if site else None),
+                               https_app)
         self.web.start()
         if challenges is not None:
             from appliance.acme.manager import CertificateManager

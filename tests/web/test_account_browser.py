@@ -144,7 +144,8 @@ def test_change_the_password_then_imap_takes_only_the_new_one(office, open_page)
     assert imap_login(office, new) and not imap_login(office, PASSWORD)
 
 
-def test_an_app_password_logs_in_over_imap_until_it_is_revoked(office, open_page):
+def test_an_app_password_logs_in_over_imap_until_it_is_revoked(office, open_page, caplog):
+    caplog.set_level("INFO", logger="kotakpos")
     page = open_page(office)
     sign_in(page)
     page.fill("#app-passwords input[name=name]", "Rina's phone")
@@ -162,6 +163,9 @@ def test_an_app_password_logs_in_over_imap_until_it_is_revoked(office, open_page
     assert notice(page) == "The app password was revoked."
     assert not imap_login(office, secret)
     assert imap_login(office, PASSWORD)
+    # Every change is logged, never with the secret.
+    assert "alice@example.org created app password" in caplog.text and "revoked app password" in caplog.text
+    assert secret not in caplog.text and secret.replace(" ", "") not in caplog.text
 
 
 def test_require_app_passwords_leaves_the_main_password_to_the_page(make_server, open_page):

@@ -122,6 +122,12 @@ def test_on_by_default(server):
     assert response.status == 200 and servers_of(body)[("imap", "SSL")] == (HOST, server.port("imaps"))
 
 
+def test_the_account_page_over_http_moves_to_https(web):
+    response, _ = request(web, "GET", "/account")
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://{HOST}:{web.server.web.port('https')}/account"
+
+
 def test_dns_lists_the_srv_records_and_setup_names(tmp_path):
     from tests.migrate.fixtures import cli
     (tmp_path / "kotakpos.toml").write_text(f'[server]\nhostname = "{HOST}"\n')
