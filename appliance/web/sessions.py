@@ -5,7 +5,8 @@ entry here; signing out deletes the entry, so a copied cookie is worthless after
 Each carries its own CSRF token, put in every form and compared on every POST. Signing in
 gives a new token (no session fixation). Entries end after ``IDLE`` seconds unused or
 ``LIFETIME`` seconds in all; a restart signs everyone out. At most ``MAX_SESSIONS`` are
-kept: past that the oldest entries go first, so a flood of visitors cannot fill the memory.
+kept: past that the oldest visitors go first, so a flood of page loads cannot fill the
+memory or sign anyone out.
 """
 
 from __future__ import annotations
@@ -87,4 +88,7 @@ class Sessions:
             if now - s.seen > IDLE or now - s.created > LIFETIME:
                 del self._sessions[token]
         while len(self._sessions) >= MAX_SESSIONS:
-            del self._sessions[next(iter(self._sessions))]  # dicts keep order: the oldest entry
+            # Dicts keep order: the oldest visitor who never signed in goes first, so a flood
+            # of page loads cannot push out the people who did.
+            visitors = (t for t, s in self._sessions.items() if s.user_id is None and s.pending_user_id is None)
+            del self._sessions[next(visitors, next(iter(self._sessions)))]

@@ -124,3 +124,14 @@ def test_the_language_comes_from_the_cookie_then_the_browser(cookie, accept, exp
 
 def test_both_languages_have_every_text():
     assert i18n.TEXTS["en"].keys() == i18n.TEXTS["id"].keys()
+
+
+def test_a_flood_of_visitors_never_pushes_out_a_signed_in_session(monkeypatch):
+    from appliance.web import sessions as sessions_module
+    monkeypatch.setattr(sessions_module, "MAX_SESSIONS", 5)
+    sessions = Sessions()
+    signed_in = sessions.new()
+    signed_in.user_id = 1
+    for _ in range(50):
+        sessions.new()
+    assert sessions.get(signed_in.token) is signed_in
