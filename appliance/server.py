@@ -315,6 +315,9 @@ class Server:
                                app.http_app(site, challenges, (lambda: self.web.port("https")) if site else None),
                                https_app)
         self.web.start()
+        if site is not None:
+            port = self.web.port("https")
+            log.info("the account page is at https://%s%s/account", cfg.server.hostname, "" if port == 443 else f":{port}")
         if challenges is not None:
             from appliance.acme.manager import CertificateManager
             self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges)

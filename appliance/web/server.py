@@ -96,7 +96,8 @@ class WebListener:
             config = uvicorn.Config(
                 self._apps[secure], lifespan="off", loop="asyncio", http="h11", ws="none", interface="asgi3",
                 limit_concurrency=MAX_CLIENTS, timeout_keep_alive=KEEP_ALIVE,
-                timeout_graceful_shutdown=STOP_GRACE, server_header=False, log_config=None, access_log=False,
+                timeout_graceful_shutdown=STOP_GRACE, server_header=False, access_log=False,
+                log_config=None, log_level="warning",  # our log has the listeners; uvicorn's only its problems
                 proxy_headers=False,  # no proxy in front: the peer address is the client's
                 ssl_context_factory=(lambda _config, _default: _following_context(self._tls)) if secure else None)
             self._servers.append(uvicorn.Server(config))
