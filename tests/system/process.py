@@ -86,7 +86,7 @@ class ServeProcess:
         return time.monotonic() - start
 
     def port(self, name: str) -> int:
-        return DEFAULT_PORTS[name] + self.offset
+        return {**DEFAULT_PORTS, **WEB_PORTS}[name] + self.offset
 
     def terminate(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
