@@ -188,9 +188,11 @@ def account_routes(site: AccountSite) -> list:
                     raise FormRefused("not signed in")
             except FormRefused as e:
                 log.info("account page refused a form ip=%s path=%s: %s", _client_ip(request), request.url.path, e)
-                texts = i18n.TEXTS[language(request)]
-                return with_cookie(HTMLResponse(f"<p>{texts['expired']} <a href=\"/account\">{texts['continue']}</a>",
-                                                403), session)
+                lang = language(request)
+                page = _templates.get_template("refused.html").render(
+                    t=i18n.TEXTS[lang], lang=lang, other_lang="id" if lang == "en" else "en", csrf="", notices=[],
+                    panels=())
+                return with_cookie(HTMLResponse(page, 403), session)
             return await run_in_threadpool(handler, request, session, form)
         return endpoint
 
