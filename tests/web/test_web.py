@@ -122,6 +122,27 @@ def test_on_by_default(server):
     assert response.status == 200 and servers_of(body)[("imap", "SSL")] == (HOST, server.port("imaps"))
 
 
+def test_https_serves_a_reloaded_certificate_from_the_next_connection(web):
+    import socket
+    from appliance.net.tls import ensure_certificate
+
+    def served() -> bytes:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", web.server.web.port("https")), timeout=10) as sock:
+            with context.wrap_socket(sock) as tls:
+                return tls.getpeercert(binary_form=True)
+
+    before = served()
+    cert, key = web.data_dir / "tls" / "cert.pem", web.data_dir / "tls" / "key.pem"
+    cert.unlink()
+    key.unlink()
+    assert ensure_certificate(cert, key, "renewed.example.org")
+    web.server.reload_tls()
+    after = served()
+    assert after != before and after == ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+
 def test_the_account_page_over_http_moves_to_https(web):
     response, _ = request(web, "GET", "/account")
     assert response.status == 301
