@@ -172,7 +172,10 @@ def account_routes(site: AccountSite) -> list:
             body += chunk
             if len(body) > MAX_FORM:
                 raise FormRefused("form too large")
-        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+        try:
+            fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+        except ValueError:
+            raise FormRefused("too many fields") from None
         return {name: values[0] for name, values in fields.items()}
 
     def checked(handler, signed_in: bool = True):
@@ -182,7 +185,7 @@ def account_routes(site: AccountSite) -> list:
             session = sessions.get(request.cookies.get(COOKIE))
             try:
                 form = await read_form(request)
-                if session is None or not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+                if session is None or not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
                     raise FormRefused("no session or wrong CSRF token")
                 if signed_in and session.user_id is None:
                     raise FormRefused("not signed in")
@@ -193,7 +196,13 @@ def account_routes(site: AccountSite) -> list:
                     t=i18n.TEXTS[lang], lang=lang, other_lang="id" if lang == "en" else "en", csrf="", notices=[],
                     panels=())
                 return with_cookie(HTMLResponse(page, 403), session)
-            return await run_in_threadpool(handler, request, session, form)
+            return await run_in_threadpool(signed_in_handler if signed_in else handler, request, session, form)
+
+        def signed_in_handler(request: Request, session: WebSession, form: dict) -> Response:
+            if site.store.get_user_by_id(session.user_id) is None:   # deleted by the administrator meanwhile
+                sessions.end(session)
+                return to_page(None)
+            return handler(request, session, form)
         return endpoint
 
     def note(session: WebSession, kind: str, key: str, **values) -> None:
@@ -202,8 +211,11 @@ def account_routes(site: AccountSite) -> list:
     # -- pages -----------------------------------------------------------------------------
 
     def page(request: Request) -> Response:
-        session = sessions.get(request.cookies.get(COOKIE)) or sessions.new()
-        return render(request, session)
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is not None and session.user_id is not None and site.store.get_user_by_id(session.user_id) is None:
+            sessions.end(session)   # the administrator deleted the user meanwhile
+            session = None
+        return render(request, session or sessions.new())
 
     def switch_language(request: Request) -> Response:
         lang = request.path_params["lang"]

@@ -191,3 +191,32 @@ def test_silent_clients_do_not_block_the_rest_and_the_load_is_bounded(make_serve
 def test_a_bad_mta_sts_mode_stops_the_start_with_the_setting_named(make_server):
     with pytest.raises(ValueError, match="web.mta_sts_mode"):
         make_server(web={"enabled": True, "http_port": 0, "https_port": 0, "mta_sts_mode": "strict"})
+
+
+def test_forged_forms_and_a_deleted_user_never_break_the_account_page(web):
+    import re
+    from urllib.parse import urlencode
+    from tests.conftest import PASSWORD
+    web.add_user("alice@example.org")
+
+    def call(method, path, body=None, cookie=""):
+        context = ssl.create_default_context(cafile=web.cafile)
+        conn = http.client.HTTPSConnection("127.0.0.1", web.server.web.port("https"), context=context, timeout=10)
+        conn.request(method, path, body=body, headers={"Cookie": cookie,
+                                                      "Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        return response, response.read().decode()
+
+    response, page = call("GET", "/account")
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert call("POST", "/account/sign-in", "csrf=%C3%A9t%C3%A9", cookie)[0].status == 403       # not ASCII
+    assert call("POST", "/account/sign-in", "&".join(f"f{i}=1" for i in range(50)), cookie)[0].status == 403
+    assert call("POST", "/account/sign-in", "x" * 100_000, cookie)[0].status == 403
+    response, _ = call("POST", "/account/sign-in",
+                       urlencode({"csrf": csrf, "address": "alice@example.org", "password": PASSWORD}), cookie)
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    assert "alice@example.org" in call("GET", "/account", cookie=cookie)[1]
+    web.store.delete_user("alice@example.org")
+    response, page = call("GET", "/account", cookie=cookie)
+    assert response.status == 200 and 'name="password"' in page and "alice@example.org" not in page
