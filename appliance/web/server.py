@@ -10,7 +10,8 @@ Starlette runs our plain functions in a thread pool, so the store's blocking API
 it is everywhere else.
 
 Both listeners run in one thread (``web``) with one event loop; each listening socket is
-bound here first, so a taken port is an OSError at ``start()``, as for every listener.
+bound here first (``net.listener.bind``), so a taken port is a BindError at ``start()``, as
+for every listener.
 TLS: every handshake picks the current context from ``tls()`` (the SNI callback swaps it
 in), so a reloaded certificate serves the next connection. uvicorn's
 ``limit_concurrency`` bounds the connections and requests served at once per listener:
@@ -29,28 +30,14 @@ from typing import Callable
 
 import uvicorn
 
+from appliance.net.listener import BindError, bind
+
 log = logging.getLogger("kotakpos.web")
 
 MAX_CLIENTS = 64         # connections and requests served at once per listener
 KEEP_ALIVE = 15          # seconds an idle kept-alive connection stays open
 STOP_GRACE = 3           # seconds requests in flight may take to finish at stop
 START_TIMEOUT = 10.0     # seconds the listeners may take to come up
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and host == "::":
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _following_context(tls: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -69,12 +56,12 @@ class WebListener:
     """The HTTP and HTTPS servers on every listen address (no HTTPS when ``https_port`` is None).
 
     ``http_app`` and ``https_app`` are the ASGI applications (``appliance.web.app``);
-    ``start()`` raises OSError if a port is taken.
+    ``start()`` raises BindError (naming the port and the fix) if a port is taken.
     """
 
     def __init__(self, listen: list[str], http_port: int, https_port: int | None,
                  tls: Callable[[], ssl.SSLContext], http_app, https_app):
-        self._plan = [(host or "::", port, secure) for host in listen
+        self._plan = [(host, port, secure) for host in listen
                       for port, secure in ((http_port, False), (https_port, True)) if port is not None]
         self._tls = tls
         self._apps = {False: http_app, True: https_app}
@@ -86,8 +73,10 @@ class WebListener:
     def start(self) -> None:
         try:
             for host, port, secure in self._plan:
-                self.sockets[secure].append(_bind(host, port))
-        except OSError:
+                for sock in bind(host, port, "https" if secure else "http"):
+                    sock.setblocking(False)
+                    self.sockets[secure].append(sock)
+        except BindError:
             self.stop()
             raise
         for secure, sockets in self.sockets.items():

@@ -220,3 +220,12 @@ def test_forged_forms_and_a_deleted_user_never_break_the_account_page(web):
     web.store.delete_user("alice@example.org")
     response, page = call("GET", "/account", cookie=cookie)
     assert response.status == 200 and 'name="password"' in page and "alice@example.org" not in page
+
+
+def test_a_taken_https_port_stops_the_start_naming_the_port(make_server):
+    import socket
+    from appliance.net import BindError
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(BindError, match=f"127.0.0.1:{port} for https: Address already in use"):
+            make_server(web={"https_port": port})
