@@ -31,6 +31,7 @@ from typing import Callable
 import uvicorn
 
 from appliance.net.listener import BindError, bind
+from appliance.net.tls import TLS12_CIPHERS
 
 log = logging.getLogger("kotakpos.web")
 
@@ -41,8 +42,16 @@ START_TIMEOUT = 10.0     # seconds the listeners may take to come up
 
 
 def _following_context(tls: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """A server context that hands each handshake to ``tls()`` as it is at that moment."""
+    """A server context that hands each handshake to ``tls()`` as it is at that moment.
+
+    OpenSSL takes the certificate from the context swapped in, but the protocol versions,
+    ciphers and options from the one the handshake began with: those are ``tls()``'s too.
+    """
+    current = tls()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = current.minimum_version
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options = current.options
 
     def use_current(connection, server_name, _context):
         # Called for every ClientHello, with or without SNI (server_name is then None).
@@ -66,7 +75,7 @@ class WebListener:
         self._tls = tls
         self._apps = {False: http_app, True: https_app}
         self.sockets: dict[bool, list[socket.socket]] = {False: [], True: []}
-        self._servers: list[uvicorn.Server] = []
+        self._servers: list[tuple[uvicorn.Server, list[socket.socket]]] = []   # each with its sockets
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -89,7 +98,7 @@ class WebListener:
                 log_config=None, log_level="warning",  # our log has the listeners; uvicorn's only its problems
                 proxy_headers=False,  # no proxy in front: the peer address is the client's
                 ssl_context_factory=(lambda _config, _default: _following_context(self._tls)) if secure else None)
-            self._servers.append(uvicorn.Server(config))
+            self._servers.append((uvicorn.Server(config), sockets))
         self._thread = threading.Thread(target=self._run, name="web", daemon=True)
         self._thread.start()
         self._wait_started()
@@ -102,12 +111,11 @@ class WebListener:
             log.error("the web listener stopped: %r", e)
 
     async def _serve_all(self) -> None:
-        servers = zip(self._servers, [s for s in self.sockets.values() if s])
-        await asyncio.gather(*(server.serve(sockets=sockets) for server, sockets in servers))
+        await asyncio.gather(*(server.serve(sockets=sockets) for server, sockets in self._servers))
 
     def _wait_started(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        while not all(server.started for server in self._servers):
+        while not all(server.started for server, _ in self._servers):
             if self._failure is not None or not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
                 raise OSError(f"the web listener did not start: {self._failure!r}")
@@ -118,7 +126,7 @@ class WebListener:
         return self.sockets[scheme == "https"][0].getsockname()[1]
 
     def stop(self) -> None:
-        for server in self._servers:
+        for server, _ in self._servers:
             server.should_exit = True
         if self._thread is not None:
             self._thread.join(STOP_GRACE + 5)
