@@ -393,8 +393,10 @@ class Server:
         return gather(self.data_dir / WORKERS_FOLDER, self.worker.count, own, self.worker.index)
 
     def _start_web(self, cfg: Config, tls: TlsContexts, store: Store) -> None:
+        from appliance.web import app
         from appliance.web.documents import Settings
         from appliance.web.server import WebListener
+        from appliance.web.setup import SetupSite
         offset = cfg.server.port_offset
         client_ports = ("imaps", "imap", "pop3s", "pop3", "smtps", "submission")
         settings = Settings(cfg.server.hostname, {name: self.port(name) for name in client_ports},
@@ -403,11 +405,22 @@ class Server:
         if cfg.acme.enabled:
             from appliance.acme.issuer import Challenges
             challenges = Challenges()
+        site = SetupSite(settings, store.is_local_domain) if cfg.web.enabled else None
         # With only [acme] on, HTTP serves its challenges and nothing listens on HTTPS.
         https_port = cfg.web.https_port + offset if cfg.web.enabled else None
-        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port,
-                               tls.current, settings, store.is_local_domain, cfg.web.enabled, challenges)
+        https_app = None
+        if site is not None:
+            from appliance.web.account import AccountSite, account_routes
+            account = AccountSite(store, self.ctx.auth, cfg.server.hostname,
+                                  lambda: self.config.auth.require_app_passwords)
+            https_app = app.https_app(site, account_routes(account))
+        self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,
+                               app.http_app(site, challenges, (lambda: self.web.port("https")) if site else None),
+                               https_app)
         self.web.start()
+        if site is not None:
+            port = self.web.port("https")
+            log.info("the account page is at https://%s%s/account", cfg.server.hostname, "" if port == 443 else f":{port}")
         if challenges is not None:
             from appliance.acme.manager import CertificateManager
             self.acme = CertificateManager(cfg.acme, cfg.server.hostname, self.data_dir, tls, challenges,

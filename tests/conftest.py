@@ -73,6 +73,7 @@ def test_config(**sections) -> Config:
         ports={name: 0 for name in ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps",
                                     "managesieve")},
         dns={"resolver": "none"},  # never ask DNS beyond loopback; DNS tests run their own server on loopback
+        web={"http_port": 0, "https_port": 0},
     )
     return with_overrides(base, **sections) if sections else base
 

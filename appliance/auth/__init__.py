@@ -10,6 +10,11 @@ The failure counts and blocks are the server's, not one process's: they live in 
 store's runtime table (``store.runtime``), which every worker process reads and writes
 atomically, so thirty wrong passwords spread over eight workers count as thirty, and a
 block or an unblock by the admin holds in every worker at once.
+
+Mail clients (IMAP, POP3, SMTP submission) may log in with an app password
+(``app_passwords``) as well as the main password, or with app passwords only
+(``auth.require_app_passwords``); the account page takes only the main password. Both
+count failures in the same tables.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import threading
 import time
 
+from appliance.auth.app_passwords import digest as app_password_digest
 from appliance.net.addresses import Networks, is_loopback
 
 log = logging.getLogger("kotakpos.auth")
@@ -28,6 +34,7 @@ log = logging.getLogger("kotakpos.auth")
 FIRST_DELAY = 0.1   # seconds after the first failure; doubles with each further one
 FORGET_AFTER = 3600.0  # failures older than this no longer count
 CACHE_SECONDS = 3600.0  # how long a verified login skips the deliberately slow hash
+USE_NOTE_SECONDS = 60.0  # an app password's "last used" is written at most this often per address
 
 
 class Authenticator:
@@ -72,44 +79,66 @@ class Authenticator:
     # -- logging in ------------------------------------------------------------------------
 
     def login(self, address: str, password: str, conn):
-        """The user if the password is right, else None (after a growing delay)."""
-        ip = conn.peer_ip
+        """A mail client's login: the user if the password (or an app password) is right, else
+        None (after a growing delay)."""
+        return self._login(address, password, conn.peer_ip, conn.info.listener, mail_client=True)
+
+    def login_account_page(self, address: str, password: str, ip: str):
+        """A sign-in on the account page: the main password only, throttled like every login."""
+        return self._login(address, password, ip, "web", mail_client=False)
+
+    def _login(self, address: str, password: str, ip: str, listener: str, mail_client: bool):
         by_ip, by_account = self.shared.failures(ip, address.lower())
         if by_ip and by_ip.blocked_until > time.time():
             log.info("auth refused ip=%s user=%s: address blocked", ip, address)
             return None
-        user, failure = self._verify(address, password) if address and password else (None, "empty name or password")
+        if address and password:
+            user, failure, how = self._verify(address, password, ip, mail_client)
+        else:
+            user, failure, how = None, "empty name or password", ""
         if user is not None:
             if by_ip or by_account or address.lower() != user.address.lower():
                 self.shared.clear_failures(ip, user.address.lower())
-            log.info("auth ok ip=%s user=%s listener=%s", ip, user.address, conn.info.listener)
+            log.info("auth ok ip=%s user=%s listener=%s%s", ip, user.address, listener, how)
             return user
-        delay = self._record_failure(ip, address.lower())
-        # The admin learns why; the client never does (the protocols answer every failure alike).
-        log.info("auth failed ip=%s user=%s listener=%s: %s, delay=%.1fs", ip, address, conn.info.listener,
-                 failure, delay)
-        self._sleep(delay)
+        self.record_failure(ip, address, failure, listener)
         return None
 
-    def _verify(self, address: str, password: str):
-        """(user, None) for a right password, else (None, why it failed)."""
+    def record_failure(self, ip: str, address: str, why: str, listener: str) -> None:
+        """Count, log and delay a failed login (also one found after the password: a wrong
+        two-step code), in the same tables as every other."""
+        delay = self._record_failure(ip, address.lower())
+        # The admin learns why; the client never does (the protocols answer every failure alike).
+        log.info("auth failed ip=%s user=%s listener=%s: %s, delay=%.1fs", ip, address, listener, why, delay)
+        self._sleep(delay)
+
+    def _verify(self, address: str, password: str, ip: str, mail_client: bool):
+        """(user, None, how) for a right password, else (None, why it failed, "")."""
         found = self.store.get_login(address)
         if found is None:
             self.store.verify_password(address, password)  # same slow path: no user enumeration by timing
-            return None, "unknown user"
+            return None, "unknown user", ""
         user, stored_hash = found
+        if mail_client:
+            app_password = self.store.find_app_password(user.id, app_password_digest(password))
+            if app_password is not None:
+                if app_password.last_ip != ip or (app_password.last_used or 0) < time.time() - USE_NOTE_SECONDS:
+                    self.store.app_password_used(app_password.id, ip)
+                return user, None, f" app-password={app_password.id}"
+            if self.config.require_app_passwords:
+                return None, "not an app password (auth.require_app_passwords)", ""
         token = hmac.new(self._cache_key, password.encode() + b"\0" + stored_hash.encode(), hashlib.sha256).digest()
         key = user.address.lower()
         with self._lock:
             cached = self._cache.get(key)
         if cached and cached[1] > time.time() and hmac.compare_digest(cached[0], token):
-            return user, None
+            return user, None, ""
         user = self.store.verify_password(address, password)
         if user is None:
-            return None, "wrong password"
+            return None, "wrong password", ""
         with self._lock:
             self._cache[key] = (token, time.time() + CACHE_SECONDS)
-        return user, None
+        return user, None, ""
 
     def _record_failure(self, ip: str, account: str) -> float:
         now = time.time()

@@ -69,6 +69,7 @@ class AuthSection:
     fail_delay_max: float = setting(5.0, "Longest delay, in seconds, before answering a failed login; each failure from an address doubles it.")
     block_after: int = setting(10, "Failed logins from one address before it is refused for a while.")
     block_seconds: int = setting(900, "How long an address that kept failing is refused.")
+    require_app_passwords: bool = setting(False, "Mail clients (IMAP, POP3, SMTP submission) must log in with an app password made on the account page; the main password then opens only the account page.")
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class BackupSection:
 
 @dataclass(frozen=True)
 class WebSection:
-    enabled: bool = setting(False, "Serve mail client set-up (Thunderbird autoconfig, Outlook Autodiscover, Apple profiles) and the MTA-STS policy over HTTP and HTTPS.")
+    enabled: bool = setting(True, "Serve the account page (HTTPS), mail client set-up (Thunderbird autoconfig, Outlook Autodiscover, Apple profiles) and the MTA-STS policy over HTTP and HTTPS.")
     http_port: int = setting(80, "HTTP port (plus server.port_offset).")
     https_port: int = setting(443, "HTTPS port (plus server.port_offset), with the server's TLS certificate.")
     mta_sts_mode: str = setting("testing", "MTA-STS policy mode (RFC 8461): \"testing\", \"enforce\" or \"none\".", choices=("testing", "enforce", "none"))

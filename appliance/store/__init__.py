@@ -6,9 +6,10 @@ before the call returns (group commit in ``db``), and change events go out after
 (``events``) for IMAP IDLE and the TUI, also for what other processes commit to the file
 (``journal``). The API is split by subject into mixins —
 ``accounts``, ``mailboxes``, ``messages``, ``imap`` (what IMAP reads), ``pop3`` (what POP3 reads, in few calls), ``queue``, ``filters`` (the MDA's tables),
-``migration`` (bulk import, snapshots) — so each file reads on its own. What the serving
-processes share but is no mail (sessions, connection slots, failed logins, ``\\Recent``
-claims, counters) lives in a second, unsynced file beside it (``runtime``).
+``migration`` (bulk import, snapshots), ``credentials`` (app passwords, two-step sign-in) — so
+each file reads on its own. What the serving processes share but is no mail (sessions,
+connection slots, failed logins, ``\\Recent`` claims, counters) lives in a second, unsynced
+file beside it (``runtime``).
 """
 
 from __future__ import annotations
@@ -30,16 +31,17 @@ from appliance.store.messages import DeliveryResult, MessagesMixin
 from appliance.store.migration import Incoming, MigrationMixin, Snapshot, content_hash
 from appliance.store.pop3 import Pop3Mixin
 from appliance.store.models import (Delivery, Mailbox, MailboxChanges, MailboxStatus, MessageRow, Notice, Parsed, QueueEntry,
-                                    QueueOutcome, QueueRow, Resolution, User)
+                                    QueueOutcome, QueueRow, Resolution, User, AppPassword)
 from appliance.store.queue import QueueMixin
 from appliance.store.runtime import Runtime
 from appliance.store.search import SearchIndex
 from appliance.store.counters import CountersMixin
+from appliance.store.credentials import CredentialsMixin
 from appliance.store.secrets import SecretsMixin
 
 __all__ = [
     "Store", "StoreError", "NotFound", "AlreadyExists", "InvalidName", "QuotaExceeded", "ScriptActive", "StorageFull",
-    "User", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
+    "User", "AppPassword", "Mailbox", "MailboxChanges", "MailboxStatus", "MessageRow", "Parsed", "Resolution", "Delivery", "DeliveryResult",
     "QueueEntry", "QueueRow", "QueueOutcome", "Notice", "MailboxChanged", "QueueChanged", "QuarantineChanged", "AccountsChanged",
     "Overflowed", "Subscription",
     "Quarantined", "RequestedReceipt", "SentReceipt", "SieveScript", "DEFAULT_SCRIPT", "Incoming", "Snapshot", "content_hash",
@@ -49,7 +51,8 @@ __all__ = [
 DB_NAME = "kotakpos.sqlite"
 
 
-class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin):
+class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, QueueMixin, FiltersMixin, MigrationMixin, SecretsMixin, CountersMixin,
+            CredentialsMixin):
     """The message store. Thread-safe: share one instance across all sessions."""
 
     def __init__(self, path: Path | str, max_batch: int = MAX_BATCH, indexer: bool = True):

@@ -211,6 +211,7 @@ class AccountsMixin:
                 self._delete_mailbox_rows(tx, mb["id"])
             tx.execute("DELETE FROM subscriptions WHERE user_id = ?", (row["id"],))
             self._forget_user_filters(tx, row["id"])  # a later user with the same id starts clean
+            self._forget_user_credentials(tx, row["id"])
             tx.execute("DELETE FROM users WHERE id = ?", (row["id"],))
             tx.emit(AccountsChanged("user-deleted", address))
 

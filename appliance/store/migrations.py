@@ -273,10 +273,31 @@ def _v15_queue_owner(db) -> None:
     db.execute("ALTER TABLE queue ADD COLUMN owner TEXT")
 
 
+def _v16_credentials(db) -> None:
+    """App passwords and two-step sign-in (store/credentials.py). IF NOT EXISTS: a store whose
+    version number was set back by hand (tests do) has them already."""
+    db.execute("CREATE TABLE IF NOT EXISTS app_passwords ("
+               " id INTEGER PRIMARY KEY AUTOINCREMENT,"  # never reused: a revoked id names nothing later
+               " user_id INTEGER NOT NULL REFERENCES users(id),"
+               " name TEXT NOT NULL,"       # the device, as the user named it
+               " digest TEXT NOT NULL,"     # SHA-256 of the app password (hex)
+               " created REAL NOT NULL,"
+               " last_used REAL,"           # last login with it (None: never)
+               " last_ip TEXT)")            # from where
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS app_passwords_digest ON app_passwords(user_id, digest)")
+    db.execute("CREATE TABLE IF NOT EXISTS totp (user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+               " secret TEXT NOT NULL,"     # base32 (RFC 6238 shared secret)
+               " enabled REAL NOT NULL)")   # when it was confirmed
+    db.execute("CREATE TABLE IF NOT EXISTS recovery_codes (user_id INTEGER NOT NULL REFERENCES users(id),"
+               " digest TEXT NOT NULL,"     # SHA-256 of a one-use code (hex); deleted when used
+               " PRIMARY KEY (user_id, digest)) WITHOUT ROWID")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
               _v11_change_journal, _v12_queue_ids_never_reused,
-              _v13_sort_keys, _v14_sieve_scripts, _v15_queue_owner]
+              _v13_sort_keys, _v14_sieve_scripts, _v15_queue_owner,
+              _v16_credentials]
 LATEST = len(MIGRATIONS)
 
 

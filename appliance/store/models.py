@@ -25,6 +25,15 @@ class User:
 
 
 @dataclass(frozen=True)
+class AppPassword:
+    id: int
+    name: str                 # the device, as the user named it ("Rina's phone")
+    created: float
+    last_used: float | None   # last login with it; None: never used
+    last_ip: str | None       # the address that login came from
+
+
+@dataclass(frozen=True)
 class Mailbox:
     id: int
     user_id: int

@@ -16,15 +16,16 @@ from pathlib import Path
 NO_DNS_CONFIG = '[dns]\nresolver = "none"\n'
 DEFAULT_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993,
                  "managesieve": 4190}
+WEB_PORTS = {"http": 80, "https": 443}  # the [web] listener, on by default
 
 
 def free_offset() -> int:
-    """A port offset at which all the standard ports are free on 127.0.0.1."""
+    """A port offset at which all the standard ports and the web's two are free on 127.0.0.1."""
     for _ in range(200):
         offset = random.randrange(20000, 60000, 1000)
         socks = []
         try:
-            for port in DEFAULT_PORTS.values():
+            for port in [*DEFAULT_PORTS.values(), *WEB_PORTS.values()]:
                 s = socket.socket()
                 socks.append(s)
                 s.bind(("127.0.0.1", port + offset))
@@ -86,7 +87,7 @@ class ServeProcess:
         return time.monotonic() - start
 
     def port(self, name: str) -> int:
-        return DEFAULT_PORTS[name] + self.offset
+        return {**DEFAULT_PORTS, **WEB_PORTS}[name] + self.offset
 
     def terminate(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:

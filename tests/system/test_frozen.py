@@ -179,6 +179,29 @@ def test_pop3_reads_the_message(frozen, sent_message):
     assert b"Sent to the frozen binary." in raw
 
 
+def test_the_account_page_signs_in_with_its_templates_and_stylesheet(frozen):
+    # The templates, the stylesheet and the common-password list are files the binary must carry.
+    import http.client
+    from urllib.parse import urlencode
+
+    def get(path, body=None, cookie=""):
+        conn = http.client.HTTPSConnection("127.0.0.1", frozen.port("https"), context=frozen.tls_context(), timeout=20)
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        conn.request("POST" if body else "GET", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response, response.read().decode()
+
+    response, page = get("/account")
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert get("/account/static/account.css")[0].status == 200
+    response, _ = get("/account/sign-in", urlencode({"csrf": csrf, "address": USER, "password": PASSWORD}), cookie)
+    assert response.status == 303
+    response, page = get("/account", cookie=response.getheader("Set-Cookie").split(";")[0])
+    assert USER in page and 'id="usage"' in page and "<svg" in page
+    assert f"the account page is at https://{HOSTNAME}:{frozen.port('https')}/account" in frozen.log()
+
+
 def test_dmarc_tells_a_neighbour_under_co_uk_from_the_bank(tmp_path):
     # The Public Suffix List is a data file inside the binary: without it evil.co.uk and
     # bank.co.uk would be one organization and the forgery would pass.

@@ -117,8 +117,36 @@ def test_mta_sts_policy(web):
     assert request(web, "GET", "/.well-known/mta-sts.txt", "mta-sts.other.org")[0].status == 404
 
 
-def test_off_by_default(server):
-    assert server.server.web is None
+def test_on_by_default(server):
+    response, body = request(server, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org", https=True)
+    assert response.status == 200 and servers_of(body)[("imap", "SSL")] == (HOST, server.port("imaps"))
+
+
+def test_https_serves_a_reloaded_certificate_from_the_next_connection(web):
+    import socket
+    from appliance.net.tls import ensure_certificate
+
+    def served() -> bytes:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", web.server.web.port("https")), timeout=10) as sock:
+            with context.wrap_socket(sock) as tls:
+                return tls.getpeercert(binary_form=True)
+
+    before = served()
+    cert, key = web.data_dir / "tls" / "cert.pem", web.data_dir / "tls" / "key.pem"
+    cert.unlink()
+    key.unlink()
+    assert ensure_certificate(cert, key, "renewed.example.org")
+    web.server.reload_tls()
+    after = served()
+    assert after != before and after == ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+
+def test_the_account_page_over_http_moves_to_https(web):
+    response, _ = request(web, "GET", "/account")
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://{HOST}:{web.server.web.port('https')}/account"
 
 
 def test_dns_lists_the_srv_records_and_setup_names(tmp_path):
@@ -133,33 +161,72 @@ def test_dns_lists_the_srv_records_and_setup_names(tmp_path):
         assert line in out.splitlines()
 
 
-def test_silent_clients_are_bounded_and_do_not_block_the_rest(make_server, monkeypatch):
+def test_silent_clients_do_not_block_the_rest_and_the_load_is_bounded(make_server, monkeypatch):
     import socket
     import time
     from appliance.web import server as web_server
     monkeypatch.setattr(web_server, "MAX_CLIENTS", 3)
     srv = make_server(web={"enabled": True, "http_port": 0, "https_port": 0})
     srv.store.add_domain(DOMAIN)
-    port = srv.server.web.port("https")
-    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    # Clients that never finish their TLS handshake hold no thread and no slot.
+    silent = [socket.create_connection(("127.0.0.1", srv.server.web.port("https")), timeout=5) for _ in range(10)]
     try:
-        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
-        assert extra.recv(1) == b""   # over the bound: closed at once, while the silent ones wait
-        extra.close()
+        assert request(srv, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org", https=True)[0].status == 200
     finally:
         for s in silent:
             s.close()
-    # their slots come back as soon as they go
+    # Connections that are open count: past the bound a request is answered 503 at once ...
+    idle = [socket.create_connection(("127.0.0.1", srv.server.web.port("http")), timeout=5) for _ in range(3)]
+    try:
+        assert request(srv, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org")[0].status == 503
+    finally:
+        for s in idle:
+            s.close()
+    # ... and their slots come back as soon as they go.
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert request(srv, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org", https=True)[0].status == 200
-            break
-        except (ConnectionError, ssl.SSLError):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    while request(srv, "GET", "/mail/config-v1.1.xml", "autoconfig.example.org")[0].status != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_a_bad_mta_sts_mode_stops_the_start_with_the_setting_named(make_server):
     with pytest.raises(ValueError, match="web.mta_sts_mode"):
         make_server(web={"enabled": True, "http_port": 0, "https_port": 0, "mta_sts_mode": "strict"})
+
+
+def test_forged_forms_and_a_deleted_user_never_break_the_account_page(web):
+    import re
+    from urllib.parse import urlencode
+    from tests.conftest import PASSWORD
+    web.add_user("alice@example.org")
+
+    def call(method, path, body=None, cookie=""):
+        context = ssl.create_default_context(cafile=web.cafile)
+        conn = http.client.HTTPSConnection("127.0.0.1", web.server.web.port("https"), context=context, timeout=10)
+        conn.request(method, path, body=body, headers={"Cookie": cookie,
+                                                      "Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        return response, response.read().decode()
+
+    response, page = call("GET", "/account")
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert call("POST", "/account/sign-in", "csrf=%C3%A9t%C3%A9", cookie)[0].status == 403       # not ASCII
+    assert call("POST", "/account/sign-in", "&".join(f"f{i}=1" for i in range(50)), cookie)[0].status == 403
+    assert call("POST", "/account/sign-in", "x" * 100_000, cookie)[0].status == 403
+    response, _ = call("POST", "/account/sign-in",
+                       urlencode({"csrf": csrf, "address": "alice@example.org", "password": PASSWORD}), cookie)
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    assert "alice@example.org" in call("GET", "/account", cookie=cookie)[1]
+    web.store.delete_user("alice@example.org")
+    response, page = call("GET", "/account", cookie=cookie)
+    assert response.status == 200 and 'name="password"' in page and "alice@example.org" not in page
+
+
+def test_a_taken_https_port_stops_the_start_naming_the_port(make_server):
+    import socket
+    from appliance.net import BindError
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(BindError, match=f"127.0.0.1:{port} for https: Address already in use"):
+            make_server(web={"https_port": port})
