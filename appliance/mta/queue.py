@@ -116,7 +116,7 @@ class QueueRunner:
     # -- life cycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        recovered = self.store.requeue_interrupted()
+        recovered = self.store.requeue_interrupted(starting=True)
         if recovered:
             log.info("queue: %d message(s) interrupted by the last stop are due again", recovered)
         self._events = self.store.subscribe()

@@ -123,15 +123,18 @@ class QueueMixin:
 
     # -- the queue runner (appliance.mta.queue) ------------------------------------------
 
-    def requeue_interrupted(self) -> int:
+    def requeue_interrupted(self, starting: bool = False) -> int:
         """Rows left 'delivering' by a process that is gone (a stopped server, a killed
         worker) become due again; a live process's deliveries are left to it.
 
+        ``starting``: the caller's queue runner is only starting, so this process delivers
+        nothing yet and its own rows are left over from a runner it stopped before.
         Their outcome was never recorded, so they are tried once more (at-least-once).
         """
         with self.db.reader() as conn:
             owners = [r[0] for r in conn.execute("SELECT DISTINCT owner FROM queue WHERE state = 'delivering'")]
-        gone = [o for o in owners if not owner_alive(o)]
+        own = process_token()
+        gone = [o for o in owners if not owner_alive(o) or (starting and o == own)]
         if not gone:
             return 0
         marks = ",".join("?" * len(gone))
