@@ -1,4 +1,4 @@
-"""IMAP protocol errors; each knows the response it turns into (STYLE §7)."""
+"""IMAP protocol errors; each knows the response it turns into."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Exceptions that carry the SMTP reply the client gets.
 
-Three kinds, kept apart because they are logged differently (STYLE §7):
+Three kinds, kept apart because they are logged differently:
 ``UserError`` is a refusal the client earned (4xx/5xx, logged at info),
 ``CommandSyntaxError`` is a malformed command (500/501), ``ServerError`` is our
 fault (451, logged with a traceback). The reply text is always generic; details

@@ -600,7 +600,7 @@ _BUILDERS = {
 VERBS = frozenset(_BUILDERS)
 
 # The first word of well-known non-SMTP protocols: a client speaking one of these is
-# not a confused mail client, and gets one reply and a close (STYLE §7).
+# not a confused mail client, and gets one reply and a close.
 FOREIGN_VERBS = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "CAPA", "A001"})
 
 

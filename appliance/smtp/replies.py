@@ -8,7 +8,7 @@ The greeting, the EHLO/HELO replies and the 334/354 intermediate replies carry n
 enhanced code: RFC 2034 §3 exempts the greeting and the HELO/EHLO replies, and
 RFC 3463 has no class 3.
 
-Texts are generic on purpose (STYLE §7): the log gets the details.
+Texts are generic on purpose: the log gets the details.
 """
 
 from __future__ import annotations

@@ -309,7 +309,7 @@ class SmtpSession:
             return
         if isinstance(cmd, InvalidCommand) and cmd.verb in ("", "BDAT"):
             # No usable verb; or a BDAT whose size we cannot read, so the chunk that follows
-            # cannot be framed: answer, then close (STYLE §6).
+            # cannot be framed: answer, then close.
             if cmd.verb == "BDAT":
                 self.fatal(cmd.reply)
             else:
