@@ -242,14 +242,16 @@ def cpu_table(result: dict) -> list[str]:
                 continue
             parts = sorted(spent.items(), key=lambda kv: -kv[1])
             shown = " · ".join(f"{_process_label(side, n)} {_fmt(v)}" for n, v in parts if v >= 0.0005)
-            lines.append(f"| {row['case']} | {side} | {_fmt(row.get('server_cpu_ms'))} | {shown} |")
+            lines.append(f"| {row['case']} | {side} | {_fmt(row.get('server_cpu_ms'))} | {shown} | "
+                         f"{_fmt(row.get('client_cpu_ms'))} |")
     if not lines:
         return []
     title = TITLES.get(result["benchmark"], result["benchmark"])
     return [f"#### {title}: server CPU ms per message, by process", "",
             "Postfix's processes are under `master`, Dovecot's under `dovecot`; a tree's root also holds "
-            "the time of its children that exited during the cell.", "",
-            "| case | side | total | by process |", "|---|---|---:|---|", *lines, ""]
+            "the time of its children that exited during the cell. The last column is the load generator's "
+            "own CPU per message: it runs on the same cores.", "",
+            "| case | side | total | by process | load generator |", "|---|---|---:|---|---:|", *lines, ""]
 
 
 def render() -> str:

@@ -97,6 +97,7 @@ def run_cell(target: Target, size: int, clients: int, reuse: bool, count: int, t
     messages = _Messages(size, rcpt)
     baseline = imap_status_messages(target, rcpt) if target.imap_port else None
     cpu_before = cpu_by_process(target.cpu_roots)
+    client_before = time.process_time()  # the generator's own CPU: it shares the machine
     counter = itertools.count()
     lock = threading.Lock()
     latencies: list[float] = []
@@ -166,6 +167,8 @@ def run_cell(target: Target, size: int, clients: int, reuse: bool, count: int, t
         spent = cpu_spent(cpu_before, cpu_by_process(target.cpu_roots))
         row["server_cpu_ms"] = round(1000 * sum(spent.values()) / accepted, 3)
         row["server_cpu_ms_by_process"] = {name: round(1000 * s / accepted, 3) for name, s in sorted(spent.items())}
+    if accepted:
+        row["client_cpu_ms"] = round(1000 * (time.process_time() - client_before) / accepted, 3)
     return row
 
 
