@@ -9,6 +9,11 @@ On a user whose INBOX holds the bulk-loaded mailbox (10,000 messages by default)
 of the whole mailbox (RFC 5256), each a median of several after an untimed first run; then
 SUBJECT and THREAD again, each time right after a new message was appended (what a client
 sees when it re-sorts a folder because mail came in).
+`mixed_writers`: 10 clients on one mailbox at once, each repeating a round of what a
+mail client does while others work on the same folder: APPEND a message, set and clear
+\Flagged on one of the mailbox's messages (UID STORE), NOOP to hear the others' changes, and
+every fifth round delete its own latest message (UID STORE \Deleted, UID EXPUNGE); the
+average time of the write commands (APPEND, STORE, EXPUNGE), and every NO/BAD counted.
 Then IDLE: `connections` clients log in (spread over a few users), SELECT INBOX and IDLE; we
 record the server's resident memory, deliver one message to all those users at once (LMTP for
 Dovecot, SMTP for Kotakpos: the entry point whose acknowledgement means committed), and time
@@ -19,15 +24,17 @@ how long each idler waits for its `* n EXISTS`, counted from that acknowledgemen
 
 import argparse
 import json
+import random
 import re
 import selectors
 import smtplib
 import statistics
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.messages import NEEDLE, NEEDLE_EVERY, make_message
-from bench.peers import memory_kib
+from bench.peers import cpu_by_process, cpu_spent, memory_kib
 from bench.wire import Imap, ProtocolError, Target, percentiles
 
 
@@ -178,6 +185,91 @@ def sort_figures(target: Target, address: str, repeat: int = 5) -> list[dict]:
     for r in rows:
         print(f"  sort {target.name:16} {r}", flush=True)
     return rows
+
+
+WRITES = ("APPEND", "STORE", "EXPUNGE")
+APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
+UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+
+
+def mixed_writers(target: Target, address: str, clients: int = 10, rounds: int = 50,
+                  time_limit: float = 60.0) -> dict:
+    """Write-command latency with `clients` sessions changing one mailbox at once (see the module doc)."""
+    password = target.password(address)
+    times: dict[str, list[float]] = {verb: [] for verb in WRITES}
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + time_limit
+
+    def timed(c: Imap, verb: str, text: str) -> bytes:
+        t0 = time.monotonic()
+        c.command(text)
+        elapsed = time.monotonic() - t0
+        with lock:
+            times[verb].append(elapsed)
+        return c.completion
+
+    def client(i: int) -> None:
+        rnd = random.Random(i)  # the same commands on both sides
+        c = None
+        try:
+            c = Imap(target.host, target.imap_port)
+            c.login(address, password)
+            uidnext = UIDNEXT.search(b"".join(c.command("SELECT INBOX")))
+            if not uidnext:
+                raise ProtocolError("SELECT without UIDNEXT")
+            existing = int(uidnext.group(1)) - 1
+            for n in range(rounds):
+                if time.monotonic() > deadline:
+                    break
+                raw = make_message(1_000_000 + i * rounds + n, 2048, needle=False).decode("ascii")
+                done = timed(c, "APPEND", f"APPEND INBOX (\\Seen) {{{len(raw)}+}}\r\n{raw}")
+                mine = APPENDUID.search(done)
+                uid = rnd.randint(1, existing)
+                timed(c, "STORE", f"UID STORE {uid} +FLAGS (\\Flagged)")
+                timed(c, "STORE", f"UID STORE {uid} -FLAGS (\\Flagged)")
+                c.command("NOOP")
+                if n % 5 == 4 and mine:
+                    timed(c, "STORE", f"UID STORE {int(mine.group(1))} +FLAGS (\\Deleted)")
+                    timed(c, "EXPUNGE", f"UID EXPUNGE {int(mine.group(1))}")
+            c.command("LOGOUT")
+        except (ProtocolError, OSError) as exc:
+            with lock:
+                errors.append(repr(exc)[:200])
+        finally:
+            if c is not None:
+                c.close()
+
+    cpu_before = cpu_by_process(target.cpu_roots)
+    start = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(time_limit + 60)
+    wall = time.monotonic() - start
+    spent = cpu_spent(cpu_before, cpu_by_process(target.cpu_roots))
+    every = [x for verb in WRITES for x in times[verb]]
+    row = {
+        "case": f"{clients} mixed clients, one mailbox",
+        "write_commands": len(every),
+        "write_avg_ms": round(1000 * statistics.fmean(every), 2) if every else None,
+        **{f"{verb.lower()}_avg_ms": round(1000 * statistics.fmean(times[verb]), 2) if times[verb] else None
+           for verb in WRITES},
+        "write_p99_ms": percentiles(every)["p99_ms"],
+        "protocol_errors": len(errors),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "wall_s": round(wall, 2),
+        # per write command, the NOOPs and logins included
+        "server_cpu_ms": round(1000 * sum(spent.values()) / len(every), 3) if target.cpu_roots and every else None,
+        "server_cpu_ms_by_process": {name: round(1000 * s / len(every), 3) for name, s in sorted(spent.items())}
+        if target.cpu_roots and every else None,
+    }
+    print(f"  imap {target.name:26} {row['case']}: write avg {row['write_avg_ms']} ms "
+          f"(APPEND {row['append_avg_ms']}, STORE {row['store_avg_ms']}, EXPUNGE {row['expunge_avg_ms']}) "
+          f"p99 {row['write_p99_ms']} ms  errors {row['protocol_errors']} {row['first_error'] or ''}", flush=True)
+    return row
 
 
 def deliver_one(target: Target, rcpts: list[str]) -> float:

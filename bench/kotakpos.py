@@ -4,6 +4,11 @@
     k.load_mailbox("alice@bench.test", mailbox_messages(10_000))   # before start: store API
     with k:
         ...  # k.port("smtp"), k.port("imap"), k.port("pop3"); k.pid for memory
+    k2 = k.copy(workers=2)      # before start: the same loaded store, served by 2 workers
+
+`workers` is written as `[server] workers`; above 1, k.pid is the supervisor and the workers
+are its children, so the process tree under k.pid (bench/peers.py's cpu_seconds, memory_kib)
+holds the whole server.
 
 The server runs as `python -m appliance serve --data DIR` in its own process (so its memory is
 its own), with a config that listens on 127.0.0.1 only, at a port offset whose seven ports are
@@ -31,13 +36,17 @@ BASE_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s":
               "managesieve": 4190}
 
 
+_TAKEN: set[int] = set()  # offsets given to instances of this run that may not listen yet
+
+
 def _free_offset() -> int:
     """An offset at which all the standard ports plus it are free on 127.0.0.1."""
     for offset in range(31000, 60000, 17):
         ports = [p + offset for p in BASE_PORTS.values()]
         if max(ports) > 65535:
             break
-        if all(_port_free(p) for p in ports):
+        if offset not in _TAKEN and all(_port_free(p) for p in ports):
+            _TAKEN.add(offset)
             return offset
     raise RuntimeError("no free port offset for Kotakpos")
 
@@ -60,8 +69,9 @@ class Kotakpos(Instance):
 
     def __init__(self, users: list[tuple[str, str]], domain: str = "bench.test",
                  routes: dict[str, tuple[str, int]] | None = None, extra_config: str = "",
-                 workdir: str | None = None):
+                 workdir: str | None = None, workers: int = 1):
         self.users = list(users)
+        self.workers = workers
         self.domain = domain
         self.routes = routes or {}
         self.extra_config = extra_config  # more TOML, e.g. to switch filters off
@@ -71,6 +81,7 @@ class Kotakpos(Instance):
         self.proc: subprocess.Popen | None = None
         self._store = None
         self._user_ids: dict[str, int] = {}
+        self._prepared = False  # the store holds the domain and the users
 
     @property
     def pid(self) -> int | None:
@@ -87,6 +98,7 @@ class Kotakpos(Instance):
             'hostname = "kotakpos.bench.test"',
             'listen = ["127.0.0.1"]',
             f"port_offset = {self.offset}",
+            f"workers = {self.workers}",
             "max_connections = 3000",  # room for the 1,000 IDLE clients and the load generators
             # log_level stays at info: Postfix and Dovecot also log every session.
             "[auth]",
@@ -109,10 +121,33 @@ class Kotakpos(Instance):
             from appliance.store import Store
             self._write_config()
             self._store = Store.in_folder(self.data)
-            self._store.add_domain(self.domain)
-            for address, password in self.users:
-                self._user_ids[address] = self._store.add_user(address, password).id
+            if not self._prepared:
+                self._store.add_domain(self.domain)
+                for address, password in self.users:
+                    self._user_ids[address] = self._store.add_user(address, password).id
+                self._prepared = True
         return self._store
+
+    def copy(self, workers: int) -> "Kotakpos":
+        """Another instance over a copy of this one's data folder, served by `workers`.
+
+        Before either starts: loading 80,000 messages once and copying the files is quicker
+        than loading them twice, and both sides then hold the very same store."""
+        self._settle()
+        other = Kotakpos(self.users, self.domain, self.routes, self.extra_config, workers=workers)
+        shutil.copytree(self.data, other.data, dirs_exist_ok=True)
+        other._user_ids, other._prepared = dict(self._user_ids), True
+        return other
+
+    def _settle(self) -> None:
+        """Close the store once the full-text index has caught up with what was loaded."""
+        self._open_store()
+        # The full-text index is built by a thread after each commit; let it finish here, so
+        # the server does not spend the timed runs indexing what was bulk-loaded.
+        if not self._store.search_index.wait_caught_up(timeout=1200):
+            raise RuntimeError("the search index did not catch up with the bulk load in 20 minutes")
+        self._store.close()
+        self._store = None
 
     def load_mailbox(self, address: str, messages, threads: int = 32) -> int:
         """Deliver (index, raw) messages into the user's INBOX through the store API."""
@@ -129,13 +164,8 @@ class Kotakpos(Instance):
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> "Kotakpos":
-        self._open_store()
-        # The full-text index is built by a thread after each commit; let it finish here, so
-        # the server does not spend the timed runs indexing what was bulk-loaded.
-        if not self._store.search_index.wait_caught_up(timeout=1200):
-            raise RuntimeError("the search index did not catch up with the bulk load in 20 minutes")
-        self._store.close()
-        self._store = None
+        self._settle()
+        self._write_config()
         self.log = open(self.data / "bench-server.log", "wb")
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(self.data)],
@@ -155,7 +185,14 @@ class Kotakpos(Instance):
         return AdminClient(self.data / "admin.sock")
 
     def _ready(self) -> bool:
-        return b" ready " in (self.data / "bench-server.log").read_bytes()
+        """The one `ready` line: a single process's, or the supervisor's once every worker serves."""
+        count = self.workers or os.cpu_count() or 1  # 0: one per CPU
+        for line in (self.data / "bench-server.log").read_bytes().splitlines():
+            if b" ready " in line:
+                if count == 1 or line.rstrip().endswith(b" workers=%d" % count):
+                    return True
+                raise RuntimeError(f"Kotakpos is ready with other than {count} workers: {line!r}")
+        return False
 
     def stop(self) -> None:
         if self.proc is None:

@@ -115,15 +115,39 @@ def cpu_seconds(roots) -> float:
     Each process's own time plus its reaped children's, so a worker that exits between two
     readings still counts once: the difference of two readings is the work done between them.
     """
-    ticks = 0
+    return sum(cpu_by_process(roots).values())
+
+
+def cpu_by_process(roots) -> dict[str, float]:
+    """cpu_seconds split by process name, to see where the time goes: Postfix's smtpd,
+    cleanup, qmgr; Dovecot's imap, lmtp; Kotakpos's supervisor and workers. A tree's root is
+    named by its `comm` ("master", "dovecot", "python") and also holds its reaped children's
+    time; the others "ROOT/NAME" (Postfix's lmtp client is "master/lmtp", Dovecot's
+    server "dovecot/lmtp"), all processes of one name together."""
+    seconds: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    root_name = ""
     for root in roots:
-        for pid in _tree_pids(root):
+        for pid in _tree_pids(root):  # the root comes first
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:
                 continue
-            ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            if pid == root:
+                root_name = name = comm
+            else:
+                name = f"{root_name}/{comm}"
+            fields = stat.rsplit(")", 1)[1].split()
+            seconds[name] = seconds.get(name, 0.0) + sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    return seconds
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What each process name of cpu_by_process used between two readings. Their sum is the
+    trees' work in between; a name whose processes exited meanwhile comes out negative, as the
+    time they had used moved to their parent's reaped-children time."""
+    return {name: after.get(name, 0.0) - before.get(name, 0.0) for name in {**before, **after}}
 
 
 class Instance:

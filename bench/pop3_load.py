@@ -15,7 +15,7 @@ import json
 import threading
 import time
 
-from bench.peers import cpu_seconds
+from bench.peers import cpu_by_process, cpu_spent
 from bench.wire import Pop3, ProtocolError, Target
 
 
@@ -55,14 +55,17 @@ def run_case(target: Target, addresses: list[str], retr_limit: int, time_limit: 
     results = [{} for _ in addresses]
     threads = [threading.Thread(target=_session, args=(target, a, retr_limit, deadline, r), daemon=True)
                for a, r in zip(addresses, results)]
-    cpu_before = cpu_seconds(target.cpu_roots)
+    cpu_before = cpu_by_process(target.cpu_roots)
+    client_before = time.process_time()  # the generator's own CPU: it shares the machine
     start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(time_limit + 120)
     wall = time.monotonic() - start
-    cpu = cpu_seconds(target.cpu_roots) - cpu_before
+    spent = cpu_spent(cpu_before, cpu_by_process(target.cpu_roots))
+    cpu = sum(spent.values())
+    client_cpu = time.process_time() - client_before
     errors = [r["error"] for r in results if "error" in r]
     ok = [r for r in results if "retr_s" in r]
     msgs = sum(r["retr_msgs"] for r in ok)
@@ -83,6 +86,9 @@ def run_case(target: Target, addresses: list[str], retr_limit: int, time_limit: 
         "wall_s": round(wall, 2),
         # whole sessions (login to QUIT) per message retrieved
         "server_cpu_ms": round(1000 * cpu / msgs, 3) if target.cpu_roots and msgs else None,
+        "server_cpu_ms_by_process": {name: round(1000 * s / msgs, 4) for name, s in sorted(spent.items())}
+        if target.cpu_roots and msgs else None,
+        "client_cpu_ms": round(1000 * client_cpu / msgs, 4) if msgs else None,
     }
 
 

@@ -9,12 +9,19 @@ bench/results/<benchmark>.json and the tables in bench/README.md (bench/report.p
     python -m bench.run_all --quick         # smaller loads, a couple of minutes
     python -m bench.run_all --only smtp,imap
     python -m bench.run_all --only sort     # SORT and THREAD on one big mailbox
+    python -m bench.run_all --only imap_write   # 10 clients writing to one big mailbox
+    python -m bench.run_all --only smtp,pop3 --workers 1,2   # Kotakpos with 1 and with 2 workers
+
+With several `--workers` counts, each is its own Kotakpos instance (`[server] workers`), and
+every cell runs the peer and then each of them in turn; the results name them "kotakpos"
+(one worker, the default) and "kotakpos workers=N".
 
 A Kotakpos protocol that has not landed yet (its listener answers "service not available")
 is skipped and named in the results' notes; the peer's figures are still measured.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -65,6 +72,11 @@ def save(benchmark: str, targets: dict, notes: list[str], started: str) -> None:
     print(f"wrote {path}", flush=True)
 
 
+def ours_name(workers: int) -> str:
+    """The results' name of Kotakpos with that many workers; the default, 1, keeps the plain name."""
+    return OURS if workers == 1 else f"{OURS} workers={workers}"
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -76,30 +88,34 @@ REFERENCE_CLIENTS = 8  # the cells of issue 3's accept-rate goals, where its ref
 def bench_smtp(args) -> None:
     started, notes = now(), []
     counts = {"4KiB": 100, "100KiB": 40} if args.quick else {"4KiB": 500, "100KiB": 200}
-    rows = {PEER: [], OURS: [], REFERENCE: []}
+    rows = {PEER: [], REFERENCE: [], **{ours_name(n): [] for n in args.workers}}
     with Dovecot(ALL_USERS) as d, Postfix(users=[E2E_USER], lmtp=("127.0.0.1", d.lmtp_port)) as p, \
-            Kotakpos(ALL_USERS) as k, ReferenceSmtp() as r:
+            contextlib.ExitStack() as servers, ReferenceSmtp() as r:
         peer = Target(PEER, smtp_port=p.smtp_port, imap_port=d.imap_port, users=ALL_USERS, cpu_roots=(p.pid, d.pid))
-        ours = Target(OURS, smtp_port=k.port("smtp"), imap_port=k.port("imap"), users=ALL_USERS, cpu_roots=(k.pid,))
         reference = Target(REFERENCE, smtp_port=r.port, users=ALL_USERS, cpu_roots=(r.pid,))
-        if not speaks(k.port("smtp"), (b"220",)):
-            notes.append("Kotakpos SMTP not available yet: skipped.")
-            ours = None
-        elif not speaks(k.port("imap"), (b"* OK",)):
-            notes.append("Kotakpos IMAP not available yet: no end-to-end figure for Kotakpos.")
-            ours.imap_port = None
-        sides = [t for t in (peer, ours) if t]
+        sides = [peer]
+        for n in args.workers:
+            k = servers.enter_context(Kotakpos(ALL_USERS, workers=n))
+            ours = Target(ours_name(n), smtp_port=k.port("smtp"), imap_port=k.port("imap"), users=ALL_USERS,
+                          cpu_roots=(k.pid,))
+            if not speaks(k.port("smtp"), (b"220",)):
+                notes.append("Kotakpos SMTP not available yet: skipped.")
+                continue
+            if not speaks(k.port("imap"), (b"* OK",)):
+                notes.append("Kotakpos IMAP not available yet: no end-to-end figure for Kotakpos.")
+                ours.imap_port = None
+            sides.append(ours)
         for t in sides + [reference]:  # warm-up: connections, caches, first deliveries
             smtp_load.run_cell(t, 4096, 1, True, 20, 30, E2E_USER)
         for size in ("4KiB", "100KiB"):
-            for clients in (1, 8, 32):
+            for clients in args.clients:
                 for reuse in (True, False):
                     case = f"{size} c={clients} {'reuse' if reuse else 'new-conn'}"
                     for t in sides + ([reference] if clients == REFERENCE_CLIENTS else []):
                         row = smtp_load.run_cell(t, smtp_load.SIZES[size], clients, reuse, counts[size],
                                                  args.time_limit, E2E_USER)
                         rows[t.name].append({"case": case, **row})
-                        print(f"  smtp {t.name:16} {case:22} {row['msgs_per_s']:8} msg/s  p50 {row['p50_ms']} ms"
+                        print(f"  smtp {t.name:26} {case:22} {row['msgs_per_s']:8} msg/s  p50 {row['p50_ms']} ms"
                               f"  p99 {row['p99_ms']} ms  e2e {row.get('e2e_s')} s"
                               f"  cpu {row.get('server_cpu_ms')} ms/msg  errors {row['errors']}", flush=True)
     notes.append(f"{counts['4KiB']} messages of 4 KiB, {counts['100KiB']} of 100 KiB per cell (at most "
@@ -107,7 +123,7 @@ def bench_smtp(args) -> None:
                  "end-to-end from the first MAIL until IMAP STATUS shows every accepted message "
                  "(Postfix queue → LMTP → Dovecot, against Kotakpos's own delivery); server CPU is the "
                  "servers' CPU time per accepted message over that same span (Postfix's and Dovecot's "
-                 "processes, against Kotakpos's one), on a machine with "
+                 "processes, against all of Kotakpos's), on a machine with "
                  f"{os.cpu_count()} CPUs shared with the load generator.")
     save("smtp", rows, notes, started)
 
@@ -142,9 +158,9 @@ def bench_mailboxes(args, which: set[str]) -> None:
     idle_conns = 100 if args.quick else args.idle
     started = now()
     notes = {"pop3": [], "imap": []}
-    rows = {"pop3": {PEER: [], OURS: []}, "imap": {PEER: [], OURS: []}}
-    k = Kotakpos(ALL_USERS)
-    with Dovecot(ALL_USERS, max_connections=idle_conns + 200) as d:
+    rows = {"pop3": {}, "imap": {}}
+    k = Kotakpos(ALL_USERS, workers=args.workers[0])
+    with Dovecot(ALL_USERS, max_connections=idle_conns + 200) as d, contextlib.ExitStack() as servers:
         t0 = time.monotonic()
         for b in boxes:
             d.load_maildir(b, mailbox_messages(size, owner=b))
@@ -153,64 +169,95 @@ def bench_mailboxes(args, which: set[str]) -> None:
         for b in boxes:
             k.load_mailbox(b, mailbox_messages(size, owner=b))
         print(f"  loaded {len(boxes)} x {size} messages into Kotakpos in {time.monotonic() - t0:.1f} s", flush=True)
-        with k:
-            peer = Target(PEER, imap_port=d.imap_port, pop3_port=d.pop3_port, users=ALL_USERS,
-                          deliver_proto="lmtp", deliver_port=d.lmtp_port, server_pid=d.pid, cpu_roots=(d.pid,))
-            ours = Target(OURS, imap_port=k.port("imap"), pop3_port=k.port("pop3"), users=ALL_USERS,
-                          deliver_proto="smtp", deliver_port=k.port("smtp"), server_pid=k.pid, cpu_roots=(k.pid,))
-            if "pop3" in which:
-                sides = [peer]
-                if speaks(k.port("pop3"), (b"+OK",)):
-                    sides.append(ours)
-                else:
-                    notes["pop3"].append("Kotakpos POP3 not available yet: skipped.")
-                reference = ReferencePop3()
-                for b in boxes:
-                    reference.load_maildrop(b, mailbox_messages(size, owner=b))
-                with reference:
-                    sides.append(Target(REFERENCE_POP3, pop3_port=reference.port, users=ALL_USERS,
-                                        cpu_roots=(reference.pid,)))
-                    rows["pop3"] = pop3_rows(args, sides, boxes, size)
-                notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
-                                     "RETR of every message in order, QUIT without DELE; one untimed pass first. "
-                                     f"Each row: the best of {args.repeat} runs, the sides alternating. Server CPU: the "
-                                     "server's CPU time per message retrieved, whole sessions, on a machine with "
-                                     f"{os.cpu_count()} CPUs shared with the load generator.")
-                save("pop3", rows["pop3"], notes["pop3"], started)
-            if "sort" in which:
-                bench_sort(args, peer, ours, k, boxes[0], size, started)
-            if "imap" in which:
-                sides = [peer]
-                if speaks(k.port("imap"), (b"* OK",)):
-                    sides.append(ours)
-                else:
-                    notes["imap"].append("Kotakpos IMAP not available yet: skipped.")
-                runs = {t.name: [] for t in sides}
-                for _ in range(args.repeat):
-                    for t in sides:
-                        runs[t.name].append(imap_load.mailbox_figures(t, boxes[0], time_limit=args.time_limit * 2))
-                for name, attempts in runs.items():
-                    for i, first in enumerate(attempts[0]):
-                        metric, higher = imap_load.MAIN_METRIC[first["case"]]
-                        rows["imap"][name].append(best([a[i] for a in attempts], metric, higher))
+        # The other worker counts serve copies of the loaded store; every instance runs at once.
+        instances = [k] + [k.copy(n) for n in args.workers[1:]]
+        for instance in instances:
+            servers.enter_context(instance)
+        peer = Target(PEER, imap_port=d.imap_port, pop3_port=d.pop3_port, users=ALL_USERS,
+                      deliver_proto="lmtp", deliver_port=d.lmtp_port, server_pid=d.pid, cpu_roots=(d.pid,))
+        ours = [Target(ours_name(i.workers), imap_port=i.port("imap"), pop3_port=i.port("pop3"), users=ALL_USERS,
+                       deliver_proto="smtp", deliver_port=i.port("smtp"), server_pid=i.pid, cpu_roots=(i.pid,))
+                for i in instances]
+        if "pop3" in which:
+            sides = [peer]
+            if speaks(k.port("pop3"), (b"+OK",)):
+                sides += ours
+            else:
+                notes["pop3"].append("Kotakpos POP3 not available yet: skipped.")
+            reference = ReferencePop3()
+            for b in boxes:
+                reference.load_maildrop(b, mailbox_messages(size, owner=b))
+            with reference:
+                sides.append(Target(REFERENCE_POP3, pop3_port=reference.port, users=ALL_USERS,
+                                    cpu_roots=(reference.pid,)))
+                rows["pop3"] = pop3_rows(args, sides, boxes, size)
+            notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
+                                 "RETR of every message in order, QUIT without DELE; one untimed pass first. "
+                                 f"Each row: the best of {args.repeat} runs, the sides alternating. Server CPU: the "
+                                 "server's CPU time per message retrieved, whole sessions, on a machine with "
+                                 f"{os.cpu_count()} CPUs shared with the load generator.")
+            save("pop3", rows["pop3"], notes["pop3"], started)
+        if "sort" in which:
+            bench_sort(args, peer, ours, k, boxes[0], size, started)
+        if "imap" in which:
+            sides = [peer]
+            if speaks(k.port("imap"), (b"* OK",)):
+                sides += ours
+            else:
+                notes["imap"].append("Kotakpos IMAP not available yet: skipped.")
+            runs = {t.name: [] for t in sides}
+            for _ in range(args.repeat):
                 for t in sides:
-                    rows["imap"][t.name].append(imap_load.idle_figures(t, IDLERS, idle_conns))
-                notes["imap"].append(
-                    f"Mailbox of {size} messages; each mailbox row is the best of {args.repeat} runs, the two "
-                    "sides alternating (LOGIN+SELECT and the ENVELOPE FETCH are each a median of 5 inside a run). "
-                    f"IDLE: {idle_conns} clients over {len(IDLERS)} users, one message delivered to all of them "
-                    "(LMTP into Dovecot, SMTP into Kotakpos); push delay from the delivery's acknowledgement to "
-                    "each client's EXISTS. Server memory: PSS summed over the server's processes (shared pages "
-                    "divided among them), and RSS summed.")
-                save("imap", rows["imap"], notes["imap"], started)
+                    runs[t.name].append(imap_load.mailbox_figures(t, boxes[0], time_limit=args.time_limit * 2))
+            for name, attempts in runs.items():
+                rows["imap"][name] = []
+                for i, first in enumerate(attempts[0]):
+                    metric, higher = imap_load.MAIN_METRIC[first["case"]]
+                    rows["imap"][name].append(best([a[i] for a in attempts], metric, higher))
+            for t in sides:
+                rows["imap"][t.name].append(imap_load.idle_figures(t, IDLERS, idle_conns))
+            notes["imap"].append(
+                f"Mailbox of {size} messages; each mailbox row is the best of {args.repeat} runs, the two "
+                "sides alternating (LOGIN+SELECT and the ENVELOPE FETCH are each a median of 5 inside a run). "
+                f"IDLE: {idle_conns} clients over {len(IDLERS)} users, one message delivered to all of them "
+                "(LMTP into Dovecot, SMTP into Kotakpos); push delay from the delivery's acknowledgement to "
+                "each client's EXISTS. Server memory: PSS summed over the server's processes (shared pages "
+                "divided among them), and RSS summed.")
+            save("imap", rows["imap"], notes["imap"], started)
+        if "imap_write" in which:
+            bench_imap_write(args, peer, ours, k, boxes[0], size)
 
 
-def bench_sort(args, peer: Target, ours: Target, k: Kotakpos, box: str, size: int, started: str) -> None:
-    """SORT and THREAD of the big mailbox, the two sides alternating; the best run counts."""
+def bench_imap_write(args, peer: Target, ours: list[Target], k: Kotakpos, box: str, size: int) -> None:
+    """Write commands of 10 clients on one mailbox, the sides alternating; the best run counts."""
+    started, notes = now(), []
+    sides = [peer]
+    if speaks(k.port("imap"), (b"* OK",)):
+        sides += ours
+    else:
+        notes.append("Kotakpos IMAP not available yet: skipped.")
+    rounds = 10 if args.quick else 50
+    runs = {t.name: [] for t in sides}
+    for _ in range(args.repeat):
+        for t in sides:
+            runs[t.name].append(imap_load.mixed_writers(t, box, rounds=rounds, time_limit=args.time_limit * 2))
+    rows = {name: [best(attempts, "write_avg_ms", False)] for name, attempts in runs.items()}
+    notes.append(f"Mailbox of {size} messages (more with each run: every client APPENDs {rounds} and expunges "
+                 f"{rounds // 5}). 10 clients at once, each {rounds} rounds of APPEND (2 KiB, LITERAL+), "
+                 "UID STORE +FLAGS and -FLAGS (\\Flagged) on a random message, NOOP, and every fifth round "
+                 "UID STORE +FLAGS (\\Deleted) and UID EXPUNGE of its own last APPEND. Write commands: APPEND, "
+                 "STORE, EXPUNGE, each timed to its tagged OK; protocol errors: any NO, BAD or hang-up. "
+                 f"Best of {args.repeat} runs, the sides alternating. Server CPU: per write command, the NOOPs "
+                 "and logins included.")
+    save("imap_write", rows, notes, started)
+
+
+def bench_sort(args, peer: Target, ours: list[Target], k: Kotakpos, box: str, size: int, started: str) -> None:
+    """SORT and THREAD of the big mailbox, the sides alternating; the best run counts."""
     notes = []
     sides = [peer]
     if speaks(k.port("imap"), (b"* OK",)):
-        sides.append(ours)
+        sides += ours
     else:
         notes.append("Kotakpos IMAP not available yet: skipped.")
     runs = {t.name: [] for t in sides}
@@ -230,17 +277,19 @@ def bench_sort(args, peer: Target, ours: Target, k: Kotakpos, box: str, size: in
 def bench_relay(args) -> None:
     started, notes = now(), []
     messages = 200 if args.quick else 1000
-    rows = {PEER: [], OURS: []}
+    rows = {PEER: [], **{ours_name(n): [] for n in args.workers}}
     sink = relay_load.Sink()
     try:
         with Postfix(relay=sink.routes) as p:
             rows[PEER].append(relay_load.run(PEER, sink, p.smtp_port, messages, flush=p.flush,
                                              deferred=p.deferred))
             rows[PEER].append(relay_load.run(PEER, sink, p.smtp_port, messages))
-        with Kotakpos([(E2E_USER, PASSWORD)], routes=sink.routes) as k:
-            if not speaks(k.port("smtp"), (b"220",)):
-                notes.append("Kotakpos SMTP not available yet: skipped.")
-            else:
+        for n in args.workers:
+            name = ours_name(n)
+            with Kotakpos([(E2E_USER, PASSWORD)], routes=sink.routes, workers=n) as k:
+                if not speaks(k.port("smtp"), (b"220",)):
+                    notes.append("Kotakpos SMTP not available yet: skipped.")
+                    continue
                 admin = k.admin()
                 try:
                     def deferred() -> int:
@@ -248,14 +297,14 @@ def bench_relay(args) -> None:
 
                     def flush() -> None:
                         admin.queue_retry([q["id"] for q in admin.queue()])
-                    rows[OURS].append(relay_load.run(OURS, sink, k.port("smtp"), messages, flush=flush,
+                    rows[name].append(relay_load.run(name, sink, k.port("smtp"), messages, flush=flush,
                                                      deferred=deferred, timeout=args.time_limit * 4))
-                    rows[OURS].append(relay_load.run(OURS, sink, k.port("smtp"), messages,
+                    rows[name].append(relay_load.run(name, sink, k.port("smtp"), messages,
                                                      timeout=args.time_limit * 4))
                 finally:
                     admin.close()
-                if any(r["delivered"] < r["accepted"] for r in rows[OURS]):
-                    notes.append("Kotakpos did not deliver everything it queued within the time limit.")
+                if any(r["delivered"] < r["accepted"] for r in rows[name]):
+                    notes.append(f"{name} did not deliver everything it queued within the time limit.")
     finally:
         sink.stop()
     notes.append("Submitted by 8 SMTP clients from loopback (trusted network / mynetworks). After outage: the "
@@ -265,14 +314,21 @@ def bench_relay(args) -> None:
     save("relay", rows, notes, started)
 
 
+def _counts(text: str) -> list[int]:
+    return [int(n) for n in text.split(",")]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="smtp,pop3,imap,sort,relay,filters", help="comma-separated subset")
+    ap.add_argument("--only", default="smtp,pop3,imap,sort,imap_write,relay,filters", help="comma-separated subset")
     ap.add_argument("--quick", action="store_true", help="small loads, to check that everything runs")
     ap.add_argument("--mailbox-size", type=int, default=10_000)
     ap.add_argument("--idle", type=int, default=1000, help="IMAP IDLE connections")
     ap.add_argument("--time-limit", type=float, default=30.0, help="seconds per load cell")
     ap.add_argument("--repeat", type=int, default=2, help="alternating runs of each POP3/IMAP row; the best counts")
+    ap.add_argument("--workers", default="1", type=_counts,
+                    help="comma-separated [server] workers counts; Kotakpos runs once with each")
+    ap.add_argument("--clients", default="1,8,32", type=_counts, help="concurrent clients of the SMTP cells")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get Postfix and Dovecot")
     args = ap.parse_args(argv)
     which = set(args.only.split(","))
@@ -283,7 +339,7 @@ def main(argv=None) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     if "smtp" in which:
         bench_smtp(args)
-    if which & {"pop3", "imap", "sort"}:
+    if which & {"pop3", "imap", "sort", "imap_write"}:
         bench_mailboxes(args, which)
     if "relay" in which:
         bench_relay(args)

@@ -104,6 +104,7 @@ class Imap(Wire):
     def __init__(self, host: str, port: int, timeout: float = 60.0):
         super().__init__(host, port, timeout)
         self.tag = 0
+        self.completion = b""  # the last tagged reply, e.g. for APPENDUID (RFC 4315 §3)
         greeting = self.readline()
         if not greeting.startswith(b"* OK"):
             raise ProtocolError(f"IMAP greeting: {greeting!r}")
@@ -125,6 +126,7 @@ class Imap(Wire):
                 size = int(line[line.rindex(b"{") + 1: -3])
                 line += self.read_exact(size) + self.readline()
             if line.startswith(tag + b" "):
+                self.completion = line
                 if line[len(tag) + 1:].startswith(b"OK"):
                     return lines
                 raise ProtocolError(f"{text.split()[0]}: {line!r}")
