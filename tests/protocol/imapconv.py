@@ -116,6 +116,14 @@ def session(server, address: str = "alice@example.org", listener: str = "imaps")
     return conv
 
 
+def idler(server, address: str = "alice@example.org") -> Conversation:
+    """A plain IMAP client idling on INBOX (its IDLE continuation already read)."""
+    conv = Conversation.open(server, "imap")
+    conv.login(address)
+    conv.transact("OK", "SELECT INBOX")
+    conv.send("i IDLE")
+    assert conv.line() == b"+ idling"
+    return conv
 
 
 @contextlib.contextmanager

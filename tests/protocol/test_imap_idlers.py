@@ -3,7 +3,7 @@
 import selectors
 import time
 
-from tests.protocol.imapconv import Conversation, deliver, message
+from tests.protocol.imapconv import deliver, idler, message
 
 IDLERS = 100
 
@@ -13,14 +13,7 @@ def test_hundred_idlers_all_hear_of_new_mail(make_server):
     srv = make_server(auth={"allow_plaintext": True}, server={"max_connections_per_ip": 500})
     srv.store.add_domain("example.org")
     srv.add_user("alice@example.org")
-    idlers = []
-    for _ in range(IDLERS):
-        conv = Conversation.open(srv, "imap")
-        conv.login("alice@example.org")
-        conv.transact("OK", "SELECT INBOX")
-        conv.send("i IDLE")
-        assert conv.line() == b"+ idling"
-        idlers.append(conv)
+    idlers = [idler(srv) for _ in range(IDLERS)]
     selector = selectors.DefaultSelector()
     for conv in idlers:
         selector.register(conv.sock, selectors.EVENT_READ, conv)

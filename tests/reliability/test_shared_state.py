@@ -26,7 +26,7 @@ import pytest
 from appliance.admin.api import AdminError
 from tests.conftest import PASSWORD
 from tests.mda_helpers import plain, send, wait_for
-from tests.protocol.imapconv import Conversation, deliver, message
+from tests.protocol.imapconv import Conversation, deliver, idler, message
 
 ALICE = "alice@example.org"
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,14 +177,7 @@ def test_the_slots_of_a_process_that_died_are_freed(pair):
 
 def test_each_new_message_is_recent_in_exactly_one_session_of_either_process(pair):
     first, second = pair(auth={"allow_plaintext": True})
-    idlers = []
-    for server in (first, second, first, second):
-        conv = Conversation.open(server, "imap")
-        conv.login(ALICE)
-        conv.transact("OK", "SELECT INBOX")
-        conv.send("i IDLE")
-        assert conv.line() == b"+ idling"
-        idlers.append(conv)
+    idlers = [idler(server, ALICE) for server in (first, second, first, second)]
     selector = selectors.DefaultSelector()
     for conv in idlers:
         selector.register(conv.sock, selectors.EVENT_READ, conv)
