@@ -30,7 +30,15 @@ class AdminClient:
             self._sock.close()
             raise ServerNotRunning(f"no Kotakpos server is running (nothing answers at {self.path})") from None
         self._reader = self._sock.makefile("rb")
-        self.greeting = json.loads(self._reader.readline())
+        try:
+            line = self._reader.readline()
+        except OSError:
+            line = b""
+        if not line.endswith(b"\n"):
+            # Connected into the backlog of a server that stopped (or was killed) before answering.
+            self.close()
+            raise ServerNotRunning(f"the server at {self.path} went away before it answered")
+        self.greeting = json.loads(line)
         self._ids = 0
         self._lock = threading.Lock()
 
