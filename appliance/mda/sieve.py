@@ -1,4 +1,5 @@
-"""A Sieve subset (RFC 5228) with imap4flags (RFC 5232), vacation (RFC 5230) and mailbox (RFC 5490).
+"""A Sieve subset (RFC 5228) with imap4flags (RFC 5232), vacation (RFC 5230), mailbox (RFC 5490),
+relational (RFC 5231) and date (RFC 5260).
 
 ``parse(text)`` turns a script into a list of ``Command`` trees or raises ``SieveError``
 with the line and the reason; ``run(commands, env)`` evaluates it for one message and
@@ -8,9 +9,10 @@ returns the ``Actions`` it chose. Supported:
 - actions: keep, discard, fileinto (with :copy, RFC 3894, and :create, RFC 5490), redirect
   (with :copy), reject, vacation, setflag / addflag / removeflag; tagged arguments a command
   does not take are errors
-- tests: address, header, envelope, exists, size, mailboxexists, allof, anyof, not, true, false
-- match types :is, :contains, :matches; address parts :all, :localpart, :domain;
-  comparators i;ascii-casemap (default) and i;octet.
+- tests: address, header, envelope, exists, size, mailboxexists, date, currentdate, allof, anyof,
+  not, true, false
+- match types :is, :contains, :matches, :value and :count; address parts :all, :localpart,
+  :domain; comparators i;ascii-casemap (default), i;octet and i;ascii-numeric.
 """
 
 from __future__ import annotations
@@ -18,25 +20,39 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Callable
 
 CAPABILITIES = frozenset({"fileinto", "reject", "envelope", "vacation", "imap4flags", "copy", "mailbox",
-                          "comparator-i;octet", "comparator-i;ascii-casemap"})
-_MATCH = {":is", ":contains", ":matches", ":comparator"}
+                          "relational", "date", "comparator-i;octet", "comparator-i;ascii-casemap",
+                          "comparator-i;ascii-numeric"})
+_MATCH_TYPES = (":is", ":contains", ":matches", ":value", ":count")
+_MATCH = {*_MATCH_TYPES, ":comparator"}
+_RELATIONS = {"gt", "ge", "lt", "le", "eq", "ne"}  # RFC 5231 §4
+_COMPARATORS = {"i;ascii-casemap", "i;octet", "i;ascii-numeric"}
+# RFC 5260 §4.2: the date parts a date or currentdate test may extract.
+_DATE_PARTS = {"year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601", "std11",
+               "zone", "weekday"}
+_ZONE = re.compile(r"[+-]\d{4}\Z")
 _PARTS = {":all", ":localpart", ":domain"}
 # The tagged arguments each command and test takes (RFC 5228 §2.6.2: others are errors).
 _TAGS = {"keep": {":flags"}, "fileinto": {":flags", ":copy", ":create"}, "redirect": {":copy"},
          "vacation": {":days", ":subject", ":from", ":addresses", ":handle", ":mime"},
-         "header": _MATCH, "address": _MATCH | _PARTS, "envelope": _MATCH | _PARTS, "size": {":over", ":under"}}
-# Tagged arguments that belong to an extension (RFC 5232 :flags, RFC 3894 :copy, RFC 5490 :create).
-_TAG_NEEDS = {":flags": "imap4flags", ":copy": "copy", ":create": "mailbox"}
+         "header": _MATCH, "address": _MATCH | _PARTS, "envelope": _MATCH | _PARTS, "size": {":over", ":under"},
+         "date": _MATCH | {":zone", ":originalzone"}, "currentdate": _MATCH | {":zone"}}
+# Tagged arguments that belong to an extension (RFC 5232 :flags, RFC 3894 :copy, RFC 5490 :create,
+# RFC 5231 :value and :count).
+_TAG_NEEDS = {":flags": "imap4flags", ":copy": "copy", ":create": "mailbox", ":value": "relational",
+              ":count": "relational"}
 # What each command or test needs in ``require`` (RFC 5228 §3.2: using it without is an error).
 _NEEDS = {"fileinto": "fileinto", "reject": "reject", "envelope": "envelope", "vacation": "vacation",
-          "setflag": "imap4flags", "addflag": "imap4flags", "removeflag": "imap4flags", "mailboxexists": "mailbox"}
+          "setflag": "imap4flags", "addflag": "imap4flags", "removeflag": "imap4flags", "mailboxexists": "mailbox",
+          "date": "date", "currentdate": "date"}
 _ACTIONS = {"keep", "discard", "fileinto", "redirect", "reject", "vacation", "setflag", "addflag", "removeflag",
             "stop", "require"}
-_TESTS = {"address", "header", "envelope", "exists", "size", "mailboxexists", "allof", "anyof", "not", "true",
-          "false"}
+_TESTS = {"address", "header", "envelope", "exists", "size", "mailboxexists", "date", "currentdate", "allof",
+          "anyof", "not", "true", "false"}
 MAX_REDIRECTS = 5  # redirects one script may make per message (RFC 5228 §4.2 allows a limit)
 
 
@@ -119,8 +135,9 @@ class Command:
     line: int = 0
 
 
-# Tags that take a value (RFC 5228 §2.7.3, RFC 5230 §4, RFC 5232 §5).
-_TAG_VALUE = {":comparator", ":days", ":subject", ":from", ":addresses", ":handle", ":flags"}
+# Tags that take a value (RFC 5228 §2.7.3, RFC 5230 §4, RFC 5232 §5, RFC 5231 §4, RFC 5260 §4.1).
+_TAG_VALUE = {":comparator", ":days", ":subject", ":from", ":addresses", ":handle", ":flags", ":value", ":count",
+              ":zone"}
 
 
 class _Parser:
@@ -287,11 +304,27 @@ def _check_test(test: Test) -> None:
     elif test.name == "size":
         if not (len(test.args) == 1 and isinstance(test.args[0], int) and (":over" in test.tags) != (":under" in test.tags)):
             raise SieveError(test.line, "'size' takes :over or :under and a number")
+    elif test.name in ("date", "currentdate"):
+        # RFC 5260 §4: date <header-name> <date-part> <key-list>; currentdate <date-part> <key-list>
+        wanted = 3 if test.name == "date" else 2
+        if len(test.args) != wanted or not isinstance(test.args[-2], str):
+            raise SieveError(test.line, f"'{test.name}' takes {'a header name, ' if wanted == 3 else ''}"
+                                        "a date part and a key list")
+        if test.args[-2].lower() not in _DATE_PARTS:
+            raise SieveError(test.line, f"unknown date part \"{test.args[-2]}\"")
+        zone = test.tags.get(":zone")
+        if zone is not None and not (isinstance(zone, str) and _ZONE.match(zone)):
+            raise SieveError(test.line, ":zone takes an offset like \"+0700\"")
+        if ":zone" in test.tags and ":originalzone" in test.tags:
+            raise SieveError(test.line, ":zone and :originalzone together")
     comparator = test.tags.get(":comparator", "i;ascii-casemap")
-    if comparator not in ("i;ascii-casemap", "i;octet"):
+    if comparator not in _COMPARATORS:
         raise SieveError(test.line, f"unsupported comparator {comparator!r}")
-    if sum(t in test.tags for t in (":is", ":contains", ":matches")) > 1:
+    if sum(t in test.tags for t in _MATCH_TYPES) > 1:
         raise SieveError(test.line, "more than one match type")
+    for tag in (":value", ":count"):
+        if tag in test.tags and str(test.tags[tag]).lower() not in _RELATIONS:
+            raise SieveError(test.line, f"{tag} takes one of {', '.join(sorted(_RELATIONS))}")  # RFC 5231 §4
 
 
 def parse(text: str) -> list[Command]:
@@ -325,6 +358,7 @@ class Env:
     envelope_to: str
     size: int
     mailbox_exists: Callable[[str], bool] = lambda name: False  # the recipient has this mailbox (RFC 5490 §3.1)
+    now: Callable[[], datetime] = lambda: datetime.now().astimezone()  # currentdate's clock (RFC 5260 §5)
 
 
 @dataclass(frozen=True)
@@ -443,6 +477,9 @@ def _test(test: Test, env: Env) -> bool:
         return all(env.mailbox_exists(m) for m in _strings(test.args[0]))
     if name == "size":
         return env.size > test.args[0] if ":over" in test.tags else env.size < test.args[0]
+    if name in ("date", "currentdate"):
+        values = _dates(test, env)
+        return _matches(values, _strings(test.args[-1]), test.tags)
     names, keys = _strings(test.args[0]), _strings(test.args[1])
     if name == "header":
         values = [v for h in names for v in env.header(h)]
@@ -451,7 +488,57 @@ def _test(test: Test, env: Env) -> bool:
     else:  # envelope: "from" and "to" (RFC 5228 §5.4)
         found = {"from": env.envelope_from, "to": env.envelope_to}
         values = [_part(found[h.lower()], test.tags) for h in names if h.lower() in found]
-    return any(_match(v, k, test.tags) for v in values for k in keys)
+    return _matches(values, keys, test.tags)
+
+
+def _matches(values: list[str], keys: list[str], tags: dict) -> bool:
+    if ":count" in tags:
+        # RFC 5231 §4.1: the number of values is compared with each key.
+        return any(_match(str(len(values)), k, tags) for k in keys)
+    return any(_match(v, k, tags) for v in values for k in keys)
+
+
+def _dates(test: Test, env: Env) -> list[str]:
+    """The date part a date or currentdate test looks at (RFC 5260 §4-§5): none when the
+    header is absent or no date can be read from it."""
+    zone = test.tags.get(":zone")
+    if test.name == "currentdate":
+        found = [env.now()]
+    else:
+        found = []
+        for value in env.header(test.args[0])[:1]:  # RFC 5260 §4.1: the first occurrence
+            try:
+                found.append(parsedate_to_datetime(value))
+            except (TypeError, ValueError, IndexError):
+                pass
+    out = []
+    for when in found:
+        if when.tzinfo is None:   # "-0000": the zone is unknown, the time is UTC (RFC 5322 §3.3)
+            when = when.replace(tzinfo=timezone.utc)
+        if zone is not None:
+            sign = -1 if zone[0] == "-" else 1
+            when = when.astimezone(timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))))
+        elif test.name == "date" and ":originalzone" not in test.tags:
+            when = when.astimezone()   # §4.1: without :zone, the local zone (``Env.now`` is local already)
+        out.append(_date_part(when, test.args[-2].lower()))
+    return out
+
+
+def _date_part(when: datetime, part: str) -> str:
+    """RFC 5260 §4.2."""
+    offset = when.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    parts = {
+        "year": f"{when.year:04d}", "month": f"{when.month:02d}", "day": f"{when.day:02d}",
+        "date": f"{when.year:04d}-{when.month:02d}-{when.day:02d}",
+        "julian": str(when.date().toordinal() - date(1858, 11, 17).toordinal()),   # Modified Julian Day
+        "hour": f"{when.hour:02d}", "minute": f"{when.minute:02d}", "second": f"{when.second:02d}",
+        "time": f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}",
+        "iso8601": when.replace(microsecond=0).isoformat(), "std11": format_datetime(when),
+        "zone": f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}",
+        "weekday": str((when.weekday() + 1) % 7),   # 0 is Sunday
+    }
+    return parts[part]
 
 
 def _part(address: str, tags: dict) -> str:
@@ -464,10 +551,28 @@ def _part(address: str, tags: dict) -> str:
 
 
 def _match(value: str, key: str, tags: dict) -> bool:
-    if tags.get(":comparator", "i;ascii-casemap") == "i;ascii-casemap":
+    comparator = tags.get(":comparator", "i;ascii-casemap")
+    relation = tags.get(":value") or tags.get(":count")
+    if comparator == "i;ascii-numeric":
+        return _compare(_numeric(value), _numeric(key), relation or "eq")
+    if comparator == "i;ascii-casemap":
         value, key = value.lower(), key.lower()
+    if relation:
+        return _compare(value, key, relation)
     if ":contains" in tags:
         return key in value
     if ":matches" in tags:
         return fnmatch.fnmatchcase(value, key.replace("[", "[[]"))
     return value == key
+
+
+def _numeric(text: str) -> float:
+    """RFC 4790 §9.1.1 i;ascii-numeric: the leading digits as a number; none is positive infinity."""
+    digits = re.match(r"\d*", text).group()
+    return int(digits) if digits else float("inf")
+
+
+def _compare(value, key, relation: str) -> bool:
+    """RFC 5231 §4: the value compared with the key."""
+    return {"gt": value > key, "ge": value >= key, "lt": value < key, "le": value <= key, "eq": value == key,
+            "ne": value != key}[relation.lower()]

@@ -433,15 +433,25 @@ class FiltersMixin:
         (out of office, forwarding, simple filters), run before the active script."""
         return self.delivery_scripts(user_id)[0]
 
-    def set_account_rules(self, user_id: int, script: str) -> None:
-        """Store the (validated) account-rules script; "" removes it."""
+    def set_account_rules(self, user_id: int, script: str, model: str = "") -> None:
+        """Store the (validated) account-rules script and the account page's rules it was
+        made from (``model``, JSON; see ``account_rules_model``), in one transaction. Both ""
+        removes them."""
         def job(tx):
-            if script:
-                tx.execute("INSERT OR REPLACE INTO sieve_account_rules VALUES (?,?,?)", (user_id, script, time.time()))
+            if script or model:
+                tx.execute("INSERT OR REPLACE INTO sieve_account_rules(user_id, script, updated, model)"
+                           " VALUES (?,?,?,?)", (user_id, script, time.time(), model))
             else:
                 tx.execute("DELETE FROM sieve_account_rules WHERE user_id = ?", (user_id,))
 
         self._write_accounts(job)
+
+    def account_rules_model(self, user_id: int) -> str:
+        """The account page's out of office, forwarding and filters as last saved (JSON of
+        ``mda.account_rules.AccountRules``; "" when never saved)."""
+        with self.db.reader() as conn:
+            row = conn.execute("SELECT model FROM sieve_account_rules WHERE user_id = ?", (user_id,)).fetchone()
+        return row["model"] if row else ""
 
     def vacation_due(self, user_id: int, sender: str, handle: str, period: float) -> bool:
         """RFC 5230 §4.2: True (and remembered) when ``sender`` got no reply with this

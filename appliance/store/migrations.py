@@ -293,11 +293,20 @@ def _v16_credentials(db) -> None:
                " PRIMARY KEY (user_id, digest)) WITHOUT ROWID")
 
 
+def _v17_account_rules_model(db) -> None:
+    """The account page's out of office, forwarding and filters as data (JSON of
+    mda.account_rules.AccountRules), kept beside the script generated from it, so the page
+    shows what was saved even while everything is off. Checked first: a store whose version
+    number was set back by hand (tests do) has it already."""
+    if "model" not in db["sieve_account_rules"].columns_dict:
+        db.execute("ALTER TABLE sieve_account_rules ADD COLUMN model TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
               _v11_change_journal, _v12_queue_ids_never_reused,
               _v13_sort_keys, _v14_sieve_scripts, _v15_queue_owner,
-              _v16_credentials]
+              _v16_credentials, _v17_account_rules_model]
 LATEST = len(MIGRATIONS)
 
 

@@ -12,6 +12,7 @@ Routes (``/`` sends to ``/account``):
     POST /account/app-passwords            name: a new app password, shown once
     POST /account/app-passwords/revoke     id
     POST /account/totp/start | confirm | off
+    POST /account/out-of-office, /account/forwarding, /account/filters[/delete]   (rules_panels.py)
 
 Every POST carries the session's CSRF token and answers with a redirect to the page
 (post/redirect/get); what a POST has to say (a new app password, recovery codes, an error)
@@ -43,7 +44,8 @@ from starlette.staticfiles import StaticFiles
 from appliance.auth import Authenticator, totp
 from appliance.auth.app_passwords import digest, new_app_password
 from appliance.auth.passwords import weakness
-from appliance.web import i18n
+from appliance.mda.account_rules import RuleError
+from appliance.web import i18n, rules_panels
 from appliance.web.sessions import COOKIE, Sessions, WebSession
 
 log = logging.getLogger("kotakpos.web")
@@ -52,7 +54,8 @@ HERE = Path(__file__).parent
 MAX_FORM = 16 * 1024        # bytes of a posted form
 MAX_DEVICE_NAME = 64
 RECOVERY_CODES = 10
-PANELS = ("password", "app_passwords", "totp", "usage", "setup")  # templates/panels/NAME.html, in page order
+PANELS = ("password", "out_of_office", "forwarding", "filters", "app_passwords", "totp", "usage",
+          "setup")  # templates/panels/NAME.html, in page order
 HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self';"
@@ -130,7 +133,8 @@ def account_routes(site: AccountSite) -> list:
         context = {"t": texts, "lang": lang, "other_lang": "id" if lang == "en" else "en", "csrf": session.csrf,
                    "notices": notices, "address": session.address, "panels": ()}
         if session.user_id is not None:
-            context.update(panels=PANELS, **panel_data(request, session, texts))
+            context.update(panels=PANELS, **panel_data(request, session, texts),
+                           **rules_panels.panel_data(site.store, session.user_id))
             template = "account.html"
         elif session.pending_user_id is not None:
             template = "second_step.html"
@@ -358,6 +362,22 @@ def account_routes(site: AccountSite) -> list:
         log.info("account page: %s turned two-step sign-in off ip=%s", session.address, _client_ip(request))
         return to_page(session)
 
+    # -- out of office, forwarding, filters (rules_panels.py) ------------------------------
+
+    def rules_form(apply, done: str):
+        def handler(request: Request, session: WebSession, form: dict) -> Response:
+            user = site.store.get_user_by_id(session.user_id)
+            try:
+                rules, what = apply(site.store, user, form)
+            except RuleError as e:
+                note(session, "error", e.key, name=e.name)
+                return to_page(session)
+            rules_panels.save(site.store, user.id, rules)
+            note(session, "ok", done)
+            log.info("account page: %s %s ip=%s", user.address, what, _client_ip(request))
+            return to_page(session)
+        return handler
+
     return [
         Route("/", lambda request: RedirectResponse("/account", 303)),
         Route("/account", page),
@@ -371,5 +391,7 @@ def account_routes(site: AccountSite) -> list:
         Route("/account/totp/start", checked(totp_start), methods=["POST"]),
         Route("/account/totp/confirm", checked(totp_confirm), methods=["POST"]),
         Route("/account/totp/off", checked(totp_off), methods=["POST"]),
+        *(Route(path, checked(rules_form(apply, done)), methods=["POST"])
+          for path, (apply, done) in rules_panels.FORMS.items()),
         Mount("/account/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
