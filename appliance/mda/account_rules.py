@@ -115,7 +115,7 @@ def check_out_of_office(on: bool, start: str, end: str, subject: str, message: s
         raise RuleError("end_before_start")
     message = message.replace("\r\n", "\n").strip()
     if len(message) > MAX_TEXT:
-        raise RuleError("too_long")
+        raise RuleError("too_long", message[:40])
     if on and not message:
         raise RuleError("no_message")
     return OutOfOffice(on, start, end, _text(subject, "too_long"), message)
@@ -230,6 +230,7 @@ def to_sieve(rules: AccountRules) -> str:
             body.append(vacation)
     if not body:
         return ""
-    head = f"# Written by the account page: out of office, forwarding and filters.\nrequire [{', '.join(_quote(n) for n in sorted(needs))}];\n" \
-        if needs else "# Written by the account page: out of office, forwarding and filters.\n"
-    return head + "\n".join(body) + "\n"
+    head = ["# Written by the account page: out of office, forwarding and filters."]
+    if needs:
+        head.append(f"require [{', '.join(_quote(n) for n in sorted(needs))}];")
+    return "\n".join(head + body) + "\n"

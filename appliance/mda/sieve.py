@@ -307,7 +307,7 @@ def _check_test(test: Test) -> None:
     elif test.name in ("date", "currentdate"):
         # RFC 5260 §4: date <header-name> <date-part> <key-list>; currentdate <date-part> <key-list>
         wanted = 3 if test.name == "date" else 2
-        if len(test.args) != wanted or not isinstance(test.args[-2], str):
+        if len(test.args) != wanted or not all(isinstance(a, str) for a in test.args[:-1]):
             raise SieveError(test.line, f"'{test.name}' takes {'a header name, ' if wanted == 3 else ''}"
                                         "a date part and a key list")
         if test.args[-2].lower() not in _DATE_PARTS:
@@ -322,6 +322,8 @@ def _check_test(test: Test) -> None:
         raise SieveError(test.line, f"unsupported comparator {comparator!r}")
     if sum(t in test.tags for t in _MATCH_TYPES) > 1:
         raise SieveError(test.line, "more than one match type")
+    if comparator == "i;ascii-numeric" and (":contains" in test.tags or ":matches" in test.tags):
+        raise SieveError(test.line, "i;ascii-numeric compares whole numbers only")   # RFC 4790 §9.1
     for tag in (":value", ":count"):
         if tag in test.tags and str(test.tags[tag]).lower() not in _RELATIONS:
             raise SieveError(test.line, f"{tag} takes one of {', '.join(sorted(_RELATIONS))}")  # RFC 5231 §4

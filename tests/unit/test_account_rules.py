@@ -180,6 +180,7 @@ def test_date_and_relational_tests(test, expected):
     ('require "date";\nif currentdate :value "ge" "date" "x" { keep; }', 'line 2: :value needs require "relational"'),
     ('require "relational";\nif header :value "gx" "a" "b" { keep; }', "line 2: :value takes one of"),
     ('require ["date"];\nif date "date" "x" { keep; }', "line 2: 'date' takes a header name, a date part"),
+    ('if header :contains :comparator "i;ascii-numeric" "x" "1" { keep; }', "line 1: i;ascii-numeric compares"),
 ])
 def test_date_and_relational_errors_name_the_line(script, error):
     with pytest.raises(sieve.SieveError) as e:
