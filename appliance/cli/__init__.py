@@ -162,17 +162,20 @@ def serve(paths, listen, port_offset, tui):
     config = with_overrides(paths.config(write_sample=True), server=server_overrides)
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
-    if worker_count(config) > 1 and not tui:
+    if worker_count(config) > 1:
+        # With --tui it runs in a process of its own, over the admin socket, as `kotakpos tui` does.
+        from appliance.tui import attach
+        run_tui = (lambda: attach(paths.data_dir / ADMIN_SOCKET)) if tui else None
         try:
-            Supervisor(paths.data_dir, config, reread_config=read_config).run()
+            status = Supervisor(paths.data_dir, config, reread_config=read_config, tui=run_tui).run()
         except (BindError, DataFolderInUse, StartFailed) as e:
             raise click.ClickException(str(e)) from None
         except Exception as e:
             logging.getLogger("kotakpos").exception("start failed")
             raise click.ClickException(f"cannot start: {e}") from None
+        if status:
+            raise click.ClickException("the terminal UI failed (see above); the server has stopped")
         return
-    if worker_count(config) > 1:
-        logging.getLogger("kotakpos").info("with --tui the server runs as one process ([server] workers applies without it)")
     server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()

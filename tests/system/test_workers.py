@@ -253,7 +253,7 @@ def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(served):
     assert served.terminate() == 0
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or b"zombie" in open(f"/proc/{pid}/status", "rb").read().lower()
-    assert served.log.count("kotakpos: stopped") == 1  # the supervisor, after
+    assert served.log.count(f"kotakpos[{served.proc.pid}]: stopped") == 1  # the supervisor, after
     assert all(f"kotakpos[{pid}]: stopped" in served.log for pid in pids)  # its two workers
 
 
