@@ -198,7 +198,7 @@ class AdminAPI(FiltersAdmin):
         return [{"name": l.name, "addresses": [f"{h}:{p}" for h, p in l.addresses], "implicit_tls": l.implicit_tls,
                  "state": "listening"} for l in self.server.connections.listeners]
 
-    def workers(self) -> list[dict]:
+    def workers(self, sessions: bool = True) -> list[dict]:
         """The server's processes (one, or each worker of ``[server] workers``), in worker order.
 
         Each: ``index``, ``pid``, ``started`` (unix time), ``sessions`` (a count),
@@ -208,10 +208,15 @@ class AdminAPI(FiltersAdmin):
         supervisor started this worker again) and ``last_exit`` (how the one before it ended:
         ``reason`` such as "killed by signal 9 (SIGKILL)", ``signal`` or ``status``, ``at``;
         None if none did). A worker that did not answer in time has its index only.
+        ``sessions=False`` leaves ``session_list`` out (the dashboard asks every few seconds).
         """
         if self.server is None or self.server.ctx is None:
             raise AdminError("no server is running")
-        return self.server.workers()
+        workers = self.server.workers()
+        if not sessions:
+            for w in workers:
+                w.pop("session_list", None)
+        return workers
 
     def sessions(self) -> list[dict]:
         """Every session of every worker process (``pid`` says which serves it)."""

@@ -29,7 +29,7 @@ from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_u
 from appliance.store import DB_NAME, backup_database
 from appliance.supervisor import StartFailed, Supervisor, worker_count
 from appliance.admin.sizes import parse_size
-from appliance.tui.models import duration, size
+from appliance.tui.models import WorkerLoad, duration, size, worker_cells
 
 
 class Paths:
@@ -210,7 +210,7 @@ def tui(paths):
 @main.command()
 @with_paths
 def status(paths):
-    """Show listeners, live sessions and counts of a running server."""
+    """Show listeners, the worker processes, live sessions and counts of a running server."""
     try:
         client = AdminClient(paths.data_dir / ADMIN_SOCKET)
     except ServerNotRunning:
@@ -227,14 +227,19 @@ def status(paths):
     click.echo("Listeners:")
     for l in st["listeners"]:
         click.echo(f"  {l['name']:<11} {', '.join(l['addresses'])}  {l['state']}")
-    if len(workers) > 1:
-        click.echo("Workers:")
-        for w in workers:
-            if "pid" not in w:
-                click.echo(f"  worker {w['index']}: not answering (restarting?)")
-                continue
-            click.echo(f"  worker {w['index']}  pid {w['pid']:<7} {w['sessions']} sessions, cpu {w['cpu_seconds']:.1f}s, "
-                       f"{size(w['memory'])} resident, restarted {w['restarts']} times")
+    click.echo(f"Workers: {len(workers)}" if len(workers) > 1 else "Server process:")
+    now = time.time()
+    for w in workers:
+        if "pid" not in w:
+            click.echo(f"  worker {w['index']}: not answering (restarting?)")
+            continue
+        cells = worker_cells(w, WorkerLoad().percent(w, now), now)
+        ended = w["last_exit"]
+        click.echo(f"  worker {w['index']}  pid {w['pid']:<7} up {cells['up']:<7} {w['sessions']} sessions"
+                   + (f" ({cells['sessions']})" if w["sessions"] else "")
+                   + f", cpu {cells['cpu_time']} ({cells['cpu']} of a core on average), rss {size(w['rss'])} "
+                   f"pss {size(w['pss'])}, restarts {w['restarts']}"
+                   + (f", last exit: {ended['reason']}, {duration(now - ended['at'])} ago" if ended else ""))
     by_protocol: dict[str, int] = {}
     for s in sessions:
         by_protocol[s["protocol"]] = by_protocol.get(s["protocol"], 0) + 1
