@@ -52,6 +52,7 @@ CRASH_UPTIME = 1.0    # seconds of serving after which a worker's death is no si
 CRASH_LIMIT = 5       # young deaths in a row before restarts slow down
 CRASH_PAUSE_MAX = 60.0
 STOP_MARGIN = 10.0    # beyond shutdown_grace, before a worker that does not stop is killed
+TUI_STOP = 5.0        # seconds the TUI has to give the terminal back when the server stops
 
 
 def worker_count(config: Config) -> int:
@@ -384,16 +385,26 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
+    def _stop_tui(self) -> None:
+        """SIGTERM the TUI and wait for it (SIGKILL after TUI_STOP: the workers must not wait on it)."""
+        os.kill(self.tui_pid, signal.SIGTERM)
+        deadline = time.monotonic() + TUI_STOP
+        while True:
+            pid, status = os.waitpid(self.tui_pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                os.kill(self.tui_pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.05)
+        self.tui_pid = 0
+        self.tui_status = exit_status(status)
+
     def _stop_all(self) -> None:
         """SIGTERM every worker; wait for them (transactions finish within shutdown_grace)."""
         self._stopping = True
         if self.tui_pid:  # SIGTERM to the server: the TUI gives the terminal back before the last lines
-            try:
-                os.kill(self.tui_pid, signal.SIGTERM)
-                self.tui_status = exit_status(os.waitpid(self.tui_pid, 0)[1])
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            self.tui_pid = 0
+            self._stop_tui()
         if not any(s.pid for s in self.slots):
             return
         log.info("stopping %d worker(s)", sum(1 for s in self.slots if s.pid))

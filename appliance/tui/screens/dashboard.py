@@ -18,7 +18,7 @@ WORKER_COLUMNS = (
     Column("#", "index"),
     Column("PID", "pid"),
     Column("Up", "up"),
-    Column("Sessions", "sessions", narrow_width=12),
+    Column("Sessions", "sessions", narrow_width=14),
     Column("CPU", "cpu"),
     Column("CPU time", "cpu_time", narrow=False),
     Column("RSS/PSS", "memory"),
