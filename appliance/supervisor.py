@@ -21,7 +21,13 @@ only waits for signals and children:
   loop (a bug met at every start, a full disk): it is started again only after a pause
   that doubles each time, up to ``CRASH_PAUSE_MAX``, and the log says so. A worker that
   served longer ends the series: a crash now and then is always restarted at once. If a worker dies before the server was ever
-  ready, the start failed: every worker is stopped and ``serve`` exits non-zero.
+  ready, the start failed: every worker is stopped and ``serve`` exits non-zero. Each slot
+  keeps its restarts and how its last worker ended, and hands them to the next worker, whose
+  report the admin shows;
+- every process's log lines name it (``kotakpos[pid]:``) and also go to the first worker's
+  log view (``admin.logtail``);
+- ``serve --tui``: once ready, the TUI is forked as a process of its own that attaches over the
+  admin socket; when it ends, the server stops with its exit status.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import select
 import signal
 import socket
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -325,6 +332,8 @@ class Supervisor:
                 self._lock_handle.close()
                 logging.getLogger("kotakpos").handlers.clear()  # it serves nothing: nothing of its own to log
                 code = self.tui()
+            except BaseException:
+                traceback.print_exc()  # before the TUI took the terminal (it says why it fails itself)
             finally:
                 os._exit(code)
         self.tui_pid = pid
