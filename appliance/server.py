@@ -141,6 +141,7 @@ class WorkerRole:
     ready_fd: int      # written once serving; the supervisor says ``ready`` when every worker has
     restarts: int = 0  # how often the supervisor restarted this worker's slot (for the dashboard)
     supervisor_pid: int = 0  # the process an admin signals (SIGHUP, SIGTERM)
+    supervisor_started: float = 0.0  # when the server started (unix time): a restarted worker is younger
     last_exit: dict | None = None  # how this slot's previous worker ended (supervisor.exit_report), if one did
     quiet_once_serving: bool = False  # the TUI takes the supervisor's terminal (serve --tui): log nothing on it
 
@@ -375,6 +376,11 @@ class Server:
     def pid(self) -> int:
         """The server's process for signals: the supervisor of a worker, else this one."""
         return self.worker.supervisor_pid if self.worker else os.getpid()
+
+    @property
+    def started(self) -> float:
+        """When the server started (unix time): its supervisor's start, or this process's."""
+        return self.worker.supervisor_started if self.worker else self.ctx.started
 
     def worker_report(self) -> dict:
         """This process for the admin's list of workers (``AdminAPI.workers`` says what is in it)."""

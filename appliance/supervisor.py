@@ -137,6 +137,7 @@ class Supervisor:
         self._ready_logged = False
         self._reloaded = False  # a SIGHUP came: a worker started from now on reloads as the others did
         self.shutdown_grace = config.server.shutdown_grace
+        self.started = time.time()
         self.tui = tui
         self.tui_pid = 0
         self.tui_status = 0           # the TUI's exit status, once it ended
@@ -244,7 +245,7 @@ class Supervisor:
             # Closing this copy keeps the supervisor's lock: a flock belongs to the open file.
             self._lock_handle.close()
             role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts, supervisor,
-                              slot.last_exit, quiet_once_serving=self.tui is not None)
+                              self.started, slot.last_exit, quiet_once_serving=self.tui is not None)
             server = Server(self.data_dir, self.config, self.reread_config, worker=role)
             server.install_signal_handlers()
             server.start()

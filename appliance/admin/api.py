@@ -159,7 +159,7 @@ class AdminAPI(FiltersAdmin):
             "version": __version__,
             "hostname": ctx.hostname,
             "pid": self.server.pid,  # the supervisor's when workers serve: the one to signal
-            "uptime": time.time() - ctx.started,
+            "uptime": time.time() - self.server.started,  # the supervisor's: a restarted first worker is younger
             "data_dir": str(ctx.data_dir),
             "listeners": self.listeners(),
             "sessions": len(sessions),

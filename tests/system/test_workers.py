@@ -266,6 +266,21 @@ def test_the_admin_sees_each_workers_restarts_and_how_the_last_one_ended(served)
     assert "Workers: 2" in status.stdout
 
 
+def test_the_servers_uptime_outlives_a_restarted_first_worker(served):
+    first = admin_workers(served)[0]
+    os.kill(first["pid"], signal.SIGKILL)  # the admin's own process
+    after = wait_for(lambda: (ws := admin_workers(served)) and ws[0].get("pid") not in (None, first["pid"]) and ws,
+                     what="worker 0 to be started again")
+    assert after[0]["restarts"] == 1 and after[0]["last_exit"]["signal"] == "SIGKILL"
+    client = admin(served)
+    try:
+        status = client.status()
+    finally:
+        client.close()
+    assert status["pid"] == served.proc.pid
+    assert status["uptime"] > time.time() - after[0]["started"]   # the supervisor's, not the new worker's
+
+
 def test_the_log_view_has_every_processs_lines_each_with_its_pid(served):
     old = admin_workers(served)[1]["pid"]
     os.kill(old, signal.SIGKILL)  # the supervisor says so, and the new worker says it serves
