@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import smtplib
 import socket
 from pathlib import Path
 
@@ -64,16 +65,18 @@ def test_serve_with_tui_shows_the_server_in_the_same_process_and_stops_it_on_qui
         terminal.close()
 
 
-def serve_with_tui_and_two_workers(tmp_path) -> tuple[Terminal, Path]:
-    """``kotakpos serve --tui`` with ``[server] workers = 2`` in an 80x24 tmux pane, on its dashboard."""
+def serve_with_tui_and_two_workers(tmp_path) -> tuple[Terminal, Path, int]:
+    """``kotakpos serve --tui`` with ``[server] workers = 2`` in an 80x24 tmux pane, on its
+    dashboard; returns the pane, the data folder and the port offset."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "kotakpos.toml").write_text(NO_DNS_CONFIG + "[server]\nworkers = 2\n")
+    offset = free_offset()
     command = " ".join(kotakpos_command() + ["serve", "--data", str(data), "--listen", "127.0.0.1",
-                                             "--port-offset", str(free_offset()), "--tui"])
+                                             "--port-offset", str(offset), "--tui"])
     terminal = Terminal(["sh", "-c", f"{command}; echo exited $?; sleep 60"], cwd=REPO)
     terminal.wait_for("Listeners on 127.0.0.1", "Workers: 2")
-    return terminal, data
+    return terminal, data, offset
 
 
 def workers_of(data: Path) -> tuple[int, list[dict]]:
@@ -91,11 +94,14 @@ def children(pid: int) -> set[int]:
 
 
 def test_serve_with_tui_and_workers_shows_them_while_they_serve_and_stops_them_on_quit(tmp_path):
-    terminal, data = serve_with_tui_and_two_workers(tmp_path)
+    terminal, data, offset = serve_with_tui_and_two_workers(tmp_path)
     try:
         supervisor, workers = workers_of(data)
         screen = terminal.wait_for(*(f" {w['pid']} " for w in workers))
         assert "INFO" not in screen     # no process writes its log across the TUI
+        with smtplib.SMTP("127.0.0.1", DEFAULT_PORTS["smtp"] + offset, timeout=10) as smtp:
+            assert smtp.noop()[0] == 250    # the workers serve beside the TUI
+            terminal.wait_for("smtp 1")
         killed = workers[1]["pid"]
         os.kill(killed, signal.SIGKILL)
         screen = terminal.wait_for("1, SIGKILL")    # restarts and the last exit, on the dashboard
@@ -116,7 +122,7 @@ def test_serve_with_tui_and_workers_shows_them_while_they_serve_and_stops_them_o
 
 
 def test_serve_with_tui_and_workers_exits_non_zero_when_the_tui_dies(tmp_path):
-    terminal, data = serve_with_tui_and_two_workers(tmp_path)
+    terminal, data, _ = serve_with_tui_and_two_workers(tmp_path)
     try:
         supervisor, workers = workers_of(data)
         tui, = children(supervisor) - {w["pid"] for w in workers}
