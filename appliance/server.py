@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance import config as config_module
+from appliance.admin.logtail import off_terminal
 from appliance.auth import Authenticator
 from appliance.config import Config
 from appliance.imap.push import IdlePusher
@@ -140,6 +141,9 @@ class WorkerRole:
     ready_fd: int      # written once serving; the supervisor says ``ready`` when every worker has
     restarts: int = 0  # how often the supervisor restarted this worker's slot (for the dashboard)
     supervisor_pid: int = 0  # the process an admin signals (SIGHUP, SIGTERM)
+    supervisor_started: float = 0.0  # when the server started (unix time): a restarted worker is younger
+    last_exit: dict | None = None  # how this slot's previous worker ended (supervisor.exit_report), if one did
+    quiet_once_serving: bool = False  # the TUI takes the supervisor's terminal (serve --tui): log nothing on it
 
     @property
     def first(self) -> bool:
@@ -148,6 +152,7 @@ class WorkerRole:
 
 
 WORKERS_FOLDER = "workers"  # the workers' doorbell sockets (net/doorbell.py), in the data folder
+LOG_SOCKET = "log.sock"     # in WORKERS_FOLDER: the first worker hears the other processes' log lines (admin/logtail.py)
 
 
 # Everything Kotakpos writes is mail or what guards it (store, search index, snapshots,
@@ -339,6 +344,8 @@ class Server:
         self.connections.start()
         if self.worker is not None:
             log.info("worker %d serving, pid %d", self.worker.index, os.getpid())
+            if self.worker.quiet_once_serving:
+                off_terminal()  # until it serves, why a start fails is said on the terminal
             os.write(self.worker.ready_fd, b"r")
             os.close(self.worker.ready_fd)
             return
@@ -351,6 +358,8 @@ class Server:
         from appliance.admin.server import AdminSocketServer
         from appliance.admin.api import AdminAPI
         self.admin = AdminAPI(self)
+        if self.worker is not None:  # the supervisor and the other workers send their lines here
+            self.admin.hear_logs_at(self.data_dir / WORKERS_FOLDER / LOG_SOCKET)
         self.admin_socket = AdminSocketServer(self.admin, self.data_dir / ADMIN_SOCKET)
         self.admin_socket.start()
         from appliance.mta.queue import QueueRunner
@@ -368,14 +377,24 @@ class Server:
         """The server's process for signals: the supervisor of a worker, else this one."""
         return self.worker.supervisor_pid if self.worker else os.getpid()
 
+    @property
+    def started(self) -> float:
+        """When the server started (unix time): its supervisor's start, or this process's."""
+        return self.worker.supervisor_started if self.worker else self.ctx.started
+
     def worker_report(self) -> dict:
-        """This process for the dashboard's list of workers: pid, sessions, CPU, memory."""
+        """This process for the admin's list of workers (``AdminAPI.workers`` says what is in it)."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         sessions = [info.to_dict() for info in self.ctx.registry.list()] if self.ctx else []
+        by_protocol: dict[str, int] = {}
+        for s in sessions:
+            by_protocol[s["protocol"]] = by_protocol.get(s["protocol"], 0) + 1
         return {"index": self.worker.index if self.worker else 0, "pid": os.getpid(),
-                "sessions": len(sessions), "session_list": sessions,
-                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "memory": _resident_bytes(),
-                "restarts": self.worker.restarts if self.worker else 0, "started": self.ctx.started if self.ctx else 0}
+                "started": self.ctx.started if self.ctx else 0,
+                "sessions": len(sessions), "sessions_by_protocol": by_protocol, "session_list": sessions,
+                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), **_memory(),
+                "restarts": self.worker.restarts if self.worker else 0,
+                "last_exit": self.worker.last_exit if self.worker else None}
 
     def catch_up(self) -> None:
         """Publish what other processes committed to the store, in every worker; returns once done."""
@@ -552,13 +571,20 @@ class Server:
             self._lock_handle = None
 
 
-def _resident_bytes() -> int:
-    """This process's resident memory (Linux's /proc; 0 elsewhere)."""
+def _memory() -> dict:
+    """This process's memory in bytes: ``rss`` (resident, shared pages counted whole) and
+    ``pss`` (shared pages divided among the processes sharing them: the workers' PSS adds up
+    to what the server really holds). From Linux's /proc; 0 where it is missing."""
+    found = {}
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/smaps_rollup") as f:  # Linux 4.14
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("Rss", "Pss"):
+                    found[key.lower()] = int(value.split()[0]) * 1024  # "Pss:  1234 kB"
     except (OSError, ValueError, IndexError):
-        return 0
+        pass
+    return {"rss": found.get("rss", 0), "pss": found.get("pss", 0)}
 
 
 def _format(address) -> str:

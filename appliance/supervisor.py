@@ -21,7 +21,13 @@ only waits for signals and children:
   loop (a bug met at every start, a full disk): it is started again only after a pause
   that doubles each time, up to ``CRASH_PAUSE_MAX``, and the log says so. A worker that
   served longer ends the series: a crash now and then is always restarted at once. If a worker dies before the server was ever
-  ready, the start failed: every worker is stopped and ``serve`` exits non-zero.
+  ready, the start failed: every worker is stopped and ``serve`` exits non-zero. Each slot
+  keeps its restarts and how its last worker ended, and hands them to the next worker, whose
+  report the admin shows;
+- every process's log lines name it (``kotakpos[pid]:``) and also go to the first worker's
+  log view (``admin.logtail``);
+- ``serve --tui``: once ready, the TUI is forked as a process of its own that attaches over the
+  admin socket; when it ends, the server stops with its exit status.
 """
 
 from __future__ import annotations
@@ -33,23 +39,27 @@ import select
 import signal
 import socket
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from appliance.admin.logtail import LogForwarder, back_on_terminal, off_terminal
 from appliance.config import Config
 from appliance.net.listener import BindError, bind
 from appliance.net.tls import ensure_certificate
 from appliance.store import reset_runtime
-from appliance.server import (ADMIN_SOCKET, WORKERS_FOLDER, Server, WorkerRole, _format, _session_classes,
+from appliance.server import (ADMIN_SOCKET, LOG_SOCKET, WORKERS_FOLDER, Server, WorkerRole, _format, _session_classes,
                               keep_files_private, local_warnings, lock_data_folder, open_store)
 
 log = logging.getLogger("kotakpos")
 
-WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"  # every process names itself
 CRASH_UPTIME = 1.0    # seconds of serving after which a worker's death is no sign of a crash loop
 CRASH_LIMIT = 5       # young deaths in a row before restarts slow down
 CRASH_PAUSE_MAX = 60.0
 STOP_MARGIN = 10.0    # beyond shutdown_grace, before a worker that does not stop is killed
+TUI_STOP = 5.0        # seconds the TUI has to give the terminal back when the server stops
 
 
 def worker_count(config: Config) -> int:
@@ -71,6 +81,26 @@ def _stop_with(supervisor: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def exit_status(status: int) -> int:
+    """A ``waitpid`` status as a shell would give it: 128 + the signal of a killed process."""
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def exit_report(status: int) -> dict:
+    """How a worker ended, from its ``waitpid`` status, for the log and the admin's list of
+    workers: the reason in words ("killed by signal 9 (SIGKILL)"), the signal's name or the
+    exit status, and when (wall clock)."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return {"reason": f"killed by signal {signum} ({name})", "signal": name, "status": None, "at": time.time()}
+    code = os.WEXITSTATUS(status)
+    return {"reason": f"exited with status {code}", "signal": None, "status": code, "at": time.time()}
+
+
 class StartFailed(Exception):
     """A worker died before the server was ready (its log lines say why)."""
 
@@ -86,10 +116,14 @@ class _Slot:
     young_deaths: int = 0        # deaths in a row before or soon after serving
     pause: float = 0.0           # the current crash-loop pause
     start_at: float = 0.0        # when a dead worker is to be started again (0: not waiting)
+    last_exit: dict | None = None  # how its predecessor ended (``exit_report``), told to each new worker
 
 
 class Supervisor:
-    def __init__(self, data_dir: Path, config: Config, reread_config=None):
+    def __init__(self, data_dir: Path, config: Config, reread_config=None, tui: Callable[[], int] | None = None):
+        """``tui``: run in a process of its own once the server is ready (``serve --tui``),
+        it administers the server over the admin socket and returns an exit status; the
+        server stops when it returns."""
         self.data_dir = data_dir
         self.config = config
         self.reread_config = reread_config
@@ -103,21 +137,36 @@ class Supervisor:
         self._ready_logged = False
         self._reloaded = False  # a SIGHUP came: a worker started from now on reloads as the others did
         self.shutdown_grace = config.server.shutdown_grace
+        self.started = time.time()
+        self.tui = tui
+        self.tui_pid = 0
+        self.tui_status = 0           # the TUI's exit status, once it ended
+        self._forwarder: LogForwarder | None = None
+        self._on_terminal: list[logging.Handler] = []  # the log handlers taken off the terminal for the TUI
 
     # -- start ---------------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Serve until SIGTERM/SIGINT. Raises DataFolderInUse, BindError or StartFailed."""
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, or until the TUI ends; returns the TUI's exit status
+        (0 without one). Raises DataFolderInUse, BindError or StartFailed."""
         keep_files_private()
         self._lock_handle = lock_data_folder(self.data_dir)
         reset_runtime(self.data_dir)  # the folder is ours: what dead processes shared is stale
+        logger = logging.getLogger("kotakpos")
+        for handler in logger.handlers:  # the workers keep it: each line says which process wrote it
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
         try:
             self._prepare()
+            # The first worker keeps the log view's lines: tell it ours (workers inherit this).
+            self._forwarder = LogForwarder(self.data_dir / WORKERS_FOLDER / LOG_SOCKET)
+            logger.addHandler(self._forwarder)
             self._install_signal_handlers()
             for slot in self.slots:
                 self._fork(slot)
             self._loop()
         finally:
+            back_on_terminal(self._on_terminal)  # the TUI has ended: the last lines are for the terminal
+            self._on_terminal = []
             self._stop_all()
             for socks in self.sockets.values():
                 for s in socks:
@@ -125,6 +174,10 @@ class Supervisor:
             self._lock_handle.close()  # releases the lock: every worker has exited
             if self._wake_read >= 0:  # workers were started (a failed bind says why itself)
                 log.info("stopped")
+            if self._forwarder is not None:
+                logger.removeHandler(self._forwarder)
+                self._forwarder.close()
+        return self.tui_status
 
     def _prepare(self) -> None:
         """What one process does before the workers exist: the folder, the store's schema, the sockets."""
@@ -182,8 +235,8 @@ class Supervisor:
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_DFL)
             _stop_with(supervisor)
-            for handler in logging.getLogger("kotakpos").handlers:  # which process said it
-                handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
+            if slot.index == 0:  # it keeps the log view's lines itself (server.Server._start_singletons)
+                logging.getLogger("kotakpos").removeHandler(self._forwarder)
             os.close(self._wake_read)
             os.close(self._wake_write)
             for other in self.slots:
@@ -191,7 +244,8 @@ class Supervisor:
                     os.close(other.ready_fd)
             # Closing this copy keeps the supervisor's lock: a flock belongs to the open file.
             self._lock_handle.close()
-            role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts, supervisor)
+            role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts, supervisor,
+                              self.started, slot.last_exit, quiet_once_serving=self.tui is not None)
             server = Server(self.data_dir, self.config, self.reread_config, worker=role)
             server.install_signal_handlers()
             server.start()
@@ -256,6 +310,37 @@ class Supervisor:
             self._ready_logged = True
             addresses = " ".join(f"{name}={_format(socks[0].getsockname())}" for name, socks in self.sockets.items())
             log.info("ready %s admin=%s workers=%d", addresses, self.data_dir / ADMIN_SOCKET, self.count)
+            if self.tui is not None:
+                self._fork_tui()
+
+    def _fork_tui(self) -> None:
+        """The TUI in a process of its own: this one stays without threads, so that it can
+        fork workers again; it reaches the server over the admin socket, as ``kotakpos tui``."""
+        supervisor = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
+                _stop_with(supervisor)
+                os.close(self._wake_read)
+                os.close(self._wake_write)
+                for socks in self.sockets.values():
+                    for s in socks:
+                        s.close()
+                self._lock_handle.close()
+                logging.getLogger("kotakpos").handlers.clear()  # it serves nothing: nothing of its own to log
+                code = self.tui()
+            except BaseException:
+                traceback.print_exc()  # before the TUI took the terminal (it says why it fails itself)
+            finally:
+                os._exit(code)
+        self.tui_pid = pid
+        # From now on the terminal is the TUI's: the log view and the log file get the lines,
+        # workers started from now on inherit this, and those serving already leave it too.
+        self._on_terminal = off_terminal()
 
     def _reap(self) -> None:
         while True:
@@ -265,6 +350,11 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            if pid == self.tui_pid:  # the admin quit the TUI (or it crashed): the server stops
+                self.tui_pid = 0
+                self.tui_status = exit_status(status)
+                self._stopping = True
+                continue
             slot = next((s for s in self.slots if s.pid == pid), None)
             if slot is None:
                 continue
@@ -274,8 +364,8 @@ class Supervisor:
                 slot.ready_fd = -1
             if self._stopping:
                 continue
-            how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-                   else f"exited with status {os.WEXITSTATUS(status)}")
+            slot.last_exit = exit_report(status)
+            how = slot.last_exit["reason"]
             if not self._ready_logged:
                 self._stopping = True
                 raise StartFailed(f"worker {slot.index} {how} while starting; see the log above")
@@ -305,9 +395,26 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
+    def _stop_tui(self) -> None:
+        """SIGTERM the TUI and wait for it (SIGKILL after TUI_STOP: the workers must not wait on it)."""
+        os.kill(self.tui_pid, signal.SIGTERM)
+        deadline = time.monotonic() + TUI_STOP
+        while True:
+            pid, status = os.waitpid(self.tui_pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                os.kill(self.tui_pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.05)
+        self.tui_pid = 0
+        self.tui_status = exit_status(status)
+
     def _stop_all(self) -> None:
         """SIGTERM every worker; wait for them (transactions finish within shutdown_grace)."""
         self._stopping = True
+        if self.tui_pid:  # SIGTERM to the server: the TUI gives the terminal back before the last lines
+            self._stop_tui()
         if not any(s.pid for s in self.slots):
             return
         log.info("stopping %d worker(s)", sum(1 for s in self.slots if s.pid))

@@ -119,6 +119,12 @@ class AdminAPI(FiltersAdmin):
             while self._traffic and next(iter(self._traffic)) <= minute - TRAFFIC_MINUTES:
                 self._traffic.popitem(last=False)
 
+    def hear_logs_at(self, path) -> None:
+        """Keep the log lines the server's other processes send to ``path`` too (the
+        supervisor's and the other workers', ``logtail.LogForwarder``), for ``log_tail`` and
+        the live log view."""
+        self._log_ring.listen(path)
+
     def subscribe(self):
         """Live events (sessions opening/closing, mailbox, queue and account changes)."""
         return self._bus.subscribe(None)
@@ -128,6 +134,7 @@ class AdminAPI(FiltersAdmin):
         self._store_sub.close()
         if self._log_ring is not None:
             logging.getLogger("kotakpos").removeHandler(self._log_ring)
+            self._log_ring.close()
         if self._unsubscribe_registry:
             self._unsubscribe_registry()
 
@@ -152,7 +159,7 @@ class AdminAPI(FiltersAdmin):
             "version": __version__,
             "hostname": ctx.hostname,
             "pid": self.server.pid,  # the supervisor's when workers serve: the one to signal
-            "uptime": time.time() - ctx.started,
+            "uptime": time.time() - self.server.started,  # the supervisor's: a restarted first worker is younger
             "data_dir": str(ctx.data_dir),
             "listeners": self.listeners(),
             "sessions": len(sessions),
@@ -180,7 +187,8 @@ class AdminAPI(FiltersAdmin):
         return {"minute": now, "in": [c[0] for c in counts], "out": [c[1] for c in counts]}
 
     def log_tail(self, limit: int = 500) -> list[dict]:
-        """The server's newest log lines (time, level, name, message), oldest first."""
+        """The server's newest log lines (time, level, name, pid, message), oldest first:
+        every process's, with ``[server] workers``."""
         if self._log_ring is None:
             raise AdminError("no server is running")
         return self._log_ring.tail(int(limit))
@@ -190,13 +198,25 @@ class AdminAPI(FiltersAdmin):
         return [{"name": l.name, "addresses": [f"{h}:{p}" for h, p in l.addresses], "implicit_tls": l.implicit_tls,
                  "state": "listening"} for l in self.server.connections.listeners]
 
-    def workers(self) -> list[dict]:
-        """The server's processes (one, or each worker of ``[server] workers``): index, pid,
-        sessions (a count) and session_list (theirs, as ``sessions()`` gives them), cpu_seconds,
-        memory (resident bytes), restarts. A worker that did not answer in time has its index only."""
+    def workers(self, sessions: bool = True) -> list[dict]:
+        """The server's processes (one, or each worker of ``[server] workers``), in worker order.
+
+        Each: ``index``, ``pid``, ``started`` (unix time), ``sessions`` (a count),
+        ``sessions_by_protocol``, ``session_list`` (theirs, as ``sessions()`` gives them),
+        ``cpu_seconds`` (since it started), ``rss`` and ``pss`` (bytes; PSS divides shared
+        pages among the processes, so the workers' PSS adds up), ``restarts`` (how often the
+        supervisor started this worker again) and ``last_exit`` (how the one before it ended:
+        ``reason`` such as "killed by signal 9 (SIGKILL)", ``signal`` or ``status``, ``at``;
+        None if none did). A worker that did not answer in time has its index only.
+        ``sessions=False`` leaves ``session_list`` out (the dashboard asks every few seconds).
+        """
         if self.server is None or self.server.ctx is None:
             raise AdminError("no server is running")
-        return self.server.workers()
+        workers = self.server.workers()
+        if not sessions:
+            for w in workers:
+                w.pop("session_list", None)
+        return workers
 
     def sessions(self) -> list[dict]:
         """Every session of every worker process (``pid`` says which serves it)."""

@@ -29,7 +29,7 @@ from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_u
 from appliance.store import DB_NAME, backup_database
 from appliance.supervisor import StartFailed, Supervisor, worker_count
 from appliance.admin.sizes import parse_size
-from appliance.tui.models import duration, size
+from appliance.tui.models import WorkerLoad, duration, size, worker_cells
 
 
 class Paths:
@@ -162,17 +162,20 @@ def serve(paths, listen, port_offset, tui):
     config = with_overrides(paths.config(write_sample=True), server=server_overrides)
     log_file = paths.data_dir / config.server.log_file if config.server.log_file else None
     setup_logging(config.server.log_level, log_file)
-    if worker_count(config) > 1 and not tui:
+    if worker_count(config) > 1:
+        # With --tui it runs in a process of its own, over the admin socket, as `kotakpos tui` does.
+        from appliance.tui import attach
+        run_tui = (lambda: attach(paths.data_dir / ADMIN_SOCKET)) if tui else None
         try:
-            Supervisor(paths.data_dir, config, reread_config=read_config).run()
+            status = Supervisor(paths.data_dir, config, reread_config=read_config, tui=run_tui).run()
         except (BindError, DataFolderInUse, StartFailed) as e:
             raise click.ClickException(str(e)) from None
         except Exception as e:
             logging.getLogger("kotakpos").exception("start failed")
             raise click.ClickException(f"cannot start: {e}") from None
+        if status:
+            raise click.ClickException("the terminal UI failed (see above); the server has stopped")
         return
-    if worker_count(config) > 1:
-        logging.getLogger("kotakpos").info("with --tui the server runs as one process ([server] workers applies without it)")
     server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()
@@ -207,7 +210,7 @@ def tui(paths):
 @main.command()
 @with_paths
 def status(paths):
-    """Show listeners, live sessions and counts of a running server."""
+    """Show listeners, the worker processes, live sessions and counts of a running server."""
     try:
         client = AdminClient(paths.data_dir / ADMIN_SOCKET)
     except ServerNotRunning:
@@ -224,14 +227,19 @@ def status(paths):
     click.echo("Listeners:")
     for l in st["listeners"]:
         click.echo(f"  {l['name']:<11} {', '.join(l['addresses'])}  {l['state']}")
-    if len(workers) > 1:
-        click.echo("Workers:")
-        for w in workers:
-            if "pid" not in w:
-                click.echo(f"  worker {w['index']}: not answering (restarting?)")
-                continue
-            click.echo(f"  worker {w['index']}  pid {w['pid']:<7} {w['sessions']} sessions, cpu {w['cpu_seconds']:.1f}s, "
-                       f"{size(w['memory'])} resident, restarted {w['restarts']} times")
+    click.echo(f"Workers: {len(workers)}" if len(workers) > 1 else "Server process:")
+    now = time.time()
+    for w in workers:
+        if "pid" not in w:
+            click.echo(f"  worker {w['index']}: not answering (restarting?)")
+            continue
+        cells = worker_cells(w, WorkerLoad().percent(w, now), now)
+        ended = w["last_exit"]
+        click.echo(f"  worker {w['index']}  pid {w['pid']:<7} up {cells['up']:<7} {w['sessions']} sessions"
+                   + (f" ({cells['sessions']})" if w["sessions"] else "")
+                   + f", cpu {cells['cpu_time']} ({cells['cpu']} of a core on average), rss {size(w['rss'])} "
+                   f"pss {size(w['pss'])}, restarts {w['restarts']}"
+                   + (f", last exit: {ended['reason']}, {duration(now - ended['at'])} ago" if ended else ""))
     by_protocol: dict[str, int] = {}
     for s in sessions:
         by_protocol[s["protocol"]] = by_protocol.get(s["protocol"], 0) + 1

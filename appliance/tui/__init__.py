@@ -9,8 +9,6 @@ module per screen, ``forms`` the modal forms, ``models`` formatting without widg
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 
@@ -21,18 +19,14 @@ def run_tui(admin) -> int:
     While the TUI owns the terminal, the server's log lines go to its Log screen (and to
     the log file, if one is configured) instead of being written across the screen.
     """
+    from appliance.admin.logtail import back_on_terminal, off_terminal
     from appliance.tui.app import in_process
-    logger = logging.getLogger("kotakpos")
-    on_terminal = [h for h in logger.handlers
-                   if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)]
-    for handler in on_terminal:
-        logger.removeHandler(handler)
+    on_terminal = off_terminal()
     app = in_process(admin)
     try:
         app.run()
     finally:
-        for handler in on_terminal:
-            logger.addHandler(handler)
+        back_on_terminal(on_terminal)
     return app.return_code or 0
 
 

@@ -8,6 +8,8 @@ recomputes figures derived from the clock (durations, uptime, the sparkline wind
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -72,6 +74,10 @@ class KotakposApp(App):
         self.admin_screens: list[AdminScreen] = []   # every mounted admin screen (they register)
 
     def on_mount(self) -> None:
+        try:  # SIGTERM (the server stops, the TUI's own process): give the terminal back as a quit does
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (a test), or no Unix signals
         self.sub_title = self.where
         self.switch_mode("dashboard")
         self.link()

@@ -126,8 +126,8 @@ class LogBook:
 
 
 def log_matches(line: dict, text: str) -> bool:
-    """Case-insensitive: every word of the filter appears in the level, logger or message."""
-    haystack = f"{line['level']} {line['name']} {line['message']}".lower()
+    """Case-insensitive: every word of the filter appears in the level, logger, pid or message."""
+    haystack = f"{line['level']} {line['name']} {line['pid']} {line['message']}".lower()
     return all(word in haystack for word in text.lower().split())
 
 
@@ -157,3 +157,52 @@ def mail_date(when: float, now: float) -> str:
         return "-"
     fmt = "%b %d %H:%M" if time.localtime(when).tm_year == time.localtime(now).tm_year else "%Y-%m-%d"
     return time.strftime(fmt, time.localtime(when))
+
+
+def by_protocol(counts: dict[str, int]) -> str:
+    """Sessions by protocol, most first: 'imap 12 smtp 3', or '-' for none."""
+    return " ".join(f"{p} {n}" for p, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))) or "-"
+
+
+def last_exit(exit_: dict | None, now: float) -> str:
+    """How a worker's predecessor ended, short: 'SIGKILL 3m05s ago', 'status 1 2h10m ago', '-'."""
+    if not exit_:
+        return "-"
+    how = exit_["signal"] or f"status {exit_['status']}"
+    return f"{how} {duration(now - exit_['at'])} ago"
+
+
+class WorkerLoad:
+    """Each worker's CPU use in percent of one core, between two of its reports.
+
+    A report has the CPU seconds since the worker started; the first one seen of a worker
+    gives its average since then, the next ones the use since the one before.
+    """
+
+    def __init__(self):
+        self._seen: dict[int, tuple[float, float, float]] = {}     # pid -> (cpu seconds, when, percent)
+
+    def percent(self, worker: dict, now: float) -> float:
+        pid, cpu = worker["pid"], worker["cpu_seconds"]
+        before_cpu, before, before_percent = self._seen.get(pid, (0.0, worker["started"], 0.0))
+        if now <= before:  # no time has passed: nothing new to say
+            return before_percent
+        percent = 100 * max(0.0, cpu - before_cpu) / (now - before)
+        self._seen[pid] = (cpu, now, percent)
+        return percent
+
+    def forget_others(self, pids: set[int]) -> None:
+        """Keep only these workers (the others ended)."""
+        self._seen = {pid: seen for pid, seen in self._seen.items() if pid in pids}
+
+
+def worker_cells(w: dict, cpu_percent: float, now: float) -> dict[str, str]:
+    """One row of the workers table, by column key (a worker that did not answer: its index only)."""
+    if "pid" not in w:
+        return {"index": str(w["index"]), "pid": "-", "up": "-", "sessions": "not answering (restarting?)",
+                "cpu": "", "cpu_time": "", "memory": "", "restarts": ""}
+    restarts = str(w["restarts"]) + (f", {last_exit(w['last_exit'], now)}" if w["last_exit"] else "")
+    return {"index": str(w["index"]), "pid": str(w["pid"]), "up": duration(now - w["started"]),
+            "sessions": by_protocol(w["sessions_by_protocol"]), "cpu": f"{cpu_percent:.0f}%",
+            "cpu_time": f"{w['cpu_seconds']:.1f}s" if w["cpu_seconds"] < 60 else duration(w["cpu_seconds"]), "memory": f"{size(w['rss'])}/{size(w['pss'])}",
+            "restarts": restarts}

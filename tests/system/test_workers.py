@@ -8,6 +8,7 @@ connections on different workers opens connections until the admin's list of wor
 from __future__ import annotations
 
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -56,6 +57,18 @@ def worker_pids(proc: ServeProcess) -> list[int]:
     client = admin(proc)
     try:
         return [w.get("pid", 0) for w in client.workers()]
+    finally:
+        client.close()
+
+
+def admin_workers(proc: ServeProcess) -> list[dict] | None:
+    """``AdminClient.workers()``, or None while the first worker (the admin's) restarts."""
+    try:
+        client = admin(proc)
+    except (OSError, ServerNotRunning):
+        return None
+    try:
+        return client.workers()
     finally:
         client.close()
 
@@ -222,7 +235,7 @@ def test_a_killed_worker_is_restarted_and_the_other_sessions_go_on(served):
     wait_for(lambda: (pids := worker_pids_when_up(served)) and victim_pid not in pids and all(pids),
              timeout=5, what="a new worker")
     restarted_after = time.monotonic() - killed
-    assert "killed by signal 9; starting it again" in served.log
+    assert "killed by signal 9 (SIGKILL); starting it again" in served.log
     survivor.command("NOOP")  # the other worker's session never noticed
     survivor.append("INBOX", b"Subject: after the kill\r\n\r\nstill here\r\n")
     assert restarted_after < 2.0, f"the worker came back after {restarted_after:.1f}s"
@@ -231,6 +244,67 @@ def test_a_killed_worker_is_restarted_and_the_other_sessions_go_on(served):
             assert smtp.noop()[0] == 250
     survivor.close()
     victim.close()
+
+
+def test_the_admin_sees_each_workers_restarts_and_how_the_last_one_ended(served):
+    before = {w["index"]: w for w in admin_workers(served)}
+    assert [w["restarts"] for w in before.values()] == [0, 0]
+    assert all(w["last_exit"] is None and w["rss"] >= w["pss"] > 0 for w in before.values())
+    os.kill(before[1]["pid"], signal.SIGKILL)
+    after = wait_for(lambda: (ws := admin_workers(served)) and "pid" in ws[1] and ws[1]["pid"] != before[1]["pid"] and ws,
+                     what="worker 1 to be started again")
+    assert after[1]["restarts"] == 1 and after[0]["restarts"] == 0
+    assert after[1]["last_exit"]["reason"] == "killed by signal 9 (SIGKILL)"
+    assert after[1]["last_exit"]["signal"] == "SIGKILL"
+    assert after[0]["pid"] == before[0]["pid"] and after[0]["last_exit"] is None
+
+    status = run_cli("status", data_dir=served.data_dir)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[1]: line for line in status.stdout.splitlines() if line.startswith("  worker ")}
+    assert f"pid {after[1]['pid']} " in rows["1"] and "restarts 1, last exit: killed by signal 9 (SIGKILL)" in rows["1"]
+    assert f"pid {after[0]['pid']} " in rows["0"] and "restarts 0" in rows["0"] and "last exit" not in rows["0"]
+    assert "Workers: 2" in status.stdout
+
+
+def test_the_servers_uptime_outlives_a_restarted_first_worker(served):
+    first = admin_workers(served)[0]
+    os.kill(first["pid"], signal.SIGKILL)  # the admin's own process
+    after = wait_for(lambda: (ws := admin_workers(served)) and ws[0].get("pid") not in (None, first["pid"]) and ws,
+                     what="worker 0 to be started again")
+    assert after[0]["restarts"] == 1 and after[0]["last_exit"]["signal"] == "SIGKILL"
+    client = admin(served)
+    try:
+        status = client.status()
+    finally:
+        client.close()
+    assert status["pid"] == served.proc.pid
+    assert status["uptime"] > time.time() - after[0]["started"]   # the supervisor's, not the new worker's
+
+
+def test_the_log_view_has_every_processs_lines_each_with_its_pid(served):
+    old = admin_workers(served)[1]["pid"]
+    os.kill(old, signal.SIGKILL)  # the supervisor says so, and the new worker says it serves
+    new = wait_for(lambda: (ws := admin_workers(served)) and ws[1].get("pid") not in (None, old) and ws[1]["pid"],
+                   what="worker 1 to be started again")
+    first = admin_workers(served)[0]["pid"]
+    with smtplib.SMTP("127.0.0.1", served.port("smtp"), timeout=10) as smtp:
+        smtp.noop()
+
+    def lines():
+        client = admin(served)
+        try:
+            return client.log_tail(500)
+        finally:
+            client.close()
+    wait_for(lambda: any(l["pid"] == new and "serving" in l["message"] for l in lines()), what="the new worker's line")
+    tail = lines()
+    supervisor = served.proc.pid
+    assert any(l["pid"] == supervisor and f"(pid {old}) killed by signal 9 (SIGKILL)" in l["message"] for l in tail)
+    assert any(l["pid"] == supervisor and f"started again, pid {new}" in l["message"] for l in tail)
+    assert any(l["pid"] == first and l["message"].startswith("worker 0 serving") for l in tail)
+    # and on stderr every line names its process
+    lines_on_stderr = [line for line in served.log.splitlines() if " INFO " in line or " WARNING " in line]
+    assert lines_on_stderr and all(re.search(r" kotakpos(\.\w+)?\[\d+\]: ", line) for line in lines_on_stderr)
 
 
 def test_a_crash_loop_is_slowed_down_and_logged(served):
@@ -253,7 +327,7 @@ def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(served):
     assert served.terminate() == 0
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or b"zombie" in open(f"/proc/{pid}/status", "rb").read().lower()
-    assert served.log.count("kotakpos: stopped") == 1  # the supervisor, after
+    assert served.log.count(f"kotakpos[{served.proc.pid}]: stopped") == 1  # the supervisor, after
     assert all(f"kotakpos[{pid}]: stopped" in served.log for pid in pids)  # its two workers
 
 

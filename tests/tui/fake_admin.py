@@ -63,15 +63,25 @@ MESSAGES = [
 ]
 
 LOG = [
-    {"type": "log", "time": NOW - 120 + i * 10, "level": level, "name": name, "message": message}
-    for i, (level, name, message) in enumerate((
-        ("INFO", "kotakpos", "ready smtp=0.0.0.0:25 submission=0.0.0.0:587 imap=0.0.0.0:143"),
-        ("INFO", "kotakpos.net", "session 41 open imaps from 192.168.1.23:50122"),
-        ("INFO", "kotakpos.auth", "login ok user=anna@example.org ip=192.168.1.23"),
-        ("WARNING", "kotakpos.auth", "login failed user=admin@example.org ip=203.0.113.50"),
-        ("INFO", "kotakpos.mta", "deferred id=100 to max@partner.example: 451 4.7.1 Greylisted"),
-        ("ERROR", "kotakpos.mta", "bounced id=102 to info@gone.example: no MX or A record"),
+    {"type": "log", "time": NOW - 120 + i * 10, "level": level, "name": name, "pid": pid, "message": message}
+    for i, (level, name, pid, message) in enumerate((
+        ("INFO", "kotakpos", 4242, "ready smtp=0.0.0.0:25 submission=0.0.0.0:587 imap=0.0.0.0:143"),
+        ("INFO", "kotakpos.net", 4250, "session 41 open imaps from 192.168.1.23:50122"),
+        ("INFO", "kotakpos.auth", 4250, "login ok user=anna@example.org ip=192.168.1.23"),
+        ("WARNING", "kotakpos.auth", 13007, "login failed user=admin@example.org ip=203.0.113.50"),
+        ("INFO", "kotakpos.mta", 4250, "deferred id=100 to max@partner.example: 451 4.7.1 Greylisted"),
+        ("ERROR", "kotakpos.mta", 4250, "bounced id=102 to info@gone.example: no MX or A record"),
     ))
+]
+
+# Two workers under the supervisor 4242; the second was killed 40 minutes ago and started again.
+WORKERS = [
+    {"index": 0, "pid": 4250, "started": NOW - 3 * 86400 - 4 * 3600, "sessions": 1,
+     "sessions_by_protocol": {"imap": 1}, "cpu_seconds": 10_800.0, "rss": 71 * 1024 ** 2,
+     "pss": 48 * 1024 ** 2, "restarts": 0, "last_exit": None},
+    {"index": 1, "pid": 13007, "started": NOW - 2400, "sessions": 2, "sessions_by_protocol": {"smtp": 2},
+     "cpu_seconds": 2400 * 0.12, "rss": 64 * 1024 ** 2, "pss": 39 * 1024 ** 2, "restarts": 1,
+     "last_exit": {"reason": "killed by signal 9 (SIGKILL)", "signal": "SIGKILL", "status": None, "at": NOW - 2400}},
 ]
 
 
@@ -115,6 +125,10 @@ class FakeAdmin:
 
     def sessions(self) -> list[dict]:
         return SESSIONS
+
+    def workers(self, sessions: bool = True) -> list[dict]:
+        return [{**w, "session_list": [s for s in SESSIONS if s["protocol"] in w["sessions_by_protocol"]]}
+                if sessions else dict(w) for w in WORKERS]
 
     def blocked(self) -> list[dict]:
         return [{"ip": "127.0.0.1", "failures": 3, "until": 0, "trusted": True},

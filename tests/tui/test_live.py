@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import os
 import time
 import uuid
 
@@ -256,10 +257,27 @@ async def test_the_log_tails_live_with_a_filter(office):
         log = app.screen.query_one("#log", RichLog)
         logging.getLogger("kotakpos.test").warning("the disk is getting full")
         await wait_for(pilot, lambda: "the disk is getting full" in log_text(log), what="the log line")
+        assert f"test[{os.getpid()}]" in log_text(log)     # which process wrote it
         await pilot.press("slash", *"nothing-like-this")
         await wait_for(pilot, lambda: "the disk" not in log_text(log), what="the filter")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: "the disk is getting full" in log_text(log), what="the line again")
+
+
+async def test_the_dashboard_shows_the_server_process_with_its_sessions_cpu_and_memory(tui_app, office):
+    async with tui_app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: tui_app.connected, what="the link")
+        table = tui_app.screen.query_one("#workers", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, what="the process row")
+        assert table.border_title == "Server process"     # workers = 1: no supervisor, no restarts
+        index, pid, _, _, cpu, memory, restarts = table.get_row("0")
+        assert (index, pid, restarts) == ("0", str(os.getpid()), "0")
+        assert cpu.endswith("%") and "M/" in memory
+        client = office.connect("imap")
+        client.recv(1000)
+        await wait_for(pilot, lambda: "imap" in table.get_row("0")[3], timeout=5, what="the session in the row")
+        client.close()
+        await wait_for(pilot, lambda: "imap" not in table.get_row("0")[3], timeout=5, what="the session to go")
 
 
 async def test_a_server_that_goes_away_is_shown_and_reconnected(make_server):

@@ -64,11 +64,39 @@ def test_traffic_continues_the_server_history_and_moves_with_the_clock():
 
 
 def test_the_log_filter_wants_every_word():
-    line = {"level": "WARNING", "name": "kotakpos.auth", "message": "login failed ip=203.0.113.50"}
+    line = {"level": "WARNING", "name": "kotakpos.auth", "pid": 4711, "message": "login failed ip=203.0.113.50"}
     assert models.log_matches(line, "")
     assert models.log_matches(line, "warning 203.0.113")
     assert models.log_matches(line, "AUTH failed")
+    assert models.log_matches(line, "4711 failed")     # one worker's lines
     assert not models.log_matches(line, "auth ok")
+
+
+def test_a_worker_row_says_how_its_predecessor_ended():
+    now = 1_800_000_000.0
+    worker = {"index": 1, "pid": 13007, "started": now - 65, "sessions": 3,
+              "sessions_by_protocol": {"smtp": 1, "imap": 2}, "cpu_seconds": 6.5, "rss": 64 * 1024 ** 2,
+              "pss": 39 * 1024 ** 2, "restarts": 2,
+              "last_exit": {"reason": "killed by signal 9 (SIGKILL)", "signal": "SIGKILL", "status": None, "at": now - 65}}
+    cells = models.worker_cells(worker, 10.0, now)
+    assert cells == {"index": "1", "pid": "13007", "up": "1m05s", "sessions": "imap 2 smtp 1", "cpu": "10%",
+                     "cpu_time": "6.5s", "memory": "64M/39M", "restarts": "2, SIGKILL 1m05s ago"}
+    exited = {**worker, "last_exit": {"reason": "exited with status 1", "signal": None, "status": 1, "at": now - 7200}}
+    assert models.worker_cells(exited, 0, now)["restarts"] == "2, status 1 2h00m ago"
+    first = {**worker, "restarts": 0, "last_exit": None, "sessions_by_protocol": {}}
+    assert models.worker_cells(first, 0, now)["restarts"] == "0"
+    assert models.worker_cells(first, 0, now)["sessions"] == "-"
+    assert models.worker_cells({"index": 1}, 0, now)["sessions"] == "not answering (restarting?)"
+
+
+def test_worker_cpu_is_the_share_of_a_core_between_two_reports():
+    load = models.WorkerLoad()
+    worker = {"pid": 7, "started": 1000.0, "cpu_seconds": 5.0}
+    assert load.percent(worker, 1100.0) == pytest.approx(5.0)        # first report: the average since it started
+    assert load.percent({**worker, "cpu_seconds": 6.0}, 1102.0) == pytest.approx(50.0)
+    assert load.percent({**worker, "cpu_seconds": 6.0}, 1102.0) == pytest.approx(50.0)  # no time passed
+    load.forget_others(set())
+    assert load.percent({**worker, "cpu_seconds": 6.0}, 1200.0) == pytest.approx(3.0)
 
 
 def test_mail_dates_always_show_the_day():

@@ -1,4 +1,5 @@
-"""Dashboard: listeners, uptime, live sessions by protocol, traffic sparklines, queue, store."""
+"""Dashboard: listeners, uptime, live sessions by protocol, the worker processes, traffic
+sparklines, queue, store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,21 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from appliance.tui import models
 from appliance.tui.screens.base import AdminScreen
+from appliance.tui.table import Column, FitTable
+
+# The server's processes. CPU and memory change without events: they are asked for every
+# WORKERS_REFRESH seconds while the dashboard is shown.
+WORKER_COLUMNS = (
+    Column("#", "index"),
+    Column("PID", "pid"),
+    Column("Up", "up"),
+    Column("Sessions", "sessions", narrow_width=14),
+    Column("CPU", "cpu"),
+    Column("CPU time", "cpu_time", narrow=False),
+    Column("RSS/PSS", "memory"),
+    Column("Restarts, last exit", "restarts"),
+)
+WORKERS_REFRESH = 2.0
 
 
 class DashboardScreen(AdminScreen):
@@ -21,6 +37,8 @@ class DashboardScreen(AdminScreen):
         super().__init__()
         self._status: dict | None = None        # the last status() answer
         self._fetched_at = 0.0                   # our clock when it arrived: uptime keeps counting from it
+        self._workers: list[dict] = []          # the last workers() answer
+        self._load = models.WorkerLoad()        # CPU percent between two workers() answers
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="summary")
@@ -31,6 +49,9 @@ class DashboardScreen(AdminScreen):
             now = Static(id="now")
             now.border_title = "Now"
             yield now
+        workers = FitTable(WORKER_COLUMNS, id="workers", cursor_type="none", zebra_stripes=True)
+        workers.border_title = "Workers"
+        yield workers
         with Vertical(id="traffic") as traffic:
             traffic.border_title = f"Messages per minute, last {models.TRAFFIC_MINUTES} min"
             with Horizontal(classes="spark-row"):
@@ -42,6 +63,7 @@ class DashboardScreen(AdminScreen):
 
     def on_mount(self) -> None:
         self.query_one("#listeners", DataTable).add_columns("Listener", "Address", "TLS", "State")
+        self.set_interval(WORKERS_REFRESH, self._refresh_workers)
 
     def _show_listeners(self, listeners: list[dict]) -> None:
         """One row per listener; when all share one host, it goes in the title and rows show ports."""
@@ -58,6 +80,20 @@ class DashboardScreen(AdminScreen):
 
     def reload(self) -> None:
         self.call_admin("status", then=self._show_status)
+        self._refresh_workers()
+
+    def _refresh_workers(self) -> None:
+        if self.app.admin is not None and self.is_current:
+            self.call_admin("workers", False, then=self._show_workers)
+
+    def _show_workers(self, workers: list[dict]) -> None:
+        now = self.app.now()
+        self._workers = workers
+        self._load.forget_others({w["pid"] for w in workers if "pid" in w})
+        table = self.query_one("#workers", FitTable)
+        table.border_title = f"Workers: {len(workers)}" if len(workers) > 1 else "Server process"
+        table.replace_rows([(str(w["index"]), models.worker_cells(w, self._load.percent(w, now) if "pid" in w else 0, now))
+                            for w in workers])
 
     def action_reload(self) -> None:
         self.reload()

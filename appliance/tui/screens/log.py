@@ -23,7 +23,7 @@ class LogScreen(AdminScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="filter: words that must all appear (level, logger or text); / to edit",
+        yield Input(placeholder="filter: words that must all appear (level, logger, pid or text); / to edit",
                     id="log-filter")
         log = RichLog(id="log", max_lines=models.LOG_LINES, wrap=True, markup=False)
         log.border_title = "Server log"
@@ -34,8 +34,9 @@ class LogScreen(AdminScreen):
 
     def _line(self, line: dict) -> Text:
         when = models.clock_time(line["time"], self.app.now())
-        name = line["name"].partition(".")[2] or "server"   # kotakpos.net -> net
-        return Text(f"{when} {line['level']:<7} {name:<6} {line['message']}", style=LEVEL_STYLES.get(line["level"], ""))
+        # net[1234] for kotakpos.net in process 1234: with [server] workers, the supervisor or a worker
+        source = f"{line['name'].partition('.')[2] or 'server'}[{line['pid']}]"
+        return Text(f"{when} {line['level']:<7} {source:<12} {line['message']}", style=LEVEL_STYLES.get(line["level"], ""))
 
     def reload(self) -> None:
         log = self.query_one("#log", RichLog)
