@@ -243,7 +243,7 @@ def folder_in_use(data_dir: Path) -> bool:
 # sessions get the new values and open ones keep theirs. Everything else is bound at start
 # (sockets, names in the certificate, the queue runner, the filters, the schedulers) and
 # takes a restart.
-RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "auth", "check",
+RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "managesieve", "auth", "check",
                         "server.log_level", "server.shutdown_grace"})
 
 
