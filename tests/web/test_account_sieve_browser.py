@@ -10,15 +10,15 @@ from __future__ import annotations
 import shutil
 from urllib.parse import urlencode
 
-import pytest
-
 from appliance.managesieve import replies as R
 from tests.conftest import PASSWORD
 from tests.interop.test_managesieve_sieveconnect import sieve_connect
 from tests.mda_helpers import imap_folders, plain, send
 from tests.protocol.managesieve_wire import SieveWire, literal
+# The browser, the server and the page come from the account page's tests, and so does
+# their skip when Debian's chromium is not installed (pytestmark).
 from tests.web.test_account_browser import (ARTIFACTS, ALICE, DESKTOP, PHONE, browser, notice, office,  # noqa: F401
-                                            open_page, sign_in)
+                                            open_page, pytestmark, sign_in)
 
 BROKEN = 'require "fileinto";\nif header :contains "subject" "invoice" {\n  fileinto "Bills"\n}\n'
 FILING = 'require "fileinto";\nif header :contains "subject" "invoice" {\n  fileinto "Bills";\n}\n'
