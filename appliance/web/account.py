@@ -163,7 +163,7 @@ def _sieve_error(error: dict, text: str, texts: dict) -> dict:
         excerpt = [{"number": n, "text": lines[n - 1], "bad": n == at}
                    for n in range(max(at - SIEVE_EXCERPT, 1), min(at + SIEVE_EXCERPT, len(lines)) + 1)]
         return {"text": texts["sieve_error_line"].format(line=error["line"], reason=error["reason"]),
-                "line": error["line"], "excerpt": excerpt}
+                "excerpt": excerpt}
     if kind == "too_big":
         words = texts["sieve_too_big"].format(size=_size(error["size"]), bytes=error["size"],
                                               limit=_size(error["limit"]), limit_bytes=error["limit"])
@@ -171,7 +171,7 @@ def _sieve_error(error: dict, text: str, texts: dict) -> dict:
         words = texts["sieve_too_many"].format(count=error["limit"])
     else:  # "bad_name", "exists"
         words = texts[f"sieve_{kind}"].format(name=error.get("name", ""))
-    return {"text": words, "line": None, "excerpt": []}
+    return {"text": words, "excerpt": []}
 
 
 def account_routes(site: AccountSite) -> list:
@@ -240,7 +240,7 @@ def account_routes(site: AccountSite) -> list:
         }
 
     async def read_form(request: Request, limit: int) -> dict[str, str]:
-        body = b""
+        body = bytearray()   # grows in place: a Sieve script's form may be megabytes
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
