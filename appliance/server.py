@@ -248,7 +248,7 @@ def folder_in_use(data_dir: Path) -> bool:
 # sessions get the new values and open ones keep theirs. Everything else is bound at start
 # (sockets, names in the certificate, the queue runner, the filters, the schedulers) and
 # takes a restart.
-RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "auth", "check",
+RELOADABLE = frozenset({"limits", "smtp", "pop3", "imap", "managesieve", "auth", "check",
                         "server.log_level", "server.shutdown_grace"})
 
 
@@ -431,7 +431,8 @@ class Server:
         if site is not None:
             from appliance.web.account import AccountSite, account_routes
             account = AccountSite(store, self.ctx.auth, cfg.server.hostname,
-                                  lambda: self.config.auth.require_app_passwords)
+                                  lambda: self.config.auth.require_app_passwords,
+                                  managesieve=lambda: self.config.managesieve)
             https_app = app.https_app(site, account_routes(account))
         self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,
                                app.http_app(site, challenges, (lambda: self.web.port("https")) if site else None),

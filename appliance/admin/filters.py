@@ -14,7 +14,7 @@ from appliance.store import Delivery, Notice, NotFound
 class FiltersAdmin:
     FILTERS_PUBLIC = frozenset({
         "quarantine_list", "quarantine_show", "quarantine_release", "quarantine_delete",
-        "rules_get", "rules_set", "rules_check", "rules_list", "receipts", "receipts_policy",
+        "rules_get", "rules_set", "rules_check", "rules_list", "rules_scripts", "receipts", "receipts_policy",
     })
 
     # -- quarantine ------------------------------------------------------------------------
@@ -64,9 +64,20 @@ class FiltersAdmin:
         return [{"name": s.name, "active": s.active, "size": s.size, "updated": s.updated}
                 for s in self.store.list_sieve_scripts(self._user(address).id)]
 
-    def rules_get(self, address: str) -> str:
-        """The user's active Sieve script ("" when none is active)."""
-        return self.store.get_sieve(self._user(address).id)
+    def rules_scripts(self, address: str) -> dict:
+        """Every script delivery may run for the user, as the TUI and ``kotakpos rules list``
+        show them: {"account_rules": the account page's script ("" when none), run first;
+        "scripts": ``rules_list``, the one marked active runs next}."""
+        user = self._user(address)
+        return {"account_rules": self.store.get_account_rules(user.id), "scripts": self.rules_list(address)}
+
+    def rules_get(self, address: str, name: str = "") -> str:
+        """The text of the user's script ``name``; without a name, of the active script ("" when
+        none is active)."""
+        user = self._user(address)
+        if not name:
+            return self.store.get_sieve(user.id)
+        return self._filters_store_call(self.store.get_sieve_script, user.id, name)
 
     def rules_check(self, script: str, address: str = "") -> dict:
         """Parse a script without storing it: {"ok": bool, "line": n, "error": text, "warnings":

@@ -6,7 +6,6 @@ over the store) and prints its answer.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
@@ -69,30 +68,36 @@ def quarantine_delete(paths, quarantine_id):
     click.echo(f"deleted {quarantine_id}")
 
 
-def _script(file) -> str:
-    return (file or sys.stdin).read()
-
-
 @main.command()
 @click.argument("address")
-@click.argument("action", type=click.Choice(["get", "set", "check", "list"]))
-@click.argument("file", type=click.File("r"), required=False)
+@click.argument("action", type=click.Choice(["get", "set", "check", "list", "show"]))
+@click.argument("target", required=False, metavar="[FILE|NAME]")
 @with_paths
-def rules(paths, address, action, file):
-    """Show, store or check ADDRESS's active Sieve script (set/check read FILE or standard
-    input), or list all of ADDRESS's scripts (the user's own, over ManageSieve)."""
+def rules(paths, address, action, target):
+    """ADDRESS's Sieve scripts. get, set and check act on the active script (set and check read
+    FILE, or standard input). list names every script delivery may run: the account rules
+    (the account page's out-of-office, forwarding and filters), run first, then each of
+    the user's own scripts (over ManageSieve or the account page), * marking the active one.
+    show NAME prints that script; show alone prints the account rules and the active
+    script, in the order delivery runs them."""
     with admin(paths) as api:
         if action == "get":
             click.echo(api.rules_get(address), nl=False)
             return
         if action == "list":
-            scripts = api.rules_list(address)
-            if not scripts:
-                click.echo(f"{address} has no Sieve scripts.")
-            for s in scripts:
-                click.echo(f"{'*' if s['active'] else ' '} {s['name']:<30} {s['size']:>8} {_when(s['updated'])}")
+            _list_scripts(address, api.rules_scripts(address))
             return
-        script = _script(file)
+        if action == "show":
+            if target:
+                click.echo(api.rules_get(address, target), nl=False)
+                return
+            _show_delivery_scripts(api.rules_scripts(address), api.rules_get(address))
+            return
+        try:
+            with click.open_file(target or "-") as file:
+                script = file.read()
+        except OSError as e:
+            raise click.ClickException(f"cannot read {target}: {e.strerror}") from None
         if action == "check":
             result = api.rules_check(script, address)
             if not result["ok"]:
@@ -103,6 +108,33 @@ def rules(paths, address, action, file):
             return
         api.rules_set(address, script)
     click.echo(f"stored the rules of {address}")
+
+
+ACCOUNT_RULES = "(account rules)"   # how list and show name the account page's script
+
+
+def _list_scripts(address: str, scripts: dict) -> None:
+    if not scripts["account_rules"] and not scripts["scripts"]:
+        click.echo(f"{address} has no Sieve scripts.")
+        return
+    if scripts["account_rules"]:
+        click.echo(f"+ {ACCOUNT_RULES:<30} {len(scripts['account_rules'].encode()):>8} runs first")
+    for s in scripts["scripts"]:
+        click.echo(f"{'*' if s['active'] else ' '} {s['name']:<30} {s['size']:>8} {_when(s['updated'])}")
+
+
+def _show_delivery_scripts(scripts: dict, active_text: str) -> None:
+    active = next((s["name"] for s in scripts["scripts"] if s["active"]), None)
+    parts = []
+    if scripts["account_rules"]:
+        parts.append((f"{ACCOUNT_RULES}, run first", scripts["account_rules"]))
+    if active is not None:
+        parts.append((f"the active script {active!r}", active_text))
+    if not parts:
+        click.echo("# no script runs: every message goes to INBOX (or Junk, by the spam filter)")
+    for title, text in parts:
+        click.echo(f"# ---- {title} ----")
+        click.echo(text if text.endswith("\n") else text + "\n", nl=False)
 
 
 @main.command()

@@ -101,6 +101,10 @@ def _checked(value, default, metadata, key_path, text, path):
                 line = _line_of(text, key_path[:-1], key_path[-1])
                 raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' cannot be {item!r}; "
                                   f"allowed: {', '.join(map(repr, choices))}")
+    low, high = metadata.get("minimum"), metadata.get("maximum")
+    if (low is not None and value < low) or (high is not None and value > high):
+        line = _line_of(text, key_path[:-1], key_path[-1])
+        raise ConfigError(f"{path}:{line}: '{'.'.join(key_path)}' must be {_range(metadata)}, not {value!r}")
     if metadata.get("values") == "host:port":
         for name, item in value.items():
             if not _is_host_port(item):
@@ -118,6 +122,16 @@ def _is_host_port(text: str) -> bool:
         host, separator, port = text.rpartition(":")
         separator = separator if ":" not in host else ""  # a bare IPv6 address has no port
     return bool(host and separator and port.isdigit() and 0 < int(port) < 65536)
+
+
+def _range(metadata) -> str:
+    """A number setting's range in words: "from 1 to 10", "at least 1" (None: no range)."""
+    low, high = metadata.get("minimum"), metadata.get("maximum")
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    return f"at most {high}" if high is not None else None
 
 
 def _type_name(t) -> str:
@@ -163,7 +177,8 @@ def sample_text() -> str:
         tables = [f for f in fields if isinstance(getattr(defaults, f.name), dict)]
         for f in fields:
             if f not in tables:
-                lines.append(f"# {f.metadata['doc']}")
+                allowed = _range(f.metadata)
+                lines.append(f"# {f.metadata['doc']}" + (f" Allowed: {allowed}." if allowed else ""))
                 lines.append(f"# {f.name} = {_toml_value(getattr(defaults, f.name))}")
         for f in tables:
             lines.append(f"# {f.metadata['doc']} Uncomment the [{section.name}.{f.name}] line too: "

@@ -12,13 +12,14 @@ import socket
 from dataclasses import dataclass, field
 
 
-def setting(default, doc: str, choices: tuple = (), values: str = "", **kw):
+def setting(default, doc: str, choices: tuple = (), values: str = "", minimum=None, maximum=None, **kw):
     """A config field with its documentation (mutable defaults are copied per instance).
 
     ``choices``: the only values allowed (an enumerated setting). ``values``: the form each
     value of a table setting must have; "host:port" is the one the loader knows.
+    ``minimum``, ``maximum``: the range of a number (either end may be left open).
     """
-    metadata = {"doc": doc, "choices": choices, "values": values}
+    metadata = {"doc": doc, "choices": choices, "values": values, "minimum": minimum, "maximum": maximum}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata, **kw)
     return field(default=default, metadata=metadata, **kw)
@@ -98,6 +99,12 @@ class Pop3Section:
 class ImapSection:
     idle_timeout: float = setting(1800.0, "Seconds a logged-in IMAP client may stay silent (RFC 3501: at least 30 minutes).")
     max_errors: int = setting(20, "Bad commands in a row before the session is closed.")
+
+
+@dataclass(frozen=True)
+class ManagesieveSection:
+    max_script_size: int = setting(1048576, "Largest Sieve script a user may store, in bytes (1 MiB, as Pigeonhole's sieve_max_script_size): ManageSieve's HAVESPACE and PUTSCRIPT and the account page's editor refuse a bigger one with this limit.", minimum=1, maximum=16777216)
+    max_scripts: int = setting(50, "Sieve scripts a user may keep (one of them active), over ManageSieve and on the account page.", minimum=1, maximum=10000)
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,7 @@ class Config:
     smtp: SmtpSection = field(default_factory=SmtpSection)
     pop3: Pop3Section = field(default_factory=Pop3Section)
     imap: ImapSection = field(default_factory=ImapSection)
+    managesieve: ManagesieveSection = field(default_factory=ManagesieveSection)
     dns: DnsSection = field(default_factory=DnsSection)
     mta: MtaSection = field(default_factory=MtaSection)
     mda: MdaSection = field(default_factory=MdaSection)

@@ -16,7 +16,9 @@ Choices where the RFC leaves room:
 - Logins go through the shared `Authenticator`, so a guesser is slowed and blocked across
   IMAP, POP3, SMTP and ManageSieve together.
 - A script is parsed before it is stored: PUTSCRIPT of an invalid script answers NO with
-  the line and the reason, and nothing is stored. Scripts are kept byte for byte as the
+  the line and the reason, and nothing is stored. Names and scripts pass the checks of
+  `appliance.mda.scripts`, the account page's Sieve editor's too, within the
+  ``[managesieve]`` limits (max_script_size, max_scripts). Scripts are kept byte for byte as the
   client sent them, so GETSCRIPT returns exactly what PUTSCRIPT stored.
 - The active script runs after the user's account rules (see `appliance.mda.rules`), so
   activating a script never turns an out-of-office off.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import unicodedata
 
 from appliance.auth.sasl import SaslError, decode_plain
 from appliance.managesieve import replies
@@ -17,7 +16,7 @@ from appliance.managesieve.errors import (AuthFailed, CommandSyntaxError, Comman
                                           ManageSieveError, ServerError, UserError)
 from appliance.managesieve.parse import Command, InvalidCommand, parse_command, parse_string_line
 from appliance.managesieve.reader import CommandReader
-from appliance.mda import rules, sieve
+from appliance.mda import rules, scripts, sieve
 from appliance.net.conn import ConnectionClosed, IdleTimeout, LineTooLong
 from appliance.store import AlreadyExists, NotFound, QuotaExceeded, ScriptActive
 
@@ -26,16 +25,13 @@ log = logging.getLogger("kotakpos.managesieve")
 IMPLEMENTATION = "Kotakpos"
 # A command line without its literals: names and SASL responses fit with room to spare.
 LINE_LIMIT = 8192
-# The largest script a user may store (Pigeonhole's default sieve_max_script_size).
-MAX_SCRIPT_SIZE = 1024 * 1024
-# A literal up to this size over the limit is read and dropped so the client gets NO
-# (QUOTA/MAXSIZE) and may go on; beyond it the session ends.
-DROP_LIMIT = 16 * MAX_SCRIPT_SIZE
+# The largest script and the number of scripts a user may keep are [managesieve]
+# max_script_size and max_scripts, read for each command (a reload applies at once). A
+# literal up to DROP_FACTOR times the size limit is read and dropped so the client gets
+# NO (QUOTA/MAXSIZE) and may go on; beyond it the session ends.
+DROP_FACTOR = 16
 # Before login, literals only carry SASL responses and the like.
 UNAUTHENTICATED_LITERAL_LIMIT = 4096
-MAX_SCRIPTS = 50  # scripts per user (RFC 5804 §1.3 QUOTA/MAXSCRIPTS)
-# RFC 5804 §1.6: names of at least 128 characters must be allowed.
-MAX_NAME_LENGTH = 256
 MAX_ERRORS = 10  # bad commands and failed logins before the session is closed with BYE
 IDLE_TIMEOUT = 1800.0  # seconds a logged-in client may stay silent (as IMAP's default)
 FLUSH_THRESHOLD = 1 << 20
@@ -115,7 +111,8 @@ class ManageSieveSession:
 
     def _literal_limits(self) -> tuple[int, int]:
         if self.state is State.AUTHENTICATED:
-            return MAX_SCRIPT_SIZE, DROP_LIMIT
+            size = self.ctx.config.managesieve.max_script_size
+            return size, DROP_FACTOR * size
         return UNAUTHENTICATED_LITERAL_LIMIT, UNAUTHENTICATED_LITERAL_LIMIT
 
     def _dispatch(self, data: bytes) -> None:
@@ -254,20 +251,21 @@ class ManageSieveSession:
     def cmd_HAVESPACE(self, command: Command) -> None:
         """RFC 5804 §2.5: would a PUTSCRIPT of this name and size succeed?"""
         name = _script_name(command.args[0])
-        if command.args[1] > MAX_SCRIPT_SIZE:
+        limits = self.ctx.config.managesieve
+        if command.args[1] > limits.max_script_size:
             raise UserError(replies.NO_MAXSIZE)
         store = self.ctx.store
         names = {s.name for s in store.list_sieve_scripts(self.user.id)}
-        if name not in names and len(names) >= MAX_SCRIPTS:
+        if name not in names and len(names) >= limits.max_scripts:
             raise UserError(replies.NO_MAXSCRIPTS)
         self._send(replies.OK_SPACE)
 
     def cmd_PUTSCRIPT(self, command: Command) -> None:
         """RFC 5804 §2.6: checked before it is stored; an invalid script stores nothing."""
         name = _script_name(command.args[0])
-        script, commands = _checked_script(command.args[1])
+        script, commands = self._checked_script(command.args[1])
         try:
-            self.ctx.store.put_sieve_script(self.user.id, name, script, MAX_SCRIPTS)
+            self.ctx.store.put_sieve_script(self.user.id, name, script, self.ctx.config.managesieve.max_scripts)
         except QuotaExceeded:
             raise UserError(replies.NO_MAXSCRIPTS) from None
         log.info("session %s: managesieve %s stored script %r (%d octets)", self.conn.info.id, self.user.address,
@@ -276,8 +274,20 @@ class ManageSieveSession:
 
     def cmd_CHECKSCRIPT(self, command: Command) -> None:
         """RFC 5804 §2.12: PUTSCRIPT's check without storing."""
-        _, commands = _checked_script(command.args[0])
+        _, commands = self._checked_script(command.args[0])
         self._send(self._warnings(commands) or replies.OK_VALID)
+
+    def _checked_script(self, raw: bytes) -> tuple[str, list[sieve.Command]]:
+        """The script as text and as commands, checked as the account page's editor checks
+        it (`appliance.mda.scripts`): within the size limit, UTF-8, parsed."""
+        try:
+            return scripts.checked_script(raw, self.ctx.config.managesieve.max_script_size)
+        except scripts.TooBig:
+            raise UserError(replies.NO_MAXSIZE) from None
+        except scripts.NotUtf8:
+            raise UserError(replies.NO_NOT_UTF8) from None
+        except scripts.Invalid as e:
+            raise UserError(replies.invalid_script(e.line, e.reason)) from None
 
     def _warnings(self, commands: list[sieve.Command]) -> bytes | None:
         """OK (WARNINGS) for a valid script that files into folders the user lacks."""
@@ -339,31 +349,11 @@ ManageSieveSession._handlers = {
 
 
 def _script_name(raw: bytes) -> str:
-    """RFC 5804 §1.6: a non-empty UTF-8 name without control characters, line or
-    paragraph separators. Anything else is refused, not stored."""
+    """RFC 5804 §1.6: a name is refused, not stored, unless ``scripts.checked_name`` allows it."""
     try:
-        name = raw.decode("utf-8")
-    except UnicodeDecodeError:
+        return scripts.checked_name(raw)
+    except scripts.BadName:
         raise CommandSyntaxError(replies.NO_BAD_NAME) from None
-    if not name or len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c) == "Cc" or c in "\u2028\u2029"
-                                                      for c in name):
-        raise CommandSyntaxError(replies.NO_BAD_NAME)
-    return name
-
-
-def _checked_script(raw: bytes) -> tuple[str, list[sieve.Command]]:
-    """The script as text and as commands, once it fits the limit, is UTF-8 and parses
-    (RFC 5804 §2.6)."""
-    if len(raw) > MAX_SCRIPT_SIZE:
-        raise UserError(replies.NO_MAXSIZE)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UserError(replies.NO_NOT_UTF8) from None
-    try:
-        return text, sieve.parse(text)
-    except sieve.SieveError as e:
-        raise UserError(replies.invalid_script(e.line, e.reason)) from None
 
 
 def _redacted(command: Command | InvalidCommand, data: bytes) -> str:

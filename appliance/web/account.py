@@ -1,5 +1,6 @@
 """The account page: each user changes their own password, app passwords, two-step sign-in,
-sees their usage and sets up a device (HTTPS only).
+sees their usage, sets up a device and, if they know Sieve, edits their own Sieve scripts
+(HTTPS only).
 
 Routes (``/`` sends to ``/account``):
 
@@ -13,6 +14,10 @@ Routes (``/`` sends to ``/account``):
     POST /account/app-passwords/revoke     id
     POST /account/totp/start | confirm | off
     POST /account/out-of-office, /account/forwarding, /account/filters[/delete]   (rules_panels.py)
+    POST /account/sieve/save               name, script, new, action (save | check): a Sieve script
+    POST /account/sieve/activate           name, on ("1" makes it the active script, "0" leaves none active)
+    POST /account/sieve/rename             name, new
+    POST /account/sieve/delete             name
 
 Every POST carries the session's CSRF token and answers with a redirect to the page
 (post/redirect/get); what a POST has to say (a new app password, recovery codes, an error)
@@ -44,7 +49,10 @@ from starlette.staticfiles import StaticFiles
 from appliance.auth import Authenticator, totp
 from appliance.auth.app_passwords import digest, new_app_password
 from appliance.auth.passwords import weakness
+from appliance.config.schema import ManagesieveSection
+from appliance.mda import rules, scripts
 from appliance.mda.account_rules import RuleError
+from appliance.store import AlreadyExists, NotFound, QuotaExceeded, ScriptActive
 from appliance.web import i18n, rules_panels
 from appliance.web.sessions import COOKIE, Sessions, WebSession
 
@@ -54,7 +62,7 @@ HERE = Path(__file__).parent
 MAX_FORM = 16 * 1024        # bytes of a posted form
 MAX_DEVICE_NAME = 64
 RECOVERY_CODES = 10
-PANELS = ("password", "out_of_office", "forwarding", "filters", "app_passwords", "totp", "usage",
+PANELS = ("password", "out_of_office", "forwarding", "filters", "sieve", "app_passwords", "totp", "usage",
           "setup")  # templates/panels/NAME.html, in page order
 HEADERS = {
     "Cache-Control": "no-store",
@@ -76,6 +84,8 @@ class AccountSite:
     # a code lives 90 seconds at most, less than any restart).
     totp_steps: dict[int, int] = field(default_factory=dict)
     totp_lock: threading.Lock = field(default_factory=threading.Lock)
+    # [managesieve] as reloaded: the Sieve editor's limits are ManageSieve's
+    managesieve: Callable[[], ManagesieveSection] = ManagesieveSection
 
 
 class FormRefused(Exception):
@@ -104,6 +114,67 @@ def _qr(text: str) -> str:
 
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+# -- the Sieve editor's panel ---------------------------------------------------------------
+
+SIEVE_EXCERPT = 2   # lines shown before and after the line of an error
+SIEVE_PLACEHOLDER = 'require "fileinto";\nif header :contains "subject" "invoice" {\n  fileinto "Invoices";\n}'
+
+
+def _sieve_panel(store, user_id: int, chosen: str | None, draft: dict | None, limits: ManagesieveSection,
+                 texts: dict) -> dict:
+    """What panels/sieve.html shows: the user's scripts (ManageSieve's), which is active, and
+    the editor: the draft of the last check or save if any, else the script chosen by
+    ``?script=NAME``, else a new one."""
+    listed = store.list_sieve_scripts(user_id)
+    names = {s.name for s in listed}
+    if draft is not None:
+        editor = {"name": draft["name"], "text": draft["text"], "new": draft["new"] or draft["name"] not in names}
+    elif chosen in names:
+        editor = {"name": chosen, "text": store.get_sieve_script(user_id, chosen), "new": False}
+    else:
+        editor = {"name": "", "text": "", "new": True}
+    error = draft.get("error") if draft else None
+    return {"sieve": {
+        "scripts": [{"name": s.name, "active": s.active, "size": _size(s.size), "updated": _when(s.updated),
+                     "url": f"/account?script={quote(s.name, safe='')}#sieve-editor"} for s in listed],
+        "active": next((s.name for s in listed if s.active), None),
+        "account_rules": bool(store.get_account_rules(user_id)),
+        "limits": texts["sieve_limits"].format(size=_size(limits.max_script_size), count=limits.max_scripts),
+        "editor": editor,
+        "editor_active": any(s.active and s.name == editor["name"] for s in listed),
+        "error": _sieve_error(error, editor["text"], texts) if error else None,
+        "warnings": [texts["sieve_warning"].format(**w) for w in (draft or {}).get("warnings", ())],
+        "valid": bool(draft and draft.get("valid")),
+        "placeholder": SIEVE_PLACEHOLDER,
+    }}
+
+
+def _pop_sieve_draft(session: WebSession) -> dict | None:
+    draft, session.sieve_draft = session.sieve_draft, None
+    return draft
+
+
+def _sieve_error(error: dict, text: str, texts: dict) -> dict:
+    """The editor's error in words; a parse error also quotes its line with its neighbours,
+    the line itself marked."""
+    kind = error["kind"]
+    if kind == "invalid":
+        lines = text.splitlines() or [""]
+        at = min(max(error["line"], 1), len(lines))
+        excerpt = [{"number": n, "text": lines[n - 1], "bad": n == at}
+                   for n in range(max(at - SIEVE_EXCERPT, 1), min(at + SIEVE_EXCERPT, len(lines)) + 1)]
+        return {"text": texts["sieve_error_line"].format(line=error["line"], reason=error["reason"]),
+                "excerpt": excerpt}
+    if kind == "too_big":
+        words = texts["sieve_too_big"].format(size=_size(error["size"]), bytes=error["size"],
+                                              limit=_size(error["limit"]), limit_bytes=error["limit"])
+    elif kind == "too_many":
+        words = texts["sieve_too_many"].format(count=error["limit"])
+    else:  # "bad_name", "exists"
+        words = texts[f"sieve_{kind}"].format(name=error.get("name", ""))
+    return {"text": words, "excerpt": []}
 
 
 def account_routes(site: AccountSite) -> list:
@@ -168,13 +239,15 @@ def account_routes(site: AccountSite) -> list:
             "usage": usage, "folders": folders,
             "thunderbird": f"{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={quote(session.address)}",
             "apple": apple, "apple_qr": _qr(apple), "server": site.hostname,
+            **_sieve_panel(store, user_id, request.query_params.get("script"), _pop_sieve_draft(session),
+                           site.managesieve(), texts),
         }
 
-    async def read_form(request: Request) -> dict[str, str]:
-        body = b""
+    async def read_form(request: Request, limit: int) -> dict[str, str]:
+        body = bytearray()   # grows in place: a Sieve script's form may be megabytes
         async for chunk in request.stream():
             body += chunk
-            if len(body) > MAX_FORM:
+            if len(body) > limit:
                 raise FormRefused("form too large")
         try:
             fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
@@ -182,13 +255,14 @@ def account_routes(site: AccountSite) -> list:
             raise FormRefused("too many fields") from None
         return {name: values[0] for name, values in fields.items()}
 
-    def checked(handler, signed_in: bool = True):
+    def checked(handler, signed_in: bool = True, form_limit: Callable[[], int] = lambda: MAX_FORM):
         """A POST route: a live session, its CSRF token, then ``handler(request, session, form)``
-        in a worker thread (it may hash a password or wait for the store)."""
+        in a worker thread (it may hash a password or wait for the store). ``form_limit``:
+        the largest form body it takes, in bytes."""
         async def endpoint(request: Request) -> Response:
             session = sessions.get(request.cookies.get(COOKIE))
             try:
-                form = await read_form(request)
+                form = await read_form(request, form_limit())
                 if session is None or not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
                     raise FormRefused("no session or wrong CSRF token")
                 if signed_in and session.user_id is None:
@@ -368,15 +442,109 @@ def account_routes(site: AccountSite) -> list:
         def handler(request: Request, session: WebSession, form: dict) -> Response:
             user = site.store.get_user_by_id(session.user_id)
             try:
-                rules, what = apply(site.store, user, form)
+                model, what = apply(site.store, user, form)
             except RuleError as e:
                 note(session, "error", e.key, name=e.name)
                 return to_page(session)
-            rules_panels.save(site.store, user.id, rules)
+            rules_panels.save(site.store, user.id, model)
             note(session, "ok", done)
             log.info("account page: %s %s ip=%s", user.address, what, _client_ip(request))
             return to_page(session)
         return handler
+    # -- Sieve scripts: the raw editor --------------------------------------------------
+    # The scripts ManageSieve keeps, checked by the same function (mda.scripts) within the
+    # same [managesieve] limits; each answer goes back to the editor.
+
+    def to_editor(session: WebSession, name: str = "") -> Response:
+        where = "/account" + (f"?script={quote(name, safe='')}" if name else "") + "#sieve-editor"
+        return with_cookie(RedirectResponse(where, 303), session)
+
+    def sieve_form_limit() -> int:
+        # A form encodes each byte of the script in at most three ("%E2"), plus the other fields.
+        return 3 * site.managesieve().max_script_size + MAX_FORM
+
+    def sieve_save(request: Request, session: WebSession, form: dict) -> Response:
+        limits = site.managesieve()
+        name, text, new = form.get("name", ""), form.get("script", ""), form.get("new") == "1"
+        session.sieve_draft = draft = {"name": name, "text": text, "new": new}
+        try:
+            name = scripts.checked_name(name)
+            text, commands = scripts.checked_script(text, limits.max_script_size)
+        except scripts.BadName:
+            draft["error"] = {"kind": "bad_name"}
+        except scripts.TooBig as e:
+            draft["error"] = {"kind": "too_big", "size": e.size, "limit": e.limit}
+        except scripts.Invalid as e:
+            draft["error"] = {"kind": "invalid", "line": e.line, "reason": e.reason}
+        if "error" in draft:
+            note(session, "error", "sieve_not_saved")
+            return to_editor(session)
+        draft["warnings"] = [{"line": f.line, "folder": f.folder}
+                             for f in rules.missing_folders(site.store, session.user_id, commands)]
+        if form.get("action") == "check":
+            draft["valid"] = True
+            note(session, "ok", "sieve_valid")
+            return to_editor(session)
+        if new and any(s.name == name for s in site.store.list_sieve_scripts(session.user_id)):
+            draft["error"] = {"kind": "exists", "name": name}
+            note(session, "error", "sieve_not_saved")
+            return to_editor(session)
+        try:
+            site.store.put_sieve_script(session.user_id, name, text, limits.max_scripts)
+        except QuotaExceeded:
+            draft["error"] = {"kind": "too_many", "limit": limits.max_scripts}
+            note(session, "error", "sieve_not_saved")
+            return to_editor(session)
+        draft["new"] = False
+        note(session, "ok", "sieve_saved", name=name)
+        log.info("account page: %s stored Sieve script %r (%d octets) ip=%s", session.address, name,
+                 len(text.encode()), _client_ip(request))
+        return to_editor(session, name)
+
+    def sieve_activate(request: Request, session: WebSession, form: dict) -> Response:
+        name, on = form.get("name", ""), form.get("on") == "1"
+        try:
+            site.store.activate_sieve_script(session.user_id, name if on else None)
+        except NotFound:
+            note(session, "error", "sieve_gone", name=name)
+            return to_editor(session)
+        note(session, "ok", "sieve_activated" if on else "sieve_deactivated", name=name)
+        log.info("account page: %s %s Sieve script %r ip=%s", session.address, "activated" if on else "deactivated",
+                 name, _client_ip(request))
+        return to_editor(session, name)
+
+    def sieve_rename(request: Request, session: WebSession, form: dict) -> Response:
+        old, new = form.get("name", ""), form.get("new", "")
+        try:
+            new = scripts.checked_name(new)
+            site.store.rename_sieve_script(session.user_id, old, new)
+        except scripts.BadName:
+            note(session, "error", "sieve_bad_name")
+            return to_editor(session, old)
+        except NotFound:
+            note(session, "error", "sieve_gone", name=old)
+            return to_editor(session)
+        except AlreadyExists:
+            note(session, "error", "sieve_exists", name=new)
+            return to_editor(session, old)
+        note(session, "ok", "sieve_renamed", name=new)
+        log.info("account page: %s renamed Sieve script %r to %r ip=%s", session.address, old, new,
+                 _client_ip(request))
+        return to_editor(session, new)
+
+    def sieve_delete(request: Request, session: WebSession, form: dict) -> Response:
+        name = form.get("name", "")
+        try:
+            site.store.delete_sieve_script(session.user_id, name)
+        except NotFound:
+            note(session, "error", "sieve_gone", name=name)
+            return to_editor(session)
+        except ScriptActive:
+            note(session, "error", "sieve_is_active")
+            return to_editor(session, name)
+        note(session, "ok", "sieve_deleted", name=name)
+        log.info("account page: %s deleted Sieve script %r ip=%s", session.address, name, _client_ip(request))
+        return to_editor(session)
 
     return [
         Route("/", lambda request: RedirectResponse("/account", 303)),
@@ -393,5 +561,9 @@ def account_routes(site: AccountSite) -> list:
         Route("/account/totp/off", checked(totp_off), methods=["POST"]),
         *(Route(path, checked(rules_form(apply, done)), methods=["POST"])
           for path, (apply, done) in rules_panels.FORMS.items()),
+        Route("/account/sieve/save", checked(sieve_save, form_limit=sieve_form_limit), methods=["POST"]),
+        Route("/account/sieve/activate", checked(sieve_activate), methods=["POST"]),
+        Route("/account/sieve/rename", checked(sieve_rename), methods=["POST"]),
+        Route("/account/sieve/delete", checked(sieve_delete), methods=["POST"]),
         Mount("/account/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -33,6 +33,7 @@ class WebSession:
     pending_user_id: int | None = None  # the password was right; the TOTP code is still asked
     totp_secret: str | None = None      # being enrolled: shown, not yet confirmed
     notices: list = field(default_factory=list)   # (kind, text key, value shown once) for the next page
+    sieve_draft: dict | None = None     # the Sieve editor's last check or save (text, error), shown once
 
 
 class Sessions:

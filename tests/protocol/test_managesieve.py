@@ -11,7 +11,8 @@ import pytest
 
 from appliance.managesieve import replies as R
 from appliance.managesieve import session as managesieve_session
-from appliance.mda import sieve
+from appliance.config import load, with_overrides
+from appliance.mda import scripts, sieve
 from tests.conftest import PASSWORD
 from tests.mda_helpers import folder, plain, send
 from tests.protocol.imapconv import Conversation
@@ -262,7 +263,7 @@ def test_names_that_are_not_names_are_refused(server, alice):
     c.transact(b'PUTSCRIPT "tab\there" "keep;"', R.NO_BAD_NAME)
     c.transact(b'PUTSCRIPT "\xff\xfe" "keep;"', R.NO_BAD_NAME)
     c.transact(b'PUTSCRIPT ' + literal("line\r\nbreak") + b' "keep;"', R.NO_BAD_NAME)
-    c.transact('PUTSCRIPT "' + "n" * (managesieve_session.MAX_NAME_LENGTH + 1) + '" "keep;"', R.NO_BAD_NAME)
+    c.transact('PUTSCRIPT "' + "n" * (scripts.MAX_NAME_LENGTH + 1) + '" "keep;"', R.NO_BAD_NAME)
     c.send("LISTSCRIPTS")
     assert c.until_ok() == []
 
@@ -300,7 +301,8 @@ def test_checkscript(server, alice):
 
 def test_a_script_over_the_size_limit_is_refused_and_the_session_goes_on(server, alice):
     c = login(server)
-    big = "# " + "x" * managesieve_session.MAX_SCRIPT_SIZE + "\r\nkeep;\r\n"
+    big = "# " + "x" * server.config.managesieve.max_script_size + "\r\nkeep;\r\n"
+    assert server.config.managesieve.max_script_size == 1024 * 1024   # the default
     c.transact('HAVESPACE "big" %d' % len(big.encode()), R.NO_MAXSIZE)
     c.transact(b'PUTSCRIPT "big" ' + literal(big), R.NO_MAXSIZE)
     c.transact(b"CHECKSCRIPT " + literal(big), R.NO_MAXSIZE)
@@ -330,8 +332,39 @@ def test_more_literals_than_any_command_takes_end_the_session(server, alice):
     assert c.closed()
 
 
-def test_havespace_and_the_script_count(server, alice, monkeypatch):
-    monkeypatch.setattr(managesieve_session, "MAX_SCRIPTS", 2)
+def test_the_configured_size_limit_is_the_one_applied(make_server, tmp_path):
+    config = tmp_path / "kotakpos.toml"
+    config.write_text("[managesieve]\nmax_script_size = 300\n")
+    server = make_server(managesieve={"max_script_size": load(config).managesieve.max_script_size})
+    server.add_user(ALICE)
+    c = login(server)
+    fits = "#" * (300 - len("\r\nkeep;")) + "\r\nkeep;"
+    assert len(fits.encode()) == 300
+    c.transact('HAVESPACE "a" 300', R.OK_SPACE)
+    c.transact('HAVESPACE "a" 301', R.NO_MAXSIZE)
+    c.transact(b'PUTSCRIPT "a" ' + literal("#" + fits), R.NO_MAXSIZE)
+    c.transact(b"CHECKSCRIPT " + literal("#" + fits), R.NO_MAXSIZE)
+    c.transact(b'PUTSCRIPT "a" ' + literal(fits), R.OK_STORED)
+    # A literal far over the limit (past DROP_FACTOR times it) is not read: the session ends.
+    c.send_raw(b'PUTSCRIPT "b" {%d+}\r\n' % (300 * managesieve_session.DROP_FACTOR + 1))
+    c.expect(R.BYE_LITERAL_TOO_BIG)
+    assert [s.name for s in server.store.list_sieve_scripts(server.store.get_user(ALICE).id)] == ["a"]
+
+
+def test_a_reloaded_size_limit_applies_to_the_next_command(make_server):
+    server = make_server(managesieve={"max_script_size": 100})
+    server.add_user(ALICE)
+    c = login(server)
+    c.transact('HAVESPACE "a" 500', R.NO_MAXSIZE)
+    server.server.reread_config = lambda: with_overrides(server.config, managesieve={"max_script_size": 1000})
+    server.server.reload()
+    c.transact('HAVESPACE "a" 500', R.OK_SPACE)
+    c.transact(b'PUTSCRIPT "a" ' + literal("#" * 490 + "\r\nkeep;"), R.OK_STORED)
+
+
+def test_havespace_and_the_script_count(make_server):
+    server = make_server(managesieve={"max_scripts": 2})
+    server.add_user(ALICE)
     c = login(server)
     c.transact('HAVESPACE "a" 100', R.OK_SPACE)
     c.transact('PUTSCRIPT "a" "keep;"', R.OK_STORED)

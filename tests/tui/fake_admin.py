@@ -10,6 +10,9 @@ import time
 
 NOW = 1_800_000_000.0     # 2027-01-15 08:00:00 UTC: the clock of every snapshot
 MINUTE = int(NOW // 60)
+# anna's account rules: the out-of-office the account page wrote
+VACATION = ('require ["vacation"];\nvacation :days 7 :subject "Out of office"\n'
+            '  "I am away until 20 January; Bob answers in the meantime.";\n')
 
 LISTENERS = [
     {"name": name, "addresses": [f"0.0.0.0:{port}"], "implicit_tls": name in ("smtps", "pop3s", "imaps"),
@@ -170,7 +173,15 @@ class FakeAdmin:
                 "reason": "blocked attachment type: invoice.pdf.exe", "created": NOW - 1800, "size": 52_000,
                 "message": "From: Billing <billing@invoices.example>\nSubject: Your invoice\n\nSee attached.\n"}
 
-    def rules_get(self, address: str) -> str:
+    def rules_scripts(self, address: str) -> dict:
+        return {"account_rules": VACATION if address == "anna@example.org" else "",
+                "scripts": [{"name": "newsletters", "active": True, "size": 94, "updated": NOW - 86400 * 3},
+                            {"name": "old filters (Roundcube)", "active": False, "size": 1320,
+                             "updated": NOW - 86400 * 40}]}
+
+    def rules_get(self, address: str, name: str = "") -> str:
+        if name == "old filters (Roundcube)":
+            return 'require ["fileinto"];\nif address :is "from" "boss@example.org" {\n  fileinto "Boss";\n}\n'
         return 'require ["fileinto"];\nif header :contains "subject" "newsletter" {\n  fileinto "News";\n}\n'
 
     def rules_check(self, script: str, address: str = "") -> dict:

@@ -33,6 +33,7 @@ VIEWS = {
     "add-user-form": ["5", "a", *"anna", "ctrl+s"],   # the form explaining what is wrong
     "queue-entry": ["3", "i"],
     "filter-rules": ["6", "t", "t"],
+    "filter-rules-account": ["6", "t", "t", "tab", "up"],   # the account rules' text
     "filter-receipts": ["6", "t", "t", "t"],
 }
 

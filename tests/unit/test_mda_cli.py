@@ -1,5 +1,5 @@
 """The MDA's commands with no server running (the in-process admin API over the store):
-kotakpos quarantine list|show|release|delete, rules ADDRESS get|set|check|list, receipts ADDRESS."""
+kotakpos quarantine list|show|release|delete, rules ADDRESS get|set|check|list|show, receipts ADDRESS."""
 
 import pytest
 from click.testing import CliRunner
@@ -76,6 +76,31 @@ def test_rules_act_on_the_active_script_and_list_shows_all(data):
     lines = kotakpos(data, "rules", ALICE, "list").output.splitlines()
     assert [line.split()[:2] for line in lines] == [["*", "roundcube"], ["vacation", "6"]]
     assert kotakpos(data, "rules", ALICE, "get").output == "stop;\n"
+
+
+def test_rules_list_and_show_name_the_account_rules_first_then_the_active_script(data):
+    store = Store.in_folder(data)
+    try:
+        user_id = store.get_user(ALICE).id
+        store.set_account_rules(user_id, 'require "vacation";\nvacation "Away until Monday.";\n')
+        assert kotakpos(data, "rules", ALICE, "list").output.split() == ["+", "(account", "rules)", "51", "runs", "first"]
+        store.put_sieve_script(user_id, "office", "discard;\n", max_scripts=10)
+        store.put_sieve_script(user_id, "old", "keep;\n", max_scripts=10)
+        store.activate_sieve_script(user_id, "office")
+    finally:
+        store.close()
+    lines = kotakpos(data, "rules", ALICE, "list").output.splitlines()
+    assert [line.split()[:2] for line in lines] == [["+", "(account"], ["*", "office"], ["old", "6"]]
+    assert kotakpos(data, "rules", ALICE, "show", "old").output == "keep;\n"
+    assert kotakpos(data, "rules", ALICE, "show").output == (
+        "# ---- (account rules), run first ----\n"
+        'require "vacation";\nvacation "Away until Monday.";\n'
+        "# ---- the active script 'office' ----\n"
+        "discard;\n")
+    out = kotakpos(data, "rules", ALICE, "show", "nosuch")
+    assert out.exit_code == 1 and "no script 'nosuch'" in out.output
+    out = kotakpos(data, "rules", ALICE, "set", "/nonexistent/rules.sieve")
+    assert out.exit_code == 1 and "cannot read /nonexistent/rules.sieve" in out.output
 
 
 def test_receipts_policy(data):

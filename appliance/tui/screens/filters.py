@@ -1,6 +1,11 @@
 """Filters and receipts: the quarantine, spam and virus statistics, per-user rules (Sieve)
 and the receipt ledger.
 
+The Rules tab lists, for the user under the cursor, every script delivery may run, as
+``kotakpos rules ADDRESS list`` does: the account rules (the account page's), run first,
+then each of the user's own scripts (ManageSieve's), the active one marked; the text of
+the script under the cursor is shown beside the list.
+
 The quarantine is live: the store announces each message held, released or deleted.
 Receipts have no events of their own (the filters write them while an SMTP client
 waits), so this screen reads them again whenever it is shown, after its own actions and
@@ -25,6 +30,9 @@ QUARANTINE_COLUMNS = (Column("ID", "id"), Column("Held", "held", narrow=False), 
                       Column("Subject", "subject", narrow_width=16), Column("Reason", "reason", narrow_width=22),
                       Column("For", "for"))
 USER_COLUMNS = (Column("User", "address"),)
+SCRIPT_COLUMNS = (Column("Script", "name", narrow_width=24), Column("Runs", "runs"), Column("Size", "size"),
+                  Column("Changed", "changed", narrow=False))
+ACCOUNT_RULES = "account"   # the row key of the account rules (a script's key is "script:" + its name)
 ACTIONS_BY_TAB = {          # the actions that apply on each tab; the footer shows only those
     "view": {"quarantine"}, "release": {"quarantine"}, "delete": {"quarantine"},
     "edit_rules": {"rules"}, "policy": {"receipts"},
@@ -57,6 +65,7 @@ class FiltersScreen(AdminScreen):
     def __init__(self):
         super().__init__()
         self._rules_user: str | None = None      # whose rules the Rules tab shows
+        self._account_rules = ""                 # that user's account rules, as last read
         self._receipts_user: str | None = None   # whose ledger the Receipts tab shows
 
     def compose_body(self) -> ComposeResult:
@@ -68,9 +77,13 @@ class FiltersScreen(AdminScreen):
             with TabPane("Rules", id="tab-rules"):
                 with Horizontal():
                     yield FitTable(USER_COLUMNS, id="rule-users", cursor_type="row", classes="user-list")
-                    script = TextArea("", read_only=True, id="rules-script", show_line_numbers=True)
-                    script.border_title = "Sieve rules"
-                    yield script
+                    with Vertical():
+                        scripts = FitTable(SCRIPT_COLUMNS, id="rule-scripts", cursor_type="row")
+                        scripts.border_title = "Scripts, in the order they run"
+                        yield scripts
+                        script = TextArea("", read_only=True, id="rules-script", show_line_numbers=True)
+                        script.border_title = "Sieve rules"
+                        yield script
             with TabPane("Receipts", id="tab-receipts"):
                 with Horizontal():
                     yield FitTable(USER_COLUMNS, id="receipt-users", cursor_type="row", classes="user-list")
@@ -148,18 +161,50 @@ class FiltersScreen(AdminScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "rule-users":
             self._load_rules()
+        elif event.data_table.id == "rule-scripts":
+            self._load_script()
         elif event.data_table.id == "receipt-users":
             self._load_receipts()
 
     def _load_rules(self) -> None:
         self._rules_user = self.selected_key(self.query_one("#rule-users", DataTable))
         if self._rules_user is not None:
-            self.call_admin("rules_get", self._rules_user, then=self._show_rules)
+            self.call_admin("rules_scripts", self._rules_user, then=self._show_scripts)
 
-    def _show_rules(self, script: str) -> None:
+    def _show_scripts(self, found: dict) -> None:
+        """The user's scripts in the order delivery runs them: the account rules, then the
+        user's own, of which only the active one runs."""
+        self._account_rules = found["account_rules"]
+        rows = []
+        if found["account_rules"]:
+            rows.append((ACCOUNT_RULES, {"name": "(account rules)", "runs": "first",
+                                         "size": models.size(len(found["account_rules"].encode())),
+                                         "changed": "account page"}))
+        for s in found["scripts"]:
+            rows.append((f"script:{s['name']}", {"name": s["name"], "runs": "active" if s["active"] else "-",
+                                                 "size": models.size(s["size"]),
+                                                 "changed": models.clock_time(s["updated"], self.app.now())}))
+        table = self.query_one("#rule-scripts", FitTable)
+        active = next((f"script:{s['name']}" for s in found["scripts"] if s["active"]), None)
+        table.replace_rows(rows, prefer=active)
+        table.border_subtitle = "" if rows else "none: every message goes to INBOX (or Junk)"
+        self._load_script()
+
+    def _load_script(self) -> None:
+        key = self.selected_key(self.query_one("#rule-scripts", DataTable))
+        if key is None:
+            self._show_rules("", "No scripts")
+        elif key == ACCOUNT_RULES:
+            self._show_rules(self._account_rules, "The account rules")
+        else:
+            name = key.removeprefix("script:")
+            self.call_admin("rules_get", self._rules_user, name,
+                            then=lambda text: self._show_rules(text, f"Script {name!r}"))
+
+    def _show_rules(self, script: str, title: str) -> None:
         area = self.query_one("#rules-script", TextArea)
         area.text = script or "# No rules: every message goes to the INBOX (or Junk, by the spam filter)."
-        area.border_title = f"Sieve rules of {self._rules_user}"
+        area.border_title = f"{title} of {self._rules_user}"
         area.border_subtitle = ""
         if script:
             self.call_admin("rules_check", script, self._rules_user, then=self._show_rule_warnings)
@@ -222,12 +267,12 @@ class FiltersScreen(AdminScreen):
                                                     then=lambda _: self.reload(), done=f"deleted {qid}"))
 
     def action_edit_rules(self) -> None:
+        """Edit the user's active script (with none active, the one saved becomes active)."""
         user = self._rules_user
         if user is None:
             return
-        current = self.query_one("#rules-script", TextArea).text
-        self.app.push_screen(RulesEditor(user, current if not current.startswith("# No rules:") else ""),
-                             lambda saved: saved and self._load_rules())
+        self.call_admin("rules_get", user, exclusive=False, then=lambda active: self.app.push_screen(
+            RulesEditor(user, active), lambda saved: saved and self._load_rules()))
 
     def action_policy(self) -> None:
         user = self._receipts_user
