@@ -431,7 +431,8 @@ class Server:
         if site is not None:
             from appliance.web.account import AccountSite, account_routes
             account = AccountSite(store, self.ctx.auth, cfg.server.hostname,
-                                  lambda: self.config.auth.require_app_passwords)
+                                  lambda: self.config.auth.require_app_passwords,
+                                  lambda: self.config.mda.vacation_days)
             https_app = app.https_app(site, account_routes(account))
         self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,
                                app.http_app(site, challenges, (lambda: self.web.port("https")) if site else None),

@@ -79,7 +79,7 @@ def set_forwarding(page, addresses: str, keep: bool) -> None:
 
 
 def add_filter(page, field: str, value: str, action: str, target: str = "", header: str = "") -> None:
-    form = page.locator("#filters form.rule")
+    form = page.locator("#filters form.rule.add")
     form.locator("select[name=field]").select_option(field)
     form.locator("input[name=header]").fill(header)
     form.locator("input[name=value]").fill(value)
@@ -237,7 +237,7 @@ def test_filters_move_mark_read_and_discard(office, open_page):
     screenshot(page, "filters-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
-    page.locator("#filters .rules li").nth(2).locator("button").click()   # remove the discard rule
+    page.locator("#filters .rules li").nth(2).locator("button.danger").click()   # remove the discard rule
     assert notice(page) == "The filter was removed."
     assert page.locator("#filters .rules li").count() == 3
     mail(office, DAN, "Big casino bonus")
