@@ -432,6 +432,7 @@ class Server:
             from appliance.web.account import AccountSite, account_routes
             account = AccountSite(store, self.ctx.auth, cfg.server.hostname,
                                   lambda: self.config.auth.require_app_passwords,
+                                  lambda: self.config.mda.vacation_days,
                                   managesieve=lambda: self.config.managesieve)
             https_app = app.https_app(site, account_routes(account))
         self.web = WebListener(cfg.server.listen, cfg.web.http_port + offset, https_port, tls.current,

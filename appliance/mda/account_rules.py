@@ -11,8 +11,9 @@ The generated script, in this order:
 - filters, in the person's order; a discard ends all rules (``discard; stop;``), so
   discarded mail is neither forwarded nor answered;
 - forwarding (RFC 5228 §4.2 redirect; :copy when a copy is kept, RFC 3894);
-- the out-of-office (RFC 5230 vacation), inside currentdate tests (RFC 5260 §5 with
-  RFC 5231 :value) for its dates, so it starts and stops by itself without a timer.
+- the out-of-office (RFC 5230 vacation, with :days when the person chose their own
+  interval), inside currentdate tests (RFC 5260 §5 with RFC 5231 :value) for its dates,
+  so it starts and stops by itself without a timer.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ MAX_FILTERS = 50
 MAX_FORWARDS = sieve.MAX_REDIRECTS
 MAX_TEXT = 4000            # characters of an out-of-office message
 MAX_LINE = 200             # characters of a subject, a folder, a value, a header name
+MAX_DAYS = 30              # the longest interval a person may choose between two replies to one sender
 _HEADER_NAME = re.compile(r"[!-9;-~]+\Z")   # RFC 5322 §3.6.8 field-name
 
 
@@ -51,6 +53,7 @@ class OutOfOffice:
     end: str = ""        # last day of replies, YYYY-MM-DD ("" until turned off)
     subject: str = ""    # "" lets the MDA write "Auto: <their subject>"
     message: str = ""
+    days: int = 0        # days between two replies to one sender (RFC 5230 :days); 0: the server's [mda] vacation_days
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,27 @@ def _day(value: str) -> str:
     return value
 
 
-def check_out_of_office(on: bool, start: str, end: str, subject: str, message: str) -> OutOfOffice:
-    """The out-of-office from the form's fields. Raises RuleError."""
+def _days(value: str, server_days: int) -> int:
+    """The reply interval from the form: 0 (follow the server's) when empty or the server's
+    own, which the form shows until the person changes it."""
+    value = value.strip()
+    if not value:
+        return 0
+    try:
+        days = int(value)
+    except ValueError:
+        raise RuleError("bad_days", str(MAX_DAYS)) from None
+    if days == server_days:
+        return 0
+    if not 1 <= days <= MAX_DAYS:
+        raise RuleError("bad_days", str(MAX_DAYS))
+    return days
+
+
+def check_out_of_office(on: bool, start: str, end: str, subject: str, message: str, days: str = "",
+                        server_days: int = 0) -> OutOfOffice:
+    """The out-of-office from the form's fields; ``server_days`` is ``[mda] vacation_days``.
+    Raises RuleError."""
     start, end = _day(start), _day(end)
     if start and end and end < start:
         raise RuleError("end_before_start")
@@ -118,7 +140,7 @@ def check_out_of_office(on: bool, start: str, end: str, subject: str, message: s
         raise RuleError("too_long", message[:40])
     if on and not message:
         raise RuleError("no_message")
-    return OutOfOffice(on, start, end, _text(subject, "too_long"), message)
+    return OutOfOffice(on, start, end, _text(subject, "too_long"), message, _days(days, server_days))
 
 
 def check_address(store, user_address: str, address: str) -> str:
@@ -218,8 +240,9 @@ def to_sieve(rules: AccountRules) -> str:
     away = rules.out_of_office
     if away.on and away.message:
         needs.add("vacation")
+        days = f":days {away.days} " if away.days else ""
         subject = f":subject {_quote(away.subject)} " if away.subject else ""
-        vacation = f"vacation {subject}{_quote(away.message)};"
+        vacation = f"vacation {days}{subject}{_quote(away.message)};"
         dates = [f'currentdate :value "{relation}" "date" {_quote(day)}'
                  for relation, day in (("ge", away.start), ("le", away.end)) if day]
         if dates:

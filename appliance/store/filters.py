@@ -437,7 +437,17 @@ class FiltersMixin:
         """Store the (validated) account-rules script and the account page's rules it was
         made from (``model``, JSON; see ``account_rules_model``), in one transaction. Both ""
         removes them."""
+        self.update_account_rules(user_id, lambda _old: (script, model))
+
+    def update_account_rules(self, user_id: int, change: Callable[[str], tuple[str, str]]) -> None:
+        """Read the saved rules (``account_rules_model``), give them to ``change`` and store the
+        (script, model) it returns, all in one write transaction: two panels saved at the same
+        moment each see the other's change, so neither undoes it. ``change`` runs in the
+        writer thread and must not use the store; what it raises is raised here, with
+        nothing written."""
         def job(tx):
+            row = tx.execute("SELECT model FROM sieve_account_rules WHERE user_id = ?", (user_id,)).fetchone()
+            script, model = change(row["model"] if row else "")
             if script or model:
                 tx.execute("INSERT OR REPLACE INTO sieve_account_rules(user_id, script, updated, model)"
                            " VALUES (?,?,?,?)", (user_id, script, time.time(), model))

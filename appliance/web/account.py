@@ -13,7 +13,7 @@ Routes (``/`` sends to ``/account``):
     POST /account/app-passwords            name: a new app password, shown once
     POST /account/app-passwords/revoke     id
     POST /account/totp/start | confirm | off
-    POST /account/out-of-office, /account/forwarding, /account/filters[/delete]   (rules_panels.py)
+    POST /account/out-of-office, /account/forwarding, /account/filters[/edit|/move|/delete]   (rules_panels.py)
     POST /account/sieve/save               name, script, new, action (save | check): a Sieve script
     POST /account/sieve/activate           name, on ("1" makes it the active script, "0" leaves none active)
     POST /account/sieve/rename             name, new
@@ -79,6 +79,7 @@ class AccountSite:
     auth: Authenticator
     hostname: str                          # server.hostname: what mail programs connect to, what authenticator apps show
     require_app_passwords: Callable[[], bool]   # [auth] require_app_passwords, as reloaded
+    vacation_days: Callable[[], int]            # [mda] vacation_days, as reloaded: the out-of-office's default interval
     sessions: Sessions = field(default_factory=Sessions)
     # RFC 6238 §5.2: a code is accepted once. The last step used per user (memory is enough:
     # a code lives 90 seconds at most, less than any restart).
@@ -205,7 +206,7 @@ def account_routes(site: AccountSite) -> list:
                    "notices": notices, "address": session.address, "panels": ()}
         if session.user_id is not None:
             context.update(panels=PANELS, **panel_data(request, session, texts),
-                           **rules_panels.panel_data(site.store, session.user_id))
+                           **rules_panels.panel_data(site.store, session.user_id, site.vacation_days()))
             template = "account.html"
         elif session.pending_user_id is not None:
             template = "second_step.html"
@@ -442,11 +443,10 @@ def account_routes(site: AccountSite) -> list:
         def handler(request: Request, session: WebSession, form: dict) -> Response:
             user = site.store.get_user_by_id(session.user_id)
             try:
-                model, what = apply(site.store, user, form)
+                what = rules_panels.save(site.store, user.id, apply(site.store, user, form, site.vacation_days()))
             except RuleError as e:
                 note(session, "error", e.key, name=e.name)
                 return to_page(session)
-            rules_panels.save(site.store, user.id, model)
             note(session, "ok", done)
             log.info("account page: %s %s ip=%s", user.address, what, _client_ip(request))
             return to_page(session)

@@ -3,12 +3,15 @@ run), the checks on what the page is given, and the date and relational tests it
 
 from datetime import datetime, timedelta, timezone
 
+import threading
+
 import pytest
 
 from appliance.mda import sieve
 from appliance.mda.account_rules import (AccountRules, FilterRule, Forwarding, OutOfOffice, RuleError,
                                          check_filter, check_forwarding, check_out_of_office, to_sieve)
 from appliance.store import Store
+from appliance.web import rules_panels
 from tests.mda_helpers import incoming, plain, wire
 
 JAKARTA = timezone(timedelta(hours=7))
@@ -44,6 +47,27 @@ def test_every_rule_makes_a_script_that_parses_and_survives_json():
 def test_quotes_backslashes_and_lines_survive_into_the_reply():
     a = run(EVERYTHING, subject="hello")
     assert a.vacation == {"reason": "Back on Monday.\nRina \\ Sales", "subject": 'Away "for now"'}
+
+
+def test_the_persons_reply_interval_goes_into_vacation_days():
+    own = AccountRules(OutOfOffice(True, "", "", "", "Away.", days=3))
+    assert "vacation :days 3 \"Away.\";" in to_sieve(own)
+    assert run(own).vacation == {"reason": "Away.", "days": 3}
+    assert ":days" not in to_sieve(AccountRules(OutOfOffice(True, "", "", "", "Away.")))   # the server's
+
+
+@pytest.mark.parametrize("days, server_days, saved", [
+    ("", 7, 0), ("7", 7, 0), ("1", 7, 1), ("30", 7, 30), (" 14 ", 7, 14), ("45", 45, 0),
+])
+def test_the_reply_interval_is_the_servers_until_the_person_chooses(days, server_days, saved):
+    assert check_out_of_office(True, "", "", "", "Away.", days, server_days).days == saved
+
+
+@pytest.mark.parametrize("days", ["0", "31", "-3", "seven", "2.5"])
+def test_a_reply_interval_outside_1_to_30_days_is_refused(days):
+    with pytest.raises(RuleError) as e:
+        check_out_of_office(True, "", "", "", "Away.", days, 7)
+    assert (e.value.key, e.value.name) == ("bad_days", "30")
 
 
 @pytest.mark.parametrize("now, replies", [
@@ -186,3 +210,71 @@ def test_date_and_relational_errors_name_the_line(script, error):
     with pytest.raises(sieve.SieveError) as e:
         sieve.parse(script)
     assert str(e.value).startswith(error)
+
+
+# -- the panels change the saved rules inside one store write ---------------------------------
+
+FORM_FILTER = {"field": "subject", "header": "", "action": "move"}
+
+
+def test_panels_saved_at_the_same_moment_keep_each_others_changes(store):
+    user = store.get_user("alice@example.org")
+    forms = [(rules_panels.add_filter, {**FORM_FILTER, "value": f"report {i}", "target": f"Reports {i}"})
+             for i in range(12)]
+    forms += [(rules_panels.out_of_office, {"on": "on", "message": "Away.", "days": "3"})] * 6
+    forms += [(rules_panels.forwarding, {"addresses": "bob@example.org", "keep": "on"})] * 6
+    start = threading.Barrier(len(forms))
+
+    def save(apply, form):
+        change = apply(store, user, form, 7)
+        start.wait()
+        rules_panels.save(store, user.id, change)
+
+    threads = [threading.Thread(target=save, args=f) for f in forms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rules = rules_panels.saved(store, user.id)
+    assert sorted(r.value for r in rules.filters) == sorted(f"report {i}" for i in range(12))
+    assert rules.out_of_office == OutOfOffice(True, "", "", "", "Away.", 3)
+    assert rules.forwarding == Forwarding(("bob@example.org",), True)
+    assert store.get_account_rules(user.id) == to_sieve(rules)
+
+
+def test_a_filter_form_made_before_another_tab_changed_its_filter_is_refused(store):
+    user = store.get_user("alice@example.org")
+    for value in ("invoice", "casino"):
+        rules_panels.save(store, user.id, rules_panels.add_filter(store, user, {**FORM_FILTER, "value": value,
+                                                                                "target": "X"}, 7))
+    before = rules_panels.saved(store, user.id)
+    keys = [rules_panels.rule_key(r) for r in before.filters]
+    # Another tab removes "invoice": this tab's form for "casino" (index 1) still finds it.
+    rules_panels.save(store, user.id, rules_panels.delete_filter(store, user, {"index": "0", "key": keys[0]}, 7))
+    moved = {**FORM_FILTER, "index": "1", "key": keys[1], "value": "casino", "action": "discard", "target": ""}
+    rules_panels.save(store, user.id, rules_panels.edit_filter(store, user, moved, 7))
+    assert rules_panels.saved(store, user.id).filters == (FilterRule("subject", "casino", "discard"),)
+    # Its old form for "casino" (as it was before the edit) and for the removed rule change nothing.
+    for apply, form in [(rules_panels.delete_filter, {"index": "1", "key": keys[1]}),
+                        (rules_panels.move_filter, {"index": "0", "key": keys[0], "direction": "down"}),
+                        (rules_panels.edit_filter, {**moved, "key": keys[0], "index": "0"})]:
+        with pytest.raises(RuleError) as e:
+            rules_panels.save(store, user.id, apply(store, user, form, 7))
+        assert e.value.key == "changed_elsewhere"
+    assert rules_panels.saved(store, user.id).filters == (FilterRule("subject", "casino", "discard"),)
+
+
+def test_moving_a_filter_changes_what_happens(store):
+    user = store.get_user("alice@example.org")
+    for form in ({**FORM_FILTER, "value": "invoice", "action": "discard", "target": ""},
+                 {**FORM_FILTER, "field": "from", "value": "boss", "target": "Boss"}):
+        rules_panels.save(store, user.id, rules_panels.add_filter(store, user, form, 7))
+    invoice = {"subject": "Invoice 7", "sender": "The Boss <boss@remote.test>"}
+    assert run(rules_panels.saved(store, user.id), **invoice).discarded
+    key = rules_panels.rule_key(rules_panels.saved(store, user.id).filters[1])
+    rules_panels.save(store, user.id, rules_panels.move_filter(store, user, {"index": "1", "key": key,
+                                                                            "direction": "up"}, 7))
+    assert run(rules_panels.saved(store, user.id), **invoice).folders == ["Boss"]
+    with pytest.raises(RuleError):   # the first cannot go further up
+        rules_panels.save(store, user.id, rules_panels.move_filter(store, user, {"index": "0", "key": key,
+                                                                                "direction": "up"}, 7))

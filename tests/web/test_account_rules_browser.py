@@ -5,8 +5,10 @@ to ``tests/artifacts/account/`` like the other account-page flows."""
 
 from __future__ import annotations
 
+import http.client
 import imaplib
 import re
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -61,8 +63,11 @@ def subjects(srv, address: str, name: str = "INBOX") -> list[str]:
     return [subject for subject, _ in mailbox(srv, address, name) or []]
 
 
-def set_out_of_office(page, message: str, subject: str = "", start: str = "", end: str = "", on: bool = True) -> None:
+def set_out_of_office(page, message: str, subject: str = "", start: str = "", end: str = "", on: bool = True,
+                      days: str | None = None) -> None:
     form = page.locator("#out-of-office form")
+    if days is not None:
+        form.locator("input[name=days]").fill(days)
     form.locator("input[name=on]").set_checked(on)
     form.locator("input[name=start]").fill(start)
     form.locator("input[name=end]").fill(end)
@@ -79,7 +84,7 @@ def set_forwarding(page, addresses: str, keep: bool) -> None:
 
 
 def add_filter(page, field: str, value: str, action: str, target: str = "", header: str = "") -> None:
-    form = page.locator("#filters form.rule")
+    form = page.locator("#filters form.rule.add")
     form.locator("select[name=field]").select_option(field)
     form.locator("input[name=header]").fill(header)
     form.locator("input[name=value]").fill(value)
@@ -95,12 +100,16 @@ def test_out_of_office_answers_each_sender_once_and_outlives_activating_a_script
     page = open_page(office, PHONE)
     sign_in(page)
     assert page.inner_text("#out-of-office .state") == "Automatic replies are off."
+    # The interval between two replies to one sender starts as the server's.
+    form = page.locator("#out-of-office form")
+    assert form.locator("input[name=days]").input_value() == str(office.config.mda.vacation_days)
     today = date.today()
     message = "I am on leave until Monday.\nRina in sales can help."
-    set_out_of_office(page, message, "Away until Monday", today.isoformat(), (today + timedelta(days=7)).isoformat())
+    set_out_of_office(page, message, "Away until Monday", today.isoformat(), (today + timedelta(days=7)).isoformat(),
+                      days="3")
     assert notice(page) == "Your out-of-office reply was saved."
     # The form shows what is saved.
-    form = page.locator("#out-of-office form")
+    assert form.locator("input[name=days]").input_value() == "3"
     assert form.locator("input[name=on]").is_checked()
     assert form.locator("input[name=start]").input_value() == today.isoformat()
     assert form.locator("input[name=end]").input_value() == (today + timedelta(days=7)).isoformat()
@@ -132,6 +141,9 @@ def test_out_of_office_answers_each_sender_once_and_outlives_activating_a_script
     assert subjects(office, ALICE) == ["List digest", "Newsletter"]
     # Logged, without the message itself.
     assert f"{ALICE} turned the out-of-office on from {today.isoformat()}" in caplog.text
+    assert "once per sender every 3 days" in caplog.text
+    # The person's interval is what the MDA reads (RFC 5230 :days) instead of the server's.
+    assert "vacation :days 3 " in office.store.get_account_rules(office.store.get_user(ALICE).id)
     assert "on leave" not in caplog.text
 
     page.set_viewport_size(DESKTOP)
@@ -237,7 +249,7 @@ def test_filters_move_mark_read_and_discard(office, open_page):
     screenshot(page, "filters-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
-    page.locator("#filters .rules li").nth(2).locator("button").click()   # remove the discard rule
+    page.locator("#filters .rules li").nth(2).locator("button.danger").click()   # remove the discard rule
     assert notice(page) == "The filter was removed."
     assert page.locator("#filters .rules li").count() == 3
     mail(office, DAN, "Big casino bonus")
@@ -252,7 +264,149 @@ def test_the_panels_speak_indonesian(office, open_page):
     set_forwarding(page, "nobody@example.org", keep=True)
     assert notice(page) == "Tidak ada kotak surat “nobody@example.org” di server ini."
     add_filter(page, "subject", "faktur", "move", "Faktur")
-    [rule] = page.locator("#filters .rules li span").all_inner_texts()
-    assert " ".join(rule.split()) == "Jika Subjek berisi “faktur”, pindahkan ke folder Faktur"
+    add_filter(page, "from", "bos", "read")
+    assert rule_texts(page) == ["Jika Subjek berisi “faktur”, pindahkan ke folder Faktur",
+                                "Jika Dari berisi “bos”, tandai sudah dibaca"]
+    page.locator("#filters .rules li").nth(1).get_by_role("button", name="Naikkan").click()
+    assert notice(page) == "Filter dipindahkan."
+    edit_filter(page, 0, value="bos besar")
+    assert notice(page) == "Filter diubah."
+    assert rule_texts(page)[0] == "Jika Dari berisi “bos besar”, tandai sudah dibaca"
+    assert page.inner_text("#filters .rules li >> nth=0 >> summary") == "Ubah"
+    assert "Jumlah hari" in page.inner_text("#out-of-office form")
     screenshot(page, "rules-id-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def edit_filter(page, index: int, **fields) -> None:
+    """Open filter ``index``'s edit form (it comes filled with the rule) and change ``fields``."""
+    rule = page.locator("#filters .rules li").nth(index)
+    rule.locator("summary").click()
+    form = rule.locator("form.rule")
+    for name, value in fields.items():
+        if name in ("field", "action"):
+            form.locator(f"select[name={name}]").select_option(value)
+        else:
+            form.locator(f"input[name={name}]").fill(value)
+    form.locator("button").click()
+
+
+def rule_texts(page) -> list[str]:
+    return [" ".join(r.split()) for r in page.locator("#filters .rules li > span").all_inner_texts()]
+
+
+def test_a_filter_is_edited_and_moved_and_its_order_decides(office, open_page, caplog):
+    caplog.set_level("INFO", logger="kotakpos")
+    page = open_page(office, PHONE)
+    sign_in(page)
+    add_filter(page, "subject", "invoice", "move", "Invoices")
+    mail(office, BOB, "Invoice 1")
+    assert subjects(office, ALICE, "Invoices") == ["Invoice 1"]
+
+    # The edit form comes filled with the rule; a new folder takes the next invoice.
+    rule = page.locator("#filters .rules li").nth(0)
+    rule.locator("summary").click()
+    form = rule.locator("form.rule")
+    assert [form.locator(f"select[name={n}]").input_value() for n in ("field", "action")] == ["subject", "move"]
+    assert [form.locator(f"input[name={n}]").input_value() for n in ("value", "target")] == ["invoice", "Invoices"]
+    screenshot(page, "filters-edit-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    form.locator("input[name=target]").fill("Bills")
+    form.locator("button").click()
+    assert notice(page) == "The filter was changed."
+    assert rule_texts(page) == ["If Subject contains “invoice”, move to folder Bills"]
+    mail(office, BOB, "Invoice 2")
+    assert subjects(office, ALICE, "Bills") == ["Invoice 2"]
+    assert subjects(office, ALICE, "Invoices") == ["Invoice 1"]
+    assert f"{ALICE} changed filter 1: subject contains 'invoice' then move Bills" in caplog.text
+
+    # Order matters: a discard above the move to Boss ends things before it; below, it comes too late.
+    edit_filter(page, 0, action="discard", target="")
+    add_filter(page, "from", "dan", "move", "Boss")
+    assert rule_texts(page) == ["If Subject contains “invoice”, delete it", "If From contains “dan”, move to folder Boss"]
+    mail(office, DAN, "Invoice 3")
+    mail(office, DAN, "Lunch?")
+    assert subjects(office, ALICE, "Boss") == ["Lunch?"]
+    first, second = page.locator("#filters .rules li").nth(0), page.locator("#filters .rules li").nth(1)
+    assert first.get_by_role("button", name="Move up").count() == 0      # nowhere to go
+    assert second.get_by_role("button", name="Move down").count() == 0
+    second.get_by_role("button", name="Move up").click()
+    assert notice(page) == "The filter was moved."
+    assert rule_texts(page) == ["If From contains “dan”, move to folder Boss", "If Subject contains “invoice”, delete it"]
+    mail(office, DAN, "Invoice 4")
+    mail(office, BOB, "Invoice 5")
+    assert subjects(office, ALICE, "Boss") == ["Lunch?", "Invoice 4"]
+    assert subjects(office, ALICE) == []                                 # Bob's invoice is still discarded
+    screenshot(page, "filters-moved-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # A forged move (no CSRF token) changes nothing.
+    forged = page.request.post(f"https://127.0.0.1:{office.server.web.port('https')}/account/filters/move",
+                               data=urlencode({"index": "1", "key": "", "direction": "up"}), max_redirects=0,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert forged.status == 403
+    page.reload()
+    assert rule_texts(page)[0] == "If From contains “dan”, move to folder Boss"
+    page.set_viewport_size(DESKTOP)
+    screenshot(page, "filters-moved-desktop")
+
+
+def post_at_once(srv, posts: list[tuple[object, str, dict]]) -> list[int]:
+    """POST each (page, path, fields) with that page's session and CSRF token, all at the same
+    moment, as two tabs or devices saving together would; the HTTP statuses."""
+    port = srv.server.web.port("https")
+    signed = {id(page): ("; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies()),
+                         page.locator("input[name=csrf]").first.input_value()) for page, _, _ in posts}
+    start = threading.Barrier(len(posts))
+    statuses = [0] * len(posts)
+
+    def post(i: int, page, path: str, fields: dict) -> None:
+        cookie, csrf = signed[id(page)]
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=srv.tls_context(), timeout=30)
+        start.wait()
+        conn.request("POST", path, urlencode({"csrf": csrf, **fields}),
+                     {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        statuses[i] = conn.getresponse().status
+        conn.close()
+
+    threads = [threading.Thread(target=post, args=(i, *p)) for i, p in enumerate(posts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
+
+
+def test_two_tabs_saving_different_panels_keep_both_changes(office, open_page):
+    laptop, phone = open_page(office), open_page(office, PHONE)
+    sign_in(laptop)
+    sign_in(phone)
+    # Both pages are loaded before either saves: the phone's out-of-office keeps the laptop's filter.
+    add_filter(laptop, "subject", "invoice", "move", "Invoices")
+    set_out_of_office(phone, "Away this week.", days="2")
+    assert notice(phone) == "Your out-of-office reply was saved."
+    assert rule_texts(phone) == ["If Subject contains “invoice”, move to folder Invoices"]
+    # The laptop changes the filter; the phone's Remove, from before, refuses rather than guess.
+    edit_filter(laptop, 0, target="Bills")
+    phone.locator("#filters .rules li").nth(0).locator("button.danger").click()
+    assert "changed elsewhere" in notice(phone)
+    assert rule_texts(phone) == ["If Subject contains “invoice”, move to folder Bills"]
+    assert phone.inner_text("#out-of-office .state") == "Automatic replies are on."
+
+    # Saved at the very same moment from both sessions: nothing is lost.
+    reports = [(laptop, "/account/filters", {"field": "subject", "header": "", "value": f"report {i}",
+                                              "action": "move", "target": "Reports"}) for i in range(8)]
+    away = [(phone, "/account/out-of-office", {"on": "on", "message": "Away this week.", "days": "2"}),
+            (phone, "/account/forwarding", {"addresses": CAROL, "keep": "on"})] * 4
+    assert post_at_once(office, reports + away) == [303] * len(reports + away)
+    laptop.reload()
+    assert len(rule_texts(laptop)) == 9
+    assert sorted(rule_texts(laptop)[1:]) == sorted(f"If Subject contains “report {i}”, move to folder Reports"
+                                                    for i in range(8))
+    assert laptop.inner_text("#out-of-office .state") == "Automatic replies are on."
+    assert laptop.locator("#out-of-office input[name=days]").input_value() == "2"
+    assert laptop.inner_text("#forwarding .state") == f"Your mail is forwarded to {CAROL}. A copy stays here."
+
+    mail(office, BOB, "Invoice 9")
+    assert subjects(office, ALICE, "Bills") == ["Invoice 9"]
+    assert subjects(office, CAROL) == ["Invoice 9"] and len(subjects(office, BOB)) == 1
