@@ -8,6 +8,7 @@ the one before), so every walk here is a loop, never a recursion.
 
 from __future__ import annotations
 
+import bisect
 from typing import Callable, Iterable, NamedTuple
 
 
@@ -77,9 +78,40 @@ def _link(parent: Node, child: Node) -> None:
 
 def references(messages: Iterable[Message]) -> list[Node]:
     """THREAD=REFERENCES, RFC 5256 §3 steps 1 to 7."""
-    by_id: dict[str, Node] = {}
-    # step 1: containers for every message and every message-id it refers to
-    for message in messages:
+    return ReferencesIndex(messages).roots
+
+
+class ReferencesIndex:
+    """THREAD=REFERENCES over a mailbox, kept so that a new message is threaded in place.
+
+    Step 1 is a pass over the messages in UID order, and a new message has the highest
+    UID: it continues that pass. Its container table (``_containers``) is kept apart
+    from the threads steps 2 to 7 make of a copy (``roots``). Where the new message only
+    hangs a leaf under a message already there, or starts a thread whose base subject no
+    other thread has, steps 2 to 7 would change nothing else, and ``add`` puts it in
+    place; otherwise it says so and the caller threads the mailbox afresh.
+    """
+
+    def __init__(self, messages: Iterable[Message]) -> None:
+        self._containers: dict[str, Node] = {}  # step 1's id table: message id (or "\0uid") -> container
+        self._last_uid = 0  # the highest UID threaded
+        for message in messages:
+            self._link(message)
+        self._thread()
+
+    def __contains__(self, uid: int) -> bool:
+        return uid in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def uids(self):
+        return self._nodes.keys()
+
+    def _link(self, message: Message) -> Node:
+        """Step 1 for one message."""
+        by_id = self._containers
+        self._last_uid = max(self._last_uid, message.uid)
         node = by_id.get(message.message_id) if message.message_id else None
         if node is None or node.message is not None:
             # step 1A: a missing or duplicate Message-ID gets a container of its own
@@ -107,15 +139,80 @@ def references(messages: Iterable[Message]) -> list[Node]:
                 _link(chain[-1], node)
         elif not chain:
             _unlink(node)
-    # step 2 (and 3: the id table is not needed past here)
-    roots = [node for node in by_id.values() if node.parent is None]
-    if any(node.message is None for node in by_id.values()):  # only references can make dummies
-        roots = _prune(roots)
-    roots.sort(key=_sort_children_first)  # step 5
-    roots = _gather_by_subject(roots)  # step 6
-    for root in roots:  # step 7
-        _sort_tree(root)
-    return roots
+        return node
+
+    def _thread(self) -> None:
+        """Steps 2 to 7, on a copy of step 1's containers."""
+        copies = {id(node): Node(node.message) for node in self._containers.values()}
+        for node in self._containers.values():
+            copy = copies[id(node)]
+            if node.parent is not None:
+                copy.parent = copies[id(node.parent)]
+            copy.children = [copies[id(child)] for child in node.children]
+        self._nodes = {copy.message.uid: copy for copy in copies.values() if copy.message is not None}
+        # step 2 (and 3: the id table is not needed past here)
+        roots = [copy for copy in copies.values() if copy.parent is None]
+        if len(self._nodes) < len(copies):  # only references can make dummies
+            roots = _prune(roots)
+        roots.sort(key=_sort_children_first)  # step 5
+        places = {id(root): _sort_key(root) for root in roots}
+        self._root_subjects = {_subject_of(root).subject for root in roots}  # what step 6 gathers by
+        threads = _gather_by_subject(roots)  # step 6
+        self._places = [places[id(stood_for)] for stood_for, _ in threads]  # step 5's order of the threads
+        self.roots = [root for _, root in threads]
+        for root in self.roots:  # step 7
+            _sort_tree(root)
+        self._rendered: dict[int, bytes] = {}  # id of a root -> its thread list by UID
+
+    def add(self, message: Message) -> bool:
+        """Thread one more message, of a higher UID than any before, in place: True, or
+        False (nothing changed) when steps 2 to 7 could move more than the message itself."""
+        if message.uid <= self._last_uid:
+            return False
+        by_id = self._containers
+        own = by_id.get(message.message_id) if message.message_id else None
+        if own is not None and own.message is None:
+            return False  # earlier messages referred to it: it fills their dummy
+        chain = [by_id.get(ref) for ref in message.references]
+        if None in chain:
+            return False  # a new dummy
+        for parent, child in zip(chain, chain[1:]):
+            if child.parent is None and not _is_ancestor(child, parent):
+                return False  # step 1B would join threads
+        if chain and chain[-1].message is None:
+            return False  # under a dummy: step 4 may lift it, step 5 may sort by it
+        if not chain and message.subject and message.subject in self._root_subjects:
+            return False  # step 6 would gather it with a thread of its subject
+        self._link(message)
+        node = Node(message)
+        self._nodes[message.uid] = node
+        if chain:
+            # a leaf under a message: step 7 puts it among its siblings by sent date
+            parent = self._nodes[chain[-1].message.uid]
+            node.parent = parent
+            parent.children.insert(bisect.bisect(parent.children, _sort_key(node), key=_sort_key), node)
+            while parent.parent is not None:
+                parent = parent.parent
+            self._rendered.pop(id(parent), None)
+        else:
+            # a thread of its own, where step 5 puts it
+            place = bisect.bisect(self._places, _sort_key(node))
+            self._places.insert(place, _sort_key(node))
+            self.roots.insert(place, node)
+            if message.subject:
+                self._root_subjects.add(message.subject)
+        return True
+
+    def render_by_uid(self) -> bytes:
+        """``render(self.roots, int)``, each thread's list kept until a message joins it."""
+        rendered = self._rendered
+        out = []
+        for root in self.roots:
+            lists = rendered.get(id(root))
+            if lists is None:
+                lists = rendered[id(root)] = render([root], int)
+            out.append(lists)
+        return b"".join(out)
 
 
 def _prune(roots: list[Node]) -> list[Node]:
@@ -161,8 +258,11 @@ def _subject_of(node: Node) -> Message:
     return node.message if node.message is not None else node.children[0].message
 
 
-def _gather_by_subject(roots: list[Node]) -> list[Node]:
-    """Step 6: threads whose first messages share a base subject become one thread."""
+def _gather_by_subject(roots: list[Node]) -> list[tuple[Node, Node]]:
+    """Step 6: threads whose first messages share a base subject become one thread.
+
+    Returns each thread with the root of step 5's order whose place it takes.
+    """
     table: dict[str, Node] = {}
     for node in roots:  # 6A to 6C
         subject = _subject_of(node).subject
@@ -197,9 +297,9 @@ def _gather_by_subject(roots: list[Node]) -> list[Node]:
     out = []
     for node in roots:
         if id(node) in replaced:
-            out.append(replaced[id(node)])
+            out.append((node, replaced[id(node)]))
         elif node.parent is None and (node.message is not None or node.children):
-            out.append(node)
+            out.append((node, node))
     return out
 
 
