@@ -156,8 +156,11 @@ class ReferencesIndex:
             roots = _prune(roots)
         roots.sort(key=_sort_children_first)  # step 5
         places = {id(root): _sort_key(root) for root in roots}
-        self._root_subjects = {_subject_of(root).subject for root in roots}  # what step 6 gathers by
-        threads = _gather_by_subject(roots)  # step 6
+        self._latest: dict[str, tuple[float, int]] = {}  # base subject -> step 5's last root of it
+        for root in roots:
+            self._latest[_subject_of(root).subject] = places[id(root)]
+        # step 6; per base subject, the root 6A to 6C chose and the thread they all became
+        threads, self._chosen, self._gathered = _gather_by_subject(roots)
         self._places = [places[id(stood_for)] for stood_for, _ in threads]  # step 5's order of the threads
         self.roots = [root for _, root in threads]
         for root in self.roots:  # step 7
@@ -181,27 +184,54 @@ class ReferencesIndex:
                 return False  # step 1B would join threads
         if chain and chain[-1].message is None:
             return False  # under a dummy: step 4 may lift it, step 5 may sort by it
-        if not chain and message.subject and message.subject in self._root_subjects:
-            return False  # step 6 would gather it with a thread of its subject
-        self._link(message)
+        subject = message.subject
         node = Node(message)
+        key = _sort_key(node)
+        if not chain and subject and subject in self._latest:
+            # step 6 gathers it with the threads of its subject: in place only as the last of them
+            chosen = self._chosen[subject]
+            if key < self._latest[subject] or (chosen.message is not None and chosen.message.reply
+                                               and not message.reply):
+                return False
+        self._link(message)
         self._nodes[message.uid] = node
         if chain:
             # a leaf under a message: step 7 puts it among its siblings by sent date
             parent = self._nodes[chain[-1].message.uid]
-            node.parent = parent
-            parent.children.insert(bisect.bisect(parent.children, _sort_key(node), key=_sort_key), node)
+            self._add_child(parent, node)
             while parent.parent is not None:
                 parent = parent.parent
             self._rendered.pop(id(parent), None)
+        elif subject in self._latest and subject:
+            self._latest[subject] = key
+            self._gather(subject, node)
         else:
             # a thread of its own, where step 5 puts it
-            place = bisect.bisect(self._places, _sort_key(node))
-            self._places.insert(place, _sort_key(node))
+            place = bisect.bisect(self._places, key)
+            self._places.insert(place, key)
             self.roots.insert(place, node)
-            if message.subject:
-                self._root_subjects.add(message.subject)
+            if subject:
+                self._latest[subject] = key
+                self._chosen[subject] = self._gathered[subject] = node
         return True
+
+    @staticmethod
+    def _add_child(parent: Node, node: Node) -> None:
+        node.parent = parent
+        parent.children.insert(bisect.bisect(parent.children, _sort_key(node), key=_sort_key), node)
+
+    def _gather(self, subject: str, node: Node) -> None:
+        """Step 6D for a new root that comes last of its subject in step 5's order."""
+        thread = self._gathered[subject]
+        self._rendered.pop(id(thread), None)
+        if thread.message is None or (node.message.reply and not thread.message.reply):
+            self._add_child(thread, node)
+            return
+        dummy = Node()  # two threads of one subject, neither a reply to the other
+        self.roots[self.roots.index(thread)] = dummy
+        self._gathered[subject] = dummy
+        self._add_child(dummy, thread)
+        self._add_child(dummy, node)
 
     def render_by_uid(self) -> bytes:
         """``render(self.roots, int)``, each thread's list kept until a message joins it."""
@@ -258,10 +288,11 @@ def _subject_of(node: Node) -> Message:
     return node.message if node.message is not None else node.children[0].message
 
 
-def _gather_by_subject(roots: list[Node]) -> list[tuple[Node, Node]]:
+def _gather_by_subject(roots: list[Node]) -> tuple[list[tuple[Node, Node]], dict[str, Node], dict[str, Node]]:
     """Step 6: threads whose first messages share a base subject become one thread.
 
-    Returns each thread with the root of step 5's order whose place it takes.
+    Returns each thread with the root of step 5's order whose place it takes, and per
+    base subject the root 6A to 6C chose and the thread all its roots became.
     """
     table: dict[str, Node] = {}
     for node in roots:  # 6A to 6C
@@ -273,6 +304,7 @@ def _gather_by_subject(roots: list[Node]) -> list[tuple[Node, Node]]:
                 held.message is not None and held.message.reply and node.message is not None
                 and not node.message.reply):
             table[subject] = node
+    chosen = dict(table)
     replaced: dict[int, Node] = {}  # id of a root -> the dummy that took its place
     for node in roots:  # 6D
         subject = _subject_of(node).subject
@@ -300,7 +332,7 @@ def _gather_by_subject(roots: list[Node]) -> list[tuple[Node, Node]]:
             out.append((node, replaced[id(node)]))
         elif node.parent is None and (node.message is not None or node.children):
             out.append((node, node))
-    return out
+    return out, chosen, table
 
 
 def _sort_tree(root: Node) -> None:

@@ -51,10 +51,14 @@ def test_a_reply_and_a_new_discussion_are_threaded_in_place():
     assert index.add(Message(4, 2.5, "plan", True, "d", ("a",)))
     assert index.add(Message(5, 0.5, "news", False, "e", ()))
     assert index.render_by_uid() == b"(5)(1 (4)(2))(3)"
-    # one that answers a message nobody has, or starts a second thread of a subject, cannot be
-    assert not index.add(Message(6, 9.0, "plan", True, "f", ("gone",)))
-    assert not index.add(Message(6, 9.0, "lunch", False, "f", ()))
-    assert index.render_by_uid() == b"(5)(1 (4)(2))(3)"
+    # the latest of a subject is gathered with its threads (RFC 5256 step 6)
+    assert index.add(Message(6, 9.0, "lunch", False, "f", ()))
+    assert index.add(Message(7, 9.5, "lunch", True, "g", ()))
+    assert index.render_by_uid() == b"(5)(1 (4)(2))((3)(6)(7))"
+    # one that answers a message nobody has, or comes before others of its subject, cannot be
+    assert not index.add(Message(8, 9.0, "plan", True, "h", ("gone",)))
+    assert not index.add(Message(8, 0.1, "lunch", True, "h", ()))
+    assert index.render_by_uid() == b"(5)(1 (4)(2))((3)(6)(7))"
 
 
 # -- through the store: random deliveries and expunges ------------------------------------
