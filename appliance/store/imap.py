@@ -326,6 +326,18 @@ class ImapMixin:
                 forms[blob_id] = (envelope, body, bodystructure)
         return rows, forms
 
+    def told_expunges(self, session_id: int, mailbox_id: int, modseq: int) -> None:
+        """IMAP session ``session_id`` has ``mailbox_id`` selected and was told of every expunge
+        up to ``modseq`` (SELECT: its snapshot's). Messages others expunge meanwhile are kept
+        for it (RFC 2180 §4.1); those every session was told of are let go."""
+        self.runtime.select(session_id, mailbox_id, modseq)
+        self.release_expunged(mailbox_id)
+
+    def left_mailbox(self, session_id: int, mailbox_id: int) -> None:
+        """IMAP session ``session_id`` no longer has ``mailbox_id`` selected (``told_expunges``)."""
+        self.runtime.select(session_id, None)
+        self.release_expunged(mailbox_id)
+
     # -- SORT and THREAD (RFC 5256), from the keys kept at arrival (mime.sortkeys) --------
 
     _SORT_COLUMNS = {  # RFC 5256 §3 sort keys; RFC 5957 §3 DISPLAYFROM/DISPLAYTO
