@@ -423,6 +423,7 @@ class ImapSession(SortCommands):
         # the modseq it starts from agrees with the messages it is shown
         snapshot = self.store.mailbox_snapshot(mailbox.id)
         if snapshot is None:
+            self.store.left_mailbox(self.conn.info.id, mailbox.id)
             raise UserError(f"No mailbox {cmd.mailbox}", "NONEXISTENT")
         uids = snapshot.uids
         status_modseq = snapshot.highest_modseq
