@@ -1,7 +1,8 @@
 """THREAD (RFC 5256 §3): the ORDEREDSUBJECT and REFERENCES algorithms and the reply's lists.
 
-Pure functions over ``Message`` records (the stored sort keys of each message); the
+Works on ``Message`` records (the stored sort keys of each message), without I/O; the
 session turns the UIDs of the resulting trees into sequence numbers or keeps them.
+REFERENCES keeps what it built (``ReferencesIndex``), so that new mail is threaded in.
 Threads can be thousands of messages deep (a long discussion where each reply quotes
 the one before), so every walk here is a loop, never a recursion.
 """

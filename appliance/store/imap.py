@@ -22,7 +22,8 @@ SNAPSHOT = -1  # the key of a mailbox's SELECT snapshot among its answers (modse
 
 
 class ChangeCache:
-    """Answers per mailbox (its snapshot, what changed since a modseq), dropped when it changes."""
+    """Answers per mailbox (its snapshot, what changed since a modseq), dropped when it changes;
+    what a derived answer (a SORT order, THREAD's threads) came from is kept and updated."""
 
     def __init__(self, max_rows: int = 200_000):
         self.max_rows = max_rows  # message rows held in all answers, about 100 bytes each
