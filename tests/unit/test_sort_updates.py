@@ -2,8 +2,10 @@
 derived answers, store.SortedOrder, imap.thread.ReferencesIndex): each must be exactly
 what sorting or threading the mailbox from scratch gives."""
 
+import itertools
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -105,28 +107,36 @@ def _from_scratch(store: Store, mailbox_id: int) -> list:
         store.changes = kept
 
 
-@given(operations)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_kept_orders_and_threads_match_a_full_rebuild(ops):
+@pytest.fixture(scope="module")
+def shared_store():
+    """One store for every example (each takes a mailbox of its own): a store per example
+    would spend the test's time on creating stores."""
     with tempfile.TemporaryDirectory() as folder:
         store = Store.in_folder(folder)
-        try:
-            store.add_domain("example.org")
-            user = store.add_user("alice@example.org", "pw")
-            inbox = store.get_mailbox(user.id, "INBOX").id
-            _answers(store, inbox)  # kept from here on: every later answer is an update
-            for op in ops:
-                if op[0] == "add":
-                    store.deliver(_raw(*op[1:]), [Delivery(user.id)])
-                else:
-                    uids = [m.uid for m in store.list_messages(inbox)]
-                    doomed = sorted({uids[n % len(uids)] for n in op[1]}) if uids else []
-                    if doomed:
-                        store.store_flags(inbox, doomed, "add", ["\\Deleted"])
-                        store.expunge(inbox)
-                assert _answers(store, inbox) == _from_scratch(store, inbox)
-        finally:
-            store.close()
+        store.add_domain("example.org")
+        user = store.add_user("alice@example.org", "pw")
+        yield store, user.id, itertools.count()
+        store.close()
+
+
+@given(ops=operations)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+def test_kept_orders_and_threads_match_a_full_rebuild(shared_store, ops):
+    store, user_id, numbers = shared_store
+    name = f"box{next(numbers)}"
+    box = store.create_mailbox(user_id, name).id
+    _answers(store, box)  # kept from here on: every later answer is an update
+    for op in ops:
+        if op[0] == "add":
+            store.deliver(_raw(*op[1:]), [Delivery(user_id, name)])
+        else:
+            uids = [m.uid for m in store.list_messages(box)]
+            doomed = sorted({uids[n % len(uids)] for n in op[1]}) if uids else []
+            if doomed:
+                store.store_flags(box, doomed, "add", ["\\Deleted"])
+                store.expunge(box)
+        assert _answers(store, box) == _from_scratch(store, box)
 
 
 def test_new_mail_is_sorted_in_without_reading_the_mailbox_again(tmp_path):
