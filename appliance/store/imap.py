@@ -331,6 +331,10 @@ class ImapMixin:
         """IMAP session ``session_id`` has ``mailbox_id`` selected and was told of every expunge
         up to ``modseq`` (SELECT: its snapshot's). Messages others expunge meanwhile are kept
         for it (RFC 2180 §4.1); those every session was told of are let go."""
+        if modseq and not self.keeps_expunged(mailbox_id):
+            # the horizon only lets kept messages go: a session's older one, left as it was,
+            # keeps more for a while, never less (and saves a write per session per expunge)
+            return
         self.runtime.select(session_id, mailbox_id, modseq)
         self.release_expunged(mailbox_id)
 

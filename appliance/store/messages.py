@@ -444,6 +444,12 @@ class MessagesMixin:
                              (mailbox_id, *chunk))
         return out
 
+    def keeps_expunged(self, mailbox_id: int) -> bool:
+        """Whether messages expunged from this mailbox are kept for sessions (``kept_messages``)."""
+        with self.db.reader() as conn:
+            return conn.execute("SELECT 1 FROM expunged_kept WHERE mailbox_id = ? LIMIT 1",
+                                (mailbox_id,)).fetchone() is not None
+
     def release_expunged(self, mailbox_id: int | None = None) -> None:
         """Let go of the expunged messages kept for IMAP sessions (of one mailbox, or all) that
         every session with their mailbox selected has now been told of; a read when none is."""
