@@ -303,6 +303,7 @@ class Server:
             for warning in local_warnings(self.data_dir, cfg):
                 log.warning(warning)
         registry = SessionRegistry(store.runtime)
+        store.release_expunged()  # what was kept for sessions that ended with an earlier run
         auth = Authenticator(store, cfg.auth)
         self.ctx = ServerContext(config=cfg, store=store, auth=auth, tls=tls, registry=registry,
                                  hostname=cfg.server.hostname, data_dir=self.data_dir,

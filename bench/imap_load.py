@@ -7,7 +7,7 @@ On a user whose INBOX holds the bulk-loaded mailbox (10,000 messages by default)
 - `UID SEARCH TEXT <word>`: a word that is in 1 message of 100 (the answer count is checked).
 `sort_figures`: `UID SORT` by SUBJECT, FROM, DATE, ARRIVAL and SIZE and `UID THREAD REFERENCES`
 of the whole mailbox (RFC 5256), each a median of several after an untimed first run; then
-SUBJECT and THREAD again, each time right after a new message was appended (what a client
+each of them again, each time right after a new message was appended (what a client
 sees when it re-sorts a folder because mail came in).
 `mixed_writers`: 10 clients on one mailbox at once, each repeating a round of what a
 mail client does while others work on the same folder: APPEND a message, set and clear
@@ -164,7 +164,7 @@ def sort_figures(target: Target, address: str, repeat: int = 5) -> list[dict]:
                 raise ProtocolError(f"{case}: {found} messages in the answer, {exists} in the mailbox")
             rows.append({"case": case, "ms": round(secs * 1000, 2), "messages": found})
 
-        for case in ("UID SORT (SUBJECT)", "UID THREAD REFERENCES"):
+        for case in SORT_CASES:
             times = []
             for i in range(repeat):
                 raw = make_message(900_000 + i, 2048, needle=False)

@@ -134,10 +134,25 @@ class ImapSession(SortCommands):
         self.errors = 0  # bad commands in a row
         self.reader = CommandReader(conn, LINE_LIMIT, COMMAND_LIMIT)
         # mailbox lifetime: replaced by SELECT/EXAMINE, dropped by CLOSE/UNSELECT
-        self.selected: Selection | None = None
+        self._selected: Selection | None = None  # see the selected property
         self.verb = ""  # the verb being answered (decides whether EXPUNGE may be sent)
         self.notify: notify.Notifier | None = None  # set by NOTIFY SET (RFC 5465); read by step and sync
         self._held_news = False  # the selected mailbox changed while a NOTIFY client waited; sync reads it
+
+    @property
+    def selected(self) -> Selection | None:
+        """The selected mailbox as the client knows it; set by SELECT, None in other states."""
+        return self._selected
+
+    @selected.setter
+    def selected(self, sel: Selection | None) -> None:
+        # RFC 2180 §4.1: while a mailbox is selected, messages other sessions expunge stay
+        # there for this one until it is told (store.release_expunged)
+        left, self._selected = self._selected, sel
+        if sel is not None:
+            self.store.told_expunges(self.conn.info.id, sel.mailbox_id, sel.modseq)
+        elif left is not None:
+            self.store.left_mailbox(self.conn.info.id, left.mailbox_id)
 
     # -- main loop -------------------------------------------------------------------
 
@@ -157,6 +172,7 @@ class ImapSession(SortCommands):
                 self.send(replies.BYE_SHUTDOWN)  # RFC 3501 §7.1.5; flushed below if the socket lives
             raise
         finally:
+            self.selected = None
             if self.events is not None:
                 self.events.close()
             try:
@@ -400,10 +416,14 @@ class ImapSession(SortCommands):
         if cmd.condstore or cmd.qresync is not None:
             self.condstore = True
         self._drain_events()
+        # from before its snapshot, so that what is expunged once the snapshot is read is
+        # kept for this session (RFC 2180 §4.1); the Selection then says what it was told
+        self.store.told_expunges(self.conn.info.id, mailbox.id, 0)
         # everything the client is told below comes from one moment's snapshot, so that
         # the modseq it starts from agrees with the messages it is shown
         snapshot = self.store.mailbox_snapshot(mailbox.id)
         if snapshot is None:
+            self.store.left_mailbox(self.conn.info.id, mailbox.id)
             raise UserError(f"No mailbox {cmd.mailbox}", "NONEXISTENT")
         uids = snapshot.uids
         status_modseq = snapshot.highest_modseq
@@ -704,7 +724,7 @@ class ImapSession(SortCommands):
         sel = self.selected
         if not sel.read_only:
             # RFC 3501 §6.4.2: expunge silently, no EXPUNGE responses
-            self.store.expunge(sel.mailbox_id)
+            self.store.expunge(sel.mailbox_id, session_id=self.conn.info.id)
         self.selected = None
         self._set_state(State.AUTHENTICATED)
         self.send(replies.ok(cmd.tag, "CLOSE completed"))
@@ -720,12 +740,12 @@ class ImapSession(SortCommands):
         return self.selected
 
     def cmd_EXPUNGE(self, cmd) -> None:
-        self.store.expunge(self._writable().mailbox_id)
+        self.store.expunge(self._writable().mailbox_id, session_id=self.conn.info.id)
         self.ok(cmd, "EXPUNGE completed")
 
     def cmd_UID_EXPUNGE(self, cmd) -> None:
         sel = self._writable()
-        self.store.expunge(sel.mailbox_id, self._resolve(cmd.uids, uid=True))
+        self.store.expunge(sel.mailbox_id, self._resolve(cmd.uids, uid=True), self.conn.info.id)
         self.ok(cmd, "UID EXPUNGE completed")
 
     def _use_condstore(self) -> None:
@@ -734,11 +754,12 @@ class ImapSession(SortCommands):
             self.send(replies.ok(None, "Highest", f"HIGHESTMODSEQ {self.selected.modseq}"))
         self.condstore = True
 
-    def _resolve(self, messages: SequenceSet, uid: bool) -> list[int]:
+    def _resolve(self, messages: SequenceSet, uid: bool, with_gone: bool = False) -> list[int]:
         """The UIDs a sequence set names, in ascending order.
 
         Sequence numbers beyond the mailbox are an error (RFC 9051 §6.4.4 asks for BAD);
-        UIDs that do not exist are simply not there (RFC 3501 §6.4.8).
+        UIDs that do not exist are simply not there (RFC 3501 §6.4.8). Those expunged but
+        not yet told are left out, unless ``with_gone``.
         """
         sel = self.selected
         if messages.saved:
@@ -759,7 +780,7 @@ class ImapSession(SortCommands):
             for lo, hi in ranges:
                 picked.update(range(lo, hi + 1))
             out = [sel.uids[n - 1] for n in sorted(picked)]
-        return [u for u in out if u not in sel.gone] if sel.gone else out
+        return [u for u in out if u not in sel.gone] if sel.gone and not with_gone else out
 
     def _rows(self, uids) -> list:
         """Store rows for these UIDs of the selected mailbox: by UID for a few, else one scan."""
@@ -774,7 +795,8 @@ class ImapSession(SortCommands):
 
     def cmd_FETCH(self, cmd) -> None:
         sel = self.selected
-        uids = self._resolve(cmd.messages, cmd.UID)
+        # RFC 2180 §4.1: what was expunged, but not yet told, still answers while it is kept
+        uids = self._resolve(cmd.messages, cmd.UID, with_gone=True)
         atts = list(cmd.atts)
         if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
             self._use_condstore()
@@ -807,6 +829,13 @@ class ImapSession(SortCommands):
             else:
                 rows = {r.uid: r for r in self._rows(uids)}
                 forms = {}
+            missing = [u for u in uids if u not in rows]
+            if missing:
+                # RFC 2180 §4.1: what another session expunged, this one not yet told, still answers
+                kept = self.store.kept_messages(sel.mailbox_id, missing)
+                rows.update((r.uid, r) for r in kept)
+                if forms:
+                    forms.update(self.store.get_imap_forms(r.blob_id for r in kept))
             uids = [u for u in uids if u in rows]
             if cmd.changedsince is not None:
                 uids = [u for u in uids if rows[u].modseq > cmd.changedsince]
@@ -1003,7 +1032,7 @@ class ImapSession(SortCommands):
         uids = self._resolve(cmd.messages, cmd.UID)
         target = self._target(cmd.mailbox)
         # into the selected mailbox itself too: new UIDs, the old ones expunged (as Dovecot does)
-        pairs = self.store.move(sel.mailbox_id, uids, target.id)
+        pairs = self.store.move(sel.mailbox_id, uids, target.id, self.conn.info.id)
         # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
         code = _copyuid(target.uidvalidity, pairs)
         if code:
@@ -1152,11 +1181,16 @@ class ImapSession(SortCommands):
                 elif not sel.uids or row.uid > sel.uids[-1]:
                     new_rows.append(row)
             sel.modseq = max(sel.modseq, changes.horizon)
+            told = bool(changes.vanished)  # expunges of messages it never knew count as told
         else:
             new_rows = []
+            told = False
         if allow_expunge and sel.gone:
             self.update_contexts()  # RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE
             self._report_expunges(sel)
+            told = True
+        if told and not sel.gone:
+            self.store.told_expunges(self.conn.info.id, sel.mailbox_id, sel.modseq)
         if new_rows:
             for row in new_rows:
                 sel.uids.append(row.uid)

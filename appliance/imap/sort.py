@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from dataclasses import dataclass
+from typing import Callable
 
 from appliance.imap import esearch, replies
 from appliance.imap.errors import CommandSyntaxError, UserError
 from appliance.imap.search import And, Key
-from appliance.imap.thread import Message, ordered_subject, references, render
+from appliance.imap.thread import Message, ReferencesIndex, ordered_subject, references, render
 
 CHARSETS = ("UTF-8", "US-ASCII")
 CAPABILITIES = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
@@ -39,21 +41,54 @@ class SearchContext:
 
 
 class ThreadAnswer:
-    """THREAD over a whole mailbox, shared by sessions until the mailbox changes
-    (``Store.mailbox_answer``); the UID form of the reply is rendered once."""
+    """THREAD's thread lists for some messages, by UID, shared by sessions until the
+    mailbox changes (``Store.mailbox_answer``)."""
 
-    def __init__(self, messages: list[Message], algorithm: str) -> None:
-        self.uids = frozenset(m.uid for m in messages)  # the messages it covers
-        self.threads = ALGORITHMS[algorithm](messages)
-        self._by_uid: bytes | None = None
+    def __init__(self, uids: frozenset[int], by_uid: bytes) -> None:
+        self.uids = uids  # the messages it covers
+        self.by_uid = by_uid  # the reply's thread lists with UIDs
+
+    @classmethod
+    def of(cls, messages: list[Message], algorithm: str) -> ThreadAnswer:
+        return cls(frozenset(m.uid for m in messages), render(ALGORITHMS[algorithm](messages), int))
 
     def __len__(self) -> int:
         return len(self.uids)
 
-    def by_uid(self) -> bytes:
-        if self._by_uid is None:
-            self._by_uid = render(self.threads, int)
-        return self._by_uid
+    def numbered(self, number: Callable[[int], int]) -> bytes:
+        """The thread lists with ``number(uid)`` for each UID (sequence numbers)."""
+        return _NUMBER.sub(lambda found: b"%d" % number(int(found[0])), self.by_uid)
+
+
+_NUMBER = re.compile(rb"\d+")
+
+
+class MailboxThreads:
+    """A whole mailbox's threads, kept by the store (a ``Derived``) so that new mail is
+    threaded in place where it can be (``ReferencesIndex.add``)."""
+
+    def __init__(self, messages: list[Message], algorithm: str) -> None:
+        self._index = ReferencesIndex(messages) if algorithm == "REFERENCES" else None
+        self._answer = ThreadAnswer.of(messages, algorithm) if self._index is None else None
+
+    def answer(self) -> ThreadAnswer:
+        if self._answer is None:
+            self._answer = ThreadAnswer(frozenset(self._index.uids()), self._index.render_by_uid())
+        return self._answer
+
+    def update(self, messages: Callable[[list[int]], list[Message]], added, removed) -> bool:
+        """Thread the messages of ``added`` in place: False when it cannot (an expunge, ORDEREDSUBJECT,
+        a message that changes other threads): then the mailbox is threaded afresh."""
+        index = self._index
+        if index is None or any(uid in index for uid in removed):
+            return False  # an expunged message's links decided where later messages went
+        new = [uid for uid in added if uid not in index]
+        if new:
+            for message in messages(new):
+                if not index.add(message):
+                    return False
+            self._answer = None
+        return True
 
 
 ALGORITHMS = {"REFERENCES": references, "ORDEREDSUBJECT": ordered_subject}
@@ -128,15 +163,16 @@ class SortCommands:
         self._check_charset(cmd.charset)
         wanted = self._matching(cmd.criteria)
 
-        def messages() -> list[Message]:
-            return list(map(Message._make, self.store.thread_keys(sel.mailbox_id)))
+        def messages(uids: list[int] | None = None) -> list[Message]:
+            return list(map(Message._make, self.store.thread_keys(sel.mailbox_id, uids)))
 
         with _no_collection():
-            answer = self.store.mailbox_answer(sel.mailbox_id, ("THREAD", cmd.algorithm),
-                                               lambda: ThreadAnswer(messages(), cmd.algorithm))
+            answer = self.store.mailbox_answer(
+                sel.mailbox_id, ("THREAD", cmd.algorithm), lambda: MailboxThreads(messages(), cmd.algorithm),
+                lambda threads, added, removed: threads.update(messages, added, removed))
             if answer.uids != wanted:  # some of the mailbox only: thread just those
-                answer = ThreadAnswer([m for m in messages() if m.uid in wanted], cmd.algorithm)
-        lists = answer.by_uid() if cmd.UID else render(answer.threads, sel.seq_of)
+                answer = ThreadAnswer.of([m for m in messages() if m.uid in wanted], cmd.algorithm)
+        lists = answer.by_uid if cmd.UID else answer.numbered(sel.seq_of)
         # thread-data = "THREAD" [SP 1*thread-list] (RFC 5256 §5)
         self.send(b"* THREAD" + (b" " + lists if lists else b"") + b"\r\n")
         self.ok(cmd, "THREAD completed")

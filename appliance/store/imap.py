@@ -12,7 +12,7 @@ that woke it.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence, Sized
+from typing import Callable, Protocol, Sequence, Sized
 
 from appliance.store.messages import _ROW_COLUMNS, _rows, parse_flags
 from appliance.store.models import MailboxChanges, MailboxSnapshot, MessageRow
@@ -22,7 +22,8 @@ SNAPSHOT = -1  # the key of a mailbox's SELECT snapshot among its answers (modse
 
 
 class ChangeCache:
-    """Answers per mailbox (its snapshot, what changed since a modseq), dropped when it changes."""
+    """Answers per mailbox (its snapshot, what changed since a modseq), dropped when it changes;
+    what a derived answer (a SORT order, THREAD's threads) came from is kept and updated."""
 
     def __init__(self, max_rows: int = 200_000):
         self.max_rows = max_rows  # message rows held in all answers, about 100 bytes each
@@ -36,15 +37,25 @@ class ChangeCache:
         # blob -> its THREAD keys (sent, subject, reply, message id, references): a blob never
         # changes and its id is never reused, so these stay true; emptied past max_rows
         self.thread_keys: dict[int, tuple] = {}
+        # mailbox -> key -> what an answer was derived from (``Derived``), with the messages
+        # that came and went since; kept across forget() so that the next answer is an update
+        self._bases: dict[int, dict[object, _Base]] = {}
+        self._base_rows = 0  # messages the kept bases cover, held to max_rows as answers are
 
-    def get(self, mailbox_id: int, key, read: Callable, shareable: bool = True):
+    def get(self, mailbox_id: int, key, read: Callable, shareable: bool = True, update: Callable | None = None):
         """The answer under ``key`` for this mailbox, read by ``read()`` if nobody has it.
 
         ``shareable`` False: the caller reads inside an older snapshot, so its answer may
         predate a forget() it would be filed under; it is read alone and not kept.
+
+        ``update``: the answer is derived (``Derived``): ``read()`` returns one, and
+        ``update(derived, added, removed)`` brings the one kept from before the mailbox
+        changed up to date from the UIDs that came and went since (the caller skips UIDs
+        it already has or never had: its reads may see a commit before its forget()).
+        It returns False when it cannot, and ``read()`` starts afresh.
         """
         if not shareable:
-            return read()
+            return read().answer() if update is not None else read()
         with self._lock:
             answers = self._answers.get(mailbox_id)
             if answers is not None and key in answers:
@@ -56,7 +67,14 @@ class ChangeCache:
                 if answers is not None and key in answers:
                     return answers[key]  # someone read it while we waited
                 generation = (self._epoch, self._generation.get(mailbox_id, 0))
-            answer = read()
+            derived = None
+            if update is not None:
+                derived = self._updated(mailbox_id, key, update)
+                if derived is None:
+                    derived = read()
+                answer = derived.answer()
+            else:
+                answer = read()
             rows = _weight(answer)
             with self._lock:
                 if (self._epoch, self._generation.get(mailbox_id, 0)) == generation:
@@ -65,7 +83,28 @@ class ChangeCache:
                         self._rows_held = 0
                     self._answers.setdefault(mailbox_id, {})[key] = answer
                     self._rows_held += rows
+                    if derived is not None:
+                        # what changes from now on is logged against it; changes made while
+                        # it was derived are not, and it is not kept (generation moved)
+                        if self._base_rows + rows > self.max_rows:
+                            self._bases.clear()
+                            self._base_rows = 0
+                        self._bases.setdefault(mailbox_id, {})[key] = _Base(derived, rows)
+                        self._base_rows += rows
             return answer
+
+    def _updated(self, mailbox_id: int, key, update: Callable):
+        """The kept ``Derived`` under ``key`` brought up to date, or None (derive afresh)."""
+        with self._lock:
+            base = self._bases.get(mailbox_id, {}).pop(key, None)
+            if base is None:
+                return None
+            self._base_rows -= base.rows
+        removed = frozenset(base.removed)
+        added = tuple(uid for uid in base.added if uid not in removed)
+        if not update(base.derived, added, removed):
+            return None
+        return base.derived
 
     def forget(self, events) -> None:
         """Drop what the mailboxes in these committed MailboxChanged events had."""
@@ -77,12 +116,25 @@ class ChangeCache:
                     self._rows_held -= _weight(answer)
                 if event.kind in ("created", "deleted"):
                     self._recent_claimed.pop(mailbox_id, None)  # SQLite may give a new mailbox a freed id
+                bases = self._bases.get(mailbox_id)
+                if not bases or event.kind in ("flags", "renamed"):
+                    continue  # derived answers hang on which messages there are, not on their flags
+                known = event.kind in ("exists", "expunge") and event.uids
+                for key, base in list(bases.items()):
+                    if known:
+                        (base.added if event.kind == "exists" else base.removed).extend(event.uids)
+                    if not known or len(base.added) + len(base.removed) > MAX_CHANGES_LOGGED:
+                        # what changed is not known message by message, or deriving afresh is as quick
+                        del bases[key]
+                        self._base_rows -= base.rows
 
     def forget_all(self) -> None:
         """Drop every answer (another process's changes were missed)."""
         with self._lock:
             self._epoch += 1
             self._answers.clear()
+            self._bases.clear()
+            self._base_rows = 0
             self._rows_held = 0
 
     def start_recent_claim(self, mailbox_id: int, uid: int) -> bool:
@@ -94,6 +146,29 @@ class ChangeCache:
             return True
 
 
+MAX_CHANGES_LOGGED = 2000  # messages come and gone since a derived answer; past it, it is derived afresh
+
+
+class Derived(Protocol):
+    """Something kept to answer a question about a mailbox (a SORT order, a THREAD index),
+    which an update can bring up to date when messages come and go (``ChangeCache.get``).
+    The derived object itself is the cache's alone; what ``answer()`` returns is shared."""
+
+    def answer(self) -> Sized: ...
+
+
+class _Base:
+    """A kept ``Derived`` and the UIDs that came (``added``) and went (``removed``) since."""
+
+    __slots__ = ("derived", "rows", "added", "removed")
+
+    def __init__(self, derived: Derived, rows: int) -> None:
+        self.derived = derived
+        self.rows = rows  # its weight in ChangeCache._base_rows
+        self.added: list[int] = []
+        self.removed: list[int] = []
+
+
 def _weight(answer) -> int:
     """Roughly how many rows an answer holds (None, a mailbox gone, holds nothing)."""
     if answer is None:
@@ -103,6 +178,61 @@ def _weight(answer) -> int:
     if isinstance(answer, MailboxChanges):
         return 1 + len(answer.changed) + len(answer.vanished)
     return 1 + len(answer)  # a derived answer (mailbox_answer) is as long as the messages it covers
+
+
+class SortedOrder:
+    """A mailbox's messages in one SORT order (``ImapMixin.sorted_uids``), kept up to date.
+
+    Rows are (one value per sort key..., uid) as SQLite's ORDER BY put them. Messages that
+    come later go in by bisection under the same comparison, so the order stays the one a
+    full ORDER BY gives: text compares as SQLite's BINARY collation does (UTF-8 bytes
+    order like code points, Python's order), numbers by value, each key ascending or
+    reversed, ties by UID ascending.
+    """
+
+    def __init__(self, reverse: tuple[bool, ...], rows: list[tuple]) -> None:
+        self._reverse = (*reverse, False)  # the UID, last, breaks ties ascending
+        self._rows = rows
+        self._uids = {row[-1] for row in rows}
+        self._answer = tuple(self._uids_in_order())
+
+    def _uids_in_order(self):
+        return (row[-1] for row in self._rows)
+
+    def answer(self) -> tuple[int, ...]:
+        return self._answer
+
+    def __contains__(self, uid: int) -> bool:
+        return uid in self._uids
+
+    def remove(self, uids: frozenset[int]) -> None:
+        gone = self._uids.intersection(uids)
+        if gone:
+            self._rows = [row for row in self._rows if row[-1] not in gone]
+            self._uids -= gone
+            self._answer = tuple(self._uids_in_order())
+
+    def insert(self, rows: list[tuple]) -> None:
+        for row in rows:
+            if row[-1] in self._uids:
+                continue
+            low, high = 0, len(self._rows)
+            while low < high:
+                middle = (low + high) // 2
+                if self._precedes(row, self._rows[middle]):
+                    high = middle
+                else:
+                    low = middle + 1
+            self._rows.insert(low, row)
+            self._uids.add(row[-1])
+        if rows:
+            self._answer = tuple(self._uids_in_order())
+
+    def _precedes(self, a: tuple, b: tuple) -> bool:
+        for x, y, reverse in zip(a, b, self._reverse):
+            if x != y:
+                return x > y if reverse else x < y
+        return False
 
 
 class ImapMixin:
@@ -197,44 +327,84 @@ class ImapMixin:
                 forms[blob_id] = (envelope, body, bodystructure)
         return rows, forms
 
+    def told_expunges(self, session_id: int, mailbox_id: int, modseq: int) -> None:
+        """IMAP session ``session_id`` has ``mailbox_id`` selected and was told of every expunge
+        up to ``modseq`` (SELECT: its snapshot's). Messages others expunge meanwhile are kept
+        for it (RFC 2180 §4.1); those every session was told of are let go."""
+        if modseq and not self.keeps_expunged(mailbox_id):
+            # the horizon only lets kept messages go: a session's older one, left as it was,
+            # keeps more for a while, never less (and saves a write per session per expunge)
+            return
+        self.runtime.select(session_id, mailbox_id, modseq)
+        self.release_expunged(mailbox_id)
+
+    def left_mailbox(self, session_id: int, mailbox_id: int) -> None:
+        """IMAP session ``session_id`` no longer has ``mailbox_id`` selected (``told_expunges``)."""
+        self.runtime.select(session_id, None)
+        self.release_expunged(mailbox_id)
+
     # -- SORT and THREAD (RFC 5256), from the keys kept at arrival (mime.sortkeys) --------
 
     _SORT_COLUMNS = {  # RFC 5256 §3 sort keys; RFC 5957 §3 DISPLAYFROM/DISPLAYTO
+        # text is never NULL here (no sort_keys row reads as an empty key): SortedOrder
+        # compares in Python as SQLite did
         "ARRIVAL": "m.internaldate", "SIZE": "m.size", "DATE": "coalesce(k.sent, m.internaldate)",
-        "SUBJECT": "k.subject", "FROM": "k.from_addr", "TO": "k.to_addr", "CC": "k.cc_addr",
-        "DISPLAYFROM": "k.display_from", "DISPLAYTO": "k.display_to",
+        "SUBJECT": "coalesce(k.subject, '')", "FROM": "coalesce(k.from_addr, '')",
+        "TO": "coalesce(k.to_addr, '')", "CC": "coalesce(k.cc_addr, '')",
+        "DISPLAYFROM": "coalesce(k.display_from, '')", "DISPLAYTO": "coalesce(k.display_to, '')",
     }
 
-    def mailbox_answer(self, mailbox_id: int, key: tuple, compute: Callable[[], Sized]):
+    def mailbox_answer(self, mailbox_id: int, key: tuple, compute: Callable, update: Callable | None = None):
         """What ``compute()`` derives from this mailbox's messages (a THREAD tree, say), shared by
         every session until the mailbox changes. ``key`` names the question; the answer must
-        not be changed by those who get it, and its len() is the messages it covers."""
-        return self.changes.get(mailbox_id, key, compute)
+        not be changed by those who get it, and its len() is the messages it covers.
+
+        With ``update``, ``compute()`` returns a ``Derived`` whose ``answer()`` is shared, and
+        ``update(derived, added, removed)`` brings it up to date when messages came and went
+        (``ChangeCache.get``).
+        """
+        return self.changes.get(mailbox_id, key, compute, update=update)
 
     def sorted_uids(self, mailbox_id: int, order: Sequence[tuple[str, bool]]) -> tuple[int, ...]:
         """Every UID of the mailbox in SORT order: by each (key, reverse) of ``order`` in turn,
         ties in UID order, which is sequence-number order (RFC 5256 §3). Shared by every
-        session until the mailbox changes (a client re-sorts a big folder at each look).
+        session until the mailbox changes (a client re-sorts a big folder at each look), and
+        then updated: new messages are put in their places, expunged ones taken out.
 
         Raises KeyError for a key that is not one of RFC 5256's or RFC 5957's.
         """
         order = tuple(order)
-        return self.changes.get(mailbox_id, ("SORT", order), lambda: self._read_sorted(mailbox_id, order))
+        columns = [self._SORT_COLUMNS[key] for key, _ in order]
+        join = " LEFT JOIN sort_keys k ON k.blob_id = m.blob_id" if any("k." in c for c in columns) else ""
+        select = f"SELECT {', '.join(columns)}, m.uid FROM messages m{join} WHERE m.mailbox_id = ?"
 
-    def _read_sorted(self, mailbox_id: int, order: tuple[tuple[str, bool], ...]) -> tuple[int, ...]:
-        terms = [self._SORT_COLUMNS[key] + (" DESC" if reverse else "") for key, reverse in order]
-        join = " LEFT JOIN sort_keys k ON k.blob_id = m.blob_id" if any("k." in t for t in terms) else ""
+        def read() -> SortedOrder:
+            terms = [column + (" DESC" if reverse else "") for column, (_, reverse) in zip(columns, order)]
+            return SortedOrder(tuple(reverse for _, reverse in order),
+                               self._sort_rows(f"{select} ORDER BY {', '.join(terms + ['m.uid'])}", (mailbox_id,)))
+
+        def update(sorted_order: SortedOrder, added: tuple[int, ...], removed: frozenset[int]) -> bool:
+            sorted_order.remove(removed)
+            added = [uid for uid in added if uid not in sorted_order]
+            for start in range(0, len(added), 500):
+                chunk = added[start:start + 500]
+                sorted_order.insert(self._sort_rows(f"{select} AND m.uid IN ({','.join('?' * len(chunk))})",
+                                                    (mailbox_id, *chunk)))
+            return True
+
+        return self.changes.get(mailbox_id, ("SORT", order), read, update=update)
+
+    def _sort_rows(self, sql: str, parameters: tuple) -> list[tuple]:
         with self.db.reader() as conn:
             cursor = conn.cursor()
             cursor.row_factory = None
-            rows = cursor.execute(f"SELECT m.uid FROM messages m{join} WHERE m.mailbox_id = ?"
-                                  f" ORDER BY {', '.join(terms + ['m.uid'])}", (mailbox_id,)).fetchall()
-        return tuple(uid for uid, in rows)
+            return cursor.execute(sql, parameters).fetchall()
 
-    def thread_keys(self, mailbox_id: int) -> list[tuple[int, float, str, bool, str, tuple[str, ...]]]:
+    def thread_keys(self, mailbox_id: int, uids: Sequence[int] | None = None
+                    ) -> list[tuple[int, float, str, bool, str, tuple[str, ...]]]:
         """(uid, sent date, base subject, reply, message id, references) of every message in
-        UID order: what THREAD needs (RFC 5256 §3). The sent date is INTERNALDATE where the
-        message has no readable Date header.
+        UID order, or of those of ``uids`` still there: what THREAD needs (RFC 5256 §3). The
+        sent date is INTERNALDATE where the message has no readable Date header.
 
         A client threads a folder again after each new message; the keys of the blobs read
         before are kept (``ChangeCache.thread_keys``), so only the new ones are read.
@@ -243,8 +413,16 @@ class ImapMixin:
         with self.db.reader() as conn:
             cursor = conn.cursor()
             cursor.row_factory = None
-            rows = cursor.execute("SELECT uid, blob_id, internaldate FROM messages WHERE mailbox_id = ? ORDER BY uid",
-                                  (mailbox_id,)).fetchall()
+            if uids is None:
+                rows = cursor.execute("SELECT uid, blob_id, internaldate FROM messages WHERE mailbox_id = ?"
+                                      " ORDER BY uid", (mailbox_id,)).fetchall()
+            else:
+                rows = []
+                for start in range(0, len(uids), 500):
+                    chunk = list(uids[start:start + 500])
+                    rows += cursor.execute("SELECT uid, blob_id, internaldate FROM messages WHERE mailbox_id = ?"
+                                           f" AND uid IN ({','.join('?' * len(chunk))})", (mailbox_id, *chunk))
+                rows.sort()
             missing = sorted({blob_id for _, blob_id, _ in rows if blob_id not in known})
             if len(known) + len(missing) > self.changes.max_rows:
                 known.clear()

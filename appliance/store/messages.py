@@ -193,14 +193,18 @@ class MessagesMixin:
 
         return self.db.write(job)
 
-    def expunge(self, mailbox_id: int, uids: Iterable[int] | None = None) -> list[int]:
-        """RFC 3501 §6.4.3 (and UID EXPUNGE, RFC 4315): remove \\Deleted messages; returns their UIDs."""
+    def expunge(self, mailbox_id: int, uids: Iterable[int] | None = None, session_id: int | None = None) -> list[int]:
+        """RFC 3501 §6.4.3 (and UID EXPUNGE, RFC 4315): remove \\Deleted messages; returns their UIDs.
+
+        ``session_id``: the IMAP session expunging, which tells of it itself; for the other
+        sessions with the mailbox selected the messages are kept (``release_expunged``).
+        """
         only = None if uids is None else set(uids)
 
         def job(tx):
             rows = tx.execute("SELECT uid, flags FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)).fetchall()
             doomed = [r["uid"] for r in rows if DELETED in parse_flags(r["flags"]) and (only is None or r["uid"] in only)]
-            return self._remove(tx, mailbox_id, doomed)
+            return self._remove(tx, mailbox_id, doomed, session_id)
 
         return self.db.write(job)
 
@@ -213,13 +217,14 @@ class MessagesMixin:
         """RFC 3501 §6.4.7 / RFC 4315 COPYUID: returns (source UID, new UID) pairs once durable."""
         return self.db.write(lambda tx: self._copy(tx, src_mailbox_id, sorted(set(uids)), dst_mailbox_id))
 
-    def move(self, src_mailbox_id: int, uids: Iterable[int], dst_mailbox_id: int) -> list[tuple[int, int]]:
-        """RFC 6851: copy then expunge from the source, in one transaction."""
+    def move(self, src_mailbox_id: int, uids: Iterable[int], dst_mailbox_id: int,
+             session_id: int | None = None) -> list[tuple[int, int]]:
+        """RFC 6851: copy then expunge from the source, in one transaction (``session_id`` as for expunge)."""
         uid_list = sorted(set(uids))
 
         def job(tx):
             pairs = self._copy(tx, src_mailbox_id, uid_list, dst_mailbox_id)
-            self._remove(tx, src_mailbox_id, [src for src, _ in pairs])
+            self._remove(tx, src_mailbox_id, [src for src, _ in pairs], session_id)
             return pairs
 
         return self.db.write(job)
@@ -428,6 +433,45 @@ class MessagesMixin:
             targets[(user_id, name)] = counters.setdefault(r[0], [r[0], r[3], r[4]])
         return targets
 
+    def kept_messages(self, mailbox_id: int, uids: Iterable[int]) -> list[MessageRow]:
+        """Messages of these UIDs expunged but kept for sessions not yet told (RFC 2180 §4.1),
+        as they were; their blobs and parsed forms are there too."""
+        out = []
+        with self.db.reader() as conn:
+            for chunk in _chunks(sorted(set(uids)), 500):
+                out += _rows(conn, f"SELECT {_ROW_COLUMNS} FROM expunged_kept"
+                                   f" WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid",
+                             (mailbox_id, *chunk))
+        return out
+
+    def keeps_expunged(self, mailbox_id: int) -> bool:
+        """Whether messages expunged from this mailbox are kept for sessions (``kept_messages``)."""
+        with self.db.reader() as conn:
+            return conn.execute("SELECT 1 FROM expunged_kept WHERE mailbox_id = ? LIMIT 1",
+                                (mailbox_id,)).fetchone() is not None
+
+    def release_expunged(self, mailbox_id: int | None = None) -> None:
+        """Let go of the expunged messages kept for IMAP sessions (of one mailbox, or all) that
+        every session with their mailbox selected has now been told of; a read when none is."""
+        with self.db.reader() as conn:
+            sql = "SELECT mailbox_id, min(expunged) FROM expunged_kept"
+            rows = conn.execute(sql + (" WHERE mailbox_id = ?" if mailbox_id is not None else "")
+                                + " GROUP BY mailbox_id", () if mailbox_id is None else (mailbox_id,)).fetchall()
+        due = []
+        for kept_in, oldest in rows:
+            horizon = self._runtime.told_horizon(kept_in) if self._runtime is not None else None
+            if horizon is None or oldest <= horizon:
+                due.append((kept_in, horizon))
+        if due:
+            self.db.write(lambda tx: [self._release_kept(tx, kept_in, horizon) for kept_in, horizon in due])
+
+    def _release_kept(self, tx, mailbox_id: int, horizon: int | None) -> None:
+        """Drop the kept messages of a mailbox expunged at or before ``horizon`` (None: all)."""
+        released = tx.execute("DELETE FROM expunged_kept WHERE mailbox_id = ? AND expunged <= ? RETURNING blob_id",
+                              (mailbox_id, horizon if horizon is not None else 2 ** 62)).fetchall()
+        if released:
+            self._release_blobs(tx, [r[0] for r in released])
+
     def _release_blobs(self, tx, blob_ids: Iterable[int]) -> None:
         counts: dict[int, int] = {}
         for b in blob_ids:
@@ -459,26 +503,37 @@ class MessagesMixin:
         tx.emit(MailboxChanged("exists", user_id, mailbox_id, (mb["uid"],), mb["highestmodseq"]))
         return mb["uid"]
 
-    def _remove(self, tx, mailbox_id: int, uids: list[int]) -> list[int]:
+    def _remove(self, tx, mailbox_id: int, uids: list[int], session_id: int | None = None) -> list[int]:
         if not uids:
             return []
         mb = tx.execute("SELECT user_id, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
         if not mb:
             raise NotFound("no such mailbox")
         modseq = mb["highestmodseq"] + 1
-        removed, blob_ids = [], []
+        removed, gone = [], []
         for chunk in _chunks(uids, 500):
             for r in tx.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})"
-                                " RETURNING uid, blob_id", (mailbox_id, *chunk)).fetchall():
+                                " RETURNING uid, blob_id, flags, size, internaldate, modseq",
+                                (mailbox_id, *chunk)).fetchall():
                 removed.append(r["uid"])
-                blob_ids.append(r["blob_id"])
+                gone.append(tuple(r))
         if not removed:
             return []
         removed.sort()
         tx.executemany("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?,?,?)",
                        [(mailbox_id, uid, modseq) for uid in removed])
         tx.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
-        self._release_blobs(tx, blob_ids)
+        # Only a serving process has the runtime open: only there can IMAP sessions be selected
+        horizon = self._runtime.told_horizon(mailbox_id, session_id) if self._runtime is not None else None
+        if horizon is None:
+            self._release_blobs(tx, [blob_id for _, blob_id, *_ in gone])
+        else:
+            # RFC 2180 §4.1: other sessions not yet told may still FETCH them
+            tx.executemany("INSERT OR REPLACE INTO expunged_kept VALUES (?,?,?,?,?,?,?,?)",
+                           [(mailbox_id, *row, modseq) for row in gone])
+        if self._runtime is not None:
+            # what earlier expunges kept, once every session (this one too) was told of them
+            self._release_kept(tx, mailbox_id, self._runtime.told_horizon(mailbox_id))
         tx.emit(MailboxChanged("expunge", mb["user_id"], mailbox_id, tuple(removed), modseq))
         return removed
 

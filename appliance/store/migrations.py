@@ -302,11 +302,23 @@ def _v17_account_rules_model(db) -> None:
         db.execute("ALTER TABLE sieve_account_rules ADD COLUMN model TEXT NOT NULL DEFAULT ''")
 
 
+def _v18_expunged_kept(db) -> None:
+    """Messages expunged while other IMAP sessions had their mailbox selected, kept with their
+    blobs until each of those sessions has been told (RFC 2180 §4.1: a FETCH of a message a
+    session still believes in answers with its data). Released by ``release_expunged``."""
+    db.execute("CREATE TABLE IF NOT EXISTS expunged_kept (mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL,"
+               " blob_id INTEGER NOT NULL,"    # still counted in blobs.refcount
+               " flags TEXT NOT NULL, size INTEGER NOT NULL, internaldate REAL NOT NULL,"
+               " modseq INTEGER NOT NULL,"     # the message's last modseq, as it was
+               " expunged INTEGER NOT NULL,"   # the mailbox modseq of the expunge
+               " PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID")
+
+
 MIGRATIONS = [_v1_core, _v2_queue_warned, _v3_filters, _v4_imap_imports, _v5_receipts_by_message_id,
               _v6_greylist, _v7_secrets, _v8_daily_counts, _v9_unterminated_blobs, _v10_no_stored_body_text,
               _v11_change_journal, _v12_queue_ids_never_reused,
               _v13_sort_keys, _v14_sieve_scripts, _v15_queue_owner,
-              _v16_credentials, _v17_account_rules_model]
+              _v16_credentials, _v17_account_rules_model, _v18_expunged_kept]
 LATEST = len(MIGRATIONS)
 
 

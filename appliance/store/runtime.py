@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS recent_claims(  -- IMAP \\Recent: every UID up to ``u
     upto INTEGER NOT NULL,
     pid INTEGER NOT NULL                 -- the process whose claim covers ``upto`` (dropped with it)
 );
+CREATE TABLE IF NOT EXISTS selections(  -- IMAP sessions' selected mailboxes (RFC 2180 §4.1 keeps expunged messages for them)
+    session_id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    mailbox_id INTEGER NOT NULL,
+    told INTEGER NOT NULL                -- the session was told of every expunge up to this modseq
+);
+CREATE INDEX IF NOT EXISTS selections_by_mailbox ON selections(mailbox_id);
 CREATE TABLE IF NOT EXISTS counters(    -- each process's counters; pid 0 keeps those of processes gone
     pid INTEGER NOT NULL,
     day TEXT NOT NULL,                   -- '': since the server started; a date: counted that day, not yet in the store
@@ -239,6 +246,7 @@ class Runtime:
         conn.execute("DELETE FROM sessions WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM kicks WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM recent_claims WHERE pid = ?", (pid,))
+        conn.execute("DELETE FROM selections WHERE pid = ?", (pid,))
         # its counters since start stay in the server's sum; what it had not saved is lost, as in a crash
         conn.execute("INSERT INTO counters(pid, day, name, n) SELECT 0, day, name, n FROM counters"
                      " WHERE pid = ? AND day = ''"
@@ -406,6 +414,25 @@ class Runtime:
             conn.executemany("DELETE FROM recent_claims WHERE mailbox_id = ?", [(m,) for m in mailbox_ids])
 
     # -- counters ----------------------------------------------------------------------------
+
+    # -- IMAP selections: who may still ask for an expunged message (RFC 2180 §4.1) -----------
+
+    def select(self, session_id: int, mailbox_id: int | None, told: int = 0) -> None:
+        """Session ``session_id`` has ``mailbox_id`` selected and was told of every expunge up
+        to modseq ``told``; None: it has no mailbox selected."""
+        with self._write(transaction=False) as conn:
+            if mailbox_id is None:
+                conn.execute("DELETE FROM selections WHERE session_id = ?", (session_id,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO selections(session_id, pid, mailbox_id, told) VALUES (?, ?, ?, ?)",
+                             (session_id, self.pid, mailbox_id, told))
+
+    def told_horizon(self, mailbox_id: int, other_than: int | None = None) -> int | None:
+        """The modseq up to which every session with ``mailbox_id`` selected (but ``other_than``)
+        was told of the expunges; None when no session has it selected."""
+        with self._connection() as conn:
+            return conn.execute("SELECT min(told) FROM selections WHERE mailbox_id = ? AND session_id IS NOT ?",
+                                (mailbox_id, other_than)).fetchone()[0]
 
     def publish_counters(self, since_start: dict[str, int], unsaved: dict[tuple[str, str], int]) -> None:
         """This process's counters since it started, and those counted per day but not yet

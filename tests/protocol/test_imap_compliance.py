@@ -64,8 +64,9 @@ def test_fetch_still_answers_for_a_message_expunged_while_it_reads(server, caplo
     assert tracebacks(caplog) == []
 
 
-def test_a_message_expunged_before_a_later_batch_of_bodies_is_left_out(server, monkeypatch, caplog):
-    # past the first batch no snapshot is held while the client reads: what is gone by then is skipped
+def test_a_message_expunged_before_a_later_batch_of_bodies_is_still_answered(server, monkeypatch, caplog):
+    # past the first batch no snapshot is held while the client reads, but what another
+    # session expunged is kept until this one is told (RFC 2180 §4.1)
     monkeypatch.setattr("appliance.imap.session.RAW_BATCH_BYTES", 1)  # a batch per message
     conv, view = selected(server, 3)
     other = session(server)
@@ -84,8 +85,51 @@ def test_a_message_expunged_before_a_later_batch_of_bodies_is_left_out(server, m
     monkeypatch.setattr(store, "get_raws", get_raws_then_expunge)
     lines = told(conv, "FETCH 1:3 (UID BODY.PEEK[1])", view)
     assert len(batches) == 3
-    assert [line[:17] for line in lines] == [b"* 1 FETCH (UID 1 "]
+    assert [line[:17] for line in lines] == [b"* 1 FETCH (UID 1 ", b"* 2 FETCH (UID 2 ", b"* 3 FETCH (UID 3 "]
+    assert all(b"Body number" in line for line in lines)
     assert tracebacks(caplog) == []
+
+
+def kept(server) -> int:
+    """Expunged messages the store still keeps for sessions not yet told of them."""
+    with server.store.db.reader() as conn:
+        return conn.execute("SELECT count(*) FROM expunged_kept").fetchone()[0]
+
+
+def blobs(server) -> int:
+    with server.store.db.reader() as conn:
+        return conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
+
+
+def test_a_message_another_session_expunged_answers_until_this_one_is_told(server, caplog):
+    # RFC 2180 §4.1, its first choice (Dovecot's too): the data, not NO, for a message this
+    # session still believes in; kept until every session selected there was told
+    conv, view = selected(server, 3)
+    watcher = session(server)
+    watcher.transact("OK", "EXAMINE INBOX")
+    other = session(server)
+    other.transact("OK", "SELECT INBOX")
+    other.transact("OK", "STORE 2 +FLAGS.SILENT (\\Deleted)")
+    assert other.transact("OK", "EXPUNGE") == [b"* 2 EXPUNGE"]
+    for n in range(2):  # again: a kept message answers as often as it is asked
+        lines = told(conv, "FETCH 2 (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY.PEEK[])", view)
+        assert len(lines) == 1 and lines[0].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent) RFC822.SIZE ")
+        assert b'"message 1"' in lines[0] and b"Body number 1." in lines[0]
+    assert told(conv, "FETCH 2 (BODY.PEEK[TEXT])", view)[0].startswith(b"* 2 FETCH (BODY[TEXT] {")
+    assert kept(server) == 1 and blobs(server) == 3
+    assert told(conv, "NOOP", view) == [b"* 2 EXPUNGE"]
+    assert told(conv, "FETCH 1:* (UID)", view) == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)"]
+    assert kept(server) == 1  # the watcher has not been told yet
+    watcher.transact("OK", "LOGOUT")  # nor will it be: it leaves
+    assert kept(server) == 0 and blobs(server) == 2
+    assert tracebacks(caplog) == []
+
+
+def test_a_message_expunged_while_nobody_else_looks_is_not_kept(server):
+    conv, view = selected(server, 2)
+    told(conv, "STORE 1 +FLAGS.SILENT (\\Deleted)", view)
+    assert told(conv, "EXPUNGE", view) == [b"* 1 EXPUNGE"]
+    assert kept(server) == 0 and blobs(server) == 1
 
 
 def test_search_of_headers_survives_an_expunge_between_its_reads(server, caplog):

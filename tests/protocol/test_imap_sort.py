@@ -308,3 +308,39 @@ def test_thread_references_survive_a_reference_loop(server):
     conv.transact("OK", "STORE 1 +FLAGS.SILENT (\\Deleted)")
     conv.transact("OK", "EXPUNGE")
     assert thread_reply(conv, "THREAD REFERENCES UTF-8 ALL") == b"* THREAD (2 1)"
+
+
+def test_orders_and_threads_kept_across_new_mail_and_expunges_match_a_fresh_look(server):
+    # the server updates its sorted orders and threads in place as mail comes and goes;
+    # each answer must be the one it gives when it sorts and threads from scratch
+    conv, other = session(server), session(server)
+    for n in range(8):
+        deliver(server, "alice@example.org", mail(f"topic {n % 3}", f"u{n}@x.org", "a@y.org",
+                                                  f"Mon, 4 Mar 2024 1{n}:00:00 +0000", 10 * n, message_id=f"t{n}"))
+    conv.transact("OK", "SELECT INBOX")
+    other.transact("OK", "SELECT INBOX")
+    commands = [f"UID SORT ({key}) UTF-8 ALL" for key in ORDERS] + [
+        "SORT (REVERSE DATE SUBJECT) UTF-8 ALL", "UID THREAD REFERENCES UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL"]
+
+    def answers() -> list[bytes]:
+        return [conv.transact("OK", command)[0] for command in commands]
+
+    answers()
+    arrivals = [
+        mail("Re: topic 1", "r@x.org", "a@y.org", "Mon, 4 Mar 2024 20:00:00 +0000", message_id="r1", references="<t1>"),
+        mail("news", "n@x.org", "a@y.org", "Sun, 3 Mar 2024 08:00:00 +0000", message_id="n1"),
+        mail("topic 2", "s@x.org", "a@y.org", "Tue, 5 Mar 2024 08:00:00 +0000", message_id="s1"),
+        mail("Re: news", "q@x.org", "a@y.org", "", message_id="q1", references="<n1>"),
+    ]
+    for step, raw in enumerate(arrivals):
+        deliver(server, "alice@example.org", raw)
+        if step == 2:
+            other.transact("OK", "STORE 3 +FLAGS.SILENT (\\Deleted)")
+            other.transact("OK", "EXPUNGE")
+        conv.transact("OK", "NOOP")
+        kept = answers()
+        server.store.changes.forget_all()
+        assert kept == answers()
+    # replies hang under what they answer, "news" (the earliest) comes first, the later
+    # "topic 2" joins the one left of its subject
+    assert kept[-2] == b"* THREAD (10 12)((1)(4)(7))((2 9)(5)(8))((6)(11))"

@@ -19,6 +19,7 @@ import pytest
 
 from tests.protocol.imapconv import Conversation, deliver, message
 from tests.protocol.imapstate import MailboxView
+from tests.protocol.mta_helpers import wait_until
 
 ADDRESS = "stress@example.org"
 MAILBOXES = ("INBOX", "Shared")
@@ -146,6 +147,13 @@ def run_stress(server, caplog, clients: int, seconds: float) -> None:
     assert problems == []
     assert all(client.commands > 5 for client in crowd)  # each really took part
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    # what was expunged under the others' eyes (RFC 2180 §4.1) is let go once they have all left
+    wait_until(lambda: _kept(server) == 0, what="the kept expunged messages released")
+
+
+def _kept(server) -> int:
+    with server.store.db.reader() as conn:
+        return conn.execute("SELECT count(*) FROM expunged_kept").fetchone()[0]
 
 
 def test_clients_sharing_mailboxes_are_never_told_contradictions(server, caplog):

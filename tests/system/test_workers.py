@@ -226,6 +226,23 @@ def test_idle_on_one_worker_hears_append_and_smtp_on_the_other(served):
     writer.close()
 
 
+def test_a_message_expunged_on_one_worker_still_answers_a_session_on_the_other(served):
+    # RFC 2180 §4.1: kept until the reader, served by another process, is told
+    reader, expunger = logged_in_on_two_workers(served)
+    expunger.command("CREATE Kept")
+    for n in range(2):
+        expunger.append("Kept", f"Subject: kept {n}\r\n\r\nbody {n}\r\n".encode())
+    reader.command("SELECT Kept")
+    expunger.command("SELECT Kept")
+    expunger.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    expunger.command("EXPUNGE")
+    lines = reader.command("FETCH 1 (BODY.PEEK[TEXT])")
+    assert lines[0].startswith(b"* 1 FETCH (BODY[TEXT] {8}") and lines[1] == b"body 0\r\n"
+    wait_for(lambda: b"* 1 EXPUNGE\r\n" in reader.command("NOOP"), what="the reader told of the expunge")
+    reader.close()
+    expunger.close()
+
+
 def test_a_killed_worker_is_restarted_and_the_other_sessions_go_on(served):
     survivor, victim = logged_in_on_two_workers(served)
     survivor.command("SELECT INBOX")

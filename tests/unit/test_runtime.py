@@ -52,6 +52,27 @@ def test_a_dead_processs_slots_and_claims_are_freed_and_its_counters_kept(store_
     assert runtime.processes() == [os.getpid()]
 
 
+def test_what_sessions_of_every_process_were_told_sets_the_horizon_of_kept_expunges(store_path):
+    runtime = Runtime(store_path)
+    runtime.select(1, 7, 10)
+    runtime.select(2, 7, 4)
+    runtime.select(3, 8, 1)
+    assert runtime.told_horizon(7) == 4
+    assert runtime.told_horizon(7, other_than=2) == 10  # the expunging session tells of it itself
+    assert runtime.told_horizon(9) is None  # nobody has it selected: nothing to keep
+
+    def work():
+        Runtime(store_path).select(4, 7, 2)
+        return None
+
+    _, pid = _in_child(work)
+    assert runtime.told_horizon(7) == 2  # a session of another process counts
+    assert runtime.drop_dead() == [pid]
+    assert runtime.told_horizon(7) == 4  # not once its process is gone
+    runtime.select(2, None)
+    assert runtime.told_horizon(7) == 10
+
+
 def test_the_total_limit_holds_across_processes(store_path):
     runtime = Runtime(store_path)
     ids, _ = _in_child(_hold_slots, store_path, 1)  # the child is gone but not yet dropped
