@@ -467,6 +467,49 @@ def test_another_process_commits_reach_this_ones_subscribers_and_caches(tmp_path
         there.close()
 
 
+def test_a_writer_waiting_for_another_process_commits_what_queued_meanwhile_at_once(tmp_path):
+    """Two Store objects on one file stand for two server processes: while one writes, the
+    other's writes wait on the lock file and then go out together in one commit."""
+    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        busy, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=there.db.write, args=(lambda tx: (busy.set(), release.wait(10)),))
+        holder.start()
+        assert busy.wait(10)
+        commits_before = here.db.commits
+        threads = [threading.Thread(target=here.deliver, args=(MSG + b"%d" % n, [Delivery(user.id)]))
+                   for n in range(5)]
+
+        def waiting(started) -> bool:  # each caller waits for its commit
+            frames = sys._current_frames()
+            return all(t.ident in frames and frames[t.ident].f_code.co_name == "_wait" for t in started)
+
+        threads[0].start()
+        for _ in range(1000):  # the writer has taken the first job and waits for the lock
+            if waiting(threads[:1]) and here.db._jobs.qsize() == 0:
+                break
+            time.sleep(0.01)
+        for t in threads[1:]:
+            t.start()
+        for _ in range(1000):
+            if waiting(threads):
+                break
+            time.sleep(0.01)
+        assert all(t.is_alive() for t in threads)  # nothing is acknowledged while the other writes
+        release.set()
+        for t in threads + [holder]:
+            t.join(10)
+        assert here.db.commits - commits_before == 1
+        inbox = here.get_mailbox(user.id, "INBOX")
+        assert [m.uid for m in here.list_messages(inbox.id)] == [1, 2, 3, 4, 5]
+        assert here.integrity_check() == "ok"
+    finally:
+        here.close()
+        there.close()
+
+
 def test_a_process_that_missed_pruned_changes_rereads_everything(tmp_path, monkeypatch):
     from appliance.store import Overflowed, journal
     here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
