@@ -67,9 +67,10 @@ class Subscription:
     Queue's condition variables cost several times more for each.
     """
 
-    def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int):
+    def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int, kinds: tuple[type, ...] | None = None):
         self._bus = bus
         self.user_id = user_id
+        self.kinds = None if kinds is None else (*kinds, Overflowed)  # None: every event
         self._maxsize = maxsize
         self._events: deque = deque()
         self._lock = threading.Lock()
@@ -151,9 +152,11 @@ class EventBus:
         self._lock = threading.Lock()
         self._subscribers: list[Subscription] = []
 
-    def subscribe(self, user_id: int | None = None, maxsize: int = 10000) -> Subscription:
-        """Events for one user's mailboxes (``user_id``), or everything (None)."""
-        sub = Subscription(self, user_id, maxsize)
+    def subscribe(self, user_id: int | None = None, maxsize: int = 10000,
+                  kinds: tuple[type, ...] | None = None) -> Subscription:
+        """Events for one user's mailboxes (``user_id``), or everything (None); with ``kinds``,
+        only events of those classes: a subscriber that is not offered an event is not woken."""
+        sub = Subscription(self, user_id, maxsize, kinds)
         with self._lock:
             self._subscribers = self._subscribers + [sub]
         return sub
@@ -173,5 +176,7 @@ class EventBus:
             by_owner.setdefault(getattr(event, "user_id", None), []).append(event)
         for sub in self._subscribers:
             mine = events if sub.user_id is None else by_owner.get(sub.user_id)
+            if mine and sub.kinds is not None:
+                mine = [e for e in mine if isinstance(e, sub.kinds)]
             if mine:
                 sub._offer(mine)

@@ -137,6 +137,21 @@ def test_events_arrive_after_commit_for_the_right_user(store):
         assert sub.get(timeout=0.2) is None
 
 
+def test_a_subscriber_of_some_kinds_of_event_is_never_woken_by_others(store):
+    from appliance.store import Overflowed, QueueChanged
+    user = store.add_user("alice@example.org", "pw")
+    woken = []
+    with store.subscribe(kinds=(QueueChanged,)) as sub:
+        sub.notify = lambda: woken.append(1)
+        store.deliver(MSG, [Delivery(user.id)])  # a mailbox event only
+        assert woken == [] and sub.get(timeout=0.2) is None
+        [queued] = store.deliver(MSG, [], [QueueEntry("a@example.org", "x@elsewhere.net")]).queue_ids
+        event = sub.get(timeout=2)
+        assert event.kind == "queued" and event.ids == (queued,) and woken == [1]
+        store.bus.overflow_all()  # missed changes concern every subscriber
+        assert isinstance(sub.get(timeout=2), Overflowed)
+
+
 def test_delivery_and_queue_in_one_transaction(store):
     alice = store.add_user("alice@example.org", "pw")
     result = store.deliver(MSG, [Delivery(alice.id)], [QueueEntry("alice@example.org", "x@remote.net")])
