@@ -121,7 +121,7 @@ class QueueRunner:
             log.info("queue: %d message(s) interrupted by the last stop are due again", recovered)
         # Only queue changes wake the runner: every local delivery's mailbox event would
         # otherwise cost it a wake-up and a look for nothing.
-        self._events = self.store.subscribe(kinds=(QueueChanged,))
+        self._events = self.store.subscribe(wants=lambda event: isinstance(event, QueueChanged))
         self._events.notify = self._wake.set
         self._thread.start()
 

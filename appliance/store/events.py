@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,11 @@ class Subscription:
     Queue's condition variables cost several times more for each.
     """
 
-    def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int, kinds: tuple[type, ...] | None = None):
+    def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int,
+                 wants: Callable[[Any], bool] | None = None):
         self._bus = bus
         self.user_id = user_id
-        self.kinds = None if kinds is None else (*kinds, Overflowed)  # None: every event
+        self.wants = wants  # asked of each event in the publishing thread; None: every event
         self._maxsize = maxsize
         self._events: deque = deque()
         self._lock = threading.Lock()
@@ -153,10 +155,12 @@ class EventBus:
         self._subscribers: list[Subscription] = []
 
     def subscribe(self, user_id: int | None = None, maxsize: int = 10000,
-                  kinds: tuple[type, ...] | None = None) -> Subscription:
-        """Events for one user's mailboxes (``user_id``), or everything (None); with ``kinds``,
-        only events of those classes: a subscriber that is not offered an event is not woken."""
-        sub = Subscription(self, user_id, maxsize, kinds)
+                  wants: Callable[[Any], bool] | None = None) -> Subscription:
+        """Events for one user's mailboxes (``user_id``), or everything (None); with ``wants``,
+        only the events for which it is true, and ``Overflowed``: a subscriber offered
+        nothing is not woken. ``wants`` runs in the writer thread after each commit, so it
+        must be quick and never block."""
+        sub = Subscription(self, user_id, maxsize, wants)
         with self._lock:
             self._subscribers = self._subscribers + [sub]
         return sub
@@ -176,7 +180,7 @@ class EventBus:
             by_owner.setdefault(getattr(event, "user_id", None), []).append(event)
         for sub in self._subscribers:
             mine = events if sub.user_id is None else by_owner.get(sub.user_id)
-            if mine and sub.kinds is not None:
-                mine = [e for e in mine if isinstance(e, sub.kinds)]
+            if mine and sub.wants is not None:
+                mine = [e for e in mine if sub.wants(e)]
             if mine:
                 sub._offer(mine)
