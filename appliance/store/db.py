@@ -82,6 +82,20 @@ def create_private(path: Path | str) -> Path:
     return path
 
 
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the database's lock file (see the module docstring), made if missing.
+
+    ``flock`` needs no write access, so it is opened read-only. Made by root (an admin's
+    ``sudo kotakpos ...``), it is given to the database's owner, as SQLite does with its
+    -wal and -shm files, so that the server's own user can still open it.
+    """
+    fd = os.open(create_private(path.with_name(path.name + LOCK_SUFFIX)), os.O_RDONLY)
+    if os.geteuid() == 0:
+        owner = os.stat(path)
+        os.fchown(fd, owner.st_uid, owner.st_gid)
+    return fd
+
+
 def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60,
                            cached_statements=CACHED_STATEMENTS)
@@ -153,7 +167,7 @@ class Database:
         self._writer_conn = connect(self.path, synchronous)
         # Opened by this object, never inherited: an flock held through a descriptor that a
         # fork() shares would not keep the other process out.
-        self._lock_fd = os.open(create_private(self.path.with_name(self.path.name + LOCK_SUFFIX)), os.O_RDWR)
+        self._lock_fd = _open_lock_file(self.path)
         self._journal = Journal(self._writer_conn) if journal else None
         self._journal_row: tuple[int, list] | None = None  # (row id, others' events) of the batch in flight
         self._next_check = time.monotonic() + CHECK_SECONDS
@@ -216,7 +230,7 @@ class Database:
                 self._finish(committed)
                 # hold no finished job while idle: a result (10,000 rows after a big STORE)
                 # would stay in memory until the next write
-                committed, batch, job, first = [], None, None, None
+                committed, batch, first = [], None, None
                 first = self._next_job()
             if first is None:
                 break
