@@ -134,9 +134,13 @@ class IdlePusher:
     """The thread that pushes store events to idling IMAP clients (see the module docstring)."""
 
     def __init__(self, store) -> None:
-        self._events = store.subscribe()
         self._lock = threading.Lock()
         self._idlers: dict[int, list[Idler]] = {}  # user id -> idlers; replaced, never changed in place
+        # Woken only for users someone idles for: a delivery to anyone else costs no wake-up.
+        # An idler listens before it catches up (``until_client_speaks``), so an event left
+        # out just before it was added is in what it catches up with.
+        self._events = store.subscribe(
+            wants=lambda event: isinstance(event, MailboxChanged) and event.user_id in self._idlers)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="imap-idle-push", daemon=True)
         self._thread.start()

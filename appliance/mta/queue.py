@@ -43,7 +43,7 @@ from appliance import mime
 from appliance.mta import dkim, dsn, sts, transport
 from appliance.mta.deliver import Connection, Outgoing, Result, Timeouts, client_contexts
 from appliance.mta.errors import DeliveryError
-from appliance.store import Delivery, NotFound, Notice, Overflowed, QueueChanged, QueueEntry, QueueOutcome, QueueRow
+from appliance.store import Delivery, NotFound, Notice, QueueChanged, QueueEntry, QueueOutcome, QueueRow
 from appliance.net.dns import make_resolver
 
 log = logging.getLogger("kotakpos.mta")
@@ -119,8 +119,9 @@ class QueueRunner:
         recovered = self.store.requeue_interrupted(starting=True)
         if recovered:
             log.info("queue: %d message(s) interrupted by the last stop are due again", recovered)
-        self._events = self.store.subscribe()
-        # Every committed change may have queued or released mail: look again.
+        # Only queue changes wake the runner: every local delivery's mailbox event would
+        # otherwise cost it a wake-up and a look for nothing.
+        self._events = self.store.subscribe(wants=lambda event: isinstance(event, QueueChanged))
         self._events.notify = self._wake.set
         self._thread.start()
 
@@ -158,8 +159,8 @@ class QueueRunner:
             self._wake.clear()
             kicks = self._kicks
             if kicks == seen_kicks and time.monotonic() < deadline and not self._queue_news():
-                # Only mailbox changes (every local delivery sends one): nothing new to relay,
-                # and the next due row is as far away as it was.
+                # Woken by queue events this loop has already looked at: nothing new to
+                # relay, and the next due row is as far away as it was.
                 self._wake.wait(deadline - time.monotonic())
                 continue
             seen_kicks = kicks
@@ -173,10 +174,9 @@ class QueueRunner:
             self._wake.wait(wait)
 
     def _queue_news(self) -> bool:
-        """Whether the events since the last look touch the queue. Only the answer is kept:
-        a batch of mailbox events held through the wait would hold every UID they name."""
-        events = self._events.drain() if self._events is not None else []
-        return any(isinstance(e, (QueueChanged, Overflowed)) for e in events)
+        """Whether queue events (or an overflow) came since the last look: the subscription
+        carries nothing else."""
+        return bool(self._events.drain()) if self._events is not None else False
 
     def _until_next_due(self) -> float:
         due = self.store.next_queue_due()

@@ -114,9 +114,10 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         change journal), in the writer thread: it must not block."""
         self.db.after_journal_row = hook
 
-    def subscribe(self, user_id: int | None = None) -> Subscription:
-        """Change events after commit: one user's mailbox events, or everything (None)."""
-        return self.bus.subscribe(user_id)
+    def subscribe(self, user_id: int | None = None, wants=None) -> Subscription:
+        """Change events after commit: one user's mailbox events, or everything (None);
+        ``wants``: only the events it is true of (see ``EventBus.subscribe``)."""
+        return self.bus.subscribe(user_id, wants=wants)
 
     def counts(self) -> dict:
         """Totals for status views."""

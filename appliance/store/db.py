@@ -18,6 +18,14 @@ item still fails alone.
 
 Readers use a small pool of connections in WAL mode, so reads never wait for the writer.
 
+Several processes may write to one file (the workers of ``[server] workers``, the CLI). Each
+writer thread takes an ``flock`` on the file's lock file (``<name>-lock``) before its
+``BEGIN IMMEDIATE`` and lets go after the COMMIT: a writer that finds SQLite's write lock
+taken would wait in SQLite's busy handler, which sleeps 1, 2, 5, 10, ... ms between looks,
+far longer than a batch holds the lock; the kernel wakes an flock waiter the moment the lock
+is free. While it waits, more jobs queue up and go into the same commit. SQLite's busy
+timeout still covers a writer that takes no flock (the sqlite3 shell).
+
 The store's database also keeps a change journal (``journal``): each batch with events
 writes them in its own transaction, and the writer thread publishes the events other
 processes committed, as soon as it notices them (see ``_hear_others``).
@@ -25,6 +33,7 @@ processes committed, as soon as it notices them (see ``_hear_others``).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -57,6 +66,8 @@ READER_CACHE_KIB = 512
 # this check only catches a writer that could do neither (a CLI killed before its poke, the
 # sqlite3 shell), so it may be slow. It is one PRAGMA: a few microseconds once a second.
 CHECK_SECONDS = 1.0
+# The file every writer of the database flocks while it writes (see the module docstring).
+LOCK_SUFFIX = "-lock"
 
 
 def create_private(path: Path | str) -> Path:
@@ -69,6 +80,20 @@ def create_private(path: Path | str) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     return path
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the database's lock file (see the module docstring), made if missing.
+
+    ``flock`` needs no write access, so it is opened read-only. Made by root (an admin's
+    ``sudo kotakpos ...``), it is given to the database's owner, as SQLite does with its
+    -wal and -shm files, so that the server's own user can still open it.
+    """
+    fd = os.open(create_private(path.with_name(path.name + LOCK_SUFFIX)), os.O_RDONLY)
+    if os.geteuid() == 0:
+        owner = os.stat(path)
+        os.fchown(fd, owner.st_uid, owner.st_gid)
+    return fd
 
 
 def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
@@ -140,6 +165,9 @@ class Database:
         self._publish = publish
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer_conn = connect(self.path, synchronous)
+        # Opened by this object, never inherited: an flock held through a descriptor that a
+        # fork() shares would not keep the other process out.
+        self._lock_fd = _open_lock_file(self.path)
         self._journal = Journal(self._writer_conn) if journal else None
         self._journal_row: tuple[int, list] | None = None  # (row id, others' events) of the batch in flight
         self._next_check = time.monotonic() + CHECK_SECONDS
@@ -202,20 +230,12 @@ class Database:
                 self._finish(committed)
                 # hold no finished job while idle: a result (10,000 rows after a big STORE)
                 # would stay in memory until the next write
-                committed, batch, job, first = [], None, None, None
+                committed, batch, first = [], None, None
                 first = self._next_job()
             if first is None:
                 break
             batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._jobs.put(None)
-                    break
-                batch.append(job)
+            self._take_waiting(batch)
             if all(job.fn is _catch_up for job in batch):
                 # Only asked to read the journal (a worker rang after each of its commits):
                 # no write transaction, which the other workers' writers would wait for.
@@ -223,17 +243,36 @@ class Database:
                 self._hear_others(conn)
                 committed = batch
                 continue
-            # Write this batch before waking the callers of the last one: the statements
-            # then run while those threads still sleep (each statement gives up the GIL,
-            # and 30 threads analysing their next message would each time keep it for
-            # milliseconds), and the callers do their work during this batch's fsync.
-            began = self._run_batch(conn, batch)
-            self._finish(committed)
-            if began and self._commit(conn, batch) and self._journal is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._take_waiting(batch)  # what queued while another process wrote
+                # Write this batch before waking the callers of the last one: the statements
+                # then run while those threads still sleep (each statement gives up the GIL,
+                # and 30 threads analysing their next message would each time keep it for
+                # milliseconds), and the callers do their work during this batch's fsync.
+                began = self._run_batch(conn, batch)
+                self._finish(committed)
+                committed = batch
+                if not (began and self._commit(conn, batch)):
+                    continue
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if self._journal is not None:
                 self._journal_committed(conn, batch)
-            committed = batch
         self._finish(committed)
         conn.close()
+
+    def _take_waiting(self, batch: list[_Job]) -> None:
+        """Add the jobs waiting now to ``batch``, up to ``max_batch``; leave a stop request queued."""
+        while len(batch) < self.max_batch:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is None:
+                self._jobs.put(None)
+                return
+            batch.append(job)
 
     def _next_job(self) -> _Job | None:
         """Wait for the next job; meanwhile look for other processes' commits now and then."""
@@ -430,3 +469,4 @@ class Database:
         self._writer.join()
         for conn in self._all_readers:
             conn.close()
+        os.close(self._lock_fd)

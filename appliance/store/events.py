@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,11 @@ class Subscription:
     Queue's condition variables cost several times more for each.
     """
 
-    def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int):
+    def __init__(self, bus: "EventBus", user_id: int | None, maxsize: int,
+                 wants: Callable[[Any], bool] | None = None):
         self._bus = bus
         self.user_id = user_id
+        self.wants = wants  # asked of each event in the publishing thread; None: every event
         self._maxsize = maxsize
         self._events: deque = deque()
         self._lock = threading.Lock()
@@ -151,9 +154,13 @@ class EventBus:
         self._lock = threading.Lock()
         self._subscribers: list[Subscription] = []
 
-    def subscribe(self, user_id: int | None = None, maxsize: int = 10000) -> Subscription:
-        """Events for one user's mailboxes (``user_id``), or everything (None)."""
-        sub = Subscription(self, user_id, maxsize)
+    def subscribe(self, user_id: int | None = None, maxsize: int = 10000,
+                  wants: Callable[[Any], bool] | None = None) -> Subscription:
+        """Events for one user's mailboxes (``user_id``), or everything (None); with ``wants``,
+        only the events for which it is true, and ``Overflowed``: a subscriber offered
+        nothing is not woken. ``wants`` runs in the writer thread after each commit, so it
+        must be quick and never block."""
+        sub = Subscription(self, user_id, maxsize, wants)
         with self._lock:
             self._subscribers = self._subscribers + [sub]
         return sub
@@ -173,5 +180,7 @@ class EventBus:
             by_owner.setdefault(getattr(event, "user_id", None), []).append(event)
         for sub in self._subscribers:
             mine = events if sub.user_id is None else by_owner.get(sub.user_id)
+            if mine and sub.wants is not None:
+                mine = [e for e in mine if sub.wants(e)]
             if mine:
                 sub._offer(mine)

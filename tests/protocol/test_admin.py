@@ -72,9 +72,8 @@ def test_events_stream_sessions_and_mail(server, admin):
     from appliance.store import Delivery
     server.store.deliver(b"Subject: x\r\n\r\nhi\r\n", [Delivery(user.id)])
     client.close()
-    assert wait_for(lambda: any(e["type"] == "session" and e["kind"] == "closed" for e in events))
-    kinds = {(e["type"], e.get("kind")) for e in events}
-    assert {("session", "opened"), ("accounts", "user-added"), ("mailbox", "exists")} <= kinds
+    wanted = {("session", "opened"), ("accounts", "user-added"), ("mailbox", "exists"), ("session", "closed")}
+    assert wait_for(lambda: wanted <= {(e["type"], e.get("kind")) for e in events})
 
 
 def test_errors_come_back_as_messages_not_crashes(server, admin):

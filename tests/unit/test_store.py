@@ -137,6 +137,21 @@ def test_events_arrive_after_commit_for_the_right_user(store):
         assert sub.get(timeout=0.2) is None
 
 
+def test_a_subscriber_is_never_woken_by_events_it_does_not_want(store):
+    from appliance.store import Overflowed, QueueChanged
+    user = store.add_user("alice@example.org", "pw")
+    woken = []
+    with store.subscribe(wants=lambda event: isinstance(event, QueueChanged)) as sub:
+        sub.notify = lambda: woken.append(1)
+        store.deliver(MSG, [Delivery(user.id)])  # a mailbox event only
+        assert woken == [] and sub.get(timeout=0.2) is None
+        [queued] = store.deliver(MSG, [], [QueueEntry("a@example.org", "x@elsewhere.net")]).queue_ids
+        event = sub.get(timeout=2)
+        assert event.kind == "queued" and event.ids == (queued,) and woken == [1]
+        store.bus.overflow_all()  # missed changes concern every subscriber
+        assert isinstance(sub.get(timeout=2), Overflowed)
+
+
 def test_delivery_and_queue_in_one_transaction(store):
     alice = store.add_user("alice@example.org", "pw")
     result = store.deliver(MSG, [Delivery(alice.id)], [QueueEntry("alice@example.org", "x@remote.net")])
@@ -462,6 +477,49 @@ def test_another_process_commits_reach_this_ones_subscribers_and_caches(tmp_path
         assert here.resolve("bob@example.org").users[0].quota == 0  # kept until a change is heard
         here.catch_up()
         assert here.resolve("bob@example.org").users[0].quota == 1000
+    finally:
+        here.close()
+        there.close()
+
+
+def test_a_writer_waiting_for_another_process_commits_what_queued_meanwhile_at_once(tmp_path):
+    """Two Store objects on one file stand for two server processes: while one writes, the
+    other's writes wait on the lock file and then go out together in one commit."""
+    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        busy, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=there.db.write, args=(lambda tx: (busy.set(), release.wait(10)),))
+        holder.start()
+        assert busy.wait(10)
+        commits_before = here.db.commits
+        threads = [threading.Thread(target=here.deliver, args=(MSG + b"%d" % n, [Delivery(user.id)]))
+                   for n in range(5)]
+
+        def waiting(started) -> bool:  # each caller waits for its commit
+            frames = sys._current_frames()
+            return all(t.ident in frames and frames[t.ident].f_code.co_name == "_wait" for t in started)
+
+        threads[0].start()
+        for _ in range(1000):  # the writer has taken the first job and waits for the lock
+            if waiting(threads[:1]) and here.db._jobs.qsize() == 0:
+                break
+            time.sleep(0.01)
+        for t in threads[1:]:
+            t.start()
+        for _ in range(1000):
+            if waiting(threads):
+                break
+            time.sleep(0.01)
+        assert all(t.is_alive() for t in threads)  # nothing is acknowledged while the other writes
+        release.set()
+        for t in threads + [holder]:
+            t.join(10)
+        assert here.db.commits - commits_before == 1
+        inbox = here.get_mailbox(user.id, "INBOX")
+        assert [m.uid for m in here.list_messages(inbox.id)] == [1, 2, 3, 4, 5]
+        assert here.integrity_check() == "ok"
     finally:
         here.close()
         there.close()
