@@ -365,12 +365,15 @@ class Database:
                 job.events = []
 
     def _finish(self, batch: list[_Job]) -> None:
-        """Wake the callers of a batch that is committed (or failed), then publish its events."""
+        """Publish the events of a batch that is committed (or failed), then wake its callers.
+
+        In this order, every other session has heard of a change before the client that made
+        it gets its answer: a command it then sends to another session sees the change."""
         events = [ev for job in batch if job.error is None for ev in job.events]
-        for job in batch:
-            job.done.release()
         if events:
             self._publish(events)
+        for job in batch:
+            job.done.release()
 
     @staticmethod
     def _run_job(conn: sqlite3.Connection, job: _Job) -> None:
