@@ -115,17 +115,18 @@ def test_authenticate_refusals(server, alice):
     c.transact(f'AUTHENTICATE "PLAIN" "{plain_token(ALICE, PASSWORD)}"', R.OK_LOGGED_IN)
 
 
+@pytest.mark.in_process(reason="it reads the server's log records (caplog)")
 def test_the_password_never_reaches_the_log_or_the_session_list(server, alice, caplog):
     with caplog.at_level(logging.DEBUG):
         c = login(server)
         c.transact("NOOP", R.OK_DONE)
-        [info] = [s.to_dict() for s in server.ctx.registry.list() if s.listener == "managesieve"]
+        [info] = [s for s in server.admin.sessions() if s["listener"] == "managesieve"]
     assert info["user"] == ALICE
     token = plain_token(ALICE, PASSWORD)
     assert f"managesieve login {ALICE}" in caplog.text  # the log was heard...
     assert token not in caplog.text and PASSWORD not in caplog.text  # ...and holds no secret
     c.transact('AUTHENTICATE "PLAIN"', R.NO_ALREADY_AUTHENTICATED)
-    [info] = [s.to_dict() for s in server.ctx.registry.list() if s.listener == "managesieve"]
+    [info] = [s for s in server.admin.sessions() if s["listener"] == "managesieve"]
     assert info["last_command"] == "AUTHENTICATE ***"
 
 
@@ -330,6 +331,7 @@ def test_more_literals_than_any_command_takes_end_the_session(server, alice):
     assert c.closed()
 
 
+@pytest.mark.in_process(reason="it lowers the session module's MAX_SCRIPTS")
 def test_havespace_and_the_script_count(server, alice, monkeypatch):
     monkeypatch.setattr(managesieve_session, "MAX_SCRIPTS", 2)
     c = login(server)
@@ -368,6 +370,7 @@ def test_users_see_only_their_own_scripts(server, alice):
     b.transact('GETSCRIPT "mine"', R.NO_NONEXISTENT)
 
 
+@pytest.mark.in_process(reason="it replaces a method of the server's store")
 def test_a_store_failure_is_a_temporary_refusal(server, alice, monkeypatch):
     c = login(server)
 
@@ -382,6 +385,7 @@ def test_a_store_failure_is_a_temporary_refusal(server, alice, monkeypatch):
 # -- password guessing -----------------------------------------------------------------------
 
 
+@pytest.mark.in_process(reason="loopback is trusted: it makes the server's authenticator distrust it")
 def test_thirty_wrong_passwords_are_slowed_then_blocked_with_imap(make_server, monkeypatch):
     server = make_server(auth={"block_after": 10, "fail_delay_max": 0.2, "block_seconds": 600})
     server.add_user(ALICE)
