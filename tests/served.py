@@ -72,7 +72,9 @@ def _stop_with_the_tests() -> None:
 
 
 class NotifyingStore:
-    """The test process's Store on the server's file; a call that committed rings the server."""
+    """The test process's Store on the server's file. Each call first reads the change journal
+    (so no answer comes from a cache older than the server's last commit); a call that
+    committed rings the server."""
 
     def __init__(self, store: Store, data_dir: Path):
         object.__setattr__(self, "_store", store)
@@ -90,6 +92,9 @@ class NotifyingStore:
             return attr
 
         def call(*args, **kwargs):
+            # hear the server's commits first: what this process cached (the accounts, a
+            # mailbox's state) must not be older than what the server already answered
+            self._store.catch_up()
             before = self._store.db.commits
             try:
                 return attr(*args, **kwargs)
