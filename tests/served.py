@@ -238,7 +238,8 @@ class ServedServer:
 
 
 class Spares:
-    """Servers started ahead, one per configuration asked for lately, in their own folders."""
+    """Servers started ahead, in their own folders: one for each of the configurations asked
+    for again lately (a module's fixture; not one that names a test's own sink or DNS port)."""
 
     KEEP = 2  # configurations kept warm: the default one and a module's own
 
@@ -246,14 +247,17 @@ class Spares:
         self._folder = folder_factory
         self._spares: dict[str, ServedServer] = {}
         self._stopping: list[ServedServer] = []
+        self._asked: set[str] = set()
 
     def take(self, config: Config, prepare) -> ServedServer:
         """A ready server of ``config``; ``prepare(folder)`` readies a new data folder before its start."""
         key = config_text(config)
         served = self._spares.pop(key, None) or self._start(config, prepare)
-        while len(self._spares) >= self.KEEP:
-            self.retire(self._spares.pop(next(iter(self._spares))))
-        self._spares[key] = self._start(config, prepare)
+        if key in self._asked:
+            while len(self._spares) >= self.KEEP:
+                self.retire(self._spares.pop(next(iter(self._spares))))
+            self._spares[key] = self._start(config, prepare)
+        self._asked.add(key)
         return served.wait_ready()
 
     def _start(self, config: Config, prepare) -> ServedServer:
