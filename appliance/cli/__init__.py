@@ -171,7 +171,7 @@ def serve(paths, listen, port_offset, tui):
             logging.getLogger("kotakpos").exception("start failed")
             raise click.ClickException(f"cannot start: {e}") from None
         return
-    if worker_count(config) > 1:
+    if config.server.workers > 1:  # asked for; the default (one per CPU) goes without saying
         logging.getLogger("kotakpos").info("with --tui the server runs as one process ([server] workers applies without it)")
     server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
