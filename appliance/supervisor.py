@@ -63,8 +63,16 @@ TUI_STOP = 5.0        # seconds the TUI has to give the terminal back when the s
 
 
 def worker_count(config: Config) -> int:
-    """``[server] workers``: 0 means one per CPU."""
-    return max(1, config.server.workers or os.cpu_count() or 1)
+    """``[server] workers``: 0 means one per CPU this process may run on."""
+    return max(1, config.server.workers or usable_cpus())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a ``taskset`` or a container's cpuset gives fewer than the box has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 PR_SET_PDEATHSIG = 1  # Linux prctl(2)

@@ -42,7 +42,7 @@ class QuarantineChanged:
 
 @dataclass(frozen=True)
 class AccountsChanged:
-    """Domains, users or aliases changed."""
+    """Domains, users, aliases or a user's Sieve scripts changed."""
 
     kind: str
     name: str = ""

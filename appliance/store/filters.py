@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from appliance.store.errors import AlreadyExists, NotFound, QuotaExceeded, ScriptActive
-from appliance.store.events import QuarantineChanged, QueueChanged
+from appliance.store.events import AccountsChanged, QuarantineChanged, QueueChanged
 from appliance.store.messages import DeliveryResult, parse_flags, prepare
 from appliance.store.models import MessageRow, Notice
 
@@ -316,6 +316,16 @@ class FiltersMixin:
 
     # -- Sieve scripts and vacation --------------------------------------------------------
 
+    def _write_scripts(self, user_id: int, job):
+        """``_write_accounts`` for a change of a user's scripts. The event goes into the change
+        journal, so every worker process forgets the scripts it kept for deliveries."""
+        def with_event(tx):
+            result = job(tx)
+            tx.emit(AccountsChanged("rules-changed", str(user_id)))
+            return result
+
+        return self._write_accounts(with_event)
+
     def get_sieve(self, user_id: int) -> str:
         """The text of the user's active script ("" when none is active)."""
         return self.delivery_scripts(user_id)[1]
@@ -351,7 +361,7 @@ class FiltersMixin:
                 tx.execute("INSERT OR REPLACE INTO sieve_scripts VALUES (?,?,?,1,?)",
                            (user_id, DEFAULT_SCRIPT, script, time.time()))
 
-        self._write_accounts(job)
+        self._write_scripts(user_id, job)
 
     # RFC 5804 §1.6 (names), §2.6-§2.11 (the operations ManageSieve offers).
 
@@ -387,7 +397,7 @@ class FiltersMixin:
                 raise QuotaExceeded(f"at most {max_scripts} scripts")
             tx.execute("INSERT INTO sieve_scripts VALUES (?,?,?,0,?)", (user_id, name, script, time.time()))
 
-        self._write_accounts(job)
+        self._write_scripts(user_id, job)
 
     def activate_sieve_script(self, user_id: int, name: str | None) -> None:
         """Make ``name`` the one active script, or (None) none (RFC 5804 §2.8 SETACTIVE).
@@ -400,7 +410,7 @@ class FiltersMixin:
             if name is not None:
                 tx.execute("UPDATE sieve_scripts SET active = 1 WHERE user_id = ? AND name = ?", (user_id, name))
 
-        self._write_accounts(job)
+        self._write_scripts(user_id, job)
 
     def delete_sieve_script(self, user_id: int, name: str) -> None:
         """RFC 5804 §2.10 DELETESCRIPT. Raises NotFound, or ScriptActive for the active one."""
@@ -413,7 +423,7 @@ class FiltersMixin:
                 raise ScriptActive(f"script {name!r} is active")
             tx.execute("DELETE FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, name))
 
-        self._write_accounts(job)
+        self._write_scripts(user_id, job)
 
     def rename_sieve_script(self, user_id: int, old: str, new: str) -> None:
         """RFC 5804 §2.11.1 RENAMESCRIPT; an active script stays active. Raises NotFound or
@@ -426,7 +436,7 @@ class FiltersMixin:
             tx.execute("UPDATE sieve_scripts SET name = ?, updated = ? WHERE user_id = ? AND name = ?",
                        (new, time.time(), user_id, old))
 
-        self._write_accounts(job)
+        self._write_scripts(user_id, job)
 
     def get_account_rules(self, user_id: int) -> str:
         """The user's account-rules script ("" when none): the rules the account page keeps
@@ -454,7 +464,7 @@ class FiltersMixin:
             else:
                 tx.execute("DELETE FROM sieve_account_rules WHERE user_id = ?", (user_id,))
 
-        self._write_accounts(job)
+        self._write_scripts(user_id, job)
 
     def account_rules_model(self, user_id: int) -> str:
         """The account page's out of office, forwarding and filters as last saved (JSON of

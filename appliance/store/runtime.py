@@ -107,6 +107,24 @@ def reset(store_path: Path | str) -> None:
     path = path_beside(store_path)
     for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-lock"):
         path.with_name(name).unlink(missing_ok=True)
+    # Made here, before any worker starts: workers that all made a new file at once would race
+    # to switch it to WAL, and SQLite answers the loser "database is locked" without waiting.
+    conn = _connect(create_private(path))
+    try:
+        conn.executescript(_SCHEMA)
+    finally:
+        conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+    # Small pages: a connection's slot writes three pages (table, index, id counter) to
+    # the WAL at each commit, and 1 KiB pages cut the CPU of a slot by a third.
+    conn.execute("PRAGMA page_size=1024")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")  # the module docstring says why
+    conn.execute("PRAGMA cache_size=-256")  # a few pages: the tables are small
+    return conn
 
 
 def process_birth(pid: int) -> str | None:
@@ -148,14 +166,7 @@ class Runtime:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
-        # Small pages: a connection's slot writes three pages (table, index, id counter) to
-        # the WAL at each commit, and 1 KiB pages cut the CPU of a slot by a third.
-        conn.execute("PRAGMA page_size=1024")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=OFF")  # the module docstring says why
-        conn.execute("PRAGMA cache_size=-256")  # a few pages: the tables are small
-        return conn
+        return _connect(self.path)
 
     @contextmanager
     def _connection(self):

@@ -74,6 +74,6 @@ def inbox(server, user) -> list:
 def wait_for_pop3_sessions_to_end(server, timeout: float = 10.0) -> None:
     """Block until the server has finished every POP3 session (after a client dropped)."""
     deadline = time.monotonic() + timeout
-    while any(info.listener in ("pop3", "pop3s") for info in server.ctx.registry.list()):
+    while any(info["listener"] in ("pop3", "pop3s") for info in server.admin.sessions()):
         assert time.monotonic() < deadline, "a POP3 session did not end"
         time.sleep(0.02)

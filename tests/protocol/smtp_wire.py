@@ -22,7 +22,7 @@ class Wire:
     def open(cls, server, listener: str = "smtp", greet: bool = True, timeout: float = 10.0) -> "Wire":
         sock = server.connect(listener, timeout=timeout)
         if listener == "smtps":
-            sock = server.tls_context().wrap_socket(sock, server_hostname=server.ctx.hostname)
+            sock = server.tls_context().wrap_socket(sock, server_hostname=server.config.server.hostname)
         wire = cls(sock)
         if greet:
             wire.expect("220 *")
@@ -76,7 +76,7 @@ class Wire:
     def starttls(self, server) -> None:
         self.transact("220 2.0.0 *", "STARTTLS")
         assert not self.buf, "bytes after the 220 to STARTTLS"
-        self.sock = server.tls_context().wrap_socket(self.sock, server_hostname=server.ctx.hostname)
+        self.sock = server.tls_context().wrap_socket(self.sock, server_hostname=server.config.server.hostname)
 
     def is_closed(self, timeout: float = 5.0) -> bool:
         """True when the server closed the connection (after any unread replies)."""

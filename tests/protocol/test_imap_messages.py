@@ -8,6 +8,8 @@ is tried here, in our own conversations."""
 import base64
 import re
 
+import pytest
+
 from tests.protocol.imapconv import deliver, message, server_zone, session
 
 MULTIPART = (
@@ -264,6 +266,7 @@ def search_numbers(conv, command: str) -> list[int]:
     return [int(n) for n in line.split()[2:]]
 
 
+@pytest.mark.in_process(reason="it sets the time zone of the server's process, which is the test's own")
 def test_internaldate_days_are_the_servers_local_days(server):
     # RFC 3501 §6.4.4: BEFORE, ON and SINCE look at INTERNALDATE's date, disregarding time and
     # zone; the server reads that date, and shows INTERNALDATE, in its own zone, summer time too

@@ -116,17 +116,18 @@ def test_authenticate_refusals(server, alice):
     c.transact(f'AUTHENTICATE "PLAIN" "{plain_token(ALICE, PASSWORD)}"', R.OK_LOGGED_IN)
 
 
+@pytest.mark.in_process(reason="it reads the server's log records (caplog)")
 def test_the_password_never_reaches_the_log_or_the_session_list(server, alice, caplog):
     with caplog.at_level(logging.DEBUG):
         c = login(server)
         c.transact("NOOP", R.OK_DONE)
-        [info] = [s.to_dict() for s in server.ctx.registry.list() if s.listener == "managesieve"]
+        [info] = [s for s in server.admin.sessions() if s["listener"] == "managesieve"]
     assert info["user"] == ALICE
     token = plain_token(ALICE, PASSWORD)
     assert f"managesieve login {ALICE}" in caplog.text  # the log was heard...
     assert token not in caplog.text and PASSWORD not in caplog.text  # ...and holds no secret
     c.transact('AUTHENTICATE "PLAIN"', R.NO_ALREADY_AUTHENTICATED)
-    [info] = [s.to_dict() for s in server.ctx.registry.list() if s.listener == "managesieve"]
+    [info] = [s for s in server.admin.sessions() if s["listener"] == "managesieve"]
     assert info["last_command"] == "AUTHENTICATE ***"
 
 
@@ -351,6 +352,7 @@ def test_the_configured_size_limit_is_the_one_applied(make_server, tmp_path):
     assert [s.name for s in server.store.list_sieve_scripts(server.store.get_user(ALICE).id)] == ["a"]
 
 
+@pytest.mark.in_process(reason="it reloads the server with a config object")
 def test_a_reloaded_size_limit_applies_to_the_next_command(make_server):
     server = make_server(managesieve={"max_script_size": 100})
     server.add_user(ALICE)
@@ -401,6 +403,7 @@ def test_users_see_only_their_own_scripts(server, alice):
     b.transact('GETSCRIPT "mine"', R.NO_NONEXISTENT)
 
 
+@pytest.mark.in_process(reason="it replaces a method of the server's store")
 def test_a_store_failure_is_a_temporary_refusal(server, alice, monkeypatch):
     c = login(server)
 
@@ -415,6 +418,7 @@ def test_a_store_failure_is_a_temporary_refusal(server, alice, monkeypatch):
 # -- password guessing -----------------------------------------------------------------------
 
 
+@pytest.mark.in_process(reason="loopback is trusted: it makes the server's authenticator distrust it")
 def test_thirty_wrong_passwords_are_slowed_then_blocked_with_imap(make_server, monkeypatch):
     server = make_server(auth={"block_after": 10, "fail_delay_max": 0.2, "block_seconds": 600})
     server.add_user(ALICE)

@@ -36,7 +36,7 @@ def office(make_server, keys):
     server = make_server(dns={"resolver": address}, mda={"filters": ["auth", "spam", "rules"]},
                          mta={"routes": {"remote.test": sink.route}, "retry_intervals": FAST_RETRY,
                               "srs_domain": "example.org"})
-    server.server.admin.add_domain("example.org")  # makes the domain's keys, as `kotakpos domain add` does
+    server.admin.add_domain("example.org")  # makes the domain's keys, as `kotakpos domain add` does
     for name, value in kotakpos_dkim.public_records(server.store, "example.org"):
         zone.add(name, "TXT", value)
     server.add_user(ALICE)
@@ -125,7 +125,7 @@ def test_mail_without_arc_records_arc_none(office, keys):
 
 
 def test_sieve_redirect_outside_is_sealed(office, keys):
-    office.server.admin.rules_set(ALICE, 'redirect "alice.phone@remote.test";')
+    office.admin.rules_set(ALICE, 'redirect "alice.phone@remote.test";')
     send(office, signed_by_author(keys), to=ALICE, sender=AUTHOR)
     [got] = office.sink.wait_for(1)
     cv, instances, _ = dkim.arc_verify(got.data, dnsfunc=lookup(office.zone))
@@ -139,7 +139,7 @@ def test_a_trusted_sealer_takes_away_the_spf_and_dmarc_penalty(make_server, offi
     [untrusted] = folder(office, ALICE)
     assert "SPF_FAIL" in field(untrusted, "X-Spam-Status")[0] and "DMARC_NONE" in field(untrusted, "X-Spam-Status")[0]
     # the setting is read when the filter starts: a second server, asking the same DNS
-    trusting = make_server(dns={"resolver": office.server.ctx.config.dns.resolver},
+    trusting = make_server(dns={"resolver": office.config.dns.resolver},
                            mda={"filters": ["auth", "spam"], "arc_trusted_sealers": ["List.Test"]})
     trusting.add_user(ALICE)
     send(trusting, raw, to=ALICE, sender=AUTHOR)

@@ -12,7 +12,6 @@ import imapclient
 import pytest
 
 from appliance import mime
-from appliance.admin.api import AdminAPI
 from appliance.tui import models
 from tests import dns_zone
 from tests.conftest import PASSWORD
@@ -59,9 +58,7 @@ def office(make_server):
     server = make_server(dns={"resolver": address}, mda={"filters": ["auth", "rules"]})
     server.store.add_domain("example.org")
     server.add_user(ALICE)
-    server.api = AdminAPI(server.server)
     yield server
-    server.api.close()
     dns.stop()
 
 
@@ -92,13 +89,13 @@ def authentication_results(raw: bytes) -> str:
 
 
 def test_every_reader_sees_the_same_author(office):
-    office.api.rules_set(ALICE, sieve_script())
+    office.admin.rules_set(ALICE, sieve_script())
     for number, (case, author, *_) in enumerate(CASES):
         raw = (author + b"\r\nTo: alice@example.org\r\nSubject: case %d\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n"
                b"Message-ID: <case%d@evil.co.uk>\r\n\r\nPlease pay.\r\n" % (number, number))
         send(office, raw, sender=SPOOFER)
-    wait_for(lambda: len(office.api.messages(ALICE, "INBOX")) == len(CASES), what="every case delivered")
-    shown = {row["subject"]: row["from"] for row in office.api.messages(ALICE, "INBOX")}
+    wait_for(lambda: len(office.admin.messages(ALICE, "INBOX")) == len(CASES), what="every case delivered")
+    shown = {row["subject"]: row["from"] for row in office.admin.messages(ALICE, "INBOX")}
 
     client = imapclient.IMAPClient("127.0.0.1", port=office.port("imaps"), ssl=True,
                                    ssl_context=office.tls_context(), timeout=10)

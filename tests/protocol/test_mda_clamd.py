@@ -9,7 +9,7 @@ import time
 import pytest
 
 from appliance.mda.clamd import Client, ClamdError
-from tests.mda_helpers import folder, plain, send, with_attachment
+from tests.mda_helpers import folder, plain, send, wait_for, with_attachment
 
 ALICE = "alice@example.org"
 MARKER = b"KOTAKPOS-CUSTOM-TEST-SIGNATURE-7f3a"
@@ -53,7 +53,7 @@ def test_infected_attachment_refused_at_data(make_server, clamd):
     assert e.value.smtp_code == 554 and e.value.smtp_error.startswith(b"5.7.0")
     send(server, plain(subject="clean"))
     assert [b"Subject: clean" in m for m in folder(server, ALICE)] == [True]
-    assert server.ctx.stats["mda.virus"] == 1
+    wait_for(lambda: server.stats().get("mda.virus") == 1, what="the virus counted")
 
 
 def test_unreachable_clamd_delivers_and_counts(make_server, tmp_path):
@@ -62,6 +62,6 @@ def test_unreachable_clamd_delivers_and_counts(make_server, tmp_path):
     server.add_user(ALICE)
     send(server, with_attachment("notes.txt", b"hello " + MARKER))
     assert len(folder(server, ALICE)) == 1
-    assert server.ctx.stats["mda.clamd_error"] == 1
+    wait_for(lambda: server.stats().get("mda.clamd_error") == 1, what="the clamd error counted")
     with pytest.raises(ClamdError):
         Client(f"unix:{tmp_path / 'no-such.sock'}", 1).scan(b"x")

@@ -8,6 +8,9 @@ from appliance.mda.filter import Check, Filter, Verdict
 from appliance.mda.virus import VirusFilter
 from tests.mda_helpers import EICAR, folder, plain, send
 
+
+pytestmark = pytest.mark.in_process(reason="each test puts its own filters into the server's pipeline")
+
 ALICE = "alice@example.org"
 
 

@@ -47,7 +47,7 @@ def test_moving_into_junk_trains_spam_and_out_of_junk_trains_ham(alice):
         client.select("INBOX")
         typ, _ = client.uid("MOVE", "1", "Junk")
         assert typ == "OK"
-        wait_for(lambda: alice.ctx.stats.get("mda.learned_spam") == 1, what="spam training")
+        wait_for(lambda: alice.stats().get("mda.learned_spam") == 1, what="spam training")
 
         send(alice, plain(subject="offer again", body=SIMILAR))
         [filed] = folder(alice, ALICE, "Junk")[1:]
@@ -60,6 +60,6 @@ def test_moving_into_junk_trains_spam_and_out_of_junk_trains_ham(alice):
         client.select("Junk")
         typ, _ = client.uid("MOVE", "2", "INBOX")
         assert typ == "OK"
-        wait_for(lambda: alice.ctx.stats.get("mda.learned_ham") == 1, what="ham training")
+        wait_for(lambda: alice.stats().get("mda.learned_ham") == 1, what="ham training")
     finally:
         client.logout()

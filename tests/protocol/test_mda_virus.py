@@ -4,8 +4,7 @@ import smtplib
 
 import pytest
 
-from appliance.admin.api import AdminAPI
-from tests.mda_helpers import EICAR, folder, plain, send, wire, with_attachment, zipped
+from tests.mda_helpers import EICAR, folder, plain, send, wait_for, wire, with_attachment, zipped
 
 ALICE = "alice@example.org"
 
@@ -32,7 +31,8 @@ def test_infected_mail_is_refused_at_data_and_counted(alice, message):
     e = refused(alice, message)
     assert e.smtp_code == 554 and e.smtp_error.startswith(b"5.7.0")
     assert folder(alice, ALICE) == []
-    assert alice.ctx.stats["mda.reject"] == 1 and alice.ctx.stats["mda.virus"] == 1
+    wait_for(lambda: {k: alice.stats().get(k) for k in ("mda.reject", "mda.virus")} == {"mda.reject": 1, "mda.virus": 1},
+             what="the virus counted")
 
 
 def test_clean_mail_still_arrives_and_the_session_goes_on(alice):
@@ -50,18 +50,15 @@ def test_quarantined_then_released(make_server):
     server.add_user(ALICE)
     send(server, with_attachment("eicar.com", EICAR, subject="held back"))
     assert folder(server, ALICE) == []
-    api = AdminAPI(server.server)
-    try:
-        [held] = api.quarantine_list()
-        assert held["recipients"] == [ALICE] and "EICAR" in held["reason"] and held["subject"] == "held back"
-        assert "held back" in api.quarantine_show(held["id"])["message"]
-        assert api.quarantine_release(held["id"]) == [ALICE]
-        assert api.quarantine_list() == []
-    finally:
-        api.close()
+    api = server.admin
+    [held] = api.quarantine_list()
+    assert held["recipients"] == [ALICE] and "EICAR" in held["reason"] and held["subject"] == "held back"
+    assert "held back" in api.quarantine_show(held["id"])["message"]
+    assert api.quarantine_release(held["id"]) == [ALICE]
+    assert api.quarantine_list() == []
     [raw] = folder(server, ALICE)
     assert b"Subject: held back" in raw
-    assert server.ctx.stats["mda.quarantine"] == 1
+    wait_for(lambda: server.stats().get("mda.quarantine") == 1, what="the quarantine counted")
 
 
 def test_quarantine_delete(make_server):
@@ -69,10 +66,7 @@ def test_quarantine_delete(make_server):
     server.store.add_domain("example.org")
     server.add_user(ALICE)
     send(server, plain(body=EICAR.decode()))
-    api = AdminAPI(server.server)
-    try:
-        [held] = api.quarantine_list()
-        assert api.quarantine_delete(held["id"]) is True
-        assert api.quarantine_list() == [] and server.store.counts()["quarantine"] == 0
-    finally:
-        api.close()
+    api = server.admin
+    [held] = api.quarantine_list()
+    assert api.quarantine_delete(held["id"]) is True
+    assert api.quarantine_list() == [] and server.store.counts()["quarantine"] == 0

@@ -92,4 +92,4 @@ def test_domain_add_makes_keys_and_dns_prints_the_records_to_publish(make_server
 
 def test_admin_api_bounce_skips_unknown_ids(stuck):
     server, _ = stuck
-    assert server.server.admin.queue_bounce([4242]) == 0
+    assert server.admin.queue_bounce([4242]) == 0

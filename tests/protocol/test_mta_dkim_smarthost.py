@@ -56,7 +56,7 @@ def test_mail_from_a_local_domain_carries_rsa_and_ed25519_signatures_that_verify
     remote = Sink(tls_context=tls_for_sink)
     sinks.append(remote)
     server = make_server(mta={"routes": {"remote.test": remote.route}, "retry_intervals": FAST_RETRY})
-    server.server.admin.add_domain("example.org")   # as `kotakpos domain add` does: makes the keys
+    server.admin.add_domain("example.org")   # as `kotakpos domain add` does: makes the keys
     server.add_user(SENDER)
     queue(server, SENDER, ["bob@remote.test"], message(SENDER, "bob@remote.test", subject="signed"))
     [got] = remote.wait_for(1)
@@ -69,7 +69,7 @@ def test_a_changed_message_fails_verification(make_server, sinks, tls_for_sink):
     remote = Sink(tls_context=tls_for_sink)
     sinks.append(remote)
     server = make_server(mta={"routes": {"remote.test": remote.route}, "retry_intervals": FAST_RETRY})
-    server.server.admin.add_domain("example.org")
+    server.admin.add_domain("example.org")
     server.add_user(SENDER)
     queue(server, SENDER, ["bob@remote.test"], message(SENDER, "bob@remote.test", body="Pay 10 EUR.\r\n"))
     [got] = remote.wait_for(1)
@@ -82,7 +82,7 @@ def test_forwarded_mail_from_outside_is_not_signed_and_gets_an_srs_sender(make_s
     sinks.append(remote)
     server = make_server(mta={"routes": {"remote.test": remote.route}, "retry_intervals": FAST_RETRY,
                               "srs_domain": "example.org"})
-    server.server.admin.add_domain("example.org")
+    server.admin.add_domain("example.org")
     queue(server, "carol@elsewhere.test", ["phone@remote.test"], message("carol@elsewhere.test", "fwd@example.org"))
     [got] = remote.wait_for(1)
     assert not got.data.startswith(b"DKIM-Signature:")

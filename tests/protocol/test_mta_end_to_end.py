@@ -29,7 +29,7 @@ def submit(server, sender: str, recipients: list[str], raw: bytes, **mail_option
 
 def test_mail_submitted_by_a_user_reaches_the_remote_server(make_server, sink):
     server = make_server(mta={"routes": {"remote.test": sink.route}, "retry_intervals": FAST_RETRY})
-    server.server.admin.add_domain("example.org")
+    server.admin.add_domain("example.org")
     server.add_user(ALICE)
     submit(server, ALICE, ["bob@remote.test"], message(ALICE, "bob@remote.test", subject="via submission"))
     [got] = sink.wait_for(1)

@@ -2,9 +2,14 @@
 
 import logging
 
+import pytest
+
 from appliance.config import with_overrides
 from appliance.smtp import replies as R
 from tests.protocol.smtp_wire import Wire
+
+
+pytestmark = pytest.mark.in_process(reason="it hands the server a new config object without a file")
 
 ALICE = "alice@example.org"
 

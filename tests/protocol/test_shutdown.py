@@ -13,6 +13,9 @@ import pytest
 from tests.mda_helpers import wait_for
 from tests.protocol.imapconv import session
 
+
+pytestmark = pytest.mark.in_process(reason="they watch the server's session registry and listening sockets as it stops")
+
 ALICE = "alice@example.org"
 
 GOODBYES = {  # listener -> the last line the client reads before the connection ends

@@ -104,7 +104,7 @@ def test_command_pipelined_behind_starttls_is_never_run(server, listener):
     c.ehlo()
     c.send_raw(b"STARTTLS\r\nMAIL FROM:<someone@remote.test>\r\nRCPT TO:<" + ALICE.encode() + b">\r\n")
     c.expect(R.R220_READY_TLS)
-    c.sock = server.tls_context().wrap_socket(c.sock, server_hostname=server.ctx.hostname)
+    c.sock = server.tls_context().wrap_socket(c.sock, server_hostname=server.config.server.hostname)
     c.ehlo()
     # Had MAIL run, this RCPT would be accepted (port 25) or the DATA would be legal.
     c.transact(R.R503_NEED_MAIL, f"RCPT TO:<{ALICE}>")

@@ -293,6 +293,7 @@ def test_shutdown_lets_the_message_in_flight_finish(alice):
     assert not stopper.is_alive()
 
 
+@pytest.mark.in_process(reason="it replaces a method of the server's store")
 def test_store_failure_gives_451_and_the_session_goes_on(alice, monkeypatch):
     real_deliver = alice.store.deliver
     calls = []

@@ -28,6 +28,9 @@ from tests.conftest import PASSWORD
 from tests.mda_helpers import plain, send, wait_for
 from tests.protocol.imapconv import Conversation, deliver, idler, message
 
+
+pytestmark = pytest.mark.in_process(reason="its second process (second_worker.py) joins the test's own in-process server as a stand-in worker")
+
 ALICE = "alice@example.org"
 ROOT = Path(__file__).resolve().parents[2]
 

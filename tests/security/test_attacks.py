@@ -163,6 +163,7 @@ def test_fake_end_of_data_split_across_segments_never_ends_the_message(office):
 
 # -- password guessing ----------------------------------------------------------------------
 
+@pytest.mark.in_process(reason="loopback is trusted: it makes the server's authenticator distrust it")
 def test_guessing_is_slowed_then_blocked_everywhere_until_the_admin_unblocks(make_server, monkeypatch):
     server = make_server(auth={"block_after": 6, "fail_delay_max": 0.8, "block_seconds": 600})
     server.store.add_domain("example.org")

@@ -23,7 +23,6 @@ test_imap_parse, test_mime, test_smtp_data). CI runs 200 examples per protocol;
 from __future__ import annotations
 
 import base64
-import logging
 import re
 import socket
 
@@ -39,18 +38,6 @@ LONG_EXAMPLES = 3000
 USER = "fuzz@example.org"
 
 
-class TracebackCatcher(logging.Handler):
-    """Collects every log record that carries an exception: a session failed somewhere."""
-
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record):
-        if record.exc_info:
-            self.records.append(record)
-
-
 @pytest.fixture
 def fuzz_server(make_server):
     server = make_server(auth={"allow_plaintext": True},
@@ -59,12 +46,8 @@ def fuzz_server(make_server):
     server.store.add_domain("example.org")
     server.add_user(USER)
     server.add_user("other@example.org")
-    catcher = TracebackCatcher()
-    logging.getLogger("kotakpos").addHandler(catcher)
-    server.catcher = catcher
     server.figures = {"examples": 0, "lines": 0}
-    yield server
-    logging.getLogger("kotakpos").removeHandler(catcher)
+    return server
 
 
 def run_property(prop, examples: int) -> None:
@@ -96,8 +79,8 @@ def converse(server, listener: str, data: bytes, timeout: float = 15.0) -> bytes
 
 
 def assert_no_tracebacks(server) -> None:
-    records = server.catcher.records
-    assert not records, "a session failed: " + "; ".join(r.getMessage() for r in records[:3])
+    failed = server.tracebacks()
+    assert not failed, "a session failed: " + "; ".join(failed[:3])
 
 
 # -- shared fragments -----------------------------------------------------------------------

@@ -367,14 +367,29 @@ def test_a_worker_that_fails_to_start_fails_the_start(tmp_path):
     assert not (data / "workers" / "0.sock").exists()
 
 
-def test_default_run_is_one_process(tmp_path):
+def test_one_worker_is_one_process(tmp_path):
     data = tmp_path / "data"
-    prepare(data, NO_DNS_CONFIG)
+    prepare(data, NO_DNS_CONFIG + "[server]\nworkers = 1\n")
     proc = ServeProcess(data)
     try:
         proc.wait_ready()
         assert worker_pids(proc) == [proc.proc.pid]
         assert "workers=" not in proc.log
+    finally:
+        assert proc.terminate() == 0
+
+
+def test_the_default_is_a_worker_per_cpu(tmp_path):
+    data = tmp_path / "data"
+    prepare(data, NO_DNS_CONFIG)
+    proc = ServeProcess(data)
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        proc.wait_ready()
+        pids = worker_pids(proc)
+        assert len(set(pids)) == cpus
+        ready = next(line for line in proc.log_lines if " ready " in line)
+        assert (f"workers={cpus}" in ready) if cpus > 1 else ("workers=" not in ready)
     finally:
         assert proc.terminate() == 0
 
