@@ -28,6 +28,7 @@ from pathlib import Path
 
 from appliance.admin.client import AdminClient, ServerNotRunning
 from appliance.config import Config
+from appliance.net.listener import MALLOC_TUNABLES
 from appliance.server import ADMIN_SOCKET
 from appliance.store import Store
 
@@ -128,9 +129,12 @@ class ServedServer:
         self._ready = threading.Event()
         self._store: NotifyingStore | None = None
         self._admin: AdminClient | None = None
+        # The malloc tunable given as the systemd unit gives it, so that `serve` need not run
+        # itself again to set it (tests/system/test_workers.py checks that it does).
+        env = {**os.environ, "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES") or MALLOC_TUNABLES}
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(self.data_dir)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, preexec_fn=_stop_with_the_tests)
+                                     text=True, preexec_fn=_stop_with_the_tests, env=env)
         threading.Thread(target=self._read_log, daemon=True).start()
 
     def _read_log(self) -> None:

@@ -8,6 +8,7 @@ connections on different workers opens connections until the admin's list of wor
 from __future__ import annotations
 
 import os
+import platform
 import re
 import signal
 import smtplib
@@ -18,6 +19,7 @@ import time
 import pytest
 
 from appliance.admin.client import AdminClient, ServerNotRunning
+from appliance.net.listener import MALLOC_TUNABLES
 from appliance.store import Store
 from tests.system.process import NO_DNS_CONFIG, ServeProcess, run_cli
 
@@ -393,3 +395,19 @@ def test_the_default_is_a_worker_per_cpu(tmp_path):
     finally:
         assert proc.terminate() == 0
 
+
+def environment(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with (glibc splits GLIBC_TUNABLES in place at its ':')."""
+    raw = open(f"/proc/{pid}/environ", "rb").read()
+    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ,
+                    reason="a glibc tunable, set by the server itself")
+def test_every_process_runs_without_the_per_thread_malloc_cache(served):
+    # Each idle session's thread would keep tens of KiB in that cache: 1,000 idle IMAP
+    # clients took 150 MB instead of 80 (bench/README.md).
+    pids = [served.proc.pid, *worker_pids(served)]
+    assert len(set(pids)) == 3
+    for pid in pids:
+        assert environment(pid).get("GLIBC_TUNABLES") == MALLOC_TUNABLES, pid

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import Config, load
+from appliance.net.listener import MALLOC_TUNABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
@@ -55,6 +56,10 @@ def test_unit_runs_unprivileged_with_only_the_bind_capability():
     assert unit["ProtectSystem"] == ["strict"]
     assert unit["ReadWritePaths"] == ["/var/lib/kotakpos"]
     assert unit["Restart"] == ["on-failure"]
+
+
+def test_unit_turns_the_per_thread_malloc_cache_off():
+    assert _unit_settings()["Environment"] == [f"GLIBC_TUNABLES={MALLOC_TUNABLES}"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
