@@ -91,7 +91,7 @@ def test_fileinto_a_missing_folder_keeps_in_inbox_and_says_so(office, caplog):
         send(office, plain(subject="Invoice 9"))
     folders = imap_folders(office, ALICE)
     assert "Invoices" not in folders and folders["INBOX"] == [b"Subject: Invoice 9"]
-    [line] = [r.getMessage() for r in caplog.records if ALICE in r.getMessage()]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "kotakpos.mda" and ALICE in r.getMessage()]
     assert f'{ALICE}: INBOX (fileinto "Invoices" at line 3: no such folder, kept in INBOX)' in line
 
 
