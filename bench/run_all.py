@@ -192,7 +192,9 @@ def bench_mailboxes(args, which: set[str]) -> None:
                                     cpu_roots=(reference.pid,)))
                 rows["pop3"] = pop3_rows(args, sides, boxes, size)
             notes["pop3"].append(f"Each user's maildrop: {size} messages (2–6 KiB, {size * 4 // 1000} MB). "
-                                 "RETR of every message in order, QUIT without DELE; one untimed pass first. "
+                                 "RETR of every message in order, QUIT without DELE; one untimed pass first, then "
+                                 f"{pop3_load.LOGINS_PER_CPU * (os.cpu_count() or 1)} untimed logins per user, so that "
+                                 "every worker has verified every password once, as on a server that has run for a while. "
                                  f"Each row: the best of {args.repeat} runs, the sides alternating. Server CPU: the "
                                  "server's CPU time per message retrieved, whole sessions, on a machine with "
                                  f"{os.cpu_count()} CPUs shared with the load generator.")

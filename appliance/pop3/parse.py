@@ -9,7 +9,7 @@ arguments separated by spaces).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from appliance.pop3 import replies
 
@@ -24,8 +24,9 @@ VERBS = NO_ARGUMENTS | OPTIONAL_NUMBER | REQUIRED_NUMBER | {"TOP", "USER", "PASS
 _MAX_DIGITS = 20
 
 
-@dataclass(frozen=True)
-class Command:
+# Named tuples rather than frozen dataclasses: as immutable, and made in half the time,
+# which counts once per command (a maildrop read in full is one RETR per message).
+class Command(NamedTuple):
     """One well-formed command. Only the fields its verb uses are set."""
 
     verb: str  # upper-case wire verb; the session dispatches on it
@@ -35,8 +36,7 @@ class Command:
     initial: str | None = None  # AUTH initial response (RFC 5034 §4); "=" means empty
 
 
-@dataclass(frozen=True)
-class InvalidCommand:
+class InvalidCommand(NamedTuple):
     """A line that is not a well-formed command; the session answers `reply`."""
 
     verb: str | None  # the verb when it is one we know, for logging

@@ -366,8 +366,7 @@ class Pop3Session:
         """RFC 1939 §5. The \\Seen flag is set when the session ends, in one write."""
         message = self._message(command.number)
         text = self._text(command.number, message)
-        self._write(replies.retr_line(len(text)) + b"\r\n")
-        self._write(replies.stuffed(text))  # apart: one copy of the text fewer
+        self._write(replies.stuffed(text, replies.retr_line(len(text)) + b"\r\n"))
         if not message.seen:
             self.maildrop.retrieved.add(message.uid)
 
@@ -375,7 +374,7 @@ class Pop3Session:
         """RFC 1939 §7: header, blank line, and the first n body lines."""
         message = self._message(command.number)
         text = self._text(command.number, message)
-        self._write(replies.OK_TOP + b"\r\n" + replies.stuffed(replies.top(text, command.lines)))
+        self._write(replies.stuffed(replies.top(text, command.lines), replies.OK_TOP + b"\r\n"))
 
     def cmd_DELE(self, command: Command) -> None:
         """RFC 1939 §5: mark only; QUIT deletes."""
