@@ -14,7 +14,6 @@ import enum
 import functools
 import logging
 import select
-import threading
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
