@@ -451,6 +451,7 @@ def account_routes(site: AccountSite) -> list:
             log.info("account page: %s %s ip=%s", user.address, what, _client_ip(request))
             return to_page(session)
         return handler
+
     # -- Sieve scripts: the raw editor --------------------------------------------------
     # The scripts ManageSieve keeps, checked by the same function (mda.scripts) within the
     # same [managesieve] limits; each answer goes back to the editor.
