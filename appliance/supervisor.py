@@ -236,17 +236,22 @@ class Supervisor:
         os.close(ready_write)
         slot.pid, slot.ready_fd, slot.ready, slot.start_at = pid, ready_read, False, 0.0
 
+    def _leave_the_supervisor(self, supervisor: int) -> None:
+        """In a forked child: the default signal handlers, an end when the supervisor ends,
+        and none of the supervisor's wake-up pipe."""
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        _stop_with(supervisor)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
     def _become_worker(self, slot: _Slot, ready_write: int, supervisor: int) -> None:
         code = 1
         try:
-            signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_DFL)
-            _stop_with(supervisor)
+            self._leave_the_supervisor(supervisor)
             if slot.index == 0:  # it keeps the log view's lines itself (server.Server._start_singletons)
                 logging.getLogger("kotakpos").removeHandler(self._forwarder)
-            os.close(self._wake_read)
-            os.close(self._wake_write)
             for other in self.slots:
                 if other.ready_fd >= 0:
                     os.close(other.ready_fd)
@@ -329,12 +334,7 @@ class Supervisor:
         if pid == 0:
             code = 1
             try:
-                signal.set_wakeup_fd(-1)
-                for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                    signal.signal(signum, signal.SIG_DFL)
-                _stop_with(supervisor)
-                os.close(self._wake_read)
-                os.close(self._wake_write)
+                self._leave_the_supervisor(supervisor)
                 for socks in self.sockets.values():
                     for s in socks:
                         s.close()

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
-import ssl
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from appliance.config import Config, with_overrides
 from appliance.net.tls import ensure_certificate
 from appliance.server import ADMIN_SOCKET, Server
 from appliance.store import DB_NAME, Store
-from tests.served import PASSWORD, ServedServer, Spares
+from tests.served import PASSWORD, ClientSide, ServedServer, Spares  # noqa: F401 - PASSWORD: tests import it from here
 
 HOSTNAME = "mail.example.org"
 DOMAIN = "example.org"
@@ -43,7 +41,7 @@ class _Tracebacks(logging.Handler):
             self.messages.append(record.getMessage())
 
 
-class RunningServer:
+class RunningServer(ClientSide):
     def __init__(self, data_dir: Path, config: Config):
         self.data_dir = data_dir
         self.config = config
@@ -71,22 +69,6 @@ class RunningServer:
 
     def port(self, name: str) -> int:
         return self.server.port(name)
-
-    def address(self, name: str) -> tuple[str, int]:
-        return ("127.0.0.1", self.port(name))
-
-    def tls_context(self) -> ssl.SSLContext:
-        """A client context that trusts this server's self-signed certificate."""
-        return ssl.create_default_context(cafile=self.cafile)
-
-    def add_user(self, address: str, password: str = PASSWORD, quota: int = 0):
-        domain = address.rpartition("@")[2]
-        if not self.store.is_local_domain(domain):
-            self.store.add_domain(domain)
-        return self.store.add_user(address, password, quota)
-
-    def connect(self, name: str, timeout: float = 10.0) -> socket.socket:
-        return socket.create_connection(self.address(name), timeout=timeout)
 
     @property
     def admin(self) -> AdminClient:

@@ -116,7 +116,28 @@ class NotifyingStore:
                 client.close()
 
 
-class ServedServer:
+class ClientSide:
+    """What a test does with a server however it runs: ``port(name)``, ``store`` and
+    ``cafile`` come from the class that has the server."""
+
+    def address(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", self.port(name))
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's self-signed certificate."""
+        return ssl.create_default_context(cafile=self.cafile)
+
+    def add_user(self, address: str, password: str = PASSWORD, quota: int = 0):
+        domain = address.rpartition("@")[2]
+        if not self.store.is_local_domain(domain):
+            self.store.add_domain(domain)
+        return self.store.add_user(address, password, quota)
+
+    def connect(self, name: str, timeout: float = 10.0) -> socket.socket:
+        return socket.create_connection(self.address(name), timeout=timeout)
+
+
+class ServedServer(ClientSide):
     """``kotakpos serve --data DIR`` in a child process, ready (its workers all serving)."""
 
     def __init__(self, data_dir: Path, config: Config):
@@ -200,21 +221,6 @@ class ServedServer:
 
     def port(self, name: str) -> int:
         return self._ports[name]
-
-    def address(self, name: str) -> tuple[str, int]:
-        return ("127.0.0.1", self.port(name))
-
-    def tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.cafile)
-
-    def add_user(self, address: str, password: str = PASSWORD, quota: int = 0):
-        domain = address.rpartition("@")[2]
-        if not self.store.is_local_domain(domain):
-            self.store.add_domain(domain)
-        return self.store.add_user(address, password, quota)
-
-    def connect(self, name: str, timeout: float = 10.0) -> socket.socket:
-        return socket.create_connection(self.address(name), timeout=timeout)
 
     def terminate(self) -> None:
         """Ask the supervisor to stop (SIGTERM), without waiting for it."""

@@ -262,13 +262,7 @@ class MessagesMixin:
         For IMAP commands naming a few messages of a big mailbox (FETCH 7, SEARCH narrowed by
         the text index), where list_messages would read every row.
         """
-        out = []
-        with self.db.reader() as conn:
-            for chunk in _chunks(sorted(set(uids)), 500):
-                out += _rows(conn, f"SELECT {_ROW_COLUMNS} FROM messages"
-                                   f" WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid",
-                             (mailbox_id, *chunk))
-        return out
+        return self._rows_by_uid("messages", mailbox_id, uids)
 
     def get_raw(self, blob_id: int) -> bytes:
         with self.db.reader() as conn:
@@ -436,10 +430,13 @@ class MessagesMixin:
     def kept_messages(self, mailbox_id: int, uids: Iterable[int]) -> list[MessageRow]:
         """Messages of these UIDs expunged but kept for sessions not yet told (RFC 2180 §4.1),
         as they were; their blobs and parsed forms are there too."""
+        return self._rows_by_uid("expunged_kept", mailbox_id, uids)
+
+    def _rows_by_uid(self, table: str, mailbox_id: int, uids: Iterable[int]) -> list[MessageRow]:
         out = []
         with self.db.reader() as conn:
             for chunk in _chunks(sorted(set(uids)), 500):
-                out += _rows(conn, f"SELECT {_ROW_COLUMNS} FROM expunged_kept"
+                out += _rows(conn, f"SELECT {_ROW_COLUMNS} FROM {table}"
                                    f" WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid",
                              (mailbox_id, *chunk))
         return out

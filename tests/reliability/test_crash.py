@@ -62,6 +62,14 @@ class Ledger:
         with self.lock:
             self.in_flight.pop(target, None)
 
+    def killed(self, kills: Counter) -> None:
+        """A kill came now: count each operation under way; a deletion in flight may or may
+        not have happened. The caller holds ``lock``."""
+        for kind, markers in self.in_flight.items():
+            kills[kind] += 1
+            if kind in ("expunge", "pop3-quit"):
+                self.maybe_deleted |= markers
+
 
 class Harness:
     def __init__(self, data_dir, sink: Sink):
@@ -203,10 +211,7 @@ class Harness:
         self.up.clear()
         time.sleep(0.02)
         with self.ledger.lock:
-            for kind, markers in self.ledger.in_flight.items():
-                self.kills[kind] += 1
-                if kind in ("expunge", "pop3-quit"):
-                    self.ledger.maybe_deleted |= markers
+            self.ledger.killed(self.kills)
             self.ledger.in_flight.clear()
         if self.sink.at_once:
             self.kills["queue"] += 1

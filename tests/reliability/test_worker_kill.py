@@ -66,10 +66,7 @@ class WorkerHarness(Harness):
         with self.ledger.lock:
             # An operation in flight may be on the other worker and still succeed; it then
             # ends normally and is counted as acknowledged, which is only stricter.
-            for kind, markers in self.ledger.in_flight.items():
-                self.kills[kind] += 1
-                if kind in ("expunge", "pop3-quit"):
-                    self.ledger.maybe_deleted |= markers
+            self.ledger.killed(self.kills)
         if self.sink.at_once and victim == self.pids[0]:
             self.kills["queue"] += 1
         os.kill(victim, signal.SIGKILL)
