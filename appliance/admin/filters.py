@@ -81,7 +81,7 @@ class FiltersAdmin:
 
     def rules_check(self, script: str, address: str = "") -> dict:
         """Parse a script without storing it: {"ok": bool, "line": n, "error": text, "warnings":
-        [{"line": n, "warning": text}]}. With ``address``, each ``fileinto`` without ``:create``
+        [{"line": n, "folder": name, "warning": text}]}. With ``address``, each ``fileinto`` without ``:create``
         to a folder that user lacks is a warning: such mail is kept in INBOX."""
         from appliance.mda import rules, sieve
         try:
@@ -91,7 +91,8 @@ class FiltersAdmin:
         warnings = []
         if address:
             for filing in rules.missing_folders(self.store, self._user(address).id, commands):
-                warnings.append({"line": filing.line, "warning": f'fileinto "{filing.folder}": {address} has no '
+                warnings.append({"line": filing.line, "folder": filing.folder,
+                                 "warning": f'fileinto "{filing.folder}": {address} has no '
                                  'such folder, so this mail goes to INBOX (create it, or use fileinto :create)'})
         return {"ok": True, "line": 0, "error": "", "warnings": warnings}
 

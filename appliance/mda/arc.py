@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import dkim
 
+from appliance.mda import authresults
 from appliance.mda.dnsquery import Resolver, Unavailable
 from appliance.mime import header_end
 
@@ -40,7 +41,7 @@ class ArcResult:
         comment = ", ".join(self.details) or self.reason
         if trusted:
             comment = f"trusted sealer {self.sealer}; " + comment
-        text = f"arc={self.result} ({comment})" if comment else f"arc={self.result}"
+        text = f"arc={self.result} {authresults.comment(comment)}" if comment else f"arc={self.result}"
         if self.result == "pass":
             text += f" header.oldest-pass={self.oldest_pass}"
         return text + (f" smtp.remote-ip={client_ip}" if client_ip else "")

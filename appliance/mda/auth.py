@@ -20,6 +20,7 @@ import spf
 from publicsuffixlist import PublicSuffixList
 
 from appliance.mda import arc
+from appliance.mda.authresults import pvalue
 from appliance.mda.dnsquery import Resolver, Unavailable
 from appliance.mda.filter import Check, Filter, Incoming, Verdict
 
@@ -82,6 +83,16 @@ def organizational(domain: str) -> str:
     return _public_suffixes().privatesuffix(domain) or domain
 
 
+# RFC 5321 §4.1.2 (Domain): a host name's labels are letters, digits and inner hyphens
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def is_host_name(domain: str) -> bool:
+    """Whether ``domain``, as canonical() gives it, is a host name: one that can publish a
+    DMARC record. "bank.co.uk," or "[bank.co.uk]" in a From field is not."""
+    return 0 < len(domain) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in domain.split("."))
+
+
 def aligned(domain: str, author_domain: str, strict: bool) -> bool:
     """RFC 7489 §3.1: strict alignment wants the same domain, relaxed the same organizational domain."""
     domain, author_domain = canonical(domain), canonical(author_domain)
@@ -118,7 +129,7 @@ class AuthCheck(Check):
         if msg.authenticated:
             msg.notes["auth"] = {"auth": "pass"}
             return Verdict(add_headers=(("Authentication-Results",
-                                         f"{self.hostname}; auth=pass smtp.auth={msg.envelope.authenticated_as}"),))
+                                         f"{self.hostname}; auth=pass smtp.auth={pvalue(msg.envelope.authenticated_as)}"),))
         _current.resolver = self.f.resolver
         spf_result, spf_domain = self.spf()
         dkim_results = self.dkim()
@@ -128,9 +139,9 @@ class AuthCheck(Check):
         msg.notes["auth"] = {"spf": spf_result, "dkim": [r for r, _, _ in dkim_results] or ["none"],
                              "dmarc": dmarc_result, "dmarc_policy": policy, "arc": chain.result,
                              "arc_trusted": trusted_chain}
-        parts = [f"spf={spf_result} smtp.mailfrom={msg.sender or 'postmaster@' + msg.envelope.client_name}"]
-        parts += [f"dkim={r} header.d={d} header.s={s}" for r, d, s in dkim_results] or ["dkim=none"]
-        parts.append(f"dmarc={dmarc_result}" + (f" header.from={from_domain}" if from_domain else ""))
+        parts = [f"spf={spf_result} smtp.mailfrom={pvalue(msg.sender or 'postmaster@' + msg.envelope.client_name)}"]
+        parts += [f"dkim={r} header.d={pvalue(d)} header.s={pvalue(s)}" for r, d, s in dkim_results] or ["dkim=none"]
+        parts.append(f"dmarc={dmarc_result}" + (f" header.from={pvalue(from_domain)}" if from_domain else ""))
         parts.append(chain.entry(msg.envelope.client_ip, trusted_chain))
         return Verdict(add_headers=(("Authentication-Results", f"{self.hostname};\r\n\t" + ";\r\n\t".join(parts)),))
 
@@ -182,10 +193,13 @@ class AuthCheck(Check):
         domains = [canonical(d) for d in author.domains]
         if not domains:
             return "permerror", "", ""  # no domain to take a policy from
-        if len(domains) > MAX_AUTHOR_DOMAINS:
-            # Past the lookups we make, any domain could hide a p=reject: such a From fails
-            # under the strictest policy (§6.6.1 lets a receiver reject it outright).
-            return "fail", "reject", domains[0]
+        malformed = [d for d in domains if not is_host_name(d)]
+        if malformed or len(domains) > MAX_AUTHOR_DOMAINS:
+            # Past the lookups we make, any domain could hide a p=reject; so could a From
+            # domain that is no host name, which has no record to ask though a reader may
+            # well show it as the bank's ("bank.co.uk,"). Such a From fails under the
+            # strictest policy (§6.6.1 lets a receiver reject it outright).
+            return "fail", "reject", (malformed or domains)[0]
         results = []
         for domain in domains:
             try:

@@ -34,14 +34,14 @@ def words(text: str) -> list[str]:
     return out
 
 
-def tokens(info: "mime.MessageInfo", body_text: str) -> list[str]:
-    """The distinct tokens of a message, from its analysis and its body text (mime.body_text)."""
+def tokens(info: "mime.MessageInfo", body_text: str, author: "mime.Author") -> list[str]:
+    """The distinct tokens of a message, from its analysis, its body text (mime.body_text)
+    and its author (mime.author: the domains DMARC checks and every reader shows)."""
     found: dict[str, None] = {}
     for word in _WORD.findall(info.subject.lower()):
         found[f"subject:{word}"] = None
-    sender = info.from_.rpartition("@")[2].strip("> ").lower()
-    if sender:
-        found[f"from:{sender}"] = None
+    for domain in author.domains:
+        found[f"from:{domain}"] = None
     for word in dict.fromkeys(words(body_text[:200_000].lower())):  # distinct, in order
         if len(found) >= MAX_TOKENS:
             break

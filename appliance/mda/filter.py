@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from appliance import mime
+from appliance.mda import authresults
 from appliance.store import Notice, User
 
 
@@ -37,24 +38,16 @@ ACCEPT = Verdict()
 
 def without_forged_results(raw: bytes, hostname: str) -> bytes:
     """Drop Authentication-Results fields that claim to come from us (RFC 8601 §5: a
-    sender could otherwise forge our verdicts); they can only be a stranger's."""
-    end = raw.find(b"\r\n\r\n")
-    head = raw[:end + 2]
-    if end < 0 or b"authentication-results:" not in head.lower():
+    sender could otherwise forge our verdicts); they can only be a stranger's. A field
+    is ours however its authserv-id is written (authresults.authserv_id), and a message
+    without a body is no exception."""
+    end = mime.header_end(raw)
+    if b"authentication-results" not in raw[:end].lower():
         return raw
-    ours = hostname.lower().encode()
-    kept, skipping = [], False
-    for line in head.split(b"\r\n")[:-1]:
-        if line[:1] in (b" ", b"\t"):
-            if not skipping:
-                kept.append(line)
-            continue
-        name, _, value = line.partition(b":")
-        skipping = name.strip().lower() == b"authentication-results" and \
-            value.strip().lower().split(b";")[0].strip() == ours
-        if not skipping:
-            kept.append(line)
-    return b"\r\n".join(kept) + b"\r\n" + raw[len(head):]
+    ours = hostname.lower().rstrip(".")
+    head = mime.headers.without_fields(raw[:end], lambda name, value: name.lower() == "authentication-results"
+                                       and authresults.authserv_id(value) == ours)
+    return head + raw[end:]
 
 
 def headers_text(headers) -> bytes:

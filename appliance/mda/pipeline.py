@@ -261,17 +261,12 @@ class Mda:
 
     def _ledger_rows(self, envelope, raw: bytes) -> list[dict]:
         """Receipt-ledger rows when a local user's message asks for receipts (cheap test first)."""
-        head = raw[:raw.find(b"\r\n\r\n") + 2]
+        head = raw[:mime.header_end(raw)]
         asks = any(r.notify and "SUCCESS" in r.notify for r in envelope.recipients) or \
-            b"disposition-notification-to:" in head.lower()
+            b"disposition-notification-to" in head.lower()
         if not asks:
             return []
-        fields = mime.header_fields(head)
-
-        def header(name: str) -> list[str]:
-            return [mime.headers.decode_words(v) for n, v in fields if n.lower() == name.lower()]
-
-        return receipts.sent_rows(self.ctx.store, envelope, header)
+        return receipts.sent_rows(self.ctx.store, envelope, mime.headers.first_values(mime.header_fields(head)))
 
     @staticmethod
     def _fate(mine: UserOutcome) -> str:

@@ -32,15 +32,15 @@ _ACTIONS = {"delivered": "delivered", "relayed": "relayed", "expanded": "deliver
             "failed": "failed"}
 
 
-def sent_rows(store, envelope, msg_headers) -> list[dict]:
+def sent_rows(store, envelope, values: dict[str, bytes]) -> list[dict]:
     """Ledger rows for a message a local user submitted (logged in): one per recipient, when
-    it asked for a delivery (NOTIFY=SUCCESS) or a read (Disposition-Notification-To) receipt."""
+    it asked for a delivery (NOTIFY=SUCCESS) or a read (Disposition-Notification-To) receipt.
+    ``values``: mime.headers.first_values() of its header, read as every reader reads it."""
     user = store.get_user(envelope.authenticated_as) if envelope.authenticated_as else None
     if user is None:
         return []
-    asks_read = bool(msg_headers("Disposition-Notification-To"))
-    message_id = (msg_headers("Message-ID") or [""])[0].strip()
-    subject = (msg_headers("Subject") or [""])[0]
+    asks_read = "disposition-notification-to" in values
+    message_id, subject = mime.message_id(values), mime.subject(values)
     rows = []
     for r in envelope.recipients:
         asks_delivery = r.notify is not None and "SUCCESS" in r.notify
@@ -241,5 +241,5 @@ def _returned_message_id(raw: bytes, root: Part) -> str:
     for child in root.children:
         if (child.maintype, child.subtype) in (("text", "rfc822-headers"), ("message", "rfc822")):
             headers = mime.headers.first_values(mime.header_fields(raw[child.body_start:child.body_end]))
-            return mime.headers.to_text(headers.get("message-id", b"")).strip()
+            return mime.message_id(headers)
     return ""

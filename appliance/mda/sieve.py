@@ -338,14 +338,27 @@ def _strings(value) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
-def filings(commands: list[Command]) -> list["Filing"]:
-    """Every ``fileinto`` of a script, run or not, in script order (for checking a script)."""
+def filings(commands: list[Command], existing: frozenset[str] = frozenset()) -> list["Filing"]:
+    """Every ``fileinto`` of a script, run or not, in script order (for checking a script),
+    but one under ``if mailboxexists`` of its folder: it runs only when the folder is there."""
     out = []
     for cmd in commands:
-        if cmd.name == "fileinto":
+        if cmd.name == "fileinto" and cmd.args[0] not in existing:
             out.append(Filing(cmd.args[0], cmd.line, ":create" in cmd.tags))
-        out += filings(cmd.block)
+        out += filings(cmd.block, existing | _proven(cmd.test))
     return out
+
+
+def _proven(test: Test | None) -> frozenset[str]:
+    """The mailboxes ``test`` being true proves to exist (RFC 5490 §3.1: mailboxexists is
+    true only when every one it names is there)."""
+    if test is None:
+        return frozenset()
+    if test.name == "mailboxexists":
+        return frozenset(_strings(test.args[0]))
+    if test.name == "allof":
+        return frozenset().union(*(_proven(t) for t in test.tests))
+    return frozenset()
 
 
 # -- running -------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class SpamCheck(Check):
     def words(self) -> list[str]:
         """The message's Bayes tokens, made on first need (never when nothing was learned)."""
         if self._words is None:
-            self._words = bayes.tokens(self.msg.info, self.msg.body_text)
+            self._words = bayes.tokens(self.msg.info, self.msg.body_text, self.msg.author)
         return self._words
 
     def check_body(self) -> Verdict:

@@ -124,6 +124,7 @@ class Trainer:
             raw = self.store.get_raw(blob_id)
         except NotFound:
             return
-        if self.store.bayes_learn(user_id, sha, bayes.tokens(info, mime.body_text(raw, info)), spam):
+        author = mime.author(mime.header_fields(raw[:info.root.body_start]))
+        if self.store.bayes_learn(user_id, sha, bayes.tokens(info, mime.body_text(raw, info), author), spam):
             self.ctx.count("mda.learned_spam" if spam else "mda.learned_ham")
             log.info("mda: user %d taught %s", user_id, "spam" if spam else "ham")

@@ -19,7 +19,7 @@ IMAP SORT and THREAD compare, stored beside the record).
 """
 
 from .headers import Author, author, header_fields, mailboxes
-from .info import MessageInfo, analyze, body_text, normalize_crlf, prepend_header
+from .info import MessageInfo, analyze, body_text, message_id, normalize_crlf, prepend_header, subject
 from .sections import UnknownEncoding, decoded, find_part, section
 from .structure import MAX_DEPTH, MAX_PARTS, Part, header_end
 
@@ -39,6 +39,8 @@ __all__ = [
     "find_part",
     "header_end",
     "header_fields",
+    "message_id",
     "normalize_crlf",
     "section",
+    "subject",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header
@@ -54,13 +55,27 @@ def header_fields(header: bytes) -> list[tuple[str, bytes]]:
     The value is the raw bytes after the colon with line breaks removed (RFC 5322 §2.2.3
     unfolding) and surrounding whitespace stripped; encoded words stay encoded.
     """
-    out = []
+    return [(m.group(1).decode("ascii"), _unfolded(m)) for m in _fields(header)]
+
+
+def _unfolded(m: re.Match) -> bytes:
+    value = m.group(2).rstrip(b"\r\n")
+    if b"\n" in value or b"\r" in value:
+        value = _FOLD.sub(b"", value)
+    return value.strip(b" \t")
+
+
+def without_fields(header: bytes, drop: Callable[[str, bytes], bool]) -> bytes:
+    """``header`` without the fields for which ``drop(name, value)`` is true (name as
+    written, value as header_fields gives it), continuation lines included; every other
+    byte stays as it was."""
+    kept, pos = [], 0
     for m in _fields(header):
-        value = m.group(2).rstrip(b"\r\n")
-        if b"\n" in value or b"\r" in value:
-            value = _FOLD.sub(b"", value)
-        out.append((m.group(1).decode("ascii"), value.strip(b" \t")))
-    return out
+        if drop(m.group(1).decode("ascii"), _unfolded(m)):
+            kept.append(header[pos:m.start()])
+            pos = m.end()
+    kept.append(header[pos:])
+    return b"".join(kept)
 
 
 def first_values(fields: list[tuple[str, bytes]]) -> dict[str, bytes]:
@@ -189,6 +204,15 @@ def _quoted(s: str, i: int) -> tuple[str, int]:
 def _token(s: str, i: int, pattern: re.Pattern = _MIME_TOKEN) -> tuple[str, int]:
     m = pattern.match(s, i)
     return m.group(), m.end()
+
+
+def leading_value(value: str) -> str:
+    """The token or quoted-string (unquoted) that opens a structured field's value, after
+    any comments (RFC 2045 §5.1 value): e.g. Authentication-Results' authserv-id (RFC 8601 §2.2)."""
+    i = _skip_cfws(value, 0)
+    if value[i:i + 1] == '"':
+        return _quoted(value, i)[0]
+    return _token(value, i)[0]
 
 
 def parse_mime_value(value: str) -> tuple[str, dict[str, str]]:
@@ -425,6 +449,9 @@ def display_addresses(value: bytes) -> str:
 # local part also when it holds a space or a control character
 _PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
 _LOCAL_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"\s\x00-\x1f\x7f]')
+# a domain holding one (not a domain literal's brackets) is shown in angle brackets, where
+# the parser keeps it whole: "<ceo@bank.co.uk,>" is one address, not ceo@bank.co.uk and a comma
+_DOMAIN_SPECIALS = re.compile(r'[()<>:;@\\,"\s\x00-\x1f\x7f]')
 
 
 def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
@@ -450,8 +477,10 @@ def display(addresses: tuple[Address, ...], value: bytes = b"") -> str:
         spec = to_text((local + ("@" + addr.host if addr.host else "")).encode("latin-1"))
         if addr.name:
             text = f"{_quote_if(decode_words(addr.name.encode('latin-1')), _PHRASE_SPECIALS)} <{spec}>"
+        elif not spec or _DOMAIN_SPECIALS.search(addr.host or ""):
+            text = f"<{spec}>"
         else:
-            text = spec or "<>"
+            text = spec
         (group if group is not None else items).append(text)
     if not items and value:
         return decode_words(value)

@@ -109,14 +109,24 @@ def analyze(raw: bytes, crlf: bool = False) -> MessageInfo:
         body=b"(" + body + b")",
         bodystructure=b"(" + structure + b")",
         root=root,
-        subject=_one_line(decode_words(values.get("subject", b""))),
+        subject=subject(values),
         from_=_one_line(display(from_addresses(fields))),
         to=addresses("to"),
         cc=addresses("cc"),
         date=_date(values.get("date")),
-        message_id=to_text(values.get("message-id", b"")),
+        message_id=message_id(values),
         header_search="".join(f"{name}: {_one_line(decode_words(value))}\n" for name, value in fields),
     )
+
+
+def subject(values: dict[str, bytes]) -> str:
+    """The Subject as every reader shows it, given first_values() of a header: decoded, one line."""
+    return _one_line(decode_words(values.get("subject", b"")))
+
+
+def message_id(values: dict[str, bytes]) -> str:
+    """The Message-ID as written (never decoded: RFC 5322 §3.6.4 allows no encoded word), e.g. "<id@host>"."""
+    return to_text(values.get("message-id", b""))
 
 
 # The top-level fields analyze() derives anything from besides header_search. A field

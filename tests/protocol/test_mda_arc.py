@@ -4,10 +4,13 @@ forwards it (an alias with an outside target, a Sieve redirect) and the receivin
 aiosmtpd sink) verifies the ARC set we added with dkimpy, against the test DNS zone."""
 
 import re
+import smtplib
 
+import authres
 import dkim
 import pytest
 
+from appliance.mda import account_rules
 from appliance.mta import dkim as kotakpos_dkim
 from tests import dns_zone
 from tests.conftest import PASSWORD
@@ -116,6 +119,46 @@ def test_a_seal_broken_after_sealing_is_recorded_as_arc_fail(office, keys):
                      ours(tampered))
     assert "dkim=fail header.d=origin.test" in ours(tampered)
     assert "arc=pass (as.1.list.test=pass, ams.1.list.test=pass) header.oldest-pass=0" in ours(intact)
+
+
+def test_a_broken_chain_goes_on_sealed_as_failed(office, keys):
+    office.store.add_alias("team@example.org", ["phone@remote.test"])
+    sealed = sealed_by_list(keys, signed_by_author(keys, body="Pay 10 EUR.\n"))
+    send(office, sealed.replace(b"Pay 10 EUR.", b"Pay 99 EUR."), to="team@example.org", sender=AUTHOR)
+    [got] = office.sink.wait_for(1)
+    # RFC 8617 §5.1.1: our set says the chain had failed when it reached us, and the
+    # receiving MTA's verification fails with it, whatever the list's seal still proves
+    [seal] = [v for v in field(got.data, "ARC-Seal") if v.startswith("i=2;")]
+    assert " cv=fail;" in seal and "d=example.org;" in seal
+    cv, _, _ = dkim.arc_verify(got.data, dnsfunc=lookup(office.zone))
+    assert cv != dkim.CV_Pass
+    [aar] = [v for v in field(got.data, "ARC-Authentication-Results") if v.startswith("i=2;")]
+    assert "arc=fail" in aar and "dkim=fail header.d=origin.test" in aar
+
+
+def test_nothing_a_client_wrote_becomes_a_result_in_our_seal(office, keys):
+    office.store.add_alias("team@example.org", ["phone@remote.test"])
+    # a bounce is checked by its HELO name (RFC 7208 §2.4), which we write into our results
+    with smtplib.SMTP("127.0.0.1", office.port("smtp"), local_hostname="mx.origin.test;arc=pass;dmarc=pass",
+                      timeout=30) as client:
+        client.sendmail("", ["team@example.org"], signed_by_author(keys))
+    [got] = office.sink.wait_for(1)
+    [aar] = field(got.data, "ARC-Authentication-Results")
+    parsed = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + aar.partition(";")[2])
+    assert [(r.method, r.result) for r in parsed.results] == [("spf", "none"), ("dkim", "pass"), ("dmarc", "pass"),
+                                                              ("arc", "none")]
+    assert 'smtp.mailfrom="mx.origin.test;arc=pass;dmarc=pass"' in ours(got.data)
+
+
+def test_the_account_pages_forwarding_is_sealed(office, keys):
+    forwarding = account_rules.Forwarding(("alice.phone@remote.test",), keep=True)
+    office.store.set_account_rules(office.store.get_user(ALICE).id,
+                                   account_rules.to_sieve(account_rules.AccountRules(forwarding=forwarding)))
+    send(office, signed_by_author(keys), to=ALICE, sender=AUTHOR)
+    [got] = office.sink.wait_for(1)
+    cv, instances, _ = dkim.arc_verify(got.data, dnsfunc=lookup(office.zone))
+    assert cv == dkim.CV_Pass and [i["as-domain"] for i in instances] == [b"example.org"]
+    assert len(folder(office, ALICE)) == 1  # and the copy kept here
 
 
 def test_mail_without_arc_records_arc_none(office, keys):

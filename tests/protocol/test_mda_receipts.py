@@ -93,6 +93,16 @@ def test_a_read_receipt_coming_back_updates_the_ledger(office):
     assert b"Subject: Read: minutes" in mdn
 
 
+def test_a_message_without_a_body_that_asks_for_a_read_receipt_is_in_the_ledger(office):
+    # its Message-ID and Subject read as every reader reads them (mime.message_id, mime.subject)
+    raw = (f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: =?utf-8?q?R=C3=A4tsel?=\r\nMessage-ID: <no-body@example.org>\r\n"
+           f"Disposition-Notification-To: {ALICE}").encode()
+    send(office, raw, to=BOB, sender=ALICE, port="submission", login=(ALICE, PASSWORD))
+    [row] = office.admin.receipts(ALICE)["sent"]
+    assert (row["recipient"], row["display"], row["subject"], row["message_id"]) == \
+        (BOB, "requested", "Rätsel", "<no-body@example.org>")
+
+
 def test_a_bounce_from_the_relay_queue_updates_the_ledger(office):
     send(office, plain(sender=ALICE, to="carol@remote.test", subject="offer"), to="carol@remote.test", sender=ALICE,
          port="submission", login=(ALICE, PASSWORD), rcpt_options=["NOTIFY=SUCCESS,FAILURE"])

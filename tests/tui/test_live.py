@@ -407,7 +407,7 @@ async def test_the_rules_view_says_a_fileinto_to_a_missing_folder_goes_to_inbox(
         await wait_for(pilot, lambda: app.connected, what="the link")
         await show_rules_of(pilot, app, "rosa@example.org")
         script = app.screen.query_one("#rules-script")
-        await wait_for(pilot, lambda: script.border_subtitle == "line 3: fileinto to a missing folder goes to INBOX",
+        await wait_for(pilot, lambda: script.border_subtitle == 'line 3: no folder "Big", its mail stays in INBOX',
                        what="the warning")
 
 

@@ -2,6 +2,7 @@
 
 import time
 
+import authres
 import dkim
 import pytest
 
@@ -83,3 +84,36 @@ def test_forged_results_claiming_our_name_are_dropped():
     assert msg.raw == (b"Received: from x\r\nAuthentication-Results: other.test; dkim=pass\r\nSubject: hi\r\n\r\n"
                        b"body\r\n")
     assert incoming(raw, authenticated_as="alice@example.org").raw == raw  # our own users are trusted
+
+
+@pytest.mark.parametrize("field", [
+    b"Authentication-Results: mail.example.org 1; dmarc=pass header.from=bank.test",  # a version after the id
+    b"Authentication-Results: (ours) mail.example.org; dmarc=pass header.from=bank.test",  # a comment before it
+    b'Authentication-Results: "mail.example.org"; dmarc=pass header.from=bank.test',  # quoted
+    b"Authentication-Results: MAIL.Example.ORG.; dmarc=pass header.from=bank.test",
+    b"Authentication-Results:\r\n mail.example.org\r\n ; dmarc=pass header.from=bank.test",  # folded
+])
+def test_our_results_are_dropped_however_the_id_is_written(field):
+    # each is ours to an RFC 8601 reader (authres, which dkimpy seals ARC with, takes all of them)
+    raw = b"Received: from x\r\n" + field + b"\r\nSubject: hi\r\n\r\nbody\r\n"
+    assert incoming(raw).raw == b"Received: from x\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def test_forged_results_are_dropped_from_a_message_without_a_body():
+    raw = b"Received: from x\r\nSubject: hi\r\nAuthentication-Results: mail.example.org; dmarc=pass header.from=bank.test"
+    assert incoming(raw).raw == b"Received: from x\r\nSubject: hi\r\n"
+
+
+@pytest.mark.parametrize("helo, sender, written", [
+    ("mx.remote.test", "bob@remote.test", "smtp.mailfrom=bob@remote.test"),
+    ("mx.remote.test", "SRS0=ab=cd=origin.test=news@remote.test", "smtp.mailfrom=SRS0=ab=cd=origin.test=news@remote.test"),
+    ("mx.remote.test", '"a;dmarc=pass"@remote.test', "smtp.mailfrom=remote.test"),
+    ("remote.test;dmarc=pass", "", 'smtp.mailfrom="remote.test;dmarc=pass"'),
+    ("remote.test (dmarc=pass)", "", 'smtp.mailfrom="remote.test (dmarc=pass)"'),
+])
+def test_no_session_value_adds_a_result_to_ours(helo, sender, written):
+    # RFC 8601 §2.2: what the client chose is written so that no reader splits it into results
+    header, _, _ = authenticate(wire(plain()), "none", sender=sender, client_name=helo)
+    assert written in header
+    parsed = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + header)
+    assert [r.method for r in parsed.results] == ["spf", "dkim", "dmarc", "arc"]

@@ -131,7 +131,7 @@ def test_rules_check_warns_about_fileinto_a_missing_folder(data):
     store.create_mailbox(store.get_user(ALICE).id, "Bills")
     store.close()
     script = ('require ["fileinto", "mailbox"];\nif header :contains "subject" "invoice" {\n  fileinto "Invoices";\n}\n'
-              'fileinto "Bills";\nfileinto :create "Receipts";\n')
+              'fileinto "Bills";\nfileinto :create "Receipts";\nif mailboxexists "Travel" { fileinto "Travel"; }\n')
     out = CliRunner().invoke(main, ["rules", ALICE, "check", "--data", str(data)], input=script)
     assert out.exit_code == 0 and "the script is valid" in out.stdout
     assert out.stderr.splitlines() == [f'warning: line 3: fileinto "Invoices": {ALICE} has no such folder, so this '

@@ -1,10 +1,11 @@
 """DMARC (RFC 7489): organizational domains from the Public Suffix List, strict and relaxed
 alignment, the policy lookup's fallback to the organizational domain, several From fields."""
 
+import authres
 import dkim
 import pytest
 
-from appliance.mda.auth import MAX_AUTHOR_DOMAINS, aligned, organizational
+from appliance.mda.auth import MAX_AUTHOR_DOMAINS, aligned, canonical, is_host_name, organizational
 from appliance.mda.spam import heuristics
 from tests import dns_zone
 from tests.mda_helpers import authenticate, rsa_key
@@ -31,6 +32,16 @@ SIGNERS = ("evil.co.uk", "bank.co.uk", "mail.bank.co.uk", "toko.co.id", "mail.to
 ])
 def test_organizational_domain_from_the_public_suffix_list(domain, org):
     assert organizational(domain) == org
+
+
+@pytest.mark.parametrize("domain, expected", [
+    ("bank.co.uk", True), ("Mail.BANK.co.uk.", True), ("bücher.de", True), ("xn--bcher-kva.de", True),
+    ("localhost", True), ("a-b.example", True),
+    ("bank.co.uk,", False), ("[bank.co.uk]", False), ("[192.0.2.1]", False), ("bank.co.uk;dmarc=pass", False),
+    ("bank..co.uk", False), ("-bank.co.uk", False), ("bank_x.co.uk", False), ("b" * 64 + ".example", False),
+])
+def test_host_names(domain, expected):
+    assert is_host_name(canonical(domain)) is expected
 
 
 @pytest.mark.parametrize("domain, author, strict, expected", [
@@ -176,3 +187,21 @@ def test_a_from_of_more_domains_than_are_looked_up_fails_as_reject(zone):
     many = b", ".join(b"someone@d%d.nowhere.test" % i for i in range(MAX_AUTHOR_DOMAINS + 1))
     header, notes, _ = check(zone, message(many))
     assert notes["dmarc"] == "fail" and notes["dmarc_policy"] == "reject" and "header.from=d0.nowhere.test" in header
+
+
+@pytest.mark.parametrize("author, domain", [
+    (b"<ceo@bank.co.uk,>", "bank.co.uk,"),
+    (b"CEO <ceo@bank.co.uk\x00>", "bank.co.uk,"),  # a control character ends an entry, as a comma does
+    (b"ceo@[bank.co.uk]", "[bank.co.uk]"),
+    (b"ceo@bank.co.uk;dmarc=pass", "bank.co.uk;dmarc=pass"),
+    (b"ceo@bank..co.uk", "bank..co.uk"),
+])
+def test_a_from_domain_that_is_no_host_name_fails_as_under_reject(zone, author, domain):
+    # a reader shows each as the bank's, and bank.co.uk says p=reject; none has a record to ask
+    header, notes, msg = check(zone, message(author), sender="me@evil.co.uk", client_ip="127.0.0.1")
+    assert notes["spf"] == "pass" and notes["dmarc"] == "fail" and notes["dmarc_policy"] == "reject"
+    assert ("DMARC_REJECT", 15.0) in heuristics(msg)
+    # what DMARC checked is written so that a reader finds it, and no result it may hide
+    parsed = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + header)
+    assert [r.method for r in parsed.results] == ["spf", "dkim", "dmarc", "arc"]
+    assert [(p.type, p.name, p.value) for p in parsed.results[2].properties] == [("header", "from", domain)]

@@ -99,7 +99,12 @@ def test_mailbox_extension_create_and_mailboxexists():
     assert a.filings == [sieve.Filing("New/Bills", 3, create=True)]
     msg_env.mailbox_exists = lambda name: name in ("INBOX", "Bills")
     assert sieve.run(script, msg_env).filings == [sieve.Filing("Bills", 2)]
-    assert sieve.filings(script) == [sieve.Filing("Bills", 2), sieve.Filing("New/Bills", 3, create=True)]
+    # the fileinto under "if mailboxexists" of its folder never meets a missing folder
+    assert sieve.filings(script) == [sieve.Filing("New/Bills", 3, create=True)]
+    script = sieve.parse('require ["fileinto", "mailbox"];\n'
+                         'if allof (true, mailboxexists "A") { fileinto "A"; fileinto "B"; }\n'
+                         'if not mailboxexists "C" { fileinto "C"; } elsif anyof (mailboxexists "D", true) { fileinto "D"; }')
+    assert [(f.folder, f.line) for f in sieve.filings(script)] == [("B", 2), ("C", 3), ("D", 3)]
 
 
 def test_scripts_run_in_order_as_one():

@@ -65,7 +65,20 @@ def test_junk_threshold_files_into_junk(store):
 def tokens(text: str) -> list[str]:
     raw = wire(plain(body=text, subject=text[:30]))
     info = mime.analyze(raw)
-    return bayes.tokens(info, mime.body_text(raw, info))
+    return bayes.tokens(info, mime.body_text(raw, info), mime.author(mime.header_fields(raw[:info.root.body_start])))
+
+
+@pytest.mark.parametrize("author, domains", [
+    (b"Bob <bob@Remote.TEST>", ["remote.test"]),
+    (b"bob@remote.test (ceo@bank.test)", ["remote.test"]),  # a comment is no sender
+    (b"undisclosed-recipients:;", []),
+    (b"bob@remote.test, ceo@bank.test", ["remote.test", "bank.test"]),
+])
+def test_the_sender_token_is_the_domain_dmarc_checks(author, domains):
+    raw = b"From: " + author + b"\r\nSubject: hi\r\n\r\nHello.\r\n"
+    info = mime.analyze(raw)
+    found = bayes.tokens(info, mime.body_text(raw, info), mime.author(mime.header_fields(raw[:info.root.body_start])))
+    assert [t for t in found if t.startswith("from:")] == [f"from:{d}" for d in domains]
 
 
 def test_bayes_learns_per_user_over_the_shared_base(store):

@@ -36,6 +36,10 @@ def test_mailboxes_read_the_raw_bytes(value, addresses):
     b"=?utf-8?q?Team=2C_ceo=40bank.example?=: b@y.example;",
     b"ceo@bank.example@evil.example",
     b'"ceo\x00"@evil.example',
+    b"<ceo@bank.example,>",  # a comma inside the angle address is part of its domain
+    b"<ceo@bank.example\x00>",
+    b"ceo@bank.example;x=y",
+    b"ceo@[bank.example]",
 ])
 def test_the_displayed_text_names_the_same_addresses(value):
     shown = display_addresses(value)
@@ -44,6 +48,11 @@ def test_the_displayed_text_names_the_same_addresses(value):
 
 def test_a_local_part_that_holds_an_at_sign_is_shown_quoted():
     assert display_addresses(b"ceo@bank.example@evil.example") == '"ceo@bank.example"@evil.example'
+
+
+def test_a_domain_holding_a_special_is_shown_in_angle_brackets():
+    assert display_addresses(b"<ceo@bank.example,>") == "<ceo@bank.example,>"
+    assert display_addresses(b"ceo@[bank.example]") == "ceo@[bank.example]"
 
 
 def test_author_of_one_from_field():

@@ -213,7 +213,7 @@ class FiltersScreen(AdminScreen):
         """A fileinto to a missing folder files into INBOX: say so under the script, with its line."""
         warnings = result.get("warnings", [])
         self.query_one("#rules-script", TextArea).border_subtitle = "; ".join(
-            f"line {w['line']}: fileinto to a missing folder goes to INBOX" for w in warnings)
+            f"line {w['line']}: no folder \"{w['folder']}\", its mail stays in INBOX" for w in warnings)
 
     def _load_receipts(self) -> None:
         self._receipts_user = self.selected_key(self.query_one("#receipt-users", DataTable))
