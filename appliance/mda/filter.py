@@ -72,7 +72,7 @@ class Incoming:
         self.raw = raw if self.internal else without_forged_results(raw, hostname)
         self.users = users  # the local users it is for (after aliases)
         self.hostname = hostname
-        self.info = mime.analyze(self.raw)
+        self.info = mime.analyze(self.raw, crlf=True)  # checked or normalized above
         self.added: list[tuple[str, str]] = []  # headers earlier filters added, in order
         self.notes: dict = {}  # results filters pass on (auth results, spam scores per user)
 

@@ -3,7 +3,8 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from appliance.mime import analyze, prepend_header
+from appliance.mime import analyze, normalize_crlf, prepend_header
+from appliance.store.messages import prepare
 from tests.unit.test_mime import NESTED
 
 PLAIN = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -39,3 +40,15 @@ def test_anything_that_could_change_the_analysis_is_left_to_a_full_parse(prefix)
 def test_any_safe_prefix_matches_a_fresh_parse(fields):
     prefix = b"".join(f"{name}: {value}\r\n".encode() for name, value in fields)
     assert prepend_header(analyze(NESTED), prefix) == analyze(prefix + NESTED)
+
+
+@pytest.mark.parametrize("prefix", [TRACE, b"X-Filter: one\nX-Other: two\r\n", b"X-Filter: a\rb\r\n"],
+                         ids=["crlf", "bare-lf", "bare-cr"])
+def test_storing_a_known_message_with_headers_prepended_is_storing_it_parsed_afresh(prefix):
+    # The MDA hands the store its analysis of the message as received; the store checks
+    # only what was prepended for bare line ends, and must keep what a full pass keeps.
+    known = (NESTED, analyze(NESTED))
+    shifted, fresh = prepare(prefix + NESTED, known), prepare(prefix + NESTED)
+    assert shifted.raw == fresh.raw == normalize_crlf(prefix + NESTED)
+    assert (shifted.sha256, shifted.info, shifted.info_json, shifted.sort_row) == \
+        (fresh.sha256, fresh.info, fresh.info_json, fresh.sort_row)
