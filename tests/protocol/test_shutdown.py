@@ -25,6 +25,7 @@ GOODBYES = {  # listener -> the last line the client reads before the connection
     "pop3s": b"-ERR [SYS/TEMP] Server shutting down, try again later\r\n",
     "smtp": b"421 4.3.2 Service shutting down, try again later\r\n",
     "smtps": b"421 4.3.2 Service shutting down, try again later\r\n",
+    "managesieve": b'BYE (TRYLATER) "Server shutting down, try again later"\r\n',
 }
 
 
