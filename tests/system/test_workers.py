@@ -411,6 +411,30 @@ def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(served):
     assert all(f"kotakpos[{pid}]: stopped" in served.log for pid in pids)  # its two workers
 
 
+def test_a_client_arriving_while_busy_workers_stop_is_refused_at_once(served):
+    """A session inside DATA keeps its worker up to shutdown_grace (10 s); meanwhile a new
+    client is refused, not left in the listening socket's backlog until the end."""
+    busy = smtplib.SMTP("127.0.0.1", served.port("smtp"), timeout=10)
+    busy.ehlo()
+    busy.mail("someone@client.test")
+    busy.rcpt("alice@example.org")
+    assert busy.docmd("DATA")[0] == 354
+    served.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping 2 worker(s)" in served.log, what="the stop to begin")
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", served.port("imap")), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+    wait_for(refused, timeout=3.0, what="a new client to be refused")
+    assert served.proc.poll() is None  # still waiting for the busy session
+    busy.close()
+    assert served.terminate() == 0
+    assert "Traceback" not in served.log and "Bad file descriptor" not in served.log
+
+
 def test_a_second_supervisor_on_the_same_folder_is_refused(served):
     second = ServeProcess(served.data_dir, offset=served.offset + 500)
     assert second.proc.wait(30) != 0
