@@ -175,10 +175,13 @@ class Supervisor:
         finally:
             back_on_terminal(self._on_terminal)  # the TUI has ended: the last lines are for the terminal
             self._on_terminal = []
-            self._stop_all()
+            # Our copies of the listening sockets go first: once each worker has closed its own
+            # (at once on SIGTERM), a client arriving is refused instead of waiting in the
+            # backlog while busy sessions have their shutdown_grace.
             for socks in self.sockets.values():
                 for s in socks:
                     s.close()
+            self._stop_all()
             self._lock_handle.close()  # releases the lock: every worker has exited
             if self._wake_read >= 0:  # workers were started (a failed bind says why itself)
                 log.info("stopped")

@@ -13,7 +13,6 @@ import datetime as dt
 import enum
 import functools
 import logging
-import select
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
@@ -703,16 +702,9 @@ class ImapSession(SortCommands):
     def _wait(self, waker) -> bool:
         """Block until the client sends something (True) or the pusher wakes us (False).
 
-        poll, not select: with a thousand idlers descriptor numbers pass select's 1024 limit.
+        A stopping server ends the wait with ConnectionClosed, and ``run`` says BYE.
         """
-        sock = self.conn.sock
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        poller.register(waker.fd, select.POLLIN)
-        ready = poller.poll(self.conn.timeout * 1000)
-        if not ready:
-            raise IdleTimeout()
-        return any(fd == sock.fileno() for fd, _ in ready)
+        return self.conn.wait_for_client(waker.fd)
 
     # -- selected state (RFC 3501 §6.4) ----------------------------------------------
 

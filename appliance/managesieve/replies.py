@@ -106,6 +106,7 @@ NO_TRYLATER = no("Temporary server error, try again later", "TRYLATER")
 BYE_BUSY = bye("Server too busy, try again later", "TRYLATER")
 BYE_TOO_MANY_ERRORS = bye("Too many errors, closing connection")
 BYE_IDLE_TIMEOUT = bye("Disconnected for inactivity")
+BYE_SHUTDOWN = bye("Server shutting down, try again later", "TRYLATER")
 BYE_LITERAL_TOO_BIG = bye("Literal too big, closing connection", "QUOTA/MAXSIZE")
 BYE_COMMAND_TOO_LONG = bye("Command too long, closing connection")
 

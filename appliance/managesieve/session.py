@@ -90,6 +90,10 @@ class ManageSieveSession:
                     self._flush()
         except IdleTimeout:
             self._send(replies.BYE_IDLE_TIMEOUT)
+        except ConnectionClosed:
+            if not self.conn.stopping:
+                raise
+            self._send(replies.BYE_SHUTDOWN)  # RFC 5804 §1.3: TRYLATER, the client may come back
         except (LiteralTooBig, CommandTooLong) as e:
             # Past these the stream can no longer be framed: answer and close.
             self._send(replies.BYE_LITERAL_TOO_BIG if isinstance(e, LiteralTooBig) else replies.BYE_COMMAND_TOO_LONG)

@@ -90,7 +90,7 @@ class Connection:
 
     def _fill(self) -> None:
         if self._waiting_for_command and self.is_tls and self.stop_fd is not None:
-            self._wait_for_tls_data()
+            self.wait_for_client()
         self._set_sock_timeouts(writing=False)
         try:
             data = self.sock.recv(RECV_SIZE)
@@ -105,24 +105,29 @@ class Connection:
         self.info.bytes_in += len(data)
         self._buf += data
 
-    def _wait_for_tls_data(self) -> None:
-        """Between commands on TLS, wait for the client or for the server to stop, whichever first.
+    def wait_for_client(self, also: int | None = None) -> bool:
+        """Wait until the client has sent something (True) or ``also`` is readable (False).
 
-        A plain session is woken for shutdown by shutting its socket's read side (see
-        ``stop_reading``); OpenSSL takes such an end as an attack and would refuse the
-        goodbye after it, so a TLS session watches the server's stop pipe as well.
+        Raises IdleTimeout after ``timeout`` seconds of silence, and ConnectionClosed once
+        the server stops. A plain session is woken for shutdown by shutting its socket's
+        read side (see ``stop_reading``); OpenSSL takes such an end as an attack and would
+        refuse the goodbye after it, so a TLS session watches the server's stop pipe as
+        well. poll, not select: with a thousand idlers descriptor numbers pass select's
+        1024 limit.
         """
-        if self.sock.pending():
-            return
+        if self.tls_pending():
+            return True
+        watched = [fd for fd in (self.sock.fileno(), also, self.stop_fd if self.is_tls else None) if fd is not None]
         poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
-        poller.register(self.stop_fd, select.POLLIN)
+        for fd in watched:
+            poller.register(fd, select.POLLIN)
         ready = {fd for fd, _ in poller.poll(self.timeout * 1000)}
-        if self.stop_fd in ready:
+        if self.is_tls and self.stop_fd in ready:
             self.stopping = True
             raise ConnectionClosed("server stopping")
         if not ready:
             raise IdleTimeout()
+        return self.sock.fileno() in ready
 
     def read_line(self, limit: int) -> bytes:
         """One line with its terminator (LF or CRLF), at most ``limit`` bytes long.
@@ -286,7 +291,7 @@ class Connection:
         """Wake the owner waiting for a command so it can say goodbye (server stopping).
 
         A plain socket's read side is shut: the owner's read ends while writing still works.
-        A TLS session wakes on the server's stop pipe instead (``_wait_for_tls_data``).
+        A TLS session wakes on the server's stop pipe instead (``wait_for_client``).
         """
         if self.is_tls:
             return

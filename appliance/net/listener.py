@@ -150,7 +150,7 @@ class ConnectionServer:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         # Made by start(), written once by stop() and never read: readable from then on, it
-        # wakes every TLS session waiting for a command (Connection._wait_for_tls_data).
+        # wakes every TLS session waiting for a command (Connection.wait_for_client).
         self._stop_read = self._stop_write = -1
 
     def add(self, name: str, hosts: list[str], port: int, session_class: type, implicit_tls: bool) -> Listener:

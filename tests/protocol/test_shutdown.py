@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.mda_helpers import wait_for
-from tests.protocol.imapconv import session
+from tests.protocol.imapconv import Conversation, session
 
 
 pytestmark = pytest.mark.in_process(reason="they watch the server's session registry and listening sockets as it stops")
@@ -25,6 +25,7 @@ GOODBYES = {  # listener -> the last line the client reads before the connection
     "pop3s": b"-ERR [SYS/TEMP] Server shutting down, try again later\r\n",
     "smtp": b"421 4.3.2 Service shutting down, try again later\r\n",
     "smtps": b"421 4.3.2 Service shutting down, try again later\r\n",
+    "managesieve": b'BYE (TRYLATER) "Server shutting down, try again later"\r\n',
 }
 
 
@@ -56,6 +57,33 @@ def test_every_waiting_session_gets_its_goodbye_when_the_server_stops(make_serve
     for listener, sock in clients.items():
         assert rest_until_closed(sock).endswith(GOODBYES[listener]), listener
     assert imap_user.line() == GOODBYES["imaps"].rstrip(b"\r\n")
+
+
+def tls_idler(server, listener: str) -> Conversation:
+    """A client idling on INBOX over TLS (implicit, or STARTTLS on the plain port): every
+    real mail client's IDLE is in TLS, as passwords are."""
+    conv = Conversation.open(server, listener)
+    if listener == "imap":
+        conv.transact("OK", "STARTTLS")
+        conv.sock = server.tls_context().wrap_socket(conv.sock, server_hostname="mail.example.org")
+    conv.login(ALICE)
+    conv.transact("OK", "SELECT INBOX")
+    conv.send("i IDLE")
+    assert conv.line() == b"+ idling"
+    return conv
+
+
+def test_idling_tls_clients_get_their_bye_at_once_when_the_server_stops(make_server):
+    server = make_server(server={"shutdown_grace": 10.0})
+    server.add_user(ALICE)
+    idlers = {listener: tls_idler(server, listener) for listener in ("imaps", "imap")}
+    wait_for(lambda: sum(conn.waiting_for_command for conn in server.ctx.registry.connections()) == 2,
+             what="both clients to idle")
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 5.0  # nobody waited for the grace
+    for listener, conv in idlers.items():
+        assert conv.line() == GOODBYES["imaps"].rstrip(b"\r\n"), listener
 
 
 def test_a_client_arriving_during_shutdown_is_refused_without_an_error_in_the_log(make_server, caplog,

@@ -245,6 +245,67 @@ def test_a_message_expunged_on_one_worker_still_answers_a_session_on_the_other(s
     expunger.close()
 
 
+def new_sessions_on_each_worker(proc: ServeProcess) -> list[Imap]:
+    """Logged-in IMAP connections, opened until every worker serves one of them."""
+    sessions: dict[int, Imap] = {}
+    for _ in range(40):
+        imap = Imap(proc.port("imap"))
+        imap.command(f'LOGIN alice@example.org "{PASSWORD}"')
+        pid = serving_worker(proc, imap.local_port)
+        if pid in sessions:
+            imap.close()
+        else:
+            sessions[pid] = imap
+        if len(sessions) == 2:
+            return list(sessions.values())
+    raise AssertionError("40 connections in a row went to the same worker")
+
+
+def inbox_as_a_new_session_sees_it(imap: Imap) -> tuple[bytes, bytes]:
+    """(EXISTS of SELECT INBOX, MESSAGES of STATUS INBOX): the two must agree."""
+    status = next(line for line in imap.command("STATUS INBOX (MESSAGES)") if line.startswith(b"* STATUS"))
+    exists = next(line for line in imap.command("SELECT INBOX") if line.endswith(b" EXISTS\r\n"))
+    return exists.split()[1], status.rpartition(b"MESSAGES ")[2].rstrip(b")\r\n")
+
+
+def test_import_and_restore_beside_the_server_reach_every_workers_sessions_at_once(served, tmp_path):
+    """What `kotakpos import mbox` and `restore --user` write while the server runs: an idling
+    and a selected session (on different workers) hear of it, and a new session on either
+    worker finds it in SELECT as in STATUS, as soon as the command has returned."""
+    idler, selected = logged_in_on_two_workers(served)
+    for imap in (idler, selected):
+        imap.command("SELECT INBOX")  # each worker now keeps INBOX's state
+    idler.sock.sendall(b"i1 IDLE\r\n")
+    assert idler.file.readline().startswith(b"+ ")
+
+    mbox = tmp_path / "old.mbox"
+    mbox.write_bytes(b"".join(b"From ann@old.example Tue Nov 14 22:13:20 2023\nFrom: ann@old.example\n"
+                              b"Subject: old %d\n\nBody %d\n\n" % (n, n) for n in range(6)))
+    done = run_cli("import", "mbox", str(mbox), "--to", "alice@example.org", "--folder", "INBOX",
+                   data_dir=served.data_dir)
+    assert done.returncode == 0 and "6 copied" in done.stdout, done.stderr
+    assert b"* 6 EXISTS\r\n" in selected.command("NOOP")
+    for imap in new_sessions_on_each_worker(served):
+        assert inbox_as_a_new_session_sees_it(imap) == (b"6", b"6")
+        imap.close()
+    idler.sock.settimeout(5)
+    assert idler.file.readline() == b"* 6 EXISTS\r\n"
+
+    snapshot = tmp_path / "with-six.sqlite"
+    assert run_cli("backup", str(snapshot), data_dir=served.data_dir).returncode == 0
+    selected.command("STORE 1:4 +FLAGS.SILENT (\\Deleted)")
+    selected.command("EXPUNGE")
+    done = run_cli("restore", str(snapshot), "--user", "alice@example.org", data_dir=served.data_dir)
+    assert done.returncode == 0 and "4 copied" in done.stdout, done.stderr
+    assert b"* 6 EXISTS\r\n" in selected.command("NOOP")
+    for imap in new_sessions_on_each_worker(served):
+        assert inbox_as_a_new_session_sees_it(imap) == (b"6", b"6")
+        imap.close()
+    idler.sock.sendall(b"DONE\r\n")
+    idler.close()
+    selected.close()
+
+
 def test_a_killed_worker_is_restarted_and_the_other_sessions_go_on(served):
     survivor, victim = logged_in_on_two_workers(served)
     survivor.command("SELECT INBOX")
@@ -348,6 +409,30 @@ def test_sighup_reaches_every_worker_and_sigterm_stops_them_all(served):
         assert not os.path.exists(f"/proc/{pid}") or b"zombie" in open(f"/proc/{pid}/status", "rb").read().lower()
     assert served.log.count(f"kotakpos[{served.proc.pid}]: stopped") == 1  # the supervisor, after
     assert all(f"kotakpos[{pid}]: stopped" in served.log for pid in pids)  # its two workers
+
+
+def test_a_client_arriving_while_busy_workers_stop_is_refused_at_once(served):
+    """A session inside DATA keeps its worker up to shutdown_grace (10 s); meanwhile a new
+    client is refused, not left in the listening socket's backlog until the end."""
+    busy = smtplib.SMTP("127.0.0.1", served.port("smtp"), timeout=10)
+    busy.ehlo()
+    busy.mail("someone@client.test")
+    busy.rcpt("alice@example.org")
+    assert busy.docmd("DATA")[0] == 354
+    served.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping 2 worker(s)" in served.log, what="the stop to begin")
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", served.port("imap")), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+    wait_for(refused, timeout=3.0, what="a new client to be refused")
+    assert served.proc.poll() is None  # still waiting for the busy session
+    busy.close()
+    assert served.terminate() == 0
+    assert "Traceback" not in served.log and "Bad file descriptor" not in served.log
 
 
 def test_a_second_supervisor_on_the_same_folder_is_refused(served):
