@@ -148,6 +148,8 @@ def with_paths(command):
 @with_paths
 def serve(paths, listen, port_offset, tui):
     """Run the mail server (SMTP, POP3, IMAP) until SIGTERM or Ctrl-C."""
+    if tui:
+        require_terminal()
     restart_with_malloc_tunables()
     server_overrides = {}
     if listen:
@@ -199,10 +201,19 @@ def serve(paths, listen, port_offset, tui):
     server.serve_forever()
 
 
+def require_terminal() -> None:
+    """Refuse to start the TUI without a terminal: on a pipe Textual would run unseen, spin
+    and never read the key that quits it."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.ClickException("the terminal UI needs a terminal: run it from an interactive shell "
+                                   "(over ssh: ssh -t)")
+
+
 @main.command()
 @with_paths
 def tui(paths):
     """Administer a running server in the terminal UI (it reconnects if the server restarts)."""
+    require_terminal()
     from appliance.tui import attach
     if attach(paths.data_dir / ADMIN_SOCKET):
         raise click.ClickException("the terminal UI failed (see above)")

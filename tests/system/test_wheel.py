@@ -97,18 +97,32 @@ def test_a_tui_that_crashes_exits_non_zero_and_serve_tui_says_the_server_stopped
     stylesheet = installed.package / "tui" / "kotakpos.tcss"
     hidden = stylesheet.with_suffix(".hidden")
     stylesheet.rename(hidden)
+    data = installed.folder / "serve-tui"
+    data.mkdir()
+    (data / "kotakpos.toml").write_text(NO_DNS_CONFIG)
+    attached = f"{installed.kotakpos} --data {installed.folder / 'data'} tui"
+    served = f"{installed.kotakpos} serve --data {data} --listen 127.0.0.1 --port-offset {free_offset()} --tui"
     try:
-        attached = installed.run("--data", str(installed.folder / "data"), "tui")
-        assert attached.returncode != 0
-        assert "kotakpos.tcss" in attached.stdout + attached.stderr
-        assert "the terminal UI failed" in attached.stderr
-
-        data = installed.folder / "serve-tui"
-        data.mkdir()
-        (data / "kotakpos.toml").write_text(NO_DNS_CONFIG)
-        served = installed.run("serve", "--data", str(data), "--listen", "127.0.0.1",
-                               "--port-offset", str(free_offset()), "--tui")
-        assert served.returncode != 0
-        assert "the terminal UI failed (see above); the server has stopped" in served.stderr
+        for command, says in ((attached, "Error: the terminal UI failed (see above)"),
+                              (served, "Error: the terminal UI failed (see above); the server has stopped")):
+            # The shell keeps the pane open after kotakpos exits, so what it printed stays readable.
+            terminal = Terminal(["sh", "-c", f"env -u PYTHONPATH {command}; echo exited $?; sleep 60"],
+                                cwd=installed.folder)
+            try:
+                screen = terminal.wait_for("exited", timeout=60)
+                assert "exited 0" not in screen
+                assert says in screen
+            finally:
+                terminal.close()
     finally:
         hidden.rename(stylesheet)
+
+
+def test_the_tui_without_a_terminal_says_so_at_once(installed):
+    """Run from a script or a pipe, the TUI would run unseen; it refuses instead."""
+    for args in (["--data", str(installed.folder / "data"), "tui"],
+                 ["serve", "--data", str(installed.folder / "no-serve"), "--tui"]):
+        result = installed.run(*args, timeout=20)
+        assert result.returncode != 0
+        assert "the terminal UI needs a terminal" in result.stderr
+    assert not (installed.folder / "no-serve").exists()
