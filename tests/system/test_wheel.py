@@ -92,6 +92,7 @@ def test_the_installed_tui_shows_its_dashboard_and_exits_0_on_quit(installed):
         server.stop()
 
 
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_a_tui_that_crashes_exits_non_zero_and_serve_tui_says_the_server_stopped(installed):
     """A crash: the install has lost the stylesheet, as the wheel once did."""
     stylesheet = installed.package / "tui" / "kotakpos.tcss"
