@@ -313,6 +313,9 @@ class Pop3Session:
 
     def _take_snapshot(self, user_id: int) -> Maildrop:
         store = self.ctx.store
+        # what any worker acknowledged before this login is heard before the listing, so no
+        # older news reaches the new maildrop
+        store.catch_up_if_behind()
         inbox = store.get_mailbox(user_id, "INBOX")
         # Subscribed first, so that no expunge after the listing goes unheard (ReadAhead).
         changes = store.subscribe(user_id)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from appliance.store.errors import StorageFull
-from appliance.store.journal import Journal
+from appliance.store.journal import Journal, newest
 
 log = logging.getLogger("kotakpos.store")
 
@@ -170,6 +170,9 @@ class Database:
         self._lock_fd = _open_lock_file(self.path)
         self._journal = Journal(self._writer_conn) if journal else None
         self._journal_row: tuple[int, list] | None = None  # (row id, others' events) of the batch in flight
+        # The journal row up to which every other process's commit is published here; set by
+        # the writer thread after publishing, read by sessions (catch_up_if_behind).
+        self.heard = self._journal.seen if journal else 0
         self._next_check = time.monotonic() + CHECK_SECONDS
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_count = 0
@@ -209,6 +212,20 @@ class Database:
         once it is published (a process that wrote to the file asks the server for this)."""
         if self._journal is not None:
             self.write(_catch_up)
+
+    def catch_up_if_behind(self) -> None:
+        """``catch_up`` if another process committed since this one last heard.
+
+        What another process acknowledged is in the file before its client hears the answer,
+        so a session that calls this before answering from what its process has heard (events,
+        cached answers) includes every commit acknowledged before its command came. When
+        nothing is new it costs one indexed read."""
+        if self._journal is None:
+            return
+        with self.reader() as conn:
+            behind = newest(conn) > self.heard
+        if behind:
+            self.catch_up()
 
     def _wait(self, job: _Job) -> Any:
         self._jobs.put(job)
@@ -295,6 +312,8 @@ class Database:
                 self.after_journal_row()
             if others:
                 self._publish(others)
+            # this batch's own events are published before its callers hear of it (_finish)
+            self.heard = row_id
         if time.monotonic() >= self._next_check or any(job.fn is _catch_up for job in batch):
             self._hear_others(conn)
 
@@ -307,6 +326,7 @@ class Database:
             return
         if events:
             self._publish(events)
+        self.heard = max(self.heard, self._journal.seen)
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> bool:
         """BEGIN and run every job of the batch; False if the transaction could not begin."""

@@ -240,7 +240,7 @@ def test_a_message_expunged_on_one_worker_still_answers_a_session_on_the_other(s
     expunger.command("EXPUNGE")
     lines = reader.command("FETCH 1 (BODY.PEEK[TEXT])")
     assert lines[0].startswith(b"* 1 FETCH (BODY[TEXT] {8}") and lines[1] == b"body 0\r\n"
-    wait_for(lambda: b"* 1 EXPUNGE\r\n" in reader.command("NOOP"), what="the reader told of the expunge")
+    assert b"* 1 EXPUNGE\r\n" in reader.command("NOOP")
     reader.close()
     expunger.close()
 
@@ -411,3 +411,36 @@ def test_every_process_runs_without_the_per_thread_malloc_cache(served):
     assert len(set(pids)) == 3
     for pid in pids:
         assert environment(pid).get("GLIBC_TUNABLES") == MALLOC_TUNABLES, pid
+
+
+
+def test_what_one_worker_acknowledged_the_other_answers_at_once(served):
+    # No waiting between the two clients: the reader's command comes a moment after the
+    # writer's OK and must already show the change (docs/ARCHITECTURE.md, "Read your writes").
+    reader, writer = logged_in_on_two_workers(served)
+    writer.command("CREATE Other")
+    writer.append("INBOX", b"Subject: first\r\n\r\nbody\r\n")
+    assert b"* 1 EXISTS\r\n" in reader.command("SELECT INBOX")
+    writer.command("SELECT INBOX")
+    for n in range(1, 51):
+        writer.append("INBOX", f"Subject: round {n}\r\n\r\nbody {n}\r\n".encode())
+        assert b"* 2 EXISTS\r\n" in reader.command("NOOP"), n
+        writer.command("STORE 2 +FLAGS.SILENT (\\Flagged)")
+        assert any(b"FETCH" in line and b"\\Flagged" in line for line in reader.command("NOOP")), n
+        assert reader.command("SEARCH FLAGGED")[0] == b"* SEARCH 2\r\n", n
+        writer.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        writer.command("EXPUNGE")
+        assert b"* 1 EXPUNGE\r\n" in reader.command("NOOP"), n
+        writer.command("STORE 1 -FLAGS.SILENT (\\Flagged)")
+        assert reader.command("SEARCH FLAGGED")[0] == b"* SEARCH\r\n", n
+        writer.append("Other", f"Subject: other {n}\r\n\r\nbody {n}\r\n".encode())
+        assert f"(MESSAGES {2 * n - 1})".encode() in reader.command("STATUS Other (MESSAGES)")[0], n
+        writer.append("Other", f"Subject: other {n}b\r\n\r\nbody {n}\r\n".encode())
+        assert f"* {2 * n} EXISTS\r\n".encode() in reader.command("EXAMINE Other"), n
+        writer.append("INBOX", f"Subject: round {n}b\r\n\r\nbody {n}\r\n".encode())
+        assert b"* 2 EXISTS\r\n" in reader.command("SELECT INBOX"), n
+        writer.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        writer.command("EXPUNGE")
+        assert b"* 2 EXPUNGE\r\n" in reader.command("NOOP"), n
+    reader.close()
+    writer.close()
