@@ -444,3 +444,23 @@ def test_what_one_worker_acknowledged_the_other_answers_at_once(served):
         assert b"* 2 EXPUNGE\r\n" in reader.command("NOOP"), n
     reader.close()
     writer.close()
+
+
+
+def test_an_alias_the_admin_added_is_known_at_once_to_smtp_on_the_other_worker(served):
+    client = admin(served)
+    first_pid = client.workers()[0]["pid"]  # the admin's worker
+    for connection in range(4):
+        smtp = smtp_on_worker_other_than(served, first_pid)
+        smtp.ehlo()
+        for n in range(8):  # each unknown recipient counts as an error: fewer than max_errors
+            alias = f"sales{connection}-{n}@example.org"
+            smtp.mail("someone@client.test")
+            assert smtp.rcpt(alias)[0] == 550  # unknown, and remembered so by that worker
+            smtp.rset()
+            client.add_alias(alias, ["alice@example.org"])
+            smtp.mail("someone@client.test")
+            assert smtp.rcpt(alias)[0] == 250, alias
+            smtp.rset()
+        smtp.quit()
+    client.close()
