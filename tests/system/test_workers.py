@@ -19,7 +19,7 @@ import time
 import pytest
 
 from appliance.admin.client import AdminClient, ServerNotRunning
-from appliance.net.listener import MALLOC_TUNABLES
+from appliance.launch import MALLOC_TUNABLES
 from appliance.store import Store
 from tests.system.process import NO_DNS_CONFIG, ServeProcess, run_cli
 
