@@ -39,16 +39,23 @@ def restart_with_malloc_tunables() -> None:
     """Run this program again in this process (same pid, same arguments) with MALLOC_TUNABLES.
 
     Nothing happens when the variable already holds the tunable (the second time round, or
-    set by the systemd unit), off glibc, or in the frozen binary, whose executable is its
-    unpacking bootloader: there the unit's ``Environment=`` sets it.
+    set by the systemd unit) or off glibc.
+
+    In the one-file binary this process is the child its unpacking bootloader started, and
+    ``sys.executable`` is the binary: run again with the environment that parent gave it,
+    the bootloader knows it is that child and uses the files already unpacked (no second
+    unpacking, no third process); the parent still waits for this pid and forwards signals
+    to it, and removes the unpacked files when it ends.
     """
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if MALLOC_TUNABLE in tunables or getattr(sys, "frozen", False) or not _glibc():
+    if MALLOC_TUNABLE in tunables or not _glibc():
         return
     env = dict(os.environ, GLIBC_TUNABLES=f"{tunables}:{MALLOC_TUNABLES}" if tunables else MALLOC_TUNABLES)
+    # the interpreter's own options (-m appliance, -X ...) are in orig_argv; the binary has none
+    args = sys.argv[1:] if getattr(sys, "frozen", False) else sys.orig_argv[1:]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *args], env)
 
 
 def _glibc() -> bool:

@@ -21,7 +21,7 @@ import pytest
 from appliance.admin.client import AdminClient, ServerNotRunning
 from appliance.launch import MALLOC_TUNABLES
 from appliance.store import Store
-from tests.system.process import NO_DNS_CONFIG, ServeProcess, run_cli
+from tests.system.process import NO_DNS_CONFIG, ServeProcess, environment, run_cli
 
 PASSWORD = "workers test password"
 TWO_WORKERS = NO_DNS_CONFIG + "[server]\nworkers = 2\n[auth]\nallow_plaintext = true\ntrusted_networks = [\"127.0.0.0/8\"]\n"
@@ -394,12 +394,6 @@ def test_the_default_is_a_worker_per_cpu(tmp_path):
         assert (f"workers={cpus}" in ready) if cpus > 1 else ("workers=" not in ready)
     finally:
         assert proc.terminate() == 0
-
-
-def environment(pid: int) -> dict[str, str]:
-    """The environment ``pid`` was started with (glibc splits GLIBC_TUNABLES in place at its ':')."""
-    raw = open(f"/proc/{pid}/environ", "rb").read()
-    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ,

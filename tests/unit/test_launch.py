@@ -58,3 +58,19 @@ def test_the_restart_comes_before_any_heavy_import():
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['appliance', 'appliance.launch']"
+
+
+@GLIBC_ONLY
+def test_the_frozen_binary_runs_itself_again_with_its_own_arguments(monkeypatch):
+    # sys.executable is the binary; the bootloader's child finds its unpacked files through
+    # the environment, which goes along
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.setenv("_PYI_APPLICATION_HOME_DIR", "/tmp/_MEIxyz")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "argv", ["./kotakpos", "serve", "--data", "/srv/k"])
+    started = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: started.append((path, argv, env)))
+    restart_with_malloc_tunables()
+    [(path, argv, env)] = started
+    assert path == sys.executable and argv == [sys.executable, "serve", "--data", "/srv/k"]
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.tcache_count=0" and env["_PYI_APPLICATION_HOME_DIR"] == "/tmp/_MEIxyz"
