@@ -60,6 +60,7 @@ CACHED_STATEMENTS = 512
 # The pages they stop caching are still in the kernel's page cache, a read call away.
 WRITER_CACHE_KIB = 4096
 READER_CACHE_KIB = 512
+PROBE_CACHE_KIB = 64  # the probe reads one page or two of the journal's index
 # How often the writer asks SQLite whether another process committed, when nothing else
 # told it. A process that writes to the store pokes the running server (``catch_up``) and
 # the writer reads the journal whenever its own commit shows that others wrote in between;
@@ -173,6 +174,8 @@ class Database:
         # The journal row up to which every other process's commit is published here; set by
         # the writer thread after publishing, read by sessions (catch_up_if_behind).
         self.heard = self._journal.seen if journal else 0
+        self._probe: sqlite3.Connection | None = None  # reads the journal's newest row id (catch_up_if_behind)
+        self._probe_lock = threading.Lock()
         self._next_check = time.monotonic() + CHECK_SECONDS
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_count = 0
@@ -220,10 +223,14 @@ class Database:
         so a session that calls this before answering from what its process has heard (events,
         cached answers) includes every commit acknowledged before its command came. When
         nothing is new it costs one indexed read."""
-        if self._journal is None:
+        if self._journal is None or self._closed:
             return
-        with self.reader() as conn:
-            behind = newest(conn) > self.heard
+        with self._probe_lock:
+            # one statement on a connection of its own: a pooled reader's BEGIN and COMMIT
+            # would more than double the cost (3 against 7.5 µs of CPU)
+            if self._probe is None:
+                self._probe = connect(self.path, self.synchronous, PROBE_CACHE_KIB)
+            behind = newest(self._probe) > self.heard
         if behind:
             self.catch_up()
 
@@ -492,4 +499,8 @@ class Database:
         self._writer.join()
         for conn in self._all_readers:
             conn.close()
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
         os.close(self._lock_fd)
