@@ -5,6 +5,8 @@ import os
 import platform
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,14 @@ def test_serve_restarts_itself_once_with_the_malloc_tunable(monkeypatch, before,
         [(path, argv, env)] = started
         assert path == sys.executable and argv[1:] == sys.orig_argv[1:]
         assert env["GLIBC_TUNABLES"] == after
+
+
+def test_every_way_in_starts_at_the_launcher():
+    root = Path(__file__).resolve().parents[2]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["kotakpos"] == "appliance.launch:main"  # the console script
+    # python -m appliance, and the frozen binary (build/kotakpos.spec's entry script)
+    assert "from appliance.launch import main" in (root / "appliance" / "__main__.py").read_text()
 
 
 @GLIBC_ONLY
