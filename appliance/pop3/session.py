@@ -313,9 +313,6 @@ class Pop3Session:
 
     def _take_snapshot(self, user_id: int) -> Maildrop:
         store = self.ctx.store
-        # what any worker acknowledged before this login is heard before the listing, so no
-        # older news reaches the new maildrop
-        store.catch_up_if_behind()
         inbox = store.get_mailbox(user_id, "INBOX")
         # Subscribed first, so that no expunge after the listing goes unheard (ReadAhead).
         changes = store.subscribe(user_id)
@@ -470,6 +467,9 @@ class Pop3Session:
         """The canonical text of a message, or -ERR if another session removed it."""
         maildrop = self.maildrop
         ahead = maildrop.read_ahead
+        if ahead.texts:
+            # a text read ahead is kept from before: hear first of what other workers expunged
+            self.ctx.store.catch_up_if_behind()
         if maildrop.news:
             self._hear_expunges()
         raw = ahead.take(message.uid)

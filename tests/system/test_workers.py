@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import poplib
 import re
 import signal
 import smtplib
@@ -165,6 +166,18 @@ def smtp_on_worker_other_than(proc: ServeProcess, pid: int) -> smtplib.SMTP:
         if serving_worker(proc, smtp.sock.getsockname()[1]) != pid:
             return smtp
         smtp.quit()
+    raise AssertionError("40 connections in a row went to the same worker")
+
+
+def pop3_on_worker_other_than(proc: ServeProcess, pid: int) -> poplib.POP3:
+    """A logged-in POP3 connection that another worker than ``pid`` serves."""
+    for _ in range(40):
+        pop = poplib.POP3("127.0.0.1", proc.port("pop3"), timeout=10)
+        pop.user("alice@example.org")
+        pop.pass_(PASSWORD)
+        if serving_worker(proc, pop.sock.getsockname()[1]) != pid:
+            return pop
+        pop.quit()
     raise AssertionError("40 connections in a row went to the same worker")
 
 
@@ -458,3 +471,22 @@ def test_an_alias_the_admin_added_is_known_at_once_to_smtp_on_the_other_worker(s
             smtp.rset()
         smtp.quit()
     client.close()
+
+
+
+def test_pop3_on_one_worker_hears_at_once_of_an_expunge_acknowledged_on_the_other(served):
+    imap = Imap(served.port("imap"))
+    imap.command(f'LOGIN alice@example.org "{PASSWORD}"')
+    imap.command("SELECT INBOX")
+    rounds = 200
+    for uid in range(1, 2 * rounds + 1):
+        imap.append("INBOX", f"Subject: message {uid}\r\n\r\nbody\r\n".encode())
+    pop = pop3_on_worker_other_than(served, serving_worker(served, imap.local_port))
+    for k in range(1, rounds + 1):  # message number k is UID k
+        assert pop.retr(2 * k - 1)[0].startswith(b"+OK")  # and reads the next one ahead
+        imap.command(f"UID STORE {2 * k} +FLAGS.SILENT (\\Deleted)")
+        imap.command(f"UID EXPUNGE {2 * k}")
+        with pytest.raises(poplib.error_proto, match="-ERR"):
+            pop.retr(2 * k)
+    pop.quit()
+    imap.close()
