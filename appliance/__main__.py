@@ -1,3 +1,3 @@
-from appliance.cli import main
+from appliance.launch import main
 
 main()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from appliance.admin.client import AdminClient, ServerNotRunning
 from appliance.config import Config
-from appliance.net.listener import MALLOC_TUNABLES
+from appliance.launch import MALLOC_TUNABLES
 from appliance.server import ADMIN_SOCKET
 from appliance.store import Store
 

@@ -23,7 +23,7 @@ from appliance import __version__
 from appliance.admin.api import AdminAPI, AdminError
 from appliance.admin.client import AdminClient, ServerNotRunning
 from appliance.config import ConfigError, hostname_warning, with_overrides
-from appliance.net import BindError, restart_with_malloc_tunables
+from appliance.net import BindError
 from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
                               open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
@@ -150,7 +150,6 @@ def serve(paths, listen, port_offset, tui):
     """Run the mail server (SMTP, POP3, IMAP) until SIGTERM or Ctrl-C."""
     if tui:
         require_terminal()
-    restart_with_malloc_tunables()
     server_overrides = {}
     if listen:
         server_overrides["listen"] = list(listen)

@@ -225,6 +225,9 @@ class ImapSession(SortCommands):
         self.verb = verb
         handler = self._handlers[verb]
         try:
+            if self.state is not State.NOT_AUTHENTICATED:
+                # what any worker acknowledged before this command came is in its answer
+                self.store.catch_up_if_behind()
             result = handler(self, command)
         except ImapError as exc:
             self._sync_quietly()

@@ -7,8 +7,8 @@ enforced here so every protocol gets them the same way.
 """
 
 from appliance.net.conn import Connection, ConnectionClosed, IdleTimeout, LineTooLong
-from appliance.net.listener import BindError, ConnectionServer, restart_with_malloc_tunables
+from appliance.net.listener import BindError, ConnectionServer
 from appliance.net.registry import SessionInfo, SessionRegistry
 
 __all__ = ["Connection", "ConnectionClosed", "IdleTimeout", "LineTooLong", "BindError", "ConnectionServer",
-           "SessionInfo", "SessionRegistry", "restart_with_malloc_tunables"]
+           "SessionInfo", "SessionRegistry"]

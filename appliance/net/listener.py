@@ -18,10 +18,8 @@ import errno
 import gc
 import logging
 import os
-import platform
 import select
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -48,9 +46,8 @@ M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameter numbers
 # session's thread fills that cache while it logs in and selects (SQLite statements on the
 # store and the runtime database), then idles for hours: measured, 60 KiB more per idle IMAP
 # client with the cache than without. Only an environment variable read at a process's start
-# turns it off; the cache only sizes up to 128 or 512 bytes saved nothing.
-MALLOC_TUNABLE = "glibc.malloc.tcache_count"
-MALLOC_TUNABLES = f"{MALLOC_TUNABLE}=0"
+# turns it off (appliance/launch.py sets it for ``serve``); the cache only sizes up to 128 or
+# 512 bytes saved nothing.
 # Python's cycle collector runs after every 700 new objects by default: a FETCH of 10,000
 # messages makes tens of thousands of short-lived tuples and spent a tenth of its time there.
 GC_YOUNG_THRESHOLD = 20_000
@@ -70,23 +67,6 @@ def tune_runtime() -> None:
         libc.mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
     except (OSError, AttributeError):
         pass  # not glibc
-
-
-def restart_with_malloc_tunables() -> None:
-    """Run this program again in this process (same pid, same arguments) with MALLOC_TUNABLES.
-
-    For ``serve``, before it starts anything. Nothing happens when the variable already
-    holds the tunable (the second time round, or set by the systemd unit), off glibc, or
-    in the frozen binary, whose executable is its unpacking bootloader: there the unit's
-    ``Environment=`` sets it.
-    """
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if MALLOC_TUNABLE in tunables or getattr(sys, "frozen", False) or platform.libc_ver()[0] != "glibc":
-        return
-    env = dict(os.environ, GLIBC_TUNABLES=f"{tunables}:{MALLOC_TUNABLES}" if tunables else MALLOC_TUNABLES)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 class BindError(Exception):

@@ -467,6 +467,9 @@ class Pop3Session:
         """The canonical text of a message, or -ERR if another session removed it."""
         maildrop = self.maildrop
         ahead = maildrop.read_ahead
+        if ahead.texts:
+            # a text read ahead is kept from before: hear first of what other workers expunged
+            self.ctx.store.catch_up_if_behind()
         if maildrop.news:
             self._hear_expunges()
         raw = ahead.take(message.uid)

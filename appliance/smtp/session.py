@@ -537,6 +537,8 @@ class SmtpSession:
             raise UserError(R.R553_UTF8_NEEDS_SMTPUTF8)
         if cmd.params.size is not None and cmd.params.size > self.ctx.config.limits.message_size:
             raise UserError(R.message_too_big(self.ctx.config.limits.message_size))  # RFC 1870 §6.1
+        # addresses, aliases and rules any worker changed before this transaction are known
+        self.ctx.store.catch_up_if_behind()
         if self.user is not None and not self._owns(cmd.path):
             sender = cmd.path.address if cmd.path else "<>"
             raise UserError(R.R553_NOT_YOUR_ADDRESS, f"{self.user.address} may not send as {sender}")

@@ -109,6 +109,12 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         to after ``kotakpos import`` and the like); returns once it is published."""
         self.db.catch_up()
 
+    def catch_up_if_behind(self) -> None:
+        """Hear first what other processes committed, if this one has not yet: a session calls
+        it before answering from events and cached answers, so that a change another worker
+        acknowledged a moment ago is in the answer (one indexed read when nothing is new)."""
+        self.db.catch_up_if_behind()
+
     def after_each_commit(self, hook) -> None:
         """``hook()`` runs right after each commit that others must hear of (it wrote the
         change journal), in the writer thread: it must not block."""

@@ -48,11 +48,16 @@ def decode(text: str) -> list:
     return events
 
 
+def newest(conn: sqlite3.Connection) -> int:
+    """The id of the newest row: what a process must have heard to know every commit so far."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]
+
+
 class Journal:
     """One process's side of the journal. Used only by the writer thread (``db.Database``)."""
 
     def __init__(self, conn: sqlite3.Connection):
-        self.seen = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]
+        self.seen = newest(conn)
         self.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         self._written = 0
 
@@ -78,7 +83,7 @@ class Journal:
         self.data_version = version
         conn.execute("BEGIN")
         try:
-            last = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]
+            last = newest(conn)
             events = self._read(conn, last + 1) if last > self.seen else []
         finally:
             conn.execute("COMMIT")

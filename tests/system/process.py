@@ -38,6 +38,16 @@ def free_offset() -> int:
     raise RuntimeError("no free port offset")
 
 
+def environment(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with (glibc splits GLIBC_TUNABLES in place at its ':')."""
+    raw = open(f"/proc/{pid}/environ", "rb").read()
+    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
 def kotakpos_command() -> list[str]:
     return [sys.executable, "-m", "appliance"]
 

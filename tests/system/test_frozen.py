@@ -11,6 +11,8 @@ The tests share one server and run in file order; the last one stops it.
 from __future__ import annotations
 
 import imaplib
+import os
+import platform
 import poplib
 import re
 import shutil
@@ -25,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from tests import dns_zone
-from tests.system.process import DEFAULT_PORTS, ServeProcess, free_offset, kotakpos_command, run_cli
+from appliance.launch import MALLOC_TUNABLES
+from tests.system.process import DEFAULT_PORTS, ServeProcess, children, environment, free_offset, kotakpos_command, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "kotakpos"
@@ -307,6 +310,14 @@ def test_the_binary_runs_two_workers_and_restarts_a_killed_one(tmp_path):
         assert "workers=2" in next(line for line in server.log().splitlines() if ": ready " in line)
         workers = re.findall(r"kotakpos\[(\d+)\]: worker \d serving", server.log())
         assert len(workers) == 2
+        # serve ran itself again with the malloc tunable in the bootloader's child, whose pid
+        # the bootloader waits for: no second unpacking, no third process
+        [supervisor] = children(server.process.pid)
+        assert sorted(children(supervisor)) == sorted(int(pid) for pid in workers)
+        unpacked = Path(environment(supervisor)["_PYI_APPLICATION_HOME_DIR"])
+        if platform.libc_ver()[0] == "glibc" and "GLIBC_TUNABLES" not in os.environ:
+            for pid in [supervisor, *children(supervisor)]:
+                assert environment(pid).get("GLIBC_TUNABLES") == MALLOC_TUNABLES, pid
         subprocess.run(["kill", "-KILL", workers[1]], check=True)
         assert wait_for_log(server, "started again", timeout=10), server.log()
         deadline = time.monotonic() + 10
@@ -319,5 +330,6 @@ def test_the_binary_runs_two_workers_and_restarts_a_killed_one(tmp_path):
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(60) == 0, server.log()
         assert "Traceback" not in server.log()
+        assert not unpacked.exists()  # the bootloader still cleans up after its child
     finally:
         server.serve.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import poplib
 import re
 import signal
 import smtplib
@@ -19,9 +20,9 @@ import time
 import pytest
 
 from appliance.admin.client import AdminClient, ServerNotRunning
-from appliance.net.listener import MALLOC_TUNABLES
+from appliance.launch import MALLOC_TUNABLES
 from appliance.store import Store
-from tests.system.process import NO_DNS_CONFIG, ServeProcess, run_cli
+from tests.system.process import NO_DNS_CONFIG, ServeProcess, environment, run_cli
 
 PASSWORD = "workers test password"
 TWO_WORKERS = NO_DNS_CONFIG + "[server]\nworkers = 2\n[auth]\nallow_plaintext = true\ntrusted_networks = [\"127.0.0.0/8\"]\n"
@@ -168,6 +169,18 @@ def smtp_on_worker_other_than(proc: ServeProcess, pid: int) -> smtplib.SMTP:
     raise AssertionError("40 connections in a row went to the same worker")
 
 
+def pop3_on_worker_other_than(proc: ServeProcess, pid: int) -> poplib.POP3:
+    """A logged-in POP3 connection that another worker than ``pid`` serves."""
+    for _ in range(40):
+        pop = poplib.POP3("127.0.0.1", proc.port("pop3"), timeout=10)
+        pop.user("alice@example.org")
+        pop.pass_(PASSWORD)
+        if serving_worker(proc, pop.sock.getsockname()[1]) != pid:
+            return pop
+        pop.quit()
+    raise AssertionError("40 connections in a row went to the same worker")
+
+
 def wait_exists(imap: Imap, timeout: float = 5.0) -> None:
     """Until the idling connection hears of a new message."""
     imap.sock.settimeout(timeout)
@@ -240,7 +253,7 @@ def test_a_message_expunged_on_one_worker_still_answers_a_session_on_the_other(s
     expunger.command("EXPUNGE")
     lines = reader.command("FETCH 1 (BODY.PEEK[TEXT])")
     assert lines[0].startswith(b"* 1 FETCH (BODY[TEXT] {8}") and lines[1] == b"body 0\r\n"
-    wait_for(lambda: b"* 1 EXPUNGE\r\n" in reader.command("NOOP"), what="the reader told of the expunge")
+    assert b"* 1 EXPUNGE\r\n" in reader.command("NOOP")
     reader.close()
     expunger.close()
 
@@ -481,12 +494,6 @@ def test_the_default_is_a_worker_per_cpu(tmp_path):
         assert proc.terminate() == 0
 
 
-def environment(pid: int) -> dict[str, str]:
-    """The environment ``pid`` was started with (glibc splits GLIBC_TUNABLES in place at its ':')."""
-    raw = open(f"/proc/{pid}/environ", "rb").read()
-    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ,
                     reason="a glibc tunable, set by the server itself")
 def test_every_process_runs_without_the_per_thread_malloc_cache(served):
@@ -496,3 +503,75 @@ def test_every_process_runs_without_the_per_thread_malloc_cache(served):
     assert len(set(pids)) == 3
     for pid in pids:
         assert environment(pid).get("GLIBC_TUNABLES") == MALLOC_TUNABLES, pid
+
+
+
+def test_what_one_worker_acknowledged_the_other_answers_at_once(served):
+    # No waiting between the two clients: the reader's command comes a moment after the
+    # writer's OK and must already show the change (docs/ARCHITECTURE.md, "Read your writes").
+    reader, writer = logged_in_on_two_workers(served)
+    writer.command("CREATE Other")
+    writer.append("INBOX", b"Subject: first\r\n\r\nbody\r\n")
+    assert b"* 1 EXISTS\r\n" in reader.command("SELECT INBOX")
+    writer.command("SELECT INBOX")
+    for n in range(1, 51):
+        writer.append("INBOX", f"Subject: round {n}\r\n\r\nbody {n}\r\n".encode())
+        assert b"* 2 EXISTS\r\n" in reader.command("NOOP"), n
+        writer.command("STORE 2 +FLAGS.SILENT (\\Flagged)")
+        assert any(b"FETCH" in line and b"\\Flagged" in line for line in reader.command("NOOP")), n
+        assert reader.command("SEARCH FLAGGED")[0] == b"* SEARCH 2\r\n", n
+        writer.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        writer.command("EXPUNGE")
+        assert b"* 1 EXPUNGE\r\n" in reader.command("NOOP"), n
+        writer.command("STORE 1 -FLAGS.SILENT (\\Flagged)")
+        assert reader.command("SEARCH FLAGGED")[0] == b"* SEARCH\r\n", n
+        writer.append("Other", f"Subject: other {n}\r\n\r\nbody {n}\r\n".encode())
+        assert f"(MESSAGES {2 * n - 1})".encode() in reader.command("STATUS Other (MESSAGES)")[0], n
+        writer.append("Other", f"Subject: other {n}b\r\n\r\nbody {n}\r\n".encode())
+        assert f"* {2 * n} EXISTS\r\n".encode() in reader.command("EXAMINE Other"), n
+        writer.append("INBOX", f"Subject: round {n}b\r\n\r\nbody {n}\r\n".encode())
+        assert b"* 2 EXISTS\r\n" in reader.command("SELECT INBOX"), n
+        writer.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        writer.command("EXPUNGE")
+        assert b"* 2 EXPUNGE\r\n" in reader.command("NOOP"), n
+    reader.close()
+    writer.close()
+
+
+
+def test_an_alias_the_admin_added_is_known_at_once_to_smtp_on_the_other_worker(served):
+    client = admin(served)
+    first_pid = client.workers()[0]["pid"]  # the admin's worker
+    for connection in range(4):
+        smtp = smtp_on_worker_other_than(served, first_pid)
+        smtp.ehlo()
+        for n in range(8):  # each unknown recipient counts as an error: fewer than max_errors
+            alias = f"sales{connection}-{n}@example.org"
+            smtp.mail("someone@client.test")
+            assert smtp.rcpt(alias)[0] == 550  # unknown, and remembered so by that worker
+            smtp.rset()
+            client.add_alias(alias, ["alice@example.org"])
+            smtp.mail("someone@client.test")
+            assert smtp.rcpt(alias)[0] == 250, alias
+            smtp.rset()
+        smtp.quit()
+    client.close()
+
+
+
+def test_pop3_on_one_worker_hears_at_once_of_an_expunge_acknowledged_on_the_other(served):
+    imap = Imap(served.port("imap"))
+    imap.command(f'LOGIN alice@example.org "{PASSWORD}"')
+    imap.command("SELECT INBOX")
+    rounds = 200
+    for uid in range(1, 2 * rounds + 1):
+        imap.append("INBOX", f"Subject: message {uid}\r\n\r\nbody\r\n".encode())
+    pop = pop3_on_worker_other_than(served, serving_worker(served, imap.local_port))
+    for k in range(1, rounds + 1):  # message number k is UID k
+        assert pop.retr(2 * k - 1)[0].startswith(b"+OK")  # and reads the next one ahead
+        imap.command(f"UID STORE {2 * k} +FLAGS.SILENT (\\Deleted)")
+        imap.command(f"UID EXPUNGE {2 * k}")
+        with pytest.raises(poplib.error_proto, match="-ERR"):
+            pop.retr(2 * k)
+    pop.quit()
+    imap.close()

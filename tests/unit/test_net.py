@@ -1,16 +1,13 @@
 """The connection layer on its own, with a tiny echo protocol as the session."""
 
-import os
-import platform
 import socket
 import ssl
-import sys
 import threading
 import time
 
 import pytest
 
-from appliance.net import ConnectionServer, LineTooLong, SessionRegistry, restart_with_malloc_tunables
+from appliance.net import ConnectionServer, LineTooLong, SessionRegistry
 from appliance.net.tls import TlsContexts
 from appliance.store.runtime import Runtime
 
@@ -179,25 +176,3 @@ def test_doorbells_wake_the_other_workers_and_answer_the_admin(tmp_path):
         bells[0].close()
         if (tmp_path / "1.sock").exists():
             bells[1].close()
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc tunable")
-@pytest.mark.parametrize("before, after", [
-    (None, "glibc.malloc.tcache_count=0"),
-    ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0"),  # the user's kept
-    ("glibc.malloc.tcache_count=3", None),  # the user's choice stands, and it runs once only
-])
-def test_serve_restarts_itself_once_with_the_malloc_tunable(monkeypatch, before, after):
-    if before is None:
-        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    else:
-        monkeypatch.setenv("GLIBC_TUNABLES", before)
-    started = []
-    monkeypatch.setattr(os, "execve", lambda path, argv, env: started.append((path, argv, env)))
-    restart_with_malloc_tunables()
-    if after is None:
-        assert started == []
-    else:
-        [(path, argv, env)] = started
-        assert path == sys.executable and argv[1:] == sys.orig_argv[1:]
-        assert env["GLIBC_TUNABLES"] == after

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import Config, load
-from appliance.net.listener import MALLOC_TUNABLES
+from appliance.launch import MALLOC_TUNABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"

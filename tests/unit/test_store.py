@@ -482,6 +482,32 @@ def test_another_process_commits_reach_this_ones_subscribers_and_caches(tmp_path
         there.close()
 
 
+def test_catch_up_if_behind_hears_another_process_at_once_and_only_when_it_wrote(tmp_path, monkeypatch):
+    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        inbox = here.get_mailbox(user.id, "INBOX")
+        catch_ups = []
+        catch_up = here.db.catch_up
+        monkeypatch.setattr(here.db, "catch_up", lambda: (catch_ups.append(1), catch_up()))
+        with here.subscribe(user.id) as sub:
+            here.catch_up_if_behind()
+            here.append(user.id, inbox.id, b"Subject: own\r\n\r\nhi\r\n")
+            here.catch_up_if_behind()
+            assert catch_ups == []  # nothing another process wrote: one read, no catch-up
+            assert [e.uids for e in sub.drain()] == [(1,)]
+            there.append(user.id, inbox.id, b"Subject: other\r\n\r\nhi\r\n")
+            here.catch_up_if_behind()
+            assert catch_ups == [1]
+            assert [e.uids for e in sub.drain()] == [(2,)]  # published before it returned
+            here.catch_up_if_behind()
+            assert catch_ups == [1]
+    finally:
+        here.close()
+        there.close()
+
+
 def test_a_writer_waiting_for_another_process_commits_what_queued_meanwhile_at_once(tmp_path):
     """Two Store objects on one file stand for two server processes: while one writes, the
     other's writes wait on the lock file and then go out together in one commit."""
