@@ -174,6 +174,9 @@ class Database:
         # The journal row up to which every other process's commit is published here; set by
         # the writer thread after publishing, read by sessions (catch_up_if_behind).
         self.heard = self._journal.seen if journal else 0
+        # This process's own journal row, when every row before it was heard: committed but
+        # not yet marked heard, it is no reason to catch up (nobody was answered for it yet).
+        self._own_row = 0
         self._probe: sqlite3.Connection | None = None  # reads the journal's newest row id (catch_up_if_behind)
         self._probe_lock = threading.Lock()
         self._next_check = time.monotonic() + CHECK_SECONDS
@@ -231,7 +234,8 @@ class Database:
             try:
                 if self._probe is None:
                     self._probe = connect(self.path, self.synchronous, PROBE_CACHE_KIB)
-                behind = newest(self._probe) > self.heard
+                last = newest(self._probe)
+                behind = last > self.heard and last != self._own_row
             except sqlite3.Error as e:  # answered from what was heard, as the doorbell has it
                 log.warning("could not read the change journal: %s", e)
                 return
@@ -364,7 +368,10 @@ class Database:
         if not events:
             return True
         try:
+            seen = self._journal.seen
             self._journal_row = self._journal.record(conn, events)
+            row_id = self._journal_row[0]
+            self._own_row = row_id if row_id == seen + 1 else 0
         except sqlite3.Error as e:  # without its journal row the batch would go unheard elsewhere
             self._journal_row = None
             self._fail(conn, batch, e)
@@ -380,6 +387,7 @@ class Database:
         except sqlite3.Error as e:
             log.error("commit failed: %s", e)
             self._journal_row = None
+            self._own_row = 0  # rolled back: another process may now write a row of this id
             self._fail(conn, batch, e)
             return False
 

@@ -508,6 +508,33 @@ def test_catch_up_if_behind_hears_another_process_at_once_and_only_when_it_wrote
         there.close()
 
 
+def test_own_commits_never_send_a_session_to_catch_up(tmp_path, monkeypatch):
+    """Between its COMMIT and marking the row heard, the writer's own journal row is already
+    in the file; a session looking then must not wait a commit cycle for nobody's change."""
+    store = Store.in_folder(tmp_path)
+    try:
+        store.add_domain("example.org")
+        user = store.add_user("bob@example.org", "pw")
+        inbox = store.get_mailbox(user.id, "INBOX")
+        catch_ups = []
+        monkeypatch.setattr(store.db, "catch_up", lambda: catch_ups.append(1))
+
+        def append_many():
+            for n in range(100):
+                store.append(user.id, inbox.id, b"Subject: %d\r\n\r\nhi\r\n" % n)
+
+        writers = [threading.Thread(target=append_many) for _ in range(4)]
+        for thread in writers:
+            thread.start()
+        while any(thread.is_alive() for thread in writers):
+            store.catch_up_if_behind()
+        for thread in writers:
+            thread.join()
+        assert catch_ups == []
+    finally:
+        store.close()
+
+
 def test_a_writer_waiting_for_another_process_commits_what_queued_meanwhile_at_once(tmp_path):
     """Two Store objects on one file stand for two server processes: while one writes, the
     other's writes wait on the lock file and then go out together in one commit."""
