@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import mmap
 import os
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -45,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from appliance.store.errors import StorageFull
-from appliance.store.journal import Journal, newest
+from appliance.store.journal import Journal
 
 log = logging.getLogger("kotakpos.store")
 
@@ -60,7 +62,6 @@ CACHED_STATEMENTS = 512
 # The pages they stop caching are still in the kernel's page cache, a read call away.
 WRITER_CACHE_KIB = 4096
 READER_CACHE_KIB = 512
-PROBE_CACHE_KIB = 64  # the probe reads one page or two of the journal's index
 # How often the writer asks SQLite whether another process committed, when nothing else
 # told it. A process that writes to the store pokes the running server (``catch_up``) and
 # the writer reads the journal whenever its own commit shows that others wrote in between;
@@ -68,7 +69,11 @@ PROBE_CACHE_KIB = 64  # the probe reads one page or two of the journal's index
 # sqlite3 shell), so it may be slow. It is one PRAGMA: a few microseconds once a second.
 CHECK_SECONDS = 1.0
 # The file every writer of the database flocks while it writes (see the module docstring).
+# Its first 8 bytes hold the newest journal row id, written by each writer after its commit
+# while it still holds the flock, so the number only grows; sessions read it through a
+# shared mapping (``catch_up_if_behind``): no statement, no lock, no switch of thread.
 LOCK_SUFFIX = "-lock"
+_HEAD = struct.Struct("<Q")
 
 
 def create_private(path: Path | str) -> Path:
@@ -83,18 +88,20 @@ def create_private(path: Path | str) -> Path:
     return path
 
 
-def _open_lock_file(path: Path) -> int:
-    """A descriptor of the database's lock file (see the module docstring), made if missing.
+def _open_lock_file(path: Path) -> tuple[int, mmap.mmap]:
+    """A descriptor of the database's lock file (see LOCK_SUFFIX), made if missing, and a
+    shared mapping of its journal head.
 
-    ``flock`` needs no write access, so it is opened read-only. Made by root (an admin's
-    ``sudo kotakpos ...``), it is given to the database's owner, as SQLite does with its
-    -wal and -shm files, so that the server's own user can still open it.
+    Made by root (an admin's ``sudo kotakpos ...``), it is given to the database's owner, as
+    SQLite does with its -wal and -shm files, so that the server's own user can still open it.
     """
-    fd = os.open(create_private(path.with_name(path.name + LOCK_SUFFIX)), os.O_RDONLY)
+    fd = os.open(create_private(path.with_name(path.name + LOCK_SUFFIX)), os.O_RDWR)
     if os.geteuid() == 0:
         owner = os.stat(path)
         os.fchown(fd, owner.st_uid, owner.st_gid)
-    return fd
+    if os.fstat(fd).st_size < _HEAD.size:  # made by this or an older version: the head is 0
+        os.ftruncate(fd, _HEAD.size)
+    return fd, mmap.mmap(fd, _HEAD.size)
 
 
 def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
@@ -168,7 +175,7 @@ class Database:
         self._writer_conn = connect(self.path, synchronous)
         # Opened by this object, never inherited: an flock held through a descriptor that a
         # fork() shares would not keep the other process out.
-        self._lock_fd = _open_lock_file(self.path)
+        self._lock_fd, self._head = _open_lock_file(self.path)
         self._journal = Journal(self._writer_conn) if journal else None
         self._journal_row: tuple[int, list] | None = None  # (row id, others' events) of the batch in flight
         # The journal row up to which every other process's commit is published here; set by
@@ -177,8 +184,6 @@ class Database:
         # This process's own journal row, when every row before it was heard: committed but
         # not yet marked heard, it is no reason to catch up (nobody was answered for it yet).
         self._own_row = 0
-        self._probe: sqlite3.Connection | None = None  # reads the journal's newest row id (catch_up_if_behind)
-        self._probe_lock = threading.Lock()
         self._next_check = time.monotonic() + CHECK_SECONDS
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_count = 0
@@ -225,21 +230,11 @@ class Database:
         What another process acknowledged is in the file before its client hears the answer,
         so a session that calls this before answering from what its process has heard (events,
         cached answers) includes every commit acknowledged before its command came. When
-        nothing is new it costs one indexed read."""
+        nothing is new it costs a read of the lock file's mapped head (LOCK_SUFFIX)."""
         if self._journal is None or self._closed:
             return
-        with self._probe_lock:
-            # one statement on a connection of its own: a pooled reader's BEGIN and COMMIT
-            # would more than double the cost (3 against 7.5 µs of CPU)
-            try:
-                if self._probe is None:
-                    self._probe = connect(self.path, self.synchronous, PROBE_CACHE_KIB)
-                last = newest(self._probe)
-                behind = last > self.heard and last != self._own_row
-            except sqlite3.Error as e:  # answered from what was heard, as the doorbell has it
-                log.warning("could not read the change journal: %s", e)
-                return
-        if behind:
+        last = _HEAD.unpack_from(self._head)[0]
+        if last > self.heard and last != self._own_row:
             self.catch_up()
 
     def _wait(self, job: _Job) -> Any:
@@ -287,6 +282,8 @@ class Database:
                 committed = batch
                 if not (began and self._commit(conn, batch)):
                     continue
+                if self._journal_row is not None:
+                    _HEAD.pack_into(self._head, 0, self._journal_row[0])
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             if self._journal is not None:
@@ -511,8 +508,5 @@ class Database:
         self._writer.join()
         for conn in self._all_readers:
             conn.close()
-        with self._probe_lock:
-            if self._probe is not None:
-                self._probe.close()
-                self._probe = None
+        self._head.close()
         os.close(self._lock_fd)

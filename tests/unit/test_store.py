@@ -508,6 +508,30 @@ def test_catch_up_if_behind_hears_another_process_at_once_and_only_when_it_wrote
         there.close()
 
 
+def test_the_journal_head_is_shared_through_the_lock_file(tmp_path):
+    """Another process's commit shows in the lock file's head at once; a store opened on a
+    lock file an older version left empty starts from 0 and is not sent to catch up."""
+    (tmp_path / "kotakpos.sqlite-lock").write_bytes(b"")
+    here = Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        inbox = here.get_mailbox(user.id, "INBOX")
+        subprocess.run([sys.executable, "-c", (
+            "import sys; from pathlib import Path; from appliance.store import Store\n"
+            "s = Store.in_folder(Path(sys.argv[1])); s.append(int(sys.argv[2]), int(sys.argv[3]), "
+            "b'Subject: x\\r\\n\\r\\nhi\\r\\n'); s.close()"),
+            str(tmp_path), str(user.id), str(inbox.id)], check=True, timeout=60)
+        head = int.from_bytes((tmp_path / "kotakpos.sqlite-lock").read_bytes()[:8], "little")
+        assert head > here.db.heard
+        with here.subscribe(user.id) as sub:
+            here.catch_up_if_behind()
+            assert [e.uids for e in sub.drain()] == [(1,)]
+        assert here.db.heard == head
+    finally:
+        here.close()
+
+
 def test_own_commits_never_send_a_session_to_catch_up(tmp_path, monkeypatch):
     """Between its COMMIT and marking the row heard, the writer's own journal row is already
     in the file; a session looking then must not wait a commit cycle for nobody's change."""
@@ -528,6 +552,7 @@ def test_own_commits_never_send_a_session_to_catch_up(tmp_path, monkeypatch):
             thread.start()
         while any(thread.is_alive() for thread in writers):
             store.catch_up_if_behind()
+            time.sleep(0)  # the check takes no lock and does no I/O: let the writers run
         for thread in writers:
             thread.join()
         assert catch_ups == []
