@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -455,57 +456,64 @@ def test_a_delivery_may_create_its_folder_in_the_same_transaction(store):
     assert "Nowhere" not in names and names["INBOX"] == 1  # without create: INBOX, as before
 
 
-def test_another_process_commits_reach_this_ones_subscribers_and_caches(tmp_path):
+class TwoProcesses(NamedTuple):
+    here: Store
+    there: Store
+    user: Any
+    inbox: Any
+
+
+@pytest.fixture
+def two_processes(tmp_path):
+    """Two Store objects on one file stand for two processes (each has its own connections
+    and writer), with bob@example.org made through the first."""
+    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
+    try:
+        here.add_domain("example.org")
+        user = here.add_user("bob@example.org", "pw")
+        yield TwoProcesses(here, there, user, here.get_mailbox(user.id, "INBOX"))
+    finally:
+        here.close()
+        there.close()
+
+
+def test_another_process_commits_reach_this_ones_subscribers_and_caches(two_processes):
     """Two Store objects on one file stand for two processes (each has its own connections)."""
-    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
-    try:
-        here.add_domain("example.org")
-        user = here.add_user("bob@example.org", "pw")
-        inbox = here.get_mailbox(user.id, "INBOX")
-        assert here.mailbox_snapshot(inbox.id).uids == []  # kept until a change is heard
-        with here.subscribe(user.id) as sub:
-            there.append(user.id, inbox.id, b"Subject: one\r\n\r\nhi\r\n")
-            here.catch_up()
-            assert [e.kind for e in sub.drain()] == ["exists"]
-            assert here.mailbox_snapshot(inbox.id).uids == [1]
-            # found inside this process's own next commit, without a catch_up
-            there.append(user.id, inbox.id, b"Subject: two\r\n\r\nhi\r\n")
-            here.append(user.id, inbox.id, b"Subject: three\r\n\r\nhi\r\n")
-            assert [e.uids for e in sub.drain()] == [(2,), (3,)]
-        assert here.resolve("bob@example.org").users[0].quota == 0
-        there.set_quota("bob@example.org", 1000)
-        assert here.resolve("bob@example.org").users[0].quota == 0  # kept until a change is heard
+    here, there, user, inbox = two_processes
+    assert here.mailbox_snapshot(inbox.id).uids == []  # kept until a change is heard
+    with here.subscribe(user.id) as sub:
+        there.append(user.id, inbox.id, b"Subject: one\r\n\r\nhi\r\n")
         here.catch_up()
-        assert here.resolve("bob@example.org").users[0].quota == 1000
-    finally:
-        here.close()
-        there.close()
+        assert [e.kind for e in sub.drain()] == ["exists"]
+        assert here.mailbox_snapshot(inbox.id).uids == [1]
+        # found inside this process's own next commit, without a catch_up
+        there.append(user.id, inbox.id, b"Subject: two\r\n\r\nhi\r\n")
+        here.append(user.id, inbox.id, b"Subject: three\r\n\r\nhi\r\n")
+        assert [e.uids for e in sub.drain()] == [(2,), (3,)]
+    assert here.resolve("bob@example.org").users[0].quota == 0
+    there.set_quota("bob@example.org", 1000)
+    assert here.resolve("bob@example.org").users[0].quota == 0  # kept until a change is heard
+    here.catch_up()
+    assert here.resolve("bob@example.org").users[0].quota == 1000
 
 
-def test_catch_up_if_behind_hears_another_process_at_once_and_only_when_it_wrote(tmp_path, monkeypatch):
-    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
-    try:
-        here.add_domain("example.org")
-        user = here.add_user("bob@example.org", "pw")
-        inbox = here.get_mailbox(user.id, "INBOX")
-        catch_ups = []
-        catch_up = here.db.catch_up
-        monkeypatch.setattr(here.db, "catch_up", lambda: (catch_ups.append(1), catch_up()))
-        with here.subscribe(user.id) as sub:
-            here.catch_up_if_behind()
-            here.append(user.id, inbox.id, b"Subject: own\r\n\r\nhi\r\n")
-            here.catch_up_if_behind()
-            assert catch_ups == []  # nothing another process wrote: one read, no catch-up
-            assert [e.uids for e in sub.drain()] == [(1,)]
-            there.append(user.id, inbox.id, b"Subject: other\r\n\r\nhi\r\n")
-            here.catch_up_if_behind()
-            assert catch_ups == [1]
-            assert [e.uids for e in sub.drain()] == [(2,)]  # published before it returned
-            here.catch_up_if_behind()
-            assert catch_ups == [1]
-    finally:
-        here.close()
-        there.close()
+def test_catch_up_if_behind_hears_another_process_at_once_and_only_when_it_wrote(two_processes, monkeypatch):
+    here, there, user, inbox = two_processes
+    catch_ups = []
+    catch_up = here.db.catch_up
+    monkeypatch.setattr(here.db, "catch_up", lambda: (catch_ups.append(1), catch_up()))
+    with here.subscribe(user.id) as sub:
+        here.catch_up_if_behind()
+        here.append(user.id, inbox.id, b"Subject: own\r\n\r\nhi\r\n")
+        here.catch_up_if_behind()
+        assert catch_ups == []  # nothing another process wrote: one read, no catch-up
+        assert [e.uids for e in sub.drain()] == [(1,)]
+        there.append(user.id, inbox.id, b"Subject: other\r\n\r\nhi\r\n")
+        here.catch_up_if_behind()
+        assert catch_ups == [1]
+        assert [e.uids for e in sub.drain()] == [(2,)]  # published before it returned
+        here.catch_up_if_behind()
+        assert catch_ups == [1]
 
 
 def test_the_journal_head_is_shared_through_the_lock_file(tmp_path):
@@ -560,68 +568,55 @@ def test_own_commits_never_send_a_session_to_catch_up(tmp_path, monkeypatch):
         store.close()
 
 
-def test_a_writer_waiting_for_another_process_commits_what_queued_meanwhile_at_once(tmp_path):
+def test_a_writer_waiting_for_another_process_commits_what_queued_meanwhile_at_once(two_processes):
     """Two Store objects on one file stand for two server processes: while one writes, the
     other's writes wait on the lock file and then go out together in one commit."""
-    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
-    try:
-        here.add_domain("example.org")
-        user = here.add_user("bob@example.org", "pw")
-        busy, release = threading.Event(), threading.Event()
-        holder = threading.Thread(target=there.db.write, args=(lambda tx: (busy.set(), release.wait(10)),))
-        holder.start()
-        assert busy.wait(10)
-        commits_before = here.db.commits
-        threads = [threading.Thread(target=here.deliver, args=(MSG + b"%d" % n, [Delivery(user.id)]))
-                   for n in range(5)]
+    here, there, user, _ = two_processes
+    busy, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=there.db.write, args=(lambda tx: (busy.set(), release.wait(10)),))
+    holder.start()
+    assert busy.wait(10)
+    commits_before = here.db.commits
+    threads = [threading.Thread(target=here.deliver, args=(MSG + b"%d" % n, [Delivery(user.id)]))
+               for n in range(5)]
 
-        def waiting(started) -> bool:  # each caller waits for its commit
-            frames = sys._current_frames()
-            return all(t.ident in frames and frames[t.ident].f_code.co_name == "_wait" for t in started)
+    def waiting(started) -> bool:  # each caller waits for its commit
+        frames = sys._current_frames()
+        return all(t.ident in frames and frames[t.ident].f_code.co_name == "_wait" for t in started)
 
-        threads[0].start()
-        for _ in range(1000):  # the writer has taken the first job and waits for the lock
-            if waiting(threads[:1]) and here.db._jobs.qsize() == 0:
-                break
-            time.sleep(0.01)
-        for t in threads[1:]:
-            t.start()
-        for _ in range(1000):
-            if waiting(threads):
-                break
-            time.sleep(0.01)
-        assert all(t.is_alive() for t in threads)  # nothing is acknowledged while the other writes
-        release.set()
-        for t in threads + [holder]:
-            t.join(10)
-        assert here.db.commits - commits_before == 1
-        inbox = here.get_mailbox(user.id, "INBOX")
-        assert [m.uid for m in here.list_messages(inbox.id)] == [1, 2, 3, 4, 5]
-        assert here.integrity_check() == "ok"
-    finally:
-        here.close()
-        there.close()
+    threads[0].start()
+    for _ in range(1000):  # the writer has taken the first job and waits for the lock
+        if waiting(threads[:1]) and here.db._jobs.qsize() == 0:
+            break
+        time.sleep(0.01)
+    for t in threads[1:]:
+        t.start()
+    for _ in range(1000):
+        if waiting(threads):
+            break
+        time.sleep(0.01)
+    assert all(t.is_alive() for t in threads)  # nothing is acknowledged while the other writes
+    release.set()
+    for t in threads + [holder]:
+        t.join(10)
+    assert here.db.commits - commits_before == 1
+    inbox = here.get_mailbox(user.id, "INBOX")
+    assert [m.uid for m in here.list_messages(inbox.id)] == [1, 2, 3, 4, 5]
+    assert here.integrity_check() == "ok"
 
 
-def test_a_process_that_missed_pruned_changes_rereads_everything(tmp_path, monkeypatch):
+def test_a_process_that_missed_pruned_changes_rereads_everything(two_processes, monkeypatch):
     from appliance.store import Overflowed, journal
-    here, there = Store.in_folder(tmp_path), Store.in_folder(tmp_path)
-    try:
-        here.add_domain("example.org")
-        user = here.add_user("bob@example.org", "pw")
-        inbox = here.get_mailbox(user.id, "INBOX")
-        assert here.mailbox_snapshot(inbox.id).uids == []
-        monkeypatch.setattr(journal, "KEEP_SECONDS", -1.0)
-        monkeypatch.setattr(journal, "PRUNE_EVERY", 1)
-        with here.subscribe(user.id) as sub:
-            for n in range(3):
-                there.append(user.id, inbox.id, b"Subject: %d\r\n\r\nhi\r\n" % n)
-            here.catch_up()
-            assert any(isinstance(e, Overflowed) for e in sub.drain())
-        assert here.mailbox_snapshot(inbox.id).uids == [1, 2, 3]
-    finally:
-        here.close()
-        there.close()
+    here, there, user, inbox = two_processes
+    assert here.mailbox_snapshot(inbox.id).uids == []
+    monkeypatch.setattr(journal, "KEEP_SECONDS", -1.0)
+    monkeypatch.setattr(journal, "PRUNE_EVERY", 1)
+    with here.subscribe(user.id) as sub:
+        for n in range(3):
+            there.append(user.id, inbox.id, b"Subject: %d\r\n\r\nhi\r\n" % n)
+        here.catch_up()
+        assert any(isinstance(e, Overflowed) for e in sub.drain())
+    assert here.mailbox_snapshot(inbox.id).uids == [1, 2, 3]
 
 
 def test_every_change_event_crosses_the_journal_unchanged():
