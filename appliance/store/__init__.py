@@ -112,7 +112,7 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
     def catch_up_if_behind(self) -> None:
         """Hear first what other processes committed, if this one has not yet: a session calls
         it before answering from events and cached answers, so that a change another worker
-        acknowledged a moment ago is in the answer (one indexed read when nothing is new)."""
+        acknowledged a moment ago is in the answer (a read of a shared number when nothing is new)."""
         self.db.catch_up_if_behind()
 
     def after_each_commit(self, hook) -> None:
