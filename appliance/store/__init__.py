@@ -85,7 +85,6 @@ class Store(AccountsMixin, MailboxesMixin, MessagesMixin, ImapMixin, Pop3Mixin, 
         released = [e.blob_id for e in events if isinstance(e, BlobReleased)]
         if released:
             self.search_index.forget(released)
-        self.search_index.notify()
         if any(isinstance(e, Overflowed) for e in events):
             # another process's changes were missed: every answer kept may be old
             self.changes.forget_all()
