@@ -142,8 +142,8 @@ class Kotakpos(Instance):
     def _settle(self) -> None:
         """Close the store once the full-text index has caught up with what was loaded."""
         self._open_store()
-        # The full-text index is built by a thread after each commit; let it finish here, so
-        # the server does not spend the timed runs indexing what was bulk-loaded.
+        # The full-text index is built by a thread once deliveries pause; have it finish here,
+        # so the server does not spend the timed runs indexing what was bulk-loaded.
         if not self._store.search_index.wait_caught_up(timeout=1200):
             raise RuntimeError("the search index did not catch up with the bulk load in 20 minutes")
         self._store.close()

@@ -13,7 +13,8 @@ Python 3.11 does not give its threads' names to the kernel, so they are read onc
 both workers'); a process's second `store-writer` is its search index's writer. Session
 threads end with their connections: their time is the process's total less the named
 threads' ("sessions+ended"). `--settle` waits that many seconds after the last 250 before
-the second reading, so that the search indexer's catch-up after a cell counts too.
+the last reading, so that the search indexer's catch-up after a cell counts too; the CPU
+until the last 250 (the accept span) and after it are then also shown apart.
 """
 
 import argparse
@@ -94,12 +95,14 @@ def main(argv=None) -> None:
     try:
         target = Target("kotakpos", smtp_port=server.port("smtp"), users=[USER], cpu_roots=(server.pid,))
         run_cell(target, SIZES["4KiB"], args.clients, True, 200, 30, USER[0])  # warm-up
+        time.sleep(args.settle)  # the warm-up's own indexing is not the first cell's
         names = thread_names(server.pid)
         for cell in args.cells.split(","):
             size = "100KiB" if cell.startswith("100") else "4KiB"
             count = args.count if size == "4KiB" else max(1, args.count // 3)
             cpu_before, switches_before = reading(server.pid, names)
             row = run_cell(target, SIZES[size], args.clients, cell.endswith("r"), count, 60, USER[0])
+            cpu_last_250, _ = reading(server.pid, names)
             time.sleep(args.settle)
             cpu_after, switches_after = reading(server.pid, names)
             cpu = per_message(cpu_before, cpu_after, row["accepted"], 1000)
@@ -108,6 +111,12 @@ def main(argv=None) -> None:
             switches = per_message(switches_before, switches_after, row["accepted"], 1)
             print(f"{cell} workers={args.workers}: {row['msgs_per_s']} msg/s, p50 {row['p50_ms']} ms, "
                   f"{total:.2f} ms CPU per message, {row['errors']} errors")
+            if args.settle:
+                spans = {"until the last 250": (cpu_before, cpu_last_250), "after it": (cpu_last_250, cpu_after)}
+                for span, (start, end) in spans.items():
+                    part = per_message(start, end, row["accepted"], 1000)
+                    print(f"  {span}: {part.pop('(total)'):.2f} ms/msg, of which " + ", ".join(
+                        f"{n} {v:.2f}" for n, v in sorted(part.items(), key=lambda kv: -kv[1]) if v >= 0.05))
             print("  ms/msg: " + ", ".join(f"{n} {v:.2f}" for n, v in sorted(cpu.items(), key=lambda kv: -kv[1])
                                           if v >= 0.01))
             print("  voluntary switches/msg: " + ", ".join(

@@ -229,8 +229,12 @@ def test_search_is_exact_before_and_after_the_index_catches_up(store):
     assert store.search_text(inbox.id, "REPORT") == {1}
     assert store.search_text(inbox.id, "at") == {2}  # shorter than a trigram
     assert store.search_text(inbox.id, "quarterly report") == {1}
+    report_blob = store.list_messages(inbox.id)[0].blob_id
+    assert store.search_index.matching_blobs("report", "text") == {report_blob}
     store.delete_messages(inbox.id, [1])
     assert store.search_text(inbox.id, "report") == set()
+    assert store.search_index.wait_caught_up()
+    assert store.search_index.matching_blobs("report", "text") == set()  # its row left the index too
 
 
 def test_search_needles_are_literal_and_case_insensitive_beyond_ascii(store):
