@@ -1,7 +1,7 @@
 """The full-text index for IMAP SEARCH, kept beside the store and built while the server rests.
 
-Trigram indexing of a 100 KiB text costs about three milliseconds of CPU, more than the
-rest of accepting that message: too much to do inside the transaction whose commit
+Trigram indexing of a 100 KiB text costs about three milliseconds of CPU, as much as all
+the rest of accepting that message: too much to do inside the transaction whose commit
 acknowledges it, and, during a burst of deliveries, CPU that the deliveries want on the
 same cores. The index is derived data (the searchable text comes from each blob and its
 stored analysis), so it lives in its own file, ``search.sqlite``, and one indexer thread
@@ -20,11 +20,12 @@ indexes to the end. Blobs that went away (``forget``) leave the index with the n
 
 Blob ids only ever grow (AUTOINCREMENT), so everything up to ``indexed_upto`` is in the
 index; a search answers from the index for those and reads the text of the newer ones from
-the store, so the answer is always exact. Reading a text costs about a tenth of indexing it
-(about 0.4 ms for 100 KiB, against 3 ms), which is why a search does not wake the indexer:
-waiting for it would make that search slower, and the caps keep what a search reads from
-the store to a few tenths of a second (see ``MAX_BACKLOG_BYTES``). A restart indexes what is
-missing the same way, and a lost, damaged or outdated index file is rebuilt from the store.
+the store, so the answer is always exact. Reading a text costs about a twentieth of the
+CPU of indexing it (0.15-0.2 ms for 100 KiB, against 3.2-3.4 ms), which is why a search does
+not wake the indexer (Dovecot indexes at search time): waiting for it would make that search
+slower, and the caps keep what a search reads from the store to a few tenths of a second at
+most (see ``MAX_BACKLOG_BYTES``). A restart indexes what is missing the same way, and a
+lost, damaged or outdated index file is rebuilt from the store.
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ BATCH = 200
 # unindexed, short enough that the index is complete a moment after the burst.
 LOOK_SECONDS = 1.0
 # The caps on the backlog under a stream that never pauses for a second. A search reads
-# every unindexed text of its mailbox from the store: on the 2-core test box about 0.4 ms
-# (wall clock) for each 100 KiB message and 0.02-0.07 ms for each small one (see
-# bench/README.md, "The search index built after the burst"). At these caps that is about
-# a quarter of a second at most, which a user does not notice as waiting; the delay bounds
-# how much work piles up for a pause, and how far behind the index file is, under a slow
-# stream (the index catches up within a minute, however the mail arrives).
+# every unindexed text of its mailbox from the store: on the 2-core test box 0.15-0.2 ms of
+# CPU for each 100 KiB message and 0.02-0.03 ms for each 4 KiB one. At either cap that is
+# 0.1-0.16 s of CPU more for the search (0.13-0.36 s on the clock of the shared box; see
+# bench/README.md, "The search index built after the burst"), which a user hardly notices.
+# The delay bounds how much work piles up for a pause, and how far behind the index file
+# is, under a slow stream: the index catches up within a minute, however the mail arrives.
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 MAX_BACKLOG_BLOBS = 5000
 MAX_BACKLOG_SECONDS = 60.0
@@ -122,9 +123,8 @@ class SearchIndex:
                                       tx.execute("DELETE FROM meta WHERE key = 'indexed_upto'")))
             self._indexed_upto = 0
         self._forget: list[int] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = False
+        self._lock = threading.Lock()  # for _forget, _asked and _answered
+        self._wake = threading.Event()  # set by wait_caught_up and close
         self._stop = threading.Event()
         self._asked = 0  # wait_caught_up calls so far
         self._answered = 0  # those whose commits are all in the index
@@ -164,7 +164,7 @@ class SearchIndex:
         seen = None  # the newest blob id at the previous look
         since = None  # when a look first saw this backlog (None: there is none)
         hurry = False  # this backlog reached a cap: index it to the end
-        while not self._stopping:
+        while not self._stop.is_set():
             try:
                 with self._lock:
                     asked, forget = self._asked, len(self._forget)
@@ -236,7 +236,6 @@ class SearchIndex:
 
     def close(self) -> None:
         if self.indexing:
-            self._stopping = True
             self._stop.set()
             self._wake.set()
             self._thread.join(5)
