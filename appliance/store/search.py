@@ -192,11 +192,13 @@ class SearchIndex:
                 self._stop.wait(5.0)
 
     def _backlog(self) -> tuple[int, int, int]:
-        """(the newest blob id ever given, how many blobs and bytes the index lacks)."""
+        """(the newest blob id ever given, how many blobs and bytes the index lacks), counted
+        up to the cap: a store whose index is rebuilt lacks them all, and is looked at after each batch."""
         with self.store_db.reader() as conn:
-            row = conn.execute("SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'blobs'), count(*), total(b.size)"
-                               " FROM parsed p JOIN blobs b ON b.id = p.blob_id WHERE p.blob_id > ?",
-                               (self._indexed_upto,)).fetchone()
+            row = conn.execute("SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'blobs'), count(*), total(size)"
+                               " FROM (SELECT b.size FROM parsed p JOIN blobs b ON b.id = p.blob_id"
+                               "       WHERE p.blob_id > ? ORDER BY p.blob_id LIMIT ?)",
+                               (self._indexed_upto, MAX_BACKLOG_BLOBS)).fetchone()
         return row[0] or 0, row[1], int(row[2])
 
     def _step(self) -> None:
