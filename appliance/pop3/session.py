@@ -51,7 +51,7 @@ LEGAL_VERBS: dict[State, frozenset[str]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)  # a login makes one per message: slots make it in half the time and size
 class Message:
     """One message of the login snapshot; its number is its index + 1."""
 
