@@ -62,7 +62,7 @@ def parse_command(line: bytes) -> Command | InvalidCommand:
         return Command(verb, text=_text(rest))
 
     args = rest.split()
-    # RETR first: a client that reads a maildrop sends one per message.
+    # RETR and DELE first: a client that empties a maildrop sends them once per message.
     if verb in REQUIRED_NUMBER:
         if len(args) != 1:
             return InvalidCommand(verb, replies.ERR_BAD_ARGUMENTS)
@@ -101,7 +101,7 @@ def _numbered(verb: str, token: bytes) -> Command | InvalidCommand:
     number = _digits(token)
     if number is None:
         return InvalidCommand(verb, replies.ERR_BAD_NUMBER)
-    return Command(verb, number)  # positional: keywords make it a quarter slower
+    return Command(verb, number)  # positional: a keyword costs a little more, once per message
 
 
 def _digits(token: bytes) -> int | None:
