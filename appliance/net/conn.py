@@ -73,7 +73,8 @@ class Connection:
         SO_SNDTIMEO): on a socket with a Python timeout every recv and send is preceded
         by a poll, and each of those system calls gives up the GIL and must win it back
         from the other sessions. TLS keeps Python's timeout, which its reads need. Either
-        way the socket is touched only when a bound changes.
+        way the socket is touched only when a bound changes. Callers skip the call when a
+        plain socket's bounds stand: it comes before every read and write.
         """
         if self.is_tls:
             seconds = max(self.timeout, WRITE_TIMEOUT_MIN) if writing else self.timeout
@@ -91,7 +92,8 @@ class Connection:
     def _fill(self) -> None:
         if self._waiting_for_command and self.is_tls and self.stop_fd is not None:
             self.wait_for_client()
-        self._set_sock_timeouts(writing=False)
+        if self.is_tls or self.timeout != self._sock_timeout:
+            self._set_sock_timeouts(writing=False)
         try:
             data = self.sock.recv(RECV_SIZE)
         except (socket.timeout, TimeoutError, BlockingIOError):  # BlockingIOError: SO_RCVTIMEO passed
@@ -238,7 +240,8 @@ class Connection:
             return
         data = b"".join(self._out)
         self._out.clear()
-        self._set_sock_timeouts(writing=True)
+        if self.is_tls or self.timeout != self._sock_timeout:
+            self._set_sock_timeouts(writing=True)
         try:
             self.sock.sendall(data)
         except (OSError, ssl.SSLError) as e:

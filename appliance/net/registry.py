@@ -20,6 +20,7 @@ The price is a delay of at most SYNC_SECONDS before another process acts on a ki
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -95,7 +96,8 @@ class SessionRegistry:
     def add(self, info: SessionInfo, conn) -> None:
         with self._lock:
             self._sessions[info.id] = (info, conn)
-        conn.on_command = lambda: self._notify("command", info)
+        # partial, not a lambda: called after every command, it then adds no Python frame
+        conn.on_command = functools.partial(self._notify, "command", info)
         self._notify("opened", info)
 
     def remove(self, info: SessionInfo) -> None:
