@@ -241,9 +241,12 @@ class Mda:
             log.info("mda %s: discarded from=<%s>: %s", envelope.message_id, envelope.sender, reasons)
         else:
             copies = self._copies(msg, outcome, return_path)
-            if users:
-                log.info("mda %s: from=<%s> %s", envelope.message_id, envelope.sender, "; ".join(
-                    f"{u.address}: {self._fate(outcome.per_user[u.id])}" for u in users))
+            fates = [self._fate(outcome.per_user[u.id]) for u in users]
+            if users and (any(fate != "INBOX" for fate in fates) or not _as_addressed(envelope, users)):
+                # The SMTP server's line for the message names its recipients: this one
+                # says only what that line does not (a folder, a reason, an alias's members).
+                log.info("mda %s: from=<%s> %s", envelope.message_id, envelope.sender,
+                         "; ".join(f"{u.address}: {fate}" for u, fate in zip(users, fates)))
         if queue:
             # Remote recipients and forwarding targets of the same message are relayed as
             # received (sealed, when forwarded): the verdicts, quarantine and discard included,
@@ -323,6 +326,12 @@ class Mda:
             return msg.raw
         log.info("mda %s: forwarded with an ARC set sealed for %s", msg.envelope.message_id, forwarder)
         return arc_set + ours + msg.raw
+
+
+def _as_addressed(envelope, users: list[User]) -> bool:
+    """The local users are exactly the recipients the client named (no alias between)."""
+    named = {r.route.address.lower() for r in envelope.recipients}
+    return len(named) == len(users) and all(u.address.lower() in named for u in users)
 
 
 def _forwarding_domain(envelope) -> str:
