@@ -50,8 +50,7 @@ from appliance.net.listener import BindError, bind
 from appliance.net.tls import ensure_certificate
 from appliance.store import reset_runtime
 from appliance.server import (ADMIN_SOCKET, LOG_SOCKET, WORKERS_FOLDER, LogFormatter, Server, WorkerRole, _format,
-                              _session_classes,
-                              keep_files_private, local_warnings, lock_data_folder, open_store)
+                              _session_classes, keep_files_private, local_warnings, lock_data_folder, open_store)
 
 log = logging.getLogger("kotakpos")
 

@@ -3,11 +3,12 @@
 ``Mda.deliver`` is called by ``appliance.mta.router.accept`` while the SMTP client waits
 after DATA. A filter that may wait on another host (clamd, spamd, DNS) runs on a pooled
 worker thread, so that the session waits for it no longer than ``time_budget``; one that
-only computes and reads the store (``Filter.runs_locally``) runs in the session's own
+only computes and uses the store (``Filter.runs_locally``) runs in the session's own
 thread, sparing two thread wake-ups per message. If a filter raises, its verdicts are
 dropped and the others go on; if the budget runs out, the message goes to every
-recipient's INBOX as it came (fail safe: a filter never loses mail). Everything that follows from the verdicts — each recipient's copy, notices,
-a quarantine row — is written in one store transaction before the caller answers 250.
+recipient's INBOX as it came (fail safe: a filter never loses mail). Everything that
+follows from the verdicts — each recipient's copy, notices, a quarantine row — is
+written in one store transaction before the caller answers 250.
 
 Mail we forward (an alias of ours with outside targets, a Sieve redirect) leaves with our
 Authentication-Results and an ARC set (RFC 8617) when we verified it, so the next hop
