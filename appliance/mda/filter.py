@@ -179,6 +179,11 @@ class Outcome:
     per_user: dict[int, "UserOutcome"] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
 
+    @property
+    def decided(self) -> bool:
+        """Refused, held or dropped: nothing later filters say could change its fate."""
+        return bool(self.reject or self.quarantine or self.discard)
+
 
 @dataclass
 class UserOutcome:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import importlib
+import itertools
 import logging
 import time
 
@@ -109,26 +110,33 @@ class Mda:
         """The combined outcome of ``filters`` (all configured ones by default), or None
         when the time budget ran out.
 
-        Filters that run locally are called here; each other one runs on a pooled worker,
-        so that a hanging one cannot hold the SMTP session past the budget. When hung
-        filters occupy every worker, new messages wait for one, run out of budget and go to
-        INBOX unfiltered: never lost, never stuck.
+        Filters that run locally are called here; each stretch of others runs on a pooled
+        worker, so that a hanging one cannot hold the SMTP session past the budget. When
+        hung filters occupy every worker, new messages wait for one, run out of budget and
+        go to INBOX unfiltered: never lost, never stuck.
         """
         deadline = time.monotonic() + self.ctx.config.mda.time_budget
         outcome = Outcome(per_user={u.id: UserOutcome() for u in msg.users})
-        for f in self.filters if filters is None else filters:
-            if outcome.reject or outcome.quarantine or outcome.discard:
-                break  # nothing later filters say could change the fate of this message
-            if f.runs_locally:
-                self._run_one(f, msg, outcome)
+        for local, stretch in itertools.groupby(self.filters if filters is None else filters,
+                                                key=lambda f: f.runs_locally):
+            if outcome.decided:
+                break
+            if local:
+                self._run_stretch(list(stretch), msg, outcome)
                 continue
-            future = self._workers.submit(self._run_one, f, msg, outcome)
+            future = self._workers.submit(self._run_stretch, list(stretch), msg, outcome)
             try:
                 future.result(max(0.0, deadline - time.monotonic()))
             except concurrent.futures.TimeoutError:
                 future.cancel()  # not started yet: it never will
                 return None
         return outcome
+
+    def _run_stretch(self, filters: list[Filter], msg: Incoming, outcome: Outcome) -> None:
+        for f in filters:
+            if outcome.decided:
+                return
+            self._run_one(f, msg, outcome)
 
     def _run_one(self, f: Filter, msg: Incoming, outcome: Outcome) -> None:
         check = None
@@ -140,7 +148,7 @@ class Mda:
                 if verdict is ACCEPT:
                     continue
                 self._merge(outcome, verdict, msg)
-                if outcome.reject or outcome.quarantine or outcome.discard:
+                if outcome.decided:
                     return
             if not per_user:
                 return
