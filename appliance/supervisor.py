@@ -49,8 +49,8 @@ from appliance.config import Config
 from appliance.net.listener import BindError, bind
 from appliance.net.tls import ensure_certificate
 from appliance.store import reset_runtime
-from appliance.server import (ADMIN_SOCKET, LOG_SOCKET, WORKERS_FOLDER, Server, WorkerRole, _format, _session_classes,
-                              keep_files_private, local_warnings, lock_data_folder, open_store)
+from appliance.server import (ADMIN_SOCKET, LOG_SOCKET, WORKERS_FOLDER, LogFormatter, Server, WorkerRole, _format,
+                              _session_classes, keep_files_private, local_warnings, lock_data_folder, open_store)
 
 log = logging.getLogger("kotakpos")
 
@@ -162,7 +162,7 @@ class Supervisor:
         reset_runtime(self.data_dir)  # the folder is ours: what dead processes shared is stale
         logger = logging.getLogger("kotakpos")
         for handler in logger.handlers:  # the workers keep it: each line says which process wrote it
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            handler.setFormatter(LogFormatter(LOG_FORMAT))
         try:
             self._prepare()
             # The first worker keeps the log view's lines: tell it ours (workers inherit this).

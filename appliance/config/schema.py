@@ -146,7 +146,7 @@ class MdaSection:
     greylist_delay: float = setting(300.0, "Greylisting (add \"greylist\" first to filters; off by default): seconds before a first-time sender's retry is accepted.")
     greylist_window: float = setting(86400.0, "Greylisting: seconds a refused first attempt is remembered, waiting for its retry.")
     greylist_keep: float = setting(3110400.0, "Greylisting: seconds a sender that retried properly passes without delay (36 days).")
-    time_budget: float = setting(10.0, "Seconds the filters may take per message while the SMTP client waits; past it the message goes to INBOX unfiltered (and the failure is logged).")
+    time_budget: float = setting(10.0, "Seconds the filters that ask other hosts (clamd, spamd, DNS) may take per message while the SMTP client waits; past it the message goes to INBOX unfiltered (and the failure is logged).")
     virus_action: str = setting("reject", "What happens to infected mail and blocked attachments: \"reject\" (554 5.7.0 at the end of DATA) or \"quarantine\" (held for `kotakpos quarantine`).", choices=("reject", "quarantine"))
     blocked_extensions: list = setting(["exe", "scr", "js", "vbs", "bat", "cmd", "jar", "com", "pif", "docm", "xlsm", "pptm", "dotm", "xltm"], "Attachment file name extensions refused like a virus (also inside zip archives).")
     max_mime_depth: int = setting(20, "MIME nesting deeper than this is treated as a MIME bomb and refused like a virus.")

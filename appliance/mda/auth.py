@@ -112,6 +112,7 @@ class AuthFilter(Filter):
     def __init__(self, ctx):
         self.ctx = ctx
         self.resolver = Resolver(ctx.config.dns.resolver, ctx.config.mda.dns_timeout)
+        self.runs_locally = not self.resolver.configured  # [dns] resolver = "none": every check is temperror
         self.trusted_sealers = frozenset(d.lower().rstrip(".") for d in ctx.config.mda.arc_trusted_sealers)
 
     def check(self, msg: Incoming) -> Check:

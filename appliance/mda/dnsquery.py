@@ -38,6 +38,11 @@ class Resolver:
             self._resolver.cache = dns.resolver.LRUCache(10000)
 
     @property
+    def configured(self) -> bool:
+        """It may ask a DNS server at all (``[dns] resolver`` is not "none")."""
+        return self._resolver is not None
+
+    @property
     def available(self) -> bool:
         return self._resolver is not None and time.monotonic() >= self._down_until
 

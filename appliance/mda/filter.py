@@ -154,6 +154,11 @@ class Filter:
     """A configured filter, shared by all messages; ``check(msg)`` makes the per-message object."""
 
     name = "filter"
+    # True when its checks only compute and use the store, never wait on another host (clamd,
+    # spamd, DNS): the pipeline then calls them in the SMTP session's thread. False (the
+    # default, safe for a filter that does not say) runs them on the MDA's pool, bounded by
+    # [mda] time_budget.
+    runs_locally = False
 
     def check(self, msg: Incoming) -> Check:
         raise NotImplementedError
@@ -173,6 +178,11 @@ class Outcome:
     headers: list[tuple[str, str]] = field(default_factory=list)  # for every copy
     per_user: dict[int, "UserOutcome"] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def decided(self) -> bool:
+        """Refused, held or dropped: nothing later filters say could change its fate."""
+        return bool(self.reject or self.quarantine or self.discard)
 
 
 @dataclass

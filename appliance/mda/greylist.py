@@ -25,6 +25,7 @@ def network(ip: str) -> str:
 
 class GreylistFilter(Filter):
     name = "greylist"
+    runs_locally = True  # the store only
 
     def __init__(self, ctx):
         self.ctx = ctx

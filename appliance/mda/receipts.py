@@ -54,6 +54,7 @@ def sent_rows(store, envelope, values: dict[str, bytes]) -> list[dict]:
 
 class ReceiptsFilter(Filter):
     name = "receipts"
+    runs_locally = True  # the store only
 
     def __init__(self, ctx):
         self.ctx = ctx

@@ -43,6 +43,7 @@ def compiled(script: str) -> list[sieve.Command]:
 
 class RulesFilter(Filter):
     name = "rules"
+    runs_locally = True  # Sieve and the store only
 
     def __init__(self, ctx):
         self.ctx = ctx

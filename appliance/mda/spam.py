@@ -78,6 +78,8 @@ class SpamFilter(Filter):
         self.ctx = ctx
         self.cfg = cfg
         self.resolver = Resolver(ctx.config.dns.resolver, cfg.dns_timeout) if cfg.dnsbl else None
+        # heuristics and Bayes compute and read the store; blocklists and spamd ask other hosts
+        self.runs_locally = not cfg.spamd and (self.resolver is None or not self.resolver.configured)
 
     def check(self, msg: Incoming) -> Check:
         return SpamCheck(self, msg)

@@ -55,7 +55,8 @@ class Connection:
         self.timeout = 300.0            # seconds of silence before IdleTimeout; sessions set their own
         self.stopping = False           # set when the server shuts down: read_command_line then ends the session
         self._tls_context_source = tls_context_source
-        self._sock_timeout: float | None = None  # the bound self.sock was last given: set only on change
+        self._sock_timeout: float | None = None  # the read bound (TLS: the one bound) self.sock was last given
+        self._send_timeout: float | None = None  # the write bound a plain self.sock was last given
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._waiting_for_command = False
@@ -73,27 +74,33 @@ class Connection:
         SO_SNDTIMEO): on a socket with a Python timeout every recv and send is preceded
         by a poll, and each of those system calls gives up the GIL and must win it back
         from the other sessions. TLS keeps Python's timeout, which its reads need. Either
-        way the socket is touched only when a bound changes. Callers skip the call when a
-        plain socket's bounds stand: it comes before every read and write.
+        way the socket is touched only when the bound of what comes next changes: a read
+        sets only the read bound, a write only the write bound, so SMTP's shorter DATA
+        timeout costs two system calls per message, not four.
         """
         if self.is_tls:
             seconds = max(self.timeout, WRITE_TIMEOUT_MIN) if writing else self.timeout
             if seconds != self._sock_timeout:
                 self.sock.settimeout(seconds)
                 self._sock_timeout = seconds
-        elif self.timeout != self._sock_timeout:
-            for option, seconds in ((socket.SO_RCVTIMEO, self.timeout),
-                                    (socket.SO_SNDTIMEO, max(self.timeout, WRITE_TIMEOUT_MIN))):
-                seconds = max(seconds, 0.001)  # a zero timeval would mean "never"
-                self.sock.setsockopt(socket.SOL_SOCKET, option,
-                                     struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
-            self._sock_timeout = self.timeout
+            return
+        if writing:
+            option, seconds = socket.SO_SNDTIMEO, max(self.timeout, WRITE_TIMEOUT_MIN)
+            if seconds == self._send_timeout:
+                return
+            self._send_timeout = seconds
+        else:
+            option, seconds = socket.SO_RCVTIMEO, self.timeout
+            if seconds == self._sock_timeout:
+                return
+            self._sock_timeout = seconds
+        seconds = max(seconds, 0.001)  # a zero timeval would mean "never"
+        self.sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
 
     def _fill(self) -> None:
         if self._waiting_for_command and self.is_tls and self.stop_fd is not None:
             self.wait_for_client()
-        if self.is_tls or self.timeout != self._sock_timeout:
-            self._set_sock_timeouts(writing=False)
+        self._set_sock_timeouts(writing=False)
         try:
             data = self.sock.recv(RECV_SIZE)
         except (socket.timeout, TimeoutError, BlockingIOError):  # BlockingIOError: SO_RCVTIMEO passed
@@ -240,8 +247,7 @@ class Connection:
             return
         data = b"".join(self._out)
         self._out.clear()
-        if self.is_tls or self.timeout != self._sock_timeout:
-            self._set_sock_timeouts(writing=True)
+        self._set_sock_timeouts(writing=True)
         try:
             self.sock.sendall(data)
         except (OSError, ssl.SSLError) as e:

@@ -683,8 +683,9 @@ class SmtpSession:
             raise ServerError(R.R451_LOCAL_ERROR, f"accepting {message_id} failed: {e!r}") from e
         self.messages += 1
         self.junk = 0
-        log.info("session %s: accepted %s from=<%s> rcpts=%d size=%d", self.conn.info.id, message_id,
-                 envelope.sender, len(envelope.recipients), len(raw))
+        # the one line per message for local mail into INBOX too: the MDA logs only what it decided
+        log.info("session %s: accepted %s from=<%s> to=%s size=%d", self.conn.info.id, message_id,
+                 envelope.sender, ",".join(f"<{r.route.address}>" for r in envelope.recipients), len(raw))
         self.reply(R.queued(message_id))
 
     def trace_header(self, txn: Transaction, message_id: str) -> bytes:

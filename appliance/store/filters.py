@@ -284,23 +284,26 @@ class FiltersMixin:
     def arrivals(self, user_id: int, mailbox_id: int, uids: Iterable[int]
                  ) -> tuple[str | None, list[tuple[MessageRow, bool, bool, bool]]] | None:
         """What the MDA's trainer asks about messages that appeared in a mailbox, in one read:
-        the mailbox's special use, and for each row still there with its analysis stored,
-        (row, is a multipart/report, carries "X-Spam-Status: Yes", the user's classifier
-        learned it as spam). None when the mailbox is gone."""
+        the mailbox's special use, and for each row still there with its analysis stored that
+        the trainer has a use for, (row, is a multipart/report, carries "X-Spam-Status: Yes",
+        the user's classifier learned it as spam). Those are every row of a \\Junk mailbox,
+        elsewhere only reports and rows filed or trained as spam: plain mail arriving in
+        INBOX, nearly every delivery, comes back as no row at all. None when the mailbox is gone."""
         uid_list = sorted(set(uids))[:5000]
         with self.db.reader() as conn:
             box = conn.execute("SELECT special_use FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
             if box is None:
                 return None
             rows = conn.execute(
-                "SELECT m.uid, m.flags, m.size, m.internaldate, m.modseq, m.blob_id,"
-                " json_extract(p.info, '$.root.maintype') || '/' || json_extract(p.info, '$.root.subtype'),"
-                " instr(json_extract(p.info, '$.header_search'), 'X-Spam-Status: Yes'),"
+                "SELECT * FROM (SELECT m.uid, m.flags, m.size, m.internaldate, m.modseq, m.blob_id,"
+                " json_extract(p.info, '$.root.maintype') || '/' || json_extract(p.info, '$.root.subtype') AS type,"
+                " instr(json_extract(p.info, '$.header_search'), 'X-Spam-Status: Yes') AS filed_as_spam,"
                 " (SELECT t.spam FROM bayes_trained t JOIN blobs b ON b.sha256 = t.blob_sha256"
-                "  WHERE t.user_id = ? AND b.id = m.blob_id)"
+                "  WHERE t.user_id = ? AND b.id = m.blob_id) AS trained_spam"
                 " FROM messages m JOIN parsed p ON p.blob_id = m.blob_id"
-                f" WHERE m.mailbox_id = ? AND m.uid IN ({','.join('?' * len(uid_list))})",
-                (user_id, mailbox_id, *uid_list)).fetchall() if uid_list else []
+                f" WHERE m.mailbox_id = ? AND m.uid IN ({','.join('?' * len(uid_list))}))"
+                " WHERE ? OR type = 'multipart/report' OR filed_as_spam OR trained_spam",
+                (user_id, mailbox_id, *uid_list, box[0] == "\\Junk")).fetchall() if uid_list else []
         return box[0], [(MessageRow(r[0], parse_flags(r[1]), r[2], r[3], r[4], r[5]), r[6] == "multipart/report",
                          bool(r[7]), bool(r[8])) for r in rows]
 

@@ -172,3 +172,16 @@ def test_implicit_keep_only_when_neither_script_cancels_it(office):
     scripts(office, ALICE, 'redirect "alice@elsewhere.test";', "keep;")
     send(office, plain(subject="both"))
     assert len(folder(office, ALICE)) == 2
+
+
+@pytest.mark.in_process(reason="it reads the server's log records (caplog)")
+def test_each_message_is_logged_once_and_the_filters_add_a_line_only_for_news(office, caplog):
+    office.store.create_mailbox(office.store.get_user(ALICE).id, "Bills")
+    office.admin.rules_set(ALICE, 'require "fileinto";\nif header :contains "subject" "invoice" { fileinto "Bills"; }')
+    with caplog.at_level(logging.INFO, logger="kotakpos"):
+        send(office, plain(subject="lunch", to=ALICE))
+        send(office, plain(subject="Invoice 43", to=ALICE))
+    lunch, filed, invoice = [r.getMessage() for r in caplog.records if ALICE in r.getMessage()]
+    assert "accepted" in lunch and f"to=<{ALICE}>" in lunch  # into INBOX: the SMTP line alone
+    assert f"{ALICE}: Bills" in filed  # the filters' line says where it went instead
+    assert "accepted" in invoice and f"to=<{ALICE}>" in invoice
