@@ -72,7 +72,9 @@ class Incoming:
         self.raw = raw if self.internal else without_forged_results(raw, hostname)
         self.users = users  # the local users it is for (after aliases)
         self.hostname = hostname
-        self.info = mime.analyze(self.raw, crlf=True)  # checked or normalized above
+        # its top-level header, read once for the analysis, the filters and the store
+        self.fields = mime.header_fields(self.raw[:mime.header_end(self.raw)])
+        self.info = mime.analyze(self.raw, crlf=True, fields=self.fields)  # checked or normalized above
         self.added: list[tuple[str, str]] = []  # headers earlier filters added, in order
         self.notes: dict = {}  # results filters pass on (auth results, spam scores per user)
 
@@ -89,11 +91,6 @@ class Incoming:
     def internal(self) -> bool:
         """From a logged-in user or a trusted network ([auth] trusted_networks): not scored as spam."""
         return self.authenticated or self.trusted
-
-    @cached_property
-    def fields(self) -> list[tuple[str, bytes]]:
-        root = self.info.root
-        return mime.header_fields(self.raw[root.header_start:root.body_start])
 
     @cached_property
     def _fields_by_name(self) -> dict[str, list[bytes]]:

@@ -269,7 +269,7 @@ class Mda:
         """One store transaction for everything; plain ``deliver`` when every recipient gets
         the same bytes and nothing else is written (the common case). ``known``: the message
         the copies were made from, whose analysis the store reuses instead of parsing again."""
-        base = (known.raw, known.info) if known is not None else None
+        base = (known.raw, known.info, known.fields) if known is not None else None
         same = all(c.raw == copies[0].raw for c in copies[1:])  # compared, not hashed: no pass over one copy
         if copies and same and not (quarantine or requested or sent):
             return self.ctx.store.deliver(copies[0].raw, [d for c in copies for d in c.deliveries],

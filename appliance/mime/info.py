@@ -90,12 +90,14 @@ def normalize_crlf(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
-def analyze(raw: bytes, crlf: bool = False) -> MessageInfo:
+def analyze(raw: bytes, crlf: bool = False, fields: list[tuple[str, bytes]] | None = None) -> MessageInfo:
     """Parse a message (CRLF line endings) once, for storage. Never raises on bad MIME.
 
-    ``crlf``: raw came out of normalize_crlf (see parse_structure).
+    ``crlf``: raw came out of normalize_crlf (see parse_structure). ``fields``: its
+    top-level ``header_fields``, when the caller has read them already.
     """
-    fields = header_fields(raw[:header_end(raw)])  # the root part's header, read once
+    if fields is None:
+        fields = header_fields(raw[:header_end(raw)])  # the root part's header, read once
     root = parse_structure(raw, fields, crlf)
     values = first_values(fields)
     body, structure = body_structures(raw, root)
@@ -137,11 +139,13 @@ _DERIVED_FIELDS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc", "s
 _FIELD_START = re.compile(rb"[!-9;-~]+:")
 
 
-def prepend_header(info: MessageInfo, prefix: bytes) -> MessageInfo | None:
+def prepend_header(info: MessageInfo, prefix: bytes,
+                   fields: list[tuple[str, bytes]] | None = None) -> MessageInfo | None:
     """The analysis of ``prefix + raw``, given ``info = analyze(raw)``, without parsing again.
 
     ``prefix`` must be whole header fields (CRLF-terminated) that change nothing analyze()
-    derives; otherwise None, and the caller analyses the new message itself.
+    derives; otherwise None, and the caller analyses the new message itself. ``fields``:
+    ``header_fields(prefix)``, when the caller has read them already.
     """
     if not prefix:
         return info
@@ -152,7 +156,8 @@ def prepend_header(info: MessageInfo, prefix: bytes) -> MessageInfo | None:
         continuation = line[:1] in (b" ", b"\t")
         if (continuation and number == 0) or (not continuation and not _FIELD_START.match(line)):
             return None
-    fields = header_fields(prefix)
+    if fields is None:
+        fields = header_fields(prefix)
     if any(name.lower() in _DERIVED_FIELDS or name.lower().startswith("content-") for name, _ in fields):
         return None
     shift = len(prefix)

@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 
 from .headers import decode_words, first_values, header_fields, parse_addresses
 from .info import _date
@@ -139,10 +139,16 @@ def _display(address) -> str:
 
 def sort_keys(raw: bytes) -> SortKeys:
     """Read one message's sort and thread keys from its top-level header."""
-    values = first_values(header_fields(raw[:header_end(raw)]))
+    fields = header_fields(raw[:header_end(raw)])
+    return header_sort_keys(fields, _date(first_values(fields).get("date")))
+
+
+def header_sort_keys(fields: list[tuple[str, bytes]], date: datetime | None) -> SortKeys:
+    """``sort_keys`` of a header already read: its ``header_fields``, and its Date as
+    ``analyze`` reads it (``MessageInfo.date``), so that a message is parsed once."""
+    values = first_values(fields)
     subject, reply = base_subject(decode_words(values.get("subject", b"")))
     sender, recipient, copied = (_first_mailbox(values.get(name)) for name in ("from", "to", "cc"))
-    date = _date(values.get("date"))
     if date is not None and date.tzinfo is None:
         date = date.replace(tzinfo=timezone.utc)  # "-0000": UTC, the sender's zone unknown (RFC 5322 §3.3)
     own_id = message_ids(values.get("message-id", b"").decode("latin-1"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from appliance import mime
-from appliance.mime.sortkeys import sort_keys
+from appliance.mime.sortkeys import header_sort_keys
 from appliance.store.errors import NotFound, QuotaExceeded
 from appliance.store import search
 from appliance.store.migrations import SORT_KEY_MARKS, sort_key_row
@@ -44,29 +44,37 @@ class _Prepared:
     sort_row: tuple  # its sort_keys row without the blob id (IMAP SORT and THREAD)
 
 
-def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo"] | None = None, binary: bool = False) -> _Prepared:
+def prepare(raw: bytes, known: tuple[bytes, "mime.MessageInfo", list] | None = None,
+            binary: bool = False) -> _Prepared:
     """Hash and analyse a message for storage.
 
-    ``known`` is (a message with CRLF line endings, its analysis) of which ``raw`` may be
-    a copy with trace or filter headers prepended (what the MDA hands over): then only
-    those headers are checked for bare CRs and LFs, and the analysis is shifted, not
-    redone, so a message is parsed once on its way in (at 100 KiB, the three counts of
-    ``normalize_crlf`` cost about as much as hashing it). ``binary``: the message came
-    as an IMAP binary literal (RFC 3516 §4.3) and is kept byte for byte, bare CRs and
-    LFs of its binary parts included.
+    ``known`` is (a message with CRLF line endings, its analysis, its top-level
+    ``header_fields``) of which ``raw`` may be a copy with trace or filter headers prepended
+    (what the MDA hands over): then only those headers are checked for bare CRs and LFs,
+    and the analysis is shifted, not redone, so a message is parsed once on its way in (at
+    100 KiB, the three counts of ``normalize_crlf`` cost about as much as hashing it).
+    ``binary``: the message came as an IMAP binary literal (RFC 3516 §4.3) and is kept byte
+    for byte, bare CRs and LFs of its binary parts included.
     """
-    info = None
+    info = fields = None
     if known is not None and not binary and raw.endswith(known[0]):
-        added = raw[:len(raw) - len(known[0])]
+        known_raw, known_info, known_fields = known
+        added = raw[:len(raw) - len(known_raw)]
         checked = mime.normalize_crlf(added)
         if checked is not added:
-            raw = checked + known[0]
-        info = mime.prepend_header(known[1], checked)
+            raw = checked + known_raw
+        added_fields = mime.header_fields(checked)
+        info = mime.prepend_header(known_info, checked, added_fields)
+        # a first line that continues a field would belong to the last added field
+        if info is not None and known_raw[:1] not in (b" ", b"\t"):
+            fields = added_fields + known_fields
     elif not binary:
         raw = mime.normalize_crlf(raw)
-    info = info or mime.analyze(raw, crlf=not binary)
+    if fields is None:
+        fields = mime.header_fields(raw[:mime.header_end(raw)])
+    info = info or mime.analyze(raw, crlf=not binary, fields=fields)
     return _Prepared(raw, hashlib.sha256(raw).digest(), info, info.to_json(),
-                     sort_key_row(0, sort_keys(raw))[1:])
+                     sort_key_row(0, header_sort_keys(fields, info.date))[1:])
 
 
 def format_flags(flags: Iterable[str]) -> str:

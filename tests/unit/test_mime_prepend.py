@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from appliance.mime import analyze, normalize_crlf, prepend_header
+from appliance.mime import analyze, header_end, header_fields, normalize_crlf, prepend_header
 from appliance.store.messages import prepare
 from tests.unit.test_mime import NESTED
 
@@ -42,13 +42,31 @@ def test_any_safe_prefix_matches_a_fresh_parse(fields):
     assert prepend_header(analyze(NESTED), prefix) == analyze(prefix + NESTED)
 
 
-@pytest.mark.parametrize("prefix", [TRACE, b"X-Filter: one\nX-Other: two\r\n", b"X-Filter: a\rb\r\n"],
-                         ids=["crlf", "bare-lf", "bare-cr"])
-def test_storing_a_known_message_with_headers_prepended_is_storing_it_parsed_afresh(prefix):
+def _known(raw: bytes) -> tuple:
+    fields = header_fields(raw[:header_end(raw)])
+    return raw, analyze(raw, fields=fields), fields
+
+
+@pytest.mark.parametrize("raw, prefix", [
+    (NESTED, TRACE),
+    (NESTED, b"X-Filter: one\nX-Other: two\r\n"),
+    (NESTED, b"X-Filter: a\rb\r\n"),
+    (NESTED, b"References: <added@remote.test>\r\n"),  # no part of the analysis, but a THREAD key
+], ids=["crlf", "bare-lf", "bare-cr", "sort-key"])
+def test_storing_a_known_message_with_headers_prepended_is_storing_it_parsed_afresh(raw, prefix):
     # The MDA hands the store its analysis of the message as received; the store checks
     # only what was prepended for bare line ends, and must keep what a full pass keeps.
-    known = (NESTED, analyze(NESTED))
-    shifted, fresh = prepare(prefix + NESTED, known), prepare(prefix + NESTED)
-    assert shifted.raw == fresh.raw == normalize_crlf(prefix + NESTED)
+    shifted, fresh = prepare(prefix + raw, _known(raw)), prepare(prefix + raw)
+    assert shifted.raw == fresh.raw == normalize_crlf(prefix + raw)
     assert (shifted.sha256, shifted.info, shifted.info_json, shifted.sort_row) == \
         (fresh.sha256, fresh.info, fresh.info_json, fresh.sort_row)
+
+
+def test_a_prepended_field_that_a_first_line_continues_gets_its_sort_keys_from_a_full_parse():
+    # The continuation line that opens the message belongs to the field added above it
+    # (RFC 5322 §2.2.3), so that field's value, here a THREAD key, is only known whole.
+    raw = b" <continued@remote.test>\r\n" + PLAIN
+    prefix = b"References: <added@remote.test>\r\n"
+    shifted, fresh = prepare(prefix + raw, _known(raw)), prepare(prefix + raw)
+    assert shifted.sort_row == fresh.sort_row
+    assert shifted.sort_row[-1] == "added@remote.test continued@remote.test"
