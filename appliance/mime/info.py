@@ -23,6 +23,8 @@ SEARCH_TEXT_LIMIT = 1_000_000  # characters of body text that SEARCH BODY/TEXT a
 # as big as the message itself, and ``body_text`` derives it from the blob when needed.
 _JSON_VERSION = 2
 _JSON_VERSIONS_READ = (1, 2)
+# made once: json.dumps with options builds a new encoder per call
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass
@@ -48,7 +50,7 @@ class MessageInfo:
 
     def to_json(self) -> str:
         """Serialise for storage; MessageInfo.from_json(info.to_json()) == info."""
-        return json.dumps({
+        return _JSON_ENCODER.encode({
             "v": _JSON_VERSION,
             "envelope": self.envelope.decode("latin-1"),
             "body": self.body.decode("latin-1"),
@@ -61,7 +63,7 @@ class MessageInfo:
             "date": self.date.isoformat() if self.date is not None else None,
             "message_id": self.message_id,
             "header_search": self.header_search,
-        }, separators=(",", ":"))
+        })
 
     @classmethod
     def from_json(cls, text: str) -> MessageInfo:
