@@ -223,6 +223,19 @@ def parse_mime_value(value: str) -> tuple[str, dict[str, str]]:
     (name*0, name*1*) are joined, and a name whose value carries RFC 2231 encoding keeps
     its trailing '*' (as Dovecot shows it in BODYSTRUCTURE).
     """
+    if len(value) > _CACHED_LENGTH:
+        return _parse_mime_value(value)
+    head, params = _parse_mime_value_cached(value)
+    return head, dict(params)  # the caller's own copy: the cached one is shared
+
+
+# nearly every text part says one of a few "text/plain; charset=..." values
+@functools.lru_cache(maxsize=1024)
+def _parse_mime_value_cached(value: str) -> tuple[str, dict[str, str]]:
+    return _parse_mime_value(value)
+
+
+def _parse_mime_value(value: str) -> tuple[str, dict[str, str]]:
     head, i = _token(value, _skip_cfws(value, 0))
     i = _skip_cfws(value, i)
     if value[i:i + 1] == "/":
