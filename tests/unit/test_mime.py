@@ -674,6 +674,14 @@ def test_rfc2231_parameters():
     assert root.disposition_params == {"filename*": "utf-8''caf%C3%A9.txt"}
 
 
+def test_parts_with_the_same_content_type_do_not_share_their_parameters():
+    # the parses of recent Content-Type values are kept; each part still owns its dict
+    raw = msg("Content-Type: text/plain; charset=utf-8; format=flowed\n\nhi\n")
+    first = analyze(raw).root
+    first.params["format"] = "fixed"
+    assert analyze(raw).root.params == {"charset": "utf-8", "format": "flowed"}
+
+
 def test_filenames_are_decoded():
     info = analyze(msg(
         "Content-Type: multipart/mixed; boundary=b\n\n"
