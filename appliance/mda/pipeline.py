@@ -268,7 +268,8 @@ class Mda:
                known: Incoming | None = None) -> DeliveryResult:
         """One store transaction for everything; plain ``deliver`` when every recipient gets
         the same bytes and nothing else is written (the common case). ``known``: the message
-        the copies were made from, whose analysis the store reuses instead of parsing again."""
+        the copies were made from, whose analysis and header fields the store reuses instead
+        of parsing again."""
         base = (known.raw, known.info, known.fields) if known is not None else None
         same = all(c.raw == copies[0].raw for c in copies[1:])  # compared, not hashed: no pass over one copy
         if copies and same and not (quarantine or requested or sent):
