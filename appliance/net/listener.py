@@ -206,7 +206,7 @@ class ConnectionServer:
                 return
             ip = plain_ip(address[0])
             limit = None if self.exempt_from_ip_limit(ip) else self.max_per_ip
-            # This process alone at a limit: refused here, without a thread or a shared write.
+            # This process alone at a limit: refused here, without a thread or the shared slots.
             if not self._hold(ip, limit):
                 self._refuse(client, listener)
                 continue
