@@ -183,7 +183,7 @@ def test_a_session_thread_serves_the_next_connections_and_stop_ends_those_waitin
 
     class Recorded(Echo):
         def run(self):
-            served_by.append(threading.get_ident())
+            served_by.append(threading.current_thread())  # not its ident: a new thread may get an old one's
             super().run()
 
     def waiting():
