@@ -2,9 +2,10 @@
 
 What must hold for the server as a whole but is no mail — who is connected (the session
 registry), failed logins and blocked addresses, which session took a mailbox's
-``\\Recent``, the counters since start — lives here rather than in one process's memory, so that a server of several worker processes
-behaves like one: an attacker gets no more guesses and no more connections with eight
-workers than with one, and the admin sees and kicks every worker's sessions.
+``\\Recent``, the counters since start — lives here rather than in one process's memory,
+so that a server of several worker processes behaves like one: an attacker gets no more
+guesses and no more connections with eight workers than with one, and the admin sees and
+kicks every worker's sessions.
 
 The connection slots that the limits count (and that give each session its id) are in a
 shared mapping beside this file instead (``store.slots``): a connection takes and frees one
@@ -12,12 +13,12 @@ without an SQLite statement; what its session is doing is published here in bulk
 times a second, by each process's registry.
 
 Why a second SQLite file and not the store: these facts are ephemeral and frequent (the
-sessions' descriptions several times a second, a row per failed login) and worthless after a restart. Through the
-store's group commit each would wait for an fsync (about 2 ms on an SSD, far more on an
-SD card); here the database runs with ``synchronous=OFF`` in WAL mode, so a write is a
-few tens of microseconds and never touches the disk's flush. A crash may lose the file's
-last writes, which is harmless: the server empties it at every start (``reset``). SQLite's
-write lock makes each check-and-take atomic across processes without any other locking.
+sessions' descriptions several times a second, a row per failed login) and worthless after
+a restart. Through the store's group commit each would wait for an fsync (about 2 ms on an
+SSD, far more on an SD card); here the database runs with ``synchronous=OFF`` in WAL
+mode, so a write is a few tens of microseconds and never touches the disk's flush. A crash
+may lose the file's last writes, which is harmless: the server empties it at every start
+(``reset``). SQLite's write lock makes each check-and-take atomic across processes.
 Each process records its pid and its start time (``processes``); rows of a process that is
 gone — killed, crashed — are dropped by the next process that looks (``drop_dead``,
 every few seconds), so a dead worker's connection slots are freed.
