@@ -38,7 +38,9 @@ _FREE = bytes(_ENTRY.size)
 
 
 def address_key(peer_ip: str) -> bytes:
-    """A fixed-size, never-zero key for an address, so one byte search counts its slots."""
+    """A fixed-size key for an address, so that a byte search of the mapping counts its slots
+    (a 128-bit hash: a free entry's zeros, or another address's key, it matches only by a
+    chance of 2^-128)."""
     return hashlib.blake2b(peer_ip.encode(), digest_size=16).digest()
 
 
