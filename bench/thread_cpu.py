@@ -11,10 +11,11 @@ the CPU of every thread of every server process (user + system time from
 Python 3.11 does not give its threads' names to the kernel, so they are read once from
 `py-spy dump` (`pip install py-spy`; run as root). Threads of one name add up (the MDA pool's,
 both workers'); a process's second `store-writer` is its search index's writer. Session
-threads end with their connections: their time is the process's total less the named
-threads' ("sessions+ended"). `--settle` waits that many seconds after the last 250 before
-the last reading, so that the search indexer's catch-up after a cell counts too; the CPU
-until the last 250 (the accept span) and after it are then also shown apart.
+threads (`smtp-12`, and `session-idle` while one waits for its next connection) come and go
+with the connections: their time is the process's total less the other threads'
+("sessions+ended"). `--settle` waits that many seconds after the last 250 before the last
+reading, so that the search indexer's catch-up after a cell counts too; the CPU until the
+last 250 (the accept span) and after it are then also shown apart.
 """
 
 import argparse
@@ -32,6 +33,8 @@ from bench.wire import Target
 USER = ("alice@bench.test", "pw")
 TICK = os.sysconf("SC_CLK_TCK")
 _SWITCHES = re.compile(r"voluntary_ctxt_switches:\t(\d+)")
+# Session threads' names (net.listener), digits dropped: counted in "sessions+ended", not by name.
+SESSION_THREADS = {"smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "managesieve", "session-idle"}
 
 
 def process_tree(root: int) -> list[int]:
@@ -50,6 +53,8 @@ def thread_names(root: int) -> dict[int, str]:
         writers = 0
         for tid, name in re.findall(r'Thread (\d+) \(\w+\): "([^"]*)"', dump):
             name = re.sub(r"[-_]?\d+(_\d+)?$", "", name)  # smtp-12, mda-filters_3
+            if name in SESSION_THREADS or name.endswith("-new"):
+                continue
             if name == "store-writer":
                 writers += 1
                 name = "store-writer" if writers == 1 else "search-writer"  # the store opens first

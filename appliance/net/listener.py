@@ -1,7 +1,11 @@
 """Listeners and the thread-per-connection server.
 
 Each listener owns a bound socket and an accept thread. Every accepted client gets its
-own thread (small stack) running the protocol's session class. The server enforces the
+own thread (small stack) running the protocol's session class, for as long as it stays
+connected. A thread whose session ended waits a while for the next connection instead of
+ending (``IDLE_THREAD_SECONDS``, at most ``IDLE_THREADS`` of them): starting a thread
+costs the accept thread a wait for it to run, and a new connection per message (the
+usual MTA's way) would pay that every message. The server enforces the
 connection limits before a session starts, answering with the protocol's own "too busy"
 reply, and on shutdown ends sessions between commands first and the rest after a grace
 period. The limits count the connections of every worker process: the session registry
@@ -18,6 +22,7 @@ import errno
 import gc
 import logging
 import os
+import queue
 import select
 import socket
 import threading
@@ -51,6 +56,11 @@ M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameter numbers
 # Python's cycle collector runs after every 700 new objects by default: a FETCH of 10,000
 # messages makes tens of thousands of short-lived tuples and spent a tenth of its time there.
 GC_YOUNG_THRESHOLD = 20_000
+# A thread whose session ended waits this long for the next connection, and at most this
+# many wait at once; past that they end. Enough for a burst of new connections per
+# message; an idle thread costs only its touched stack pages.
+IDLE_THREAD_SECONDS = 30.0
+IDLE_THREADS = 64
 
 
 def tune_runtime() -> None:
@@ -128,6 +138,8 @@ class ConnectionServer:
         self._held = 0                             # connections this process holds (admitted or being admitted)
         self._held_per_ip: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
+        self._idle_threads = 0                     # session threads waiting in _next_connection (under _lock)
+        self._handoff: queue.SimpleQueue = queue.SimpleQueue()  # accepted connections for them; None: end
         self._stopping = False
         # Made by start(), written once by stop() and never read: readable from then on, it
         # wakes every TLS session waiting for a command (Connection.wait_for_client).
@@ -194,16 +206,49 @@ class ConnectionServer:
                 return
             ip = plain_ip(address[0])
             limit = None if self.exempt_from_ip_limit(ip) else self.max_per_ip
-            # This process alone at a limit: refused here, without a thread or a shared write.
+            # This process alone at a limit: refused here, without a thread or the shared slots.
             if not self._hold(ip, limit):
                 self._refuse(client, listener)
                 continue
+            accepted = (listener, client, ip, address[1], limit)
+            with self._lock:
+                waiting = self._idle_threads > 0
+                if waiting:
+                    self._idle_threads -= 1
+                    self._handoff.put(accepted)
+            if waiting:
+                continue
             try:
-                threading.Thread(target=self._serve, args=(listener, client, ip, address[1], limit),
-                                 name=f"{listener.name}-new", daemon=True).start()
+                threading.Thread(target=self._session_thread, args=(accepted,), name=f"{listener.name}-new",
+                                 daemon=True).start()
             except RuntimeError:  # cannot start a thread: treat as too busy
                 self._let_go(ip)
                 self._refuse(client, listener)
+
+    def _session_thread(self, accepted: tuple | None) -> None:
+        """Serve one connection, then the next ones the accept threads hand over, until
+        none comes for IDLE_THREAD_SECONDS (or IDLE_THREADS others already wait)."""
+        while accepted is not None:
+            self._serve(*accepted)
+            accepted = self._next_connection()
+
+    def _next_connection(self) -> tuple | None:
+        with self._lock:
+            if self._stopping or self._idle_threads >= IDLE_THREADS:
+                return None
+            self._idle_threads += 1
+        threading.current_thread().name = "session-idle"
+        try:
+            return self._handoff.get(timeout=IDLE_THREAD_SECONDS)
+        except queue.Empty:
+            with self._lock:
+                # An accept thread may have counted on us just as the wait ran out: it has
+                # then put the connection in already, and taken us off the count.
+                try:
+                    return self._handoff.get_nowait()
+                except queue.Empty:
+                    self._idle_threads -= 1
+                    return None
 
     def _hold(self, ip: str, limit: int | None) -> bool:
         """Count a connection in this process if its own connections leave room for it."""
@@ -317,6 +362,10 @@ class ConnectionServer:
                     pass
         for thread in self._threads:
             thread.join(1.0)
+        with self._lock:  # the accept threads have ended: nothing is handed over any more
+            idle, self._idle_threads = self._idle_threads, 0
+        for _ in range(idle):
+            self._handoff.put(None)
         for listener in self.listeners:
             for sock in listener.sockets:
                 sock.close()

@@ -3,10 +3,11 @@
 A server may be several worker processes, so the registry has two halves. This
 process's sessions live here, in memory, with their connections (to read their
 figures and to disconnect them). What must hold for the server as a whole is kept in a
-*shared* table that every process reaches (the store's ``runtime.Runtime``, passed in:
-``net`` imports nothing of ours): one row per admitted connection, taken in the same
-atomic step that checks the server-wide connection limits, whose id is the session id.
-A sync thread publishes what this process's sessions are doing a few times a second,
+*shared* state that every process reaches (the store's ``runtime.Runtime``, passed in:
+``net`` imports nothing of ours): a connection slot per admitted connection, taken in the
+same atomic step that checks the server-wide connection limits, whose id is the session
+id; and a table of what each session is doing. A sync thread publishes what this
+process's sessions are doing a few times a second (and drops the rows of those that ended),
 acts on the admin's requests to disconnect one of them (written by whichever process
 serves the admin), and tells observers of the other processes' sessions opening,
 working and closing.
@@ -71,8 +72,8 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._sessions: dict[int, tuple[SessionInfo, object]] = {}
         self._published: dict[int, tuple] = {}  # session id -> its figures as last published
+        self._ended: list[int] = []            # published sessions that ended since: their rows go next sync
         self._listeners: list[Callable[[str, SessionInfo], None]] = []
-        self._server_total = 0            # sessions open server-wide, as last seen
         self._stop = threading.Event()
         self._sync: threading.Thread | None = None
 
@@ -85,13 +86,12 @@ class SessionRegistry:
         session_id = self.shared.open_session(peer_ip, max_total, max_per_ip)
         if session_id is None:
             return None
-        self._server_total += 1
         return SessionInfo(session_id, listener, peer_ip, peer_port, local_port)
 
     @property
     def server_total(self) -> int:
-        """Connections open in every process: counted within SYNC_SECONDS, plus this process's since."""
-        return self._server_total
+        """Connections open in every process, now."""
+        return self.shared.session_count()
 
     def add(self, info: SessionInfo, conn) -> None:
         with self._lock:
@@ -104,8 +104,8 @@ class SessionRegistry:
         """The session ended (or was never started): free its slot."""
         with self._lock:
             self._sessions.pop(info.id, None)
-            self._published.pop(info.id, None)
-        self._server_total = max(0, self._server_total - 1)
+            if self._published.pop(info.id, None) is not None:
+                self._ended.append(info.id)
         try:
             self.shared.close_session(info.id)
         finally:
@@ -206,7 +206,8 @@ class SessionRegistry:
                 log.exception("session registry sync failed")
 
     def sync(self) -> None:
-        """Publish this process's sessions that changed, disconnect those the admin kicked."""
+        """Publish this process's sessions that changed, drop the rows of those that ended,
+        disconnect those the admin kicked."""
         changed = []
         with self._lock:
             for session_id, (info, _) in self._sessions.items():
@@ -214,15 +215,20 @@ class SessionRegistry:
                 if self._published.get(session_id) != figures:
                     self._published[session_id] = figures
                     changed.append(info)
-        if changed:
-            self.shared.update_sessions({info.id: _published_fields(info) for info in changed})
+            ended, self._ended = self._ended, []
+        if changed or ended:
+            try:
+                self.shared.update_sessions({info.id: _published_fields(info) for info in changed}, ended)
+            except Exception:
+                with self._lock:  # their rows must still go
+                    self._ended[:0] = ended
+                raise
         for session_id in self.shared.kicks():
             with self._lock:
                 entry = self._sessions.get(session_id)
             if entry:
                 log.info("session %d disconnected by the admin", session_id)
                 entry[1].abort()
-        self._server_total = self.shared.session_count()
 
     def _compare(self, before: dict[int, SessionInfo]) -> dict[int, SessionInfo]:
         """Tell observers how other processes' sessions changed since ``before``."""

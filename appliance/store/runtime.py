@@ -1,19 +1,24 @@
 """The server's runtime state, shared by every process that serves: ``kotakpos-runtime.sqlite``.
 
 What must hold for the server as a whole but is no mail — who is connected (the session
-registry, which is also the connection limits' count), failed logins and blocked
-addresses, which session took a mailbox's ``\\Recent``, the counters since start — lives
-here rather than in one process's memory, so that a server of several worker processes
-behaves like one: an attacker gets no more guesses and no more connections with eight
-workers than with one, and the admin sees and kicks every worker's sessions.
+registry), failed logins and blocked addresses, which session took a mailbox's
+``\\Recent``, the counters since start — lives here rather than in one process's memory,
+so that a server of several worker processes behaves like one: an attacker gets no more
+guesses and no more connections with eight workers than with one, and the admin sees and
+kicks every worker's sessions.
 
-Why a second SQLite file and not the store: these facts are ephemeral and frequent (two
-writes per connection, one per failed login) and worthless after a restart. Through the
-store's group commit each would wait for an fsync (about 2 ms on an SSD, far more on an
-SD card); here the database runs with ``synchronous=OFF`` in WAL mode, so a write is a
-few tens of microseconds and never touches the disk's flush. A crash may lose the file's
-last writes, which is harmless: the server empties it at every start (``reset``). SQLite's
-write lock makes each check-and-take atomic across processes without any other locking.
+The connection slots that the limits count (and that give each session its id) are in a
+shared mapping beside this file instead (``store.slots``): a connection takes and frees one
+without an SQLite statement; what its session is doing is published here in bulk, a few
+times a second, by each process's registry.
+
+Why a second SQLite file and not the store: these facts are ephemeral and frequent (the
+sessions' descriptions several times a second, a row per failed login) and worthless after
+a restart. Through the store's group commit each would wait for an fsync (about 2 ms on an
+SSD, far more on an SD card); here the database runs with ``synchronous=OFF`` in WAL
+mode, so a write is a few tens of microseconds and never touches the disk's flush. A crash
+may lose the file's last writes, which is harmless: the server empties it at every start
+(``reset``). SQLite's write lock makes each check-and-take atomic across processes.
 Each process records its pid and its start time (``processes``); rows of a process that is
 gone — killed, crashed — are dropped by the next process that looks (``drop_dead``,
 every few seconds), so a dead worker's connection slots are freed.
@@ -33,8 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.store.db import create_private
+from appliance.store.slots import Slots
 
 SUFFIX = "-runtime.sqlite"
+SLOTS_SUFFIX = "-slots"  # the connection slots' mapped table beside the runtime file (``store.slots``)
 POOL = 8             # connections kept open for reuse; a burst beyond it opens (and closes) more
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's write (each holds it for microseconds)
 
@@ -43,14 +50,11 @@ CREATE TABLE IF NOT EXISTS processes(   -- every process that serves, while it l
     pid INTEGER PRIMARY KEY,
     birth TEXT NOT NULL                  -- its start time as the kernel tells it: a reused pid is another process
 );
-CREATE TABLE IF NOT EXISTS sessions(    -- one row per admitted connection: the registry and the limits' count
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the session id, unique server-wide (never reused until reset)
+CREATE TABLE IF NOT EXISTS sessions(    -- what each connection's session is doing, as its process last published it
+    id INTEGER PRIMARY KEY,              -- the session id: its connection slot's (``store.slots``)
     pid INTEGER NOT NULL,                -- the process serving it
-    peer_ip TEXT NOT NULL,
-    info TEXT                            -- SessionInfo as JSON, published by its process (``update_sessions``);
-                                         -- NULL until then (at most registry.SYNC_SECONDS)
+    info TEXT NOT NULL                   -- SessionInfo as JSON (``update_sessions``, every registry.SYNC_SECONDS)
 );
-CREATE INDEX IF NOT EXISTS sessions_by_ip ON sessions(peer_ip);
 CREATE TABLE IF NOT EXISTS kicks(       -- the admin asked the owning process to disconnect a session
     session_id INTEGER PRIMARY KEY,
     pid INTEGER NOT NULL
@@ -104,7 +108,7 @@ def reset(store_path: Path | str) -> None:
     """Empty the runtime state beside this store: only the process that starts the server
     calls it (it holds the data-folder lock, so nothing else serves from the folder)."""
     path = path_beside(store_path)
-    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-lock"):
+    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-lock", path.name + SLOTS_SUFFIX):
         path.with_name(name).unlink(missing_ok=True)
     # Made here, before any worker starts: workers that all made a new file at once would race
     # to switch it to WAL, and SQLite answers the loser "database is locked" without waiting.
@@ -158,6 +162,7 @@ class Runtime:
         self._writer = self._connect()
         self._write_lock = threading.Lock()
         self._lock_fd = os.open(create_private(self.path.with_name(self.path.name + "-lock")), os.O_RDWR)
+        self._slots = Slots(self.path.with_name(self.path.name + SLOTS_SUFFIX))
         with self._write_lock:
             self._writer.executescript(_SCHEMA)
         self.register()
@@ -218,6 +223,7 @@ class Runtime:
         with self._write_lock:
             self._writer.close()
         os.close(self._lock_fd)
+        self._slots.close()
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -230,11 +236,14 @@ class Runtime:
             if row is not None and row[0] != birth:
                 self._forget(conn, self.pid)  # a dead process that had our pid
             conn.execute("INSERT OR REPLACE INTO processes(pid, birth) VALUES (?, ?)", (self.pid, birth))
+        if row is not None and row[0] != birth:
+            self._slots.forget(self.pid)
 
     def unregister(self) -> None:
         """This process stops serving: free its rows (its counters stay in the sum)."""
         with self._write() as conn:
             self._forget(conn, self.pid)
+        self._slots.forget(self.pid)
 
     def drop_dead(self) -> list[int]:
         """Free the rows of every recorded process that no longer runs; returns their pids."""
@@ -249,9 +258,11 @@ class Runtime:
         """Free what process ``pid`` held (a supervisor calls it when it reaps a worker)."""
         with self._write() as conn:
             self._forget(conn, pid)
+        self._slots.forget(pid)
 
     @staticmethod
     def _forget(conn: sqlite3.Connection, pid: int) -> None:
+        """Drop the process's rows; its connection slots are freed by the caller (``Slots.forget``)."""
         conn.execute("DELETE FROM processes WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM sessions WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM kicks WHERE pid = ?", (pid,))
@@ -275,53 +286,48 @@ class Runtime:
 
         ``max_per_ip`` None: this address is exempt from the per-address limit. Returns the
         new session's id, or None when a limit is reached. ``update_sessions`` publishes
-        what the session is and does, later and in bulk: the slot alone is the one write
-        a connection must wait for.
+        what the session is and does, later and in bulk: the slot alone is what a
+        connection must wait for (``store.slots``).
         """
-        with self._write(transaction=False) as conn:
-            # one statement, so one round through SQLite (and the GIL) per connection; the
-            # write lock (``_write``) makes its counts and its insert one atomic step
-            cursor = conn.execute(
-                "INSERT INTO sessions(pid, peer_ip)"
-                " SELECT ?1, ?2 WHERE (SELECT count(*) FROM sessions) < ?3"
-                " AND (?4 IS NULL OR (SELECT count(*) FROM sessions WHERE peer_ip = ?2) < ?4)",
-                (self.pid, peer_ip, max_total, max_per_ip))
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+        return self._slots.take(self.pid, peer_ip, max_total, max_per_ip)
 
     def close_session(self, session_id: int) -> None:
-        """Free the session's slot."""
-        with self._write(transaction=False) as conn:
-            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        """Free the session's slot (its published row goes with the next ``update_sessions``)."""
+        self._slots.free(session_id)
 
-    def update_sessions(self, described: dict[int, dict]) -> None:
+    def update_sessions(self, described: dict[int, dict], ended: list[int] = ()) -> None:
         """Publish what this process's sessions are doing now (for other processes' admin):
-        session id -> its description (``net.registry.SessionInfo``'s fields, JSON-friendly)."""
-        rows = [(json.dumps(fields, separators=(",", ":")), session_id, self.pid)
+        session id -> its description (``net.registry.SessionInfo``'s fields, JSON-friendly);
+        and drop the rows of those of its sessions that ``ended``."""
+        rows = [(session_id, self.pid, json.dumps(fields, separators=(",", ":")))
                 for session_id, fields in described.items()]
         with self._write() as conn:
-            conn.executemany("UPDATE sessions SET info = ? WHERE id = ? AND pid = ?", rows)
+            conn.executemany("DELETE FROM sessions WHERE id = ? AND pid = ?", [(sid, self.pid) for sid in ended])
+            conn.executemany("INSERT OR REPLACE INTO sessions(id, pid, info) VALUES (?, ?, ?)", rows)
 
     def session_count(self) -> int:
-        """Sessions open server-wide."""
-        with self._connection() as conn:
-            return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+        """Sessions open server-wide, now: a read of the slots' mapping, no lock."""
+        return self._slots.count()
 
     def sessions(self, other_than: int | None = None) -> list[dict]:
         """Every open session as last published (not those admitted a moment ago and not yet
         published), but those of process ``other_than``: each description with its ``id`` and ``pid``."""
         with self._connection() as conn:
-            rows = conn.execute("SELECT id, pid, info FROM sessions WHERE pid IS NOT ? AND info IS NOT NULL ORDER BY id",
+            rows = conn.execute("SELECT id, pid, info FROM sessions WHERE pid IS NOT ? ORDER BY id",
                                 (other_than,)).fetchall()
-        return [{**json.loads(info), "id": session_id, "pid": pid} for session_id, pid, info in rows]
+        # a row outlives its session until the owner's next sync: the slots say which still are
+        taken = self._slots.taken()
+        return [{**json.loads(info), "id": session_id, "pid": pid} for session_id, pid, info in rows
+                if session_id in taken]
 
     def request_kick(self, session_id: int) -> int | None:
         """Ask the process serving the session to disconnect it; returns that pid, None if no such session."""
+        pid = self._slots.owner(session_id)
+        if pid is None:
+            return None
         with self._write() as conn:
-            row = conn.execute("SELECT pid FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            if row is None:
-                return None
-            conn.execute("INSERT OR IGNORE INTO kicks(session_id, pid) VALUES (?, ?)", (session_id, row[0]))
-        return row[0]
+            conn.execute("INSERT OR IGNORE INTO kicks(session_id, pid) VALUES (?, ?)", (session_id, pid))
+        return pid
 
     def kicks(self) -> list[int]:
         """The sessions of this process that the admin asked to disconnect (each told once)."""
@@ -333,8 +339,7 @@ class Runtime:
         return kicked
 
     def session_open(self, session_id: int) -> bool:
-        with self._connection() as conn:
-            return conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+        return self._slots.owner(session_id) is not None
 
     def data_version(self) -> int:
         """Moves when another connection committed: a cheap "has anything changed?"."""

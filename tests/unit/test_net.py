@@ -46,11 +46,11 @@ class Echo:
 def echo_server(_certificate, tmp_path):
     made = []
 
-    def make(max_connections=100, max_per_ip=100, exempt=lambda ip: False):
+    def make(max_connections=100, max_per_ip=100, exempt=lambda ip: False, session_class=Echo):
         registry = SessionRegistry(Runtime(tmp_path / f"echo{len(made)}.sqlite"))
         tls = TlsContexts(*_certificate)
         server = ConnectionServer(None, registry, tls.current, max_connections, max_per_ip, exempt)
-        server.add("echo", ["127.0.0.1"], 0, Echo, implicit_tls=False)
+        server.add("echo", ["127.0.0.1"], 0, session_class, implicit_tls=False)
         server.start()
         made.append(server)
         return server, registry
@@ -176,3 +176,32 @@ def test_doorbells_wake_the_other_workers_and_answer_the_admin(tmp_path):
         bells[0].close()
         if (tmp_path / "1.sock").exists():
             bells[1].close()
+
+
+def test_a_session_thread_serves_the_next_connections_and_stop_ends_those_waiting(echo_server):
+    served_by = []
+
+    class Recorded(Echo):
+        def run(self):
+            served_by.append(threading.current_thread())  # not its ident: a new thread may get an old one's
+            super().run()
+
+    def waiting():
+        return [t for t in threading.enumerate() if t.name == "session-idle"]
+
+    server, registry = echo_server(session_class=Recorded)
+    for _ in range(3):  # one after the other, as an MTA sends: a new connection per message
+        sock, reader = connect(server)
+        sock.sendall(b"hi\r\n")
+        assert reader.readline() == b"OK hi\r\n"
+        reader.close()
+        sock.close()
+        deadline = time.time() + 5
+        while not (registry.count() == 0 and waiting()) and time.time() < deadline:
+            time.sleep(0.02)
+    assert len(served_by) == 3 and len(set(served_by)) == 1
+    server.stop(1.0)
+    deadline = time.time() + 5
+    while waiting() and time.time() < deadline:
+        time.sleep(0.02)
+    assert waiting() == []

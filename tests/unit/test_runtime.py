@@ -81,6 +81,27 @@ def test_the_total_limit_holds_across_processes(store_path):
     assert runtime.session_count() == 2
 
 
+def test_the_slots_grow_past_their_first_entries_and_every_process_counts_them(store_path):
+    runtime = Runtime(store_path)
+    mine = runtime.open_session("203.0.113.9", 1000, 100)
+
+    def fill():
+        child = Runtime(store_path)
+        return [child.open_session("198.51.100.7", 1000, 100) for _ in range(101)]
+
+    ids, pid = _in_child(fill)  # more than the file first holds: the child grows it
+    assert None not in ids[:100] and ids[100] is None  # the address's share is full at 100
+    assert len(set(ids[:100]) | {mine}) == 101
+    assert runtime.session_count() == 101
+    assert runtime.open_session("198.51.100.7", 1000, 100) is None  # this process sees the grown table
+    assert runtime.open_session("198.51.100.7", 102, None) is not None  # exempt, but counted in the total
+    assert runtime.open_session("203.0.113.9", 102, None) is None
+    runtime.close_session(mine)
+    assert runtime.drop_dead() == [pid]
+    assert runtime.session_count() == 1
+    assert runtime.open_session("198.51.100.7", 1000, 2) is not None
+
+
 def test_each_uid_is_claimed_once_however_many_processes_ask(store_path):
     Runtime(store_path)
 
