@@ -101,7 +101,7 @@ def _numbered(verb: str, token: bytes) -> Command | InvalidCommand:
     number = _digits(token)
     if number is None:
         return InvalidCommand(verb, replies.ERR_BAD_NUMBER)
-    return Command(verb, number)  # positional: a keyword costs a little more, once per message
+    return Command(verb, number=number)
 
 
 def _digits(token: bytes) -> int | None:

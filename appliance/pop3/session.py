@@ -161,27 +161,23 @@ class Pop3Session:
         # A silent client that has not logged in only holds a connection slot: it gets
         # limits.idle_timeout_unauthenticated (slowloris). RFC 1939 §3's autologout timer
         # of at least 10 minutes applies from login on (see _login).
-        conn = self.conn
-        conn.timeout = self.ctx.config.limits.idle_timeout_unauthenticated
-        conn.info.state = self.state.value
+        self.conn.timeout = self.ctx.config.limits.idle_timeout_unauthenticated
+        self.conn.info.state = self.state.value
         self._send(replies.greeting(self.ctx.hostname))
         self._flush()
-        # Names bound once: this loop runs once per command, and a maildrop read in full is
-        # a command per message.
-        update, max_errors = State.UPDATE, self.config.max_errors
         try:
-            while self.state is not update:
+            while self.state is not State.UPDATE:
                 try:
-                    line = conn.read_command_line(LINE_LIMIT)
+                    line = self.conn.read_command_line(LINE_LIMIT)
                 except LineTooLong:
                     self._fail(CommandSyntaxError(replies.ERR_LINE_TOO_LONG))
                 else:
                     self._dispatch(line)
-                if self.errors >= max_errors:
+                if self.errors >= self.config.max_errors:
                     self._send(replies.ERR_TOO_MANY_ERRORS)
                     break
                 # Pipelining (RFC 2449 §6.6): answer a batch in one write.
-                if self.unflushed > FLUSH_THRESHOLD or not conn.has_buffered_line():
+                if self.unflushed > FLUSH_THRESHOLD or not self.conn.has_buffered_line():
                     self._flush()
         except IdleTimeout:
             self._send(replies.ERR_IDLE_TIMEOUT)
