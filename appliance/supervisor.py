@@ -75,6 +75,22 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def pin_to_one_cpu(index: int) -> None:
+    """Keep this process on the ``index``-th CPU it may run on (counting round), with every
+    thread it starts from here on: Linux gives a new thread its creator's CPU mask.
+
+    One interpreter runs one thread at a time, so spreading a worker's threads over CPUs buys
+    nothing, while every hand-over of the interpreter lock, the store writer's answer or a
+    client's bytes to a thread asleep on another CPU costs a cross-CPU wake-up. Measured
+    in bench/README.md ("One CPU per worker").
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+    except (AttributeError, OSError):  # not Linux, or a CPU mask the system will not change: run unpinned
+        pass
+
+
 PR_SET_PDEATHSIG = 1  # Linux prctl(2)
 
 
@@ -260,6 +276,8 @@ class Supervisor:
                     os.close(other.ready_fd)
             # Closing this copy keeps the supervisor's lock: a flock belongs to the open file.
             self._lock_handle.close()
+            if self.config.server.pin_workers:
+                pin_to_one_cpu(slot.index)
             role = WorkerRole(slot.index, self.count, self.sockets, ready_write, slot.restarts, supervisor,
                               self.started, slot.last_exit, quiet_once_serving=self.tui is not None)
             server = Server(self.data_dir, self.config, self.reread_config, worker=role)

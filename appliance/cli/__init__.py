@@ -27,7 +27,7 @@ from appliance.net import BindError
 from appliance.server import (ADMIN_SOCKET, DataFolderInUse, Server, folder_in_use, keep_files_private, load_config,
                               open_store, resolve_paths, setup_logging)
 from appliance.store import DB_NAME, backup_database
-from appliance.supervisor import StartFailed, Supervisor, worker_count
+from appliance.supervisor import StartFailed, Supervisor, pin_to_one_cpu, worker_count
 from appliance.admin.sizes import parse_size
 from appliance.tui.models import WorkerLoad, duration, size, worker_cells
 
@@ -178,6 +178,8 @@ def serve(paths, listen, port_offset, tui):
         if status:
             raise click.ClickException("the terminal UI failed (see above); the server has stopped")
         return
+    if config.server.pin_workers:
+        pin_to_one_cpu(0)  # before the server starts a thread: they all stay on that CPU
     server = Server(paths.data_dir, config, reread_config=read_config)
     if not tui:
         server.install_signal_handlers()

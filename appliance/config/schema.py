@@ -33,6 +33,7 @@ class ServerSection:
     max_connections: int = setting(2000, "Connections served at once across all listeners; past it a new client gets its protocol's 'too busy' reply.")
     max_connections_per_ip: int = setting(50, "Connections at once from one address (the trusted networks of [auth] are exempt).")
     workers: int = setting(0, "Worker processes that serve every port, each with its own threads, so the server uses more than one core. 0 means one per CPU; 1 is a single process. With more than one, `kotakpos serve` is a supervisor: it binds the ports, starts the workers and restarts one that dies; they share the store and hear each other's changes at once. Takes a restart.")
+    pin_workers: bool = setting(True, "Keep each worker process, with every thread it starts, on one CPU: worker k on the k-th CPU the server may use (a single process on the first). Python runs one thread of a process at a time, so a process spread over several CPUs gains nothing and pays for waking its threads across CPUs at every hand-over. Turn it off when other busy programs on the box need the CPUs the workers hold. Takes a restart.")
     shutdown_grace: float = setting(10.0, "Seconds that transactions in flight may take to finish when the server is asked to stop.")
     log_file: str = setting("", "Also write the log to this file (relative to the data folder); \"\" logs to stderr only.")
     log_level: str = setting("info", "How much the log says: debug, info, warning or error.", choices=("debug", "info", "warning", "error"))

@@ -494,6 +494,43 @@ def test_the_default_is_a_worker_per_cpu(tmp_path):
         assert proc.terminate() == 0
 
 
+def cpus_of_every_thread(pid: int) -> set[frozenset[int]]:
+    """The CPU mask of each of the process's threads, as the kernel lists them."""
+    masks = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            masks.add(frozenset(os.sched_getaffinity(int(task))))
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return masks
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux's CPU masks")
+def test_each_worker_and_every_thread_it_starts_keeps_to_a_cpu_of_its_own(served):
+    # A session thread is started for the client, after the worker pinned itself.
+    with smtplib.SMTP("127.0.0.1", served.port("smtp"), timeout=10) as smtp:
+        smtp.ehlo()
+        cpus = sorted(os.sched_getaffinity(0))
+        masks = [cpus_of_every_thread(pid) for pid in worker_pids(served)]
+    assert all(len(mask) == 1 for mask in masks), masks
+    assert {next(iter(mask)) for mask in masks} == {frozenset({cpus[0]}), frozenset({cpus[1 % len(cpus)]})}
+    assert cpus_of_every_thread(served.proc.pid) == {frozenset(cpus)}  # the supervisor stays free
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux's CPU masks")
+@pytest.mark.parametrize("pinned", [True, False])
+def test_a_single_process_keeps_to_one_cpu_unless_told_not_to(tmp_path, pinned):
+    data = tmp_path / "data"
+    prepare(data, NO_DNS_CONFIG + f"[server]\nworkers = 1\npin_workers = {str(pinned).lower()}\n")
+    proc = ServeProcess(data)
+    try:
+        proc.wait_ready()
+        cpus = sorted(os.sched_getaffinity(0))
+        assert cpus_of_every_thread(proc.proc.pid) == {frozenset(cpus[:1] if pinned else cpus)}
+    finally:
+        assert proc.terminate() == 0
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ,
                     reason="a glibc tunable, set by the server itself")
 def test_every_process_runs_without_the_per_thread_malloc_cache(served):
