@@ -61,11 +61,13 @@ consistent, after a power loss:
   files of their own, with their own WALs.
 - A SIGKILL loses nothing at any point: what a process wrote is in the kernel's page cache.
 
-What changes: another process's readers see a commit from its COMMIT on, up to one
-``fdatasync`` before it is on disk, so after a power loss in that moment a session may have
-shown a change that no client was acknowledged for, and that is gone. (SQLite's unix VFS
-assumes writes of one sector do not disturb its neighbours, "powersafe overwrite", as
-SQLite itself does at ``NORMAL``; it pads nothing at ``FULL`` on Linux either.)
+What changes: readers, of this process and the others, see a commit from its COMMIT on, up
+to one ``fdatasync`` before it is on disk; after a power loss in that moment a session may
+have shown a change that is gone, though no client was acknowledged for it. Synced frames are
+never written again, but the next commit's frames may share a disk sector with the last of
+them: like SQLite at every level on Linux (its unix VFS assumes "powersafe overwrite" and pads
+nothing), this trusts the disk not to damage a sector's old bytes when writing new ones. A
+file SQLite cannot put in WAL mode keeps SQLite's own FULL commits.
 
 The store's database also keeps a change journal (``journal``): each batch with events
 writes them in its own transaction, and the writer thread publishes the events other
@@ -246,8 +248,12 @@ class Database:
         self.synchronous = synchronous
         self._publish = publish
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer_conn = connect(self.path, "NORMAL")
-        self._wal = _Wal(self.path) if synchronous == "FULL" else None
+        self._writer_conn = connect(self.path, synchronous)
+        self._wal: _Wal | None = None
+        wal_mode = self._writer_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        if synchronous == "FULL" and wal_mode:  # else SQLite's own FULL commits (no WAL to sync)
+            self._writer_conn.execute("PRAGMA synchronous=NORMAL")
+            self._wal = _Wal(self.path)
         # Opened by this object, never inherited: an flock held through a descriptor that a
         # fork() shares would not keep the other process out.
         self._lock_fd, self._head = _open_lock_file(self.path)
