@@ -385,10 +385,13 @@ class Database:
             self._wal.sync()
         except OSError as e:
             log.error("could not sync %s: %s", self._wal.path, e)
+            # Committed all the same, and readers see it: this process's caches must hear of it.
+            events = [ev for job in batch if job.error is None for ev in job.events]
+            if events:
+                self._publish(events)
             for job in batch:
                 if job.error is None:
                     job.error = e
-                    job.events = []
 
     def _take_waiting(self, batch: list[_Job]) -> None:
         """Add the jobs waiting now to ``batch``, up to ``max_batch``; leave a stop request queued."""

@@ -98,7 +98,9 @@ def test_another_process_commits_while_this_one_syncs(database, monkeypatch):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_a_sync_the_disk_refuses_fails_its_callers_and_the_writer_goes_on(database, monkeypatch):
+def test_a_sync_the_disk_refuses_fails_its_callers_and_the_writer_goes_on(tmp_path, monkeypatch):
+    published = []
+    database = Database(tmp_path / "t.sqlite", publish=published.extend)
     real = os.fdatasync
     failures = [OSError(errno.EIO, "Input/output error")]
 
@@ -107,12 +109,24 @@ def test_a_sync_the_disk_refuses_fails_its_callers_and_the_writer_goes_on(databa
             raise failures.pop()
         real(fd)
 
-    monkeypatch.setattr(dbmod.os, "fdatasync", failing_once)
-    with pytest.raises(OSError) as refused:
-        database.write(lambda tx: tx.execute("INSERT INTO t VALUES ('maybe')"))
-    assert refused.value.errno == errno.EIO
-    database.write(lambda tx: tx.execute("INSERT INTO t VALUES ('next')"))
-    assert rows(database)[-1] == "next"
+    def insert(value):
+        def job(tx):
+            tx.execute("INSERT INTO t VALUES (?)", (value,))
+            tx.emit(value)
+        return job
+
+    try:
+        database.write(lambda tx: tx.execute("CREATE TABLE t (v TEXT)"))
+        monkeypatch.setattr(dbmod.os, "fdatasync", failing_once)
+        with pytest.raises(OSError) as refused:
+            database.write(insert("maybe"))
+        assert refused.value.errno == errno.EIO
+        # committed, so readers see it: the process's listeners (its caches) hear of it too
+        assert rows(database) == ["maybe"] and published == ["maybe"]
+        database.write(insert("next"))
+        assert rows(database) == ["maybe", "next"] and published == ["maybe", "next"]
+    finally:
+        database.close()
 
 
 def test_a_database_that_need_not_be_durable_is_not_synced(tmp_path, monkeypatch):
