@@ -31,7 +31,8 @@ Durability. A durable database (``synchronous="FULL"``, the store) is written wi
 to the ``-wal`` file without an fsync. The writer lets go of the flock, calls ``fdatasync``
 on the ``-wal`` file itself, and only then wakes its callers. The fsync, 0.5-5 ms of disk
 time, so no longer sits inside the turn the processes take one at a time: the next process
-writes its batch meanwhile. Why every acknowledged write is still on disk, and the file
+writes its batch meanwhile. (SQLite's own syncs stay in the turn: an automatic checkpoint's,
+about every 1,000 pages of WAL, and the WAL header's when a commit starts the file anew.) Why every acknowledged write is still on disk, and the file
 consistent, after a power loss:
 
 - A WAL frame carries a checksum over itself and every frame before it, and the salts of the
