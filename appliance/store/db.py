@@ -2,11 +2,11 @@
 
 Every write is a function ``job(tx)`` handed to the writer thread. The writer takes every
 job waiting at that moment, runs each inside its own SAVEPOINT (so one failing job does
-not undo its neighbours), commits once with ``synchronous=FULL`` and only then wakes the
-callers and publishes their change events (when more jobs wait, it first writes the
-next batch, then wakes the callers of this one: their work then overlaps the next fsync
-rather than the writer's statements). Many concurrent deliveries therefore share one
-fsync, and a caller that gets a result knows its write is on disk.
+not undo its neighbours), commits once, syncs the WAL file (see "Durability" below) and
+only then wakes the callers and publishes their change events (when more jobs wait, it
+first writes the next batch, then wakes the callers of this one: their work then overlaps
+the next batch rather than the writer's statements). Many concurrent deliveries therefore
+share one fsync, and a caller that gets a result knows its write is on disk.
 
 A job may also be one item of a *group* (``write_grouped``): neighbouring items of the
 same group function in a batch are handed to it together, so a burst of deliveries costs
@@ -25,6 +25,50 @@ taken would wait in SQLite's busy handler, which sleeps 1, 2, 5, 10, ... ms betw
 far longer than a batch holds the lock; the kernel wakes an flock waiter the moment the lock
 is free. While it waits, more jobs queue up and go into the same commit. SQLite's busy
 timeout still covers a writer that takes no flock (the sqlite3 shell).
+
+Durability. A durable database (``synchronous="FULL"``, the store) is written with
+``PRAGMA synchronous=NORMAL``: in WAL mode the COMMIT then appends the transaction's frames
+to the ``-wal`` file without an fsync. The writer lets go of the flock, calls ``fdatasync``
+on the ``-wal`` file itself, and only then wakes its callers. The fsync, 0.5-5 ms of disk
+time, so no longer sits inside the turn the processes take one at a time: the next process
+writes its batch meanwhile. (SQLite's own syncs stay in the turn: an automatic checkpoint's,
+about every 1,000 pages of WAL, and the WAL header's when a commit starts the file anew.) Why every acknowledged write is still on disk, and the file
+consistent, after a power loss:
+
+- A WAL frame carries a checksum over itself and every frame before it, and the salts of the
+  WAL header; recovery reads frames from the start and keeps the transactions up to the last
+  commit frame before the first frame that does not check out. A torn or unsynced tail
+  (another process's newer commit) is dropped; our frames and everything before them, in the
+  file when our ``fdatasync`` ran, are kept. So once it returns, our commit and every commit
+  before it are durable: a caller of a later commit never depends on an earlier one that is
+  not, whichever process made it.
+- A checkpoint, which any writer may run after its COMMIT, syncs the WAL before it copies
+  frames into the database file and the database file after, at ``NORMAL`` as at ``FULL``.
+  One that ran between our COMMIT and our ``fdatasync`` has made our transaction durable
+  either way: in the WAL, or in the database file.
+- The next writer restarts the WAL from its start (new salts, frames overwritten) only after
+  a checkpoint copied every frame, ours too, into the database file and synced it; SQLite
+  syncs the new WAL header before reusing the file. Our ``fdatasync`` may then sync frames of
+  another transaction: harmless.
+- The ``-wal`` file is deleted only by the last connection to close, and our writer's
+  connection stays open, so it is one file for the writer's life. The descriptor we sync is
+  still checked against the path before each sync (``_Wal``); a new file is opened, and its
+  folder synced so that its name survives too.
+- Every connection that writes this file syncs its checkpoints: ours and the readers
+  (``NORMAL``/``FULL``), the CLI's, which open it through this class, migrations, backups and
+  the sqlite3 shell (SQLite's default, ``FULL``). A connection with ``synchronous=OFF`` would
+  break this, as it would break ``FULL`` commits: none opens the store. The runtime database
+  (``store/runtime.py``, ``OFF``) and the search index (``NORMAL``, rebuilt if lost) are
+  files of their own, with their own WALs.
+- A SIGKILL loses nothing at any point: what a process wrote is in the kernel's page cache.
+
+What changes: readers, of this process and the others, see a commit from its COMMIT on, up
+to one ``fdatasync`` before it is on disk; after a power loss in that moment a session may
+have shown a change that is gone, though no client was acknowledged for it. Synced frames are
+never written again, but the next commit's frames may share a disk sector with the last of
+them: like SQLite at every level on Linux (its unix VFS assumes "powersafe overwrite" and pads
+nothing), this trusts the disk not to damage a sector's old bytes when writing new ones. A
+file SQLite cannot put in WAL mode keeps SQLite's own FULL commits.
 
 The store's database also keeps a change journal (``journal``): each batch with events
 writes them in its own transaction, and the writer thread publishes the events other
@@ -104,6 +148,37 @@ def _open_lock_file(path: Path) -> tuple[int, mmap.mmap]:
     return fd, mmap.mmap(fd, _HEAD.size)
 
 
+class _Wal:
+    """The database's ``-wal`` file, synced by the writer after its commits (see "Durability")."""
+
+    def __init__(self, db_path: Path):
+        self.path = db_path.with_name(db_path.name + "-wal")
+        self.fd = -1
+        self.identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file ``fd`` is
+
+    def sync(self) -> None:
+        """``fdatasync`` the file now at the path, opening it first if it is not the one held."""
+        now = os.stat(self.path)
+        if (now.st_dev, now.st_ino) != self.identity:
+            self.close()
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            opened = os.fstat(self.fd)
+            self.identity = (opened.st_dev, opened.st_ino)
+            # SQLite syncs the folder of a WAL it made at its first sync, which at NORMAL is
+            # the first checkpoint's: until then the file's name could be lost with its frames.
+            folder = os.open(self.path.parent, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, self.identity = -1, None
+
+
 def connect(path: Path | str, synchronous: str = "FULL", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60,
                            cached_statements=CACHED_STATEMENTS)
@@ -166,13 +241,20 @@ class Database:
 
     def __init__(self, path: Path, publish: Callable[[list], None], max_batch: int = MAX_BATCH,
                  synchronous: str = "FULL", journal: bool = False):
-        """``journal``: keep the change journal (the store's schema has its table)."""
+        """``synchronous="FULL"``: a write returns once it is on disk (module docstring,
+        "Durability"); ``"NORMAL"``: once committed. ``journal``: keep the change journal
+        (the store's schema has its table)."""
         self.path = Path(path)
         self.max_batch = max_batch
         self.synchronous = synchronous
         self._publish = publish
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer_conn = connect(self.path, synchronous)
+        self._wal: _Wal | None = None
+        wal_mode = self._writer_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        if synchronous == "FULL" and wal_mode:  # else SQLite's own FULL commits (no WAL to sync)
+            self._writer_conn.execute("PRAGMA synchronous=NORMAL")
+            self._wal = _Wal(self.path)
         # Opened by this object, never inherited: an flock held through a descriptor that a
         # fork() shares would not keep the other process out.
         self._lock_fd, self._head = _open_lock_file(self.path)
@@ -190,7 +272,7 @@ class Database:
         self._reader_lock = threading.Lock()
         self._all_readers: list[sqlite3.Connection] = []
         self._pinned = threading.local()  # .conn: this thread's reader while a snapshot() block runs
-        self.commits = 0  # how many fsyncing commits the writer made (for benchmarks and tests)
+        self.commits = 0  # how many commits (each with its sync) the writer made (for benchmarks and tests)
         # Called in the writer thread after each commit that wrote a journal row; must not
         # block (a worker rings the other workers: net/doorbell.py).
         self.after_journal_row: Callable[[], None] | None = None
@@ -286,10 +368,31 @@ class Database:
                     _HEAD.pack_into(self._head, 0, self._journal_row[0])
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            # Out of the turn: another process's writer commits while this one syncs.
+            self._sync_wal(batch)
             if self._journal is not None:
                 self._journal_committed(conn, batch)
         self._finish(committed)
         conn.close()
+        if self._wal is not None:
+            self._wal.close()
+
+    def _sync_wal(self, batch: list[_Job]) -> None:
+        """Make the committed batch durable; if the disk refuses, each of its jobs fails with
+        that error (its client tries again: a duplicate rather than a loss)."""
+        if self._wal is None:
+            return
+        try:
+            self._wal.sync()
+        except OSError as e:
+            log.error("could not sync %s: %s", self._wal.path, e)
+            # Committed all the same, and readers see it: this process's caches must hear of it.
+            events = [ev for job in batch if job.error is None for ev in job.events]
+            if events:
+                self._publish(events)
+            for job in batch:
+                if job.error is None:
+                    job.error = e
 
     def _take_waiting(self, batch: list[_Job]) -> None:
         """Add the jobs waiting now to ``batch``, up to ``max_batch``; leave a stop request queued."""
